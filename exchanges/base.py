@@ -1,0 +1,420 @@
+"""The complete exchange-client contract, its data classes and its error taxonomy.
+
+Every method the bot, the risk manager or a strategy calls on a venue is declared here, so no
+caller ever needs ``hasattr`` or ``if exchange == ...``. Venue clients translate their wire
+formats into these types: one status vocabulary, one meaning for every size, Decimal for every
+price and size, and typed errors instead of empty or zero "results" when something failed.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from helpers.clock import Clock
+
+if TYPE_CHECKING:
+    from helpers.trading_config import TradingConfig
+
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary
+# ---------------------------------------------------------------------------------------------
+
+
+class OrderSide(enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> OrderSide:
+        return OrderSide.SELL if self is OrderSide.BUY else OrderSide.BUY
+
+    @property
+    def sign(self) -> int:
+        """+1 for buys, -1 for sells: the sign a fill of this side adds to a position."""
+        return 1 if self is OrderSide.BUY else -1
+
+
+class OrderType(enum.Enum):
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+class OrderStatus(enum.Enum):
+    """The one status vocabulary every venue maps into.
+
+    PENDING means sent but not yet acknowledged (in flight); UNKNOWN means the outcome of a
+    request is ambiguous (timeout, disconnect) and must be reconciled, never assumed.
+    """
+
+    PENDING = "pending"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_active(self) -> bool:
+        """Still resting (or possibly resting) on the venue."""
+        return self in (OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+    @property
+    def is_final(self) -> bool:
+        return self in (
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors (after ccxt's taxonomy)
+# ---------------------------------------------------------------------------------------------
+
+
+class ExchangeError(Exception):
+    """Base of every venue failure. Messages never contain secrets."""
+
+
+class ConfigurationError(ExchangeError):
+    """Missing or invalid keys/settings for the chosen venue."""
+
+
+class MissingDependencyError(ConfigurationError):
+    """The venue's SDK is not installed."""
+
+
+class AuthenticationError(ExchangeError):
+    """The venue refused our credentials or signature."""
+
+
+class NetworkError(ExchangeError):
+    """The request may or may not have reached the venue; retrying may help."""
+
+
+class RequestTimeout(NetworkError):
+    """No answer in time: the outcome is unknown, not failed."""
+
+
+class ExchangeUnavailable(NetworkError):
+    """The venue answered with a server-side error (5xx, maintenance)."""
+
+
+class RateLimitExceeded(NetworkError):
+    """The venue asked us to slow down."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InvalidNonce(ExchangeError):
+    """The signed request carried a stale nonce; resync and retry."""
+
+
+class MalformedMessage(ExchangeError):
+    """The venue sent something we could not parse."""
+
+
+class InvalidOrder(ExchangeError):
+    """The venue (or our own pre-check) refused the order as specified."""
+
+
+class PostOnlyRejected(InvalidOrder):
+    """A post-only order would have taken liquidity."""
+
+
+class OrderBelowMinimum(InvalidOrder):
+    """Size or notional below the venue's minimum."""
+
+
+class InsufficientFunds(InvalidOrder):
+    """Not enough margin or balance for the order."""
+
+
+class SlippageExceeded(InvalidOrder):
+    """A market order could not fill within its slippage bound."""
+
+
+class OrderNotFound(ExchangeError):
+    """The venue does not know the order (already gone, or never arrived)."""
+
+
+class NotSupported(ExchangeError):
+    """The venue does not offer this capability."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Data classes at the boundary
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContractInfo:
+    """A market's identity, precision and limits."""
+
+    ticker: str
+    contract_id: str
+    tick_size: Decimal
+    size_step: Decimal
+    min_size: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+
+
+@dataclass
+class OrderInfo:
+    """A snapshot of one of our orders. ``size`` is always the original size."""
+
+    order_id: str
+    client_order_id: str | None
+    contract_id: str
+    side: OrderSide
+    order_type: OrderType
+    size: Decimal
+    price: Decimal
+    status: OrderStatus
+    filled_size: Decimal = Decimal(0)
+    average_fill_price: Decimal | None = None
+    timestamp: float = 0.0
+
+    @property
+    def remaining_size(self) -> Decimal:
+        return max(Decimal(0), self.size - self.filled_size)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution against one of our orders."""
+
+    order_id: str
+    client_order_id: str | None
+    contract_id: str
+    side: OrderSide
+    price: Decimal
+    size: Decimal
+    fee: Decimal
+    is_maker: bool
+    timestamp: float
+    trade_id: str = ""
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """An order's new state, with the fill that caused it (if one did)."""
+
+    order: OrderInfo
+    fill: Fill | None = None
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """What placing or cancelling an order came to, as far as the venue told us."""
+
+    success: bool
+    order_id: str | None = None
+    client_order_id: str | None = None
+    side: OrderSide | None = None
+    size: Decimal | None = None
+    price: Decimal | None = None
+    status: OrderStatus = OrderStatus.UNKNOWN
+    filled_size: Decimal = Decimal(0)
+    average_fill_price: Decimal | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """A net position. ``size`` is signed: positive long, negative short."""
+
+    contract_id: str
+    size: Decimal
+    entry_price: Decimal
+    unrealized_pnl: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+
+    @property
+    def side(self) -> OrderSide | None:
+        if self.size > 0:
+            return OrderSide.BUY
+        if self.size < 0:
+            return OrderSide.SELL
+        return None
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """Balance, equity and positions at one moment, for the risk manager."""
+
+    balance: Decimal
+    equity: Decimal
+    positions: tuple[Position, ...] = ()
+    realized_pnl: Decimal = Decimal(0)
+    fees_paid: Decimal = Decimal(0)
+    funding_paid: Decimal = Decimal(0)
+    timestamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class FundingRate:
+    """The funding rate per interval (0.0001 = 0.01 % per interval)."""
+
+    contract_id: str
+    rate: Decimal
+    interval_hours: Decimal = Decimal(8)
+    next_funding_time: float | None = None
+
+
+@dataclass(frozen=True)
+class MarketUpdate:
+    """Top of book changed (or a trade printed); enough for a strategy to wake up on."""
+
+    contract_id: str
+    best_bid: Decimal
+    best_ask: Decimal
+    timestamp: float
+    last_trade_price: Decimal | None = None
+
+
+OrderUpdateHandler = Callable[[OrderUpdate], None]
+MarketUpdateHandler = Callable[[MarketUpdate], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# The client contract
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClientOrderIdFactory:
+    """Makes the client ids that mark orders as ours.
+
+    Ids are 14 digits: a 3-digit prefix derived from the bot's identity (exchange, ticker,
+    strategy), 9 digits of millisecond time and a 2-digit counter. A restarted bot recognises its
+    own orders by the prefix and cancels only those; venues that need integer ids below 2**48
+    (Lighter's client order index) can use the digits as they are.
+    """
+
+    prefix: str
+    _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_id(self, timestamp: float) -> str:
+        millis = int(timestamp * 1000) % 10**9
+        return f"{self.prefix}{millis:09d}{next(self._counter) % 100:02d}"
+
+    def is_ours(self, client_order_id: str | None) -> bool:
+        return bool(client_order_id) and str(client_order_id).startswith(self.prefix)
+
+
+class BaseExchangeClient(ABC):
+    """What every venue client does. Methods raise :class:`ExchangeError` subclasses on failure."""
+
+    #: Name used in logs, file names and the factory.
+    name: str = "base"
+
+    def __init__(self, config: TradingConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.client_ids = ClientOrderIdFactory(prefix=config.client_id_prefix)
+        self._order_handlers: list[OrderUpdateHandler] = []
+        self._market_handlers: list[MarketUpdateHandler] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open sessions and streams; raise ConfigurationError/AuthenticationError early."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Close everything; never raises for an already closed connection."""
+
+    # -- market metadata and data ------------------------------------------------------------
+
+    @abstractmethod
+    async def get_contract_info(self, ticker: str) -> ContractInfo:
+        """Resolve a ticker to the venue's contract with its tick, step and minimums."""
+
+    @abstractmethod
+    async def fetch_bbo_prices(self, contract_id: str) -> tuple[Decimal, Decimal]:
+        """Best bid and best ask."""
+
+    @abstractmethod
+    async def get_funding_rate(self, contract_id: str) -> FundingRate:
+        """Current funding rate of the contract."""
+
+    # -- orders ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def place_limit_order(
+        self,
+        contract_id: str,
+        side: OrderSide,
+        quantity: Decimal,
+        price: Decimal,
+        client_order_id: str,
+        post_only: bool = True,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """Rest a limit order (good till cancelled). Post-only crossing raises PostOnlyRejected."""
+
+    @abstractmethod
+    async def place_market_order(
+        self,
+        contract_id: str,
+        side: OrderSide,
+        quantity: Decimal,
+        client_order_id: str,
+        max_slippage_pct: Decimal,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """Take liquidity, filling no worse than ``max_slippage_pct`` percent from the touch."""
+
+    @abstractmethod
+    async def cancel_order(self, contract_id: str, order_id: str) -> OrderResult:
+        """Cancel one order. Raises OrderNotFound if the venue no longer has it."""
+
+    @abstractmethod
+    async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
+        """Read one order back from the venue. Raises OrderNotFound."""
+
+    @abstractmethod
+    async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
+        """Our resting orders on the contract (those carrying our client-id prefix)."""
+
+    # -- positions and account ---------------------------------------------------------------
+
+    @abstractmethod
+    async def get_position(self, contract_id: str) -> Position:
+        """Net position on the contract (size 0 when flat). Failure raises, never returns 0."""
+
+    @abstractmethod
+    async def get_account_snapshot(self) -> AccountSnapshot:
+        """Balance, equity and positions. NotSupported where the venue cannot provide it."""
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def subscribe_order_updates(self, handler: OrderUpdateHandler) -> None:
+        """Deliver every change of our orders (fills included) to ``handler``."""
+        self._order_handlers.append(handler)
+
+    def subscribe_market_updates(self, handler: MarketUpdateHandler) -> None:
+        """Deliver top-of-book changes to ``handler``."""
+        self._market_handlers.append(handler)
+
+    def _emit_order_update(self, update: OrderUpdate) -> None:
+        for handler in self._order_handlers:
+            handler(update)
+
+    def _emit_market_update(self, update: MarketUpdate) -> None:
+        for handler in self._market_handlers:
+            handler(update)

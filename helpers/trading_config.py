@@ -1,0 +1,58 @@
+"""The one configuration object runbot.py builds and every layer reads."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Account-protection thresholds (the seed's defaults), each configurable."""
+
+    enabled: bool = True
+    max_consecutive_failures: int = 15
+    stall_seconds: float = 600.0
+    loss_pct: Decimal = Decimal("10")
+    close_worst_fraction: Decimal = Decimal("0.2")
+    emergency_loss_pct: Decimal = Decimal("15")
+
+
+def default_client_id_prefix(exchange: str, ticker: str, strategy: str) -> str:
+    """A stable 3-digit prefix per (exchange, ticker, strategy), so restarts find their orders."""
+    digest = zlib.crc32(f"{exchange}|{ticker.upper()}|{strategy}".encode())
+    return str(100 + digest % 900)
+
+
+@dataclass
+class TradingConfig:
+    """Everything one bot process needs: which market, which venue, which strategy, how."""
+
+    ticker: str
+    exchange: str
+    strategy: str
+    quantity: Decimal
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    exchange_params: dict[str, Any] = field(default_factory=dict)
+    env_file: Path | None = None
+    log_level: str = "INFO"
+    log_dir: Path = Path("logs")
+    duration: float | None = None
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    cancel_take_profits_on_exit: bool = False
+    max_slippage_pct: Decimal = Decimal("0.5")
+    idle_wait_seconds: float = 1.0
+    client_id_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        self.ticker = self.ticker.upper()
+        if not self.client_id_prefix:
+            self.client_id_prefix = default_client_id_prefix(self.exchange, self.ticker, self.strategy)
+
+    @property
+    def bot_name(self) -> str:
+        """Used in file names, so several bots under tmux never collide."""
+        return f"{self.exchange}_{self.ticker}_{self.strategy}"

@@ -1,0 +1,269 @@
+"""The strategy contract: the "portfolio manager" decides what and when, never how.
+
+A strategy sees market data and order events and answers with a :class:`StrategyResult`; the
+bot carries that out on whatever venue it was given. Strategies declare their parameters with
+types, defaults and checks, so the CLI can parse ``--strategy-params key=value`` (and build its
+named flags) without guessing types from the text.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from exchanges.base import (
+    BaseExchangeClient,
+    ContractInfo,
+    ExchangeError,
+    OrderResult,
+    OrderSide,
+    OrderType,
+    OrderUpdate,
+)
+from helpers.clock import Clock
+
+if TYPE_CHECKING:
+    from helpers.trading_config import TradingConfig
+
+
+class StrategyAction(enum.Enum):
+    NONE = "none"
+    WAIT = "wait"
+    PLACE_ORDERS = "place_orders"
+    CANCEL_ORDERS = "cancel_orders"
+    CLOSE_POSITION = "close_position"
+    STOP = "stop"
+
+
+class OrderRole(enum.Enum):
+    """Why an order exists; decides what shutdown cancels (entries) and leaves (exits)."""
+
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+@dataclass
+class OrderParams:
+    """One order the strategy wants. The bot assigns ``client_order_id`` before sending."""
+
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal | None = None
+    order_type: OrderType = OrderType.LIMIT
+    post_only: bool = True
+    reduce_only: bool = False
+    role: OrderRole = OrderRole.ENTRY
+    max_slippage_pct: Decimal | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    client_order_id: str | None = None
+
+
+@dataclass
+class StrategyResult:
+    action: StrategyAction
+    orders: list[OrderParams] = field(default_factory=list)
+    cancel_order_ids: list[str] = field(default_factory=list)
+    wait_time: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class MarketData:
+    ticker: str
+    contract_id: str
+    best_bid: Decimal
+    best_ask: Decimal
+    timestamp: float
+
+    @property
+    def mid_price(self) -> Decimal:
+        return (self.best_bid + self.best_ask) / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed parameters
+# ---------------------------------------------------------------------------------------------
+
+
+class ParameterError(ValueError):
+    """A strategy parameter was missing, unknown or out of range."""
+
+
+def parse_decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise ParameterError(f"expected a number, got {text!r}") from None
+    if not value.is_finite():
+        raise ParameterError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ParameterError(f"expected an integer, got {text!r}") from None
+
+
+def parse_float(text: str) -> float:
+    value = parse_decimal(text)
+    return float(value)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ParameterError(f"expected true/false, got {text!r}")
+
+
+def parse_side(text: str) -> OrderSide:
+    try:
+        return OrderSide(str(text).strip().lower())
+    except ValueError:
+        raise ParameterError(f"expected buy or sell, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One strategy parameter: its name, parser, default, check and help text (with units)."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any = None
+    help: str = ""
+    required: bool = False
+    check: Callable[[Any], str | None] | None = None
+    is_flag: bool = False
+
+    def convert(self, raw: Any) -> Any:
+        value = raw if not isinstance(raw, str) else self.parse(raw)
+        if self.check is not None and value is not None:
+            problem = self.check(value)
+            if problem:
+                raise ParameterError(problem)
+        return value
+
+
+def at_least(minimum: Any) -> Callable[[Any], str | None]:
+    return lambda value: None if value >= minimum else f"must be >= {minimum}"
+
+
+def greater_than(minimum: Any) -> Callable[[Any], str | None]:
+    return lambda value: None if value > minimum else f"must be > {minimum}"
+
+
+def between(low: Any, high: Any) -> Callable[[Any], str | None]:
+    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
+
+
+def resolve_parameters(specs: tuple[ParameterSpec, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """Apply defaults, parse strings, run checks; raise ParameterError naming the parameter."""
+    known = {spec.name: spec for spec in specs}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ParameterError(f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    resolved: dict[str, Any] = {}
+    for spec in specs:
+        if spec.name in given and given[spec.name] is not None:
+            try:
+                resolved[spec.name] = spec.convert(given[spec.name])
+            except ParameterError as exc:
+                raise ParameterError(f"{spec.name}: {exc}") from None
+        elif spec.required:
+            raise ParameterError(f"{spec.name}: required by this strategy")
+        else:
+            resolved[spec.name] = spec.default
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------------
+# The strategy base class
+# ---------------------------------------------------------------------------------------------
+
+
+class BaseStrategy(ABC):
+    """Interface every strategy implements; the bot calls nothing else."""
+
+    #: Declared parameters; the CLI builds flags and parses ``--strategy-params`` from these.
+    PARAMETERS: ClassVar[tuple[ParameterSpec, ...]] = ()
+
+    def __init__(self, config: TradingConfig, exchange_client: BaseExchangeClient, clock: Clock) -> None:
+        self.config = config
+        self.exchange_client = exchange_client
+        self.clock = clock
+        self.params = resolve_parameters(self.PARAMETERS, config.strategy_params)
+        self.contract: ContractInfo | None = None
+
+    # -- identity and parameters ---------------------------------------------------------------
+
+    @abstractmethod
+    def get_strategy_name(self) -> str:
+        """Registry name of the strategy."""
+
+    def get_required_parameters(self) -> list[str]:
+        return [spec.name for spec in self.PARAMETERS if spec.required]
+
+    def get_parameter(self, name: str) -> Any:
+        return self.params[name]
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Resolve the contract; subclasses extend this to adopt existing orders."""
+        self.contract = await self.exchange_client.get_contract_info(self.config.ticker)
+
+    @property
+    def contract_id(self) -> str:
+        if self.contract is None:
+            raise RuntimeError("strategy used before initialize()")
+        return self.contract.contract_id
+
+    async def get_market_data(self) -> MarketData:
+        best_bid, best_ask = await self.exchange_client.fetch_bbo_prices(self.contract_id)
+        return MarketData(
+            ticker=self.config.ticker,
+            contract_id=self.contract_id,
+            best_bid=best_bid,
+            best_ask=best_ask,
+            timestamp=self.clock.now(),
+        )
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def should_execute(self, market_data: MarketData) -> bool:
+        """Is there anything to do right now?"""
+
+    @abstractmethod
+    async def execute_strategy(self, market_data: MarketData) -> StrategyResult:
+        """What to do; called only after ``should_execute`` said yes."""
+
+    def seconds_until_next_decision(self) -> float | None:
+        """How long the bot may wait for events before asking again (None: bot's default)."""
+        return None
+
+    # -- events (the bot delivers these in order, on the bot's own task) --------------------------
+
+    async def on_order_placed(self, order: OrderParams, result: OrderResult) -> None:
+        """The venue accepted (or answered ambiguously to) an order we asked for."""
+
+    async def on_order_failed(self, order: OrderParams, error: ExchangeError) -> None:
+        """Placing ``order`` failed with a typed error."""
+
+    async def on_order_update(self, update: OrderUpdate) -> None:
+        """One of our orders changed: fills, cancels, expiries."""
+
+    async def on_cancel_result(self, order_id: str, result: OrderResult | None, error: ExchangeError | None) -> None:
+        """A cancel we asked for completed (``result``) or failed (``error``)."""
+
+    def status_summary(self) -> dict[str, str]:
+        """A few strategy facts for the console and the final summary."""
+        return {}

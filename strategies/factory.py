@@ -1,0 +1,38 @@
+"""The strategy registry: adding a strategy is a new file plus one line here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from exchanges.base import BaseExchangeClient
+from helpers.clock import Clock
+from strategies.base_strategy import BaseStrategy, ParameterError
+from strategies.grid_strategy import GridStrategy
+
+if TYPE_CHECKING:
+    from helpers.trading_config import TradingConfig
+
+_strategies: dict[str, type[BaseStrategy]] = {
+    "grid": GridStrategy,
+}
+
+
+class StrategyFactory:
+    @staticmethod
+    def available() -> list[str]:
+        return sorted(_strategies)
+
+    @staticmethod
+    def strategy_class(name: str) -> type[BaseStrategy]:
+        try:
+            return _strategies[name.lower()]
+        except KeyError:
+            raise ParameterError(
+                f"unknown strategy {name!r}; choose one of: {', '.join(StrategyFactory.available())}"
+            ) from None
+
+    @staticmethod
+    def create_strategy(
+        name: str, config: TradingConfig, exchange_client: BaseExchangeClient, clock: Clock
+    ) -> BaseStrategy:
+        return StrategyFactory.strategy_class(name)(config, exchange_client, clock)
