@@ -261,7 +261,9 @@ class BaseStrategy(ABC):
     async def on_order_update(self, update: OrderUpdate) -> None:
         """One of our orders changed: fills, cancels, expiries."""
 
-    async def on_cancel_result(self, order_id: str, result: OrderResult | None, error: ExchangeError | None) -> None:
+    async def on_cancel_result(
+        self, order_id: str, result: OrderResult | None, error: ExchangeError | None
+    ) -> None:
         """A cancel we asked for completed (``result``) or failed (``error``)."""
 
     def status_summary(self) -> dict[str, str]:

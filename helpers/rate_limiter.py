@@ -1,0 +1,208 @@
+"""Client-side request pacing and typed retries, shared by every venue client.
+
+A venue that answers 429 should make the bot slower, not dead: the token bucket paces requests
+below the venue's published limit, a 429 drains it and pauses every caller for the venue's
+``retry_after`` (or an escalating back-off), and :class:`RetryPolicy` retries only what is safe to
+retry. All waits go through the injected :class:`~helpers.clock.Clock`, so tests drive time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from exchanges.base import (
+    ExchangeUnavailable,
+    NetworkError,
+    RateLimitExceeded,
+    RequestTimeout,
+)
+from helpers.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class RateLimiter:
+    """An async token bucket: at most ``max_requests`` per ``window`` seconds, with bursts.
+
+    Waiters are served in arrival order (one lock), so a burst of callers cannot starve one.
+    ``penalize`` is what a 429 calls: it empties the bucket and pauses everyone, doubling the
+    pause on consecutive strikes until a request succeeds again.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        max_requests: float,
+        window: float,
+        *,
+        burst: float | None = None,
+        penalty_base: float = 1.0,
+        penalty_cap: float = 60.0,
+        name: str = "rest",
+    ) -> None:
+        if max_requests <= 0 or window <= 0:
+            raise ValueError("max_requests and window must be positive")
+        self.clock = clock
+        self.name = name
+        self.rate = max_requests / window
+        self.capacity = float(burst if burst is not None else max_requests)
+        self.penalty_base = penalty_base
+        self.penalty_cap = penalty_cap
+        self._tokens = self.capacity
+        self._updated = clock.now()
+        self._paused_until = 0.0
+        self._strikes = 0
+        self._lock = asyncio.Lock()
+        self.throttled = 0
+        self.acquired = 0
+
+    @property
+    def tokens(self) -> float:
+        self._refill()
+        return self._tokens
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def _refill(self) -> None:
+        now = self.clock.now()
+        elapsed = now - self._updated
+        if elapsed > 0:
+            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
+            self._updated = now
+
+    async def acquire(self, cost: float = 1.0) -> None:
+        """Wait (on the clock) until ``cost`` tokens are available, then take them."""
+        if cost > self.capacity:
+            raise ValueError(f"cost {cost} exceeds bucket capacity {self.capacity}")
+        async with self._lock:
+            while True:
+                now = self.clock.now()
+                if now < self._paused_until:
+                    await self.clock.sleep(self._paused_until - now)
+                    continue
+                self._refill()
+                if self._tokens >= cost:
+                    self._tokens -= cost
+                    self.acquired += 1
+                    return
+                await self.clock.sleep((cost - self._tokens) / self.rate)
+
+    def penalize(self, retry_after: float | None = None) -> float:
+        """The venue said "too many requests": drain the bucket and pause; returns the pause."""
+        self._strikes += 1
+        self.throttled += 1
+        escalating = min(self.penalty_cap, self.penalty_base * 2 ** (self._strikes - 1))
+        pause = max(retry_after or 0.0, escalating)
+        self._refill()
+        self._tokens = 0.0
+        self._paused_until = max(self._paused_until, self.clock.now() + pause)
+        logger.warning("%s: rate limited by the venue; pausing requests for %.2fs", self.name, pause)
+        return pause
+
+    def record_success(self) -> None:
+        """A request went through: consecutive-429 escalation starts over."""
+        self._strikes = 0
+
+
+def _is_retryable(exc: BaseException, idempotent: bool) -> bool:
+    if isinstance(exc, RateLimitExceeded):
+        return True
+    if not idempotent:
+        return False
+    return isinstance(exc, (ExchangeUnavailable, RequestTimeout, NetworkError))
+
+
+class RetryPolicy:
+    """Bounded, typed retries for REST calls, on top of tenacity.
+
+    Only network-class failures are retried (NetworkError and its RateLimitExceeded,
+    ExchangeUnavailable, RequestTimeout subclasses); InvalidOrder, AuthenticationError,
+    InvalidNonce and everything else surface at once. Calls that change venue state are passed
+    with ``idempotent=False`` and then retried only on RateLimitExceeded, the one failure that
+    proves the request was not executed; a timeout there means "unknown", never "try again".
+    Back-off is exponential with full jitter (seeded ``rng`` for tests) and a 429's
+    ``retry_after`` is honoured as a floor.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        max_attempts: int = 4,
+        base_delay: float = 0.5,
+        max_delay: float = 10.0,
+        limiter: RateLimiter | None = None,
+        rng: random.Random | None = None,
+        name: str = "rest",
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.limiter = limiter
+        self.rng = rng or random.Random()
+        self.name = name
+        self.retries = 0
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Full-jitter delay before retry number ``attempt`` (1-based)."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return self.rng.uniform(0.0, ceiling)
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = self.backoff_delay(state.attempt_number)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimitExceeded) and exc.retry_after:
+            delay = max(delay, float(exc.retry_after))
+        return delay
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        logger.warning(
+            "%s: attempt %d/%d failed (%s: %s); retrying in %.2fs",
+            self.name,
+            state.attempt_number,
+            self.max_attempts,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+
+    async def call(self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
+        """Run ``fn`` (a fresh request per attempt) under the limiter with bounded retries."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            retry=retry_if_exception(lambda exc: _is_retryable(exc, idempotent)),
+            wait=self._wait,
+            sleep=self.clock.sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        result: T
+        async for attempt in retrying:
+            with attempt:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                try:
+                    result = await fn()
+                except RateLimitExceeded as exc:
+                    if self.limiter is not None:
+                        self.limiter.penalize(exc.retry_after)
+                    raise
+                if self.limiter is not None:
+                    self.limiter.record_success()
+        return result

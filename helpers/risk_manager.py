@@ -1,0 +1,437 @@
+"""Account protection that works the same for every venue and every strategy.
+
+The bot asks :meth:`RiskManager.check_risk_conditions` once per loop iteration and acts on the
+:class:`RiskDecision` it gets back. The manager only *decides*; closing positions, pausing or
+stopping is the bot's job, so the rules here can be unit-tested without any venue.
+
+Rules, in order of precedence (the most protective answer wins):
+
+1. ``CLOSE_ALL_AND_STOP`` - equity has fallen ``emergency_loss_pct`` % (or more) below the
+   baseline taken at :meth:`RiskManager.initialize`. Carries every open position, worst first.
+   Issued on every check while the condition holds: the bot is expected to stop.
+2. ``STOP`` - ``max_consecutive_failures`` order failures in a row (a success resets the count).
+3. ``CLOSE_WORST_POSITIONS`` - equity is ``loss_pct`` % (or more) below the baseline. Carries the
+   worst ``ceil(close_worst_fraction * n)`` open positions (at least one) by unrealized PnL, most
+   negative first. *Re-issue rule*: once issued at drawdown ``d``, it is not issued again in the
+   same drawdown episode until the drawdown reaches ``d - reissue_step_pct`` (a further loss
+   step, in percentage points) or the episode ends because a fresh snapshot shows equity back
+   above the ``-loss_pct`` threshold. Without this the bot would close another fifth of its book
+   every loop iteration while the closes are still in flight.
+4. ``PAUSE`` - the account could not be read ``max_consecutive_snapshot_failures`` times in a row,
+   or no market data arrived for ``stall_seconds``. Lifts by itself once the cause is gone.
+
+A failed account read is never read as a loss or as flat positions (an earlier bot closed real
+positions because a retry helper turned an error into ``0``): it contributes nothing to the
+decision until a fresh snapshot succeeds, and only a long streak of failures pauses trading.
+Time comes from the injected clock only, and money is Decimal throughout.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from exchanges.base import (
+    AccountSnapshot,
+    BaseExchangeClient,
+    ExchangeError,
+    NotSupported,
+    Position,
+)
+from helpers.clock import Clock
+from helpers.trading_config import TradingConfig
+
+logger = logging.getLogger(__name__)
+
+_HUNDRED = Decimal(100)
+_CENT = Decimal("0.01")
+
+
+class RiskAction(enum.Enum):
+    """What the bot should do after a risk check, from harmless to terminal."""
+
+    NONE = "none"
+    PAUSE = "pause"
+    CLOSE_WORST_POSITIONS = "close_worst_positions"
+    CLOSE_ALL_AND_STOP = "close_all_and_stop"
+    STOP = "stop"
+
+
+@dataclass(frozen=True)
+class RiskDecision:
+    """One check's verdict; ``positions_to_close`` is ordered worst unrealized PnL first."""
+
+    action: RiskAction
+    reason: str = ""
+    positions_to_close: tuple[Position, ...] = ()
+
+
+_NO_RISK = RiskDecision(RiskAction.NONE)
+
+
+def _as_decimal(value: object) -> Decimal:
+    """Config values may arrive as int/float/str from a CLI; compare them as exact Decimals."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+class RiskManager:
+    """Watches order failures, market-data freshness and account drawdown for one bot."""
+
+    def __init__(
+        self,
+        exchange_client: BaseExchangeClient,
+        config: TradingConfig,
+        clock: Clock,
+        *,
+        snapshot_interval: float = 5.0,
+        max_consecutive_snapshot_failures: int = 10,
+        reissue_step_pct: Decimal | float | str = Decimal("2"),
+        failure_log_interval: float = 60.0,
+    ) -> None:
+        limits = config.risk
+        self._client = exchange_client
+        self._clock = clock
+        self.enabled: bool = bool(limits.enabled)
+        self.max_consecutive_failures: int = int(limits.max_consecutive_failures)
+        self.stall_seconds: float = float(limits.stall_seconds)
+        self.loss_pct: Decimal = _as_decimal(limits.loss_pct)
+        self.emergency_loss_pct: Decimal = _as_decimal(limits.emergency_loss_pct)
+        self.close_worst_fraction: Decimal = _as_decimal(limits.close_worst_fraction)
+        #: Seconds between account reads; checks in between reuse the last good snapshot.
+        self.snapshot_interval: float = float(snapshot_interval)
+        #: Consecutive failed account reads after which trading pauses.
+        self.max_consecutive_snapshot_failures: int = int(max_consecutive_snapshot_failures)
+        #: Further drawdown (percentage points) needed to re-issue CLOSE_WORST in one episode.
+        self.reissue_step_pct: Decimal = _as_decimal(reissue_step_pct)
+        #: Minimum clock seconds between repeated "account read failed" log lines.
+        self.failure_log_interval: float = float(failure_log_interval)
+        self._validate()
+
+        # Order outcomes.
+        self.consecutive_failures: int = 0
+        self._last_order_error: Exception | None = None
+
+        # Market-data freshness; the reference starts when the manager starts.
+        self._last_market_data_at: float = clock.now()
+        self._market_data_seen = False
+        self._stalled = False
+
+        # Account state.
+        self._initialized = False
+        self._loss_checks_enabled = True
+        self._loss_checks_off_reason = ""
+        self.baseline_equity: Decimal | None = None
+        self._last_snapshot: AccountSnapshot | None = None
+        self._last_snapshot_at: float | None = None
+        self._last_attempt_at: float | None = None
+        #: Every failed account read since start (for the console and post-mortems).
+        self.snapshot_failures: int = 0
+        self.consecutive_snapshot_failures: int = 0
+        self._last_snapshot_error: ExchangeError | None = None
+        self._last_failure_log_at: float | None = None
+        self._failures_since_log = 0
+
+        # Drawdown episode (re-issue rule) bookkeeping.
+        self._close_worst_issued_at: Decimal | None = None
+        self._warned_loss_without_positions = False
+
+    def _validate(self) -> None:
+        """Reject limits that would silently disable protection or divide by nothing."""
+        if self.max_consecutive_failures < 1:
+            raise ValueError("max_consecutive_failures must be at least 1")
+        if self.stall_seconds <= 0:
+            raise ValueError("stall_seconds must be positive")
+        if self.loss_pct <= 0 or self.emergency_loss_pct <= 0:
+            raise ValueError("loss_pct and emergency_loss_pct must be positive percentages")
+        if not Decimal(0) < self.close_worst_fraction <= Decimal(1):
+            raise ValueError("close_worst_fraction must be in (0, 1]")
+        if self.snapshot_interval < 0:
+            raise ValueError("snapshot_interval must not be negative")
+        if self.max_consecutive_snapshot_failures < 1:
+            raise ValueError("max_consecutive_snapshot_failures must be at least 1")
+        if self.reissue_step_pct <= 0:
+            raise ValueError("reissue_step_pct must be positive")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Take the starting equity as the baseline every later drawdown is measured against.
+
+        NotSupported turns the account-loss checks off (the other checks still run); any other
+        ExchangeError propagates, because a guessed baseline would make every later loss figure
+        meaningless.
+        """
+        if not self._market_data_seen:
+            self._last_market_data_at = self._clock.now()
+        if not self.enabled:
+            self._initialized = True
+            logger.info("Risk limits disabled by configuration; no risk checks will run")
+            return
+        try:
+            snapshot = await self._client.get_account_snapshot()
+        except NotSupported as exc:
+            self._disable_loss_checks(f"venue provides no account snapshot ({exc})")
+            self._initialized = True
+            return
+        now = self._clock.now()
+        self._last_attempt_at = now
+        if snapshot.equity <= 0:
+            self._disable_loss_checks(f"starting equity is {snapshot.equity}, no loss percentage exists")
+            self._initialized = True
+            return
+        self.baseline_equity = snapshot.equity
+        self._last_snapshot = snapshot
+        self._last_snapshot_at = now
+        self._initialized = True
+        logger.info(
+            "Risk baseline equity %s; close worst at -%s %%, close all and stop at -%s %%",
+            snapshot.equity,
+            self.loss_pct,
+            self.emergency_loss_pct,
+        )
+
+    def _disable_loss_checks(self, reason: str) -> None:
+        self._loss_checks_enabled = False
+        self._loss_checks_off_reason = reason
+        logger.warning("Account-loss risk checks DISABLED: %s. Failure and stall checks stay active.", reason)
+
+    # -- inputs from the bot -------------------------------------------------------------------
+
+    def record_order_success(self) -> None:
+        """A placed order proves the venue accepts us again, so the failure streak ends."""
+        self.consecutive_failures = 0
+        self._last_order_error = None
+
+    def record_order_failure(self, error: Exception) -> None:
+        """Count a failed order; a long unbroken streak means something structural is wrong."""
+        self.consecutive_failures += 1
+        self._last_order_error = error
+        logger.debug("Order failure %d in a row: %r", self.consecutive_failures, error)
+
+    def record_market_data(self, timestamp: float) -> None:
+        """Note fresh market data; ``timestamp`` is in the clock's time. Never moves backwards."""
+        if not self._market_data_seen or timestamp > self._last_market_data_at:
+            self._last_market_data_at = timestamp
+        self._market_data_seen = True
+
+    # -- the check -----------------------------------------------------------------------------
+
+    async def check_risk_conditions(self) -> RiskDecision:
+        """Evaluate every rule and return the most protective decision (see module docstring)."""
+        if not self.enabled:
+            return _NO_RISK
+        if not self._initialized:
+            raise RuntimeError("RiskManager.initialize() must be awaited before checking risk")
+
+        if self._loss_checks_enabled:
+            await self._refresh_snapshot()
+        account, marks_close_worst = self._account_decision()
+
+        if account is not None and account.action is RiskAction.CLOSE_ALL_AND_STOP:
+            return account
+
+        if self.consecutive_failures >= self.max_consecutive_failures:
+            error = self._last_order_error
+            last = f"{type(error).__name__}: {error}" if error is not None else "unknown"
+            return RiskDecision(
+                RiskAction.STOP,
+                f"{self.consecutive_failures} consecutive order failures "
+                f"(limit {self.max_consecutive_failures}); last error: {last}",
+            )
+
+        if account is not None and account.action is RiskAction.CLOSE_WORST_POSITIONS:
+            if marks_close_worst is not None:
+                self._close_worst_issued_at = marks_close_worst
+            return account
+
+        pause_reasons: list[str] = []
+        if account is not None and account.action is RiskAction.PAUSE:
+            pause_reasons.append(account.reason)
+        stall_reason = self._stall_reason()
+        if stall_reason:
+            pause_reasons.append(stall_reason)
+        if pause_reasons:
+            return RiskDecision(RiskAction.PAUSE, "; ".join(pause_reasons))
+        return _NO_RISK
+
+    async def _refresh_snapshot(self) -> None:
+        """Read the account at most every ``snapshot_interval`` seconds, failed attempts included.
+
+        Pacing failed attempts too keeps a struggling venue from being hammered by the loop.
+        """
+        now = self._clock.now()
+        if self._last_attempt_at is not None and now - self._last_attempt_at < self.snapshot_interval:
+            return
+        self._last_attempt_at = now
+        try:
+            snapshot = await self._client.get_account_snapshot()
+        except ExchangeError as exc:
+            self._on_snapshot_failure(exc, now)
+            return
+        if self.consecutive_snapshot_failures:
+            logger.info(
+                "Account snapshot readable again after %d failed attempt(s)",
+                self.consecutive_snapshot_failures,
+            )
+        self.consecutive_snapshot_failures = 0
+        self._last_snapshot_error = None
+        self._failures_since_log = 0
+        self._last_failure_log_at = None
+        self._last_snapshot = snapshot
+        self._last_snapshot_at = now
+
+    def _on_snapshot_failure(self, exc: ExchangeError, now: float) -> None:
+        """Count the failure; log the first one and then at most once per log interval."""
+        self.snapshot_failures += 1
+        self.consecutive_snapshot_failures += 1
+        self._last_snapshot_error = exc
+        self._failures_since_log += 1
+        due = (
+            self._last_failure_log_at is None or now - self._last_failure_log_at >= self.failure_log_interval
+        )
+        if due:
+            logger.warning(
+                "Account snapshot failed (%d in a row, %d since last report): %s: %s; "
+                "the account-loss check is skipped, not read as a loss",
+                self.consecutive_snapshot_failures,
+                self._failures_since_log,
+                type(exc).__name__,
+                exc,
+            )
+            self._last_failure_log_at = now
+            self._failures_since_log = 0
+
+    def _account_decision(self) -> tuple[RiskDecision | None, Decimal | None]:
+        """The account part of the verdict, plus the drawdown to record if CLOSE_WORST is used.
+
+        Recording is left to the caller so a CLOSE_WORST overridden by STOP does not count as
+        issued.
+        """
+        if not self._loss_checks_enabled:
+            return None, None
+        if self.consecutive_snapshot_failures:
+            if self.consecutive_snapshot_failures >= self.max_consecutive_snapshot_failures:
+                error = self._last_snapshot_error
+                return (
+                    RiskDecision(
+                        RiskAction.PAUSE,
+                        f"account snapshot failed {self.consecutive_snapshot_failures} times in a row "
+                        f"(last error: {type(error).__name__}: {error}); no new orders until the "
+                        "account can be read",
+                    ),
+                    None,
+                )
+            return None, None
+
+        snapshot = self._last_snapshot
+        drawdown = self._drawdown_pct(snapshot)
+        if snapshot is None or drawdown is None:
+            return None, None
+        open_positions = tuple(
+            sorted((p for p in snapshot.positions if p.size != 0), key=lambda p: p.unrealized_pnl)
+        )
+
+        if drawdown <= -self.emergency_loss_pct:
+            return (
+                RiskDecision(
+                    RiskAction.CLOSE_ALL_AND_STOP,
+                    f"equity {snapshot.equity} is {drawdown.quantize(_CENT)} % from baseline "
+                    f"{self.baseline_equity} (emergency limit -{self.emergency_loss_pct} %)",
+                    open_positions,
+                ),
+                None,
+            )
+
+        if drawdown > -self.loss_pct:
+            if self._close_worst_issued_at is not None:
+                logger.info(
+                    "Drawdown %s %% back above -%s %%: loss episode over",
+                    drawdown.quantize(_CENT),
+                    self.loss_pct,
+                )
+            self._close_worst_issued_at = None
+            self._warned_loss_without_positions = False
+            return None, None
+
+        if not open_positions:
+            if not self._warned_loss_without_positions:
+                logger.warning(
+                    "Drawdown %s %% breaches -%s %% but no position is open; nothing to close",
+                    drawdown.quantize(_CENT),
+                    self.loss_pct,
+                )
+                self._warned_loss_without_positions = True
+            return None, None
+
+        issued_at = self._close_worst_issued_at
+        if issued_at is not None and drawdown > issued_at - self.reissue_step_pct:
+            return None, None  # Already acted on this episode; closes may still be in flight.
+
+        count = max(1, math.ceil(self.close_worst_fraction * len(open_positions)))
+        worst = open_positions[:count]
+        return (
+            RiskDecision(
+                RiskAction.CLOSE_WORST_POSITIONS,
+                f"equity {snapshot.equity} is {drawdown.quantize(_CENT)} % from baseline "
+                f"{self.baseline_equity} (limit -{self.loss_pct} %); closing {count} of "
+                f"{len(open_positions)} positions with the worst unrealized PnL",
+                worst,
+            ),
+            drawdown,
+        )
+
+    def _drawdown_pct(self, snapshot: AccountSnapshot | None) -> Decimal | None:
+        """Signed percent change of equity against the baseline (negative is a loss)."""
+        if snapshot is None or self.baseline_equity is None:
+            return None
+        try:
+            return (snapshot.equity - self.baseline_equity) / self.baseline_equity * _HUNDRED
+        except (InvalidOperation, TypeError):
+            logger.warning("Unusable equity %r in account snapshot; skipping loss check", snapshot.equity)
+            return None
+
+    def _stall_reason(self) -> str:
+        """Non-empty while the feed is stale; logs the transitions into and out of a stall."""
+        age = self._clock.now() - self._last_market_data_at
+        if age >= self.stall_seconds:
+            if not self._stalled:
+                logger.warning("No market data for %.0f s; pausing new orders", age)
+                self._stalled = True
+            return (
+                f"no market data for {age:.0f} s (limit {self.stall_seconds:.0f} s); "
+                "no new orders while the feed is stale"
+            )
+        if self._stalled:
+            logger.info("Market data fresh again; resuming")
+            self._stalled = False
+        return ""
+
+    # -- console -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, str]:
+        """A one-glance summary for the console: strings only, so it prints as it is."""
+        if not self.enabled:
+            return {"risk": "disabled"}
+        snapshot = self._last_snapshot
+        drawdown = self._drawdown_pct(snapshot)
+        if self._loss_checks_enabled:
+            loss_checks = "on"
+        else:
+            loss_checks = f"off ({self._loss_checks_off_reason})"
+        return {
+            "risk": "enabled",
+            "baseline_equity": str(self.baseline_equity) if self.baseline_equity is not None else "n/a",
+            "last_equity": str(snapshot.equity) if snapshot is not None else "n/a",
+            "drawdown_pct": str(drawdown.quantize(_CENT)) if drawdown is not None else "n/a",
+            "consecutive_failures": f"{self.consecutive_failures}/{self.max_consecutive_failures}",
+            "snapshot_failures": (
+                f"{self.snapshot_failures} total, {self.consecutive_snapshot_failures} in a row"
+            ),
+            "market_data_age_s": f"{max(0.0, self._clock.now() - self._last_market_data_at):.1f}",
+            "loss_checks": loss_checks,
+        }

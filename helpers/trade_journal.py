@@ -1,0 +1,175 @@
+"""The orders/fills CSV and the trader-facing console lines about them.
+
+One CSV per bot (``<exchange>_<ticker>_<strategy>_orders.csv``), appended across restarts, so a
+trader can reconcile every order and fill the bot ever made.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import IO
+
+from exchanges.base import Fill, OrderResult, OrderUpdate
+from helpers.position_ledger import PositionLedger
+from strategies.base_strategy import OrderParams
+
+logger = logging.getLogger("trades")
+
+CSV_COLUMNS = (
+    "time",
+    "event",
+    "role",
+    "side",
+    "type",
+    "quantity",
+    "price",
+    "order_id",
+    "client_order_id",
+    "status",
+    "fill_size",
+    "fill_price",
+    "fee",
+    "realized_pnl",
+    "detail",
+)
+
+
+def orders_csv_path(log_dir: Path, bot_name: str) -> Path:
+    return log_dir / f"{bot_name}_orders.csv"
+
+
+class TradeJournal:
+    """Writes every order event to the CSV and keeps the bot's own PnL tally."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.ledger = PositionLedger()
+        self._file: IO[str] | None = None
+        self._writer: csv.writer | None = None  # type: ignore[valid-type]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            is_new = not path.exists() or path.stat().st_size == 0
+            self._file = path.open("a", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._file)
+            if is_new:
+                self._writer.writerow(CSV_COLUMNS)
+                self._file.flush()
+
+    def _write(self, timestamp: float, event: str, **fields: object) -> None:
+        if self._writer is None or self._file is None:
+            return
+        row = {"time": datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(), "event": event}
+        row.update({key: "" if value is None else str(value) for key, value in fields.items()})
+        self._writer.writerow([row.get(column, "") for column in CSV_COLUMNS])
+        self._file.flush()
+
+    def order_placed(self, timestamp: float, params: OrderParams, result: OrderResult) -> None:
+        price = params.price if params.price is not None else result.average_fill_price
+        logger.info(
+            "placed %s %s %s %s @ %s (%s, id %s)",
+            params.role.value,
+            params.side.value,
+            params.order_type.value,
+            params.quantity,
+            price if price is not None else "market",
+            result.status.value,
+            result.order_id or params.client_order_id,
+        )
+        self._write(
+            timestamp,
+            "placed",
+            role=params.role.value,
+            side=params.side.value,
+            type=params.order_type.value,
+            quantity=params.quantity,
+            price=params.price,
+            order_id=result.order_id,
+            client_order_id=params.client_order_id,
+            status=result.status.value,
+        )
+
+    def order_failed(self, timestamp: float, params: OrderParams, error: Exception) -> None:
+        logger.warning(
+            "order refused: %s %s %s @ %s: %s",
+            params.role.value,
+            params.side.value,
+            params.quantity,
+            params.price if params.price is not None else "market",
+            error,
+        )
+        self._write(
+            timestamp,
+            "failed",
+            role=params.role.value,
+            side=params.side.value,
+            type=params.order_type.value,
+            quantity=params.quantity,
+            price=params.price,
+            client_order_id=params.client_order_id,
+            status="rejected",
+            detail=f"{type(error).__name__}: {error}",
+        )
+
+    def order_cancelled(self, timestamp: float, order_id: str, detail: str = "") -> None:
+        logger.info("cancelled order %s%s", order_id, f" ({detail})" if detail else "")
+        self._write(timestamp, "cancelled", order_id=order_id, status="cancelled", detail=detail)
+
+    def order_update(self, timestamp: float, update: OrderUpdate, role: str) -> None:
+        fill: Fill | None = update.fill
+        order = update.order
+        if fill is None:
+            if order.status.is_final:
+                self._write(
+                    timestamp,
+                    order.status.value,
+                    role=role,
+                    side=order.side.value,
+                    quantity=order.size,
+                    price=order.price,
+                    order_id=order.order_id,
+                    client_order_id=order.client_order_id,
+                    status=order.status.value,
+                )
+            return
+        realized = self.ledger.apply_fill(fill.side, fill.price, fill.size, fill.fee)
+        logger.info(
+            "FILL %s %s %s @ %s (fee %s)%s | position %s, realized PnL %s, fees %s",
+            role,
+            fill.side.value,
+            fill.size,
+            fill.price,
+            fill.fee,
+            f", realized {realized:+.4f}" if realized else "",
+            self.ledger.size,
+            _money(self.ledger.realized_pnl),
+            _money(self.ledger.fees),
+        )
+        self._write(
+            timestamp,
+            "fill",
+            role=role,
+            side=fill.side.value,
+            quantity=order.size,
+            price=order.price,
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            status=order.status.value,
+            fill_size=fill.size,
+            fill_price=fill.price,
+            fee=fill.fee,
+            realized_pnl=realized,
+        )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._writer = None
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:.4f}"

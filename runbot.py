@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Command-line entry point: parse and validate flags, build a TradingConfig, run the bot.
+
+Only this file decides the process exit code: 0 clean stop, 1 runtime error, 2 bad input or
+configuration, 3 stopped by the risk manager, 130 forced exit on a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn
+
+from dotenv import load_dotenv
+
+from exchanges.base import ConfigurationError
+from exchanges.factory import ExchangeFactory
+from helpers.log_setup import configure_logging
+from helpers.trading_config import RiskLimits, TradingConfig
+from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
+from strategies.factory import StrategyFactory, _strategies
+
+EXIT_BAD_INPUT = 2
+EXIT_FORCED = 130
+
+EXAMPLES = """\
+units: --take-profit, --grid-step, --max-slippage and fees are PERCENT (0.02 means 0.02 %);
+       --wait-time, --duration and --stall-seconds are seconds; prices are quote currency.
+
+examples:
+  python runbot.py --exchange paper --ticker BTC --quantity 0.002 --take-profit 0.02 --duration 60
+  python runbot.py --exchange lighter --ticker BTC --quantity 0.00273 --take-profit 0.02 \\
+      --direction buy --max-orders 25 --wait-time 35 --grid-step 0.06 --env-file .env
+  python runbot.py --exchange paper --ticker BTC --quantity 0.002 \\
+      --paper-feed ../shared/data/binance-usdm-btcusdt-20240808.gz --paper-replay-speed 10
+"""
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports bad input as a single line and exits with code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# -- value parsers for argparse (raise ArgumentTypeError with a short reason) --------------------
+
+
+def _typed(
+    parse: Callable[[str], Any], check: Callable[[Any], bool], requirement: str
+) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except (ValueError, ParameterError):
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: {requirement}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: {requirement}")
+        return value
+
+    convert.__name__ = requirement
+    return convert
+
+
+positive_decimal = _typed(parse_decimal, lambda v: v > 0, "must be a number > 0")
+non_negative_decimal = _typed(parse_decimal, lambda v: v >= 0, "must be a number >= 0")
+any_decimal = _typed(parse_decimal, lambda v: True, "must be a number")
+positive_float = _typed(lambda t: float(parse_decimal(t)), lambda v: v > 0, "must be a number > 0")
+any_float = _typed(lambda t: float(parse_decimal(t)), lambda v: True, "must be a number")
+positive_int = _typed(int, lambda v: v > 0, "must be an integer > 0")
+any_int = _typed(int, lambda v: True, "must be an integer")
+fraction = _typed(parse_decimal, lambda v: 0 < v <= 1, "must be a number in (0, 1]")
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"file not found: {text}")
+    return path
+
+
+def ticker_symbol(text: str) -> str:
+    value = text.strip().upper()
+    if not value or not value.replace("-", "").replace("_", "").isalnum() or len(value) > 20:
+        raise argparse.ArgumentTypeError(f"invalid ticker {text!r}: letters/digits like BTC or ETH")
+    return value
+
+
+# Paper venue flags: (flag, exchange_params key, parser, help)
+PAPER_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("--paper-seed", "seed", any_int, "random seed of the simulated market (default 7)"),
+    ("--paper-start-price", "start_price", positive_decimal, "starting mid price (default 60000)"),
+    ("--paper-volatility", "volatility_bps", non_negative_decimal, "price stdev per step, basis points"),
+    ("--paper-spread", "spread_ticks", positive_int, "typical spread in ticks"),
+    ("--paper-step", "step_seconds", positive_float, "seconds between simulated market events"),
+    ("--paper-tick-size", "tick_size", positive_decimal, "price tick (default 0.1)"),
+    ("--paper-maker-fee", "maker_fee_pct", any_decimal, "maker fee, percent (0.02 = 0.02 %%)"),
+    ("--paper-taker-fee", "taker_fee_pct", non_negative_decimal, "taker fee, percent"),
+    ("--paper-balance", "start_balance", positive_decimal, "starting balance in quote currency"),
+    ("--paper-funding-rate", "funding_rate", any_decimal, "funding rate per interval (0.0001 = 0.01 %%)"),
+    ("--paper-feed", "feed_path", existing_file, "replay a recorded feed (format of shared/data) instead"),
+    ("--paper-replay-speed", "replay_speed", any_float, "feed replay speed, 1 = real time, 0 = max"),
+)
+
+
+def _flag_name(parameter: str) -> str:
+    return "--" + parameter.replace("_", "-")
+
+
+def _strategy_dest(parameter: str) -> str:
+    return f"strategy__{parameter}"
+
+
+def build_parser() -> OneLineErrorParser:
+    parser = OneLineErrorParser(
+        prog="runbot.py",
+        description="Perp-DEX trading bot: one process per ticker.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    general = parser.add_argument_group("general")
+    general.add_argument("--exchange", required=True, choices=ExchangeFactory.available(), type=str.lower)
+    general.add_argument("--strategy", default="grid", choices=StrategyFactory.available(), type=str.lower)
+    general.add_argument("--ticker", required=True, type=ticker_symbol, help="base asset, e.g. BTC")
+    general.add_argument("--quantity", required=True, type=positive_decimal, help="order size in base units")
+    general.add_argument("--env-file", default=".env", help="file with API keys (default .env)")
+    general.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    general.add_argument("--log-dir", default="logs", type=Path, help="activity log and orders CSV folder")
+    general.add_argument("--duration", type=positive_float, help="stop cleanly after this many seconds")
+    general.add_argument(
+        "--max-slippage", type=positive_decimal, default=Decimal("0.5"), help="market-order bound, percent"
+    )
+    general.add_argument(
+        "--cancel-take-profits-on-exit",
+        action="store_true",
+        help="on stop, cancel resting take-profit orders too (default: leave them resting)",
+    )
+    general.add_argument(
+        "--strategy-params",
+        nargs="+",
+        metavar="KEY=VALUE",
+        default=[],
+        help="any parameter of the chosen strategy, typed by the strategy (e.g. take_profit=0.02)",
+    )
+
+    seen: set[str] = set()
+    for name in StrategyFactory.available():
+        specs = [spec for spec in StrategyFactory.strategy_class(name).PARAMETERS if spec.name not in seen]
+        if not specs:
+            continue
+        group = parser.add_argument_group(f"{name} strategy")
+        for spec in specs:
+            seen.add(spec.name)
+            _add_strategy_flag(group, spec)
+
+    paper = parser.add_argument_group("paper venue (simulated; no keys needed)")
+    for flag, _key, parse, help_text in PAPER_FLAGS:
+        paper.add_argument(flag, type=parse, help=help_text)
+
+    risk = parser.add_argument_group("risk manager")
+    defaults = RiskLimits()
+    risk.add_argument("--no-risk", action="store_true", help="disable the risk manager")
+    risk.add_argument(
+        "--max-consecutive-failures",
+        type=positive_int,
+        default=defaults.max_consecutive_failures,
+        help="stop after this many order failures in a row (default %(default)s)",
+    )
+    risk.add_argument(
+        "--stall-seconds",
+        type=positive_float,
+        default=defaults.stall_seconds,
+        help="pause when market data is older than this (default %(default)s)",
+    )
+    risk.add_argument(
+        "--max-loss-pct",
+        type=positive_decimal,
+        default=defaults.loss_pct,
+        help="account loss, percent, that closes the worst positions (default %(default)s)",
+    )
+    risk.add_argument(
+        "--close-worst-fraction",
+        type=fraction,
+        default=defaults.close_worst_fraction,
+        help="share of positions closed at --max-loss-pct (default %(default)s)",
+    )
+    risk.add_argument(
+        "--emergency-loss-pct",
+        type=positive_decimal,
+        default=defaults.emergency_loss_pct,
+        help="account loss, percent, that closes everything and stops (default %(default)s)",
+    )
+    return parser
+
+
+def _add_strategy_flag(group: argparse._ArgumentGroup, spec: ParameterSpec) -> None:
+    help_text = spec.help
+    if spec.is_flag:
+        group.add_argument(
+            _flag_name(spec.name),
+            dest=_strategy_dest(spec.name),
+            action="store_const",
+            const="true",
+            help=help_text,
+        )
+        return
+    if spec.default is not None and "default" not in help_text:
+        help_text = f"{help_text} (default {spec.default})"
+    group.add_argument(_flag_name(spec.name), dest=_strategy_dest(spec.name), metavar="VALUE", help=help_text)
+
+
+def _strategy_parameters(parser: OneLineErrorParser, args: argparse.Namespace) -> dict[str, Any]:
+    """Collect and type the chosen strategy's parameters from named flags and --strategy-params."""
+    strategy_class = StrategyFactory.strategy_class(args.strategy)
+    specs = {spec.name: spec for spec in strategy_class.PARAMETERS}
+    raw: dict[str, tuple[str, Any]] = {}
+    for name in {spec.name for cls in _strategies.values() for spec in cls.PARAMETERS}:
+        value = getattr(args, _strategy_dest(name), None)
+        if value is None:
+            continue
+        if name not in specs:
+            parser.error(f"argument {_flag_name(name)}: not a parameter of strategy {args.strategy!r}")
+        raw[name] = (_flag_name(name), value)
+    for item in args.strategy_params:
+        key, separator, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not separator or not key:
+            parser.error(f"argument --strategy-params: expected KEY=VALUE, got {item!r}")
+        if key not in specs:
+            known = ", ".join(sorted(specs)) or "none"
+            parser.error(
+                f"argument --strategy-params: {args.strategy} has no parameter {key!r} (known: {known})"
+            )
+        raw[key] = ("--strategy-params " + key, value)
+
+    typed: dict[str, Any] = {}
+    for name, (origin, value) in raw.items():
+        try:
+            typed[name] = specs[name].convert(value)
+        except ParameterError as exc:
+            parser.error(f"argument {origin}: {exc}")
+    missing = [name for name, spec in specs.items() if spec.required and name not in typed]
+    if missing:
+        parser.error(f"argument {_flag_name(missing[0])}: required by strategy {args.strategy!r}")
+    return typed
+
+
+def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
+    """Parse and validate ``argv`` into a TradingConfig; bad input exits with code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    strategy_params = _strategy_parameters(parser, args)
+
+    env_file = Path(args.env_file).expanduser()
+    if env_file.is_file():
+        load_dotenv(env_file, override=False)
+    elif args.exchange != "paper":
+        parser.error(
+            f"argument --env-file: {env_file} not found; {args.exchange} needs API keys "
+            "(copy .env.example to .env and fill it in)"
+        )
+    if args.emergency_loss_pct < args.max_loss_pct:
+        parser.error("argument --emergency-loss-pct: must be >= --max-loss-pct")
+
+    exchange_params = {
+        key: getattr(args, flag[2:].replace("-", "_"))
+        for flag, key, _parse, _help in PAPER_FLAGS
+        if getattr(args, flag[2:].replace("-", "_")) is not None
+    }
+    if exchange_params and args.exchange != "paper":
+        parser.error(f"argument --paper-*: paper venue options do not apply to --exchange {args.exchange}")
+
+    return TradingConfig(
+        ticker=args.ticker,
+        exchange=args.exchange,
+        strategy=args.strategy,
+        quantity=args.quantity,
+        strategy_params=strategy_params,
+        exchange_params=exchange_params,
+        env_file=env_file if env_file.is_file() else None,
+        log_level=args.log_level,
+        log_dir=args.log_dir,
+        duration=args.duration,
+        max_slippage_pct=args.max_slippage,
+        cancel_take_profits_on_exit=args.cancel_take_profits_on_exit,
+        risk=RiskLimits(
+            enabled=not args.no_risk,
+            max_consecutive_failures=args.max_consecutive_failures,
+            stall_seconds=args.stall_seconds,
+            loss_pct=args.max_loss_pct,
+            close_worst_fraction=args.close_worst_fraction,
+            emergency_loss_pct=args.emergency_loss_pct,
+        ),
+    )
+
+
+async def run_bot(config: TradingConfig) -> int:
+    """Run one bot with Ctrl-C handling; returns the process exit code."""
+    from trading_bot import TradingBot
+
+    log = logging.getLogger("runbot")
+    bot = TradingBot(config)
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal(name: str) -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            bot.request_shutdown(f"{name} received; cleaning up (press Ctrl-C again to force exit)")
+        else:
+            sys.stderr.write("forced exit: orders may be left open on the venue\n")
+            os._exit(EXIT_FORCED)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    summary = await bot.run()
+    log.info("summary for %s:", config.bot_name)
+    for line in summary.lines():
+        log.info("  %s", line)
+    if summary.exit_code:
+        sys.stderr.write(f"runbot.py: {summary.stop_reason}\n")
+    return summary.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = build_config(argv)
+    log_path = configure_logging(config.log_dir, config.bot_name, config.log_level)
+    logging.getLogger("runbot").info("activity log: %s", log_path)
+    try:
+        return asyncio.run(run_bot(config))
+    except ConfigurationError as exc:
+        sys.stderr.write(f"runbot.py: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        logging.getLogger("runbot").debug("fatal error", exc_info=True)
+        sys.stderr.write(f"runbot.py: error: {type(exc).__name__}: {exc} (details in {log_path})\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
