@@ -203,7 +203,7 @@ def build_parser() -> OneLineErrorParser:
 
 
 def _add_strategy_flag(group: argparse._ArgumentGroup, spec: ParameterSpec) -> None:
-    help_text = spec.help
+    help_text = spec.help.replace("%", "%%")
     if spec.is_flag:
         group.add_argument(
             _flag_name(spec.name),

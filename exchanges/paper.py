@@ -1,0 +1,1016 @@
+"""The simulated ``paper`` venue: a real matching engine over a synthetic or recorded market.
+
+It gives the whole bot — strategies, risk manager, order tracking — a venue to run against with
+no keys: a top-of-book fed by :mod:`helpers.market_feed`, resting orders matched against it,
+maker/taker fees, post-only rejection, partial fills, one net position with realized and
+unrealized PnL, and periodic funding. Live, a background "pump" task applies market events at
+their time; a backtest sets ``drive_externally`` and calls :meth:`apply_market_event` itself
+with a :class:`~helpers.clock.SimulatedClock`.
+
+Matching rules (chosen to be checkable by hand):
+
+* A resting BUY at price P fills **completely at P** (maker) when a BBO update shows
+  ``best_ask <= P``, or when a trade prints **strictly below** P.
+* A trade printing **exactly at** P fills ``min(remaining, trade size)`` — a partial fill. Several
+  of our orders at P share the trade size in time priority.
+* SELL is symmetric: fills completely when ``best_bid >= P`` or a trade prints strictly above P;
+  a trade exactly at P fills partially.
+* A post-only order that would cross (buy at or above the best ask, sell at or below the best
+  bid) is rejected with PostOnlyRejected; a crossing non-post-only limit and every market order
+  fill immediately and completely at the touch (best ask for buys, best bid for sells) as taker.
+  Liquidity at the touch is taken to be unlimited; our orders never move the simulated book.
+* Fees are ``price × size × pct / 100`` in quote: the maker fee on resting fills, the taker fee
+  on immediate fills. They are charged to the balance.
+* A reduce-only order never grows or flips the position: it is refused at placement if its size
+  exceeds the position it reduces, and when it fills later only the part that still reduces the
+  position fills — the rest of the order EXPIRES.
+* Order, fill and market-update times are the clock's, so a replay under a live clock looks
+  live and a backtest under a simulated clock sees the feed's time.
+* Funding is paid at every multiple of ``funding_interval_hours`` since the epoch (00:00, 08:00,
+  16:00 UTC by default), by the clock: ``payment = -position × mid × rate`` (longs pay when the
+  rate is positive), at the mid and on the position that stood when the boundary passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import heapq
+import itertools
+import logging
+import math
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from exchanges.base import (
+    AccountSnapshot,
+    BaseExchangeClient,
+    ConfigurationError,
+    ContractInfo,
+    ExchangeError,
+    ExchangeUnavailable,
+    Fill,
+    FundingRate,
+    InvalidOrder,
+    MarketUpdate,
+    OrderBelowMinimum,
+    OrderInfo,
+    OrderNotFound,
+    OrderResult,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    PostOnlyRejected,
+    SlippageExceeded,
+)
+from helpers.clock import Clock
+from helpers.market_feed import (
+    DEFAULT_SEED,
+    DEFAULT_SIZE_STEP,
+    DEFAULT_SPREAD_TICKS,
+    DEFAULT_START_PRICE,
+    DEFAULT_STEP_SECONDS,
+    DEFAULT_TICK_SIZE,
+    DEFAULT_VOLATILITY_BPS,
+    FeedStats,
+    MarketEvent,
+    MarketEventKind,
+    SyntheticMarket,
+    read_recorded_feed,
+)
+
+if TYPE_CHECKING:
+    from helpers.trading_config import TradingConfig
+
+logger = logging.getLogger(__name__)
+
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+_BBO = MarketEventKind.BBO
+_BUY = OrderSide.BUY
+_SELL = OrderSide.SELL
+#: Events read per step from the market source (in a worker thread, so file reads never block).
+_SOURCE_BATCH_SIZE = 1024
+#: With no pacing delay due, the pump still yields to the event loop this often.
+_PUMP_YIELD_EVERY = 64
+_PUMP_ERRORS_LOGGED = 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError("expected a number") from None
+    if not number.is_finite():
+        raise ValueError("expected a finite number")
+    return number
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _parse_float(value: Any) -> float:
+    number = float(_parse_decimal(value))
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_optional_path(value: Any) -> Path | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return Path(str(value).strip()).expanduser()
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+def _fee_range(value: Any) -> str | None:
+    return None if -1 <= value <= 1 else "must be a percent between -1 and 1 (0.02 means 0.02 %)"
+
+
+def _at_least_one(value: Any) -> str | None:
+    return None if value >= 1 else "must be >= 1"
+
+
+def _rate_range(value: Any) -> str | None:
+    return None if -1 < value < 1 else "must be a fraction per interval between -1 and 1 (0.0001 = 0.01 %)"
+
+
+@dataclass(frozen=True)
+class PaperOptions:
+    """Settings of the paper venue, read from ``config.exchange_params``.
+
+    Fees are percents (``0.02`` = 0.02 %); ``funding_rate`` is a fraction per interval
+    (``0.0001`` = 0.01 % every ``funding_interval_hours``); ``volatility_bps`` is the per-step
+    standard deviation of the synthetic log return in basis points. With ``feed_path`` set the
+    recorded feed replaces the synthetic process; ``replay_speed`` 1.0 is real time, 10 is ten
+    times faster, ``<= 0`` as fast as possible. ``drive_externally`` leaves feeding events to a
+    backtest engine.
+    """
+
+    seed: int = DEFAULT_SEED
+    start_price: Decimal = DEFAULT_START_PRICE
+    volatility_bps: Decimal = DEFAULT_VOLATILITY_BPS
+    spread_ticks: int = DEFAULT_SPREAD_TICKS
+    tick_size: Decimal = DEFAULT_TICK_SIZE
+    size_step: Decimal = DEFAULT_SIZE_STEP
+    min_size: Decimal = Decimal("0.001")
+    min_notional: Decimal = Decimal("5")
+    maker_fee_pct: Decimal = Decimal("0.002")
+    taker_fee_pct: Decimal = Decimal("0.02")
+    start_balance: Decimal = Decimal("10000")
+    funding_rate: Decimal = Decimal("0.0001")
+    funding_interval_hours: Decimal = Decimal("8")
+    step_seconds: float = DEFAULT_STEP_SECONDS
+    feed_path: Path | None = None
+    replay_speed: float = 1.0
+    drive_externally: bool = False
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> PaperOptions:
+        """Parse and check ``params`` (strings from the CLI or typed values).
+
+        Raises ConfigurationError with a one-line message naming the offending key.
+        """
+        given = dict(params or {})
+        known = [option.name for option in dataclasses.fields(cls)]
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown paper exchange option {unknown[0]!r} (known: {', '.join(known)})"
+            )
+        values: dict[str, Any] = {}
+        for name, raw in given.items():
+            parse, check = _OPTION_RULES[name]
+            try:
+                value = parse(raw)
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(f"paper exchange option {name!r}: {exc}, got {raw!r}") from None
+            problem = check(value) if check is not None and value is not None else None
+            if problem:
+                raise ConfigurationError(f"paper exchange option {name!r} {problem}, got {raw!r}")
+            values[name] = value
+        return cls(**values)
+
+
+_OPTION_RULES: dict[str, tuple[Any, Any]] = {
+    "seed": (_parse_int, None),
+    "start_price": (_parse_decimal, _positive),
+    "volatility_bps": (_parse_decimal, _not_negative),
+    "spread_ticks": (_parse_int, _at_least_one),
+    "tick_size": (_parse_decimal, _positive),
+    "size_step": (_parse_decimal, _positive),
+    "min_size": (_parse_decimal, _not_negative),
+    "min_notional": (_parse_decimal, _not_negative),
+    "maker_fee_pct": (_parse_decimal, _fee_range),
+    "taker_fee_pct": (_parse_decimal, _fee_range),
+    "start_balance": (_parse_decimal, _positive),
+    "funding_rate": (_parse_decimal, _rate_range),
+    "funding_interval_hours": (_parse_decimal, _positive),
+    "step_seconds": (_parse_float, _positive),
+    "feed_path": (_parse_optional_path, None),
+    "replay_speed": (_parse_float, None),
+    "drive_externally": (_parse_bool, None),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Orders
+# ---------------------------------------------------------------------------------------------
+
+
+class _PaperOrder:
+    """The venue's own mutable record of an order; callers only ever see OrderInfo snapshots."""
+
+    __slots__ = (
+        "client_order_id",
+        "contract_id",
+        "created_at",
+        "fill_notional",
+        "filled",
+        "order_id",
+        "order_type",
+        "price",
+        "reduce_only",
+        "resting",
+        "side",
+        "size",
+        "status",
+    )
+
+    def __init__(
+        self,
+        order_id: str,
+        client_order_id: str | None,
+        contract_id: str,
+        side: OrderSide,
+        order_type: OrderType,
+        size: Decimal,
+        price: Decimal,
+        reduce_only: bool,
+        created_at: float,
+    ) -> None:
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+        self.contract_id = contract_id
+        self.side = side
+        self.order_type = order_type
+        self.size = size
+        self.price = price
+        self.reduce_only = reduce_only
+        self.created_at = created_at
+        self.status = OrderStatus.OPEN
+        self.filled = _ZERO
+        self.fill_notional = _ZERO
+        self.resting = False
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.size - self.filled
+
+    @property
+    def average_fill_price(self) -> Decimal | None:
+        return self.fill_notional / self.filled if self.filled else None
+
+    def snapshot(self) -> OrderInfo:
+        return OrderInfo(
+            order_id=self.order_id,
+            client_order_id=self.client_order_id,
+            contract_id=self.contract_id,
+            side=self.side,
+            order_type=self.order_type,
+            size=self.size,
+            price=self.price,
+            status=self.status,
+            filled_size=self.filled,
+            average_fill_price=self.average_fill_price,
+            timestamp=self.created_at,
+        )
+
+    def result(self) -> OrderResult:
+        return OrderResult(
+            success=True,
+            order_id=self.order_id,
+            client_order_id=self.client_order_id,
+            side=self.side,
+            size=self.size,
+            price=self.price,
+            status=self.status,
+            filled_size=self.filled,
+            average_fill_price=self.average_fill_price,
+        )
+
+
+_INJECTABLE_METHODS = frozenset(
+    {
+        "connect",
+        "get_contract_info",
+        "fetch_bbo_prices",
+        "get_funding_rate",
+        "place_limit_order",
+        "place_market_order",
+        "cancel_order",
+        "get_order_info",
+        "get_active_orders",
+        "get_position",
+        "get_account_snapshot",
+    }
+)
+
+
+def _take_batch(source: Iterator[MarketEvent], count: int) -> list[MarketEvent]:
+    return list(itertools.islice(source, count))
+
+
+# ---------------------------------------------------------------------------------------------
+# The venue
+# ---------------------------------------------------------------------------------------------
+
+
+class PaperExchangeClient(BaseExchangeClient):
+    """A simulated venue with one market (every contract id refers to it); see the module doc.
+
+    Public state for drivers and tests: ``events_applied`` (market events applied so far),
+    ``feed_stats`` (the recorded feed's reader statistics, when replaying one),
+    ``feed_finished`` (set when a pumped feed has ended) and ``feed_error`` (what stopped the
+    pump, if it failed).
+    """
+
+    name = "paper"
+
+    def __init__(self, config: TradingConfig, clock: Clock) -> None:
+        super().__init__(config, clock)
+        self.options = PaperOptions.from_params(config.exchange_params)
+        self.contract_id = config.ticker
+        options = self.options
+        self._maker_fee_rate = options.maker_fee_pct / _HUNDRED
+        self._taker_fee_rate = options.taker_fee_pct / _HUNDRED
+        self._funding_interval_seconds = float(options.funding_interval_hours) * 3600.0
+
+        # top of book
+        self._best_bid: Decimal | None = None
+        self._best_ask: Decimal | None = None
+        self._bid_size: Decimal | None = None
+        self._ask_size: Decimal | None = None
+        self._last_trade_price: Decimal | None = None
+
+        # orders: heaps keyed so the best (highest buy, lowest sell, then oldest) is on top;
+        # cancelled or filled entries are dropped lazily when they reach the top.
+        self._orders: dict[str, _PaperOrder] = {}
+        self._active_orders: dict[str, _PaperOrder] = {}
+        self._active_client_ids: dict[str, _PaperOrder] = {}
+        self._resting_buys: list[tuple[Decimal, int, _PaperOrder]] = []
+        self._resting_sells: list[tuple[Decimal, int, _PaperOrder]] = []
+        self._best_buy_price: Decimal | None = None
+        self._best_sell_price: Decimal | None = None
+        self._order_sequence = itertools.count(1)
+        self._trade_sequence = itertools.count(1)
+
+        # account
+        self._position_size = _ZERO
+        self._entry_price = _ZERO
+        self._realized_pnl = _ZERO
+        self._fees_paid = _ZERO
+        self._funding_received = _ZERO
+        self._next_funding_time = -math.inf
+        self._funding_scheduled = False
+
+        # market source and pump
+        self.events_applied = 0
+        self.feed_stats: FeedStats | None = None
+        self.feed_finished = asyncio.Event()
+        self.feed_error: BaseException | None = None
+        self._source: Iterator[MarketEvent] | None = None
+        self._pending_events: deque[MarketEvent] = deque()
+        self._read_task: asyncio.Future[list[MarketEvent]] | None = None
+        self._source_exhausted = False
+        self._pump_task: asyncio.Task[None] | None = None
+        self._pace_anchor: tuple[float, float] | None = None
+        self._pump_errors = 0
+        self._injected_failures: dict[str, deque[ExchangeError]] = {}
+
+    # -- fault injection -------------------------------------------------------------------------
+
+    def inject_failure(self, method_name: str, error: ExchangeError, count: int = 1) -> None:
+        """Make the next ``count`` calls of ``method_name`` raise ``error`` (for tests of callers)."""
+        if method_name not in _INJECTABLE_METHODS:
+            raise ValueError(
+                f"cannot inject failures into {method_name!r}; one of {sorted(_INJECTABLE_METHODS)}"
+            )
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        self._injected_failures.setdefault(method_name, deque()).extend([error] * count)
+
+    def _raise_injected(self, method_name: str) -> None:
+        if not self._injected_failures:
+            return
+        queue = self._injected_failures.get(method_name)
+        if queue:
+            error = queue.popleft()
+            if not queue:
+                del self._injected_failures[method_name]
+            raise error
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def market_source(self, start_time: float) -> Iterator[MarketEvent]:
+        """The events these options describe: the recorded feed, or the synthetic market from
+        ``start_time``. A backtest engine driving the venue externally can use it too."""
+        options = self.options
+        if options.feed_path is not None:
+            if not options.feed_path.is_file():
+                raise ConfigurationError(
+                    f"paper exchange option 'feed_path': no such file {options.feed_path}"
+                )
+            self.feed_stats = FeedStats()
+            return read_recorded_feed(options.feed_path, self.feed_stats)
+        return iter(
+            SyntheticMarket(
+                seed=options.seed,
+                start_price=options.start_price,
+                volatility_bps=options.volatility_bps,
+                spread_ticks=options.spread_ticks,
+                tick_size=options.tick_size,
+                size_step=options.size_step,
+                step_seconds=options.step_seconds,
+                start_time=start_time,
+            )
+        )
+
+    async def connect(self) -> None:
+        """Start the market: apply events up to the first BBO now, then pump the rest in the
+        background (unless ``drive_externally``). Connecting again after a disconnect resumes
+        the same market where it stopped."""
+        self._raise_injected("connect")
+        if self._pump_task is not None and not self._pump_task.done():
+            return
+        if self.options.drive_externally:
+            logger.info("paper venue connected; market events come from an external driver")
+            return
+        if self._source is None:
+            self._source = await asyncio.to_thread(self.market_source, self.clock.now())
+            try:
+                while self._best_bid is None:
+                    if not self._pending_events and not await self._refill_pending():
+                        raise ConfigurationError(
+                            f"paper market feed {self.options.feed_path} holds no best-bid/offer events"
+                        )
+                    event = self._pending_events.popleft()
+                    if self._pace_anchor is None:
+                        self._pace_anchor = (self.clock.now(), event.timestamp)
+                    self.apply_market_event(event)
+            except BaseException as exc:
+                self._source = None
+                self._read_task = None
+                self._pending_events.clear()
+                self._source_exhausted = False
+                if isinstance(exc, OSError):
+                    raise ConfigurationError(
+                        f"cannot read paper market feed {self.options.feed_path}: {exc}"
+                    ) from exc
+                raise
+            logger.info(
+                "paper venue connected: %s, best bid %s / ask %s",
+                f"replaying {self.options.feed_path}" if self.options.feed_path else "synthetic market",
+                self._best_bid,
+                self._best_ask,
+            )
+        if self._source_exhausted and not self._pending_events:
+            return
+        self._pump_task = asyncio.create_task(self._pump(), name="paper-market-pump")
+
+    async def disconnect(self) -> None:
+        """Stop the pump; the book keeps its state and a later connect() resumes the market."""
+        self._pace_anchor = None
+        task, self._pump_task = self._pump_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _refill_pending(self) -> bool:
+        """Read the next batch from the source in a worker thread; False when it has ended.
+
+        A read survives cancellation of its reader (it is shielded and kept), so a disconnect
+        during a read neither loses events nor runs the source in two threads at once.
+        """
+        if self._source_exhausted or self._source is None:
+            return False
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(
+                asyncio.to_thread(_take_batch, self._source, _SOURCE_BATCH_SIZE)
+            )
+        batch = await asyncio.shield(self._read_task)
+        self._read_task = None
+        if not batch:
+            self._source_exhausted = True
+            return False
+        self._pending_events.extend(batch)
+        return True
+
+    async def _pump(self) -> None:
+        """Apply events at their time: ``replay_speed`` times faster than they were recorded,
+        paced by the clock relative to the first event (the one connect() applied, or after a
+        reconnect the first one applied since); ``<= 0`` means as fast as possible."""
+        speed = self.options.replay_speed
+        clock = self.clock
+        since_yield = 0
+        try:
+            while self._pending_events or await self._refill_pending():
+                event = self._pending_events[0]
+                if speed > 0:
+                    if self._pace_anchor is None:
+                        self._pace_anchor = (clock.now(), event.timestamp)
+                    anchor_clock_time, anchor_event_time = self._pace_anchor
+                    delay = anchor_clock_time + (event.timestamp - anchor_event_time) / speed - clock.now()
+                    if delay > 0:
+                        await clock.sleep(delay)
+                        since_yield = 0
+                if since_yield >= _PUMP_YIELD_EVERY or speed <= 0:
+                    await clock.sleep(0)
+                    since_yield = 0
+                since_yield += 1
+                self._pending_events.popleft()
+                try:
+                    self.apply_market_event(event)
+                except Exception:
+                    self._pump_errors += 1
+                    if self._pump_errors <= _PUMP_ERRORS_LOGGED:
+                        logger.exception("error while applying a market event (a subscriber's bug?)")
+            logger.info(
+                "paper market feed ended after %d events; the book keeps its last state (bid %s / ask %s)",
+                self.events_applied,
+                self._best_bid,
+                self._best_ask,
+            )
+            self.feed_finished.set()
+        except Exception as exc:
+            self.feed_error = exc
+            logger.exception("paper market feed failed; the book keeps its last state")
+            self.feed_finished.set()
+
+    # -- the matching engine -------------------------------------------------------------------
+
+    def apply_market_event(self, event: MarketEvent) -> None:
+        """Update the book with one event, pay funding due by the clock, match our resting
+        orders, and emit market and order updates. Synchronous and cheap when nothing is near."""
+        self.events_applied += 1
+        now = self.clock.now()
+        if now >= self._next_funding_time:
+            self._settle_funding(now)
+        if event.kind is _BBO:
+            previous_bid, previous_ask = self._best_bid, self._best_ask
+            best_bid: Decimal = event.best_bid  # type: ignore[assignment]
+            best_ask: Decimal = event.best_ask  # type: ignore[assignment]
+            self._best_bid = best_bid
+            self._best_ask = best_ask
+            self._bid_size = event.bid_size
+            self._ask_size = event.ask_size
+            best_buy = self._best_buy_price
+            if best_buy is not None and best_ask <= best_buy:
+                self._match_buys(best_ask, None, now)
+            best_sell = self._best_sell_price
+            if best_sell is not None and best_bid >= best_sell:
+                self._match_sells(best_bid, None, now)
+            if self._market_handlers and (best_bid != previous_bid or best_ask != previous_ask):
+                self._emit_market_update(
+                    MarketUpdate(self.contract_id, best_bid, best_ask, now, self._last_trade_price)
+                )
+            return
+        price: Decimal = event.price  # type: ignore[assignment]
+        self._last_trade_price = price
+        best_buy = self._best_buy_price
+        if best_buy is not None and price <= best_buy:
+            self._match_buys(price, event.size, now)
+        best_sell = self._best_sell_price
+        if best_sell is not None and price >= best_sell:
+            self._match_sells(price, event.size, now)
+        if self._market_handlers and self._best_bid is not None and self._best_ask is not None:
+            self._emit_market_update(
+                MarketUpdate(self.contract_id, self._best_bid, self._best_ask, now, price)
+            )
+
+    def _match_buys(self, price: Decimal, trade_size: Decimal | None, now: float) -> None:
+        """Fill resting buys against an ask at ``price`` (``trade_size`` None) or a trade print."""
+        heap = self._resting_buys
+        available = trade_size
+        while heap:
+            order = heap[0][2]
+            if not order.resting:
+                heapq.heappop(heap)
+                continue
+            if price < order.price or (available is None and price == order.price):
+                self._fill(order, order.remaining, order.price, True, now)
+            elif price == order.price and available:
+                available -= self._fill(order, min(order.remaining, available), order.price, True, now)
+                if order.resting:
+                    break
+            else:
+                break
+        self._best_buy_price = heap[0][2].price if heap else None
+
+    def _match_sells(self, price: Decimal, trade_size: Decimal | None, now: float) -> None:
+        """Fill resting sells against a bid at ``price`` (``trade_size`` None) or a trade print."""
+        heap = self._resting_sells
+        available = trade_size
+        while heap:
+            order = heap[0][2]
+            if not order.resting:
+                heapq.heappop(heap)
+                continue
+            if price > order.price or (available is None and price == order.price):
+                self._fill(order, order.remaining, order.price, True, now)
+            elif price == order.price and available:
+                available -= self._fill(order, min(order.remaining, available), order.price, True, now)
+                if order.resting:
+                    break
+            else:
+                break
+        self._best_sell_price = heap[0][2].price if heap else None
+
+    def _fill(
+        self, order: _PaperOrder, quantity: Decimal, price: Decimal, is_maker: bool, now: float
+    ) -> Decimal:
+        """Execute ``quantity`` of ``order`` at ``price``: position, fees, order state, update.
+
+        Returns the size actually filled (less for a reduce-only order that would over-reduce).
+        """
+        expire_rest = False
+        if order.reduce_only:
+            reducible = self._reducible_size(order.side)
+            if quantity > reducible:
+                quantity = reducible
+                expire_rest = True
+        fill: Fill | None = None
+        if quantity > 0:
+            fee = price * quantity * (self._maker_fee_rate if is_maker else self._taker_fee_rate)
+            self._apply_fill_to_position(order.side, quantity, price)
+            self._fees_paid += fee
+            order.filled += quantity
+            order.fill_notional += price * quantity
+            order.status = OrderStatus.FILLED if order.filled >= order.size else OrderStatus.PARTIALLY_FILLED
+            fill = Fill(
+                order_id=order.order_id,
+                client_order_id=order.client_order_id,
+                contract_id=order.contract_id,
+                side=order.side,
+                price=price,
+                size=quantity,
+                fee=fee,
+                is_maker=is_maker,
+                timestamp=now,
+                trade_id=f"paper-{next(self._trade_sequence)}",
+            )
+            if order.status is OrderStatus.FILLED:
+                self._deactivate(order)
+            self._emit_order_update(OrderUpdate(order.snapshot(), fill))
+        if expire_rest and order.status.is_active:
+            order.status = OrderStatus.EXPIRED
+            self._deactivate(order)
+            logger.info(
+                "reduce-only order %s expired: only %s of it would still reduce the position",
+                order.order_id,
+                quantity,
+            )
+            self._emit_order_update(OrderUpdate(order.snapshot(), None))
+        return quantity
+
+    def _deactivate(self, order: _PaperOrder) -> None:
+        """Take a finished order out of the book (its heap entry is dropped lazily)."""
+        order.resting = False
+        self._active_orders.pop(order.order_id, None)
+        if order.client_order_id and self._active_client_ids.get(order.client_order_id) is order:
+            del self._active_client_ids[order.client_order_id]
+
+    def _reducible_size(self, side: OrderSide) -> Decimal:
+        """How much a fill on ``side`` can take off the position without flipping it."""
+        position = self._position_size
+        if side is _SELL and position > 0:
+            return position
+        if side is _BUY and position < 0:
+            return -position
+        return _ZERO
+
+    def _apply_fill_to_position(self, side: OrderSide, quantity: Decimal, price: Decimal) -> None:
+        """Average-price accounting: adding moves the entry, reducing realizes PnL, flipping
+        realizes on the closed part and opens the rest at the fill price."""
+        position = self._position_size
+        signed = quantity if side is _BUY else -quantity
+        new_position = position + signed
+        if position == 0 or (position > 0) == (signed > 0):
+            self._entry_price = (self._entry_price * abs(position) + price * quantity) / abs(new_position)
+        else:
+            closed = min(quantity, abs(position))
+            direction = 1 if position > 0 else -1
+            self._realized_pnl += (price - self._entry_price) * closed * direction
+            if new_position == 0:
+                self._entry_price = _ZERO
+            elif (new_position > 0) != (position > 0):
+                self._entry_price = price
+        self._position_size = new_position
+
+    def _settle_funding(self, now: float) -> None:
+        """Pay or receive funding for every interval boundary the clock has passed."""
+        interval = self._funding_interval_seconds
+        if not self._funding_scheduled:
+            self._funding_scheduled = True
+            self._next_funding_time = (math.floor(now / interval) + 1) * interval
+            return
+        boundaries = 0
+        while now >= self._next_funding_time:
+            boundaries += 1
+            self._next_funding_time += interval
+        if self._position_size == 0 or self._best_bid is None:
+            return
+        mid = (self._best_bid + self._best_ask) / 2  # type: ignore[operator]
+        payment = -self._position_size * mid * self.options.funding_rate * boundaries
+        self._funding_received += payment
+        logger.info(
+            "funding: position %s at mark %s, rate %s x %d interval(s): %s %s",
+            self._position_size,
+            mid,
+            self.options.funding_rate,
+            boundaries,
+            "received" if payment >= 0 else "paid",
+            abs(payment),
+        )
+
+    # -- market metadata and data ------------------------------------------------------------
+
+    async def get_contract_info(self, ticker: str) -> ContractInfo:
+        self._raise_injected("get_contract_info")
+        symbol = ticker.upper()
+        return ContractInfo(
+            ticker=symbol,
+            contract_id=symbol,
+            tick_size=self.options.tick_size,
+            size_step=self.options.size_step,
+            min_size=self.options.min_size,
+            min_notional=self.options.min_notional,
+        )
+
+    async def fetch_bbo_prices(self, contract_id: str) -> tuple[Decimal, Decimal]:
+        self._raise_injected("fetch_bbo_prices")
+        return self._require_book()
+
+    async def get_funding_rate(self, contract_id: str) -> FundingRate:
+        self._raise_injected("get_funding_rate")
+        if self._funding_scheduled:
+            next_time = self._next_funding_time
+        else:
+            interval = self._funding_interval_seconds
+            next_time = (math.floor(self.clock.now() / interval) + 1) * interval
+        return FundingRate(
+            contract_id=contract_id,
+            rate=self.options.funding_rate,
+            interval_hours=self.options.funding_interval_hours,
+            next_funding_time=next_time,
+        )
+
+    def _require_book(self) -> tuple[Decimal, Decimal]:
+        if self._best_bid is None or self._best_ask is None:
+            raise ExchangeUnavailable(
+                "paper venue has no market data yet (connect first, or apply a BBO event)"
+            )
+        return self._best_bid, self._best_ask
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def _validate_order(self, side: OrderSide, quantity: Decimal, client_order_id: str | None) -> None:
+        options = self.options
+        if not isinstance(side, OrderSide):
+            raise InvalidOrder(f"order side must be an OrderSide, got {side!r}")
+        if not isinstance(quantity, Decimal) or not quantity.is_finite():
+            raise InvalidOrder(f"order size must be a finite Decimal, got {quantity!r}")
+        if quantity <= 0:
+            raise InvalidOrder(f"order size must be positive, got {quantity}")
+        if quantity % options.size_step != 0:
+            raise InvalidOrder(
+                f"order size {quantity} is not a multiple of the size step {options.size_step}"
+            )
+        if quantity < options.min_size:
+            raise OrderBelowMinimum(f"order size {quantity} is below the minimum size {options.min_size}")
+        if client_order_id and client_order_id in self._active_client_ids:
+            raise InvalidOrder(f"client order id {client_order_id} is already in use by an active order")
+
+    def _validate_notional(self, price: Decimal, quantity: Decimal) -> None:
+        notional = price * quantity
+        if notional < self.options.min_notional:
+            raise OrderBelowMinimum(
+                f"order notional {notional} (price {price} x size {quantity}) is below the minimum "
+                f"notional {self.options.min_notional}"
+            )
+
+    def _validate_reduce_only(self, side: OrderSide, quantity: Decimal) -> None:
+        reducible = self._reducible_size(side)
+        if quantity > reducible:
+            raise InvalidOrder(
+                f"reduce-only {side.value} of {quantity} would increase the position "
+                f"(position {self._position_size}, at most {reducible} can be reduced)"
+            )
+
+    def _new_order(
+        self,
+        contract_id: str,
+        side: OrderSide,
+        order_type: OrderType,
+        quantity: Decimal,
+        price: Decimal,
+        client_order_id: str | None,
+        reduce_only: bool,
+    ) -> _PaperOrder:
+        order = _PaperOrder(
+            order_id=str(next(self._order_sequence)),
+            client_order_id=client_order_id,
+            contract_id=contract_id,
+            side=side,
+            order_type=order_type,
+            size=quantity,
+            price=price,
+            reduce_only=reduce_only,
+            created_at=self.clock.now(),
+        )
+        self._orders[order.order_id] = order
+        self._active_orders[order.order_id] = order
+        if client_order_id:
+            self._active_client_ids[client_order_id] = order
+        return order
+
+    async def place_limit_order(
+        self,
+        contract_id: str,
+        side: OrderSide,
+        quantity: Decimal,
+        price: Decimal,
+        client_order_id: str,
+        post_only: bool = True,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """Rest a limit order, or fill it at once as taker if it crosses and is not post-only."""
+        self._raise_injected("place_limit_order")
+        best_bid, best_ask = self._require_book()
+        self._validate_order(side, quantity, client_order_id)
+        tick = self.options.tick_size
+        if not isinstance(price, Decimal) or not price.is_finite() or price <= 0 or price % tick != 0:
+            raise InvalidOrder(f"price {price} is not a positive multiple of the tick size {tick}")
+        self._validate_notional(price, quantity)
+        crosses = price >= best_ask if side is _BUY else price <= best_bid
+        if crosses and post_only:
+            touch_name, touch = ("best ask", best_ask) if side is _BUY else ("best bid", best_bid)
+            raise PostOnlyRejected(f"post-only {side.value} at {price} would cross the {touch_name} {touch}")
+        if reduce_only:
+            self._validate_reduce_only(side, quantity)
+        order = self._new_order(
+            contract_id, side, OrderType.LIMIT, quantity, price, client_order_id, reduce_only
+        )
+        self._emit_order_update(OrderUpdate(order.snapshot(), None))
+        if crosses:
+            self._fill(order, quantity, best_ask if side is _BUY else best_bid, False, self.clock.now())
+            return order.result()
+        order.resting = True
+        sequence = int(order.order_id)
+        if side is _BUY:
+            heapq.heappush(self._resting_buys, (-price, sequence, order))
+            self._best_buy_price = self._resting_buys[0][2].price
+        else:
+            heapq.heappush(self._resting_sells, (price, sequence, order))
+            self._best_sell_price = self._resting_sells[0][2].price
+        return order.result()
+
+    async def place_market_order(
+        self,
+        contract_id: str,
+        side: OrderSide,
+        quantity: Decimal,
+        client_order_id: str,
+        max_slippage_pct: Decimal,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """Fill completely at the touch as taker, unless the touch is too far from the mid."""
+        self._raise_injected("place_market_order")
+        best_bid, best_ask = self._require_book()
+        self._validate_order(side, quantity, client_order_id)
+        touch = best_ask if side is _BUY else best_bid
+        mid = (best_bid + best_ask) / 2
+        slippage_pct = abs(touch - mid) / mid * _HUNDRED
+        if slippage_pct > max_slippage_pct:
+            raise SlippageExceeded(
+                f"market {side.value} would fill at {touch}, {slippage_pct:.4f} % from the mid {mid} "
+                f"(limit {max_slippage_pct} %)"
+            )
+        self._validate_notional(touch, quantity)
+        if reduce_only:
+            self._validate_reduce_only(side, quantity)
+        order = self._new_order(
+            contract_id, side, OrderType.MARKET, quantity, touch, client_order_id, reduce_only
+        )
+        self._fill(order, quantity, touch, False, self.clock.now())
+        return order.result()
+
+    async def cancel_order(self, contract_id: str, order_id: str) -> OrderResult:
+        self._raise_injected("cancel_order")
+        order = self._active_orders.get(order_id)
+        if order is None:
+            state = self._orders[order_id].status.value if order_id in self._orders else "unknown"
+            raise OrderNotFound(f"order {order_id} is not active on the paper venue ({state})")
+        order.status = OrderStatus.CANCELLED
+        self._deactivate(order)
+        if order.side is _BUY:
+            self._drop_inactive_top(self._resting_buys)
+            self._best_buy_price = self._resting_buys[0][2].price if self._resting_buys else None
+        else:
+            self._drop_inactive_top(self._resting_sells)
+            self._best_sell_price = self._resting_sells[0][2].price if self._resting_sells else None
+        self._emit_order_update(OrderUpdate(order.snapshot(), None))
+        return order.result()
+
+    @staticmethod
+    def _drop_inactive_top(heap: list[tuple[Decimal, int, _PaperOrder]]) -> None:
+        while heap and not heap[0][2].resting:
+            heapq.heappop(heap)
+
+    async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
+        self._raise_injected("get_order_info")
+        order = self._orders.get(order_id)
+        if order is None:
+            raise OrderNotFound(f"order {order_id} was never placed on the paper venue")
+        return order.snapshot()
+
+    async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
+        self._raise_injected("get_active_orders")
+        is_ours = self.client_ids.is_ours
+        return [order.snapshot() for order in self._active_orders.values() if is_ours(order.client_order_id)]
+
+    # -- positions and account ---------------------------------------------------------------
+
+    def _unrealized_pnl(self) -> Decimal:
+        if self._position_size == 0 or self._best_bid is None:
+            return _ZERO
+        mid = (self._best_bid + self._best_ask) / 2  # type: ignore[operator]
+        return (mid - self._entry_price) * self._position_size
+
+    def _position(self, contract_id: str) -> Position:
+        return Position(
+            contract_id=contract_id,
+            size=self._position_size,
+            entry_price=self._entry_price,
+            unrealized_pnl=self._unrealized_pnl(),
+            realized_pnl=self._realized_pnl,
+        )
+
+    async def get_position(self, contract_id: str) -> Position:
+        self._raise_injected("get_position")
+        return self._position(contract_id)
+
+    async def get_account_snapshot(self) -> AccountSnapshot:
+        """``balance = start + realized - fees + funding received``; ``equity = balance +
+        unrealized``; ``funding_paid`` is positive when we paid."""
+        self._raise_injected("get_account_snapshot")
+        balance = self.options.start_balance + self._realized_pnl - self._fees_paid + self._funding_received
+        position = self._position(self.contract_id)
+        return AccountSnapshot(
+            balance=balance,
+            equity=balance + position.unrealized_pnl,
+            positions=(position,) if position.size != 0 else (),
+            realized_pnl=self._realized_pnl,
+            fees_paid=self._fees_paid,
+            funding_paid=-self._funding_received,
+            timestamp=self.clock.now(),
+        )
