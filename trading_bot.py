@@ -110,6 +110,7 @@ class TradingBot:
         self._started_at: float | None = None
         self._last_risk_reason = ""
         self._done = asyncio.Event()
+        self._last_market_update_at: float | None = None
         self.orders_failed = 0
 
     # -- events from the venue (called synchronously by the client) ---------------------------
@@ -119,6 +120,7 @@ class TradingBot:
         self.expect_activity()
 
     def _on_market_update(self, update: MarketUpdate) -> None:
+        self._last_market_update_at = self.clock.now()
         self.expect_activity()
 
     def expect_activity(self) -> None:
@@ -210,7 +212,8 @@ class TradingBot:
             logger.warning("market data unavailable: %s", exc)
             await self._wait(self.config.idle_wait_seconds)
             return
-        self.risk_manager.record_market_data(market_data.timestamp)
+        # Freshness is when the venue last pushed market data, not when we read a cached book.
+        self.risk_manager.record_market_data(self._last_market_update_at or market_data.timestamp)
 
         if await self.strategy.should_execute(market_data):
             result = await self.strategy.execute_strategy(market_data)

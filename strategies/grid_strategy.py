@@ -344,7 +344,7 @@ class GridStrategy(BaseStrategy):
     # -- start-up ----------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Resolve the market, check the order size, adopt our live orders and start a cool-down.
+        """Resolve the market, check the order size, adopt our live orders (cool-down if any).
 
         Errors listing our orders propagate: assuming "no orders" after a failure would place
         duplicates of every take-profit a restart should have found.
@@ -370,7 +370,9 @@ class GridStrategy(BaseStrategy):
         elif contract.min_notional > 0:
             best_bid, best_ask = await self.exchange_client.fetch_bbo_prices(self.contract_id)
             self._check_entry_notional(self.entry_price(best_bid, best_ask))
-        self._start_cooldown("start-up")
+        if self._closes:
+            # A restart that found its take-profits waits like after a fill: no burst.
+            self._start_cooldown("start-up with resting take-profits")
         logger.info(
             "grid %s %s: quantity %s, take-profit %s %%, max %d orders, wait %s s, grid step %s %%%s",
             self.direction.value,

@@ -65,7 +65,7 @@ def make_session(
 
 
 async def started(**kwargs: object) -> StrategyDriver:
-    """A session past its start-up cool-down, with its first entry resting."""
+    """A started session with its first entry resting."""
     driver = make_session(**kwargs)  # type: ignore[arg-type]
     await driver.start()
     await driver.advance(driver.strategy.seconds_until_next_decision() or 0)
@@ -349,7 +349,6 @@ async def test_boost_closes_each_fill_with_a_reduce_only_market_order():
 @pytest.mark.parametrize(
     "adopted, startup_cooldown, cooldown_after_fill",
     [
-        (0, 25.0, 25.0),  # n=1 of 12: below 1/6 -> wait/4
         (1, 25.0, 50.0),  # n=2 of 12: 1/6 -> wait/2
         (3, 50.0, 100.0),  # n=4 of 12: 1/3 -> wait
         (7, 100.0, 200.0),  # n=8 of 12: 2/3 -> 2 x wait
@@ -378,6 +377,18 @@ async def test_cooldown_band_follows_the_resting_take_profit_count(
     assert entry.side is BUY
 
 
+async def test_fresh_start_enters_at_once_then_cools_down_by_the_lowest_band():
+    driver = make_session(max_orders="12")
+    await driver.start()
+    assert not driver.strategy.seconds_until_next_decision()
+    await driver.step()
+    (entry,) = driver.exchange.placed
+    assert entry.side is BUY
+    driver.exchange.fill(entry.order_id)
+    await driver.settle()
+    assert driver.strategy.seconds_until_next_decision() == 25.0  # n=1 of 12: below 1/6 -> wait/4
+
+
 async def test_take_profit_fill_resets_the_cooldown():
     driver = await started()
     driver.exchange.fill(entry_order(driver).order_id)
@@ -400,6 +411,7 @@ async def test_random_timing_scales_the_cooldown_reproducibly():
     cooldowns = []
     for seed in ("7", "7", "8"):
         driver = make_session(random_timing="true", timing_range="0.5", seed=seed)
+        driver.exchange.seed_order(SELL, "0.01", D("60100.0"))
         await driver.start()
         cooldowns.append(driver.strategy.seconds_until_next_decision())
     assert all(12.5 <= value <= 37.5 for value in cooldowns)
@@ -841,17 +853,13 @@ async def test_grid_runs_under_the_trading_bot_on_simulated_time():
     run = asyncio.ensure_future(bot.run())
     try:
         await idle()
-        assert exchange.placed == [] and clock.next_deadline() == START + 25.0
-        clock.advance_to(START + 25.0)
-        bot.expect_activity()
-        await idle()
         (entry,) = exchange.placed
         assert (entry.side, entry.price) == (BUY, D("60000.0"))
         exchange.fill(entry.order_id)
         await idle()
         take_profit = exchange.last_placed
         assert (take_profit.side, take_profit.price) == (SELL, D("60012.0"))
-        assert take_profit.timestamp == START + 25.0  # same simulated instant as the fill
+        assert take_profit.timestamp == START  # same simulated instant as the fill
     finally:
         bot.request_shutdown("test over")
         summary = await asyncio.wait_for(run, timeout=10)
