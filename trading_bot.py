@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from exchanges.base import (
     BaseExchangeClient,
+    ConfigurationError,
     ExchangeError,
     MarketUpdate,
     NetworkError,
@@ -76,6 +77,7 @@ class BotSummary:
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_BAD_CONFIGURATION = 2
 EXIT_RISK_STOP = 3
 
 
@@ -176,6 +178,8 @@ class TradingBot:
             )
             while not self.stopping:
                 await self._run_iteration()
+        except ConfigurationError as exc:
+            self.request_shutdown(f"configuration: {exc}", EXIT_BAD_CONFIGURATION)
         except ExchangeError as exc:
             self.request_shutdown(f"{type(exc).__name__}: {exc}", EXIT_ERROR)
         except Exception as exc:

@@ -33,8 +33,9 @@ class RateLimiter:
     """An async token bucket: at most ``max_requests`` per ``window`` seconds, with bursts.
 
     Waiters are served in arrival order (one lock), so a burst of callers cannot starve one.
-    ``penalize`` is what a 429 calls: it empties the bucket and pauses everyone, doubling the
-    pause on consecutive strikes until a request succeeds again.
+    ``penalize`` is what a 429 calls: it empties the bucket and pauses everyone for the venue's
+    ``retry_after`` (or ``penalty_base`` without one); consecutive strikes double the pause, up to
+    ``penalty_cap``, until a request succeeds again.
     """
 
     def __init__(
@@ -102,7 +103,10 @@ class RateLimiter:
         self._strikes += 1
         self.throttled += 1
         escalating = min(self.penalty_cap, self.penalty_base * 2 ** (self._strikes - 1))
-        pause = max(retry_after or 0.0, escalating)
+        if retry_after is not None and self._strikes == 1:
+            pause = retry_after
+        else:
+            pause = max(retry_after or 0.0, escalating)
         self._refill()
         self._tokens = 0.0
         self._paused_until = max(self._paused_until, self.clock.now() + pause)

@@ -1,0 +1,1591 @@
+"""Lighter (zkLighter) perpetuals client.
+
+How it talks to the venue, and why:
+
+* REST is a thin aiohttp client of our own (orderBooks/orderBookDetails, account,
+  accountActiveOrders/accountInactiveOrders, funding-rates, sendTx), so every answer goes through
+  one error mapping, one rate limiter and one retry policy, and numbers parse straight to Decimal.
+* Transactions are signed by lighter-sdk's ``SignerClient`` (a bundled native library; measured
+  ~3.3 ms per signature when called on the event-loop thread, ~0.6 ms through
+  ``asyncio.to_thread``, so signing and auth tokens run in a worker thread) with nonces from the
+  SDK's own nonce manager.
+  An "invalid nonce" answer (21104) hard-refreshes the nonce from the venue and retries once;
+  every reconnect and every ambiguous send (timeout, 5xx) also forces a refresh before the next
+  transaction, so restarts and lost answers do not leave us with nonce errors.
+* One :class:`ReconnectingWebSocket` carries ``order_book/{market}`` (a local book rebuilt from
+  snapshot + deltas with ``begin_nonce``/offset continuity checks) and
+  ``account_orders/{market}/{account}`` (our orders; fills are derived from increases of the
+  cumulative ``filled_base_amount``, so duplicated or reordered messages never double-count).
+* Placing is not filling: ``sendTx`` only says the transaction was accepted. Placement waits
+  (bounded by ``order_ack_timeout``) for the order's first state on the account stream; if none
+  arrives it returns ``OrderResult(status=PENDING)`` with our client id and the order index is
+  learned later. A post-only order that would cross raises :class:`PostOnlyRejected`.
+* Order ids: Lighter's ``order_index``. ``cancel_order`` and ``get_order_info`` also accept our
+  14-digit client order id (our ids are below 2**48; Lighter's order indices are at or above it).
+* Resting orders carry the SDK's default expiry, 28 days (the venue accepts up to about 30) —
+  there is no good-till-cancel on Lighter. An expiry arrives as an EXPIRED update, never silently.
+* Auth tokens (REST reads and the account stream) live ``auth_token_ttl`` seconds (venue cap 8 h)
+  and are renewed when half their life is gone; the account stream is resubscribed with the new
+  token and orders are reconciled from REST after every reconnect or renewal.
+
+Settings come from the environment (the bot loads the .env first): LIGHTER_API_PRIVATE_KEY,
+LIGHTER_ACCOUNT_INDEX, LIGHTER_API_KEY_INDEX, LIGHTER_NETWORK (mainnet|testnet),
+LIGHTER_BASE_URL / LIGHTER_WS_URL / LIGHTER_CHAIN_ID overrides. ``config.exchange_params`` may
+override every setting except the private key, and tunes timeouts (see ``_PARAM_DEFAULTS``).
+Against the loopback mock (tests/mock_venues/lighter_venue.py): ``MockLighterVenue.env()`` returns
+exactly these variables (LIGHTER_BASE_URL=http://127.0.0.1:PORT, LIGHTER_WS_URL=
+ws://127.0.0.1:PORT/stream, LIGHTER_CHAIN_ID=304, account, key index, private key); pass them as
+the environment or as ``LighterClient(config, clock, env=venue.env())``. The mock serves the
+API-key lookup, so ``check_api_key`` can stay on; a mock without it needs ``check_api_key=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import aiohttp
+import lighter
+from websockets.exceptions import WebSocketException
+
+from exchanges.base import (
+    AccountSnapshot,
+    AuthenticationError,
+    BaseExchangeClient,
+    ConfigurationError,
+    ContractInfo,
+    ExchangeError,
+    ExchangeUnavailable,
+    Fill,
+    FundingRate,
+    InsufficientFunds,
+    InvalidNonce,
+    InvalidOrder,
+    MalformedMessage,
+    MarketUpdate,
+    NetworkError,
+    OrderBelowMinimum,
+    OrderInfo,
+    OrderNotFound,
+    OrderResult,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    PostOnlyRejected,
+    RateLimitExceeded,
+    RequestTimeout,
+    SlippageExceeded,
+)
+from helpers.clock import Clock
+from helpers.rate_limiter import RateLimiter, RetryPolicy
+from helpers.reconnecting_websocket import ReconnectingWebSocket
+from helpers.rounding import round_down, round_up
+from helpers.trading_config import TradingConfig
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+NETWORKS: dict[str, tuple[str, str, int]] = {
+    "mainnet": ("https://mainnet.zklighter.elliot.ai", "wss://mainnet.zklighter.elliot.ai/stream", 304),
+    "testnet": ("https://testnet.zklighter.elliot.ai", "wss://testnet.zklighter.elliot.ai/stream", 300),
+}
+
+#: Tunables read from ``config.exchange_params`` (with these defaults).
+_PARAM_DEFAULTS: dict[str, Any] = {
+    "check_api_key": True,  # ask the venue whether our key is registered (native HTTP call)
+    "order_ack_timeout": 5.0,  # wait this long for an order's first state after sendTx
+    "bbo_timeout": 10.0,  # wait this long for the first book snapshot
+    "ws_connect_timeout": 15.0,  # connect() fails if the stream is not up by then
+    "rest_timeout": 10.0,
+    "rest_requests_per_minute": 60.0,  # Lighter's standard-account REST budget
+    "rest_max_attempts": 4,
+    "auth_token_ttl": 7200.0,  # seconds; venue maximum is 8 h
+    "ws_ping_interval": 20.0,  # protocol-level pings
+    "ws_app_ping_interval": 0.0,  # >0: also send {"type":"ping"} this often (0 = off)
+    "backoff_base": 0.5,
+    "backoff_cap": 30.0,
+}
+
+AUTH_TOKEN_MAX_TTL = 8 * 3600 - 60
+MIN_API_KEY_INDEX = 4  # 0-3 belong to Lighter's own web/mobile apps
+MAX_CLIENT_ORDER_INDEX = 2**48 - 1
+MAX_PRICE_UNITS = 2**32 - 1  # the signer takes the price as uint32
+INVALID_NONCE_CODE = 21104
+AUTH_RECOVERY_INTERVAL = 30.0  # at most one token-rejected recovery per this many seconds
+FEE_QUANTUM = Decimal("0.000001")  # USDC's precision on Lighter
+_HEX_KEY = re.compile(r"^[0-9a-fA-F]{80}$")
+
+
+@dataclass(frozen=True)
+class LighterSettings:
+    """Connection settings; the private key is excluded from repr so it never reaches a log."""
+
+    private_key: str = field(repr=False)
+    account_index: int
+    api_key_index: int
+    network: str
+    base_url: str
+    ws_url: str
+    chain_id: int
+
+    @classmethod
+    def load(cls, env: Mapping[str, str], params: Mapping[str, Any]) -> LighterSettings:
+        """Read and validate; every problem is a one-line ConfigurationError naming the variable."""
+        raw_key = (env.get("LIGHTER_API_PRIVATE_KEY") or "").strip()
+        if not raw_key:
+            raise ConfigurationError("LIGHTER_API_PRIVATE_KEY is not set (put it in your .env file)")
+        key = raw_key[2:] if raw_key.lower().startswith("0x") else raw_key
+        if not _HEX_KEY.match(key):
+            raise ConfigurationError(
+                "LIGHTER_API_PRIVATE_KEY is not a valid Lighter API private key (expected 40 bytes of hex)"
+            )
+        account_index = _int_setting("LIGHTER_ACCOUNT_INDEX", params.get("account_index"), env, required=True)
+        api_key_index = _int_setting("LIGHTER_API_KEY_INDEX", params.get("api_key_index"), env, required=True)
+        if account_index is None or account_index < 0:
+            raise ConfigurationError("LIGHTER_ACCOUNT_INDEX must be a non-negative integer")
+        if api_key_index is None or not 0 <= api_key_index <= 254:
+            raise ConfigurationError("LIGHTER_API_KEY_INDEX must be an integer between 0 and 254")
+        if api_key_index < MIN_API_KEY_INDEX:
+            logger.warning(
+                "LIGHTER_API_KEY_INDEX=%d is reserved for Lighter's own apps; use %d or above "
+                "to avoid nonce clashes",
+                api_key_index,
+                MIN_API_KEY_INDEX,
+            )
+        network = str(params.get("network") or env.get("LIGHTER_NETWORK") or "mainnet").strip().lower()
+        if network not in NETWORKS:
+            raise ConfigurationError(f"LIGHTER_NETWORK must be one of {', '.join(NETWORKS)}, got {network!r}")
+        default_url, default_ws, default_chain = NETWORKS[network]
+        base_url = str(params.get("base_url") or env.get("LIGHTER_BASE_URL") or default_url).rstrip("/")
+        ws_url = str(params.get("ws_url") or env.get("LIGHTER_WS_URL") or default_ws)
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError("LIGHTER_BASE_URL must start with http:// or https://")
+        if not ws_url.startswith(("ws://", "wss://")):
+            raise ConfigurationError("LIGHTER_WS_URL must start with ws:// or wss://")
+        chain_id = _int_setting("LIGHTER_CHAIN_ID", params.get("chain_id"), env, required=False)
+        return cls(
+            private_key=key,
+            account_index=account_index,
+            api_key_index=api_key_index,
+            network=network,
+            base_url=base_url,
+            ws_url=ws_url,
+            chain_id=chain_id if chain_id is not None else default_chain,
+        )
+
+
+def _int_setting(name: str, override: Any, env: Mapping[str, str], *, required: bool) -> int | None:
+    value = override if override is not None else env.get(name)
+    if value is None or str(value).strip() == "":
+        if required:
+            raise ConfigurationError(f"{name} is not set (put it in your .env file)")
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {str(value)[:20]!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Units, statuses and errors: pure functions, one table each
+# ---------------------------------------------------------------------------------------------
+
+
+def to_units(value: Decimal, decimals: int, what: str = "value") -> int:
+    """Decimal → Lighter integer units (value * 10**decimals), exactly, or InvalidOrder."""
+    scaled = Decimal(value).scaleb(decimals)
+    integral = scaled.to_integral_value()
+    if scaled != integral:
+        raise InvalidOrder(f"{what} {value} is not a multiple of {Decimal(1).scaleb(-decimals)}")
+    return int(integral)
+
+
+def from_units(units: int, decimals: int) -> Decimal:
+    """Lighter integer units → Decimal, exactly."""
+    return Decimal(int(units)).scaleb(-decimals)
+
+
+def to_decimal(value: Any, what: str = "number") -> Decimal:
+    """Parse a venue number (string, int or Decimal from a parse_float=Decimal decoder)."""
+    if isinstance(value, Decimal):
+        return value
+    if value is None or value == "":
+        raise MalformedMessage(f"missing {what}")
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise MalformedMessage(f"bad {what}: {str(value)[:40]!r}") from None
+
+
+#: Lighter order status → (our status, the error a rejection surfaces as).
+STATUS_TABLE: dict[str, tuple[OrderStatus, type[ExchangeError] | None]] = {
+    "in-progress": (OrderStatus.PENDING, None),
+    "pending": (OrderStatus.PENDING, None),
+    "open": (OrderStatus.OPEN, None),
+    "filled": (OrderStatus.FILLED, None),
+    "canceled": (OrderStatus.CANCELLED, None),
+    "canceled-post-only": (OrderStatus.REJECTED, PostOnlyRejected),
+    "canceled-reduce-only": (OrderStatus.REJECTED, InvalidOrder),
+    "canceled-position-not-allowed": (OrderStatus.REJECTED, InvalidOrder),
+    "canceled-margin-not-allowed": (OrderStatus.REJECTED, InsufficientFunds),
+    "canceled-invalid-balance": (OrderStatus.REJECTED, InsufficientFunds),
+    "canceled-too-much-slippage": (OrderStatus.CANCELLED, SlippageExceeded),
+    "canceled-not-enough-liquidity": (OrderStatus.CANCELLED, SlippageExceeded),
+    "canceled-self-trade": (OrderStatus.CANCELLED, None),
+    "canceled-expired": (OrderStatus.EXPIRED, None),
+    "canceled-oco": (OrderStatus.CANCELLED, None),
+    "canceled-child": (OrderStatus.CANCELLED, None),
+    "canceled-liquidation": (OrderStatus.CANCELLED, None),
+}
+
+
+def map_order_status(status: str | None, filled: Decimal = Decimal(0)) -> OrderStatus:
+    """One place that turns a Lighter status into ours.
+
+    ``open`` with a fill is PARTIALLY_FILLED; a rejection-type cancel of an order that already
+    traded is CANCELLED (it was accepted); unknown ``canceled-*`` variants are CANCELLED and
+    anything else unknown is UNKNOWN, to be reconciled, never guessed as open or filled.
+    """
+    entry = STATUS_TABLE.get(status or "")
+    if entry is None:
+        return OrderStatus.CANCELLED if (status or "").startswith("canceled") else OrderStatus.UNKNOWN
+    mapped = entry[0]
+    if mapped is OrderStatus.OPEN and filled > 0:
+        return OrderStatus.PARTIALLY_FILLED
+    if mapped is OrderStatus.REJECTED and filled > 0:
+        return OrderStatus.CANCELLED
+    return mapped
+
+
+def rejection_error(status: str | None) -> type[ExchangeError] | None:
+    entry = STATUS_TABLE.get(status or "")
+    return entry[1] if entry else None
+
+
+#: Lighter error codes → our taxonomy (codes from ccxt's table and the venue's answers).
+ERROR_CODE_TABLE: dict[int, type[ExchangeError]] = {
+    INVALID_NONCE_CODE: InvalidNonce,
+    21029: InsufficientFunds,  # insufficient margin
+    21507: InsufficientFunds,  # below maintenance margin
+    21508: InsufficientFunds,  # below initial margin
+    21739: InsufficientFunds,  # not enough margin to create the order
+    21506: RateLimitExceeded,  # too many pending txs
+    21600: OrderNotFound,  # not an active limit order
+    21700: OrderNotFound,  # invalid order index
+    21709: OrderNotFound,  # order is inactive
+    21715: OrderNotFound,  # not an active order
+    21603: OrderBelowMinimum,  # invalid min amounts
+    21706: OrderBelowMinimum,  # invalid order base or quote amount
+    23000: RateLimitExceeded,
+    23001: RateLimitExceeded,
+    23002: RateLimitExceeded,
+    23003: RateLimitExceeded,
+}
+
+_AUTH_WORDS = ("signature", "api key", "apikey", "auth", "unauthorized", "pubkey")
+
+
+def map_error(code: int | None, message: str = "", http_status: int | None = None) -> ExchangeError:
+    """Build the typed error for a Lighter error code (or HTTP status when there is no code)."""
+    text = (
+        f"lighter error {code}: {message}" if code is not None else f"lighter HTTP {http_status}: {message}"
+    )
+    if http_status == 429:
+        return RateLimitExceeded(text)
+    if code is not None and code in ERROR_CODE_TABLE:
+        cls = ERROR_CODE_TABLE[code]
+    elif code is not None and 23000 <= code < 24000:
+        cls = RateLimitExceeded
+    elif code is not None and 21600 <= code < 22000:
+        cls = InvalidOrder
+    elif http_status is not None and http_status >= 500:
+        cls = ExchangeUnavailable
+    elif http_status in (401, 403) or any(word in message.lower() for word in _AUTH_WORDS):
+        cls = AuthenticationError
+    else:
+        cls = ExchangeError
+    return cls(text)
+
+
+def _timestamp_seconds(raw: Any, fallback: float) -> float:
+    """Lighter stamps are ms (sometimes s or µs); normalise to epoch seconds."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return fallback
+    if value <= 0:
+        return fallback
+    if value > 1e14:
+        return value / 1e6
+    if value > 1e11:
+        return value / 1e3
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Local order book
+# ---------------------------------------------------------------------------------------------
+
+
+class BookGap(Exception):
+    """A delta does not continue the book we hold; a fresh snapshot is needed."""
+
+
+class LocalBook:
+    """One market's book from ``order_book`` snapshots and deltas.
+
+    Continuity: when messages carry ``begin_nonce``/``nonce`` a delta must begin where the last
+    one ended; otherwise ``offset`` must increase. An exact repeat of the last message is ignored;
+    anything else out of line raises :class:`BookGap` once, and the book stays invalid (deltas
+    ignored) until the next snapshot. Size 0 removes a level. Best bid/ask are the true top
+    levels, never filtered by size or notional.
+    """
+
+    def __init__(self, market_id: str) -> None:
+        self.market_id = market_id
+        self.bids: dict[Decimal, Decimal] = {}
+        self.asks: dict[Decimal, Decimal] = {}
+        self.valid = False
+        self.nonce: int | None = None
+        self.begin_nonce: int | None = None
+        self.offset: int | None = None
+        self.ready = asyncio.Event()
+        self.gaps = 0
+
+    def invalidate(self) -> None:
+        self.valid = False
+        self.ready.clear()
+
+    def top(self) -> tuple[Decimal, Decimal] | None:
+        if not self.valid or not self.bids or not self.asks:
+            return None
+        return max(self.bids), min(self.asks)
+
+    def apply_snapshot(self, book: Mapping[str, Any], offset: Any = None) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self._apply_levels(self.bids, book.get("bids") or [])
+        self._apply_levels(self.asks, book.get("asks") or [])
+        self.nonce = _opt_int(book.get("nonce"))
+        self.begin_nonce = _opt_int(book.get("begin_nonce"))
+        self.offset = _opt_int(book.get("offset", offset))
+        self.valid = True
+        self._update_ready()
+
+    def apply_delta(self, book: Mapping[str, Any], offset: Any = None) -> bool:
+        """Apply a delta; False if ignored (duplicate, or no snapshot yet), BookGap on a break."""
+        if not self.valid:
+            return False
+        nonce = _opt_int(book.get("nonce"))
+        begin = _opt_int(book.get("begin_nonce"))
+        new_offset = _opt_int(book.get("offset", offset))
+        if nonce is not None and begin is not None and self.nonce is not None:
+            if nonce == self.nonce and begin == self.begin_nonce:
+                return False
+            if begin != self.nonce:
+                self.gaps += 1
+                self.invalidate()
+                raise BookGap(f"market {self.market_id}: begin_nonce {begin} != last nonce {self.nonce}")
+        elif new_offset is not None and self.offset is not None:
+            if new_offset == self.offset:
+                return False
+            if new_offset < self.offset:
+                self.gaps += 1
+                self.invalidate()
+                raise BookGap(f"market {self.market_id}: offset went back {self.offset} -> {new_offset}")
+        self._apply_levels(self.bids, book.get("bids") or [])
+        self._apply_levels(self.asks, book.get("asks") or [])
+        self.nonce = nonce if nonce is not None else self.nonce
+        self.begin_nonce = begin if begin is not None else self.begin_nonce
+        self.offset = new_offset if new_offset is not None else self.offset
+        self._update_ready()
+        return True
+
+    @staticmethod
+    def _apply_levels(side: dict[Decimal, Decimal], levels: Any) -> None:
+        for level in levels:
+            price = to_decimal(level.get("price"), "price")
+            size = to_decimal(level.get("size"), "size")
+            if size == 0:
+                side.pop(price, None)
+            else:
+                side[price] = size
+
+    def _update_ready(self) -> None:
+        if self.top() is not None:
+            self.ready.set()
+        else:
+            self.ready.clear()
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Order tracking with fill dedupe
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrackedOrder:
+    """What we know about one of our orders; ``filled``/``filled_quote`` are cumulative."""
+
+    client_order_id: str
+    market_id: str
+    side: OrderSide
+    order_type: OrderType
+    size: Decimal
+    price: Decimal
+    status: OrderStatus = OrderStatus.PENDING
+    order_index: str | None = None
+    filled: Decimal = Decimal(0)
+    filled_quote: Decimal = Decimal(0)
+    venue_status: str = ""
+    post_only: bool = False
+    seen_resting: bool = False
+    timestamp: float = 0.0
+    event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def info(self) -> OrderInfo:
+        average = (self.filled_quote / self.filled) if self.filled > 0 and self.filled_quote > 0 else None
+        return OrderInfo(
+            order_id=self.order_index or "",
+            client_order_id=self.client_order_id,
+            contract_id=self.market_id,
+            side=self.side,
+            order_type=self.order_type,
+            size=self.size,
+            price=self.price,
+            status=self.status,
+            filled_size=self.filled,
+            average_fill_price=average,
+            timestamp=self.timestamp,
+        )
+
+
+class OrderTracker:
+    """Turns the account_orders stream (and REST reads) into OrderUpdates with exact fills.
+
+    A fill is the increase of cumulative filled size over what we already counted, so a
+    duplicated message adds nothing and an older message (smaller cumulative size) is ignored.
+    Final states are sticky. Orders first seen without having been placed by this process (a
+    restart) are taken as a baseline: their past fills are not re-announced.
+    """
+
+    def __init__(self, is_ours: Callable[[str], bool], fee_rates: Callable[[str], tuple[Decimal, Decimal]]):
+        self.is_ours = is_ours
+        self.fee_rates = fee_rates
+        self.by_client_id: dict[str, TrackedOrder] = {}
+        self.by_order_index: dict[str, TrackedOrder] = {}
+
+    def register(self, order: TrackedOrder) -> None:
+        self.by_client_id[order.client_order_id] = order
+        self.prune()
+
+    def prune(self, keep_final: int = 2000) -> None:
+        """Forget the oldest finished orders so a bot running for weeks does not grow forever."""
+        finished = [o for o in self.by_client_id.values() if o.status.is_final]
+        if len(finished) <= keep_final:
+            return
+        finished.sort(key=lambda o: o.timestamp)
+        for order in finished[: len(finished) - keep_final]:
+            self.by_client_id.pop(order.client_order_id, None)
+            if order.order_index:
+                self.by_order_index.pop(order.order_index, None)
+
+    def get(self, order_id: str) -> TrackedOrder | None:
+        return self.by_client_id.get(order_id) or self.by_order_index.get(order_id)
+
+    def apply(self, raw: Mapping[str, Any], now: float) -> OrderUpdate | None:
+        """Fold one venue order object in; returns the update to emit, or None if nothing changed."""
+        cid_raw = raw.get("client_order_index", raw.get("client_order_id"))
+        if cid_raw is None:
+            return None
+        try:
+            client_id = str(int(cid_raw))
+        except (TypeError, ValueError):
+            raise MalformedMessage(f"bad client_order_index {str(cid_raw)[:30]!r}") from None
+        if not self.is_ours(client_id):
+            return None
+        order_index = str(raw.get("order_index") or raw.get("order_id") or "") or None
+        filled = to_decimal(raw.get("filled_base_amount", "0"), "filled_base_amount")
+        filled_quote = to_decimal(raw.get("filled_quote_amount", "0"), "filled_quote_amount")
+        venue_status = str(raw.get("status") or "")
+        status = map_order_status(venue_status, filled)
+        stamp = _timestamp_seconds(raw.get("updated_at") or raw.get("timestamp"), now)
+
+        order = self.by_client_id.get(client_id)
+        if order is None:
+            order = TrackedOrder(
+                client_order_id=client_id,
+                market_id=str(raw.get("market_index", raw.get("market_id", ""))),
+                side=OrderSide.SELL if raw.get("is_ask") else OrderSide.BUY,
+                order_type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
+                size=to_decimal(raw.get("initial_base_amount"), "initial_base_amount"),
+                price=to_decimal(raw.get("price"), "price"),
+                status=status,
+                order_index=order_index,
+                filled=filled,
+                filled_quote=filled_quote,
+                venue_status=venue_status,
+                post_only=raw.get("time_in_force") == "post-only",
+                seen_resting=status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED),
+                timestamp=stamp,
+            )
+            self.by_client_id[client_id] = order
+            if order_index:
+                self.by_order_index[order_index] = order
+            order.event.set()
+            return OrderUpdate(order=order.info())
+
+        if filled < order.filled:
+            return None
+        index_learned = order_index is not None and order.order_index != order_index
+        if index_learned:
+            order.order_index = order_index
+            self.by_order_index[order_index] = order
+        fill: Fill | None = None
+        if filled > order.filled:
+            fill = self._fill(order, filled, filled_quote, stamp, raw)
+        status_changed = False
+        if not order.status.is_final or (fill is not None and status is OrderStatus.FILLED):
+            if status is not order.status and status is not OrderStatus.UNKNOWN:
+                if not (status is OrderStatus.PENDING and order.status is not OrderStatus.PENDING):
+                    order.status = status
+                    order.venue_status = venue_status
+                    status_changed = True
+        if order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+            order.seen_resting = True
+        if fill is None and not status_changed and not index_learned:
+            return None
+        order.timestamp = stamp
+        order.event.set()
+        return OrderUpdate(order=order.info(), fill=fill)
+
+    def _fill(
+        self,
+        order: TrackedOrder,
+        filled: Decimal,
+        filled_quote: Decimal,
+        stamp: float,
+        raw: Mapping[str, Any],
+    ) -> Fill:
+        delta = filled - order.filled
+        delta_quote = filled_quote - order.filled_quote
+        price = delta_quote / delta if delta_quote > 0 else order.price
+        maker_rate, taker_rate = self.fee_rates(order.market_id)
+        is_maker = order.order_type is OrderType.LIMIT and (order.post_only or order.seen_resting)
+        fee = (price * delta * (maker_rate if is_maker else taker_rate)).quantize(FEE_QUANTUM)
+        order.filled = filled
+        order.filled_quote = filled_quote
+        return Fill(
+            order_id=order.order_index or "",
+            client_order_id=order.client_order_id,
+            contract_id=order.market_id,
+            side=order.side,
+            price=price,
+            size=delta,
+            fee=fee,
+            is_maker=is_maker,
+            timestamp=stamp,
+            trade_id=f"{order.order_index or order.client_order_id}:{filled}",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# REST
+# ---------------------------------------------------------------------------------------------
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
+class LighterRest:
+    """Minimal REST client: one session, limiter + retry policy, every failure typed."""
+
+    def __init__(self, base_url: str, *, timeout: float, retry: RetryPolicy) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.retry = retry
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, auth: str | None = None
+    ) -> Any:
+        headers = {"authorization": auth} if auth else None
+        return await self.retry.call(lambda: self._request("GET", path, params=params, headers=headers))
+
+    async def send_tx(self, tx_type: int, tx_info: str) -> Any:
+        """POST /api/v1/sendTx; retried only on 429, since a lost answer leaves the outcome unknown."""
+        data = {"tx_type": str(tx_type), "tx_info": tx_info}
+        return await self.retry.call(
+            lambda: self._request("POST", "/api/v1/sendTx", data=data), idempotent=False
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        if self._session is None:
+            raise NetworkError("lighter REST session is not open (call connect first)")
+        url = f"{self.base_url}{path}"
+        query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (params or {}).items()}
+        try:
+            async with self._session.request(method, url, params=query, data=data, headers=headers) as resp:
+                text = await resp.text()
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"lighter {method} {path}: no answer within {self.timeout}s") from None
+        except aiohttp.ClientError as exc:
+            raise NetworkError(f"lighter {method} {path}: {type(exc).__name__}: {exc}") from None
+        return self._parse(method, path, status, text, retry_after)
+
+    @staticmethod
+    def _parse(method: str, path: str, status: int, text: str, retry_after: str | None) -> Any:
+        try:
+            body = _loads(text) if text else None
+        except ValueError:
+            body = None
+        code = None
+        message = ""
+        if isinstance(body, dict):
+            code = _opt_int(body.get("code"))
+            message = str(body.get("message") or "")
+        if status == 429 or (code is not None and 23000 <= code < 24000):
+            try:
+                delay = float(retry_after) if retry_after else None
+            except ValueError:
+                delay = None
+            raise RateLimitExceeded(f"lighter {path}: too many requests ({message or status})", delay)
+        if status >= 500:
+            raise ExchangeUnavailable(f"lighter {method} {path}: HTTP {status} {message or text[:120]}")
+        if code is not None and code not in (0, 200):
+            raise map_error(code, message, status)
+        if status >= 400:
+            raise map_error(None, message or text[:120], status)
+        if body is None:
+            raise MalformedMessage(f"lighter {method} {path}: answer is not JSON")
+        return body
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LighterMarket:
+    market_id: str
+    symbol: str
+    size_decimals: int
+    price_decimals: int
+    min_base_amount: Decimal
+    min_quote_amount: Decimal
+    maker_fee_rate: Decimal = Decimal(0)
+    taker_fee_rate: Decimal = Decimal(0)
+
+    @property
+    def tick_size(self) -> Decimal:
+        return Decimal(1).scaleb(-self.price_decimals)
+
+    @property
+    def size_step(self) -> Decimal:
+        return Decimal(1).scaleb(-self.size_decimals)
+
+    def contract_info(self) -> ContractInfo:
+        return ContractInfo(
+            ticker=self.symbol,
+            contract_id=self.market_id,
+            tick_size=self.tick_size,
+            size_step=self.size_step,
+            min_size=self.min_base_amount,
+            min_notional=self.min_quote_amount,
+        )
+
+
+class LighterClient(BaseExchangeClient):
+    """Lighter perpetuals through lighter-sdk's signer, our own REST and one reconnecting stream."""
+
+    name = "lighter"
+
+    def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(config, clock)
+        params = dict(config.exchange_params or {})
+        self.settings = LighterSettings.load(os.environ if env is None else env, params)
+        self.params = {key: params.get(key, default) for key, default in _PARAM_DEFAULTS.items()}
+        self._ttl = float(min(float(self.params["auth_token_ttl"]), AUTH_TOKEN_MAX_TTL))
+        self._limiter = RateLimiter(
+            clock,
+            float(self.params["rest_requests_per_minute"]),
+            60.0,
+            burst=max(1.0, float(self.params["rest_requests_per_minute"]) / 6),
+            name="lighter-rest",
+        )
+        self._retry = RetryPolicy(
+            clock,
+            max_attempts=int(self.params["rest_max_attempts"]),
+            limiter=self._limiter,
+            name="lighter-rest",
+        )
+        self._rest = LighterRest(
+            self.settings.base_url, timeout=float(self.params["rest_timeout"]), retry=self._retry
+        )
+        self._signer: Any = None
+        self._ws: ReconnectingWebSocket | None = None
+        self._markets: dict[str, LighterMarket] = {}
+        self._symbols: dict[str, str] = {}
+        self._books: dict[str, LocalBook] = {}
+        self._last_top: dict[str, tuple[Decimal, Decimal]] = {}
+        self._stream_markets: set[str] = set()
+        self._orders = OrderTracker(self.client_ids.is_ours, self._fee_rates)
+        self._token: str | None = None
+        self._token_expiry = 0.0
+        self._token_lock = asyncio.Lock()
+        self._nonce_dirty = True
+        self._background: set[asyncio.Task[Any]] = set()
+        self._token_task: asyncio.Task[None] | None = None
+        self._connected_once = False
+        self._last_auth_recovery = float("-inf")
+        self.sign_seconds: list[float] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self._rest.open()
+        try:
+            self._signer = self._make_signer()
+            if self.params["check_api_key"]:
+                await self._check_api_key()
+            await self._load_markets()
+            market = await self._resolve_ticker(self.config.ticker)
+            await self._auth_token()
+            self._ws = ReconnectingWebSocket(
+                self.settings.ws_url,
+                self._on_ws_message,
+                self.clock,
+                on_connect=self._on_ws_connect,
+                on_disconnect=self._on_ws_disconnect,
+                ping_interval=float(self.params["ws_ping_interval"]),
+                heartbeat_interval=float(self.params["ws_app_ping_interval"]) or None,
+                heartbeat_message={"type": "ping"},
+                backoff_base=float(self.params["backoff_base"]),
+                backoff_cap=float(self.params["backoff_cap"]),
+                loads=_loads,
+                name="lighter-ws",
+            )
+            await self._ensure_streams(market.market_id)
+            self._ws.start()
+            if not await self._ws.wait_connected(float(self.params["ws_connect_timeout"])):
+                raise ExchangeUnavailable(
+                    f"lighter stream {self.settings.ws_url} not connected after "
+                    f"{self.params['ws_connect_timeout']}s ({self._ws.last_error or 'no answer'})"
+                )
+            self._token_task = asyncio.create_task(self._renew_tokens(), name="lighter-auth-renewal")
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    async def _check_api_key(self) -> None:
+        """Ask the venue whether our key is registered (the SDK does this HTTP call natively)."""
+        timeout = float(self.params["rest_timeout"])
+        try:
+            error = await asyncio.wait_for(asyncio.to_thread(self._signer.check_client), timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"lighter: API key check got no answer within {timeout}s") from None
+        if not error:
+            return
+        text = self._scrub(str(error))
+        if "failed to get api keys" in text.lower():
+            raise ExchangeUnavailable(f"lighter: could not verify the API key: {text}")
+        raise AuthenticationError(f"Lighter rejected the API key: {text}")
+
+    def _make_signer(self) -> Any:
+        """Build the SDK signer (must run inside the loop) with an explicit chain id."""
+        try:
+            return lighter.SignerClient(
+                url=self.settings.base_url,
+                account_index=self.settings.account_index,
+                api_private_keys={self.settings.api_key_index: self.settings.private_key},
+                chain_id=self.settings.chain_id,
+            )
+        except Exception as exc:
+            raise ConfigurationError(
+                f"could not create the Lighter signer: {self._scrub(str(exc))}"
+            ) from None
+
+    async def disconnect(self) -> None:
+        if self._token_task is not None:
+            self._token_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._token_task
+            self._token_task = None
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._ws is not None:
+            await self._ws.close()
+        if self._signer is not None:
+            try:
+                await self._signer.close()
+            except Exception as exc:
+                logger.warning("lighter: closing the SDK client failed: %s", self._scrub(str(exc)))
+            self._signer = None
+        await self._rest.close()
+
+    def _scrub(self, text: str) -> str:
+        """Remove the private key and the auth token from any text that might be logged or raised."""
+        for secret in (self.settings.private_key, self._token):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    # -- markets -----------------------------------------------------------------------------
+
+    async def _load_markets(self) -> None:
+        body = await self._rest.get("/api/v1/orderBooks")
+        for item in body.get("order_books") or []:
+            if item.get("market_type", "perp") != "perp":
+                continue
+            self._symbols[str(item.get("symbol", "")).upper()] = str(item.get("market_id"))
+
+    async def _resolve_ticker(self, ticker: str) -> LighterMarket:
+        market_id = self._symbols.get(ticker.upper())
+        if market_id is None:
+            if not self._symbols:
+                await self._load_markets()
+                market_id = self._symbols.get(ticker.upper())
+            if market_id is None:
+                raise ConfigurationError(f"Lighter has no perpetual market for ticker {ticker!r}")
+        return await self._market(market_id)
+
+    async def _market(self, market_id: str) -> LighterMarket:
+        market = self._markets.get(market_id)
+        if market is not None:
+            return market
+        body = await self._rest.get("/api/v1/orderBookDetails", {"market_id": market_id})
+        details = [d for d in body.get("order_book_details") or [] if str(d.get("market_id")) == market_id]
+        if not details:
+            raise ConfigurationError(f"Lighter has no market with id {market_id}")
+        d = details[0]
+        size_decimals = d.get("size_decimals", d.get("supported_size_decimals"))
+        price_decimals = d.get("price_decimals", d.get("supported_price_decimals"))
+        if size_decimals is None or price_decimals is None:
+            raise MalformedMessage(f"lighter market {market_id}: no size/price decimals")
+        market = LighterMarket(
+            market_id=market_id,
+            symbol=str(d.get("symbol", "")).upper(),
+            size_decimals=int(size_decimals),
+            price_decimals=int(price_decimals),
+            min_base_amount=to_decimal(d.get("min_base_amount", "0"), "min_base_amount"),
+            min_quote_amount=to_decimal(d.get("min_quote_amount", "0"), "min_quote_amount"),
+            maker_fee_rate=to_decimal(d.get("maker_fee", "0"), "maker_fee") / 100,
+            taker_fee_rate=to_decimal(d.get("taker_fee", "0"), "taker_fee") / 100,
+        )
+        self._markets[market_id] = market
+        self._symbols.setdefault(market.symbol, market_id)
+        return market
+
+    def _fee_rates(self, market_id: str) -> tuple[Decimal, Decimal]:
+        market = self._markets.get(market_id)
+        if market is None:
+            return Decimal(0), Decimal(0)
+        return market.maker_fee_rate, market.taker_fee_rate
+
+    async def get_contract_info(self, ticker: str) -> ContractInfo:
+        market = await self._resolve_ticker(ticker)
+        if self._ws is not None:
+            await self._ensure_streams(market.market_id)
+        return market.contract_info()
+
+    async def fetch_bbo_prices(self, contract_id: str) -> tuple[Decimal, Decimal]:
+        """Top of the local book; waits (bounded) for a snapshot, never returns zeros."""
+        await self._market(contract_id)
+        await self._ensure_streams(contract_id)
+        book = self._books[contract_id]
+        timeout = float(self.params["bbo_timeout"])
+        if not await self.clock.wait_for_event(book.ready, timeout):
+            await self._request_snapshot(contract_id)
+            raise ExchangeUnavailable(
+                f"lighter: no two-sided order book for market {contract_id} within {timeout}s"
+            )
+        top = book.top()
+        if top is None:
+            raise ExchangeUnavailable(f"lighter: order book for market {contract_id} is not usable")
+        return top
+
+    async def get_funding_rate(self, contract_id: str) -> FundingRate:
+        """Current rate from /funding-rates (an 8-hour-equivalent figure; Lighter settles hourly)."""
+        body = await self._rest.get("/api/v1/funding-rates")
+        for item in body.get("funding_rates") or []:
+            if (
+                str(item.get("market_id")) == contract_id
+                and str(item.get("exchange", "lighter")) == "lighter"
+            ):
+                return FundingRate(contract_id=contract_id, rate=to_decimal(item.get("rate"), "rate"))
+        raise ExchangeError(f"lighter: no funding rate for market {contract_id}")
+
+    # -- auth tokens -------------------------------------------------------------------------
+
+    async def _auth_token(self) -> str:
+        """A valid token, renewed once half its life is gone (so it never expires mid-request)."""
+        now = self.clock.now()
+        if self._token is not None and now < self._token_expiry - self._ttl / 2:
+            return self._token
+        async with self._token_lock:
+            now = self.clock.now()
+            if self._token is not None and now < self._token_expiry - self._ttl / 2:
+                return self._token
+            if self._signer is None:
+                raise NetworkError("lighter: not connected")
+            issued = int(now)
+            token, error = await asyncio.to_thread(
+                self._signer.create_auth_token_with_expiry,
+                int(self._ttl),
+                timestamp=issued,
+                api_key_index=self.settings.api_key_index,
+            )
+            if error or not token:
+                raise AuthenticationError(f"could not create a Lighter auth token: {self._scrub(str(error))}")
+            self._token = token
+            self._token_expiry = issued + self._ttl
+            return token
+
+    async def _renew_tokens(self) -> None:
+        """Renew ahead of expiry and move the account stream onto the new token."""
+        while True:
+            wake = self._token_expiry - self._ttl / 2 - self.clock.now()
+            await self.clock.sleep(max(1.0, wake))
+            try:
+                await self._refresh_account_streams()
+            except Exception as exc:
+                logger.warning(
+                    "lighter: auth token renewal failed (%s: %s); retrying in 30s",
+                    type(exc).__name__,
+                    self._scrub(str(exc)),
+                )
+                await self.clock.sleep(30.0)
+
+    async def _refresh_account_streams(self) -> None:
+        """Resubscribe the account stream with a fresh token, then read our orders back."""
+        await self._auth_token()
+        if self._ws is None or not self._ws.connected.is_set():
+            return
+        for market_id in sorted(self._stream_markets):
+            channel = self._account_channel(market_id)
+            await self._ws.resubscribe(channel, {"type": "unsubscribe", "channel": channel})
+        self._spawn(self._reconcile_orders())
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def _account_channel(self, market_id: str) -> str:
+        return f"account_orders/{market_id}/{self.settings.account_index}"
+
+    def _account_payload(self, market_id: str) -> Callable[[], dict[str, Any]]:
+        channel = self._account_channel(market_id)
+
+        def payload() -> dict[str, Any]:
+            return {"type": "subscribe", "channel": channel, "auth": self._token or ""}
+
+        return payload
+
+    async def _ensure_streams(self, market_id: str) -> None:
+        if self._ws is None:
+            raise NetworkError("lighter: not connected (call connect first)")
+        if market_id in self._stream_markets:
+            return
+        self._stream_markets.add(market_id)
+        self._books.setdefault(market_id, LocalBook(market_id))
+        book_channel = f"order_book/{market_id}"
+        await self._ws.subscribe(book_channel, {"type": "subscribe", "channel": book_channel})
+        await self._ws.subscribe(self._account_channel(market_id), self._account_payload(market_id))
+
+    async def _on_ws_connect(self) -> None:
+        """Before resubscribing: fresh token, books reset, nonce resync, then reconcile orders."""
+        await self._auth_token()
+        for book in self._books.values():
+            book.invalidate()
+        self._nonce_dirty = True
+        if self._connected_once:
+            self._spawn(self._reconcile_orders())
+        self._connected_once = True
+
+    def _on_ws_disconnect(self, reason: str) -> None:
+        for book in self._books.values():
+            book.invalidate()
+
+    async def _on_ws_message(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            logger.warning("lighter-ws: unexpected non-JSON frame: %.120s", message)
+            return
+        kind = str(message.get("type") or "")
+        if "error" in message or kind == "error":
+            self._on_ws_error(message)
+        elif kind == "ping":
+            if self._ws is not None:
+                await self._ws.send({"type": "pong"})
+        elif kind in ("subscribed/order_book", "update/order_book"):
+            await self._on_book(message, snapshot=kind.startswith("subscribed"))
+        elif kind in ("subscribed/account_orders", "update/account_orders"):
+            self._on_account_orders(message)
+        elif kind in ("connected", "pong", "jsonapi/sendtx"):
+            return
+        else:
+            logger.debug("lighter-ws: ignoring %s", kind)
+
+    def _on_ws_error(self, message: Mapping[str, Any]) -> None:
+        error = message.get("error") if isinstance(message.get("error"), dict) else message
+        code = _opt_int(error.get("code"))
+        text = self._scrub(str(error.get("message") or ""))
+        if code in (30002, 30003):
+            logger.debug("lighter-ws: %s (%s)", text, code)
+            return
+        logger.warning("lighter-ws: venue error %s: %s", code, text)
+        if "auth" in text.lower() and self.clock.now() - self._last_auth_recovery >= AUTH_RECOVERY_INTERVAL:
+            self._last_auth_recovery = self.clock.now()
+            self._token_expiry = 0.0
+            logger.warning("lighter-ws: renewing the auth token and resubscribing the account stream")
+            self._spawn(self._refresh_account_streams())
+
+    async def _on_book(self, message: Mapping[str, Any], *, snapshot: bool) -> None:
+        market_id = str(message.get("channel", "")).split(":")[-1]
+        book = self._books.get(market_id)
+        data = message.get("order_book")
+        if book is None or not isinstance(data, dict):
+            return
+        try:
+            if snapshot:
+                book.apply_snapshot(data, message.get("offset"))
+            elif not book.apply_delta(data, message.get("offset")):
+                return
+        except BookGap as gap:
+            logger.warning("lighter-ws: %s; resubscribing for a fresh snapshot", gap)
+            await self._request_snapshot(market_id)
+            return
+        top = book.top()
+        if top is None or self._last_top.get(market_id) == top:
+            return
+        self._last_top[market_id] = top
+        stamp = _timestamp_seconds(message.get("timestamp"), self.clock.now())
+        self._emit_market_update(
+            MarketUpdate(contract_id=market_id, best_bid=top[0], best_ask=top[1], timestamp=stamp)
+        )
+
+    async def _request_snapshot(self, market_id: str) -> None:
+        """Unsubscribe and subscribe the book again: the venue answers with a full snapshot."""
+        if self._ws is None or not self._ws.connected.is_set():
+            return
+        channel = f"order_book/{market_id}"
+        try:
+            await self._ws.resubscribe(channel, {"type": "unsubscribe", "channel": channel})
+        except (ConnectionError, WebSocketException) as exc:
+            logger.warning("lighter-ws: could not resubscribe %s (%s); the reconnect will", channel, exc)
+
+    def _on_account_orders(self, message: Mapping[str, Any]) -> None:
+        orders = message.get("orders") or {}
+        groups = orders.values() if isinstance(orders, dict) else [orders]
+        for group in groups:
+            for raw in group or []:
+                self._apply_order(raw)
+
+    def _apply_order(self, raw: Mapping[str, Any]) -> OrderUpdate | None:
+        update = self._orders.apply(raw, self.clock.now())
+        if update is None:
+            return None
+        order = update.order
+        if order.status is OrderStatus.REJECTED:
+            tracked = self._orders.get(order.client_order_id or "")
+            reason = tracked.venue_status if tracked else "?"
+            routine = reason == "canceled-post-only"  # a maker strategy meets these all the time
+            logger.log(
+                logging.INFO if routine else logging.WARNING,
+                "lighter: order %s rejected by the venue (%s)",
+                order.client_order_id,
+                reason,
+            )
+        elif order.status is OrderStatus.EXPIRED:
+            logger.warning("lighter: order %s expired on the venue", order.client_order_id)
+        self._emit_order_update(update)
+        return update
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)  # type: ignore[arg-type]
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("lighter: background task failed: %s", task.exception())
+
+    async def _reconcile_orders(self) -> None:
+        """After a reconnect or token renewal: read our orders back so no fill is missed."""
+        active = [o for o in self._orders.by_client_id.values() if o.status.is_active]
+        if not active:
+            return
+        tracked = {o.client_order_id for o in active}
+        for market_id in sorted({o.market_id for o in active}):
+            for active_only in (True, False):
+                for raw in await self._fetch_orders(market_id, active_only=active_only):
+                    if str(raw.get("client_order_index")) in tracked:
+                        self._apply_order(raw)
+
+    # -- REST reads of our orders -----------------------------------------------------------
+
+    async def _fetch_orders(self, market_id: str, *, active_only: bool) -> list[Mapping[str, Any]]:
+        token = await self._auth_token()
+        if active_only:
+            body = await self._rest.get(
+                "/api/v1/accountActiveOrders",
+                {"account_index": self.settings.account_index, "market_id": market_id},
+                auth=token,
+            )
+        else:
+            body = await self._rest.get(
+                "/api/v1/accountInactiveOrders",
+                {"account_index": self.settings.account_index, "market_id": market_id, "limit": 100},
+                auth=token,
+            )
+        orders = body.get("orders") or []
+        return [o for o in orders if isinstance(o, dict)]
+
+    def _resolve_order_id(self, order_id: str) -> tuple[str | None, str | None]:
+        """(order_index, client_order_id) for an id that may be either."""
+        tracked = self._orders.get(order_id)
+        if tracked is not None:
+            return tracked.order_index, tracked.client_order_id
+        if len(order_id) == 14 and order_id.isdigit() and self.client_ids.is_ours(order_id):
+            return None, order_id
+        return order_id, None
+
+    async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
+        """Read an order back from the venue by order index or by our client id; OrderNotFound if unknown."""
+        order_index, client_id = self._resolve_order_id(order_id)
+        for active_only in (True, False):
+            for raw in await self._fetch_orders(contract_id, active_only=active_only):
+                if (order_index and str(raw.get("order_index")) == order_index) or (
+                    client_id and str(raw.get("client_order_index")) == client_id
+                ):
+                    self._apply_order(raw)
+                    tracked = self._orders.get(client_id or order_index or "")
+                    if tracked is None:
+                        tracked = self._orders.get(str(int(raw.get("client_order_index", 0))))
+                    if tracked is not None:
+                        return tracked.info()
+                    return self._info_from_raw(raw)
+        raise OrderNotFound(f"lighter: order {order_id} not found on market {contract_id}")
+
+    def _info_from_raw(self, raw: Mapping[str, Any]) -> OrderInfo:
+        filled = to_decimal(raw.get("filled_base_amount", "0"), "filled_base_amount")
+        quote = to_decimal(raw.get("filled_quote_amount", "0"), "filled_quote_amount")
+        return OrderInfo(
+            order_id=str(raw.get("order_index", "")),
+            client_order_id=str(raw.get("client_order_index", "")) or None,
+            contract_id=str(raw.get("market_index", "")),
+            side=OrderSide.SELL if raw.get("is_ask") else OrderSide.BUY,
+            order_type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
+            size=to_decimal(raw.get("initial_base_amount"), "initial_base_amount"),
+            price=to_decimal(raw.get("price"), "price"),
+            status=map_order_status(str(raw.get("status") or ""), filled),
+            filled_size=filled,
+            average_fill_price=quote / filled if filled > 0 and quote > 0 else None,
+            timestamp=_timestamp_seconds(raw.get("updated_at") or raw.get("timestamp"), self.clock.now()),
+        )
+
+    async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
+        """Our resting orders (client id carries our prefix), read from the venue."""
+        result: list[OrderInfo] = []
+        for raw in await self._fetch_orders(contract_id, active_only=True):
+            cid = raw.get("client_order_index")
+            if cid is None or not self.client_ids.is_ours(str(cid)):
+                continue
+            self._apply_order(raw)
+            tracked = self._orders.get(str(int(cid)))
+            info = tracked.info() if tracked is not None else self._info_from_raw(raw)
+            if info.status.is_active:
+                result.append(info)
+        return result
+
+    # -- account -----------------------------------------------------------------------------
+
+    async def _account(self) -> Mapping[str, Any]:
+        body = await self._rest.get("/api/v1/account", {"by": "index", "value": self.settings.account_index})
+        accounts = body.get("accounts") or []
+        if not accounts:
+            raise ExchangeError(f"lighter: account {self.settings.account_index} not found")
+        return accounts[0]
+
+    @staticmethod
+    def _position(raw: Mapping[str, Any]) -> Position:
+        sign = -1 if _opt_int(raw.get("sign")) == -1 else 1
+        return Position(
+            contract_id=str(raw.get("market_id")),
+            size=to_decimal(raw.get("position", "0"), "position") * sign,
+            entry_price=to_decimal(raw.get("avg_entry_price", "0"), "avg_entry_price"),
+            unrealized_pnl=to_decimal(raw.get("unrealized_pnl", "0"), "unrealized_pnl"),
+            realized_pnl=to_decimal(raw.get("realized_pnl", "0"), "realized_pnl"),
+        )
+
+    async def get_position(self, contract_id: str) -> Position:
+        account = await self._account()
+        for raw in account.get("positions") or []:
+            if str(raw.get("market_id")) == contract_id:
+                return self._position(raw)
+        return Position(contract_id=contract_id, size=Decimal(0), entry_price=Decimal(0))
+
+    async def get_account_snapshot(self) -> AccountSnapshot:
+        account = await self._account()
+        positions = tuple(
+            p for p in (self._position(raw) for raw in account.get("positions") or []) if p.size != 0
+        )
+        funding = sum(
+            (
+                to_decimal(raw.get("total_funding_paid_out", "0"), "funding")
+                for raw in account.get("positions") or []
+            ),
+            Decimal(0),
+        )
+        return AccountSnapshot(
+            balance=to_decimal(account.get("collateral"), "collateral"),
+            equity=to_decimal(account.get("total_asset_value"), "total_asset_value"),
+            positions=positions,
+            realized_pnl=sum((p.realized_pnl for p in positions), Decimal(0)),
+            funding_paid=funding,
+            timestamp=self.clock.now(),
+        )
+
+    # -- transactions ------------------------------------------------------------------------
+
+    async def _sdk(self, awaitable: Awaitable[T], what: str) -> T:
+        """Run an SDK coroutine (nonce fetch) with our timeout and typed errors."""
+        try:
+            return await asyncio.wait_for(awaitable, float(self.params["rest_timeout"]))
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"lighter: {what} timed out") from None
+        except lighter.ApiException as exc:
+            status = getattr(exc, "status", None)
+            raise map_error(None, self._scrub(str(getattr(exc, "body", "") or exc))[:200], status) from None
+        except aiohttp.ClientError as exc:
+            raise NetworkError(f"lighter: {what}: {type(exc).__name__}: {exc}") from None
+
+    async def _send_signed(self, sign: Callable[[int, int], tuple[Any, Any, Any, Any]], what: str) -> Any:
+        """Sign with an SDK-managed nonce and send; on invalid nonce resync and retry once."""
+        manager = self._signer.nonce_manager
+        key = self.settings.api_key_index
+        for attempt in (1, 2):
+            async with manager.lock(key):
+                if self._nonce_dirty:
+                    await self._sdk(manager.async_hard_refresh_nonce(key), "nonce resync")
+                    self._nonce_dirty = False
+                _, nonce = await self._sdk(manager.async_next_nonce(key), "nonce fetch")
+                started = self.clock.now()
+                tx_type, tx_info, _tx_hash, error = await asyncio.to_thread(sign, nonce, key)
+                self.sign_seconds.append(self.clock.now() - started)
+                if error:
+                    manager.acknowledge_failure(key)
+                    raise InvalidOrder(f"lighter: could not sign {what}: {self._scrub(str(error))}")
+                try:
+                    return await self._rest.send_tx(int(tx_type), tx_info)
+                except InvalidNonce:
+                    self._nonce_dirty = True
+                    if attempt == 2:
+                        raise
+                    logger.warning(
+                        "lighter: invalid nonce on %s; resyncing the nonce and retrying once", what
+                    )
+                except (RequestTimeout, ExchangeUnavailable, NetworkError):
+                    self._nonce_dirty = True
+                    raise
+                except ExchangeError:
+                    manager.acknowledge_failure(key)
+                    raise
+        raise InvalidNonce(f"lighter: {what}: nonce still invalid after resync")
+
+    def _check_client_id(self, client_order_id: str) -> int:
+        try:
+            value = int(client_order_id)
+        except (TypeError, ValueError):
+            raise InvalidOrder(f"client order id {client_order_id!r} is not an integer") from None
+        if not 0 < value <= MAX_CLIENT_ORDER_INDEX:
+            raise InvalidOrder(f"client order id {client_order_id} is outside 1..2**48-1")
+        return value
+
+    def _check_amounts(self, market: LighterMarket, quantity: Decimal, price: Decimal) -> tuple[int, int]:
+        base = to_units(quantity, market.size_decimals, "quantity")
+        units = to_units(price, market.price_decimals, "price")
+        if base <= 0:
+            raise InvalidOrder(f"quantity must be positive, got {quantity}")
+        if not 0 < units <= MAX_PRICE_UNITS:
+            raise InvalidOrder(f"price {price} is out of range for market {market.market_id}")
+        if quantity < market.min_base_amount:
+            raise OrderBelowMinimum(f"quantity {quantity} below the minimum {market.min_base_amount}")
+        if quantity * price < market.min_quote_amount:
+            raise OrderBelowMinimum(
+                f"notional {quantity * price} below the minimum {market.min_quote_amount}"
+            )
+        return base, units
+
+    async def _place(
+        self,
+        market: LighterMarket,
+        order: TrackedOrder,
+        base: int,
+        price_units: int,
+        *,
+        order_type: int,
+        time_in_force: int,
+        reduce_only: bool,
+        expiry: int,
+    ) -> None:
+        client_index = self._check_client_id(order.client_order_id)
+        if self._orders.get(order.client_order_id) is not None:
+            raise InvalidOrder(f"client order id {order.client_order_id} was already used")
+        self._orders.register(order)
+
+        def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
+            return self._signer.sign_create_order(
+                int(market.market_id),
+                client_index,
+                base,
+                price_units,
+                int(order.side is OrderSide.SELL),
+                order_type,
+                time_in_force,
+                reduce_only,
+                lighter.SignerClient.NIL_TRIGGER_PRICE,
+                expiry,
+                nonce=nonce,
+                api_key_index=key,
+            )
+
+        try:
+            await self._send_signed(sign, f"order {order.client_order_id}")
+        except (RequestTimeout, ExchangeUnavailable, NetworkError):
+            order.status = OrderStatus.UNKNOWN if order.status is OrderStatus.PENDING else order.status
+            raise
+        except ExchangeError:
+            order.status = OrderStatus.REJECTED
+            raise
+
+    async def _await_order(self, order: TrackedOrder, *, until_final: bool) -> TrackedOrder:
+        """Wait for the stream to report the order (or its end), bounded; REST read-back at timeout."""
+        timeout = float(self.params["order_ack_timeout"])
+        if timeout <= 0:
+            return order
+        deadline = self.clock.now() + timeout
+        while True:
+            if order.status not in (OrderStatus.PENDING, OrderStatus.UNKNOWN) and (
+                not until_final or order.status.is_final
+            ):
+                return order
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                break
+            order.event.clear()
+            await self.clock.wait_for_event(order.event, remaining)
+        try:
+            await self.get_order_info(order.market_id, order.client_order_id)
+        except (OrderNotFound, NetworkError) as exc:
+            logger.warning("lighter: order %s not yet visible on the venue (%s)", order.client_order_id, exc)
+        return order
+
+    def _result(self, order: TrackedOrder) -> OrderResult:
+        info = order.info()
+        status = OrderStatus.PENDING if order.status is OrderStatus.UNKNOWN else order.status
+        return OrderResult(
+            success=status not in (OrderStatus.REJECTED, OrderStatus.EXPIRED),
+            order_id=order.order_index,
+            client_order_id=order.client_order_id,
+            side=order.side,
+            size=order.size,
+            price=order.price,
+            status=status,
+            filled_size=info.filled_size,
+            average_fill_price=info.average_fill_price,
+            error_message=order.venue_status if order.venue_status.startswith("canceled-") else None,
+        )
+
+    def _raise_rejection(self, order: TrackedOrder) -> None:
+        if order.status is not OrderStatus.REJECTED:
+            return
+        error = rejection_error(order.venue_status) or InvalidOrder
+        raise error(f"lighter: order {order.client_order_id} rejected ({order.venue_status})")
+
+    async def place_limit_order(
+        self,
+        contract_id: str,
+        side: OrderSide,
+        quantity: Decimal,
+        price: Decimal,
+        client_order_id: str,
+        post_only: bool = True,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """Rest a limit order (post-only by default) with the SDK's 28-day expiry."""
+        market = await self._market(contract_id)
+        base, units = self._check_amounts(market, quantity, price)
+        sdk = lighter.SignerClient
+        order = TrackedOrder(
+            client_order_id=client_order_id,
+            market_id=contract_id,
+            side=side,
+            order_type=OrderType.LIMIT,
+            size=quantity,
+            price=price,
+            post_only=post_only,
+            timestamp=self.clock.now(),
+        )
+        await self._place(
+            market,
+            order,
+            base,
+            units,
+            order_type=sdk.ORDER_TYPE_LIMIT,
+            time_in_force=sdk.ORDER_TIME_IN_FORCE_POST_ONLY
+            if post_only
+            else sdk.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME,
+            reduce_only=reduce_only,
+            expiry=sdk.DEFAULT_28_DAY_ORDER_EXPIRY,
+        )
+        await self._await_order(order, until_final=False)
+        self._raise_rejection(order)
+        return self._result(order)
+
+    async def place_market_order(
+        self,
+        contract_id: str,
+        side: OrderSide,
+        quantity: Decimal,
+        client_order_id: str,
+        max_slippage_pct: Decimal,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """Immediate-or-cancel with a worst price ``max_slippage_pct`` percent beyond the touch."""
+        market = await self._market(contract_id)
+        bid, ask = await self.fetch_bbo_prices(contract_id)
+        factor = Decimal(max_slippage_pct) / 100
+        if side is OrderSide.BUY:
+            bound = round_down(ask * (1 + factor), market.tick_size)
+        else:
+            bound = round_up(bid * (1 - factor), market.tick_size)
+        if bound <= 0:
+            raise InvalidOrder(f"slippage {max_slippage_pct}% leaves no valid price bound")
+        base = to_units(quantity, market.size_decimals, "quantity")
+        units = to_units(bound, market.price_decimals, "price")
+        if base <= 0 or not 0 < units <= MAX_PRICE_UNITS:
+            raise InvalidOrder(f"invalid market order {quantity} @ bound {bound}")
+        if quantity < market.min_base_amount:
+            raise OrderBelowMinimum(f"quantity {quantity} below the minimum {market.min_base_amount}")
+        sdk = lighter.SignerClient
+        order = TrackedOrder(
+            client_order_id=client_order_id,
+            market_id=contract_id,
+            side=side,
+            order_type=OrderType.MARKET,
+            size=quantity,
+            price=bound,
+            timestamp=self.clock.now(),
+        )
+        logger.info(
+            "lighter: market %s %s with price bound %s (touch %s)",
+            side.value,
+            quantity,
+            bound,
+            ask if side is OrderSide.BUY else bid,
+        )
+        await self._place(
+            market,
+            order,
+            base,
+            units,
+            order_type=sdk.ORDER_TYPE_MARKET,
+            time_in_force=sdk.ORDER_TIME_IN_FORCE_IMMEDIATE_OR_CANCEL,
+            reduce_only=reduce_only,
+            expiry=sdk.DEFAULT_IOC_EXPIRY,
+        )
+        await self._await_order(order, until_final=True)
+        self._raise_rejection(order)
+        if (
+            order.status.is_final
+            and order.filled == 0
+            and rejection_error(order.venue_status) is SlippageExceeded
+        ):
+            raise SlippageExceeded(
+                f"lighter: market order {client_order_id} not filled ({order.venue_status})"
+            )
+        return self._result(order)
+
+    async def cancel_order(self, contract_id: str, order_id: str) -> OrderResult:
+        """Cancel by Lighter order index or by our client id (the index is looked up if needed)."""
+        market = await self._market(contract_id)
+        order_index, client_id = self._resolve_order_id(order_id)
+        tracked = self._orders.get(order_id)
+        if tracked is not None and tracked.status.is_final:
+            raise OrderNotFound(f"lighter: order {order_id} is already {tracked.status.value}")
+        if order_index is None and tracked is not None:
+            await self._await_order(tracked, until_final=False)
+            order_index = tracked.order_index
+        if order_index is None:
+            info = await self.get_order_info(contract_id, order_id)
+            order_index = info.order_id or None
+            if not info.status.is_active:
+                raise OrderNotFound(f"lighter: order {order_id} is already {info.status.value}")
+        if order_index is None:
+            raise OrderNotFound(f"lighter: order {order_id} has no order index on the venue yet")
+        index = int(order_index)
+
+        def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
+            return self._signer.sign_cancel_order(
+                int(market.market_id), index, nonce=nonce, api_key_index=key
+            )
+
+        await self._send_signed(sign, f"cancel {order_id}")
+        tracked = self._orders.get(order_index) or (self._orders.get(client_id) if client_id else None)
+        if tracked is None:
+            return OrderResult(
+                success=True, order_id=order_index, client_order_id=client_id, status=OrderStatus.PENDING
+            )
+        await self._await_order(tracked, until_final=True)
+        result = self._result(tracked)
+        if not tracked.status.is_final:
+            return dataclasses.replace(result, status=OrderStatus.PENDING)
+        return result
