@@ -1,0 +1,340 @@
+"""The connector contract every venue client must pass, run against each venue.
+
+One suite, parametrised over venue harnesses: the paper venue (driven by hand-made market
+events on a simulated clock) and Lighter (the real client and the real SDK's signing, against
+the loopback mock venue). A new venue joins by adding a harness here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from exchanges.base import (
+    BaseExchangeClient,
+    ContractInfo,
+    ExchangeError,
+    ExchangeUnavailable,
+    Fill,
+    InvalidOrder,
+    OrderBelowMinimum,
+    OrderNotFound,
+    OrderSide,
+    OrderStatus,
+    OrderUpdate,
+    PostOnlyRejected,
+)
+from helpers.clock import LiveClock, SimulatedClock
+from helpers.market_feed import MarketEvent
+from helpers.trading_config import TradingConfig
+
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+UPDATE_TIMEOUT = 10.0
+
+
+class VenueHarness(ABC):
+    """A connected client plus the means to move its venue's market and break its venue."""
+
+    client: BaseExchangeClient
+    contract: ContractInfo
+    ticker: str
+    quantity: Decimal
+
+    def __init__(self) -> None:
+        self.updates: list[OrderUpdate] = []
+        self._arrived = asyncio.Event()
+
+    def _record(self, update: OrderUpdate) -> None:
+        self.updates.append(update)
+        self._arrived.set()
+
+    async def start(self) -> None:
+        await self.client.connect()
+        self.client.subscribe_order_updates(self._record)
+        self.contract = await self.client.get_contract_info(self.ticker)
+
+    async def wait_for_update(self, predicate: Callable[[OrderUpdate], bool]) -> OrderUpdate:
+        """The first update (already seen or still to come) that satisfies ``predicate``."""
+        seen = 0
+        deadline = asyncio.get_running_loop().time() + UPDATE_TIMEOUT
+        while True:
+            for update in self.updates[seen:]:
+                if predicate(update):
+                    return update
+            seen = len(self.updates)
+            self._arrived.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError("expected order update did not arrive")
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                continue
+
+    def fills_of(self, client_order_id: str) -> list[Fill]:
+        return [
+            u.fill for u in self.updates if u.fill is not None and u.fill.client_order_id == client_order_id
+        ]
+
+    def new_client_id(self) -> str:
+        return self.client.client_ids.next_id(self.client.clock.now())
+
+    @abstractmethod
+    async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
+        """Print market trades at ``price`` (for ``size``; unlimited when None)."""
+
+    @abstractmethod
+    async def break_connection(self) -> None:
+        """Cut the client's live connection the way a network fault would."""
+
+    @abstractmethod
+    def fail_account_reads(self) -> None:
+        """Make the venue fail account reads with a server error until the harness closes."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class PaperHarness(VenueHarness):
+    ticker = "BTC"
+    quantity = Decimal("0.010")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = SimulatedClock(1_700_000_000.0)
+        config = TradingConfig(
+            ticker="BTC",
+            exchange="paper",
+            strategy="grid",
+            quantity=self.quantity,
+            exchange_params={"drive_externally": True, "min_size": Decimal("0.005")},
+        )
+        from exchanges.paper import PaperExchangeClient
+
+        self.client = self.paper = PaperExchangeClient(config, self.clock)
+
+    async def start(self) -> None:
+        await super().start()
+        self.paper.apply_market_event(
+            MarketEvent.bbo(self.clock.now(), Decimal("59999.9"), Decimal("60000.0"), Decimal(1), Decimal(1))
+        )
+
+    async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
+        side = SELL
+        self.paper.apply_market_event(
+            MarketEvent.trade(self.clock.now(), price, size if size is not None else Decimal(1000), side)
+        )
+
+    async def break_connection(self) -> None:
+        await self.client.disconnect()
+        await self.client.connect()
+
+    def fail_account_reads(self) -> None:
+        for method in ("get_account_snapshot", "get_position"):
+            self.paper.inject_failure(method, ExchangeUnavailable("paper venue: injected 503"), count=1000)
+
+    async def close(self) -> None:
+        await self.client.disconnect()
+
+
+class LighterHarness(VenueHarness):
+    ticker = "ETH"
+    quantity = Decimal("0.0100")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.lighter import LighterClient
+        from tests.mock_venues.lighter_venue import MockLighterVenue
+
+        self.venue = MockLighterVenue(start_price=Decimal("3000"), api_key_index=5).start()
+        config = TradingConfig(
+            ticker="ETH",
+            exchange="lighter",
+            strategy="grid",
+            quantity=self.quantity,
+            exchange_params={"order_ack_timeout": 3.0, "backoff_base": 0.05},
+        )
+        self.client = LighterClient(config, LiveClock(), env=self.venue.env())
+
+    async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
+        await asyncio.to_thread(self.venue.trade_through, price, size)
+
+    async def break_connection(self) -> None:
+        await asyncio.to_thread(self.venue.drop_connections)
+
+    def fail_account_reads(self) -> None:
+        self.venue.fail_next(n=1000, status=503)
+
+    async def close(self) -> None:
+        self.venue.clear_faults()
+        try:
+            await self.client.disconnect()
+        finally:
+            self.venue.stop()
+
+
+HARNESSES: dict[str, type[VenueHarness]] = {"paper": PaperHarness, "lighter": LighterHarness}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+async def venue(request: pytest.FixtureRequest) -> AsyncIterator[VenueHarness]:
+    harness = HARNESSES[request.param]()
+    try:
+        await harness.start()
+        yield harness
+    finally:
+        await harness.close()
+
+
+async def rest_buy_below_market(venue: VenueHarness, ticks_below: int = 10) -> tuple[str, Any]:
+    bid, _ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
+    price = bid - venue.contract.tick_size * ticks_below
+    client_id = venue.new_client_id()
+    result = await venue.client.place_limit_order(
+        venue.contract.contract_id, BUY, venue.quantity, price, client_id
+    )
+    return client_id, result
+
+
+def is_update_of(client_id: str, status: OrderStatus) -> Callable[[OrderUpdate], bool]:
+    return lambda update: update.order.client_order_id == client_id and update.order.status is status
+
+
+# -- metadata --------------------------------------------------------------------------------
+
+
+async def test_contract_metadata_is_decimal_and_positive(venue: VenueHarness) -> None:
+    info = venue.contract
+    assert isinstance(info.tick_size, Decimal) and info.tick_size > 0
+    assert isinstance(info.size_step, Decimal) and info.size_step > 0
+    assert info.min_size >= 0 and info.min_notional >= 0
+    bid, ask = await venue.client.fetch_bbo_prices(info.contract_id)
+    assert isinstance(bid, Decimal) and 0 < bid < ask
+    assert bid % info.tick_size == 0 and ask % info.tick_size == 0
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+
+
+async def test_place_rest_and_cancel(venue: VenueHarness) -> None:
+    client_id, result = await rest_buy_below_market(venue)
+    assert result.success and result.client_order_id == client_id
+    assert result.status in (OrderStatus.OPEN, OrderStatus.PENDING)
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))
+
+    active = await venue.client.get_active_orders(venue.contract.contract_id)
+    assert [order.client_order_id for order in active] == [client_id]
+    info = await venue.client.get_order_info(venue.contract.contract_id, active[0].order_id)
+    assert info.status is OrderStatus.OPEN and info.size == venue.quantity and info.filled_size == 0
+
+    cancelled = await venue.client.cancel_order(venue.contract.contract_id, active[0].order_id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.CANCELLED))
+    assert await venue.client.get_active_orders(venue.contract.contract_id) == []
+    with pytest.raises(OrderNotFound):
+        await venue.client.cancel_order(venue.contract.contract_id, active[0].order_id)
+    final = await venue.client.get_order_info(venue.contract.contract_id, active[0].order_id)
+    assert final.status is OrderStatus.CANCELLED
+
+
+async def test_fill_arrives_as_an_event_with_price_and_size(venue: VenueHarness) -> None:
+    client_id, _ = await rest_buy_below_market(venue)
+    open_update = await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))
+    price = open_update.order.price
+    await venue.trade_at(price - venue.contract.tick_size * 5)
+
+    filled = await venue.wait_for_update(is_update_of(client_id, OrderStatus.FILLED))
+    assert filled.order.filled_size == venue.quantity and filled.order.remaining_size == 0
+    fills = venue.fills_of(client_id)
+    assert sum(fill.size for fill in fills) == venue.quantity
+    assert all(fill.price == price and fill.side is BUY and fill.is_maker for fill in fills)
+    info = await venue.client.get_order_info(venue.contract.contract_id, filled.order.order_id)
+    assert info.status is OrderStatus.FILLED
+    position = await venue.client.get_position(venue.contract.contract_id)
+    assert position.size == venue.quantity and position.entry_price == price
+
+
+async def test_partial_fill_then_the_rest(venue: VenueHarness) -> None:
+    client_id, _ = await rest_buy_below_market(venue)
+    price = (await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))).order.price
+    half = venue.quantity / 2
+
+    await venue.trade_at(price, half)
+    partial = await venue.wait_for_update(is_update_of(client_id, OrderStatus.PARTIALLY_FILLED))
+    assert partial.order.filled_size == half and partial.fill is not None and partial.fill.size == half
+    assert [o.client_order_id for o in await venue.client.get_active_orders(venue.contract.contract_id)] == [
+        client_id
+    ]
+
+    await venue.trade_at(price - venue.contract.tick_size)
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.FILLED))
+    assert sum(fill.size for fill in venue.fills_of(client_id)) == venue.quantity
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+
+async def test_post_only_that_would_cross_is_rejected(venue: VenueHarness) -> None:
+    _bid, ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
+    client_id = venue.new_client_id()
+    with pytest.raises(PostOnlyRejected):
+        await venue.client.place_limit_order(
+            venue.contract.contract_id, BUY, venue.quantity, ask + venue.contract.tick_size, client_id
+        )
+    assert await venue.client.get_active_orders(venue.contract.contract_id) == []
+    assert venue.fills_of(client_id) == []
+
+
+async def test_off_tick_price_and_off_step_size_are_refused(venue: VenueHarness) -> None:
+    bid, _ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
+    tick, step = venue.contract.tick_size, venue.contract.size_step
+    with pytest.raises(InvalidOrder):
+        await venue.client.place_limit_order(
+            venue.contract.contract_id, BUY, venue.quantity, bid - tick * 10 + tick / 2, venue.new_client_id()
+        )
+    with pytest.raises(InvalidOrder):
+        await venue.client.place_limit_order(
+            venue.contract.contract_id, BUY, venue.quantity + step / 2, bid - tick * 10, venue.new_client_id()
+        )
+    assert await venue.client.get_active_orders(venue.contract.contract_id) == []
+
+
+async def test_below_minimum_size_is_refused(venue: VenueHarness) -> None:
+    bid, _ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
+    too_small = venue.contract.min_size - venue.contract.size_step
+    assert too_small > 0
+    with pytest.raises(OrderBelowMinimum):
+        await venue.client.place_limit_order(
+            venue.contract.contract_id,
+            BUY,
+            too_small,
+            bid - venue.contract.tick_size * 10,
+            venue.new_client_id(),
+        )
+
+
+# -- faults --------------------------------------------------------------------------------
+
+
+async def test_fills_still_arrive_after_a_reconnect(venue: VenueHarness) -> None:
+    client_id, _ = await rest_buy_below_market(venue)
+    price = (await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))).order.price
+    await venue.break_connection()
+    await venue.trade_at(price - venue.contract.tick_size)
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.FILLED))
+    assert sum(fill.size for fill in venue.fills_of(client_id)) == venue.quantity
+    bid, ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
+    assert 0 < bid < ask
+
+
+async def test_failed_account_reads_raise_instead_of_returning_empty_state(venue: VenueHarness) -> None:
+    venue.fail_account_reads()
+    with pytest.raises(ExchangeError):
+        await venue.client.get_account_snapshot()
+    with pytest.raises(ExchangeError):
+        await venue.client.get_position(venue.contract.contract_id)
