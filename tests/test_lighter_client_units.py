@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +38,7 @@ from exchanges.base import (
 )
 from helpers.clock import LiveClock
 from helpers.trading_config import TradingConfig
+from tests.shared_paths import FIXTURES_DIR
 
 lighter_sdk = pytest.importorskip("lighter")
 
@@ -59,7 +59,7 @@ from exchanges.lighter import (  # noqa: E402
     to_units,
 )
 
-FIXTURES = Path("/work/shared/fixtures/lighter")
+FIXTURES = FIXTURES_DIR / "lighter"
 KEY = "ab" * 40
 OUR_PREFIX = "123"
 

@@ -19,8 +19,7 @@ from helpers.market_feed import (
     SyntheticMarket,
     read_recorded_feed,
 )
-
-RECORDED_FEED = Path("/work/shared/data/binance-usdm-btcusdt-20240808.gz")
+from tests.shared_paths import RECORDED_FEED
 
 BOOK_LINE = (
     '{ns} {{"stream":"btcusdt@bookTicker","data":{{"e":"bookTicker","u":1,"s":"BTCUSDT",'

@@ -40,11 +40,11 @@ from exchanges.paper import PaperExchangeClient, PaperOptions
 from helpers.clock import LiveClock, SimulatedClock
 from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, SyntheticMarket, read_recorded_feed
 from helpers.trading_config import TradingConfig
+from tests.shared_paths import RECORDED_FEED
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 FUNDING_BOUNDARY = 1_700_006_400.0  # a multiple of 8 h since the epoch
 T0 = FUNDING_BOUNDARY + 3600.0
-RECORDED_FEED = Path("/work/shared/data/binance-usdm-btcusdt-20240808.gz")
 
 
 def D(text: str) -> Decimal:

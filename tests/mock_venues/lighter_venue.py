@@ -1,7 +1,7 @@
 """A loopback Lighter venue: REST + WebSocket on 127.0.0.1, speaking Lighter's wire shapes.
 
 Every message the venue sends is built from a real captured message in
-``/work/shared/fixtures/lighter/`` (loaded as a template, values filled in), so the shapes stay
+``../shared/fixtures/lighter/`` (loaded as a template, values filled in), so the shapes stay
 real. The venue accepts transactions signed by the real ``lighter-sdk`` (its native signer), keeps
 its own order book per market, matches our orders against it and pushes book and account updates.
 
@@ -74,9 +74,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
+
 log = logging.getLogger(__name__)
 
-FIXTURES_DIR = Path(os.environ.get("LIGHTER_FIXTURES_DIR", "/work/shared/fixtures/lighter"))
+FIXTURES_DIR = Path(os.environ.get("LIGHTER_FIXTURES_DIR", str(SHARED_FIXTURES_DIR / "lighter")))
 
 # Transaction types (Lighter's TxTypeL2* constants, as produced by the SDK's signer).
 TX_CHANGE_PUB_KEY = 8
@@ -307,6 +309,28 @@ class TxRejected(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class TimingMark:
+    """One timestamped venue event, for latency benchmarks (see ``set_timing_hook``).
+
+    ``kind``: ``"tx_received"`` (a create-order sendTx reached the handler, stamped on arrival),
+    ``"order_resting"`` (an order's resting state was queued for the account stream) or
+    ``"fill_sent"`` (an account_orders frame carrying a fill is about to be written to a socket).
+    ``at`` is ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux, comparable across threads and
+    processes); ``price`` is in the market's integer price units.
+    """
+
+    kind: str
+    client_order_index: int
+    at: float
+    reduce_only: bool = False
+    is_ask: bool = False
+    price: int = 0
+
+
+TimingHook = Callable[[TimingMark], None]
+
+
 # ---------------------------------------------------------------------------------------------
 # WebSocket connection wrapper
 # ---------------------------------------------------------------------------------------------
@@ -316,18 +340,22 @@ class _Conn:
     def __init__(self, ws: web.WebSocketResponse, session_id: str) -> None:
         self.ws = ws
         self.session_id = session_id
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, Callable[[], None] | None] | None] = asyncio.Queue()
         self.channels: set[str] = set()
         self.writer: asyncio.Task[None] | None = None
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.queue.put_nowait(json.dumps(message))
+    def send(self, message: dict[str, Any], before_write: Callable[[], None] | None = None) -> None:
+        """Queue a frame; ``before_write`` runs right before it is written (timing marks)."""
+        self.queue.put_nowait((json.dumps(message), before_write))
 
     async def write_loop(self) -> None:
         while True:
-            text = await self.queue.get()
-            if text is None or self.ws.closed:
+            item = await self.queue.get()
+            if item is None or self.ws.closed:
                 return
+            text, before_write = item
+            if before_write is not None:
+                before_write()
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
@@ -426,6 +454,7 @@ class MockLighterVenue:
         self._reorder_pending: list[str | None] = []
         self._held: tuple[str, list[tuple[_Conn, dict[str, Any]]]] | None = None
         self._tx_faults: list[tuple[int, str]] = []
+        self._timing_hook: TimingHook | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -563,6 +592,35 @@ class MockLighterVenue:
         )
 
     # -- observation -------------------------------------------------------------------------
+
+    def set_timing_hook(self, hook: TimingHook | None) -> None:
+        """Call ``hook(TimingMark)`` on the venue thread at each timed event (None: off).
+
+        For latency benchmarks: the hook must be quick and must not call back into the venue
+        synchronously (hand the mark to another thread or loop instead).
+        """
+        self._call(lambda: setattr(self, "_timing_hook", hook))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the venue loop without waiting for it (e.g. ``trade_through``)."""
+        loop = self._loop
+        if loop is None or self._thread is None:
+            raise RuntimeError("venue not started")
+        loop.call_soon_threadsafe(lambda: fn(*args))
+
+    def _mark(self, kind: str, order: VenueOrder) -> None:
+        hook = self._timing_hook
+        if hook is not None:
+            hook(
+                TimingMark(
+                    kind,
+                    order.client_order_index,
+                    time.perf_counter(),
+                    reduce_only=order.reduce_only,
+                    is_ask=order.is_ask,
+                    price=order.price,
+                )
+            )
 
     def stats(self) -> VenueStats:
         """A snapshot copy of what the venue received."""
@@ -1076,7 +1134,7 @@ class MockLighterVenue:
         )
         self._record_trade(order.market_id, trade)
         if push:
-            self._push_order(order)
+            self._push_order(order, fill=True)
         self._push_account_trade(order.account_index, order.market_id, trade)
         if push:
             self._push_account_state(order.account_index)
@@ -1564,7 +1622,7 @@ class MockLighterVenue:
 
     # -- pushes to account channels ----------------------------------------------------------
 
-    def _push_order(self, order: VenueOrder) -> None:
+    def _push_order(self, order: VenueOrder, fill: bool = False) -> None:
         oj = self._order_json(order)
         msg = fixture("ws_account_orders_update_partial_fill.json")
         _fill(
@@ -1574,7 +1632,13 @@ class MockLighterVenue:
             nonce=order.nonce,
             orders={str(order.market_id): [oj]},
         )
-        self._broadcast(f"account_orders:{order.market_id}:{order.account_index}", msg)
+        before_write = None
+        if self._timing_hook is not None:
+            if fill:
+                before_write = lambda: self._mark("fill_sent", order)  # noqa: E731
+            elif order.active:
+                self._mark("order_resting", order)
+        self._broadcast(f"account_orders:{order.market_id}:{order.account_index}", msg, before_write)
         all_msg = {
             "channel": f"account_all_orders:{order.account_index}",
             "orders": {str(order.market_id): [oj]},
@@ -1701,7 +1765,9 @@ class MockLighterVenue:
     def _matches(prefix: str | None, channel: str) -> bool:
         return prefix is None or channel.startswith(prefix)
 
-    def _broadcast(self, channel: str, message: dict[str, Any]) -> None:
+    def _broadcast(
+        self, channel: str, message: dict[str, Any], before_write: Callable[[], None] | None = None
+    ) -> None:
         conns = list(self._subs.get(channel, ()))
         if not conns:
             return
@@ -1715,7 +1781,7 @@ class MockLighterVenue:
         if self._held is not None and self._matches(self._held[0], channel):
             held = self._held[1]
             self._held = None
-            self._deliver(deliveries, times)
+            self._deliver(deliveries, times, before_write)
             self._deliver(held, 1)
             return
         for i, prefix in enumerate(self._reorder_pending):
@@ -1727,7 +1793,7 @@ class MockLighterVenue:
                 if times == 2:
                     self._deliver(deliveries, 1)
                 return
-        self._deliver(deliveries, times)
+        self._deliver(deliveries, times, before_write)
 
     def _flush_held(self, deliveries: list[tuple[_Conn, dict[str, Any]]]) -> None:
         if self._held is not None and self._held[1] is deliveries:
@@ -1735,10 +1801,14 @@ class MockLighterVenue:
             self._deliver(deliveries, 1)
 
     @staticmethod
-    def _deliver(deliveries: list[tuple[_Conn, dict[str, Any]]], times: int) -> None:
+    def _deliver(
+        deliveries: list[tuple[_Conn, dict[str, Any]]],
+        times: int,
+        before_write: Callable[[], None] | None = None,
+    ) -> None:
         for conn, message in deliveries:
-            for _ in range(times):
-                conn.send(message)
+            for n in range(times):
+                conn.send(message, before_write if n == 0 else None)
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -1839,6 +1909,7 @@ class MockLighterVenue:
         return web.json_response(_fill(fixture("http_next_nonce.json"), nonce=acct.next_nonce[key]))
 
     async def _h_send_tx(self, request: web.Request) -> web.Response:
+        received_at = time.perf_counter()
         form = await request.post()
         try:
             tx_type = int(str(form.get("tx_type", "")))
@@ -1849,6 +1920,19 @@ class MockLighterVenue:
         except TxRejected as rej:
             self._stats.rejected.append((rej.code, rej.message))
             return self._error((rej.code, rej.message))
+        hook = self._timing_hook
+        if hook is not None and tx_type == TX_CREATE_ORDER:
+            info = self._stats.txs[-1]
+            hook(
+                TimingMark(
+                    "tx_received",
+                    int(info.get("ClientOrderIndex", 0)),
+                    received_at,
+                    reduce_only=bool(info.get("ReduceOnly")),
+                    is_ask=bool(info.get("IsAsk")),
+                    price=int(info.get("Price", 0)),
+                )
+            )
         return web.json_response(body)
 
     async def _h_send_tx_batch(self, request: web.Request) -> web.Response:
