@@ -332,8 +332,17 @@ async def run_bot(config: TradingConfig) -> int:
     return summary.exit_code
 
 
+def _force_exit(signum: int, frame: object) -> None:
+    """Ctrl-C outside the event loop (start-up, final flush): leave at once, quietly."""
+    sys.stderr.write("forced exit\n")
+    os._exit(EXIT_FORCED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    config = build_config(argv)
+    try:
+        config = build_config(argv)
+    except KeyboardInterrupt:
+        return EXIT_FORCED
     log_path = configure_logging(config.log_dir, config.bot_name, config.log_level)
     logging.getLogger("runbot").info("activity log: %s", log_path)
     try:
@@ -341,10 +350,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         sys.stderr.write(f"runbot.py: error: {exc}\n")
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_FORCED
     except Exception as exc:
         logging.getLogger("runbot").debug("fatal error", exc_info=True)
         sys.stderr.write(f"runbot.py: error: {type(exc).__name__}: {exc} (details in {log_path})\n")
         return 1
+    finally:
+        signal.signal(signal.SIGINT, _force_exit)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,28 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, bad: list[str]) -> None
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1 and "error:" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_second_ctrl_c_forces_exit_without_a_traceback(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        runbot_command(tmp_path, "--duration", "120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(row["event"] == "placed" for row in read_rows(tmp_path)):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # Whether the second press lands while cleaning up (forced, 130) or after (0), never a traceback.
+    assert process.returncode in (0, 130)
+    assert "Traceback" not in stdout + stderr and "KeyboardInterrupt" not in stdout + stderr
