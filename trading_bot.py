@@ -35,7 +35,14 @@ from helpers.order_tracker import OrderTracker, TrackedOrder
 from helpers.risk_manager import RiskAction, RiskDecision, RiskManager
 from helpers.trade_journal import TradeJournal, orders_csv_path
 from helpers.trading_config import RiskLimits, TradingConfig
-from strategies.base_strategy import BaseStrategy, OrderParams, OrderRole, StrategyAction, StrategyResult
+from strategies.base_strategy import (
+    BaseStrategy,
+    OrderParams,
+    OrderRole,
+    StrategyAction,
+    StrategyResult,
+    WakeLevels,
+)
 from strategies.factory import StrategyFactory
 
 __all__ = ["BotSummary", "RiskLimits", "TradingBot", "TradingConfig"]
@@ -90,6 +97,7 @@ class TradingBot:
         clock: Clock | None = None,
         exchange_client: BaseExchangeClient | None = None,
         write_files: bool = True,
+        filter_market_wakes: bool = True,
     ) -> None:
         self.config = config
         self.clock = clock or LiveClock()
@@ -114,6 +122,11 @@ class TradingBot:
         self._done = asyncio.Event()
         self._last_market_update_at: float | None = None
         self.orders_failed = 0
+        #: Skip market updates that reach none of the strategy's and risk manager's wake levels.
+        self.filter_market_wakes = filter_market_wakes
+        self._wake_levels: WakeLevels | None = None
+        #: Times the loop was woken; a simulated-time driver compares it to skip idle checks.
+        self.wakes = 0
 
     # -- events from the venue (called synchronously by the client) ---------------------------
 
@@ -123,10 +136,18 @@ class TradingBot:
 
     def _on_market_update(self, update: MarketUpdate) -> None:
         self._last_market_update_at = self.clock.now()
+        levels = self._wake_levels
+        if (
+            levels is not None
+            and levels.bid_low < update.best_bid < levels.bid_high
+            and levels.ask_low < update.best_ask < levels.ask_high
+        ):
+            return  # reaches no level: cannot change a decision (WakeLevels.crossed, inlined)
         self.expect_activity()
 
     def expect_activity(self) -> None:
         """Wake the loop: something it may act on happened (an event, or a simulated timer)."""
+        self.wakes += 1
         self._idle.clear()
         self._wake.set()
 
@@ -141,6 +162,11 @@ class TradingBot:
         self.expect_activity()
 
     @property
+    def idle(self) -> bool:
+        """Parked waiting for events (or finished): a simulated-time driver may move time on."""
+        return self._idle.is_set() or self._done.is_set()
+
+    @property
     def stopping(self) -> bool:
         return self._stop_reason is not None
 
@@ -150,13 +176,9 @@ class TradingBot:
         Simulated-time drivers call this after feeding an event; after releasing clock timers
         they call :meth:`expect_activity` first, since a timer wakes the loop without an event.
         """
-        idle = asyncio.ensure_future(self._idle.wait())
-        done = asyncio.ensure_future(self._done.wait())
-        try:
-            await asyncio.wait({idle, done}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            idle.cancel()
-            done.cancel()
+        # run() sets _idle when it finishes, so one wait covers both (and costs no task).
+        while not self._done.is_set() and not self._idle.is_set():
+            await self._idle.wait()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -190,6 +212,7 @@ class TradingBot:
         finally:
             summary = await self._shutdown()
             self._done.set()
+            self._idle.set()
         return summary
 
     async def _run_iteration(self) -> None:
@@ -199,6 +222,9 @@ class TradingBot:
             return
         await self._deliver_order_updates()
 
+        if self._last_market_update_at is not None:
+            # Before the check: a stall must end as soon as the venue pushes again, paused or not.
+            self.risk_manager.record_market_data(self._last_market_update_at)
         decision = await self.risk_manager.check_risk_conditions()
         if decision.action is not RiskAction.NONE:
             if await self._handle_risk_decision(decision):
@@ -223,7 +249,28 @@ class TradingBot:
             result = await self.strategy.execute_strategy(market_data)
             if await self._handle_strategy_result(result):
                 return
-        await self._wait(self.strategy.seconds_until_next_decision())
+        seconds = self.strategy.seconds_until_next_decision()
+        self._wake_levels = self._market_wake_levels()
+        if self._wake_levels is not None and seconds is None:
+            # Only the levels, order events and a feed stall can matter: no polling needed.
+            seconds = self.risk_manager.seconds_until_stall() if self.risk_manager.enabled else 86400.0
+        try:
+            await self._wait(seconds)
+        finally:
+            self._wake_levels = None
+
+    def _market_wake_levels(self) -> WakeLevels | None:
+        """The quotes that may change a decision, or None to wake on every market update."""
+        if not self.filter_market_wakes:
+            return None
+        levels = self.strategy.market_wake_levels()
+        if levels is None:
+            return None
+        ledger = self.journal.ledger
+        risk_levels = self.risk_manager.market_wake_levels(
+            ledger.size, ledger.entry_price, ledger.realized_pnl - ledger.fees
+        )
+        return None if risk_levels is None else levels.narrowed(risk_levels)
 
     def _duration_elapsed(self) -> bool:
         return (

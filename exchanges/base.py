@@ -284,6 +284,28 @@ class MarketUpdate:
     timestamp: float
     last_trade_price: Decimal | None = None
 
+    @classmethod
+    def quick(
+        cls,
+        contract_id: str,
+        best_bid: Decimal,
+        best_ask: Decimal,
+        timestamp: float,
+        last_trade_price: Decimal | None = None,
+    ) -> MarketUpdate:
+        """The object the constructor builds, at a fifth of the frozen ``__init__``'s cost.
+
+        Venues emit one per book change, which in a backtest is most market events.
+        """
+        update = object.__new__(cls)
+        fields = update.__dict__
+        fields["contract_id"] = contract_id
+        fields["best_bid"] = best_bid
+        fields["best_ask"] = best_ask
+        fields["timestamp"] = timestamp
+        fields["last_trade_price"] = last_trade_price
+        return update
+
 
 OrderUpdateHandler = Callable[[OrderUpdate], None]
 MarketUpdateHandler = Callable[[MarketUpdate], None]
@@ -294,6 +316,11 @@ MarketUpdateHandler = Callable[[MarketUpdate], None]
 # ---------------------------------------------------------------------------------------------
 
 
+#: A backwards jump of the id body larger than this (about 28 hours) is the millisecond field
+#: wrapping, not orders crowding one millisecond.
+_ID_WRAP_GAP = 10**10
+
+
 @dataclass
 class ClientOrderIdFactory:
     """Makes the client ids that mark orders as ours.
@@ -302,14 +329,25 @@ class ClientOrderIdFactory:
     strategy), 9 digits of millisecond time and a 2-digit counter. A restarted bot recognises its
     own orders by the prefix and cancels only those; venues that need integer ids below 2**48
     (Lighter's client order index) can use the digits as they are.
+
+    The 11 digits after the prefix never repeat within a process: when more than 100 orders fall
+    in one millisecond (a backtest places them at one simulated instant) the counter carries
+    into the next millisecond instead of wrapping. Only when the 9-digit millisecond field wraps
+    (every 11.6 days) does the sequence start again from the time.
     """
 
     prefix: str
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _last: int = -1
 
     def next_id(self, timestamp: float) -> str:
         millis = int(timestamp * 1000) % 10**9
-        return f"{self.prefix}{millis:09d}{next(self._counter) % 100:02d}"
+        body = millis * 100 + next(self._counter) % 100
+        last = self._last
+        if last - _ID_WRAP_GAP < body <= last:
+            body = (last + 1) % 10**11
+        self._last = body
+        return f"{self.prefix}{body:011d}"
 
     def is_ours(self, client_order_id: str | None) -> bool:
         return bool(client_order_id) and str(client_order_id).startswith(self.prefix)

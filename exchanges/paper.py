@@ -591,40 +591,50 @@ class PaperExchangeClient(BaseExchangeClient):
     def apply_market_event(self, event: MarketEvent) -> None:
         """Update the book with one event, pay funding due by the clock, match our resting
         orders, and emit market and order updates. Synchronous and cheap when nothing is near."""
+        if event.kind is _BBO:
+            self.apply_bbo(event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
+        else:
+            self.apply_trade(event.price, event.size)  # type: ignore[arg-type]
+
+    def apply_bbo(self, best_bid: Decimal, best_ask: Decimal, bid_size: Decimal, ask_size: Decimal) -> None:
+        """:meth:`apply_market_event` for a BBO event given as its fields (a backtest replaying
+        columns of prices skips building the event object)."""
         self.events_applied += 1
         now = self.clock.now()
         if now >= self._next_funding_time:
             self._settle_funding(now)
-        if event.kind is _BBO:
-            previous_bid, previous_ask = self._best_bid, self._best_ask
-            best_bid: Decimal = event.best_bid  # type: ignore[assignment]
-            best_ask: Decimal = event.best_ask  # type: ignore[assignment]
-            self._best_bid = best_bid
-            self._best_ask = best_ask
-            self._bid_size = event.bid_size
-            self._ask_size = event.ask_size
-            best_buy = self._best_buy_price
-            if best_buy is not None and best_ask <= best_buy:
-                self._match_buys(best_ask, None, now)
-            best_sell = self._best_sell_price
-            if best_sell is not None and best_bid >= best_sell:
-                self._match_sells(best_bid, None, now)
-            if self._market_handlers and (best_bid != previous_bid or best_ask != previous_ask):
-                self._emit_market_update(
-                    MarketUpdate(self.contract_id, best_bid, best_ask, now, self._last_trade_price)
-                )
-            return
-        price: Decimal = event.price  # type: ignore[assignment]
+        previous_bid, previous_ask = self._best_bid, self._best_ask
+        self._best_bid = best_bid
+        self._best_ask = best_ask
+        self._bid_size = bid_size
+        self._ask_size = ask_size
+        best_buy = self._best_buy_price
+        if best_buy is not None and best_ask <= best_buy:
+            self._match_buys(best_ask, None, now)
+        best_sell = self._best_sell_price
+        if best_sell is not None and best_bid >= best_sell:
+            self._match_sells(best_bid, None, now)
+        if self._market_handlers and (best_bid != previous_bid or best_ask != previous_ask):
+            self._emit_market_update(
+                MarketUpdate.quick(self.contract_id, best_bid, best_ask, now, self._last_trade_price)
+            )
+
+    def apply_trade(self, price: Decimal, size: Decimal) -> None:
+        """:meth:`apply_market_event` for a trade print given as its fields."""
+        self.events_applied += 1
+        now = self.clock.now()
+        if now >= self._next_funding_time:
+            self._settle_funding(now)
         self._last_trade_price = price
         best_buy = self._best_buy_price
         if best_buy is not None and price <= best_buy:
-            self._match_buys(price, event.size, now)
+            self._match_buys(price, size, now)
         best_sell = self._best_sell_price
         if best_sell is not None and price >= best_sell:
-            self._match_sells(price, event.size, now)
+            self._match_sells(price, size, now)
         if self._market_handlers and self._best_bid is not None and self._best_ask is not None:
             self._emit_market_update(
-                MarketUpdate(self.contract_id, self._best_bid, self._best_ask, now, price)
+                MarketUpdate.quick(self.contract_id, self._best_bid, self._best_ask, now, price)
             )
 
     def _match_buys(self, price: Decimal, trade_size: Decimal | None, now: float) -> None:

@@ -386,30 +386,85 @@ class SyntheticMarket:
 
     def __iter__(self) -> Iterator[MarketEvent]:
         rng = random.Random(self.seed)
-        gauss, uniform, randint = rng.gauss, rng.random, rng.randint
-        tick, step = self.tick_size, self.size_step
+        uniform = rng.random
+        quote_size = _SizeDraw(rng, self.max_quote_steps, self.size_step)
+        trade_size = _SizeDraw(rng, self.max_trade_steps, self.size_step)
+        tick = self.tick_size
         log_sigma = float(self.volatility_bps) / 10_000
         mean_spread = float(self.spread_ticks)
         spread_level = mean_spread
         mid_ticks = float(self.start_price / tick)
         make_bbo, make_trade = MarketEvent.bbo, MarketEvent.trade
+        buy, sell = OrderSide.BUY, OrderSide.SELL
+        trade_probability = self.trade_probability
+        start_time, step_seconds = self.start_time, self.step_seconds
+        exp, sqrt, log, cos, sin, two_pi = math.exp, math.sqrt, math.log, math.cos, math.sin, math.tau
+        prices: dict[int, Decimal] = {}
         index = 0
         while True:
-            timestamp = self.start_time + index * self.step_seconds
+            timestamp = start_time + index * step_seconds
             index += 1
             if index > 1:
-                mid_ticks *= math.exp(gauss(0.0, log_sigma))
-                spread_level += 0.3 * (mean_spread - spread_level) + gauss(0.0, 0.5)
+                # Two normal draws, as random.Random.gauss makes them (Box-Muller, one pair per
+                # two draws): the same stream as calling gauss() twice, without two method calls.
+                angle = uniform() * two_pi
+                radius = sqrt(-2.0 * log(1.0 - uniform()))
+                mid_ticks *= exp(0.0 + cos(angle) * radius * log_sigma)
+                spread_level += 0.3 * (mean_spread - spread_level) + (0.0 + sin(angle) * radius * 0.5)
             spread = max(1, round(spread_level))
             bid_ticks = max(1, round(mid_ticks - spread / 2))
-            best_bid = Decimal(bid_ticks) * tick
-            best_ask = Decimal(bid_ticks + spread) * tick
-            bid_size = Decimal(randint(1, self.max_quote_steps)) * step
-            ask_size = Decimal(randint(1, self.max_quote_steps)) * step
+            best_bid = prices.get(bid_ticks)
+            if best_bid is None:
+                best_bid = prices[bid_ticks] = _price(bid_ticks, tick, prices)
+            best_ask = prices.get(bid_ticks + spread)
+            if best_ask is None:
+                best_ask = prices[bid_ticks + spread] = _price(bid_ticks + spread, tick, prices)
+            bid_size = quote_size()
+            ask_size = quote_size()
             yield make_bbo(timestamp, best_bid, best_ask, bid_size, ask_size)
-            if uniform() < self.trade_probability:
-                trade_size = Decimal(randint(1, self.max_trade_steps)) * step
+            if uniform() < trade_probability:
+                size = trade_size()
                 if uniform() < 0.5:
-                    yield make_trade(timestamp, best_ask, trade_size, OrderSide.BUY)
+                    yield make_trade(timestamp, best_ask, size, buy)
                 else:
-                    yield make_trade(timestamp, best_bid, trade_size, OrderSide.SELL)
+                    yield make_trade(timestamp, best_bid, size, sell)
+
+
+#: Prices remembered by a synthetic market before the memo starts again (bounds memory).
+_PRICE_MEMO_LIMIT = 1 << 16
+
+
+def _price(ticks: int, tick: Decimal, memo: dict[int, Decimal]) -> Decimal:
+    if len(memo) >= _PRICE_MEMO_LIMIT:
+        memo.clear()
+    return Decimal(ticks) * tick
+
+
+class _SizeDraw:
+    """``Decimal(rng.randint(1, steps)) * step``, drawn the way ``randint`` draws, but cheaper.
+
+    ``randint(1, n)`` is ``1 + _randbelow(n)``, and ``_randbelow`` takes ``getrandbits(k)`` for
+    ``k = n.bit_length()`` until the value is below ``n``; repeating exactly that keeps the
+    random stream (and so every seeded market) identical while skipping three Python-level
+    calls per draw. The sizes themselves come from a table built as they are first drawn.
+    """
+
+    __slots__ = ("_bits", "_getrandbits", "_sizes", "_step", "_steps")
+
+    def __init__(self, rng: random.Random, steps: int, step: Decimal) -> None:
+        self._getrandbits = rng.getrandbits
+        self._steps = steps
+        self._bits = steps.bit_length()
+        self._step = step
+        self._sizes: list[Decimal | None] = [None] * (steps + 1)
+
+    def __call__(self) -> Decimal:
+        steps, bits, getrandbits = self._steps, self._bits, self._getrandbits
+        drawn = getrandbits(bits)
+        while drawn >= steps:
+            drawn = getrandbits(bits)
+        drawn += 1
+        size = self._sizes[drawn]
+        if size is None:
+            size = self._sizes[drawn] = Decimal(drawn) * self._step
+        return size

@@ -43,6 +43,7 @@ from exchanges.base import (
 )
 from helpers.clock import Clock
 from helpers.trading_config import TradingConfig
+from strategies.base_strategy import WakeLevels
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,9 @@ class RiskManager:
         self._last_failure_log_at: float | None = None
         self._failures_since_log = 0
 
+        # Whether the account held positions this bot's own fills do not explain.
+        self._started_with_positions = False
+
         # Drawdown episode (re-issue rule) bookkeeping.
         self._close_worst_issued_at: Decimal | None = None
         self._warned_loss_without_positions = False
@@ -185,6 +189,7 @@ class RiskManager:
             self._initialized = True
             return
         self.baseline_equity = snapshot.equity
+        self._started_with_positions = any(p.size != 0 for p in snapshot.positions)
         self._last_snapshot = snapshot
         self._last_snapshot_at = now
         self._initialized = True
@@ -410,6 +415,44 @@ class RiskManager:
             logger.info("Market data fresh again; resuming")
             self._stalled = False
         return ""
+
+    # -- waking ------------------------------------------------------------------------------
+
+    def market_wake_levels(
+        self, position: Decimal, entry_price: Decimal, realized_after_fees: Decimal
+    ) -> WakeLevels | None:
+        """Quotes beyond which the account could be within half the loss limit.
+
+        Equity is estimated from the bot's own fills (``position`` at ``entry_price``, PnL
+        realized net of fees) against the baseline. Far from the limits no market update can
+        change a decision here; once a quote comes within half of ``loss_pct`` every update
+        wakes the bot, so the checks run as often as without filtering. None (wake on every
+        update) whenever the estimate cannot be trusted: positions held before start, an
+        account that could not be read, or a drawdown already past half the limit.
+        """
+        if not self.enabled or not self._loss_checks_enabled:
+            return WakeLevels()
+        baseline = self.baseline_equity
+        if baseline is None or self._started_with_positions or self.consecutive_snapshot_failures:
+            return None
+        if self._close_worst_issued_at is not None:
+            return None
+        drawdown = self._drawdown_pct(self._last_snapshot)
+        if drawdown is None or drawdown <= -self.loss_pct / 2:
+            return None
+        # Headroom: how much more the position may lose before equity is half-way to the limit.
+        headroom = baseline * self.loss_pct / (2 * _HUNDRED) + realized_after_fees
+        if headroom <= 0:
+            return None
+        if position == 0:
+            return WakeLevels()
+        level = entry_price - headroom / position
+        # Long: losing as the mid falls, and the bid is below the mid; short: the ask is above it.
+        return WakeLevels(bid_low=level) if position > 0 else WakeLevels(ask_high=level)
+
+    def seconds_until_stall(self) -> float:
+        """Clock seconds until the stall check would fire with no further market data."""
+        return max(0.0, self._last_market_data_at + self.stall_seconds - self._clock.now())
 
     # -- console -------------------------------------------------------------------------------
 

@@ -71,6 +71,45 @@ class StrategyResult:
     message: str = ""
 
 
+_MINUS_INFINITY = Decimal("-Infinity")
+_INFINITY = Decimal("Infinity")
+
+
+@dataclass(frozen=True)
+class WakeLevels:
+    """The market moves that could change a strategy's next decision.
+
+    Nothing can change while the best bid stays strictly inside ``(bid_low, bid_high)`` and the
+    best ask strictly inside ``(ask_low, ask_high)``; a price reaching a bound wakes the bot. An
+    unused bound stays infinite. Bounds must be conservative: an extra wake costs a loop
+    iteration, a missed one changes a decision. Letting the bot skip market updates that cannot
+    matter is what makes backtests fast and saves CPU when trading live.
+    """
+
+    bid_low: Decimal = _MINUS_INFINITY
+    bid_high: Decimal = _INFINITY
+    ask_low: Decimal = _MINUS_INFINITY
+    ask_high: Decimal = _INFINITY
+
+    def crossed(self, best_bid: Decimal, best_ask: Decimal) -> bool:
+        """True when this quote reaches a bound (so the bot must look)."""
+        return (
+            best_bid <= self.bid_low
+            or best_bid >= self.bid_high
+            or best_ask <= self.ask_low
+            or best_ask >= self.ask_high
+        )
+
+    def narrowed(self, other: WakeLevels) -> WakeLevels:
+        """The levels of two independent watchers: wake when either would."""
+        return WakeLevels(
+            max(self.bid_low, other.bid_low),
+            min(self.bid_high, other.bid_high),
+            max(self.ask_low, other.ask_low),
+            min(self.ask_high, other.ask_high),
+        )
+
+
 @dataclass(frozen=True)
 class MarketData:
     ticker: str
@@ -248,6 +287,15 @@ class BaseStrategy(ABC):
 
     def seconds_until_next_decision(self) -> float | None:
         """How long the bot may wait for events before asking again (None: bot's default)."""
+        return None
+
+    def market_wake_levels(self) -> WakeLevels | None:
+        """Which quotes could change the next decision, given the state right now.
+
+        The bot asks after each decision and, until a level is reached (or an order event or
+        :meth:`seconds_until_next_decision` comes due), records market updates without waking.
+        None, the safe default, means every market update may matter.
+        """
         return None
 
     # -- events (the bot delivers these in order, on the bot's own task) --------------------------

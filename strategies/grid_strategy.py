@@ -50,6 +50,7 @@ from strategies.base_strategy import (
     ParameterSpec,
     StrategyAction,
     StrategyResult,
+    WakeLevels,
     at_least,
     between,
     greater_than,
@@ -634,6 +635,92 @@ class GridStrategy(BaseStrategy):
                 deadlines.append(entry.not_before)
         waits += [deadline - now for deadline in deadlines if deadline > now]
         return min(waits) if waits else None
+
+    def market_wake_levels(self) -> WakeLevels | None:
+        """The quotes that could change :meth:`_decide`'s answer before the next timer or event.
+
+        Mirrors ``_decide`` rule by rule: the stop price, the pause price, the requote distance
+        of the resting entry and, while a grid-step conflict holds entries back, the band of
+        quotes in which the same take-profit stays in the way. Anything due at once (a close to
+        send, a lookup, an entry ready to go) answers None: wake on every update.
+        """
+        if self.contract is None or self._refusal or self._stop_message:
+            return None
+        now = self.clock.now()
+        if self._reconcile_targets(now):
+            return None
+        if any(c.state is CloseState.WAITING and c.not_before <= now for c in self._closes):
+            return None
+        if any(e.order_id and not e.cancel_requested and e.cancel_not_before <= now for e in self._stale):
+            return None
+        levels = WakeLevels()
+        buy = self.direction is OrderSide.BUY
+        if self.stop_price is not None:
+            levels = levels.narrowed(
+                WakeLevels(ask_high=self.stop_price) if buy else WakeLevels(bid_low=self.stop_price)
+            )
+        if self.pause_price is not None:
+            # Paused while beyond the pause price: watch for the way back, else for getting there.
+            pause, paused = self.pause_price, self._pause_reason is not None
+            if buy:
+                levels = levels.narrowed(WakeLevels(ask_low=pause) if paused else WakeLevels(ask_high=pause))
+            else:
+                levels = levels.narrowed(WakeLevels(bid_high=pause) if paused else WakeLevels(bid_low=pause))
+        entry = self._entry
+        if entry is not None:
+            if entry.state is EntryState.RESTING and entry.order_id and entry.filled == 0:
+                limit = self.requote_ticks * self.tick
+                if entry.side is OrderSide.BUY:
+                    levels = levels.narrowed(WakeLevels(bid_high=entry.price + limit))
+                else:
+                    levels = levels.narrowed(WakeLevels(ask_low=entry.price - limit))
+            return levels
+        if self._stale or self._pause_reason is not None:
+            return levels
+        if now < self._entry_not_before or self.cooldown_remaining(now) > 0:
+            return levels
+        if self.active_take_profit_count() >= self.max_orders:
+            return levels
+        band = self._grid_step_band()
+        return None if band is None else levels.narrowed(band)
+
+    def _grid_step_band(self) -> WakeLevels | None:
+        """Quotes for which a new entry keeps conflicting with the same resting take-profit.
+
+        Entries are held back only by this conflict here (every other rule has passed), so the
+        band is where the hold cannot end. Worked from the take-profit price interval in which
+        that take-profit is both the nearest one and closer than ``grid_step`` %, shrunk by a
+        tick on each side and checked exactly at both ends, so rounding can only make it
+        narrower. None when no conflict holds (the entry is ready) or the band is unsure.
+        """
+        hold = self._hold_key or ""
+        if not hold.startswith("grid_step:"):
+            return None
+        tick = self.tick
+        buy = self.direction is OrderSide.BUY
+        nearest = Decimal(hold.partition(":")[2])
+        prices = sorted({close.price or close.target_price for close in self._closes if not close.market})
+        if nearest not in prices:
+            return None
+        index = prices.index(nearest)
+        step = self.grid_step_pct / HUNDRED
+        tp_low = nearest - nearest * step
+        tp_high = nearest + nearest * step
+        if index > 0:
+            tp_low = max(tp_low, (prices[index - 1] + nearest) / 2)
+        if index + 1 < len(prices):
+            tp_high = min(tp_high, (nearest + prices[index + 1]) / 2)
+        factor = 1 + self.take_profit_pct / HUNDRED if buy else 1 - self.take_profit_pct / HUNDRED
+        entry_low = round_up(tp_low / factor, tick) + 2 * tick
+        entry_high = round_down(tp_high / factor, tick) - 2 * tick
+        if entry_low > entry_high:
+            return None
+        if self.grid_step_conflict(entry_low) != nearest or self.grid_step_conflict(entry_high) != nearest:
+            return None
+        if buy:  # entry = round_down(ask - tick): in [low, high] while ask in [low + tick, high + 2 tick)
+            return WakeLevels(ask_low=entry_low + tick, ask_high=entry_high + 2 * tick)
+        # entry = round_up(bid + tick): in [low, high] while bid in (low - 2 tick, high - tick]
+        return WakeLevels(bid_low=entry_low - 2 * tick, bid_high=entry_high - tick)
 
     def _decide(self, market: MarketData) -> _Decision:
         """Priority: closing filled size, refusal or stop, cancels, then a new entry."""

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""One command, one table: backtest throughput and memory, paper-bot memory and start-up time.
+
+    python benchmarks/run_benchmarks.py [--feed FILE] [--synthetic-events N] [--repeat 3] [--json FILE]
+
+What is measured, exactly:
+
+* **backtest events/s** — market events replayed divided by the wall time of ``run_backtest``
+  (loading the compact cache, the bot's start-up and shutdown, every sample and the report
+  included; Python start-up and imports not). The grid strategy runs with
+  ``take_profit=0.02 wait_time=30`` (an active grid: it trades every few seconds). Best of
+  ``--repeat`` runs in one child process, with the cache already written ("warm"); the "cold"
+  row is the first run on an empty cache directory, which decodes the gzip text (or draws the
+  synthetic market) and writes the cache.
+* **backtest peak RSS** — ``ru_maxrss`` of that child process (everything it ever held).
+* **paper bot peak RSS** — ``ru_maxrss`` (from ``os.wait4``) of ``runbot.py --exchange paper
+  ... --duration 5`` on the synthetic market.
+* **start to first order** — from just before the ``runbot.py`` process is spawned to the
+  timestamp the bot wrote on its first ``placed`` row in the orders CSV (the clock time at which
+  the venue accepted the order): interpreter start-up, imports, connect and the first decision.
+
+Numbers depend on the machine; the table prints its CPU and load so runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FEED = ROOT.parent / "shared" / "data" / "binance-usdm-btcusdt-20240808.gz"
+PARAMS = {"take_profit": "0.02", "wait_time": "30"}
+TARGETS = {
+    "events_per_second": 250_000,
+    "backtest_rss_mb": 60,
+    "paper_bot_rss_mb": 60,
+    "first_order_seconds": 1.0,
+}
+
+
+def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: bool) -> None:
+    """Runs inside the child process: prints one JSON line with the measurements."""
+    sys.path.insert(0, str(ROOT))
+    from decimal import Decimal
+
+    from helpers.backtest_engine import BacktestSpec, run_backtest
+
+    params: dict[str, Any] = {
+        "take_profit": Decimal(PARAMS["take_profit"]),
+        "wait_time": float(PARAMS["wait_time"]),
+    }
+    if kind == "recorded":
+        spec = BacktestSpec(feed_path=source, cache_dir=cache_dir, strategy_params=params)
+    else:
+        spec = BacktestSpec(synthetic_events=int(source), cache_dir=cache_dir, strategy_params=params)
+    if not wake_filter:
+        spec = BacktestSpec(**{**spec.__dict__, "filter_market_wakes": False})
+    runs = []
+    for _ in range(repeat):
+        result = run_backtest(spec)
+        runs.append(
+            {
+                "events": result.metrics.events,
+                "seconds": result.wall_seconds,
+                "events_per_second": result.events_per_second,
+                "orders": result.metrics.orders_placed,
+                "fills": result.metrics.fills,
+            }
+        )
+        del result  # one run's records at a time, as a single backtest would hold them
+        gc.collect()
+    best = max(runs, key=lambda run: run["events_per_second"])
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({**best, "runs": runs, "peak_rss_mb": peak_kb / 1024}))
+
+
+def run_child(
+    kind: str, source: str, repeat: int, cache_dir: str, wake_filter: bool = True
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        source,
+        str(repeat),
+        cache_dir,
+        "1" if wake_filter else "0",
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {completed.stderr.strip()[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def paper_bot(duration: float) -> dict[str, Any]:
+    """Run a paper bot as a process; its peak RSS and the time to its first order."""
+    with tempfile.TemporaryDirectory() as log_dir:
+        command = [
+            sys.executable,
+            str(ROOT / "runbot.py"),
+            "--exchange",
+            "paper",
+            "--ticker",
+            "BTC",
+            "--quantity",
+            "0.002",
+            "--take-profit",
+            PARAMS["take_profit"],
+            "--wait-time",
+            PARAMS["wait_time"],
+            "--duration",
+            str(duration),
+            "--log-dir",
+            log_dir,
+            "--log-level",
+            "WARNING",
+            "--env-file",
+            os.devnull,
+        ]
+        started = time.time()
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(
+                f"paper bot failed: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
+            )
+        first_order = None
+        for path in Path(log_dir).glob("*_orders.csv"):
+            with open(path, newline="") as handle:
+                for row in csv.DictReader(handle):
+                    if row.get("event") == "placed":
+                        first_order = datetime.fromisoformat(row["time"]).timestamp() - started
+                        break
+        return {"peak_rss_mb": usage.ru_maxrss / 1024, "first_order_seconds": first_order}
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--child"]:
+        kind, source, repeat, cache_dir, wake_filter = arguments[1:6]
+        _child(kind, source, int(repeat), cache_dir, wake_filter == "1")
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feed", type=Path, default=DEFAULT_FEED, help="recorded feed (shared/data format)")
+    parser.add_argument("--synthetic-events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per backtest measurement (best is kept)")
+    parser.add_argument("--paper-seconds", type=float, default=5.0, help="how long the paper bot runs")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json", help="write here")
+    args = parser.parse_args(arguments)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rows: list[tuple[str, str, str]] = []
+    report: dict[str, Any] = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m": os.getloadavg()[0],
+        },
+        "parameters": PARAMS,
+    }
+    with tempfile.TemporaryDirectory() as cache_dir:
+        with console.status("recorded feed, cold (decodes the gzip and writes the cache)..."):
+            cold = run_child("recorded", str(args.feed), 1, cache_dir)
+        with console.status(f"recorded feed, warm, best of {args.repeat}..."):
+            recorded = run_child("recorded", str(args.feed), args.repeat, cache_dir)
+        with console.status("recorded feed, wake filter off..."):
+            unfiltered = run_child("recorded", str(args.feed), 1, cache_dir, wake_filter=False)
+        with console.status(f"{args.synthetic_events:,} synthetic events, cold (draws and caches them)..."):
+            synthetic_cold = run_child("synthetic", str(args.synthetic_events), 1, cache_dir)
+        with console.status(f"{args.synthetic_events:,} synthetic events, warm, best of {args.repeat}..."):
+            synthetic = run_child("synthetic", str(args.synthetic_events), args.repeat, cache_dir)
+    with console.status(f"paper bot for {args.paper_seconds:g} s..."):
+        bot = paper_bot(args.paper_seconds)
+    report.update(
+        recorded_cold=cold,
+        recorded=recorded,
+        recorded_no_wake_filter=unfiltered,
+        synthetic_cold=synthetic_cold,
+        synthetic=synthetic,
+        paper_bot=bot,
+        targets=TARGETS,
+    )
+
+    def rate(result: dict[str, Any]) -> str:
+        return (
+            f"{result['events_per_second']:,.0f} /s ({result['events']:,} events, {result['seconds']:.2f} s)"
+        )
+
+    target_rate = f">= {TARGETS['events_per_second']:,} /s"
+    rows += [
+        (f"backtest, recorded feed (warm cache, best of {args.repeat})", rate(recorded), target_rate),
+        ("backtest, recorded feed (cold: decode + cache)", rate(cold), ""),
+        ("backtest, recorded feed, wake filter off", rate(unfiltered), ""),
+        (
+            f"backtest, {args.synthetic_events:,} synthetic (warm, best of {args.repeat})",
+            rate(synthetic),
+            target_rate,
+        ),
+        (f"backtest, {args.synthetic_events:,} synthetic (cold: draw + cache)", rate(synthetic_cold), ""),
+        ("backtest peak RSS, recorded feed", f"{recorded['peak_rss_mb']:.1f} MB", "<= 60 MB"),
+        (
+            f"backtest peak RSS, {args.synthetic_events:,} synthetic",
+            f"{synthetic['peak_rss_mb']:.1f} MB",
+            "<= 60 MB",
+        ),
+        ("paper bot peak RSS", f"{bot['peak_rss_mb']:.1f} MB", "<= 60 MB"),
+        (
+            "paper bot: process start to first order",
+            f"{bot['first_order_seconds']:.3f} s" if bot["first_order_seconds"] is not None else "no order",
+            "<= 1 s",
+        ),
+    ]
+    machine = report["machine"]
+    table = Table(
+        title=(
+            f"benchmarks: grid take_profit={PARAMS['take_profit']} wait_time={PARAMS['wait_time']} | "
+            f"{machine['cores']} cores, Python {machine['python']}, load {machine['load_average_1m']:.2f}"
+        )
+    )
+    table.add_column("measurement")
+    table.add_column("result", justify="right")
+    table.add_column("target", justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    console.print(f"saved {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,393 @@
+"""Backtests: the live bot, strategy, risk manager and paper venue, driven by the data's time.
+
+Nothing here re-implements trading. A :class:`~trading_bot.TradingBot` runs the registered
+strategy against a :class:`~exchanges.paper.PaperExchangeClient` whose market is fed by this
+engine instead of its own pump, on a :class:`~helpers.clock.SimulatedClock` that moves only to
+the next event or the next timer. The ordering matches the paper venue's live pump: every event
+of one instant is applied, then the bot reacts to what it saw; a bot timer that falls between
+two events fires at its own time, with the book as it stood then. Runs are therefore exactly
+repeatable, and a live paper run over the same data makes the same decisions.
+
+The bot is only given the CPU when something can matter: an order event, a timer, or a market
+update reaching one of the levels the strategy (and the risk manager) declared. Every other
+event costs the venue's book update and one comparison.
+
+A run is described by a :class:`BacktestSpec` of plain values, so runs can be shipped to other
+processes or machines (see :mod:`helpers.parameter_sweep`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from exchanges.base import ExchangeUnavailable, OrderStatus, OrderType, OrderUpdate
+from exchanges.paper import PaperExchangeClient
+from helpers.backtest_report import BacktestResult, FillRecord, OrderRecord, Sample, summarize
+from helpers.clock import SimulatedClock
+from helpers.feed_cache import BBO, CachedFeed, load_feed, load_synthetic
+from helpers.market_feed import MarketEventKind
+from helpers.trading_config import RiskLimits, TradingConfig
+from strategies.base_strategy import OrderRole
+
+#: Synthetic markets start here (2024-01-01 00:00 UTC), so results carry sensible dates.
+SYNTHETIC_START_TIME = 1_704_067_200.0
+#: Equity/inventory samples per run when no interval is given.
+DEFAULT_SAMPLES = 2000
+#: Exchange options the engine owns: the data source and who drives the market.
+_ENGINE_OPTIONS = frozenset({"feed_path", "replay_speed", "drive_externally"})
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """Everything one run needs, as plain picklable values.
+
+    Exactly one data source: ``feed_path`` (a recorded feed in the ``shared/data`` format;
+    ``max_events`` takes its first events only) or ``synthetic_events`` events of the seeded
+    synthetic market (``exchange_params["seed"]`` and the other paper options shape it).
+    ``sample_seconds`` is the equity/inventory sampling interval in simulated seconds (None: about
+    2000 samples over the run). ``cache_dir`` holds the compact feed cache (None: the user
+    cache folder); ``use_cache`` False reads the text feed every time.
+    """
+
+    strategy: str = "grid"
+    ticker: str = "BTC"
+    quantity: Decimal = Decimal("0.002")
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    exchange_params: dict[str, Any] = field(default_factory=dict)
+    feed_path: str | None = None
+    synthetic_events: int | None = None
+    max_events: int | None = None
+    sample_seconds: float | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    max_slippage_pct: Decimal = Decimal("0.5")
+    cancel_take_profits_on_exit: bool = False
+    duration: float | None = None
+    filter_market_wakes: bool = True
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.feed_path is None) == (self.synthetic_events is None):
+            raise ValueError("give exactly one data source: feed_path or synthetic_events")
+        if self.synthetic_events is not None and self.synthetic_events < 1:
+            raise ValueError("synthetic_events must be at least 1")
+        owned = sorted(_ENGINE_OPTIONS & set(self.exchange_params))
+        if owned:
+            raise ValueError(f"exchange option {owned[0]!r} is set by the backtest engine")
+
+    def with_strategy_params(self, **params: Any) -> BacktestSpec:
+        """A copy with some strategy parameters replaced (one cell of a sweep)."""
+        return replace(self, strategy_params={**self.strategy_params, **params})
+
+    def trading_config(self) -> TradingConfig:
+        return TradingConfig(
+            ticker=self.ticker,
+            exchange="paper",
+            strategy=self.strategy,
+            quantity=self.quantity,
+            strategy_params=dict(self.strategy_params),
+            exchange_params={**self.exchange_params, "drive_externally": True},
+            log_dir=Path("logs"),
+            duration=self.duration,
+            risk=self.risk,
+            cancel_take_profits_on_exit=self.cancel_take_profits_on_exit,
+            max_slippage_pct=self.max_slippage_pct,
+        )
+
+
+def _open_source(spec: BacktestSpec, venue: PaperExchangeClient) -> tuple[CachedFeed, int, dict[str, Any]]:
+    """The run's events as columns, and how many of them to replay."""
+    if spec.feed_path is not None:
+        feed = load_feed(spec.feed_path, spec.cache_dir, spec.use_cache)
+        stop = len(feed) if spec.max_events is None else min(spec.max_events, len(feed))
+        return feed, stop, {"kind": "recorded", "path": str(spec.feed_path), "events_available": len(feed)}
+    count = spec.synthetic_events or 0
+    options = venue.options
+    parameters = {
+        name: getattr(options, name)
+        for name in ("seed", "start_price", "volatility_bps", "spread_ticks", "tick_size", "size_step")
+    }
+    parameters.update(step_seconds=options.step_seconds, start_time=SYNTHETIC_START_TIME)
+    feed = load_synthetic(
+        parameters, venue.market_source(SYNTHETIC_START_TIME), count, spec.cache_dir, spec.use_cache
+    )
+    return feed, count, {"kind": "synthetic", "events_requested": count, "seed": options.seed}
+
+
+def prepare_data(spec: BacktestSpec) -> CachedFeed:
+    """Load (building and caching it if needed) the data of ``spec``: a sweep calls this once
+    before its workers start, so they all read one cache instead of racing to write it."""
+    venue = PaperExchangeClient(spec.trading_config(), SimulatedClock(0.0))
+    feed, _, _ = _open_source(spec, venue)
+    return feed
+
+
+class _Recorder:
+    """Subscribes to the venue's order updates: every order placed or cancelled, every fill."""
+
+    def __init__(self, venue: PaperExchangeClient, clock: SimulatedClock) -> None:
+        self.clock = clock
+        self.orders: list[OrderRecord] = []
+        self.fills: list[tuple[FillRecord, str | None, bool]] = []
+        self._seen: set[str] = set()
+        venue.subscribe_order_updates(self.on_order_update)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        info = update.order
+        now = self.clock.now()
+        if info.order_id not in self._seen:
+            self._seen.add(info.order_id)
+            self.orders.append(
+                OrderRecord(
+                    now, "placed", info.order_id, info.side, info.order_type.value, info.price, info.size
+                )
+            )
+        fill = update.fill
+        if fill is not None:
+            record = FillRecord(
+                time=now,
+                order_id=info.order_id,
+                side=fill.side,
+                price=fill.price,
+                size=fill.size,
+                fee=fill.fee,
+                maker=fill.is_maker,
+                role="",
+                completes_take_profit=False,
+            )
+            completed = info.status is OrderStatus.FILLED and info.order_type is OrderType.LIMIT
+            self.fills.append((record, info.client_order_id, completed))
+        elif info.status is OrderStatus.CANCELLED:
+            self.orders.append(
+                OrderRecord(
+                    now, "cancelled", info.order_id, info.side, info.order_type.value, info.price, info.size
+                )
+            )
+
+
+class BacktestEngine:
+    """One run of one spec. Use :func:`run_backtest` unless you need the parts."""
+
+    def __init__(self, spec: BacktestSpec) -> None:
+        self.spec = spec
+
+    async def run(self) -> BacktestResult:
+        from trading_bot import TradingBot
+
+        spec = self.spec
+        started = time.perf_counter()
+        config = spec.trading_config()
+        clock = SimulatedClock(0.0)
+        venue = PaperExchangeClient(config, clock)
+        feed, stop, description = _open_source(spec, venue)
+        if stop < 1:
+            raise ValueError("the market data holds no events")
+        recorder = _Recorder(venue, clock)
+        samples: list[Sample] = []
+        first_time = feed.time_at(0)
+        interval = spec.sample_seconds
+        if interval is None:
+            interval = max((feed.time_at(stop - 1) - first_time) / DEFAULT_SAMPLES, 0.001)
+
+        # The book must have a quote before the strategy starts, as after the venue's connect().
+        opening = 0
+        for event in feed.events(0, stop):
+            clock.advance_to(event.timestamp)
+            venue.apply_market_event(event)
+            opening += 1
+            if event.kind is MarketEventKind.BBO:
+                break
+        try:
+            await venue.fetch_bbo_prices(venue.contract_id)
+        except ExchangeUnavailable:
+            raise ValueError("the market data holds no best bid/offer event") from None
+
+        bot = TradingBot(
+            config,
+            clock=clock,
+            exchange_client=venue,
+            write_files=False,
+            filter_market_wakes=spec.filter_market_wakes,
+        )
+        task = asyncio.ensure_future(bot.run())
+        await bot.wait_until_idle()
+        next_sample = await self._sample(venue, samples, clock.now(), clock.now(), interval)
+        applied = opening + await self._drive(
+            feed, opening, stop, clock, venue, bot, task, samples, next_sample, interval
+        )
+        end_time = clock.now()
+        if not task.done():
+            bot.request_shutdown("end of market data")
+        summary = await task
+        await self._sample(venue, samples, end_time, end_time, interval, force=True)
+
+        fills = []
+        for record, client_order_id, completed in recorder.fills:
+            tracked = bot.orders.find(client_order_id, record.order_id)
+            record.role = tracked.role.value if tracked is not None else "external"
+            record.completes_take_profit = (
+                completed and tracked is not None and tracked.role is OrderRole.EXIT
+            )
+            fills.append(record)
+        snapshot = await venue.get_account_snapshot()
+        final_bid, final_ask = await venue.fetch_bbo_prices(venue.contract_id)
+        data = dict(description)
+        data.update(events_applied=applied, first_time=first_time, last_time=end_time)
+        if spec.feed_path is not None:
+            stats = feed.stats
+            data["feed_stats"] = {
+                "lines_read": stats.lines_read,
+                "malformed_lines": stats.malformed_lines,
+                "skipped_lines": stats.skipped_lines,
+            }
+        return summarize(
+            spec=spec_summary(spec),
+            data=data,
+            orders=recorder.orders,
+            fills=fills,
+            samples=samples,
+            start_equity=venue.options.start_balance,
+            funding=-snapshot.funding_paid,
+            final_bid=final_bid,
+            final_ask=final_ask,
+            stop_reason=summary.stop_reason,
+            exit_code=summary.exit_code,
+            strategy_status=summary.strategy_status,
+            wall_seconds=time.perf_counter() - started,
+        )
+
+    async def _drive(
+        self,
+        feed: CachedFeed,
+        start: int,
+        stop: int,
+        clock: SimulatedClock,
+        venue: PaperExchangeClient,
+        bot: Any,
+        task: asyncio.Future[Any],
+        samples: list[Sample],
+        next_sample: float,
+        interval: float,
+    ) -> int:
+        """The hot loop over the columns: returns how many events it applied.
+
+        Per event it costs a venue book update; per new instant a comparison with the next
+        timer and the bot's wake counter. The bot runs only when woken.
+        """
+        values = feed.values
+        apply_bbo, apply_trade = venue.apply_bbo, venue.apply_trade
+        advance = clock.advance_to
+        next_deadline = clock.next_deadline
+        expect = bot.expect_activity
+        settle = bot.wait_until_idle
+        current = clock.now()
+        deadline = next_deadline()
+        seen_wakes = bot.wakes
+        applied = 0
+        value = values.__getitem__
+        for times, kinds, first, second, third, fourth in feed.chunks(start, stop):
+            # The columns become objects in C (tolist, map), not one by one in this loop.
+            rows = zip(
+                times.tolist(),
+                kinds.tolist(),
+                map(value, first),
+                map(value, second),
+                map(value, third),
+                map(value, fourth),
+                strict=True,
+            )
+            for timestamp, kind, a, b, c, d in rows:
+                if timestamp != current:
+                    # A new instant: the bot first reacts to everything at the previous one.
+                    if bot.wakes != seen_wakes:
+                        await settle()
+                        seen_wakes = bot.wakes
+                        deadline = next_deadline()
+                    while deadline is not None and deadline < timestamp:
+                        if task.done():
+                            return applied
+                        if advance(deadline):
+                            expect()
+                            await settle()
+                            seen_wakes = bot.wakes
+                        deadline = next_deadline()
+                    if task.done():
+                        return applied
+                    if timestamp >= next_sample:
+                        next_sample = await self._sample(venue, samples, timestamp, next_sample, interval)
+                    if advance(timestamp):
+                        expect()
+                    current = timestamp
+                if kind == BBO:
+                    apply_bbo(a, b, c, d)
+                else:
+                    apply_trade(a, b)
+                applied += 1
+        if bot.wakes != seen_wakes:
+            await settle()
+        return applied
+
+    @staticmethod
+    async def _sample(
+        venue: PaperExchangeClient,
+        samples: list[Sample],
+        now: float,
+        due: float,
+        interval: float,
+        force: bool = False,
+    ) -> float:
+        """Record equity, inventory and the quote (as of just before ``now``'s events)."""
+        if now < due and not force:
+            return due
+        bid, ask = await venue.fetch_bbo_prices(venue.contract_id)
+        account = await venue.get_account_snapshot()
+        position = account.positions[0].size if account.positions else Decimal(0)
+        samples.append(
+            Sample(
+                time=now,
+                best_bid=bid,
+                best_ask=ask,
+                position=position,
+                equity=account.equity,
+                realized_pnl=account.realized_pnl,
+                fees=account.fees_paid,
+            )
+        )
+        if now < due:
+            return due
+        return due + interval * (1 + (now - due) // interval)
+
+
+def spec_summary(spec: BacktestSpec) -> dict[str, Any]:
+    """The spec as JSON-friendly values, for the report."""
+    return {
+        "label": spec.label,
+        "strategy": spec.strategy,
+        "ticker": spec.ticker,
+        "quantity": str(spec.quantity),
+        "strategy_params": {key: _plain(value) for key, value in sorted(spec.strategy_params.items())},
+        "exchange_params": {key: _plain(value) for key, value in sorted(spec.exchange_params.items())},
+        "feed_path": spec.feed_path,
+        "synthetic_events": spec.synthetic_events,
+        "max_events": spec.max_events,
+        "filter_market_wakes": spec.filter_market_wakes,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if hasattr(value, "value") and not isinstance(value, Decimal):
+        return value.value
+    return str(value)
+
+
+def run_backtest(spec: BacktestSpec) -> BacktestResult:
+    """Run one backtest to completion in a fresh event loop (safe to call in a worker process)."""
+    return asyncio.run(BacktestEngine(spec).run())

@@ -1,0 +1,393 @@
+"""What a backtest came to: the numbers, the table, the files and the picture.
+
+:func:`summarize` turns the raw record of a run (orders, fills, equity samples) into a
+:class:`BacktestResult`. PnL is average-cost, from the fills, with the same
+:class:`~helpers.position_ledger.PositionLedger` the live bot's journal uses: realized PnL before
+fees, fees separately, unrealized PnL of what is left at the final mid, and
+``net = realized + unrealized - fees + funding``. Drawdown is peak-to-trough on the sampled
+equity curve. A completed take-profit cycle is an exit fill that completed a resting take-profit
+order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from exchanges.base import OrderSide
+from helpers.position_ledger import PositionLedger
+
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+
+
+@dataclass
+class OrderRecord:
+    """An order decision as the venue saw it: placed or cancelled, at simulated ``time``."""
+
+    time: float
+    action: str
+    order_id: str
+    side: OrderSide
+    order_type: str
+    price: Decimal
+    size: Decimal
+
+
+@dataclass
+class FillRecord:
+    """One fill; ``role`` is entry or exit (as the bot tracked the order)."""
+
+    time: float
+    order_id: str
+    side: OrderSide
+    price: Decimal
+    size: Decimal
+    fee: Decimal
+    maker: bool
+    role: str
+    completes_take_profit: bool
+
+
+@dataclass
+class Sample:
+    """Equity and inventory at one simulated time (the fixed-interval curve)."""
+
+    time: float
+    best_bid: Decimal
+    best_ask: Decimal
+    position: Decimal
+    equity: Decimal
+    realized_pnl: Decimal
+    fees: Decimal
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.best_bid + self.best_ask) / 2
+
+
+@dataclass
+class BacktestMetrics:
+    events: int
+    simulated_seconds: float
+    orders_placed: int
+    orders_cancelled: int
+    fills: int
+    entry_fills: int
+    exit_fills: int
+    completed_cycles: int
+    volume: Decimal
+    fees: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    funding: Decimal
+    net_pnl: Decimal
+    start_equity: Decimal
+    end_equity: Decimal
+    max_drawdown: Decimal
+    max_drawdown_pct: Decimal
+    final_position: Decimal
+    max_abs_position: Decimal
+    stop_reason: str
+    exit_code: int
+
+
+@dataclass
+class BacktestResult:
+    """A run's parameters, data description, metrics and records (everything saved)."""
+
+    spec: dict[str, Any]
+    data: dict[str, Any]
+    metrics: BacktestMetrics
+    orders: list[OrderRecord] = field(default_factory=list)
+    fills: list[FillRecord] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    strategy_status: dict[str, str] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.metrics.events / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def decisions(self) -> list[tuple[Any, ...]]:
+        """Orders placed and cancelled (time, action, side, type, price, size): what to compare."""
+        return [
+            (order.time, order.action, order.side.value, order.order_type, order.price, order.size)
+            for order in self.orders
+        ]
+
+    def deterministic_view(self) -> dict[str, Any]:
+        """Everything except wall-clock measurements: equal for equal data, parameters, seed."""
+        view = self.to_dict()
+        view.pop("wall_seconds")
+        view.pop("events_per_second")
+        return view
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(
+            {
+                "spec": self.spec,
+                "data": self.data,
+                "metrics": asdict(self.metrics),
+                "strategy_status": self.strategy_status,
+                "wall_seconds": self.wall_seconds,
+                "events_per_second": self.events_per_second,
+                "orders": [asdict(order) for order in self.orders],
+                "fills": [asdict(fill) for fill in self.fills],
+                "samples": [asdict(sample) for sample in self.samples],
+            }
+        )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly: Decimals as exact strings, sides as their names."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, OrderSide):
+        return value.value
+    return value
+
+
+def summarize(
+    *,
+    spec: dict[str, Any],
+    data: dict[str, Any],
+    orders: Sequence[OrderRecord],
+    fills: Sequence[FillRecord],
+    samples: Sequence[Sample],
+    start_equity: Decimal,
+    funding: Decimal,
+    final_bid: Decimal,
+    final_ask: Decimal,
+    stop_reason: str = "",
+    exit_code: int = 0,
+    strategy_status: dict[str, str] | None = None,
+    wall_seconds: float = 0.0,
+) -> BacktestResult:
+    """Compute the metrics from a run's records (pure: easy to check by hand)."""
+    ledger = PositionLedger()
+    max_abs_position = _ZERO
+    for fill in fills:
+        ledger.apply_fill(fill.side, fill.price, fill.size, fill.fee)
+        max_abs_position = max(max_abs_position, abs(ledger.size))
+    mid = (final_bid + final_ask) / 2
+    unrealized = ledger.unrealized_pnl(mid)
+    net = ledger.realized_pnl + unrealized - ledger.fees + funding
+    drawdown, drawdown_pct = max_drawdown([sample.equity for sample in samples])
+    first_time = data.get("first_time")
+    last_time = data.get("last_time")
+    metrics = BacktestMetrics(
+        events=int(data.get("events_applied", 0)),
+        simulated_seconds=(last_time - first_time)
+        if first_time is not None and last_time is not None
+        else 0.0,
+        orders_placed=sum(1 for order in orders if order.action == "placed"),
+        orders_cancelled=sum(1 for order in orders if order.action == "cancelled"),
+        fills=len(fills),
+        entry_fills=sum(1 for fill in fills if fill.role == "entry"),
+        exit_fills=sum(1 for fill in fills if fill.role == "exit"),
+        completed_cycles=sum(1 for fill in fills if fill.completes_take_profit),
+        volume=ledger.volume,
+        fees=ledger.fees,
+        realized_pnl=ledger.realized_pnl,
+        unrealized_pnl=unrealized,
+        funding=funding,
+        net_pnl=net,
+        start_equity=start_equity,
+        end_equity=start_equity + net,
+        max_drawdown=drawdown,
+        max_drawdown_pct=drawdown_pct,
+        final_position=ledger.size,
+        max_abs_position=max_abs_position,
+        stop_reason=stop_reason,
+        exit_code=exit_code,
+    )
+    return BacktestResult(
+        spec=spec,
+        data=data,
+        metrics=metrics,
+        orders=list(orders),
+        fills=list(fills),
+        samples=list(samples),
+        strategy_status=dict(strategy_status or {}),
+        wall_seconds=wall_seconds,
+    )
+
+
+def max_drawdown(equity: Sequence[Decimal]) -> tuple[Decimal, Decimal]:
+    """Largest peak-to-trough fall of ``equity``: (absolute, percent of that peak), each its own max."""
+    worst = worst_pct = _ZERO
+    peak: Decimal | None = None
+    for value in equity:
+        if peak is None or value > peak:
+            peak = value
+            continue
+        fall = peak - value
+        if fall > worst:
+            worst = fall
+        if peak > 0:
+            worst_pct = max(worst_pct, fall / peak * _HUNDRED)
+    return worst, worst_pct
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+
+def _money(value: Decimal, places: str = "0.0001") -> str:
+    return f"{value.quantize(Decimal(places)):,}"
+
+
+def metrics_rows(result: BacktestResult) -> list[tuple[str, str]]:
+    """The summary as (name, value) rows, in the order a trader reads them."""
+    m = result.metrics
+    rows = [
+        ("net PnL (after fees)", _money(m.net_pnl)),
+        ("realized PnL", _money(m.realized_pnl)),
+        ("unrealized PnL", _money(m.unrealized_pnl)),
+        ("fees", _money(m.fees)),
+        ("funding", _money(m.funding)),
+        ("max drawdown", f"{_money(m.max_drawdown)} ({m.max_drawdown_pct.quantize(Decimal('0.001'))} %)"),
+        ("completed take-profit cycles", str(m.completed_cycles)),
+        ("fills (entry / exit)", f"{m.fills} ({m.entry_fills} / {m.exit_fills})"),
+        ("traded volume", _money(m.volume, "0.01")),
+        ("orders placed / cancelled", f"{m.orders_placed} / {m.orders_cancelled}"),
+        ("final position (max |position|)", f"{m.final_position} ({m.max_abs_position})"),
+        ("equity start -> end", f"{_money(m.start_equity, '0.01')} -> {_money(m.end_equity, '0.01')}"),
+        ("market events", f"{m.events:,}"),
+        ("simulated time", f"{m.simulated_seconds:,.1f} s"),
+        ("wall time", f"{result.wall_seconds:.2f} s ({result.events_per_second:,.0f} events/s)"),
+        ("stopped", m.stop_reason),
+    ]
+    rows += [(f"strategy: {key}", value) for key, value in result.strategy_status.items()]
+    return rows
+
+
+def render_table(result: BacktestResult, title: str = "backtest") -> Any:
+    """A rich Table of :func:`metrics_rows`."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for name, value in metrics_rows(result):
+        table.add_row(name, value)
+    return table
+
+
+def save_result(result: BacktestResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write result.json (everything), fills.csv, orders.csv and samples.csv; returns the paths."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": folder / "result.json",
+        "fills": folder / "fills.csv",
+        "orders": folder / "orders.csv",
+        "samples": folder / "samples.csv",
+    }
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    _write_csv(paths["fills"], FillRecord, result.fills)
+    _write_csv(paths["orders"], OrderRecord, result.orders)
+    _write_csv(paths["samples"], Sample, result.samples)
+    return paths
+
+
+def _write_csv(path: Path, kind: type, rows: Sequence[Any]) -> None:
+    names = [item.name for item in fields(kind)]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["utc", *names])
+        for row in rows:
+            values = [_plain(getattr(row, name)) for name in names]
+            writer.writerow([_utc(row.time), *values])
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def plot_result(result: BacktestResult, path: str | Path, title: str | None = None) -> Path:
+    """Draw price with entries and take-profits, the equity curve and the inventory to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    samples = result.samples
+    times = [datetime.fromtimestamp(sample.time, tz=timezone.utc) for sample in samples]
+    figure, (price_ax, equity_ax, inventory_ax) = plt.subplots(
+        3, 1, figsize=(13, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1.2]}
+    )
+    m = result.metrics
+    heading = title or f"{result.spec.get('strategy', '')} {result.spec.get('ticker', '')} backtest"
+    figure.suptitle(
+        f"{heading}   net PnL {_money(m.net_pnl, '0.01')}   max drawdown {_money(m.max_drawdown, '0.01')} "
+        f"({m.max_drawdown_pct.quantize(Decimal('0.01'))} %)   cycles {m.completed_cycles}   fills {m.fills}",
+        fontsize=12,
+    )
+
+    price_ax.plot(times, [float(sample.mid) for sample in samples], color="#555555", lw=0.8, label="mid")
+    groups = (
+        ("entry", lambda f: f.role == "entry", "^", "#1f77b4"),
+        ("take-profit", lambda f: f.completes_take_profit, "v", "#2ca02c"),
+        ("other exit", lambda f: f.role != "entry" and not f.completes_take_profit, "x", "#d62728"),
+    )
+    for label, wanted, marker, colour in groups:
+        chosen = [fill for fill in result.fills if wanted(fill)]
+        if chosen:
+            price_ax.scatter(
+                [datetime.fromtimestamp(fill.time, tz=timezone.utc) for fill in chosen],
+                [float(fill.price) for fill in chosen],
+                marker=marker,
+                s=36,
+                color=colour,
+                label=f"{label} ({len(chosen)})",
+                zorder=3,
+                edgecolors="white" if marker != "x" else None,
+                linewidths=0.5,
+            )
+    price_ax.set_ylabel("price")
+    price_ax.legend(loc="best", fontsize=9, framealpha=0.8)
+    price_ax.grid(alpha=0.3)
+
+    equity = [float(sample.equity) for sample in samples]
+    equity_ax.plot(times, equity, color="#1f77b4", lw=1.2)
+    if equity:
+        running_peak = []
+        peak = equity[0]
+        for value in equity:
+            peak = max(peak, value)
+            running_peak.append(peak)
+        equity_ax.fill_between(times, equity, running_peak, color="#d62728", alpha=0.25, label="drawdown")
+        equity_ax.axhline(float(m.start_equity), color="#999999", lw=0.8, ls="--", label="start")
+        equity_ax.legend(loc="best", fontsize=9, framealpha=0.8)
+    equity_ax.set_ylabel("equity")
+    equity_ax.grid(alpha=0.3)
+
+    inventory_ax.step(times, [float(sample.position) for sample in samples], where="post", color="#9467bd")
+    inventory_ax.axhline(0, color="#999999", lw=0.8)
+    for axis in (price_ax, equity_ax, inventory_ax):
+        axis.ticklabel_format(axis="y", useOffset=False, style="plain")
+    inventory_ax.set_ylabel("position")
+    inventory_ax.grid(alpha=0.3)
+    inventory_ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M:%S", tz=timezone.utc))
+    inventory_ax.set_xlabel("time (UTC)")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+    return target

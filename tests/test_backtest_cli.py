@@ -1,0 +1,144 @@
+"""backtest.py: bad input is one line and exit code 2; runs and sweeps write their results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+import backtest
+from helpers.backtest_engine import BacktestSpec
+from helpers.parameter_sweep import SweepRow, parse_sweep, rank, run_sweep, save_sweep, sweep_specs
+from strategies.base_strategy import ParameterError
+from tests.shared_paths import RECORDED_FEED
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "give the market data"),
+        (["--feed", "/no/such/file.gz"], "file not found"),
+        (["--synthetic-events", "0"], "--synthetic-events"),
+        (["--synthetic-events", "100", "--take-profit", "-1"], "--take-profit"),
+        (["--synthetic-events", "100", "--sweep", "take_profit=0.1,abc"], "--sweep"),
+        (["--synthetic-events", "100", "--sweep", "no_such=1"], "no parameter 'no_such'"),
+        (["--synthetic-events", "100", "--paper-replay-speed", "2"], "not used in a backtest"),
+        (["--synthetic-events", "100", "--max-events", "5"], "--max-events"),
+        (["--synthetic-events", "100", "--exchange", "lighter"], "paper venue only"),
+        (["--synthetic-events", "100", "--paper-maker-fee", "5"], "maker_fee_pct"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        backtest.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("backtest.py: error:") and message in err
+
+
+def test_strategy_flags_of_runbot_work_unchanged() -> None:
+    _, spec, grid = backtest.parse(
+        [
+            "--synthetic-events",
+            "10",
+            "--take-profit",
+            "0.05",
+            "--direction",
+            "sell",
+            "--boost",
+            "--strategy-params",
+            "max_orders=3",
+            "--paper-seed",
+            "4",
+            "--sweep",
+            "wait_time=5,30",
+        ]
+    )
+    assert spec.strategy_params["take_profit"] == D("0.05")
+    assert spec.strategy_params["direction"].value == "sell"
+    assert spec.strategy_params["boost"] is True and spec.strategy_params["max_orders"] == 3
+    assert spec.exchange_params == {"seed": 4}
+    assert grid == {"wait_time": [5.0, 30.0]}
+
+
+def test_a_run_writes_table_json_csv_and_chart(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "backtest.py"),
+            "--feed",
+            str(RECORDED_FEED),
+            "--max-events",
+            "20000",
+            "--take-profit",
+            "0.02",
+            "--wait-time",
+            "20",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "net PnL (after fees)" in completed.stdout and "completed take-profit cycles" in completed.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["metrics"]["events"] == 20000
+    assert len((out / "fills.csv").read_text().splitlines()) == len(result["fills"]) + 1
+    assert (out / "samples.csv").is_file() and (out / "orders.csv").is_file()
+    assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_on_a_thread_executor_ranks_by_net_pnl(tmp_path: Path) -> None:
+    base = BacktestSpec(synthetic_events=3000, cache_dir=str(tmp_path), strategy_params={"wait_time": 5.0})
+    grid = parse_sweep(["take_profit=0.01,0.05", "grid_step=-1,0.05"], "grid")
+    specs = sweep_specs(base, grid)
+    assert [spec.label for spec in specs][:2] == [
+        "take_profit=0.01 grid_step=-1",
+        "take_profit=0.01 grid_step=0.05",
+    ]
+    seen: list[int] = []
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        rows = run_sweep(specs, executor, lambda row, done, total: seen.append(done))
+    assert seen == [1, 2, 3, 4]
+    assert [row.rank for row in rows] == [1, 2, 3, 4]
+    assert not any(row.error for row in rows)
+    pnl = [row.net_pnl for row in rows]
+    assert pnl == sorted(pnl, reverse=True)
+    paths = save_sweep(rows, tmp_path / "sweep")
+    assert paths["csv"].read_text().splitlines()[0].startswith("rank,label,take_profit,grid_step,")
+    assert len(json.loads(paths["json"].read_text())) == 4
+
+
+def test_ranking_breaks_ties_by_drawdown_and_puts_failures_last() -> None:
+    rows = rank(
+        [
+            SweepRow("a", {}, {"net_pnl": "5", "max_drawdown": "3"}),
+            SweepRow("b", {}, error="boom"),
+            SweepRow("c", {}, {"net_pnl": "5", "max_drawdown": "1"}),
+            SweepRow("d", {}, {"net_pnl": "7", "max_drawdown": "9"}),
+        ]
+    )
+    assert [row.label for row in rows] == ["d", "c", "a", "b"]
+
+
+def test_sweep_values_are_checked_by_the_strategy() -> None:
+    with pytest.raises(ParameterError, match="take_profit=0"):
+        parse_sweep(["take_profit=0"], "grid")
+    with pytest.raises(ParameterError, match="given twice"):
+        parse_sweep(["wait_time=1", "wait_time=2"], "grid")

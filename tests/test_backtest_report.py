@@ -1,0 +1,118 @@
+"""The backtest report's numbers on small cases checked by hand."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from exchanges.base import OrderSide
+from helpers.backtest_report import (
+    FillRecord,
+    OrderRecord,
+    Sample,
+    max_drawdown,
+    metrics_rows,
+    save_result,
+    summarize,
+)
+
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+
+
+def fill(time: float, side: OrderSide, price: str, size: str, fee: str, role: str, tp: bool = False):
+    return FillRecord(time, f"o{time}", side, D(price), D(size), D(fee), True, role, tp)
+
+
+def sample(time: float, equity: str, position: str = "0") -> Sample:
+    return Sample(time, D("99"), D("101"), D(position), D(equity), D(0), D(0))
+
+
+def test_drawdown_is_peak_to_trough_absolute_and_percent() -> None:
+    # 120 -> 90 is the deepest fall (30, 25 %); 130 -> 110 later is 20 (15.4 %).
+    assert max_drawdown([D(100), D(120), D(90), D(130), D(110)]) == (D(30), D(25))
+    assert max_drawdown([D(100), D(101), D(102)]) == (D(0), D(0))
+    assert max_drawdown([]) == (D(0), D(0))
+    # The percent maximum can come from a different episode than the absolute one.
+    absolute, percent = max_drawdown([D(10), D(5), D(100), D(90)])
+    assert (absolute, percent) == (D(10), D(50))
+
+
+def test_pnl_fees_volume_and_cycles_by_hand() -> None:
+    fills = [
+        fill(1, BUY, "100", "1", "0.10", "entry"),
+        fill(2, BUY, "110", "1", "0.11", "entry"),
+        # average entry 105: selling 1 at 120 realizes 15 and completes one take-profit
+        fill(3, SELL, "120", "1", "0.12", "exit", tp=True),
+        # a partial take-profit fill that did not complete its order is not a cycle
+        fill(4, SELL, "106", "0.5", "0.053", "exit"),
+    ]
+    orders = [OrderRecord(1, "placed", "o1", BUY, "limit", D("100"), D("1"))]
+    samples = [sample(0, "1000"), sample(1, "1010"), sample(2, "995"), sample(3, "1012")]
+    result = summarize(
+        spec={},
+        data={"events_applied": 42, "first_time": 0.0, "last_time": 4.0},
+        orders=orders,
+        fills=fills,
+        samples=samples,
+        start_equity=D("1000"),
+        funding=D("-0.5"),
+        final_bid=D("99"),
+        final_ask=D("101"),
+        stop_reason="end of market data",
+    )
+    m = result.metrics
+    assert m.realized_pnl == D("15") + D("0.5")  # 15 on the first exit, 0.5 x (106 - 105) on the second
+    assert m.final_position == D("0.5")
+    assert m.unrealized_pnl == D("0.5") * (D("100") - D("105"))  # at the final mid 100: -2.5
+    assert m.fees == D("0.383")
+    assert m.volume == D("100") + D("110") + D("120") + D("53")
+    assert m.net_pnl == D("15.5") - D("2.5") - D("0.383") - D("0.5")
+    assert m.end_equity == D("1000") + m.net_pnl
+    assert m.completed_cycles == 1
+    assert (m.fills, m.entry_fills, m.exit_fills) == (4, 2, 2)
+    assert m.max_abs_position == D("2")
+    assert (m.max_drawdown, m.max_drawdown_pct) == (D("15"), D("15") / D("1010") * 100)
+    assert m.orders_placed == 1 and m.orders_cancelled == 0
+    assert m.events == 42 and m.simulated_seconds == 4.0
+    names = [name for name, _ in metrics_rows(result)]
+    assert names[0] == "net PnL (after fees)" and "completed take-profit cycles" in names
+
+
+def test_short_position_pnl_by_hand() -> None:
+    fills = [
+        fill(1, SELL, "200", "2", "0", "entry"),
+        fill(2, BUY, "190", "1", "0", "exit", tp=True),
+    ]
+    result = summarize(
+        spec={},
+        data={},
+        orders=[],
+        fills=fills,
+        samples=[],
+        start_equity=D("100"),
+        funding=D(0),
+        final_bid=D("209"),
+        final_ask=D("211"),
+    )
+    assert result.metrics.realized_pnl == D("10")
+    assert result.metrics.final_position == D("-1")
+    assert result.metrics.unrealized_pnl == D("-10")  # short 1 from 200, mid 210
+    assert result.metrics.net_pnl == D("0")
+
+
+def test_saved_files_hold_exact_decimals(tmp_path) -> None:
+    result = summarize(
+        spec={"strategy": "grid"},
+        data={},
+        orders=[],
+        fills=[fill(1, BUY, "60000.1", "0.002", "0.0024", "entry")],
+        samples=[sample(1, "10000.00")],
+        start_equity=D("10000"),
+        funding=D(0),
+        final_bid=D("60000.0"),
+        final_ask=D("60000.2"),
+    )
+    paths = save_result(result, tmp_path)
+    assert "60000.1" in paths["fills"].read_text()
+    header = paths["samples"].read_text().splitlines()[0]
+    assert header.startswith("utc,time,best_bid,best_ask,position,equity")
+    assert '"price": "60000.1"' in paths["json"].read_text()

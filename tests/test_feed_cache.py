@@ -1,0 +1,142 @@
+"""The compact feed cache: identical events back, streamed in chunks, rebuilt when stale."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import math
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from exchanges.base import OrderSide
+from helpers import feed_cache
+from helpers.feed_cache import cache_path_for, load_feed, load_synthetic, read_cached_feed
+from helpers.market_feed import FeedStats, MarketEvent, SyntheticMarket, read_recorded_feed
+from tests.shared_paths import RECORDED_FEED
+
+BOOK = (
+    '{ns} {{"stream":"btcusdt@bookTicker","data":{{"u":1,"s":"BTCUSDT",'
+    '"b":"{bid}","B":"1.000","a":"{ask}","A":"2.50","T":1,"E":1}}}}'
+)
+TRADE = (
+    '{ns} {{"stream":"btcusdt@trade","data":{{"t":5,"p":"{price}","q":"0.010","X":"MARKET","m":{maker}}}}}'
+)
+
+
+def write_feed(path: Path, lines: list[str]) -> Path:
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def small_feed(tmp_path: Path) -> Path:
+    lines = [
+        BOOK.format(ns=1_723_161_254_000_000_001, bid="100.0", ask="100.1"),
+        TRADE.format(ns=1_723_161_254_000_000_001, price="100.10", maker="false"),
+        "this line is not an event",
+        BOOK.format(ns=1_723_161_254_123_456_789, bid="100.00", ask="100.2"),
+        TRADE.format(ns=1_723_161_255_999_999_999, price="100.0", maker="true"),
+    ]
+    return write_feed(tmp_path / "small.gz", lines)
+
+
+def same_events(left: list[MarketEvent], right: list[MarketEvent]) -> bool:
+    """Equal, and with the same digits (Decimal('1.0') == Decimal('1.00'), but not in a report)."""
+    return left == right and all(repr(a) == repr(b) for a, b in zip(left, right, strict=True))
+
+
+def test_round_trip_gives_identical_events_and_stats(tmp_path: Path) -> None:
+    source = small_feed(tmp_path)
+    stats = FeedStats()
+    direct = list(read_recorded_feed(source, stats))
+    first = load_feed(source, tmp_path / "cache")
+    assert first.path is not None and first.path == cache_path_for(source, tmp_path / "cache")
+    second = load_feed(source, tmp_path / "cache")
+    for feed in (first, second):
+        assert same_events(list(feed), direct)
+        assert feed.stats == stats
+        assert feed.stats.malformed_lines == 1
+    assert [event.aggressor_side for event in direct if event.price is not None] == [
+        OrderSide.BUY,
+        OrderSide.SELL,
+    ]
+    assert second.time_at(3) == direct[3].timestamp
+
+
+def test_recorded_feed_round_trip_in_small_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed_cache, "CHUNK_EVENTS", 997)
+    direct = list(itertools.islice(read_recorded_feed(RECORDED_FEED), 5000))
+    cached = load_feed(RECORDED_FEED, tmp_path)
+    assert len(cached) == 87_402
+    assert same_events(list(cached.events(0, 5000)), direct)
+    assert same_events(list(cached.events(1234, 3456)), direct[1234:3456])
+    assert same_events(list(read_cached_feed(cached.path, in_memory=True).events(0, 5000)), direct)
+
+
+def test_a_changed_or_corrupt_source_is_rebuilt(tmp_path: Path) -> None:
+    source = small_feed(tmp_path)
+    cache_dir = tmp_path / "cache"
+    before = load_feed(source, cache_dir)
+    assert before.path is not None
+    before.path.write_bytes(before.path.read_bytes()[:-3])  # truncated
+    with pytest.raises(ValueError):
+        read_cached_feed(before.path)
+    assert len(load_feed(source, cache_dir)) == 4  # rebuilt
+    write_feed(source, [BOOK.format(ns=2_000_000_000_000_000_000, bid="1.0", ask="1.1")])
+    after = load_feed(source, cache_dir)
+    assert len(after) == 1 and after.path != before.path
+
+
+def test_synthetic_cache_replays_the_market(tmp_path: Path) -> None:
+    market = SyntheticMarket(seed=11, start_time=1_000.0)
+    params = {"seed": 11, "start_time": 1_000.0}
+    direct = list(itertools.islice(iter(market), 3000))
+    cached = load_synthetic(params, iter(market), 3000, tmp_path)
+    again = load_synthetic(params, iter(()), 3000, tmp_path)  # read back, nothing generated
+    assert same_events(list(cached), direct)
+    assert same_events(list(again), direct)
+    assert len(load_synthetic({**params, "seed": 12}, iter(SyntheticMarket(seed=12)), 10, tmp_path)) == 10
+
+
+def reference_synthetic(seed: int, count: int, **kwargs: object) -> list[MarketEvent]:
+    """The synthetic market written the plain way (random.gauss, random.randint)."""
+    market = SyntheticMarket(seed=seed, **kwargs)  # type: ignore[arg-type]
+    rng = random.Random(seed)
+    tick, step = market.tick_size, market.size_step
+    log_sigma = float(market.volatility_bps) / 10_000
+    mean_spread = float(market.spread_ticks)
+    spread_level, mid_ticks = mean_spread, float(market.start_price / tick)
+    events: list[MarketEvent] = []
+    index = 0
+    while len(events) < count:
+        timestamp = market.start_time + index * market.step_seconds
+        index += 1
+        if index > 1:
+            mid_ticks *= math.exp(rng.gauss(0.0, log_sigma))
+            spread_level += 0.3 * (mean_spread - spread_level) + rng.gauss(0.0, 0.5)
+        spread = max(1, round(spread_level))
+        bid_ticks = max(1, round(mid_ticks - spread / 2))
+        bid, ask = Decimal(bid_ticks) * tick, Decimal(bid_ticks + spread) * tick
+        bid_size = Decimal(rng.randint(1, market.max_quote_steps)) * step
+        ask_size = Decimal(rng.randint(1, market.max_quote_steps)) * step
+        events.append(MarketEvent.bbo(timestamp, bid, ask, bid_size, ask_size))
+        if rng.random() < market.trade_probability:
+            size = Decimal(rng.randint(1, market.max_trade_steps)) * step
+            if rng.random() < 0.5:
+                events.append(MarketEvent.trade(timestamp, ask, size, OrderSide.BUY))
+            else:
+                events.append(MarketEvent.trade(timestamp, bid, size, OrderSide.SELL))
+    return events[:count]
+
+
+@pytest.mark.parametrize(
+    "seed, kwargs",
+    [(7, {}), (3, {"volatility_bps": Decimal(3), "spread_ticks": 4, "max_quote_steps": 1000})],
+)
+def test_fast_synthetic_draws_match_the_plain_random_module(seed: int, kwargs: dict[str, object]) -> None:
+    """The generator inlines gauss and randint for speed; the stream must stay the same."""
+    fast = list(itertools.islice(iter(SyntheticMarket(seed=seed, **kwargs)), 20_000))  # type: ignore[arg-type]
+    assert same_events(fast, reference_synthetic(seed, 20_000, **kwargs))
