@@ -61,9 +61,10 @@ class ReconnectingWebSocket:
 
     ``on_message`` gets each frame decoded by ``loads`` (``json.loads``; pass one with
     ``parse_float=Decimal`` for exact prices) or the raw string if it is not JSON; it may be sync
-    or async. ``subscriptions`` seeds the tracker ({key: payload}); payloads may be callables
-    returning the message, evaluated at send time. ``start()`` runs the loop in a task;
-    ``close()`` stops it for good.
+    or async. ``compression`` is offered to the server ("deflate") or not (None: less CPU per
+    frame, more bytes on the wire). ``subscriptions`` seeds the tracker ({key: payload});
+    payloads may be callables returning the message, evaluated at send time. ``start()`` runs
+    the loop in a task; ``close()`` stops it for good.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class ReconnectingWebSocket:
         open_timeout: float = 10.0,
         close_timeout: float = 5.0,
         max_size: int | None = 2**22,
+        compression: str | None = "deflate",
         loads: Callable[[str], Any] = json.loads,
         name: str = "ws",
     ) -> None:
@@ -101,6 +103,7 @@ class ReconnectingWebSocket:
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
         self.max_size = max_size
+        self.compression = compression
         self.loads = loads
         self.name = name
         self._subscriptions: dict[str, Payload] = dict(subscriptions or {})
@@ -235,6 +238,7 @@ class ReconnectingWebSocket:
                 ping_timeout=self.ping_timeout,
                 close_timeout=self.close_timeout,
                 max_size=self.max_size,
+                compression=self.compression,
                 logger=wire_logger,
             ) as ws:
                 self._ws = ws
