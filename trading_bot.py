@@ -27,6 +27,7 @@ from exchanges.base import (
     OrderUpdate,
     Position,
     PostOnlyRejected,
+    QuietQuotes,
 )
 from exchanges.factory import ExchangeFactory
 from helpers.clock import Clock, LiveClock
@@ -65,6 +66,8 @@ class BotSummary:
     realized_pnl: Decimal
     position: Decimal
     resting_exit_orders: int
+    unrealized_pnl: Decimal | None = None
+    mark_price: Decimal | None = None
     strategy_status: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -75,7 +78,12 @@ class BotSummary:
             f"fills: {self.fills}, volume: {self.volume:.2f}",
             f"realized PnL: {self.realized_pnl:.4f}, fees: {self.fees:.4f}, "
             f"net: {self.realized_pnl - self.fees:.4f}",
-            f"position left: {self.position}",
+            f"position left: {self.position}"
+            + (
+                f" (unrealized PnL {self.unrealized_pnl:.4f} at mid {self.mark_price})"
+                if self.unrealized_pnl is not None
+                else ""
+            ),
             f"take-profit orders left resting: {self.resting_exit_orders}",
         ]
         rows.extend(f"{key}: {value}" for key, value in self.strategy_status.items())
@@ -125,6 +133,8 @@ class TradingBot:
         #: Skip market updates that reach none of the strategy's and risk manager's wake levels.
         self.filter_market_wakes = filter_market_wakes
         self._wake_levels: WakeLevels | None = None
+        #: The same levels, offered to the venue so it can skip updates we would discard.
+        self._quiet = QuietQuotes()
         #: Times the loop was woken; a simulated-time driver compares it to skip idle checks.
         self.wakes = 0
 
@@ -136,6 +146,7 @@ class TradingBot:
 
     def _on_market_update(self, update: MarketUpdate) -> None:
         self._last_market_update_at = self.clock.now()
+        # Venues that do not honour QuietQuotes deliver everything: the same test, here.
         levels = self._wake_levels
         if (
             levels is not None
@@ -188,7 +199,12 @@ class TradingBot:
         try:
             await self.exchange_client.connect()
             self.exchange_client.subscribe_order_updates(self._on_order_update)
-            self.exchange_client.subscribe_market_updates(self._on_market_update)
+            # The venue may skip updates inside our wake levels, noting their time on its clock:
+            # only offered when that is our clock, so the stall check reads the same times.
+            same_clock = getattr(self.exchange_client, "clock", None) is self.clock
+            self.exchange_client.subscribe_market_updates(
+                self._on_market_update, quiet=self._quiet if same_clock else None
+            )
             await self.strategy.initialize()
             await self.risk_manager.initialize()
             logger.info(
@@ -220,12 +236,15 @@ class TradingBot:
         if self._duration_elapsed():
             self.request_shutdown(f"duration of {self.config.duration:g} s reached")
             return
-        await self._deliver_order_updates()
+        order_events_arrived = bool(self._updates)
+        if order_events_arrived:
+            await self._deliver_order_updates()
 
-        if self._last_market_update_at is not None:
+        last_market_update_at = self._market_update_time()
+        if last_market_update_at is not None:
             # Before the check: a stall must end as soon as the venue pushes again, paused or not.
-            self.risk_manager.record_market_data(self._last_market_update_at)
-        decision = await self.risk_manager.check_risk_conditions()
+            self.risk_manager.record_market_data(last_market_update_at)
+        decision = await self.risk_manager.check_risk_conditions(allow_refresh=not order_events_arrived)
         if decision.action is not RiskAction.NONE:
             if await self._handle_risk_decision(decision):
                 await self._wait(self.config.idle_wait_seconds)
@@ -243,21 +262,34 @@ class TradingBot:
             await self._wait(self.config.idle_wait_seconds)
             return
         # Freshness is when the venue last pushed market data, not when we read a cached book.
-        self.risk_manager.record_market_data(self._last_market_update_at or market_data.timestamp)
+        self.risk_manager.record_market_data(last_market_update_at or market_data.timestamp)
 
         if await self.strategy.should_execute(market_data):
             result = await self.strategy.execute_strategy(market_data)
             if await self._handle_strategy_result(result):
                 return
+        if order_events_arrived and self.risk_manager.enabled:
+            return  # go again at once: that pass reads the account the fill skipped
         seconds = self.strategy.seconds_until_next_decision()
-        self._wake_levels = self._market_wake_levels()
-        if self._wake_levels is not None and seconds is None:
-            # Only the levels, order events and a feed stall can matter: no polling needed.
-            seconds = self.risk_manager.seconds_until_stall() if self.risk_manager.enabled else 86400.0
+        levels = self._wake_levels = self._market_wake_levels()
+        if levels is not None:
+            self._quiet.open(levels.bid_low, levels.bid_high, levels.ask_low, levels.ask_high)
+            if seconds is None:
+                # Only the levels, order events and a feed stall can matter: no polling needed.
+                seconds = self.risk_manager.seconds_until_stall() if self.risk_manager.enabled else 86400.0
         try:
             await self._wait(seconds)
         finally:
             self._wake_levels = None
+            self._quiet.close()
+
+    def _market_update_time(self) -> float | None:
+        """When the venue last pushed market data: delivered, or skipped as quiet."""
+        delivered = self._last_market_update_at
+        skipped = self._quiet.skipped_at
+        if skipped is None or (delivered is not None and delivered >= skipped):
+            return delivered
+        return skipped
 
     def _market_wake_levels(self) -> WakeLevels | None:
         """The quotes that may change a decision, or None to wake on every market update."""
@@ -294,6 +326,7 @@ class TradingBot:
             self._idle.clear()
 
     async def _deliver_order_updates(self) -> None:
+        """Hand queued order events to the strategy in arrival order."""
         while self._updates:
             update = self._updates.popleft()
             tracked = self.orders.apply_update(update)
@@ -474,6 +507,15 @@ class TradingBot:
             except ExchangeError as exc:
                 logger.warning("cancel of %s at shutdown failed: %s", order.order_id, exc)
 
+    async def _final_mark_price(self) -> Decimal | None:
+        """Mid price for the summary's unrealized PnL; None (not zero) when it cannot be read."""
+        try:
+            bid, ask = await self.exchange_client.fetch_bbo_prices(self.strategy.contract_id)
+        except ExchangeError as exc:
+            logger.warning("no final price for the summary: %s", exc)
+            return None
+        return (bid + ask) / 2
+
     async def _shutdown(self) -> BotSummary:
         reason = self._stop_reason or "stopped"
         strategy_ready = self.strategy.contract is not None
@@ -486,6 +528,7 @@ class TradingBot:
             if self.config.cancel_take_profits_on_exit:
                 to_cancel += self.orders.active(OrderRole.EXIT)
             await self._cancel_tracked(to_cancel)
+        mark_price = await self._final_mark_price() if strategy_ready else None
         try:
             await self.exchange_client.disconnect()
         except Exception as exc:
@@ -495,7 +538,7 @@ class TradingBot:
             stop_reason=reason,
             exit_code=self._exit_code,
             runtime_seconds=self.clock.now() - (self._started_at or self.clock.now()),
-            orders_placed=self.orders.count() - self.orders_failed,
+            orders_placed=self.orders.submitted_count - self.orders_failed,
             orders_failed=self.orders_failed,
             fills=ledger.fill_count,
             volume=ledger.volume,
@@ -503,6 +546,8 @@ class TradingBot:
             realized_pnl=ledger.realized_pnl,
             position=ledger.size,
             resting_exit_orders=len(self.orders.active(OrderRole.EXIT)),
+            unrealized_pnl=ledger.unrealized_pnl(mark_price) if mark_price is not None else None,
+            mark_price=mark_price,
             strategy_status=self.strategy.status_summary() if strategy_ready else {},
         )
         self.journal.close()

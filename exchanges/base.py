@@ -207,6 +207,37 @@ class Fill:
     timestamp: float
     trade_id: str = ""
 
+    @classmethod
+    def quick(
+        cls,
+        order_id: str,
+        client_order_id: str | None,
+        contract_id: str,
+        side: OrderSide,
+        price: Decimal,
+        size: Decimal,
+        fee: Decimal,
+        is_maker: bool,
+        timestamp: float,
+        trade_id: str = "",
+    ) -> Fill:
+        """The object the constructor builds, without the frozen ``__init__``'s per-field cost
+        (a simulated venue makes one per fill)."""
+        fill = object.__new__(cls)
+        fill.__dict__.update(
+            order_id=order_id,
+            client_order_id=client_order_id,
+            contract_id=contract_id,
+            side=side,
+            price=price,
+            size=size,
+            fee=fee,
+            is_maker=is_maker,
+            timestamp=timestamp,
+            trade_id=trade_id,
+        )
+        return fill
+
 
 @dataclass(frozen=True)
 class OrderUpdate:
@@ -231,6 +262,37 @@ class OrderResult:
     average_fill_price: Decimal | None = None
     error_message: str | None = None
 
+    @classmethod
+    def quick(
+        cls,
+        success: bool,
+        order_id: str | None,
+        client_order_id: str | None,
+        side: OrderSide | None,
+        size: Decimal | None,
+        price: Decimal | None,
+        status: OrderStatus,
+        filled_size: Decimal,
+        average_fill_price: Decimal | None,
+        error_message: str | None = None,
+    ) -> OrderResult:
+        """The object the constructor builds, without the frozen ``__init__``'s per-field cost
+        (a simulated venue answers every order with one)."""
+        result = object.__new__(cls)
+        result.__dict__.update(
+            success=success,
+            order_id=order_id,
+            client_order_id=client_order_id,
+            side=side,
+            size=size,
+            price=price,
+            status=status,
+            filled_size=filled_size,
+            average_fill_price=average_fill_price,
+            error_message=error_message,
+        )
+        return result
+
 
 @dataclass(frozen=True)
 class Position:
@@ -241,6 +303,26 @@ class Position:
     entry_price: Decimal
     unrealized_pnl: Decimal = Decimal(0)
     realized_pnl: Decimal = Decimal(0)
+
+    @classmethod
+    def quick(
+        cls,
+        contract_id: str,
+        size: Decimal,
+        entry_price: Decimal,
+        unrealized_pnl: Decimal,
+        realized_pnl: Decimal,
+    ) -> Position:
+        """The object the constructor builds, without the frozen ``__init__``'s per-field cost."""
+        position = object.__new__(cls)
+        position.__dict__.update(
+            contract_id=contract_id,
+            size=size,
+            entry_price=entry_price,
+            unrealized_pnl=unrealized_pnl,
+            realized_pnl=realized_pnl,
+        )
+        return position
 
     @property
     def side(self) -> OrderSide | None:
@@ -262,6 +344,31 @@ class AccountSnapshot:
     fees_paid: Decimal = Decimal(0)
     funding_paid: Decimal = Decimal(0)
     timestamp: float = 0.0
+
+    @classmethod
+    def quick(
+        cls,
+        balance: Decimal,
+        equity: Decimal,
+        positions: tuple[Position, ...],
+        realized_pnl: Decimal,
+        fees_paid: Decimal,
+        funding_paid: Decimal,
+        timestamp: float,
+    ) -> AccountSnapshot:
+        """The object the constructor builds, without the frozen ``__init__``'s per-field cost
+        (a backtest reads the account for every equity sample)."""
+        snapshot = object.__new__(cls)
+        snapshot.__dict__.update(
+            balance=balance,
+            equity=equity,
+            positions=positions,
+            realized_pnl=realized_pnl,
+            fees_paid=fees_paid,
+            funding_paid=funding_paid,
+            timestamp=timestamp,
+        )
+        return snapshot
 
 
 @dataclass(frozen=True)
@@ -309,6 +416,46 @@ class MarketUpdate:
 
 OrderUpdateHandler = Callable[[OrderUpdate], None]
 MarketUpdateHandler = Callable[[MarketUpdate], None]
+
+_INFINITY = Decimal("Infinity")
+_MINUS_INFINITY = Decimal("-Infinity")
+
+
+class QuietQuotes:
+    """The quotes for which a market-update subscriber would discard the update unread.
+
+    A subscriber passes one to :meth:`BaseExchangeClient.subscribe_market_updates` and keeps it
+    up to date: an update whose best bid lies strictly inside ``(bid_low, bid_high)`` and best
+    ask strictly inside ``(ask_low, ask_high)`` is of no use to it beyond its time. A venue may
+    then skip building the :class:`MarketUpdate` and calling the handler, and record the clock
+    time in ``skipped_at`` instead (venues need not: the handler must still discard such
+    updates itself). Only a lone subscriber's band lets a venue skip. Starts (and
+    :meth:`close` returns to) an empty band: every update is delivered.
+    """
+
+    __slots__ = ("ask_high", "ask_low", "bid_high", "bid_low", "skipped_at")
+
+    def __init__(self) -> None:
+        self.skipped_at: float | None = None
+        self.close()
+
+    def open(self, bid_low: Decimal, bid_high: Decimal, ask_low: Decimal, ask_high: Decimal) -> None:
+        """Updates strictly inside these bounds may be skipped."""
+        self.bid_low = bid_low
+        self.bid_high = bid_high
+        self.ask_low = ask_low
+        self.ask_high = ask_high
+
+    def close(self) -> None:
+        """Deliver every update (no quote lies above +infinity)."""
+        self.bid_low = _INFINITY
+        self.bid_high = _MINUS_INFINITY
+        self.ask_low = _INFINITY
+        self.ask_high = _MINUS_INFINITY
+
+    def contains(self, best_bid: Decimal, best_ask: Decimal) -> bool:
+        """True when an update with this quote may be skipped."""
+        return self.bid_low < best_bid < self.bid_high and self.ask_low < best_ask < self.ask_high
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,6 +512,8 @@ class BaseExchangeClient(ABC):
         self.client_ids = ClientOrderIdFactory(prefix=config.client_id_prefix)
         self._order_handlers: list[OrderUpdateHandler] = []
         self._market_handlers: list[MarketUpdateHandler] = []
+        #: The lone market subscriber's QuietQuotes, if it gave one (see subscribe_market_updates).
+        self._market_quiet: QuietQuotes | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -445,9 +594,17 @@ class BaseExchangeClient(ABC):
         """Deliver every change of our orders (fills included) to ``handler``."""
         self._order_handlers.append(handler)
 
-    def subscribe_market_updates(self, handler: MarketUpdateHandler) -> None:
-        """Deliver top-of-book changes to ``handler``."""
+    def subscribe_market_updates(
+        self, handler: MarketUpdateHandler, *, quiet: QuietQuotes | None = None
+    ) -> None:
+        """Deliver top-of-book changes to ``handler``.
+
+        ``quiet`` (optional) is the band of quotes the handler would discard: while it is the
+        only subscriber, a venue may skip those updates and note their time in
+        ``quiet.skipped_at`` instead (the paper venue does; see :class:`QuietQuotes`).
+        """
         self._market_handlers.append(handler)
+        self._market_quiet = quiet if len(self._market_handlers) == 1 else None
 
     def _emit_order_update(self, update: OrderUpdate) -> None:
         for handler in self._order_handlers:

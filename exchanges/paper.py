@@ -311,31 +311,32 @@ class _PaperOrder:
         return self.fill_notional / self.filled if self.filled else None
 
     def snapshot(self) -> OrderInfo:
+        # Positional, in OrderInfo's field order (order_id ... timestamp): one per order event.
         return OrderInfo(
-            order_id=self.order_id,
-            client_order_id=self.client_order_id,
-            contract_id=self.contract_id,
-            side=self.side,
-            order_type=self.order_type,
-            size=self.size,
-            price=self.price,
-            status=self.status,
-            filled_size=self.filled,
-            average_fill_price=self.average_fill_price,
-            timestamp=self.created_at,
+            self.order_id,
+            self.client_order_id,
+            self.contract_id,
+            self.side,
+            self.order_type,
+            self.size,
+            self.price,
+            self.status,
+            self.filled,
+            self.average_fill_price,
+            self.created_at,
         )
 
     def result(self) -> OrderResult:
-        return OrderResult(
-            success=True,
-            order_id=self.order_id,
-            client_order_id=self.client_order_id,
-            side=self.side,
-            size=self.size,
-            price=self.price,
-            status=self.status,
-            filled_size=self.filled,
-            average_fill_price=self.average_fill_price,
+        return OrderResult.quick(
+            True,
+            self.order_id,
+            self.client_order_id,
+            self.side,
+            self.size,
+            self.price,
+            self.status,
+            self.filled,
+            self.average_fill_price,
         )
 
 
@@ -615,9 +616,17 @@ class PaperExchangeClient(BaseExchangeClient):
         if best_sell is not None and best_bid >= best_sell:
             self._match_sells(best_bid, None, now)
         if self._market_handlers and (best_bid != previous_bid or best_ask != previous_ask):
-            self._emit_market_update(
-                MarketUpdate.quick(self.contract_id, best_bid, best_ask, now, self._last_trade_price)
-            )
+            quiet = self._market_quiet
+            if (
+                quiet is not None
+                and quiet.bid_low < best_bid < quiet.bid_high
+                and quiet.ask_low < best_ask < quiet.ask_high
+            ):
+                quiet.skipped_at = now  # the lone subscriber would discard it (QuietQuotes.contains)
+            else:
+                self._emit_market_update(
+                    MarketUpdate.quick(self.contract_id, best_bid, best_ask, now, self._last_trade_price)
+                )
 
     def apply_trade(self, price: Decimal, size: Decimal) -> None:
         """:meth:`apply_market_event` for a trade print given as its fields."""
@@ -632,10 +641,17 @@ class PaperExchangeClient(BaseExchangeClient):
         best_sell = self._best_sell_price
         if best_sell is not None and price >= best_sell:
             self._match_sells(price, size, now)
-        if self._market_handlers and self._best_bid is not None and self._best_ask is not None:
-            self._emit_market_update(
-                MarketUpdate.quick(self.contract_id, self._best_bid, self._best_ask, now, price)
-            )
+        best_bid, best_ask = self._best_bid, self._best_ask
+        if self._market_handlers and best_bid is not None and best_ask is not None:
+            quiet = self._market_quiet
+            if (
+                quiet is not None
+                and quiet.bid_low < best_bid < quiet.bid_high
+                and quiet.ask_low < best_ask < quiet.ask_high
+            ):
+                quiet.skipped_at = now
+            else:
+                self._emit_market_update(MarketUpdate.quick(self.contract_id, best_bid, best_ask, now, price))
 
     def _match_buys(self, price: Decimal, trade_size: Decimal | None, now: float) -> None:
         """Fill resting buys against an ask at ``price`` (``trade_size`` None) or a trade print."""
@@ -696,17 +712,17 @@ class PaperExchangeClient(BaseExchangeClient):
             order.filled += quantity
             order.fill_notional += price * quantity
             order.status = OrderStatus.FILLED if order.filled >= order.size else OrderStatus.PARTIALLY_FILLED
-            fill = Fill(
-                order_id=order.order_id,
-                client_order_id=order.client_order_id,
-                contract_id=order.contract_id,
-                side=order.side,
-                price=price,
-                size=quantity,
-                fee=fee,
-                is_maker=is_maker,
-                timestamp=now,
-                trade_id=f"paper-{next(self._trade_sequence)}",
+            fill = Fill.quick(
+                order.order_id,
+                order.client_order_id,
+                order.contract_id,
+                order.side,
+                price,
+                quantity,
+                fee,
+                is_maker,
+                now,
+                f"paper-{next(self._trade_sequence)}",
             )
             if order.status is OrderStatus.FILLED:
                 self._deactivate(order)
@@ -997,12 +1013,8 @@ class PaperExchangeClient(BaseExchangeClient):
         return (mid - self._entry_price) * self._position_size
 
     def _position(self, contract_id: str) -> Position:
-        return Position(
-            contract_id=contract_id,
-            size=self._position_size,
-            entry_price=self._entry_price,
-            unrealized_pnl=self._unrealized_pnl(),
-            realized_pnl=self._realized_pnl,
+        return Position.quick(
+            contract_id, self._position_size, self._entry_price, self._unrealized_pnl(), self._realized_pnl
         )
 
     async def get_position(self, contract_id: str) -> Position:
@@ -1015,12 +1027,12 @@ class PaperExchangeClient(BaseExchangeClient):
         self._raise_injected("get_account_snapshot")
         balance = self.options.start_balance + self._realized_pnl - self._fees_paid + self._funding_received
         position = self._position(self.contract_id)
-        return AccountSnapshot(
-            balance=balance,
-            equity=balance + position.unrealized_pnl,
-            positions=(position,) if position.size != 0 else (),
-            realized_pnl=self._realized_pnl,
-            fees_paid=self._fees_paid,
-            funding_paid=-self._funding_received,
-            timestamp=self.clock.now(),
+        return AccountSnapshot.quick(
+            balance,
+            balance + position.unrealized_pnl,
+            (position,) if position.size != 0 else (),
+            self._realized_pnl,
+            self._fees_paid,
+            -self._funding_received,
+            self.clock.now(),
         )

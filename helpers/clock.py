@@ -60,7 +60,9 @@ class SimulatedClock(Clock):
     """Time that moves only when the data says so (backtests, deterministic tests).
 
     ``sleep`` parks the caller on a timer heap; ``advance_to`` releases every timer whose
-    deadline has been reached, in deadline order.
+    deadline has been reached, in deadline order. (The backtest engine's per-event loop moves
+    ``_now`` forward itself when it has checked that no timer is due before the new time: the
+    same effect as ``advance_to`` without a call per market instant.)
     """
 
     def __init__(self, start: float = 0.0) -> None:

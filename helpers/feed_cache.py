@@ -153,14 +153,23 @@ def columns_from_events(
     """Turn events into an in-memory :class:`CachedFeed` (interning each distinct value once)."""
     index_of: dict[tuple[Decimal, str], int] = {}
     values: list[Decimal] = []
+    # Sources hand out the same Decimal objects again and again (the reader's and the synthetic
+    # market's memos), so most values are found by identity, without formatting their text.
+    # Only objects held in ``values`` are keyed by id: they stay alive, so an id never changes
+    # hands while this runs.
+    by_identity: dict[int, int] = {}
 
     def intern(value: Decimal) -> int:
+        index = by_identity.get(id(value))
+        if index is not None:
+            return index
         # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
         key = (value, str(value))
         index = index_of.get(key)
         if index is None:
             index = index_of[key] = len(values)
             values.append(value)
+            by_identity[id(value)] = index
         return index
 
     columns: Columns = (array("d"), array("b"), array("I"), array("I"), array("I"), array("I"))

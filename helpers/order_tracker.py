@@ -2,7 +2,9 @@
 
 After hummingbot's in-flight orders: an order is tracked *before* it is sent, so a fill that
 races the placement answer, or a timeout with an unknown outcome, never leaves an order the bot
-forgot about. Shutdown uses it to cancel exactly our entry orders.
+forgot about. Shutdown uses it to cancel exactly our entry orders. Orders in a final state are
+forgotten oldest-first once more than ``keep_final`` of them pile up, so a bot that runs for days
+keeps bounded memory.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TrackedOrder:
 @dataclass
 class OrderTracker:
     orders: dict[str, TrackedOrder] = field(default_factory=dict)
+    keep_final: int = 2000
+    submitted_count: int = 0
     _by_order_id: dict[str, str] = field(default_factory=dict)
 
     def submitted(self, params: OrderParams) -> TrackedOrder:
@@ -45,7 +49,18 @@ class OrderTracker:
             price=params.price,
         )
         self.orders[tracked.client_order_id] = tracked
+        self.submitted_count += 1
+        if len(self.orders) > 2 * self.keep_final:
+            self._forget_oldest_final()
         return tracked
+
+    def _forget_oldest_final(self) -> None:
+        """Drop final orders, oldest first, down to ``keep_final`` of them (active ones stay)."""
+        final = [key for key, order in self.orders.items() if order.status.is_final]
+        for key in final[: max(0, len(final) - self.keep_final)]:
+            order = self.orders.pop(key)
+            if order.order_id is not None:
+                self._by_order_id.pop(order.order_id, None)
 
     def acknowledged(self, client_order_id: str, result: OrderResult) -> None:
         tracked = self.orders[client_order_id]
@@ -91,7 +106,6 @@ class OrderTracker:
             if role is None or order.role is role
         ]
 
-    def count(self, status: OrderStatus | None = None) -> int:
-        if status is None:
-            return len(self.orders)
+    def count(self, status: OrderStatus) -> int:
+        """Tracked orders in ``status`` (forgotten final orders not included)."""
         return sum(1 for order in self.orders.values() if order.status is status)

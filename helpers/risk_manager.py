@@ -71,6 +71,8 @@ class RiskDecision:
 
 
 _NO_RISK = RiskDecision(RiskAction.NONE)
+#: No bound at all (immutable, so one object serves every caller).
+_UNBOUNDED = WakeLevels()
 
 
 def _as_decimal(value: object) -> Decimal:
@@ -143,6 +145,11 @@ class RiskManager:
         # Drawdown episode (re-issue rule) bookkeeping.
         self._close_worst_issued_at: Decimal | None = None
         self._warned_loss_without_positions = False
+
+        # The last drawdown worked out, for the snapshot and baseline it was worked out from
+        # (checks between account reads reuse the snapshot, so the same figure).
+        self._drawdown_key: tuple[AccountSnapshot, Decimal] | None = None
+        self._drawdown: Decimal | None = None
 
     def _validate(self) -> None:
         """Reject limits that would silently disable protection or divide by nothing."""
@@ -226,14 +233,19 @@ class RiskManager:
 
     # -- the check -----------------------------------------------------------------------------
 
-    async def check_risk_conditions(self) -> RiskDecision:
-        """Evaluate every rule and return the most protective decision (see module docstring)."""
+    async def check_risk_conditions(self, allow_refresh: bool = True) -> RiskDecision:
+        """Evaluate every rule and return the most protective decision (see module docstring).
+
+        ``allow_refresh=False`` judges on the last snapshot without reading the account: the bot
+        passes it when a fill is waiting, so a REST round trip never sits between a fill and its
+        take-profit; the due read happens on the next iteration.
+        """
         if not self.enabled:
             return _NO_RISK
         if not self._initialized:
             raise RuntimeError("RiskManager.initialize() must be awaited before checking risk")
 
-        if self._loss_checks_enabled:
+        if self._loss_checks_enabled and allow_refresh:
             await self._refresh_snapshot()
         account, marks_close_worst = self._account_decision()
 
@@ -337,9 +349,6 @@ class RiskManager:
         drawdown = self._drawdown_pct(snapshot)
         if snapshot is None or drawdown is None:
             return None, None
-        open_positions = tuple(
-            sorted((p for p in snapshot.positions if p.size != 0), key=lambda p: p.unrealized_pnl)
-        )
 
         if drawdown <= -self.emergency_loss_pct:
             return (
@@ -347,7 +356,7 @@ class RiskManager:
                     RiskAction.CLOSE_ALL_AND_STOP,
                     f"equity {snapshot.equity} is {drawdown.quantize(_CENT)} % from baseline "
                     f"{self.baseline_equity} (emergency limit -{self.emergency_loss_pct} %)",
-                    open_positions,
+                    self._open_positions(snapshot),
                 ),
                 None,
             )
@@ -363,6 +372,7 @@ class RiskManager:
             self._warned_loss_without_positions = False
             return None, None
 
+        open_positions = self._open_positions(snapshot)
         if not open_positions:
             if not self._warned_loss_without_positions:
                 logger.warning(
@@ -390,10 +400,26 @@ class RiskManager:
             drawdown,
         )
 
+    @staticmethod
+    def _open_positions(snapshot: AccountSnapshot) -> tuple[Position, ...]:
+        """Open positions, worst unrealized PnL first."""
+        return tuple(sorted((p for p in snapshot.positions if p.size != 0), key=lambda p: p.unrealized_pnl))
+
     def _drawdown_pct(self, snapshot: AccountSnapshot | None) -> Decimal | None:
         """Signed percent change of equity against the baseline (negative is a loss)."""
         if snapshot is None or self.baseline_equity is None:
             return None
+        key = self._drawdown_key
+        if key is not None and key[0] is snapshot and key[1] is self.baseline_equity:
+            return self._drawdown
+        drawdown = self._compute_drawdown_pct(snapshot)
+        if drawdown is not None:
+            self._drawdown_key = (snapshot, self.baseline_equity)
+            self._drawdown = drawdown
+        return drawdown
+
+    def _compute_drawdown_pct(self, snapshot: AccountSnapshot) -> Decimal | None:
+        assert self.baseline_equity is not None
         try:
             return (snapshot.equity - self.baseline_equity) / self.baseline_equity * _HUNDRED
         except (InvalidOperation, TypeError):
@@ -431,7 +457,7 @@ class RiskManager:
         account that could not be read, or a drawdown already past half the limit.
         """
         if not self.enabled or not self._loss_checks_enabled:
-            return WakeLevels()
+            return _UNBOUNDED
         baseline = self.baseline_equity
         if baseline is None or self._started_with_positions or self.consecutive_snapshot_failures:
             return None
@@ -445,7 +471,7 @@ class RiskManager:
         if headroom <= 0:
             return None
         if position == 0:
-            return WakeLevels()
+            return _UNBOUNDED
         level = entry_price - headroom / position
         # Long: losing as the mid falls, and the bid is below the mid; short: the ask is above it.
         return WakeLevels(bid_low=level) if position > 0 else WakeLevels(ask_high=level)

@@ -68,17 +68,21 @@ class TradeJournal:
         self._file.flush()
 
     def order_placed(self, timestamp: float, params: OrderParams, result: OrderResult) -> None:
-        price = params.price if params.price is not None else result.average_fill_price
-        logger.info(
-            "placed %s %s %s %s @ %s (%s, id %s)",
-            params.role.value,
-            params.side.value,
-            params.order_type.value,
-            params.quantity,
-            price if price is not None else "market",
-            result.status.value,
-            result.order_id or params.client_order_id,
-        )
+        # Console lines and CSV rows are built only when someone will read them.
+        if logger.isEnabledFor(logging.INFO):
+            price = params.price if params.price is not None else result.average_fill_price
+            logger.info(
+                "placed %s %s %s %s @ %s (%s, id %s)",
+                params.role.value,
+                params.side.value,
+                params.order_type.value,
+                params.quantity,
+                price if price is not None else "market",
+                result.status.value,
+                result.order_id or params.client_order_id,
+            )
+        if self._writer is None:
+            return
         self._write(
             timestamp,
             "placed",
@@ -115,14 +119,17 @@ class TradeJournal:
         )
 
     def order_cancelled(self, timestamp: float, order_id: str, detail: str = "") -> None:
-        logger.info("cancelled order %s%s", order_id, f" ({detail})" if detail else "")
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("cancelled order %s%s", order_id, f" ({detail})" if detail else "")
+        if self._writer is None:
+            return
         self._write(timestamp, "cancelled", order_id=order_id, status="cancelled", detail=detail)
 
     def order_update(self, timestamp: float, update: OrderUpdate, role: str) -> None:
         fill: Fill | None = update.fill
         order = update.order
         if fill is None:
-            if order.status.is_final:
+            if self._writer is not None and order.status.is_final:
                 self._write(
                     timestamp,
                     order.status.value,
@@ -136,18 +143,21 @@ class TradeJournal:
                 )
             return
         realized = self.ledger.apply_fill(fill.side, fill.price, fill.size, fill.fee)
-        logger.info(
-            "FILL %s %s %s @ %s (fee %s)%s | position %s, realized PnL %s, fees %s",
-            role,
-            fill.side.value,
-            fill.size,
-            fill.price,
-            fill.fee,
-            f", realized {realized:+.4f}" if realized else "",
-            self.ledger.size,
-            _money(self.ledger.realized_pnl),
-            _money(self.ledger.fees),
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "FILL %s %s %s @ %s (fee %s)%s | position %s, realized PnL %s, fees %s",
+                role,
+                fill.side.value,
+                fill.size,
+                fill.price,
+                fill.fee,
+                f", realized {realized:+.4f}" if realized else "",
+                self.ledger.size,
+                _money(self.ledger.realized_pnl),
+                _money(self.ledger.fees),
+            )
+        if self._writer is None:
+            return
         self._write(
             timestamp,
             "fill",

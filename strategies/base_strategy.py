@@ -102,12 +102,18 @@ class WakeLevels:
 
     def narrowed(self, other: WakeLevels) -> WakeLevels:
         """The levels of two independent watchers: wake when either would."""
-        return WakeLevels(
-            max(self.bid_low, other.bid_low),
-            min(self.bid_high, other.bid_high),
-            max(self.ask_low, other.ask_low),
-            min(self.ask_high, other.ask_high),
-        )
+        bid_low = max(self.bid_low, other.bid_low)
+        bid_high = min(self.bid_high, other.bid_high)
+        ask_low = max(self.ask_low, other.ask_low)
+        ask_high = min(self.ask_high, other.ask_high)
+        if (
+            bid_low is self.bid_low
+            and bid_high is self.bid_high
+            and ask_low is self.ask_low
+            and ask_high is self.ask_high
+        ):
+            return self  # other adds nothing (the levels are immutable, so no copy is needed)
+        return WakeLevels(bid_low, bid_high, ask_low, ask_high)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,21 @@ class MarketData:
     @property
     def mid_price(self) -> Decimal:
         return (self.best_bid + self.best_ask) / 2
+
+    @classmethod
+    def quick(
+        cls, ticker: str, contract_id: str, best_bid: Decimal, best_ask: Decimal, timestamp: float
+    ) -> MarketData:
+        """The object the constructor builds, without the frozen ``__init__``'s per-field cost
+        (the bot reads market data once per loop iteration)."""
+        data = object.__new__(cls)
+        fields = data.__dict__
+        fields["ticker"] = ticker
+        fields["contract_id"] = contract_id
+        fields["best_bid"] = best_bid
+        fields["best_ask"] = best_ask
+        fields["timestamp"] = timestamp
+        return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,13 +288,7 @@ class BaseStrategy(ABC):
 
     async def get_market_data(self) -> MarketData:
         best_bid, best_ask = await self.exchange_client.fetch_bbo_prices(self.contract_id)
-        return MarketData(
-            ticker=self.config.ticker,
-            contract_id=self.contract_id,
-            best_bid=best_bid,
-            best_ask=best_ask,
-            timestamp=self.clock.now(),
-        )
+        return MarketData.quick(self.config.ticker, self.contract_id, best_bid, best_ask, self.clock.now())
 
     # -- decisions -------------------------------------------------------------------------------
 

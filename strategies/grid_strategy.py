@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+_INFINITY = Decimal("Infinity")
+_MINUS_INFINITY = Decimal("-Infinity")
 
 #: Seconds to hold off after a refused order (other than post-only) before trying again.
 FAILURE_BACKOFF_SECONDS = 1.0
@@ -338,6 +340,17 @@ class GridStrategy(BaseStrategy):
         self._pause_reason: str | None = None
         self._hold_key: str | None = None
         self._hold_text = ""
+        # Views of the state kept as it changes, so a decision does not rescan every record:
+        # the number of non-market closes (the grid's ``n``); whether any close may be WAITING
+        # to be sent, and whether any record may need a look-up (UNKNOWN state or ``verify``).
+        # The flags are only ever cleared by a scan that finds no such record.
+        self._limit_closes = 0
+        self._closes_may_wait = False
+        self._may_reconcile = False
+        self._take_profit_factor = self._factor(self.take_profit_pct)
+        # should_execute's decision, reused by execute_strategy when nothing changed in between.
+        self._changes = 0
+        self._prepared: tuple[MarketData, float, int, _Decision] | None = None
 
     def get_strategy_name(self) -> str:
         return "grid"
@@ -350,6 +363,7 @@ class GridStrategy(BaseStrategy):
         Errors listing our orders propagate: assuming "no orders" after a failure would place
         duplicates of every take-profit a restart should have found.
         """
+        self._changes += 1
         await super().initialize()
         contract = self.contract
         assert contract is not None
@@ -406,7 +420,7 @@ class GridStrategy(BaseStrategy):
                     client_order_id=info.client_order_id,
                     filled=info.filled_size,
                 )
-                self._closes.append(close)
+                self._add_close(close)
                 self._index(close)
                 logger.info("adopted resting %s", close.describe())
             else:
@@ -463,9 +477,19 @@ class GridStrategy(BaseStrategy):
 
     def take_profit_price(self, fill_price: Decimal, take_profit_pct: Decimal) -> Decimal:
         """Fill price moved by the take-profit percent, rounded AWAY from the fill."""
+        # The configured percent's factor is worked out once (the same Decimal every time).
+        factor = self._take_profit_factor if take_profit_pct is self.take_profit_pct else None
+        if factor is None:
+            factor = self._factor(take_profit_pct)
         if self.direction is OrderSide.BUY:
-            return round_up(fill_price * (1 + take_profit_pct / HUNDRED), self.tick)
-        return round_down(fill_price * (1 - take_profit_pct / HUNDRED), self.tick)
+            return round_up(fill_price * factor, self.tick)
+        return round_down(fill_price * factor, self.tick)
+
+    def _factor(self, take_profit_pct: Decimal) -> Decimal:
+        """What a fill price is multiplied by for its take-profit: 1 ± pct / 100."""
+        if self.direction is OrderSide.BUY:
+            return 1 + take_profit_pct / HUNDRED
+        return 1 - take_profit_pct / HUNDRED
 
     def _implied_entry_price(self, take_profit_price: Decimal) -> Decimal:
         """Best guess of an adopted take-profit's entry, for the profit estimate only."""
@@ -506,7 +530,7 @@ class GridStrategy(BaseStrategy):
 
     def active_take_profit_count(self) -> int:
         """Resting take-profits plus those on their way (they will rest): the grid's ``n``."""
-        return sum(1 for close in self._closes if not close.market)
+        return self._limit_closes
 
     def cooldown_duration(self, active: int) -> float:
         """Base cool-down for ``active`` take-profits: fuller budget, longer wait."""
@@ -522,7 +546,7 @@ class GridStrategy(BaseStrategy):
     def cooldown_remaining(self, now: float) -> float:
         if self._cooldown_started is None:
             return 0.0
-        duration = self.cooldown_duration(self.active_take_profit_count()) * self._cooldown_factor
+        duration = self.cooldown_duration(self._limit_closes) * self._cooldown_factor
         return max(0.0, self._cooldown_started + duration - now)
 
     def _start_cooldown(self, why: str) -> None:
@@ -531,14 +555,15 @@ class GridStrategy(BaseStrategy):
         if self.random_timing:
             spread = float(self.timing_range)
             self._cooldown_factor = self._timing_rng.uniform(1 - spread, 1 + spread)
-        active = self.active_take_profit_count()
-        logger.info(
-            "cool-down %.1f s after %s (%d of %d take-profits resting)",
-            self.cooldown_duration(active) * self._cooldown_factor,
-            why,
-            active,
-            self.max_orders,
-        )
+        if logger.isEnabledFor(logging.INFO):
+            active = self._limit_closes
+            logger.info(
+                "cool-down %.1f s after %s (%d of %d take-profits resting)",
+                self.cooldown_duration(active) * self._cooldown_factor,
+                why,
+                active,
+                self.max_orders,
+            )
 
     def _reset_cooldown(self, why: str) -> None:
         if self._cooldown_started is not None:
@@ -606,16 +631,32 @@ class GridStrategy(BaseStrategy):
     # -- decisions ---------------------------------------------------------------------------
 
     async def should_execute(self, market_data: MarketData) -> bool:
-        if self._reconcile_targets(self.clock.now()):
+        now = self.clock.now()
+        if self._reconcile_targets(now):
+            self._prepared = None
             return True
-        return self._decide(market_data).result.action is not StrategyAction.NONE
+        decision = self._decide(market_data)
+        # Kept for execute_strategy: the same market data at the same time with no order event
+        # or decision in between gives the same decision, so it is not worked out twice.
+        self._prepared = (market_data, now, self._changes, decision)
+        return decision.result.action is not StrategyAction.NONE
 
     async def execute_strategy(self, market_data: MarketData) -> StrategyResult:
         now = self.clock.now()
+        prepared, self._prepared = self._prepared, None
         targets = self._reconcile_targets(now)
         if targets:
             await self._reconcile(targets, now)
-        decision = self._decide(market_data)
+            prepared = None
+        if (
+            prepared is not None
+            and prepared[0] is market_data
+            and prepared[1] == now
+            and prepared[2] == self._changes
+        ):
+            decision = prepared[3]
+        else:
+            decision = self._decide(market_data)
         self._commit(decision, market_data)
         return decision.result
 
@@ -623,16 +664,18 @@ class GridStrategy(BaseStrategy):
         now = self.clock.now()
         waits: list[float] = []
         cooldown = self.cooldown_remaining(now)
-        if cooldown > 0 and self._entry is None and self.active_take_profit_count() < self.max_orders:
+        if cooldown > 0 and self._entry is None and self._limit_closes < self.max_orders:
             waits.append(cooldown)
         deadlines = [self._entry_not_before]
-        deadlines += [
-            c.not_before for c in self._closes if c.state in (CloseState.WAITING, CloseState.UNKNOWN)
-        ]
-        for entry in self._live_entries():
-            deadlines.append(entry.cancel_not_before)
-            if entry.state is EntryState.UNKNOWN or entry.verify:
-                deadlines.append(entry.not_before)
+        if self._closes_may_wait or self._may_reconcile:
+            deadlines += [
+                c.not_before for c in self._closes if c.state in (CloseState.WAITING, CloseState.UNKNOWN)
+            ]
+        if self._entry is not None or self._stale:
+            for entry in self._live_entries():
+                deadlines.append(entry.cancel_not_before)
+                if entry.state is EntryState.UNKNOWN or entry.verify:
+                    deadlines.append(entry.not_before)
         waits += [deadline - now for deadline in deadlines if deadline > now]
         return min(waits) if waits else None
 
@@ -649,40 +692,52 @@ class GridStrategy(BaseStrategy):
         now = self.clock.now()
         if self._reconcile_targets(now):
             return None
-        if any(c.state is CloseState.WAITING and c.not_before <= now for c in self._closes):
+        if self._closes_due(now):
             return None
         if any(e.order_id and not e.cancel_requested and e.cancel_not_before <= now for e in self._stale):
             return None
-        levels = WakeLevels()
+        # The bounds are narrowed as WakeLevels.narrowed would (max of lows, min of highs), in
+        # locals, and built into one WakeLevels at the end.
+        bid_low, bid_high, ask_low, ask_high = _MINUS_INFINITY, _INFINITY, _MINUS_INFINITY, _INFINITY
         buy = self.direction is OrderSide.BUY
-        if self.stop_price is not None:
-            levels = levels.narrowed(
-                WakeLevels(ask_high=self.stop_price) if buy else WakeLevels(bid_low=self.stop_price)
-            )
-        if self.pause_price is not None:
-            # Paused while beyond the pause price: watch for the way back, else for getting there.
-            pause, paused = self.pause_price, self._pause_reason is not None
+        stop = self.stop_price
+        if stop is not None:
             if buy:
-                levels = levels.narrowed(WakeLevels(ask_low=pause) if paused else WakeLevels(ask_high=pause))
+                ask_high = stop
             else:
-                levels = levels.narrowed(WakeLevels(bid_high=pause) if paused else WakeLevels(bid_low=pause))
+                bid_low = stop
+        pause = self.pause_price
+        if pause is not None:
+            # Paused while beyond the pause price: watch for the way back, else for getting there.
+            paused = self._pause_reason is not None
+            if buy:
+                if paused:
+                    ask_low = max(ask_low, pause)
+                else:
+                    ask_high = min(ask_high, pause)
+            elif paused:
+                bid_high = min(bid_high, pause)
+            else:
+                bid_low = max(bid_low, pause)
         entry = self._entry
         if entry is not None:
             if entry.state is EntryState.RESTING and entry.order_id and entry.filled == 0:
                 limit = self.requote_ticks * self.tick
                 if entry.side is OrderSide.BUY:
-                    levels = levels.narrowed(WakeLevels(bid_high=entry.price + limit))
+                    bid_high = min(bid_high, entry.price + limit)
                 else:
-                    levels = levels.narrowed(WakeLevels(ask_low=entry.price - limit))
-            return levels
-        if self._stale or self._pause_reason is not None:
-            return levels
-        if now < self._entry_not_before or self.cooldown_remaining(now) > 0:
-            return levels
-        if self.active_take_profit_count() >= self.max_orders:
-            return levels
+                    ask_low = max(ask_low, entry.price - limit)
+            return WakeLevels(bid_low, bid_high, ask_low, ask_high)
+        if (
+            self._stale
+            or self._pause_reason is not None
+            or now < self._entry_not_before
+            or self.cooldown_remaining(now) > 0
+            or self._limit_closes >= self.max_orders
+        ):
+            return WakeLevels(bid_low, bid_high, ask_low, ask_high)
         band = self._grid_step_band()
-        return None if band is None else levels.narrowed(band)
+        return None if band is None else WakeLevels(bid_low, bid_high, ask_low, ask_high).narrowed(band)
 
     def _grid_step_band(self) -> WakeLevels | None:
         """Quotes for which a new entry keeps conflicting with the same resting take-profit.
@@ -726,11 +781,7 @@ class GridStrategy(BaseStrategy):
         """Priority: closing filled size, refusal or stop, cancels, then a new entry."""
         now = self.clock.now()
         paused = self._track_pause(market)
-        closes = [
-            (close, self._close_params(close, market))
-            for close in self._closes
-            if close.state is CloseState.WAITING and close.not_before <= now
-        ]
+        closes = [(close, self._close_params(close, market)) for close in self._closes_due(now)]
         if closes:
             return _Decision(
                 StrategyResult(
@@ -804,7 +855,7 @@ class GridStrategy(BaseStrategy):
             return None
         if now < self._entry_not_before or self.cooldown_remaining(now) > 0:
             return None
-        active = self.active_take_profit_count()
+        active = self._limit_closes
         if active >= self.max_orders:
             self._note_hold("max_orders", f"{active} take-profits resting, max_orders is {self.max_orders}")
             return None
@@ -854,11 +905,15 @@ class GridStrategy(BaseStrategy):
 
     def _commit(self, decision: _Decision, market: MarketData) -> None:
         """Record what the bot is about to send, so its answers find their records."""
+        self._changes += 1
         result = decision.result
+        log = logger.isEnabledFor(logging.INFO)  # the messages' arguments cost more than a check
         for close, params in decision.closes:
             close.state = CloseState.SENDING
             close.price = params.price
             self._sending[close.ref] = close
+            if not log:
+                continue
             if close.market:
                 logger.info(
                     "closing %s %s at market (filled @ %s)",
@@ -880,6 +935,8 @@ class GridStrategy(BaseStrategy):
                 logger.info("placing take-profit %s %s @ %s", close.side.value, params.quantity, params.price)
         for entry in decision.cancels:
             entry.cancel_requested = True
+            if not log:
+                continue
             if entry.stale:
                 logger.info("cancelling stale entry %s", entry.describe())
             else:
@@ -903,14 +960,15 @@ class GridStrategy(BaseStrategy):
             self._entry = entry
             self._sending[entry.ref] = entry
             self._note_hold(None)
-            logger.info(
-                "placing entry %s %s @ %s (bid %s / ask %s)",
-                entry.side.value,
-                entry.size,
-                entry.price,
-                market.best_bid,
-                market.best_ask,
-            )
+            if log:
+                logger.info(
+                    "placing entry %s %s @ %s (bid %s / ask %s)",
+                    entry.side.value,
+                    entry.size,
+                    entry.price,
+                    market.best_bid,
+                    market.best_ask,
+                )
         if result.action is StrategyAction.STOP and self._stop_message is None:
             self._stop_message = result.message
             logger.warning("stopping: %s", result.message)
@@ -918,6 +976,7 @@ class GridStrategy(BaseStrategy):
     # -- answers to what we sent -------------------------------------------------------------
 
     async def on_order_placed(self, order: OrderParams, result: OrderResult) -> None:
+        self._changes += 1
         record = self._sending.pop(order.metadata.get(REF_KEY, -1), None)
         if record is None:
             return
@@ -936,7 +995,8 @@ class GridStrategy(BaseStrategy):
             else:
                 record.state = EntryState.RESTING
                 self._refused_entry_price = None
-                logger.debug("entry accepted: %s", record.describe())
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("entry accepted: %s", record.describe())
             return
         if ambiguous:
             self._mark_unknown(record, result.error_message)
@@ -945,9 +1005,11 @@ class GridStrategy(BaseStrategy):
             self._requeue(record, rejected_price=record.price)
         else:
             record.state = CloseState.ACTIVE
-            logger.debug("%s accepted", record.describe())
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s accepted", record.describe())
 
     async def on_order_failed(self, order: OrderParams, error: ExchangeError) -> None:
+        self._changes += 1
         record = self._sending.pop(order.metadata.get(REF_KEY, -1), None)
         if record is None:
             return
@@ -980,13 +1042,14 @@ class GridStrategy(BaseStrategy):
         if isinstance(error, PostOnlyRejected):
             record.last_rejected_price = order.price
             record.state = CloseState.WAITING
+            self._closes_may_wait = True
             logger.info(
                 "take-profit %s @ %s refused as post-only: re-pricing toward the touch",
                 record.remaining,
                 order.price,
             )
         elif isinstance(error, OrderBelowMinimum):
-            self._closes.remove(record)
+            self._drop_close(record)
             self._dust.add(record.remaining, record.entry_price)
             logger.warning(
                 "close of %s refused as below the venue minimum (%s): it joins the next fill",
@@ -995,6 +1058,7 @@ class GridStrategy(BaseStrategy):
             )
         else:
             record.state = CloseState.WAITING
+            self._closes_may_wait = True
             record.not_before = now + backoff
             logger.error(
                 "close of %s failed (%s: %s): size still tracked, retrying in %.1f s",
@@ -1007,6 +1071,7 @@ class GridStrategy(BaseStrategy):
     async def on_cancel_result(
         self, order_id: str, result: OrderResult | None, error: ExchangeError | None
     ) -> None:
+        self._changes += 1
         entry = self._by_order_id.get(order_id)
         if not isinstance(entry, _Entry) or entry.ended:
             return
@@ -1032,6 +1097,7 @@ class GridStrategy(BaseStrategy):
     # -- order events ------------------------------------------------------------------------
 
     async def on_order_update(self, update: OrderUpdate) -> None:
+        self._changes += 1
         info = update.order
         record = self._lookup(info.order_id, info.client_order_id)
         if record is None:
@@ -1086,6 +1152,7 @@ class GridStrategy(BaseStrategy):
 
     def on_entry_fill(self, size: Decimal, price: Decimal) -> None:
         """Every filled piece joins the lot to be closed (with any refused dust)."""
+        self._changes += 1
         if self._dust.size > 0:
             dust = self._dust.take()
             self._lot.add(dust.size, dust.price)
@@ -1121,8 +1188,11 @@ class GridStrategy(BaseStrategy):
             take_profit_pct=pct,
             market=self.boost,
         )
-        self._closes.append(close)
-        if self.boost:
+        self._add_close(close)
+        self._closes_may_wait = True  # a new close starts WAITING
+        if not logger.isEnabledFor(logging.INFO):
+            pass
+        elif self.boost:
             logger.info("boost: %s filled @ %s will be closed at market", size, _fmt(entry_price))
         else:
             logger.info(
@@ -1149,14 +1219,16 @@ class GridStrategy(BaseStrategy):
         while len(self._ended) > ENDED_ENTRIES_KEPT:
             _, old = self._ended.popitem(last=False)
             self._forget(old)
-        logger.info("entry %s ended (%s), %s filled", entry.describe(), status.value, entry.filled)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("entry %s ended (%s), %s filled", entry.describe(), status.value, entry.filled)
         self._release_lot(force=True)
         if status is OrderStatus.FILLED:
             self._start_cooldown(f"entry {entry.order_id} filled")
 
     def _apply_close_update(self, close: _Close, info: OrderInfo, fill: Fill | None) -> None:
         if close.state in (CloseState.UNKNOWN, CloseState.SENDING):
-            logger.info("found on the venue: %s", close.describe())
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("found on the venue: %s", close.describe())
             close.state = CloseState.ACTIVE
         if not close.market:
             close.price = info.price
@@ -1166,20 +1238,24 @@ class GridStrategy(BaseStrategy):
             close.filled += size
             profit = (price - close.entry_price) * size * self.direction.sign
             self.realized_profit += profit
-            logger.info(
-                "%s filled %s @ %s (profit estimate %s)",
-                "market close" if close.market else "take-profit",
-                size,
-                price,
-                _fmt(profit),
-            )
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s filled %s @ %s (profit estimate %s)",
+                    "market close" if close.market else "take-profit",
+                    size,
+                    price,
+                    _fmt(profit),
+                )
         status = info.status
         if status is OrderStatus.FILLED:
             self._remove_close(close)
             self.completed_cycles += 1
-            logger.info(
-                "cycle %d complete; realized estimate %s", self.completed_cycles, _fmt(self.realized_profit)
-            )
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "cycle %d complete; realized estimate %s",
+                    self.completed_cycles,
+                    _fmt(self.realized_profit),
+                )
             if not close.market:
                 self._reset_cooldown("a take-profit filled")
         elif status is OrderStatus.CANCELLED and not close.market:
@@ -1208,17 +1284,43 @@ class GridStrategy(BaseStrategy):
         close.order_id = None
         close.client_order_id = None
         close.state = CloseState.WAITING
+        self._closes_may_wait = True
         close.last_rejected_price = rejected_price
         close.reconcile_attempts = 0
 
     def _remove_close(self, close: _Close) -> None:
         if close in self._closes:
-            self._closes.remove(close)
+            self._drop_close(close)
         self._forget(close)
+
+    def _add_close(self, close: _Close) -> None:
+        self._closes.append(close)
+        if not close.market:
+            self._limit_closes += 1
+
+    def _drop_close(self, close: _Close) -> None:
+        self._closes.remove(close)
+        if not close.market:
+            self._limit_closes -= 1
+
+    def _closes_due(self, now: float) -> list[_Close]:
+        """Closes WAITING to be sent whose back-off (if any) has passed, in order."""
+        if not self._closes_may_wait:
+            return []
+        due = []
+        waiting = False
+        for close in self._closes:
+            if close.state is CloseState.WAITING:
+                waiting = True
+                if close.not_before <= now:
+                    due.append(close)
+        self._closes_may_wait = waiting
+        return due
 
     # -- ambiguity and reconciliation --------------------------------------------------------
 
     def _mark_unknown(self, record: _Entry | _Close, why: str | None) -> None:
+        self._may_reconcile = True
         record.reconcile_attempts = 0
         record.not_before = self.clock.now()
         if isinstance(record, _Entry):
@@ -1230,6 +1332,7 @@ class GridStrategy(BaseStrategy):
         )
 
     def _verify(self, entry: _Entry, when: float) -> None:
+        self._may_reconcile = True
         entry.verify = True
         entry.not_before = when
 
@@ -1237,12 +1340,23 @@ class GridStrategy(BaseStrategy):
         return ([self._entry] if self._entry is not None else []) + list(self._stale)
 
     def _reconcile_targets(self, now: float) -> list[_Entry | _Close]:
-        targets: list[_Entry | _Close] = [
-            entry
-            for entry in self._live_entries()
-            if (entry.state is EntryState.UNKNOWN or entry.verify) and entry.not_before <= now
-        ]
-        targets += [c for c in self._closes if c.state is CloseState.UNKNOWN and c.not_before <= now]
+        """Records to look up now: live entries that are UNKNOWN or to verify, then UNKNOWN
+        closes, whose retry time has come."""
+        if not self._may_reconcile:
+            return []
+        targets: list[_Entry | _Close] = []
+        unsure = False
+        for entry in self._live_entries():
+            if entry.state is EntryState.UNKNOWN or entry.verify:
+                unsure = True
+                if entry.not_before <= now:
+                    targets.append(entry)
+        for close in self._closes:
+            if close.state is CloseState.UNKNOWN:
+                unsure = True
+                if close.not_before <= now:
+                    targets.append(close)
+        self._may_reconcile = unsure
         return targets
 
     async def _reconcile(self, targets: list[_Entry | _Close], now: float) -> None:

@@ -165,3 +165,20 @@ async def test_live_paper_run_and_backtest_make_the_same_decisions(feed_slice: P
     )
     assert len(live) > 10
     assert live == decisions(backtest)
+
+
+def test_updates_the_venue_skips_as_quiet_still_count_as_fresh_market_data(cache_dir: str) -> None:
+    """The paper venue skips updates inside the bot's wake levels (QuietQuotes) but notes their
+    time: the stall check must see them, or a parked bot would pause on a live market."""
+    from helpers.trading_config import RiskLimits
+
+    base = BacktestSpec(
+        synthetic_events=20_000,
+        cache_dir=cache_dir,
+        strategy_params=ACTIVE,
+        risk=RiskLimits(stall_seconds=3.0),
+    )
+    filtered = run_backtest(base)
+    unfiltered = run_backtest(BacktestSpec(**{**base.__dict__, "filter_market_wakes": False}))
+    assert len(filtered.decisions()) > 100
+    assert decisions(filtered) == decisions(unfiltered)

@@ -32,6 +32,7 @@ from exchanges.base import (
     OrderType,
     OrderUpdate,
     PostOnlyRejected,
+    QuietQuotes,
     RateLimitExceeded,
     SlippageExceeded,
 )
@@ -756,3 +757,31 @@ async def test_live_synthetic_market_is_quoted_as_soon_as_connect_returns() -> N
     assert result.status is OrderStatus.OPEN
     await client.disconnect()
     assert client.feed_error is None
+
+
+def test_a_lone_subscribers_quiet_band_skips_updates_and_notes_their_time() -> None:
+    """QuietQuotes: updates strictly inside the band are not built or delivered, only timed;
+    the quote still moves; a second subscriber turns skipping off."""
+    clock = SimulatedClock(100.0)
+    client = PaperExchangeClient(make_config(), clock)
+    seen: list[MarketUpdate] = []
+    quiet = QuietQuotes()
+    client.subscribe_market_updates(seen.append, quiet=quiet)
+    client.apply_bbo(D("60000.0"), D("60000.1"), D("1"), D("1"))
+    assert len(seen) == 1 and quiet.skipped_at is None  # a closed band delivers everything
+    quiet.open(D("59990"), D("60010"), D("59990"), D("60010"))
+    clock.advance_to(101.0)
+    client.apply_bbo(D("60000.1"), D("60000.2"), D("1"), D("1"))
+    clock.advance_to(102.0)
+    client.apply_trade(D("60000.2"), D("0.5"))
+    assert len(seen) == 1 and quiet.skipped_at == 102.0
+    assert asyncio.run(client.fetch_bbo_prices("BTC")) == (D("60000.1"), D("60000.2"))
+    client.apply_bbo(D("60010"), D("60010.1"), D("1"), D("1"))  # reaches a bound: delivered
+    assert len(seen) == 2 and seen[-1].best_bid == D("60010")
+    quiet.close()
+    client.apply_bbo(D("60000.1"), D("60000.2"), D("1"), D("1"))
+    assert len(seen) == 3
+    quiet.open(D("59990"), D("60010"), D("59990"), D("60010"))
+    client.subscribe_market_updates(lambda update: None)
+    client.apply_bbo(D("60000.2"), D("60000.3"), D("1"), D("1"))
+    assert len(seen) == 4

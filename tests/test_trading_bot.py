@@ -107,6 +107,7 @@ async def test_emergency_loss_closes_everything_and_stops_on_the_paper_venue() -
 
     assert summary.exit_code == EXIT_RISK_STOP
     assert "emergency" in summary.stop_reason
+    assert summary.mark_price == D("58000.05") and summary.unrealized_pnl == 0
     assert (await paper.get_position("BTC")).size == 0
     assert await paper.get_active_orders("BTC") == []
     exits = [order for order in bot.orders.orders.values() if order.role is OrderRole.EXIT]
