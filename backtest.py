@@ -21,7 +21,6 @@ import runbot
 from exchanges.paper import PaperOptions
 from helpers.backtest_engine import BacktestSpec
 from helpers.parameter_sweep import parse_sweep
-from helpers.trading_config import RiskLimits
 from strategies.base_strategy import ParameterError
 
 EXIT_BAD_INPUT = 2
@@ -134,14 +133,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
             sample_seconds=args.sample_seconds,
             cache_dir=str(args.cache_dir) if args.cache_dir is not None else None,
             use_cache=not args.no_cache,
-            risk=RiskLimits(
-                enabled=not args.no_risk,
-                max_consecutive_failures=args.max_consecutive_failures,
-                stall_seconds=args.stall_seconds,
-                loss_pct=args.max_loss_pct,
-                close_worst_fraction=args.close_worst_fraction,
-                emergency_loss_pct=args.emergency_loss_pct,
-            ),
+            risk=runbot.risk_limits_from_args(args),
             max_slippage_pct=args.max_slippage,
             cancel_take_profits_on_exit=args.cancel_take_profits_on_exit,
             duration=args.duration,

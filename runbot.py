@@ -254,6 +254,18 @@ def _strategy_parameters(parser: OneLineErrorParser, args: argparse.Namespace) -
     return typed
 
 
+def risk_limits_from_args(args: argparse.Namespace) -> RiskLimits:
+    """The risk-manager flags as RiskLimits (shared with backtest.py)."""
+    return RiskLimits(
+        enabled=not args.no_risk,
+        max_consecutive_failures=args.max_consecutive_failures,
+        stall_seconds=args.stall_seconds,
+        loss_pct=args.max_loss_pct,
+        close_worst_fraction=args.close_worst_fraction,
+        emergency_loss_pct=args.emergency_loss_pct,
+    )
+
+
 def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     """Parse and validate ``argv`` into a TradingConfig; bad input exits with code 2."""
     parser = build_parser()
@@ -292,14 +304,7 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
         duration=args.duration,
         max_slippage_pct=args.max_slippage,
         cancel_take_profits_on_exit=args.cancel_take_profits_on_exit,
-        risk=RiskLimits(
-            enabled=not args.no_risk,
-            max_consecutive_failures=args.max_consecutive_failures,
-            stall_seconds=args.stall_seconds,
-            loss_pct=args.max_loss_pct,
-            close_worst_fraction=args.close_worst_fraction,
-            emergency_loss_pct=args.emergency_loss_pct,
-        ),
+        risk=risk_limits_from_args(args),
     )
 
 
