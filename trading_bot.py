@@ -201,7 +201,7 @@ class TradingBot:
             self.exchange_client.subscribe_order_updates(self._on_order_update)
             # The venue may skip updates inside our wake levels, noting their time on its clock:
             # only offered when that is our clock, so the stall check reads the same times.
-            same_clock = getattr(self.exchange_client, "clock", None) is self.clock
+            same_clock = self.exchange_client.clock is self.clock
             self.exchange_client.subscribe_market_updates(
                 self._on_market_update, quiet=self._quiet if same_clock else None
             )
@@ -360,11 +360,15 @@ class TradingBot:
             await self._wait(result.wait_time)
         return False
 
-    async def _execute_order(self, params: OrderParams) -> OrderResult | None:
+    async def _execute_order(self, params: OrderParams, contract_id: str | None = None) -> OrderResult | None:
+        """Send one order (on the strategy's contract unless told otherwise), tracked before it
+        leaves; the strategy hears how it went, whoever asked for it."""
+        if params.order_type is OrderType.LIMIT and params.price is None:
+            raise ValueError("a limit order needs a price")
         client = self.exchange_client
+        contract_id = contract_id or self.strategy.contract_id
         params.client_order_id = client.client_ids.next_id(self.clock.now())
         self.orders.submitted(params)
-        contract_id = self.strategy.contract_id
         try:
             if params.order_type is OrderType.MARKET:
                 result = await client.place_market_order(
@@ -376,8 +380,7 @@ class TradingBot:
                     reduce_only=params.reduce_only,
                 )
             else:
-                if params.price is None:
-                    raise ValueError("a limit order needs a price")
+                assert params.price is not None
                 result = await client.place_limit_order(
                     contract_id,
                     params.side,
@@ -444,23 +447,7 @@ class TradingBot:
             logger.warning(
                 "closing %s position of %s on %s: %s", side.value, position.size, position.contract_id, reason
             )
-            params.client_order_id = self.exchange_client.client_ids.next_id(self.clock.now())
-            self.orders.submitted(params)
-            try:
-                result = await self.exchange_client.place_market_order(
-                    position.contract_id,
-                    params.side,
-                    params.quantity,
-                    params.client_order_id,
-                    self.config.max_slippage_pct,
-                    reduce_only=True,
-                )
-            except ExchangeError as exc:
-                self.orders.failed(params.client_order_id, exc)
-                self.journal.order_failed(self.clock.now(), params, exc)
-                continue
-            self.orders.acknowledged(params.client_order_id, result)
-            self.journal.order_placed(self.clock.now(), params, result)
+            await self._execute_order(params, position.contract_id)
 
     async def _handle_risk_decision(self, decision: RiskDecision) -> bool:
         """Act on a risk decision; True when trading should pause this iteration."""
