@@ -391,7 +391,7 @@ class MockLighterVenue:
         *,
         start_price: Decimal | str | int = Decimal("3000"),
         account_index: int = 712440,
-        api_key_index: int = 3,
+        api_key_index: int = 4,
         api_private_key: str | None = None,
         api_public_key: str | None = None,
         collateral: Decimal | str = Decimal("10000"),
@@ -2440,7 +2440,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-decimals", type=int, default=4)
     parser.add_argument("--price-decimals", type=int, default=2)
     parser.add_argument("--account-index", type=int, default=712440)
-    parser.add_argument("--api-key-index", type=int, default=3)
+    parser.add_argument("--api-key-index", type=int, default=4)
     parser.add_argument("--collateral", type=Decimal, default=Decimal("10000"))
     parser.add_argument(
         "--walk",
