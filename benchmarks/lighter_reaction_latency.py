@@ -93,15 +93,17 @@ class MarkBoard:
         self.loop.call_soon_threadsafe(self._add, mark)
 
     def _add(self, mark: TimingMark) -> None:
+        if mark.kind == "tx_received" and not mark.reduce_only:
+            return  # entries' sendTx: nothing waits for them, and kept they would pile up
         self.marks.append(mark)
         self._changed.set()
 
     async def wait(self, predicate: Callable[[TimingMark], bool], what: str) -> TimingMark:
         deadline = time.monotonic() + STEP_TIMEOUT
         while True:
-            for mark in self.marks:
+            for index, mark in enumerate(self.marks):
                 if predicate(mark):
-                    self.marks.remove(mark)
+                    del self.marks[index]
                     return mark
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -6,10 +6,12 @@ How it talks to the venue, and why:
   accountActiveOrders/accountInactiveOrders, funding-rates, sendTx), so every answer goes through
   one error mapping, one rate limiter and one retry policy, and numbers parse straight to Decimal.
 * Transactions are signed by lighter-sdk's ``SignerClient`` (a bundled native library; measured
-  ~3.3-4.8 ms per signature when called on the event-loop thread, ~0.5-0.9 ms through
-  ``asyncio.to_thread``: every native call made from the process's main thread re-reads
-  /proc/self/maps (Go's cgo finding the main thread's stack), so signing and auth tokens run in a
-  worker thread) with nonces from the SDK's own nonce manager.
+  ~3.3-4.8 ms per signature when called on the event-loop thread, ~0.5-1.0 ms in a worker
+  thread: every native call made from the process's main thread re-reads /proc/self/maps (Go's
+  cgo finding the main thread's stack), so signing and auth tokens run off the loop's thread;
+  transactions in one dedicated signing thread started at connect, so a signature never queues
+  behind the SDK's blocking API-key check or other default-executor work) with nonces from the
+  SDK's own nonce manager.
   An "invalid nonce" answer (21104) hard-refreshes the nonce from the venue and retries once;
   every reconnect and every ambiguous send (timeout, 5xx) also forces a refresh before the next
   transaction, so restarts and lost answers do not leave us with nonce errors.
@@ -43,6 +45,7 @@ API-key lookup, so ``check_api_key`` can stay on; a mock without it needs ``chec
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -424,9 +427,19 @@ class LocalBook:
 
     @staticmethod
     def _apply_levels(side: dict[Decimal, Decimal], levels: Any) -> None:
+        # Runs for every level of every delta, on the loop, often right after a fill and before
+        # the bot reacts: the venue's usual non-empty strings go straight to Decimal.
         for level in levels:
-            price = to_decimal(level.get("price"), "price")
-            size = to_decimal(level.get("size"), "size")
+            raw_price = level.get("price")
+            raw_size = level.get("size")
+            try:
+                price = Decimal(raw_price) if type(raw_price) is str and raw_price else None
+                size = Decimal(raw_size) if type(raw_size) is str and raw_size else None
+            except InvalidOperation:
+                price = size = None
+            if price is None or size is None:  # anything else: the checks and errors of to_decimal
+                price = to_decimal(raw_price, "price")
+                size = to_decimal(raw_size, "size")
             if size == 0:
                 side.pop(price, None)
             else:
@@ -789,6 +802,9 @@ class LighterClient(BaseExchangeClient):
             self.settings.base_url, timeout=float(self.params["rest_timeout"]), retry=self._retry
         )
         self._signer: Any = None
+        #: One long-lived thread signs every transaction (see the module docstring for why not the
+        #: loop's thread); the default executor stays free for the SDK's blocking HTTP call.
+        self._sign_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._ws: ReconnectingWebSocket | None = None
         self._markets: dict[str, LighterMarket] = {}
         self._symbols: dict[str, str] = {}
@@ -812,6 +828,8 @@ class LighterClient(BaseExchangeClient):
         await self._rest.open()
         try:
             self._signer = self._make_signer()
+            # Start the signing thread now, so the first order does not pay for creating it.
+            await asyncio.get_running_loop().run_in_executor(self._signing_thread(), int)
             if self.params["check_api_key"]:
                 await self._check_api_key()
             await self._load_markets()
@@ -891,7 +909,20 @@ class LighterClient(BaseExchangeClient):
             except Exception as exc:
                 logger.warning("lighter: closing the SDK client failed: %s", self._scrub(str(exc)))
             self._signer = None
+        if self._sign_executor is not None:
+            # Nothing waits on it any more; a signature still running finishes in its thread.
+            self._sign_executor.shutdown(wait=False)
+            self._sign_executor = None
         await self._rest.close()
+
+    def _signing_thread(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The one worker thread that signs (created on first use, shut down by disconnect)."""
+        executor = self._sign_executor
+        if executor is None:
+            executor = self._sign_executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="lighter-signer"
+            )
+        return executor
 
     def _scrub(self, text: str) -> str:
         """Remove the private key and the auth token from any text that might be logged or raised."""
@@ -1344,7 +1375,9 @@ class LighterClient(BaseExchangeClient):
                     self._nonce_dirty = False
                 _, nonce = await self._sdk(manager.async_next_nonce(key), "nonce fetch")
                 started = self.clock.now()
-                tx_type, tx_info, _tx_hash, error = await asyncio.to_thread(sign, nonce, key)
+                tx_type, tx_info, _tx_hash, error = await asyncio.get_running_loop().run_in_executor(
+                    self._signing_thread(), sign, nonce, key
+                )
                 self.sign_seconds.append(self.clock.now() - started)
                 if error:
                     manager.acknowledge_failure(key)

@@ -11,6 +11,7 @@ import asyncio
 import copy
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -747,6 +748,30 @@ async def test_auth_token_is_renewed_at_half_life_on_the_clock() -> None:
     clock.advance_to(1_800_000_000.0 + 3600)
     second = await client._auth_token()
     assert second != first and second.startswith(str(1_800_003_600 + 7200))
+
+
+async def test_transactions_are_signed_in_one_dedicated_thread_closed_on_disconnect() -> None:
+    client, _, _ = fake_client()
+    threads: list[threading.Thread] = []
+
+    def sign(nonce: int, key: int) -> tuple[int, str, str, None]:
+        threads.append(threading.current_thread())
+        return 14, json.dumps({"Nonce": nonce}), "hash", None
+
+    async def send_tx(tx_type: int, tx_info: str) -> Any:
+        return {"code": 200}
+
+    client._rest.send_tx = send_tx  # type: ignore[method-assign]
+    for _ in range(3):
+        await client._send_signed(sign, "order")
+    assert len({id(t) for t in threads}) == 1
+    assert threads[0] is not threading.main_thread() and threads[0].name.startswith("lighter-signer")
+    executor = client._sign_executor
+    assert executor is not None
+    await client.disconnect()
+    assert client._sign_executor is None
+    with pytest.raises(RuntimeError):
+        executor.submit(int)  # shut down: the thread ends once idle
 
 
 def test_token_ttl_is_capped_below_the_venue_maximum() -> None:
