@@ -1,17 +1,21 @@
 """The orders/fills CSV and the trader-facing console lines about them.
 
 One CSV per bot (``<exchange>_<ticker>_<strategy>_orders.csv``), appended across restarts, so a
-trader can reconcile every order and fill the bot ever made.
+trader can reconcile every order and fill the bot ever made. Rows are built on the event loop but
+written by a listener thread, so a slow disk never sits between a fill and its take-profit.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import logging.handlers
+import queue
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
 
 from exchanges.base import Fill, OrderResult, OrderUpdate
 from helpers.position_ledger import PositionLedger
@@ -48,24 +52,34 @@ class TradeJournal:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.ledger = PositionLedger()
-        self._file: IO[str] | None = None
-        self._writer: csv.writer | None = None  # type: ignore[valid-type]
+        self._row_buffer = io.StringIO()
+        self._row_writer = csv.writer(self._row_buffer, lineterminator="")
+        self._writer: logging.handlers.QueueListener | None = None
+        self._rows: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             is_new = not path.exists() or path.stat().st_size == 0
-            self._file = path.open("a", newline="", encoding="utf-8")
-            self._writer = csv.writer(self._file)
+            file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+            file_handler.setFormatter(logging.Formatter("%(message)s"))
             if is_new:
-                self._writer.writerow(CSV_COLUMNS)
-                self._file.flush()
+                file_handler.handle(logging.makeLogRecord({"msg": self._csv_line(CSV_COLUMNS)}))
+            # Rows are written and flushed by a listener thread: no disk I/O on the event loop.
+            self._writer = logging.handlers.QueueListener(self._rows, file_handler)
+            self._writer.start()
+
+    def _csv_line(self, values: Iterable[object]) -> str:
+        self._row_buffer.seek(0)
+        self._row_buffer.truncate()
+        self._row_writer.writerow(values)
+        return self._row_buffer.getvalue()
 
     def _write(self, timestamp: float, event: str, **fields: object) -> None:
-        if self._writer is None or self._file is None:
+        if self._writer is None:
             return
         row = {"time": datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(), "event": event}
         row.update({key: "" if value is None else str(value) for key, value in fields.items()})
-        self._writer.writerow([row.get(column, "") for column in CSV_COLUMNS])
-        self._file.flush()
+        line = self._csv_line(row.get(column, "") for column in CSV_COLUMNS)
+        self._rows.put(logging.makeLogRecord({"msg": line}))
 
     def order_placed(self, timestamp: float, params: OrderParams, result: OrderResult) -> None:
         # Console lines and CSV rows are built only when someone will read them.
@@ -175,9 +189,11 @@ class TradeJournal:
         )
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Write out every queued row and close the file."""
+        if self._writer is not None:
+            self._writer.stop()
+            for handler in self._writer.handlers:
+                handler.close()
             self._writer = None
 
 
