@@ -900,7 +900,6 @@ class MockLighterVenue:
 
     def _publish_book(self, market_id: int) -> None:
         book = self._books[market_id]
-        spec = book.spec
         bids, asks = self._aggregate(market_id)
 
         def diff(old: dict[int, int], new: dict[int, int]) -> dict[int, int]:
@@ -920,38 +919,25 @@ class MockLighterVenue:
         if book.gaps_pending > 0:
             book.gaps_pending -= 1
             return
-        ts_us = time.time_ns() // 1000
-        msg = fixture("ws_order_book_update.json")
-        inner = _fill(
-            msg["order_book"],
-            asks=[{"price": spec.fmt_price(p), "size": spec.fmt_size(s)} for p, s in sorted(d_asks.items())],
-            bids=[
-                {"price": spec.fmt_price(p), "size": spec.fmt_size(s)}
-                for p, s in sorted(d_bids.items(), reverse=True)
-            ],
-            offset=book.offset,
-            nonce=book.book_nonce,
-            last_updated_at=ts_us,
-            begin_nonce=begin,
-        )
-        _fill(
-            msg,
-            channel=f"order_book:{market_id}",
-            last_updated_at=ts_us,
-            offset=book.offset,
-            order_book=inner,
-            timestamp=now_ms(),
-        )
+        msg = self._book_message("ws_order_book_update.json", market_id, d_bids, d_asks, begin)
         self._broadcast(f"order_book:{market_id}", msg)
 
     def _book_snapshot(self, market_id: int) -> dict[str, Any]:
         book = self._books[market_id]
-        spec = book.spec
-        bids, asks = book.published_bids, book.published_asks
         if not book.book_nonce:
             book.book_nonce = self._next_engine_nonce()
+        return self._book_message(
+            "ws_order_book_snapshot.json", market_id, book.published_bids, book.published_asks, 0
+        )
+
+    def _book_message(
+        self, template: str, market_id: int, bids: dict[int, int], asks: dict[int, int], begin_nonce: int
+    ) -> dict[str, Any]:
+        """An order_book snapshot or update (per ``template``) carrying these levels."""
+        book = self._books[market_id]
+        spec = book.spec
         ts_us = time.time_ns() // 1000
-        msg = fixture("ws_order_book_snapshot.json")
+        msg = fixture(template)
         inner = _fill(
             msg["order_book"],
             asks=[{"price": spec.fmt_price(p), "size": spec.fmt_size(s)} for p, s in sorted(asks.items())],
@@ -962,7 +948,7 @@ class MockLighterVenue:
             offset=book.offset,
             nonce=book.book_nonce,
             last_updated_at=ts_us,
-            begin_nonce=0,
+            begin_nonce=begin_nonce,
         )
         return _fill(
             msg,
