@@ -23,7 +23,8 @@ from dotenv import load_dotenv
 from exchanges.base import ConfigurationError
 from exchanges.factory import ExchangeFactory
 from helpers.log_setup import configure_logging
-from helpers.trading_config import RiskLimits, TradingConfig
+from execution.journal import prefix_owner
+from helpers.trading_config import RiskLimits, TradingConfig, default_bot_name, default_client_id_prefix
 from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
 from strategies.factory import StrategyFactory, _strategies
 
@@ -86,6 +87,13 @@ def existing_file(text: str) -> Path:
     return path
 
 
+def bot_name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 64 or not all(ch.isalnum() or ch in "_.-" for ch in name):
+        raise argparse.ArgumentTypeError("use 1-64 letters, digits, '_', '.' or '-'")
+    return name
+
+
 def ticker_symbol(text: str) -> str:
     value = text.strip().upper()
     if not value or not value.replace("-", "").replace("_", "").isalnum() or len(value) > 20:
@@ -134,7 +142,16 @@ def build_parser() -> OneLineErrorParser:
     general.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
-    general.add_argument("--log-dir", default="logs", type=Path, help="activity log and orders CSV folder")
+    general.add_argument(
+        "--bot-name",
+        type=bot_name,
+        help="this bot's identity: prefixes its order ids and names its log, CSV and journal; "
+        "default exchange_TICKER_strategy plus the strategy's own suffix (the grid's direction), "
+        "e.g. lighter_ETH_grid_buy. Two bots on one account must have different names",
+    )
+    general.add_argument(
+        "--log-dir", default="logs", type=Path, help="activity log, orders CSV and journal folder"
+    )
     general.add_argument("--duration", type=positive_float, help="stop cleanly after this many seconds")
     general.add_argument(
         "--max-slippage", type=positive_decimal, default=Decimal("0.5"), help="market-order bound, percent"
@@ -291,7 +308,20 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     if exchange_params and args.exchange != "paper":
         parser.error(f"argument --paper-*: paper venue options do not apply to --exchange {args.exchange}")
 
+    strategy_class = StrategyFactory.strategy_class(args.strategy)
+    name = args.bot_name or default_bot_name(
+        args.exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
+    )
+    prefix = default_client_id_prefix(name)
+    other = prefix_owner(args.log_dir, prefix, name)
+    if other is not None:
+        parser.error(
+            f"argument --bot-name: {name!r} would share the order-id prefix {prefix} with the bot "
+            f"{other!r} in {args.log_dir}; choose another --bot-name"
+        )
     return TradingConfig(
+        bot_name=name,
+        client_id_prefix=prefix,
         ticker=args.ticker,
         exchange=args.exchange,
         strategy=args.strategy,

@@ -1,16 +1,26 @@
 """The supervisor: wires a strategy to a venue client and runs the universal trading loop.
 
-It knows no strategy and no venue by name. Each iteration: deliver queued order events to the
-strategy, ask the risk manager, get market data, ask the strategy whether and what to trade, and
-carry the answer out. Between iterations it waits for the next order or market event (or the
-strategy's own deadline), so a fill is acted on within milliseconds rather than after a sleep.
+It knows no strategy and no venue by name. Orders go through the execution layer
+(``execution/``), which owns and journals them; the bot hands its events to the strategy, asks
+the risk manager, asks the strategy whether and what to trade, and carries the answer out.
+Between iterations it waits for the next order or market event (or a deadline), so a fill is
+acted on within milliseconds rather than after a sleep.
+
+Risk and shutdown act through the same execution layer and tell the strategy:
+
+* pause: no new entries; fills still get their exits and live orders are still managed;
+* close-worst: this bot's own journaled position is closed (never another bot's), the exits it
+  made redundant are cancelled, and no new entries open until the condition clears;
+* emergency: the position is closed first (market within the slippage bound, then wider, then a
+  limit at the touch), and only then are exits cancelled, for the size actually closed;
+* shutdown: entries are cancelled, and every fill that arrives before the venue confirms gets its
+  exit (or is reported, when exits are cancelled on exit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -19,22 +29,18 @@ from exchanges.base import (
     ConfigurationError,
     ExchangeError,
     MarketUpdate,
-    NetworkError,
-    OrderNotFound,
-    OrderResult,
+    OrderSide,
     OrderStatus,
     OrderType,
-    OrderUpdate,
-    Position,
-    PostOnlyRejected,
     QuietQuotes,
 )
 from exchanges.factory import ExchangeFactory
+from execution.engine import ExecutionEngine
+from execution.journal import ExecutionJournal, journal_path, orders_csv_path
+from execution.records import OrderRecord
 from helpers.clock import Clock, LiveClock
 from helpers.log_setup import activity_log_path
-from helpers.order_tracker import OrderTracker, TrackedOrder
 from helpers.risk_manager import RiskAction, RiskDecision, RiskManager
-from helpers.trade_journal import TradeJournal, orders_csv_path
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import (
     BaseStrategy,
@@ -50,10 +56,26 @@ __all__ = ["BotSummary", "RiskLimits", "TradingBot", "TradingConfig"]
 
 logger = logging.getLogger("bot")
 
+ZERO = Decimal(0)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_CONFIGURATION = 2
+EXIT_RISK_STOP = 3
+
+#: Wider slippage bounds tried, as multiples of the configured one, before a limit at the touch.
+CLOSE_SLIPPAGE_STEPS = (1, 2, 4)
+#: Passes of the shutdown drain (deliver events, close fills, wait) before giving up.
+SHUTDOWN_PASSES = 40
+#: Seconds the shutdown drain waits for the venue to confirm cancels, in total.
+SHUTDOWN_SECONDS = 10.0
+#: Seconds between coverage checks while trading.
+COVERAGE_CHECK_SECONDS = 30.0
+
 
 @dataclass
 class BotSummary:
-    """What a run came to; printed at the end and returned to callers."""
+    """What a run came to, from the journal and the venue; printed at the end."""
 
     stop_reason: str
     exit_code: int
@@ -66,34 +88,46 @@ class BotSummary:
     realized_pnl: Decimal
     position: Decimal
     resting_exit_orders: int
+    resting_exit_size: Decimal = ZERO
+    unknown_orders: int = 0
+    live_entries: int = 0
+    uncovered_size: Decimal = ZERO
+    venue_position: Decimal | None = None
     unrealized_pnl: Decimal | None = None
     mark_price: Decimal | None = None
+    funding: Decimal = ZERO
     strategy_status: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.realized_pnl + (self.unrealized_pnl or ZERO) - self.fees + self.funding
+
     def lines(self) -> list[str]:
+        venue = "unknown (could not be read)" if self.venue_position is None else str(self.venue_position)
         rows = [
             f"stopped: {self.stop_reason}",
-            f"runtime: {self.runtime_seconds:.1f} s",
-            f"orders placed: {self.orders_placed} (refused: {self.orders_failed})",
-            f"fills: {self.fills}, volume: {self.volume:.2f}",
-            f"realized PnL: {self.realized_pnl:.4f}, fees: {self.fees:.4f}, "
-            f"net: {self.realized_pnl - self.fees:.4f}",
-            f"position left: {self.position}"
-            + (
-                f" (unrealized PnL {self.unrealized_pnl:.4f} at mid {self.mark_price})"
-                if self.unrealized_pnl is not None
-                else ""
-            ),
-            f"take-profit orders left resting: {self.resting_exit_orders}",
+            f"runtime: {self.runtime_seconds:.1f} s; this run: {self.orders_placed} orders placed, "
+            f"{self.orders_failed} refused",
+            f"fills (journal, all runs): {self.fills}, volume {self.volume:.2f}",
+            f"position: {self.position} (this bot, from its journal); venue: {venue}",
+            f"take-profits resting on the venue: {self.resting_exit_orders} "
+            f"(size {self.resting_exit_size})",
         ]
+        if self.uncovered_size:
+            rows.append(f"filled but not covered by a resting take-profit: {self.uncovered_size}")
+        if self.live_entries:
+            rows.append(f"entry orders still live on the venue: {self.live_entries}")
+        if self.unknown_orders:
+            rows.append(f"orders whose state is unknown (look them up on the venue): {self.unknown_orders}")
+        unrealized = (
+            f"{self.unrealized_pnl:.4f} at mid {self.mark_price}" if self.unrealized_pnl is not None else "n/a"
+        )
+        rows.append(
+            f"PnL: realized {self.realized_pnl:.4f}, unrealized {unrealized}, fees {self.fees:.4f}, "
+            f"funding {self.funding:.4f}, net {self.net_pnl:.4f}"
+        )
         rows.extend(f"{key}: {value}" for key, value in self.strategy_status.items())
         return rows
-
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_BAD_CONFIGURATION = 2
-EXIT_RISK_STOP = 3
 
 
 class TradingBot:
@@ -112,24 +146,32 @@ class TradingBot:
         self.exchange_client = exchange_client or ExchangeFactory.create_exchange(
             config.exchange, config, self.clock
         )
-        self.strategy: BaseStrategy = StrategyFactory.create_strategy(
-            config.strategy, config, self.exchange_client, self.clock
+        self.journal = ExecutionJournal(
+            journal_path(config.log_dir, config.bot_name) if write_files else None,
+            orders_csv_path(config.log_dir, config.bot_name) if write_files else None,
         )
-        self.risk_manager = RiskManager(self.exchange_client, config, self.clock)
-        self.orders = OrderTracker()
-        self.journal = TradeJournal(orders_csv_path(config.log_dir, config.bot_name) if write_files else None)
+        self.journal.set_meta("bot_name", config.bot_name)
+        self.journal.set_meta("client_id_prefix", config.client_id_prefix)
+        self.execution = ExecutionEngine(self.exchange_client, self.clock, self.journal)
+        self.execution.add_listener(self.expect_activity)
+        self.strategy: BaseStrategy = StrategyFactory.create_strategy(
+            config.strategy, config, self.exchange_client, self.clock, self.execution
+        )
+        self.risk_manager = RiskManager(self.exchange_client, config, self.clock, store=self.journal)
         self.activity_log = activity_log_path(config.log_dir, config.bot_name)
 
-        self._updates: deque[OrderUpdate] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._stop_reason: str | None = None
         self._exit_code = EXIT_OK
         self._started_at: float | None = None
         self._last_risk_reason = ""
+        self._risk_block: str | None = None
         self._done = asyncio.Event()
         self._last_market_update_at: float | None = None
-        self.orders_failed = 0
+        self._reconcile_due = False
+        self._reconciled = False
+        self._next_coverage_check = 0.0
         #: Skip market updates that reach none of the strategy's and risk manager's wake levels.
         self.filter_market_wakes = filter_market_wakes
         self._wake_levels: WakeLevels | None = None
@@ -139,10 +181,6 @@ class TradingBot:
         self.wakes = 0
 
     # -- events from the venue (called synchronously by the client) ---------------------------
-
-    def _on_order_update(self, update: OrderUpdate) -> None:
-        self._updates.append(update)
-        self.expect_activity()
 
     def _on_market_update(self, update: MarketUpdate) -> None:
         self._last_market_update_at = self.clock.now()
@@ -154,6 +192,11 @@ class TradingBot:
             and levels.ask_low < update.best_ask < levels.ask_high
         ):
             return  # reaches no level: cannot change a decision (WakeLevels.crossed, inlined)
+        self.expect_activity()
+
+    def _on_reconnected(self) -> None:
+        """The venue's private stream came back: what happened meanwhile must be read back."""
+        self._reconcile_due = True
         self.expect_activity()
 
     def expect_activity(self) -> None:
@@ -169,7 +212,7 @@ class TradingBot:
         if self._stop_reason is None:
             self._stop_reason = reason
             self._exit_code = exit_code
-            logger.info("stopping: %s", reason)
+            logger.info("stopping: %s", reason, extra={"notify": "stop"})
         self.expect_activity()
 
     @property
@@ -187,7 +230,6 @@ class TradingBot:
         Simulated-time drivers call this after feeding an event; after releasing clock timers
         they call :meth:`expect_activity` first, since a timer wakes the loop without an event.
         """
-        # run() sets _idle when it finishes, so one wait covers both (and costs no task).
         while not self._done.is_set() and not self._idle.is_set():
             await self._idle.wait()
 
@@ -198,7 +240,7 @@ class TradingBot:
         self._started_at = self.clock.now()
         try:
             await self.exchange_client.connect()
-            self.exchange_client.subscribe_order_updates(self._on_order_update)
+            self.exchange_client.subscribe_reconnects(self._on_reconnected)
             # The venue may skip updates inside our wake levels, noting their time on its clock:
             # only offered when that is our clock, so the stall check reads the same times.
             same_clock = self.exchange_client.clock is self.clock
@@ -206,13 +248,16 @@ class TradingBot:
                 self._on_market_update, quiet=self._quiet if same_clock else None
             )
             await self.strategy.initialize()
+            await self._reconcile()
             await self.risk_manager.initialize()
             logger.info(
-                "%s on %s %s started (orders carry client-id prefix %s)",
+                "%s on %s %s started as %s (orders carry client-id prefix %s)",
                 self.strategy.get_strategy_name(),
                 self.config.exchange,
                 self.config.ticker,
+                self.config.bot_name,
                 self.config.client_id_prefix,
+                extra={"notify": "start"},
             )
             while not self.stopping:
                 await self._run_iteration()
@@ -231,27 +276,36 @@ class TradingBot:
             self._idle.set()
         return summary
 
+    async def _reconcile(self) -> None:
+        """Bring the journal in line with the venue before any decision (start-up, reconnect)."""
+        self._reconcile_due = False
+        await self.execution.reconcile(self.strategy.contract_id, self.strategy.classify_foreign_order)
+        self._reconciled = True
+        await self._deliver_events()
+
     async def _run_iteration(self) -> None:
         self._wake.clear()
         if self._duration_elapsed():
             self.request_shutdown(f"duration of {self.config.duration:g} s reached")
             return
-        order_events_arrived = bool(self._updates)
-        if order_events_arrived:
-            await self._deliver_order_updates()
+        if self._reconcile_due:
+            try:
+                await self._reconcile()
+            except ExchangeError as exc:
+                logger.warning("reconciliation after reconnect failed (%s); will retry", exc)
+                self._reconcile_due = True
+        events_arrived = bool(self.execution.events)
+        if events_arrived:
+            await self._deliver_events()
+        await self.execution.resolve_pending()
+        await self._cancel_redundant_exits()
 
         last_market_update_at = self._market_update_time()
         if last_market_update_at is not None:
             # Before the check: a stall must end as soon as the venue pushes again, paused or not.
             self.risk_manager.record_market_data(last_market_update_at)
-        decision = await self.risk_manager.check_risk_conditions(allow_refresh=not order_events_arrived)
-        if decision.action is not RiskAction.NONE:
-            if await self._handle_risk_decision(decision):
-                await self._wait(self.config.idle_wait_seconds)
-                return
-        elif self._last_risk_reason:
-            logger.info("risk condition cleared: resuming")
-            self._last_risk_reason = ""
+        decision = await self.risk_manager.check_risk_conditions(allow_refresh=not events_arrived)
+        await self._handle_risk_decision(decision)
         if self.stopping:
             return
 
@@ -268,9 +322,10 @@ class TradingBot:
             result = await self.strategy.execute_strategy(market_data)
             if await self._handle_strategy_result(result):
                 return
-        if order_events_arrived and self.risk_manager.enabled:
+        if events_arrived and self.risk_manager.enabled:
             return  # go again at once: that pass reads the account the fill skipped
-        seconds = self.strategy.seconds_until_next_decision()
+        self._check_coverage()
+        seconds = self._next_deadline(self.strategy.seconds_until_next_decision())
         levels = self._wake_levels = self._market_wake_levels()
         if levels is not None:
             self._quiet.open(levels.bid_low, levels.bid_high, levels.ask_low, levels.ask_high)
@@ -282,6 +337,22 @@ class TradingBot:
         finally:
             self._wake_levels = None
             self._quiet.close()
+
+    def _next_deadline(self, seconds: float | None) -> float | None:
+        """The strategy's deadline, or sooner when an order look-up comes due."""
+        lookup = self.execution.seconds_until_lookup()
+        if lookup is None:
+            return seconds
+        return lookup if seconds is None else min(seconds, lookup)
+
+    def _check_coverage(self) -> None:
+        """Now and then, while nothing is in flight: does the position match its cover?"""
+        now = self.clock.now()
+        if now < self._next_coverage_check:
+            return
+        self._next_coverage_check = now + COVERAGE_CHECK_SECONDS
+        if self.execution.check_coverage():
+            self.expect_activity()
 
     def _market_update_time(self) -> float | None:
         """When the venue last pushed market data: delivered, or skipped as quiet."""
@@ -298,7 +369,7 @@ class TradingBot:
         levels = self.strategy.market_wake_levels()
         if levels is None:
             return None
-        ledger = self.journal.ledger
+        ledger = self.execution.ledger
         risk_levels = self.risk_manager.market_wake_levels(
             ledger.size, ledger.entry_price, ledger.realized_pnl - ledger.fees
         )
@@ -317,7 +388,7 @@ class TradingBot:
         if self.config.duration is not None and self._started_at is not None:
             remaining = self._started_at + self.config.duration - self.clock.now()
             timeout = min(timeout, max(0.0, remaining))
-        if self._updates or self.stopping or self._wake.is_set():
+        if self.execution.events or self.stopping or self._wake.is_set():
             return
         self._idle.set()
         try:
@@ -325,14 +396,10 @@ class TradingBot:
         finally:
             self._idle.clear()
 
-    async def _deliver_order_updates(self) -> None:
-        """Hand queued order events to the strategy in arrival order."""
-        while self._updates:
-            update = self._updates.popleft()
-            tracked = self.orders.apply_update(update)
-            role = tracked.role.value if tracked else "external"
-            self.journal.order_update(self.clock.now(), update, role)
-            await self.strategy.on_order_update(update)
+    async def _deliver_events(self) -> None:
+        """Hand the execution layer's events to the strategy in arrival order."""
+        for event in self.execution.drain_events():
+            await self.strategy.on_execution_event(event)
 
     # -- carrying out decisions --------------------------------------------------------------
 
@@ -343,15 +410,14 @@ class TradingBot:
         action = result.action
         if action is StrategyAction.PLACE_ORDERS:
             for order in result.orders:
-                await self._execute_order(order)
+                await self._submit(order)
             return True
         if action is StrategyAction.CANCEL_ORDERS:
-            for order_id in result.cancel_order_ids:
-                await self._cancel_order(order_id, result.message)
+            for client_id in result.cancel_client_ids:
+                await self.execution.cancel(client_id, result.message or "strategy")
             return True
         if action is StrategyAction.CLOSE_POSITION:
-            position = await self.exchange_client.get_position(self.strategy.contract_id)
-            await self._close_positions([position], result.message or "strategy asked to close")
+            await self._close_position(result.message or "strategy asked to close")
             return True
         if action is StrategyAction.STOP:
             self.request_shutdown(result.message or "strategy asked to stop")
@@ -360,139 +426,156 @@ class TradingBot:
             await self._wait(result.wait_time)
         return False
 
-    async def _execute_order(self, params: OrderParams, contract_id: str | None = None) -> OrderResult | None:
-        """Send one order (on the strategy's contract unless told otherwise), tracked before it
-        leaves; the strategy hears how it went, whoever asked for it."""
-        if params.order_type is OrderType.LIMIT and params.price is None:
-            raise ValueError("a limit order needs a price")
-        client = self.exchange_client
-        contract_id = contract_id or self.strategy.contract_id
-        params.client_order_id = client.client_ids.next_id(self.clock.now())
-        self.orders.submitted(params)
-        try:
-            if params.order_type is OrderType.MARKET:
-                result = await client.place_market_order(
-                    contract_id,
-                    params.side,
-                    params.quantity,
-                    params.client_order_id,
-                    params.max_slippage_pct or self.config.max_slippage_pct,
-                    reduce_only=params.reduce_only,
-                )
-            else:
-                assert params.price is not None
-                result = await client.place_limit_order(
-                    contract_id,
-                    params.side,
-                    params.quantity,
-                    params.price,
-                    params.client_order_id,
-                    post_only=params.post_only,
-                    reduce_only=params.reduce_only,
-                )
-        except NetworkError as exc:
-            # The order may have reached the venue: keep it in flight, never call it rejected.
-            result = OrderResult(
-                success=False,
-                client_order_id=params.client_order_id,
-                side=params.side,
-                size=params.quantity,
-                price=params.price,
-                status=OrderStatus.UNKNOWN,
-                error_message=f"{type(exc).__name__}: {exc}",
-            )
-            self.orders.acknowledged(params.client_order_id, result)
-            self.risk_manager.record_order_failure(exc)
-            self.journal.order_failed(self.clock.now(), params, exc)
-            await self.strategy.on_order_placed(params, result)
-            return result
-        except ExchangeError as exc:
-            self.orders.failed(params.client_order_id, exc)
-            self.orders_failed += 1
-            if not isinstance(exc, PostOnlyRejected):
-                self.risk_manager.record_order_failure(exc)
-            self.journal.order_failed(self.clock.now(), params, exc)
-            await self.strategy.on_order_failed(params, exc)
+    async def _submit(self, params: OrderParams) -> OrderRecord | None:
+        """Send one order through the execution layer (entries only while they are allowed)."""
+        if params.role is OrderRole.ENTRY and self.strategy.entries_blocked is not None:
+            logger.debug("entry dropped: %s", self.strategy.entries_blocked)
             return None
-        self.risk_manager.record_order_success()
-        self.orders.acknowledged(params.client_order_id, result)
-        self.journal.order_placed(self.clock.now(), params, result)
-        await self.strategy.on_order_placed(params, result)
-        return result
+        if params.order_type is OrderType.MARKET and params.max_slippage_pct is None:
+            params.max_slippage_pct = self.config.max_slippage_pct
+        record = await self.execution.submit(params, self.strategy.contract_id)
+        if record.status is OrderStatus.REJECTED:
+            if not record.error.startswith("PostOnlyRejected"):
+                self.risk_manager.record_order_failure(RuntimeError(record.error))
+        elif record.status is OrderStatus.UNKNOWN:
+            self.risk_manager.record_order_failure(RuntimeError(record.error))
+        else:
+            self.risk_manager.record_order_success()
+        return record
 
-    async def _cancel_order(self, order_id: str, reason: str = "") -> None:
-        try:
-            result = await self.exchange_client.cancel_order(self.strategy.contract_id, order_id)
-        except ExchangeError as exc:
-            if not isinstance(exc, OrderNotFound):
-                logger.warning("cancel of %s failed: %s", order_id, exc)
-            await self.strategy.on_cancel_result(order_id, None, exc)
-            return
-        self.journal.order_cancelled(self.clock.now(), order_id, reason)
-        await self.strategy.on_cancel_result(order_id, result, None)
+    async def _close_position(self, reason: str) -> Decimal:
+        """Close this bot's own journaled position; returns what is left of it.
 
-    async def _close_positions(self, positions: list[Position] | tuple[Position, ...], reason: str) -> None:
-        for position in positions:
-            side = position.side
-            if side is None:
-                continue
-            params = OrderParams(
-                side=side.opposite,
-                quantity=abs(position.size),
-                order_type=OrderType.MARKET,
-                post_only=False,
-                reduce_only=True,
-                role=OrderRole.EXIT,
-            )
+        Market within the slippage bound, then wider bounds, then a limit at the touch; an
+        order whose outcome is unknown is never followed by another close.
+        """
+        engine = self.execution
+        for step in CLOSE_SLIPPAGE_STEPS:
+            position = engine.position
+            if position == 0:
+                return ZERO
+            side = OrderSide.SELL if position > 0 else OrderSide.BUY
             logger.warning(
-                "closing %s position of %s on %s: %s", side.value, position.size, position.contract_id, reason
+                "closing this bot's position of %s at market (bound %s %%): %s",
+                position,
+                self.config.max_slippage_pct * step,
+                reason,
+                extra={"notify": "risk"},
             )
-            await self._execute_order(params, position.contract_id)
+            record = await self._submit(
+                OrderParams(
+                    side=side,
+                    quantity=abs(position),
+                    order_type=OrderType.MARKET,
+                    post_only=False,
+                    reduce_only=True,
+                    role=OrderRole.RISK_CLOSE,
+                    max_slippage_pct=self.config.max_slippage_pct * step,
+                )
+            )
+            if record is None or record.status is OrderStatus.UNKNOWN:
+                return abs(engine.position)
+            await self._deliver_events()
+        position = engine.position
+        if position != 0:
+            try:
+                bid, ask = await self.exchange_client.fetch_bbo_prices(self.strategy.contract_id)
+            except ExchangeError as exc:
+                logger.error("no price for the closing limit order: %s", exc)
+                return abs(position)
+            side = OrderSide.SELL if position > 0 else OrderSide.BUY
+            await self._submit(
+                OrderParams(
+                    side=side,
+                    quantity=abs(position),
+                    price=bid if side is OrderSide.SELL else ask,
+                    order_type=OrderType.LIMIT,
+                    post_only=False,
+                    reduce_only=True,
+                    role=OrderRole.RISK_CLOSE,
+                )
+            )
+            await self._deliver_events()
+        await self._cancel_redundant_exits()
+        return abs(engine.position)
 
-    async def _handle_risk_decision(self, decision: RiskDecision) -> bool:
-        """Act on a risk decision; True when trading should pause this iteration."""
+    async def _cancel_redundant_exits(self) -> None:
+        """Cancel the exits a risk close made redundant (only for the size it closed)."""
+        for record in self.execution.exits_to_cancel():
+            await self.execution.cancel(record.client_order_id, "position closed by the risk manager")
+
+    async def _handle_risk_decision(self, decision: RiskDecision) -> None:
+        """Act on a risk decision through the execution layer, and tell the strategy."""
+        action = decision.action
+        if action is RiskAction.NONE:
+            if self._last_risk_reason:
+                logger.info("risk condition cleared: resuming")
+                self._last_risk_reason = ""
+            if self._risk_block is not None:
+                self._risk_block = None
+                self.strategy.block_entries(None)
+            return
         if decision.reason != self._last_risk_reason:
-            logger.warning("risk: %s -> %s", decision.reason, decision.action.value)
+            logger.warning("risk: %s -> %s", decision.reason, action.value, extra={"notify": "risk"})
             self._last_risk_reason = decision.reason
-        if decision.action is RiskAction.PAUSE:
-            return True
-        if decision.action is RiskAction.CLOSE_WORST_POSITIONS:
-            await self._close_positions(decision.positions_to_close, decision.reason)
-            return False
-        if decision.action is RiskAction.CLOSE_ALL_AND_STOP:
-            await self._cancel_tracked(self.orders.active())
-            await self._close_positions(decision.positions_to_close, decision.reason)
+        if action is RiskAction.PAUSE:
+            self._block(f"paused: {decision.reason}")
+            return
+        if action is RiskAction.CLOSE_WORST_POSITIONS:
+            self._block(f"risk: {decision.reason}")
+            ours = {p.contract_id for p in decision.positions_to_close}
+            if self.strategy.contract_id in ours:
+                await self._close_position(decision.reason)
+            return
+        if action is RiskAction.CLOSE_ALL_AND_STOP:
+            self._block(f"risk: {decision.reason}")
+            left = await self._close_position(decision.reason)
+            if left:
+                logger.error(
+                    "emergency close could not complete: %s of this bot's position is still open; "
+                    "its take-profits stay resting",
+                    left,
+                    extra={"notify": "risk"},
+                )
             self.request_shutdown(f"risk: {decision.reason}", EXIT_RISK_STOP)
-            return True
+            return
         self.request_shutdown(f"risk: {decision.reason}", EXIT_RISK_STOP)
-        return True
+
+    def _block(self, reason: str) -> None:
+        if self._risk_block != reason:
+            self._risk_block = reason
+            self.strategy.block_entries(reason)
 
     # -- shutdown ------------------------------------------------------------------------------
 
-    async def _cancel_tracked(self, orders: list[TrackedOrder]) -> None:
-        if not orders:
-            return
-        unresolved = [order for order in orders if order.order_id is None]
-        if unresolved:
+    async def _drain(self) -> None:
+        """Until the venue has confirmed every entry cancel: deliver events and let the strategy
+        close what filled meanwhile (entries stay blocked)."""
+        deadline = self.clock.now() + SHUTDOWN_SECONDS
+        for _ in range(SHUTDOWN_PASSES):
+            await self._deliver_events()
+            await self.execution.resolve_pending()
+            for record in self.execution.active_orders(OrderRole.ENTRY):
+                if record.cancel_requested_at is None:
+                    await self.execution.cancel(record.client_order_id, "shutdown")
             try:
-                live = await self.exchange_client.get_active_orders(self.strategy.contract_id)
+                market_data = await self.strategy.get_market_data()
+                if await self.strategy.should_execute(market_data):
+                    result = await self.strategy.execute_strategy(market_data)
+                    if result.action in (StrategyAction.PLACE_ORDERS, StrategyAction.CANCEL_ORDERS):
+                        await self._handle_strategy_result(result)
+                        continue
             except ExchangeError as exc:
-                logger.warning("could not list active orders to cancel: %s", exc)
-                live = []
-            by_client_id = {info.client_order_id: info.order_id for info in live}
-            for order in unresolved:
-                order.order_id = by_client_id.get(order.client_order_id)
-        for order in orders:
-            if order.order_id is None:
+                logger.warning("shutdown: %s", exc)
+            if not self.execution.in_flight() and not self.execution.active_orders(OrderRole.ENTRY):
+                if not self.execution.events:
+                    return
                 continue
-            try:
-                await self.exchange_client.cancel_order(self.strategy.contract_id, order.order_id)
-                order.status = OrderStatus.CANCELLED
-                self.journal.order_cancelled(self.clock.now(), order.order_id, "shutdown")
-            except OrderNotFound:
-                continue
-            except ExchangeError as exc:
-                logger.warning("cancel of %s at shutdown failed: %s", order.order_id, exc)
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                return
+            wait = self.execution.seconds_until_lookup()
+            await self._wait(min(remaining, wait if wait is not None else 0.5))
 
     async def _final_mark_price(self) -> Decimal | None:
         """Mid price for the summary's unrealized PnL; None (not zero) when it cannot be read."""
@@ -505,37 +588,70 @@ class TradingBot:
 
     async def _shutdown(self) -> BotSummary:
         reason = self._stop_reason or "stopped"
-        strategy_ready = self.strategy.contract is not None
+        strategy_ready = self.strategy.contract is not None and self._reconciled
+        venue_position: Decimal | None = None
+        funding = ZERO
+        mark_price: Decimal | None = None
         if strategy_ready:
+            self.strategy.block_entries("shutting down")
             try:
-                await self._deliver_order_updates()
+                await self._drain()
+                if self.config.cancel_take_profits_on_exit:
+                    for record in self.execution.active_orders(OrderRole.EXIT):
+                        await self.execution.cancel(record.client_order_id, "shutdown")
+                    await self._drain()
             except Exception:
-                logger.exception("error while delivering final order updates")
-            to_cancel = self.orders.active(OrderRole.ENTRY)
-            if self.config.cancel_take_profits_on_exit:
-                to_cancel += self.orders.active(OrderRole.EXIT)
-            await self._cancel_tracked(to_cancel)
-        mark_price = await self._final_mark_price() if strategy_ready else None
+                logger.exception("error while cleaning up at shutdown")
+            mark_price = await self._final_mark_price()
+            try:
+                venue_position = (await self.exchange_client.get_position(self.strategy.contract_id)).size
+            except ExchangeError as exc:
+                logger.warning("could not read the venue's position for the summary: %s", exc)
+            try:
+                funding = -(await self.exchange_client.get_account_snapshot()).funding_paid
+            except ExchangeError:
+                funding = ZERO
         try:
             await self.exchange_client.disconnect()
         except Exception as exc:
             logger.warning("disconnect failed: %s", exc)
-        ledger = self.journal.ledger
-        summary = BotSummary(
+        summary = self._summary(reason, mark_price, venue_position, funding, strategy_ready)
+        self.journal.note(self.clock.now(), "stopped", reason)
+        if self.journal.path is not None:
+            self.journal.close()  # an in-memory journal stays readable for the caller's report
+        return summary
+
+    def _summary(
+        self,
+        reason: str,
+        mark_price: Decimal | None,
+        venue_position: Decimal | None,
+        funding: Decimal,
+        strategy_ready: bool,
+    ) -> BotSummary:
+        engine = self.execution
+        ledger = engine.ledger
+        exits = [r for r in engine.active_orders(OrderRole.EXIT) if r.acknowledged]
+        unknown = [r for r in engine.active_orders() if not r.acknowledged]
+        return BotSummary(
             stop_reason=reason,
             exit_code=self._exit_code,
             runtime_seconds=self.clock.now() - (self._started_at or self.clock.now()),
-            orders_placed=self.orders.submitted_count - self.orders_failed,
-            orders_failed=self.orders_failed,
+            orders_placed=engine.accepted_count,
+            orders_failed=engine.refused_count,
             fills=ledger.fill_count,
             volume=ledger.volume,
             fees=ledger.fees,
             realized_pnl=ledger.realized_pnl,
             position=ledger.size,
-            resting_exit_orders=len(self.orders.active(OrderRole.EXIT)),
+            resting_exit_orders=len(exits),
+            resting_exit_size=sum((r.remaining for r in exits), ZERO),
+            unknown_orders=len(unknown),
+            live_entries=len([r for r in engine.active_orders(OrderRole.ENTRY) if r.acknowledged]),
+            uncovered_size=sum((lot.size for lot in engine.uncovered_lots()), ZERO),
+            venue_position=venue_position,
             unrealized_pnl=ledger.unrealized_pnl(mark_price) if mark_price is not None else None,
             mark_price=mark_price,
+            funding=funding,
             strategy_status=self.strategy.status_summary() if strategy_ready else {},
         )
-        self.journal.close()
-        return summary

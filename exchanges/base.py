@@ -512,6 +512,7 @@ class BaseExchangeClient(ABC):
         self.client_ids = ClientOrderIdFactory(prefix=config.client_id_prefix)
         self._order_handlers: list[OrderUpdateHandler] = []
         self._market_handlers: list[MarketUpdateHandler] = []
+        self._reconnect_handlers: list[Callable[[], None]] = []
         #: The lone market subscriber's QuietQuotes, if it gave one (see subscribe_market_updates).
         self._market_quiet: QuietQuotes | None = None
 
@@ -575,6 +576,13 @@ class BaseExchangeClient(ABC):
         """Read one order back from the venue. Raises OrderNotFound."""
 
     @abstractmethod
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        """One of our orders by our client id, among active AND finished orders.
+
+        OrderNotFound only when the venue definitively lists neither; a transport failure
+        propagates as NetworkError."""
+
+    @abstractmethod
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         """Our resting orders on the contract (those carrying our client-id prefix)."""
 
@@ -605,6 +613,15 @@ class BaseExchangeClient(ABC):
         """
         self._market_handlers.append(handler)
         self._market_quiet = quiet if len(self._market_handlers) == 1 else None
+
+    def subscribe_reconnects(self, handler: Callable[[], None]) -> None:
+        """Call ``handler`` whenever the private stream came back after a break: anything may
+        have happened meanwhile, so the bot reconciles its orders with the venue."""
+        self._reconnect_handlers.append(handler)
+
+    def _emit_reconnected(self) -> None:
+        for handler in self._reconnect_handlers:
+            handler()
 
     def _emit_order_update(self, update: OrderUpdate) -> None:
         for handler in self._order_handlers:

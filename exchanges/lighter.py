@@ -1266,6 +1266,9 @@ class LighterClient(BaseExchangeClient):
                     return self._info_from_raw(raw)
         raise OrderNotFound(f"lighter: order {order_id} not found on market {contract_id}")
 
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        return await self.get_order_info(contract_id, client_order_id)
+
     def _info_from_raw(self, raw: Mapping[str, Any]) -> OrderInfo:
         filled = to_decimal(raw.get("filled_base_amount", "0"), "filled_base_amount")
         quote = to_decimal(raw.get("filled_quote_amount", "0"), "filled_quote_amount")

@@ -999,6 +999,13 @@ class PaperExchangeClient(BaseExchangeClient):
             raise OrderNotFound(f"order {order_id} was never placed on the paper venue")
         return order.snapshot()
 
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        self._raise_injected("find_order")
+        for order in self._orders.values():
+            if order.client_order_id == client_order_id:
+                return order.snapshot()
+        raise OrderNotFound(f"no order with client id {client_order_id} on the paper venue")
+
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         self._raise_injected("get_active_orders")
         is_ours = self.client_ids.is_ours

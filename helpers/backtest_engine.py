@@ -228,12 +228,11 @@ class BacktestEngine:
         await self._sample(venue, samples, end_time, end_time, interval, force=True)
 
         fills = []
+        roles = bot.journal.roles()  # every order of the run: the journal forgets none
         for record, client_order_id, completed in recorder.fills:
-            tracked = bot.orders.find(client_order_id, record.order_id)
-            record.role = tracked.role.value if tracked is not None else "external"
-            record.completes_take_profit = (
-                completed and tracked is not None and tracked.role is OrderRole.EXIT
-            )
+            role = roles.get(client_order_id or "")
+            record.role = role.value if role is not None else "external"
+            record.completes_take_profit = completed and role is OrderRole.EXIT
             fills.append(record)
         snapshot = await venue.get_account_snapshot()
         final_bid, final_ask = await venue.fetch_bbo_prices(venue.contract_id)

@@ -33,6 +33,7 @@ import logging
 import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Protocol
 
 from exchanges.base import (
     AccountSnapshot,
@@ -75,6 +76,18 @@ _NO_RISK = RiskDecision(RiskAction.NONE)
 _UNBOUNDED = WakeLevels()
 
 
+class BaselineStore(Protocol):
+    """Where the baseline survives a restart (the bot's journal)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+_BASELINE_KEY = "risk.baseline_equity"
+_HIGH_WATER_KEY = "risk.high_water_equity"
+
+
 def _as_decimal(value: object) -> Decimal:
     """Config values may arrive as int/float/str from a CLI; compare them as exact Decimals."""
     if isinstance(value, Decimal):
@@ -95,8 +108,12 @@ class RiskManager:
         max_consecutive_snapshot_failures: int = 10,
         reissue_step_pct: Decimal | float | str = Decimal("2"),
         failure_log_interval: float = 60.0,
+        store: BaselineStore | None = None,
     ) -> None:
         limits = config.risk
+        #: Keeps the baseline and high-water mark across restarts, so they do not re-arm.
+        self._store = store
+        self.high_water_equity: Decimal | None = None
         self._client = exchange_client
         self._clock = clock
         self.enabled: bool = bool(limits.enabled)
@@ -191,11 +208,20 @@ class RiskManager:
             return
         now = self._clock.now()
         self._last_attempt_at = now
-        if snapshot.equity <= 0:
+        stored = self._stored(_BASELINE_KEY)
+        if stored is None and snapshot.equity <= 0:
             self._disable_loss_checks(f"starting equity is {snapshot.equity}, no loss percentage exists")
             self._initialized = True
             return
-        self.baseline_equity = snapshot.equity
+        if stored is not None:
+            self.baseline_equity = stored
+            self.high_water_equity = self._stored(_HIGH_WATER_KEY)
+            logger.info("Risk baseline equity %s kept from this bot's journal (a restart does not re-arm it)", stored)
+        else:
+            self.baseline_equity = snapshot.equity
+            if self._store is not None:
+                self._store.set_meta(_BASELINE_KEY, str(snapshot.equity))
+        self._note_high_water(snapshot.equity)
         self._started_with_positions = any(p.size != 0 for p in snapshot.positions)
         self._last_snapshot = snapshot
         self._last_snapshot_at = now
@@ -301,6 +327,27 @@ class RiskManager:
         self._last_failure_log_at = None
         self._last_snapshot = snapshot
         self._last_snapshot_at = now
+        self._note_high_water(snapshot.equity)
+
+    def _stored(self, key: str) -> Decimal | None:
+        if self._store is None:
+            return None
+        text = self._store.get_meta(key)
+        try:
+            value = Decimal(text) if text is not None else None
+        except InvalidOperation:
+            logger.warning("ignoring an unreadable %s in the journal", key)
+            return None
+        return value if value is not None and value.is_finite() and value > 0 else None
+
+    def _note_high_water(self, equity: Decimal) -> None:
+        """The highest equity seen, kept in the journal (written only when it rises)."""
+        if not isinstance(equity, Decimal) or not equity.is_finite():
+            return
+        if self.high_water_equity is None or equity > self.high_water_equity:
+            self.high_water_equity = equity
+            if self._store is not None:
+                self._store.set_meta(_HIGH_WATER_KEY, str(equity))
 
     def _on_snapshot_failure(self, exc: ExchangeError, now: float) -> None:
         """Count the failure; log the first one and then at most once per log interval."""

@@ -21,10 +21,17 @@ class RiskLimits:
     emergency_loss_pct: Decimal = Decimal("15")
 
 
-def default_client_id_prefix(exchange: str, ticker: str, strategy: str) -> str:
-    """A stable 3-digit prefix per (exchange, ticker, strategy), so restarts find their orders."""
-    digest = zlib.crc32(f"{exchange}|{ticker.upper()}|{strategy}".encode())
+def default_client_id_prefix(bot_name: str) -> str:
+    """A stable 3-digit prefix per bot name, so restarts find their orders (and only theirs)."""
+    digest = zlib.crc32(bot_name.encode())
     return str(100 + digest % 900)
+
+
+def default_bot_name(exchange: str, ticker: str, strategy: str, suffix: str = "") -> str:
+    """exchange_TICKER_strategy[_suffix]: two bots of one strategy on one ticker (a buy grid and
+    a sell grid) differ by the strategy's identity suffix."""
+    name = f"{exchange}_{ticker.upper()}_{strategy}"
+    return f"{name}_{suffix}" if suffix else name
 
 
 @dataclass
@@ -46,13 +53,12 @@ class TradingConfig:
     max_slippage_pct: Decimal = Decimal("0.5")
     idle_wait_seconds: float = 1.0
     client_id_prefix: str = ""
+    #: The bot's identity: prefixes its client ids and names its log, CSV and journal.
+    bot_name: str = ""
 
     def __post_init__(self) -> None:
         self.ticker = self.ticker.upper()
+        if not self.bot_name:
+            self.bot_name = default_bot_name(self.exchange, self.ticker, self.strategy)
         if not self.client_id_prefix:
-            self.client_id_prefix = default_client_id_prefix(self.exchange, self.ticker, self.strategy)
-
-    @property
-    def bot_name(self) -> str:
-        """Used in file names, so several bots under tmux never collide."""
-        return f"{self.exchange}_{self.ticker}_{self.strategy}"
+            self.client_id_prefix = default_client_id_prefix(self.bot_name)

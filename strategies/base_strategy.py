@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from exchanges.base import (
     BaseExchangeClient,
     ContractInfo,
-    ExchangeError,
-    OrderResult,
+    OrderInfo,
     OrderSide,
     OrderType,
-    OrderUpdate,
 )
 from helpers.clock import Clock
 
 if TYPE_CHECKING:
+    from execution.engine import ExecutionEngine
+    from execution.records import ExecutionEvent
     from helpers.trading_config import TradingConfig
 
 
@@ -42,8 +42,9 @@ class StrategyAction(enum.Enum):
 class OrderRole(enum.Enum):
     """Why an order exists; decides what shutdown cancels (entries) and leaves (exits)."""
 
-    ENTRY = "entry"
-    EXIT = "exit"
+    ENTRY = "entry"  # opens or adds to the position; its fills become lots
+    EXIT = "exit"  # closes lots (a take-profit or a market close); says which in ``covers``
+    RISK_CLOSE = "risk_close"  # sent by the orchestrator to cut this bot's position
 
 
 @dataclass
@@ -60,13 +61,16 @@ class OrderParams:
     max_slippage_pct: Decimal | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     client_order_id: str | None = None
+    #: Exits: the ids of the filled lots this order closes (see execution.records.Lot).
+    covers: tuple[str, ...] = ()
 
 
 @dataclass
 class StrategyResult:
     action: StrategyAction
     orders: list[OrderParams] = field(default_factory=list)
-    cancel_order_ids: list[str] = field(default_factory=list)
+    #: Our client ids of the orders to cancel (the execution layer knows their venue ids).
+    cancel_client_ids: list[str] = field(default_factory=list)
     wait_time: float = 0.0
     message: str = ""
 
@@ -250,23 +254,50 @@ def resolve_parameters(specs: tuple[ParameterSpec, ...], given: dict[str, Any]) 
 
 
 class BaseStrategy(ABC):
-    """Interface every strategy implements; the bot calls nothing else."""
+    """Interface every strategy implements; the bot calls nothing else.
+
+    Orders and fills belong to the execution layer (``self.execution``): a strategy reads what
+    is live, filled and waiting to be closed from it, and hears what happens through
+    :meth:`on_execution_event`. It keeps no order bookkeeping of its own, only its decisions'
+    state (cool-downs, targets, back-offs).
+    """
 
     #: Declared parameters; the CLI builds flags and parses ``--strategy-params`` from these.
     PARAMETERS: ClassVar[tuple[ParameterSpec, ...]] = ()
 
-    def __init__(self, config: TradingConfig, exchange_client: BaseExchangeClient, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: TradingConfig,
+        exchange_client: BaseExchangeClient,
+        clock: Clock,
+        execution: ExecutionEngine | None = None,
+    ) -> None:
         self.config = config
         self.exchange_client = exchange_client
         self.clock = clock
         self.params = resolve_parameters(self.PARAMETERS, config.strategy_params)
         self.contract: ContractInfo | None = None
+        if execution is None:
+            # A strategy on its own (unit tests, notebooks) gets an in-memory execution layer.
+            from execution.engine import ExecutionEngine
+            from execution.journal import ExecutionJournal
+
+            execution = ExecutionEngine(exchange_client, clock, ExecutionJournal(None))
+        self.execution: ExecutionEngine = execution
+        #: Why new entries are not allowed right now (risk pause, reduce-only mode, shutdown).
+        self.entries_blocked: str | None = None
 
     # -- identity and parameters ---------------------------------------------------------------
 
     @abstractmethod
     def get_strategy_name(self) -> str:
         """Registry name of the strategy."""
+
+    @classmethod
+    def identity_suffix(cls, params: dict[str, Any]) -> str:
+        """What tells two bots of this strategy on one ticker apart (the grid: its direction);
+        part of the default bot name, hence of the client-id prefix, log, CSV and journal."""
+        return ""
 
     def get_required_parameters(self) -> list[str]:
         return [spec.name for spec in self.PARAMETERS if spec.required]
@@ -277,8 +308,9 @@ class BaseStrategy(ABC):
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Resolve the contract; subclasses extend this to adopt existing orders."""
+        """Resolve the contract; the bot reconciles the execution layer right after."""
         self.contract = await self.exchange_client.get_contract_info(self.config.ticker)
+        self.execution.size_step = self.contract.size_step
 
     @property
     def contract_id(self) -> str:
@@ -289,6 +321,11 @@ class BaseStrategy(ABC):
     async def get_market_data(self) -> MarketData:
         best_bid, best_ask = await self.exchange_client.fetch_bbo_prices(self.contract_id)
         return MarketData.quick(self.config.ticker, self.contract_id, best_bid, best_ask, self.clock.now())
+
+    def classify_foreign_order(self, info: OrderInfo) -> OrderRole | None:
+        """The role of an order with our prefix that the journal does not know (found on the
+        venue at start-up); None leaves it alone."""
+        return None
 
     # -- decisions -------------------------------------------------------------------------------
 
@@ -315,19 +352,17 @@ class BaseStrategy(ABC):
 
     # -- events (the bot delivers these in order, on the bot's own task) --------------------------
 
-    async def on_order_placed(self, order: OrderParams, result: OrderResult) -> None:
-        """The venue accepted (or answered ambiguously to) an order we asked for."""
+    async def on_execution_event(self, event: ExecutionEvent) -> None:
+        """One of our orders was accepted, refused, filled or ended (see ExecutionEventKind)."""
 
-    async def on_order_failed(self, order: OrderParams, error: ExchangeError) -> None:
-        """Placing ``order`` failed with a typed error."""
+    def block_entries(self, reason: str | None) -> None:
+        """The orchestrator allows no new entries while ``reason`` is set (None lifts it).
 
-    async def on_order_update(self, update: OrderUpdate) -> None:
-        """One of our orders changed: fills, cancels, expiries."""
-
-    async def on_cancel_result(
-        self, order_id: str, result: OrderResult | None, error: ExchangeError | None
-    ) -> None:
-        """A cancel we asked for completed (``result``) or failed (``error``)."""
+        Exits are still decided: filled size must get its take-profit whatever the risk state.
+        The bot also drops any entry a strategy returns meanwhile, so this is advice for
+        planning, not the only guard.
+        """
+        self.entries_blocked = reason
 
     def status_summary(self) -> dict[str, str]:
         """A few strategy facts for the console and the final summary."""

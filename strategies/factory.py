@@ -10,6 +10,7 @@ from strategies.base_strategy import BaseStrategy, ParameterError
 from strategies.grid_strategy import GridStrategy
 
 if TYPE_CHECKING:
+    from execution.engine import ExecutionEngine
     from helpers.trading_config import TradingConfig
 
 _strategies: dict[str, type[BaseStrategy]] = {
@@ -33,6 +34,10 @@ class StrategyFactory:
 
     @staticmethod
     def create_strategy(
-        name: str, config: TradingConfig, exchange_client: BaseExchangeClient, clock: Clock
+        name: str,
+        config: TradingConfig,
+        exchange_client: BaseExchangeClient,
+        clock: Clock,
+        execution: ExecutionEngine | None = None,
     ) -> BaseStrategy:
-        return StrategyFactory.strategy_class(name)(config, exchange_client, clock)
+        return StrategyFactory.strategy_class(name)(config, exchange_client, clock, execution)

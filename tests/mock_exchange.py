@@ -62,6 +62,7 @@ MOCKED_METHODS = (
     "place_market_order",
     "cancel_order",
     "get_order_info",
+    "find_order",
     "get_active_orders",
     "get_position",
     "get_account_snapshot",
@@ -422,6 +423,13 @@ class MockExchangeClient(BaseExchangeClient):
     async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
         self._record("get_order_info", contract_id=contract_id, order_id=order_id)
         return replace(self._order(order_id))
+
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        self._record("find_order", contract_id=contract_id, client_order_id=client_order_id)
+        for info in self.orders.values():
+            if info.client_order_id == client_order_id and info.contract_id == contract_id:
+                return replace(info)
+        raise OrderNotFound(f"no order with client id {client_order_id}")
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         self._record("get_active_orders", contract_id=contract_id)

@@ -1,0 +1,482 @@
+"""The durable journal: one SQLite file per bot identity, written before the bot acts.
+
+Every intent (before the request leaves), venue acknowledgement, fill, cancel and the link from
+each filled lot to the exit that covers it is committed here first, so a process killed at any
+moment restarts knowing exactly which orders it may have on the venue and which fills still need
+an exit. The orders CSV is derived from the same writes (one row per event). The risk baseline
+(start equity, high-water mark) lives here too, so a restart does not re-arm the loss limits.
+
+Durability: WAL mode with ``synchronous=NORMAL``. A commit is in the WAL file (the OS page cache)
+before ``commit()`` returns, so it survives the process being killed (SIGKILL, a crash, the OOM
+killer); only a power loss can take the last few commits. A commit costs tens of microseconds,
+and it must finish before the order it records is sent, so it runs on the event loop's thread:
+handing it to another thread would add a hop to the reaction path without freeing the loop.
+Backtests use an in-memory database (no file, no sync).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import logging.handlers
+import queue
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from exchanges.base import OrderSide, OrderStatus, OrderType
+from execution.records import FillRecord, Lot, OrderRecord
+from helpers.position_ledger import PositionLedger
+from strategies.base_strategy import OrderRole
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id TEXT PRIMARY KEY,
+    role TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,
+    quantity TEXT NOT NULL, price TEXT, contract_id TEXT NOT NULL,
+    reduce_only INTEGER NOT NULL, post_only INTEGER NOT NULL,
+    status TEXT NOT NULL, venue_order_id TEXT,
+    filled_size TEXT NOT NULL, filled_quote TEXT NOT NULL, fees TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    covers TEXT NOT NULL, grp TEXT NOT NULL, error TEXT NOT NULL, cancel_reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_open ON orders (status);
+CREATE TABLE IF NOT EXISTS fills (
+    fill_id TEXT PRIMARY KEY,
+    client_order_id TEXT NOT NULL, role TEXT NOT NULL, side TEXT NOT NULL,
+    price TEXT NOT NULL, size TEXT NOT NULL, fee TEXT NOT NULL, ts REAL NOT NULL,
+    is_maker INTEGER NOT NULL, fee_estimated INTEGER NOT NULL, inferred INTEGER NOT NULL,
+    realized_pnl TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lots (
+    lot_id TEXT PRIMARY KEY, grp TEXT NOT NULL, side TEXT NOT NULL,
+    size TEXT NOT NULL, price TEXT NOT NULL, created_at REAL NOT NULL,
+    covered_by TEXT, refused_price TEXT, closed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS lots_open ON lots (closed);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL,
+    client_order_id TEXT, detail TEXT NOT NULL
+);
+"""
+
+_FINAL = tuple(status.value for status in OrderStatus if status.is_final)
+
+CSV_COLUMNS = (
+    "time",
+    "event",
+    "role",
+    "side",
+    "type",
+    "quantity",
+    "price",
+    "order_id",
+    "client_order_id",
+    "status",
+    "fill_size",
+    "fill_price",
+    "fee",
+    "realized_pnl",
+    "detail",
+)
+
+
+def journal_path(log_dir: Path, bot_name: str) -> Path:
+    return log_dir / f"{bot_name}_journal.sqlite3"
+
+
+def orders_csv_path(log_dir: Path, bot_name: str) -> Path:
+    return log_dir / f"{bot_name}_orders.csv"
+
+
+def prefix_owner(log_dir: Path, prefix: str, bot_name: str) -> str | None:
+    """The name of another bot in ``log_dir`` whose journal uses ``prefix`` for its order ids.
+
+    Ids are told apart by a 3-digit prefix derived from the bot's name; two names can map to
+    the same prefix, and two such bots on one account would adopt each other's orders.
+    """
+    own = journal_path(log_dir, bot_name)
+    for path in sorted(log_dir.glob("*_journal.sqlite3")) if log_dir.is_dir() else []:
+        if path == own:
+            continue
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('bot_name', 'client_id_prefix')"))
+            finally:
+                db.close()
+        except sqlite3.Error:
+            continue
+        if rows.get("client_id_prefix") == prefix and rows.get("bot_name", bot_name) != bot_name:
+            return rows.get("bot_name")
+    return None
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+class OrdersCsv:
+    """The trader's spreadsheet view of the journal: one row per order event, appended.
+
+    Rows are formatted on the event loop but written by a listener thread, so a slow disk never
+    sits between a fill and its take-profit (the journal commit already made the event durable).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="")
+        self._rows: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        is_new = not path.exists() or path.stat().st_size == 0
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        if is_new:
+            handler.handle(logging.makeLogRecord({"msg": self._line(CSV_COLUMNS)}))
+        self._listener: logging.handlers.QueueListener | None = logging.handlers.QueueListener(
+            self._rows, handler
+        )
+        self._listener.start()
+
+    def _line(self, values: Iterable[object]) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(values)
+        return self._buffer.getvalue()
+
+    def write(self, timestamp: float, event: str, order: OrderRecord, **fields: object) -> None:
+        row: dict[str, object] = {
+            "time": datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(),
+            "event": event,
+            "role": order.role.value,
+            "side": order.side.value,
+            "type": order.order_type.value,
+            "quantity": order.quantity,
+            "price": order.price,
+            "order_id": order.venue_order_id,
+            "client_order_id": order.client_order_id,
+            "status": order.status.value,
+        }
+        row.update(fields)
+        line = self._line("" if row.get(column) is None else row.get(column, "") for column in CSV_COLUMNS)
+        self._rows.put(logging.makeLogRecord({"msg": line}))
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            for handler in self._listener.handlers:
+                handler.close()
+            self._listener = None
+
+
+class ExecutionJournal:
+    """SQLite store of orders, fills, lots, events and a few key/value facts."""
+
+    def __init__(self, path: Path | None, csv_path: Path | None = None) -> None:
+        self.path = path
+        if path is None:
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=MEMORY")
+            self._db.execute("PRAGMA synchronous=OFF")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._depth = 0
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            raise ValueError(f"journal {path} has schema version {version}, expected {SCHEMA_VERSION}")
+        self.csv = OrdersCsv(csv_path) if csv_path is not None else None
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Group writes into one commit; nested uses join the outer one."""
+        if self._depth == 0:
+            self._db.execute("BEGIN")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        if self.csv is not None:
+            self.csv.close()
+        self._db.close()
+
+    # -- meta --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.atomic():
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def save_order(
+        self, order: OrderRecord, event: str, timestamp: float, detail: str = "", **csv_fields: object
+    ) -> None:
+        """Upsert the order's current state and append the event that changed it (and its CSV row)."""
+        with self.atomic():
+            self._db.execute(
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(client_order_id) DO UPDATE SET status = excluded.status, "
+                "venue_order_id = excluded.venue_order_id, filled_size = excluded.filled_size, "
+                "filled_quote = excluded.filled_quote, fees = excluded.fees, "
+                "updated_at = excluded.updated_at, covers = excluded.covers, error = excluded.error, "
+                "cancel_reason = excluded.cancel_reason",
+                (
+                    order.client_order_id,
+                    order.role.value,
+                    order.side.value,
+                    order.order_type.value,
+                    str(order.quantity),
+                    None if order.price is None else str(order.price),
+                    order.contract_id,
+                    int(order.reduce_only),
+                    int(order.post_only),
+                    order.status.value,
+                    order.venue_order_id,
+                    str(order.filled_size),
+                    str(order.filled_quote),
+                    str(order.fees),
+                    order.created_at,
+                    order.updated_at,
+                    ",".join(order.covers),
+                    order.group,
+                    order.error,
+                    order.cancel_reason,
+                ),
+            )
+            self._event(timestamp, event, order.client_order_id, detail)
+        if self.csv is not None and event != "intent":
+            self.csv.write(
+                timestamp, event, order, detail=detail or order.error or order.cancel_reason, **csv_fields
+            )
+
+    def _event(self, timestamp: float, kind: str, client_order_id: str | None, detail: str) -> None:
+        self._db.execute(
+            "INSERT INTO events (ts, kind, client_order_id, detail) VALUES (?, ?, ?, ?)",
+            (timestamp, kind, client_order_id, detail),
+        )
+
+    def note(self, timestamp: float, kind: str, detail: str) -> None:
+        """A bot-level event (start, stop, reconciliation, repair) for the audit trail."""
+        with self.atomic():
+            self._event(timestamp, kind, None, detail)
+
+    def open_orders(self) -> list[OrderRecord]:
+        """Every order not yet in a final state (what a restart must account for)."""
+        placeholders = ",".join("?" for _ in _FINAL)
+        rows = self._db.execute(
+            f"SELECT * FROM orders WHERE status NOT IN ({placeholders}) ORDER BY created_at", _FINAL
+        ).fetchall()
+        return [self._order_from_row(row) for row in rows]
+
+    def order(self, client_order_id: str) -> OrderRecord | None:
+        row = self._db.execute("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        return None if row is None else self._order_from_row(row)
+
+    def orders(self) -> list[OrderRecord]:
+        """Every order ever journaled, oldest first (reports and tests; not for the hot path)."""
+        rows = self._db.execute("SELECT * FROM orders ORDER BY created_at, rowid").fetchall()
+        return [self._order_from_row(row) for row in rows]
+
+    def roles(self) -> dict[str, OrderRole]:
+        """Every journaled order's role by client id (reports)."""
+        return {cid: OrderRole(role) for cid, role in self._db.execute("SELECT client_order_id, role FROM orders")}
+
+    def count_orders(self, *, role: OrderRole | None = None, status: OrderStatus | None = None) -> int:
+        query = "SELECT COUNT(*) FROM orders WHERE 1=1"
+        args: list[str] = []
+        if role is not None:
+            query += " AND role = ?"
+            args.append(role.value)
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status.value)
+        return int(self._db.execute(query, args).fetchone()[0])
+
+    @staticmethod
+    def _order_from_row(row: tuple) -> OrderRecord:  # type: ignore[type-arg]
+        return OrderRecord(
+            client_order_id=row[0],
+            role=OrderRole(row[1]),
+            side=OrderSide(row[2]),
+            order_type=OrderType(row[3]),
+            quantity=Decimal(row[4]),
+            price=_dec(row[5]),
+            contract_id=row[6],
+            reduce_only=bool(row[7]),
+            post_only=bool(row[8]),
+            status=OrderStatus(row[9]),
+            venue_order_id=row[10],
+            filled_size=Decimal(row[11]),
+            filled_quote=Decimal(row[12]),
+            fees=Decimal(row[13]),
+            created_at=row[14],
+            updated_at=row[15],
+            covers=tuple(item for item in row[16].split(",") if item),
+            group=row[17],
+            error=row[18],
+            cancel_reason=row[19],
+            previous_run=True,
+            acknowledged=row[9] not in (OrderStatus.PENDING.value, OrderStatus.UNKNOWN.value),
+        )
+
+    # -- fills -------------------------------------------------------------------------------
+
+    def has_fill(self, fill_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone() is not None
+
+    def save_fill(self, fill: FillRecord, order: OrderRecord, ledger: PositionLedger) -> None:
+        """The fill, the order's new cumulative state and the ledger, in one commit."""
+        with self.atomic():
+            self._db.execute(
+                "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    fill.fill_id,
+                    fill.client_order_id,
+                    fill.role.value,
+                    fill.side.value,
+                    str(fill.price),
+                    str(fill.size),
+                    str(fill.fee),
+                    fill.timestamp,
+                    int(fill.is_maker),
+                    int(fill.fee_estimated),
+                    int(fill.inferred),
+                    str(fill.realized_pnl),
+                ),
+            )
+            self.save_ledger(ledger)
+            self.save_order(
+                order,
+                "fill",
+                fill.timestamp,
+                "inferred from the venue's cumulative fill" if fill.inferred else "",
+                fill_size=fill.size,
+                fill_price=fill.price,
+                fee=f"{fill.fee}{' (estimate)' if fill.fee_estimated else ''}",
+                realized_pnl=f"{fill.realized_pnl:.8f}".rstrip("0").rstrip(".") if fill.realized_pnl else "0",
+            )
+
+    def fills(self) -> list[FillRecord]:
+        rows = self._db.execute("SELECT * FROM fills ORDER BY ts, rowid").fetchall()
+        return [
+            FillRecord(
+                fill_id=row[0],
+                client_order_id=row[1],
+                role=OrderRole(row[2]),
+                side=OrderSide(row[3]),
+                price=Decimal(row[4]),
+                size=Decimal(row[5]),
+                fee=Decimal(row[6]),
+                timestamp=row[7],
+                is_maker=bool(row[8]),
+                fee_estimated=bool(row[9]),
+                inferred=bool(row[10]),
+                realized_pnl=Decimal(row[11]),
+            )
+            for row in rows
+        ]
+
+    # -- ledger ------------------------------------------------------------------------------
+
+    _LEDGER_FIELDS = ("size", "entry_price", "realized_pnl", "fees", "volume", "fill_count")
+
+    def save_ledger(self, ledger: PositionLedger) -> None:
+        with self.atomic():
+            for name in self._LEDGER_FIELDS:
+                self.set_meta(f"ledger.{name}", str(getattr(ledger, name)))
+
+    def load_ledger(self) -> PositionLedger:
+        ledger = PositionLedger()
+        for name in self._LEDGER_FIELDS:
+            value = self.get_meta(f"ledger.{name}")
+            if value is not None:
+                setattr(ledger, name, int(value) if name == "fill_count" else Decimal(value))
+        return ledger
+
+    # -- lots --------------------------------------------------------------------------------
+
+    def save_lot(self, lot: Lot, closed: bool = False) -> None:
+        with self.atomic():
+            self._db.execute(
+                "INSERT INTO lots VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(lot_id) DO UPDATE SET "
+                "covered_by = excluded.covered_by, refused_price = excluded.refused_price, "
+                "closed = excluded.closed",
+                (
+                    lot.lot_id,
+                    lot.group,
+                    lot.side.value,
+                    str(lot.size),
+                    str(lot.price),
+                    lot.created_at,
+                    lot.covered_by,
+                    None if lot.refused_price is None else str(lot.refused_price),
+                    int(closed),
+                ),
+            )
+
+    def open_lots(self) -> list[Lot]:
+        rows = self._db.execute("SELECT * FROM lots WHERE closed = 0 ORDER BY created_at, rowid").fetchall()
+        return [
+            Lot(
+                lot_id=row[0],
+                group=row[1],
+                side=OrderSide(row[2]),
+                size=Decimal(row[3]),
+                price=Decimal(row[4]),
+                created_at=row[5],
+                covered_by=row[6],
+                refused_price=_dec(row[7]),
+            )
+            for row in rows
+        ]
+
+    def lots(self) -> list[tuple[Lot, bool]]:
+        """Every lot with its closed flag (tests and audits)."""
+        rows = self._db.execute("SELECT * FROM lots ORDER BY created_at, rowid").fetchall()
+        return [
+            (
+                Lot(row[0], row[1], OrderSide(row[2]), Decimal(row[3]), Decimal(row[4]), row[5], row[6], _dec(row[7])),
+                bool(row[8]),
+            )
+            for row in rows
+        ]
+
+    def events(self, kind: str | None = None) -> list[tuple[float, str, str | None, str]]:
+        if kind is None:
+            rows = self._db.execute("SELECT ts, kind, client_order_id, detail FROM events ORDER BY seq")
+        else:
+            rows = self._db.execute(
+                "SELECT ts, kind, client_order_id, detail FROM events WHERE kind = ? ORDER BY seq", (kind,)
+            )
+        return [(row[0], row[1], row[2], row[3]) for row in rows.fetchall()]
