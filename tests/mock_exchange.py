@@ -63,6 +63,7 @@ MOCKED_METHODS = (
     "cancel_order",
     "get_order_info",
     "get_active_orders",
+    "find_order",
     "get_position",
     "get_account_snapshot",
 )
@@ -432,6 +433,13 @@ class MockExchangeClient(BaseExchangeClient):
             and info.status.is_active
             and self.client_ids.is_ours(info.client_order_id)
         ]
+
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        self._record("find_order", contract_id=contract_id, client_order_id=client_order_id)
+        for info in reversed(self.orders.values()):
+            if info.client_order_id == client_order_id and info.contract_id == contract_id:
+                return replace(info)
+        raise OrderNotFound(f"no order with client id {client_order_id}")
 
     async def get_position(self, contract_id: str) -> Position:
         self._record("get_position", contract_id=contract_id)

@@ -27,6 +27,7 @@ from exchanges.base import (
     InsufficientFunds,
     InvalidNonce,
     InvalidOrder,
+    MalformedMessage,
     OrderBelowMinimum,
     OrderNotFound,
     OrderSide,
@@ -51,14 +52,14 @@ from exchanges.lighter import (  # noqa: E402
     LighterRest,
     LighterSettings,
     LocalBook,
-    OrderTracker,
-    TrackedOrder,
     from_units,
     map_error,
     map_order_status,
+    order_report,
     rejection_error,
     to_units,
 )
+from exchanges.venue_orders import VenueOrders  # noqa: E402
 
 FIXTURES = FIXTURES_DIR / "lighter"
 KEY = "ab" * 40
@@ -331,7 +332,7 @@ def test_ccxt_delta_fixture_removes_the_zero_level() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# order updates and fill dedupe
+# order reports: Lighter's order object into the shared VenueOrders
 # ---------------------------------------------------------------------------------------------
 
 CID = OUR_PREFIX + "00000000001"
@@ -350,30 +351,49 @@ def raw_order(filled: str, quote: str, status: str = "open", cid: str = CID) -> 
     return order
 
 
-def tracker() -> OrderTracker:
-    return OrderTracker(
-        lambda cid: cid.startswith(OUR_PREFIX), lambda mid: (Decimal("0.0002"), Decimal("0.001"))
+def tracker() -> VenueOrders:
+    return VenueOrders(
+        lambda mid: (Decimal("0.0002"), Decimal("0.001")),
+        is_ours=lambda cid: cid.startswith(OUR_PREFIX),
+        fee_quantum=Decimal("0.000001"),
     )
 
 
-def placed(t: OrderTracker) -> TrackedOrder:
-    order = TrackedOrder(CID, "0", OrderSide.SELL, OrderType.LIMIT, Decimal("0.0050"), Decimal("2352.74"))
-    order.post_only = True
-    t.register(order)
-    return order
+def apply(t: VenueOrders, raw: dict[str, Any]) -> OrderUpdate | None:
+    report = order_report(raw, 0.0)
+    assert report is not None
+    return t.apply(report)
+
+
+def test_order_report_maps_every_field_of_the_fixture() -> None:
+    raw = fixture("ws_account_orders_update_partial_fill.json")["orders"]["0"][0]
+    report = order_report(raw, 0.0)
+    assert report is not None
+    assert (report.client_order_id, report.order_id, report.contract_id) == ("42", "281476929510110", "0")
+    assert (report.side, report.order_type) == (OrderSide.SELL, OrderType.LIMIT)
+    assert (report.size, report.price) == (Decimal("0.0050"), Decimal("2352.74"))
+    assert report.status is OrderStatus.PARTIALLY_FILLED and report.venue_status == "open"
+    assert (report.filled_size, report.filled_quote) == (Decimal("0.0020"), Decimal("4.705480"))
+    assert report.timestamp == pytest.approx(1777941383.900)
+    assert not report.post_only
+    assert order_report({k: v for k, v in raw.items() if not k.startswith("client_order")}, 0.0) is None
+    with pytest.raises(MalformedMessage):
+        order_report({**raw, "client_order_index": "x1"}, 0.0)
 
 
 def test_partial_then_full_fill_with_duplicates_and_reordering() -> None:
     t = tracker()
-    placed(t)
+    t.register(
+        CID, "0", OrderSide.SELL, OrderType.LIMIT, Decimal("0.0050"), Decimal("2352.74"), post_only=True
+    )
     updates: list[OrderUpdate | None] = [
-        t.apply(raw_order("0.0000", "0.000000"), 0.0),
-        t.apply(raw_order("0.0020", "4.705480"), 0.0),
-        t.apply(raw_order("0.0020", "4.705480"), 0.0),
-        t.apply(raw_order("0.0000", "0.000000"), 0.0),
-        t.apply(raw_order("0.0050", "11.763700", "filled"), 0.0),
-        t.apply(raw_order("0.0020", "4.705480"), 0.0),
-        t.apply(raw_order("0.0050", "11.763700", "filled"), 0.0),
+        apply(t, raw_order("0.0000", "0.000000")),
+        apply(t, raw_order("0.0020", "4.705480")),
+        apply(t, raw_order("0.0020", "4.705480")),
+        apply(t, raw_order("0.0000", "0.000000")),
+        apply(t, raw_order("0.0050", "11.763700", "filled")),
+        apply(t, raw_order("0.0020", "4.705480")),
+        apply(t, raw_order("0.0050", "11.763700", "filled")),
     ]
     assert updates[0] is not None and updates[0].order.status is OrderStatus.OPEN
     assert updates[0].order.order_id == "281476929510110"
@@ -381,7 +401,7 @@ def test_partial_then_full_fill_with_duplicates_and_reordering() -> None:
     assert first is not None and first.fill is not None
     assert (first.fill.size, first.fill.price) == (Decimal("0.0020"), Decimal("2352.74"))
     assert first.order.status is OrderStatus.PARTIALLY_FILLED
-    assert first.fill.is_maker and first.fill.fee == Decimal("0.000941")
+    assert first.fill.is_maker and first.fill.fee == Decimal("0.000941") and first.fill.fee_estimated
     assert updates[2] is None and updates[3] is None
     final = updates[4]
     assert final is not None and final.fill is not None
@@ -394,34 +414,10 @@ def test_partial_then_full_fill_with_duplicates_and_reordering() -> None:
     assert len({f.trade_id for f in fills}) == 2
 
 
-def test_final_state_is_sticky() -> None:
-    t = tracker()
-    placed(t)
-    t.apply(raw_order("0.0000", "0", "canceled"), 0.0)
-    assert t.apply(raw_order("0.0000", "0", "open"), 0.0) is None
-    assert t.get(CID) is not None and t.get(CID).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
-
-
-def test_order_seen_first_after_restart_is_a_baseline_not_a_fill() -> None:
-    t = tracker()
-    first = t.apply(raw_order("0.0020", "4.705480"), 0.0)
-    assert first is not None and first.fill is None
-    assert first.order.filled_size == Decimal("0.0020")
-    later = t.apply(raw_order("0.0030", "7.058220"), 0.0)
-    assert later is not None and later.fill is not None and later.fill.size == Decimal("0.0010")
-
-
 def test_orders_without_our_prefix_are_ignored() -> None:
     t = tracker()
-    assert t.apply(raw_order("0.0020", "4.705480", cid="99900000000001"), 0.0) is None
+    assert apply(t, raw_order("0.0020", "4.705480", cid="99900000000001")) is None
     assert t.get("99900000000001") is None
-
-
-def test_lookup_by_order_index_or_client_id() -> None:
-    t = tracker()
-    placed(t)
-    t.apply(raw_order("0", "0"), 0.0)
-    assert t.get("281476929510110") is t.get(CID)
 
 
 # ---------------------------------------------------------------------------------------------
