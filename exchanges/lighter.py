@@ -27,7 +27,8 @@ How it talks to the venue, and why:
 * Order ids: Lighter's ``order_index``. ``cancel_order`` and ``get_order_info`` also accept our
   14-digit client order id (our ids are below 2**48; Lighter's order indices are at or above it).
   ``find_order`` looks our client id up among the active orders, then the finished ones page by
-  page (``cursor``/``next_cursor``, at most ``inactive_orders_max_pages`` pages of 100).
+  page (``cursor``/``next_cursor``, at most ``inactive_orders_max_pages`` pages of 100); a search
+  cut short by that bound raises OrderSearchTruncated, never OrderNotFound.
 * Resting orders carry the SDK's default expiry, 28 days (the venue accepts up to about 30) —
   there is no good-till-cancel on Lighter. An expiry arrives as an EXPIRED update, never silently.
 * Auth tokens (REST reads and the account stream) live ``auth_token_ttl`` seconds (venue cap 8 h)
@@ -131,7 +132,8 @@ _PARAM_DEFAULTS: dict[str, Any] = {
     "ws_compression": False,  # offer permessage-deflate (costs CPU on every frame, both sides)
     "backoff_base": 0.5,
     "backoff_cap": 30.0,
-    "inactive_orders_max_pages": 10,  # order look-ups read at most this many pages of 100 finished orders
+    "inactive_orders_max_pages": 10,  # order look-ups read at most this many pages of finished orders
+    "inactive_orders_page_size": 100,  # finished orders a page (the venue allows 1-100)
 }
 
 AUTH_TOKEN_MAX_TTL = 8 * 3600 - 60
@@ -141,7 +143,7 @@ MAX_PRICE_UNITS = 2**32 - 1  # the signer takes the price as uint32
 INVALID_NONCE_CODE = 21104
 AUTH_RECOVERY_INTERVAL = 30.0  # at most one token-rejected recovery per this many seconds
 FEE_QUANTUM = Decimal("0.000001")  # USDC's precision on Lighter
-INACTIVE_PAGE_SIZE = 100  # accountInactiveOrders' largest page (the SDK checks 1 <= limit <= 100)
+MAX_INACTIVE_PAGE_SIZE = 100  # accountInactiveOrders' largest page (the SDK checks 1 <= limit <= 100)
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{80}$")
 
 
@@ -1131,7 +1133,7 @@ class LighterClient(BaseExchangeClient):
         Stops as soon as ``visit`` returns True (and returns True). Returns False when the venue
         listed every order without ``visit`` stopping: a definitive miss. accountInactiveOrders
         is paged with ``cursor``/``next_cursor`` (lighter-sdk's OrderApi and Orders model), at
-        most ``limit=100`` orders a page; after ``max_pages`` pages (default
+        most 100 orders a page; after ``max_pages`` pages (default
         ``inactive_orders_max_pages``) the search raises OrderSearchTruncated instead of
         pretending the order does not exist. Transport failures propagate as NetworkError.
         """
@@ -1139,13 +1141,14 @@ class LighterClient(BaseExchangeClient):
             if visit(raw):
                 return True
         pages = int(self.params["inactive_orders_max_pages"]) if max_pages is None else max_pages
+        page_size = min(MAX_INACTIVE_PAGE_SIZE, max(1, int(self.params["inactive_orders_page_size"])))
         cursor: str | None = None
         cursors: set[str] = set()
         for _ in range(pages):
             query: dict[str, Any] = {
                 "account_index": self.settings.account_index,
                 "market_id": market_id,
-                "limit": INACTIVE_PAGE_SIZE,
+                "limit": page_size,
             }
             if cursor is not None:
                 query["cursor"] = cursor
@@ -1162,7 +1165,7 @@ class LighterClient(BaseExchangeClient):
                 raise MalformedMessage(f"lighter: accountInactiveOrders repeated the cursor {cursor[:40]!r}")
             cursors.add(cursor)
         raise OrderSearchTruncated(
-            f"lighter: not among the active and the newest {pages * INACTIVE_PAGE_SIZE} finished "
+            f"lighter: not among the active and the newest {pages * page_size} finished "
             f"orders of market {market_id} (search bounded at {pages} pages)"
         )
 
