@@ -941,7 +941,7 @@ async def test_e2e_restarted_client_finds_an_old_finished_order_page_by_page(ven
                 venue.trade_through(bid - 5, size=Decimal("0.004"))
                 tracked = first._orders.get(cid)
                 assert tracked is not None
-                await until(lambda: tracked.filled == Decimal("0.0040"))
+                await until(lambda tracked=tracked: tracked.filled == Decimal("0.0040"))
             assert result.order_id is not None
             await first.cancel_order("0", result.order_id)
             placed.append(cid)
