@@ -147,6 +147,15 @@ def test_taker_fill_of_an_order_never_seen_resting_is_estimated_at_the_taker_rat
     assert not update.fill.is_maker and update.fill.fee == (PRICE * SIZE * TAKER).quantize(D("0.000001"))
 
 
+def test_a_report_with_a_smaller_cumulative_size_is_older_and_changes_nothing() -> None:
+    orders = book()
+    register(orders)
+    orders.apply(report("0.002"))
+    assert orders.apply(report("0.001", status=OrderStatus.CANCELLED)) is None
+    order = orders.get(CID)
+    assert order is not None and order.status is OrderStatus.PARTIALLY_FILLED and order.filled == D("0.002")
+
+
 def test_final_state_is_sticky() -> None:
     orders = book()
     register(orders)
