@@ -97,7 +97,7 @@ from exchanges.base import (
     RequestTimeout,
     SlippageExceeded,
 )
-from exchanges.venue_orders import OrderReport, VenueOrder, VenueOrders
+from exchanges.venue_orders import OrderReport, OrderSearchTruncated, VenueOrder, VenueOrders
 from helpers.clock import Clock
 from helpers.rate_limiter import RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
@@ -141,6 +141,7 @@ MIN_API_KEY_INDEX = 4  # 0-3 belong to Lighter's own web/mobile apps
 MAX_CLIENT_ORDER_INDEX = 2**48 - 1
 MAX_PRICE_UNITS = 2**32 - 1  # the signer takes the price as uint32
 INVALID_NONCE_CODE = 21104
+RECONCILE_MAX_PAGES = 3  # a reconnect's read-back looks no deeper into the finished orders
 AUTH_RECOVERY_INTERVAL = 30.0  # at most one token-rejected recovery per this many seconds
 FEE_QUANTUM = Decimal("0.000001")  # USDC's precision on Lighter
 MAX_INACTIVE_PAGE_SIZE = 100  # accountInactiveOrders' largest page (the SDK checks 1 <= limit <= 100)
@@ -517,10 +518,6 @@ def _client_id_of(raw: Mapping[str, Any]) -> str | None:
 def _orders_of(body: Any) -> list[Mapping[str, Any]]:
     orders = body.get("orders") if isinstance(body, dict) else None
     return [o for o in orders or [] if isinstance(o, dict)]
-
-
-class OrderSearchTruncated(ExchangeError):
-    """An order search stopped at its page bound: not found so far, which is not "not found"."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1094,7 +1091,12 @@ class LighterClient(BaseExchangeClient):
             logger.warning("lighter: background task failed: %s", task.exception())
 
     async def _reconcile_orders(self) -> None:
-        """After a reconnect or token renewal: read our orders back so no fill is missed."""
+        """After a reconnect or token renewal: read our orders back so no fill is missed.
+
+        Orders that ended while the stream was away are among the newest finished ones, so the
+        read-back stops after a few pages (REST budget); an order still missing is logged, and
+        the execution layer resolves it with find_order.
+        """
         active = self._orders.active()
         for market_id in sorted({o.contract_id for o in active}):
             wanted = {o.client_order_id for o in active if o.contract_id == market_id}
@@ -1107,7 +1109,7 @@ class LighterClient(BaseExchangeClient):
                 return not wanted
 
             try:
-                await self._scan_orders(market_id, visit)
+                await self._scan_orders(market_id, visit, max_pages=RECONCILE_MAX_PAGES)
             except OrderSearchTruncated as exc:
                 logger.warning("lighter: reconciling orders: %s", exc)
 

@@ -34,6 +34,18 @@ rules live here once instead of in every venue file:
 Waiting: each tracked order has an :class:`asyncio.Event` set on every change, and
 :meth:`VenueOrders.wait` waits (bounded, on the bot's clock) until a condition on the order holds;
 venue clients use it to wait for an order's acknowledgement or its final state.
+
+A venue file, in short::
+
+    self._orders = VenueOrders(self._fee_rates, is_ours=self.client_ids.is_ours, name="backpack")
+    order = self._orders.register(cid, contract, side, OrderType.LIMIT, size, price, post_only=True)
+    ...  # send; on a timeout: self._orders.send_failed(order, ambiguous=True)
+    await self._orders.wait(order, lambda o: o.status is not OrderStatus.PENDING, 5.0, self.clock)
+
+    def _on_order_message(self, raw):            # the wire format -> OrderReport, nothing more
+        update = self._orders.apply(OrderReport(client_order_id=..., filled_size=..., ...))
+        if update is not None:
+            self._emit_order_update(update)
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from exchanges.base import Fill, OrderInfo, OrderSide, OrderStatus, OrderType, OrderUpdate
+from exchanges.base import ExchangeError, Fill, OrderInfo, OrderSide, OrderStatus, OrderType, OrderUpdate
 from helpers.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -53,6 +65,14 @@ _ZERO = Decimal(0)
 
 #: (maker rate, taker rate) of a contract, as fractions (0.0002 = 0.02 %).
 FeeRates = Callable[[str], tuple[Decimal, Decimal]]
+
+
+class OrderSearchTruncated(ExchangeError):
+    """A venue's order history was searched only as deep as its page bound allows.
+
+    Not finding an order there is not "the venue does not know it": callers must not take it for
+    OrderNotFound (and, say, place the order again).
+    """
 
 
 @dataclass(frozen=True)

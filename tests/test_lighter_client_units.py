@@ -52,7 +52,6 @@ from exchanges.lighter import (  # noqa: E402
     LighterRest,
     LighterSettings,
     LocalBook,
-    OrderSearchTruncated,
     from_units,
     map_error,
     map_order_status,
@@ -60,7 +59,7 @@ from exchanges.lighter import (  # noqa: E402
     rejection_error,
     to_units,
 )
-from exchanges.venue_orders import VenueOrders  # noqa: E402
+from exchanges.venue_orders import OrderSearchTruncated, VenueOrders  # noqa: E402
 
 FIXTURES = FIXTURES_DIR / "lighter"
 KEY = "ab" * 40
