@@ -26,7 +26,9 @@ rules live here once instead of in every venue file:
 * An order first seen without having been registered by this process (the process restarted)
   is a baseline: its past fills are not announced as fills, but its ``OrderInfo.filled_size``
   carries the cumulative filled size so that the execution layer, which journals what it booked,
-  can book what it missed. Trades of orders we do not track are dropped for the same reason.
+  can book what it missed. Trades of orders we do not track are dropped for the same reason, and
+  so are a baseline order's trades stamped no later than its baseline report (the baseline
+  already counts them); its later trades are fills as usual.
 * A report filling more than the order's size is refused: logged and dropped, counted in
   :attr:`VenueOrders.refused`.
 * Memory is bounded: the oldest finished orders are forgotten beyond ``keep_final``.
@@ -169,6 +171,8 @@ class VenueOrder:
     trade_ids: set[str] = field(default_factory=set, repr=False)
     #: Placed by this process (False: first seen in a report, a baseline).
     registered: bool = True
+    #: For a baseline: the venue time of the report it was taken from.
+    baseline_at: float | None = None
     seen_resting: bool = False
     timestamp: float = 0.0
     event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -349,7 +353,9 @@ class VenueOrders:
             filled_quote=quote if quote is not None else report.price * report.filled_size,
             fees=report.filled_fee or _ZERO,
             reported_filled=report.filled_size,
+            trade_filled=report.filled_size,
             registered=False,
+            baseline_at=report.timestamp,
             seen_resting=report.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED),
             timestamp=report.timestamp,
         )
@@ -391,6 +397,9 @@ class VenueOrders:
             logger.debug("%s: trade %s of an untracked order ignored", self.name, trade.trade_id)
             return None
         if trade.trade_id in order.trade_ids:
+            return None
+        if order.baseline_at is not None and trade.timestamp <= order.baseline_at:
+            order.trade_ids.add(trade.trade_id)  # counted in the baseline
             return None
         if trade.size <= 0:
             return self._refuse(order.client_order_id, f"trade {trade.trade_id} has size {trade.size}")

@@ -312,6 +312,18 @@ def test_trades_of_untracked_orders_and_overfilling_trades_are_dropped() -> None
     assert orders.refused == 1 and orders.get(CID).filled == 0  # type: ignore[union-attr]
 
 
+def test_a_baseline_orders_old_trades_are_covered_and_its_new_trades_are_fills() -> None:
+    orders = book()
+    orders.apply(report("0.003", timestamp=10.0))  # first seen after a restart
+    assert orders.apply_trade(dataclasses.replace(trade("t1", "0.002"), timestamp=9.0)) is None
+    assert orders.apply_trade(dataclasses.replace(trade("t2", "0.001"), timestamp=10.0)) is None
+    new = orders.apply_trade(dataclasses.replace(trade("t3", "0.001", fee="0.0004"), timestamp=11.0))
+    assert new is not None and new.fill is not None
+    assert (new.fill.size, new.fill.fee, new.fill.fee_estimated) == (D("0.001"), D("0.0004"), False)
+    assert orders.apply(report("0.004", timestamp=11.0)) is None
+    assert orders.get(CID).filled == D("0.004")  # type: ignore[union-attr]
+
+
 def test_a_trade_found_by_venue_order_id() -> None:
     orders = book()
     register(orders)
