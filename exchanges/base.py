@@ -590,9 +590,10 @@ class BaseExchangeClient(ABC):
         The execution layer resolves orders whose placement outcome was unknown, and orders it
         journaled before a restart, with it; ``filled_size`` tells it what filled meanwhile.
         Raises OrderNotFound only when the venue definitively lists neither an active nor a
-        finished order with this id (so placing it again is safe); a failed read raises a
-        NetworkError subclass, and a search the client had to cut short raises another
-        ExchangeError, never OrderNotFound.
+        finished order with this id; a failed read raises a NetworkError subclass, and a search
+        the client had to cut short raises another ExchangeError, never OrderNotFound. An order
+        whose request may still be in flight can be missing for a moment: OrderNotFound says
+        what the venue lists now, so wait out the request's timeout before placing it again.
         """
 
     # -- positions and account ---------------------------------------------------------------
