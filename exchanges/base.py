@@ -206,6 +206,9 @@ class Fill:
     is_maker: bool
     timestamp: float
     trade_id: str = ""
+    #: True when the venue did not report this fill's fee and ``fee`` is an estimate from the
+    #: maker/taker rates (journals and summaries say so).
+    fee_estimated: bool = False
 
     @classmethod
     def quick(
@@ -220,6 +223,7 @@ class Fill:
         is_maker: bool,
         timestamp: float,
         trade_id: str = "",
+        fee_estimated: bool = False,
     ) -> Fill:
         """The object the constructor builds, without the frozen ``__init__``'s per-field cost
         (a simulated venue makes one per fill)."""
@@ -235,6 +239,7 @@ class Fill:
             is_maker=is_maker,
             timestamp=timestamp,
             trade_id=trade_id,
+            fee_estimated=fee_estimated,
         )
         return fill
 
@@ -576,15 +581,21 @@ class BaseExchangeClient(ABC):
         """Read one order back from the venue. Raises OrderNotFound."""
 
     @abstractmethod
-    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
-        """One of our orders by our client id, among active AND finished orders.
-
-        OrderNotFound only when the venue definitively lists neither; a transport failure
-        propagates as NetworkError."""
-
-    @abstractmethod
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         """Our resting orders on the contract (those carrying our client-id prefix)."""
+
+    @abstractmethod
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        """Look one of our orders up by our client id among the venue's active AND finished orders.
+
+        The execution layer resolves orders whose placement outcome was unknown, and orders it
+        journaled before a restart, with it; ``filled_size`` tells it what filled meanwhile.
+        Raises OrderNotFound only when the venue definitively lists neither an active nor a
+        finished order with this id; a failed read raises a NetworkError subclass, and a search
+        the client had to cut short raises another ExchangeError, never OrderNotFound. An order
+        whose request may still be in flight can be missing for a moment: OrderNotFound says
+        what the venue lists now, so wait out the request's timeout before placing it again.
+        """
 
     # -- positions and account ---------------------------------------------------------------
 

@@ -17,7 +17,8 @@ How it talks to the venue, and why:
   transaction, so restarts and lost answers do not leave us with nonce errors.
 * One :class:`ReconnectingWebSocket` carries ``order_book/{market}`` (a local book rebuilt from
   snapshot + deltas with ``begin_nonce``/offset continuity checks) and
-  ``account_orders/{market}/{account}`` (our orders; fills are derived from increases of the
+  ``account_orders/{market}/{account}`` (our orders, mapped by :func:`order_report` into the
+  shared :class:`~exchanges.venue_orders.VenueOrders`, which derives fills from increases of the
   cumulative ``filled_base_amount``, so duplicated or reordered messages never double-count).
 * Placing is not filling: ``sendTx`` only says the transaction was accepted. Placement waits
   (bounded by ``order_ack_timeout``) for the order's first state on the account stream; if none
@@ -25,6 +26,9 @@ How it talks to the venue, and why:
   learned later. A post-only order that would cross raises :class:`PostOnlyRejected`.
 * Order ids: Lighter's ``order_index``. ``cancel_order`` and ``get_order_info`` also accept our
   14-digit client order id (our ids are below 2**48; Lighter's order indices are at or above it).
+  ``find_order`` looks our client id up among the active orders, then the finished ones page by
+  page (``cursor``/``next_cursor``, at most ``inactive_orders_max_pages`` pages of 100); a search
+  cut short by that bound raises OrderSearchTruncated, never OrderNotFound.
 * Resting orders carry the SDK's default expiry, 28 days (the venue accepts up to about 30) —
   there is no good-till-cancel on Lighter. An expiry arrives as an EXPIRED update, never silently.
 * Auth tokens (REST reads and the account stream) live ``auth_token_ttl`` seconds (venue cap 8 h)
@@ -72,7 +76,6 @@ from exchanges.base import (
     ContractInfo,
     ExchangeError,
     ExchangeUnavailable,
-    Fill,
     FundingRate,
     InsufficientFunds,
     InvalidNonce,
@@ -94,6 +97,7 @@ from exchanges.base import (
     RequestTimeout,
     SlippageExceeded,
 )
+from exchanges.venue_orders import OrderReport, OrderSearchTruncated, VenueOrder, VenueOrders
 from helpers.clock import Clock
 from helpers.rate_limiter import RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
@@ -128,6 +132,8 @@ _PARAM_DEFAULTS: dict[str, Any] = {
     "ws_compression": False,  # offer permessage-deflate (costs CPU on every frame, both sides)
     "backoff_base": 0.5,
     "backoff_cap": 30.0,
+    "inactive_orders_max_pages": 10,  # order look-ups read at most this many pages of finished orders
+    "inactive_orders_page_size": 100,  # finished orders a page (the venue allows 1-100)
 }
 
 AUTH_TOKEN_MAX_TTL = 8 * 3600 - 60
@@ -135,8 +141,10 @@ MIN_API_KEY_INDEX = 4  # 0-3 belong to Lighter's own web/mobile apps
 MAX_CLIENT_ORDER_INDEX = 2**48 - 1
 MAX_PRICE_UNITS = 2**32 - 1  # the signer takes the price as uint32
 INVALID_NONCE_CODE = 21104
+RECONCILE_MAX_PAGES = 3  # a reconnect's read-back looks no deeper into the finished orders
 AUTH_RECOVERY_INTERVAL = 30.0  # at most one token-rejected recovery per this many seconds
 FEE_QUANTUM = Decimal("0.000001")  # USDC's precision on Lighter
+MAX_INACTIVE_PAGE_SIZE = 100  # accountInactiveOrders' largest page (the SDK checks 1 <= limit <= 100)
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{80}$")
 
 
@@ -462,184 +470,54 @@ def _opt_int(value: Any) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Order tracking with fill dedupe
+# Order reports: Lighter's order object mapped into the shared venue-order vocabulary
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class TrackedOrder:
-    """What we know about one of our orders; ``filled``/``filled_quote`` are cumulative."""
+def order_report(raw: Mapping[str, Any], now: float) -> OrderReport | None:
+    """One Lighter order object (account_orders stream or REST) as an OrderReport.
 
-    client_order_id: str
-    market_id: str
-    side: OrderSide
-    order_type: OrderType
-    size: Decimal
-    price: Decimal
-    status: OrderStatus = OrderStatus.PENDING
-    order_index: str | None = None
-    filled: Decimal = Decimal(0)
-    filled_quote: Decimal = Decimal(0)
-    venue_status: str = ""
-    post_only: bool = False
-    seen_resting: bool = False
-    timestamp: float = 0.0
-    event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-
-    def info(self) -> OrderInfo:
-        average = (self.filled_quote / self.filled) if self.filled > 0 and self.filled_quote > 0 else None
-        return OrderInfo(
-            order_id=self.order_index or "",
-            client_order_id=self.client_order_id,
-            contract_id=self.market_id,
-            side=self.side,
-            order_type=self.order_type,
-            size=self.size,
-            price=self.price,
-            status=self.status,
-            filled_size=self.filled,
-            average_fill_price=average,
-            timestamp=self.timestamp,
-        )
-
-
-class OrderTracker:
-    """Turns the account_orders stream (and REST reads) into OrderUpdates with exact fills.
-
-    A fill is the increase of cumulative filled size over what we already counted, so a
-    duplicated message adds nothing and an older message (smaller cumulative size) is ignored.
-    Final states are sticky. Orders first seen without having been placed by this process (a
-    restart) are taken as a baseline: their past fills are not re-announced.
+    None when it carries no client id (not placed through a client id, so not ours). Fill
+    arithmetic, de-duplication and sticky states are :class:`VenueOrders`' business.
     """
+    cid_raw = raw.get("client_order_index", raw.get("client_order_id"))
+    if cid_raw is None:
+        return None
+    try:
+        client_id = str(int(cid_raw))
+    except (TypeError, ValueError):
+        raise MalformedMessage(f"bad client_order_index {str(cid_raw)[:30]!r}") from None
+    filled = to_decimal(raw.get("filled_base_amount", "0"), "filled_base_amount")
+    venue_status = str(raw.get("status") or "")
+    return OrderReport(
+        client_order_id=client_id,
+        order_id=str(raw.get("order_index") or raw.get("order_id") or "") or None,
+        contract_id=str(raw.get("market_index", raw.get("market_id", ""))),
+        side=OrderSide.SELL if raw.get("is_ask") else OrderSide.BUY,
+        order_type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
+        size=to_decimal(raw.get("initial_base_amount"), "initial_base_amount"),
+        price=to_decimal(raw.get("price"), "price"),
+        status=map_order_status(venue_status, filled),
+        venue_status=venue_status,
+        filled_size=filled,
+        filled_quote=to_decimal(raw.get("filled_quote_amount", "0"), "filled_quote_amount"),
+        timestamp=_timestamp_seconds(raw.get("updated_at") or raw.get("timestamp"), now),
+        post_only=raw.get("time_in_force") == "post-only",
+    )
 
-    #: Finished orders kept for lookups. ``maybe_prune`` scans only after the tracker grew by a
-    #: quarter of this since the last scan, so tracking stays O(1) per order however long the bot
-    #: runs; the client calls it after a transaction is sent, never between a fill and its answer.
-    KEEP_FINAL = 2000
 
-    def __init__(self, is_ours: Callable[[str], bool], fee_rates: Callable[[str], tuple[Decimal, Decimal]]):
-        self.is_ours = is_ours
-        self.fee_rates = fee_rates
-        self.by_client_id: dict[str, TrackedOrder] = {}
-        self.by_order_index: dict[str, TrackedOrder] = {}
-        self._prune_at = self.KEEP_FINAL
+def _client_id_of(raw: Mapping[str, Any]) -> str | None:
+    """The client order index of a Lighter order object as text, or None."""
+    value = raw.get("client_order_index", raw.get("client_order_id"))
+    try:
+        return str(int(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
-    def register(self, order: TrackedOrder) -> None:
-        self.by_client_id[order.client_order_id] = order
 
-    def maybe_prune(self) -> None:
-        if len(self.by_client_id) > self._prune_at:
-            self.prune()
-
-    def prune(self, keep_final: int | None = None) -> None:
-        """Forget the oldest finished orders so a bot running for weeks does not grow forever."""
-        keep = self.KEEP_FINAL if keep_final is None else keep_final
-        finished = [o for o in self.by_client_id.values() if o.status.is_final]
-        if len(finished) > keep:
-            finished.sort(key=lambda o: o.timestamp)
-            for order in finished[: len(finished) - keep]:
-                self.by_client_id.pop(order.client_order_id, None)
-                if order.order_index:
-                    self.by_order_index.pop(order.order_index, None)
-        self._prune_at = max(keep, len(self.by_client_id)) + max(1, keep // 4)
-
-    def get(self, order_id: str) -> TrackedOrder | None:
-        return self.by_client_id.get(order_id) or self.by_order_index.get(order_id)
-
-    def apply(self, raw: Mapping[str, Any], now: float) -> OrderUpdate | None:
-        """Fold one venue order object in; returns the update to emit, or None if nothing changed."""
-        cid_raw = raw.get("client_order_index", raw.get("client_order_id"))
-        if cid_raw is None:
-            return None
-        try:
-            client_id = str(int(cid_raw))
-        except (TypeError, ValueError):
-            raise MalformedMessage(f"bad client_order_index {str(cid_raw)[:30]!r}") from None
-        if not self.is_ours(client_id):
-            return None
-        order_index = str(raw.get("order_index") or raw.get("order_id") or "") or None
-        filled = to_decimal(raw.get("filled_base_amount", "0"), "filled_base_amount")
-        filled_quote = to_decimal(raw.get("filled_quote_amount", "0"), "filled_quote_amount")
-        venue_status = str(raw.get("status") or "")
-        status = map_order_status(venue_status, filled)
-        stamp = _timestamp_seconds(raw.get("updated_at") or raw.get("timestamp"), now)
-
-        order = self.by_client_id.get(client_id)
-        if order is None:
-            order = TrackedOrder(
-                client_order_id=client_id,
-                market_id=str(raw.get("market_index", raw.get("market_id", ""))),
-                side=OrderSide.SELL if raw.get("is_ask") else OrderSide.BUY,
-                order_type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
-                size=to_decimal(raw.get("initial_base_amount"), "initial_base_amount"),
-                price=to_decimal(raw.get("price"), "price"),
-                status=status,
-                order_index=order_index,
-                filled=filled,
-                filled_quote=filled_quote,
-                venue_status=venue_status,
-                post_only=raw.get("time_in_force") == "post-only",
-                seen_resting=status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED),
-                timestamp=stamp,
-            )
-            self.by_client_id[client_id] = order
-            if order_index:
-                self.by_order_index[order_index] = order
-            order.event.set()
-            return OrderUpdate(order=order.info())
-
-        if filled < order.filled:
-            return None
-        index_learned = order_index is not None and order.order_index != order_index
-        if index_learned:
-            order.order_index = order_index
-            self.by_order_index[order_index] = order
-        fill: Fill | None = None
-        if filled > order.filled:
-            fill = self._fill(order, filled, filled_quote, stamp, raw)
-        status_changed = False
-        if not order.status.is_final or (fill is not None and status is OrderStatus.FILLED):
-            if status is not order.status and status is not OrderStatus.UNKNOWN:
-                if not (status is OrderStatus.PENDING and order.status is not OrderStatus.PENDING):
-                    order.status = status
-                    order.venue_status = venue_status
-                    status_changed = True
-        if order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
-            order.seen_resting = True
-        if fill is None and not status_changed and not index_learned:
-            return None
-        order.timestamp = stamp
-        order.event.set()
-        return OrderUpdate(order=order.info(), fill=fill)
-
-    def _fill(
-        self,
-        order: TrackedOrder,
-        filled: Decimal,
-        filled_quote: Decimal,
-        stamp: float,
-        raw: Mapping[str, Any],
-    ) -> Fill:
-        delta = filled - order.filled
-        delta_quote = filled_quote - order.filled_quote
-        price = delta_quote / delta if delta_quote > 0 else order.price
-        maker_rate, taker_rate = self.fee_rates(order.market_id)
-        is_maker = order.order_type is OrderType.LIMIT and (order.post_only or order.seen_resting)
-        fee = (price * delta * (maker_rate if is_maker else taker_rate)).quantize(FEE_QUANTUM)
-        order.filled = filled
-        order.filled_quote = filled_quote
-        return Fill(
-            order_id=order.order_index or "",
-            client_order_id=order.client_order_id,
-            contract_id=order.market_id,
-            side=order.side,
-            price=price,
-            size=delta,
-            fee=fee,
-            is_maker=is_maker,
-            timestamp=stamp,
-            trade_id=f"{order.order_index or order.client_order_id}:{filled}",
-        )
+def _orders_of(body: Any) -> list[Mapping[str, Any]]:
+    orders = body.get("orders") if isinstance(body, dict) else None
+    return [o for o in orders or [] if isinstance(o, dict)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -811,7 +689,9 @@ class LighterClient(BaseExchangeClient):
         self._books: dict[str, LocalBook] = {}
         self._last_top: dict[str, tuple[Decimal, Decimal]] = {}
         self._stream_markets: set[str] = set()
-        self._orders = OrderTracker(self.client_ids.is_ours, self._fee_rates)
+        self._orders = VenueOrders(
+            self._fee_rates, is_ours=self.client_ids.is_ours, fee_quantum=FEE_QUANTUM, name="lighter"
+        )
         self._token: str | None = None
         self._token_expiry = 0.0
         self._token_lock = asyncio.Lock()
@@ -1180,7 +1060,8 @@ class LighterClient(BaseExchangeClient):
                 self._apply_order(raw)
 
     def _apply_order(self, raw: Mapping[str, Any]) -> OrderUpdate | None:
-        update = self._orders.apply(raw, self.clock.now())
+        report = order_report(raw, self.clock.now())
+        update = self._orders.apply(report) if report is not None else None
         if update is None:
             return None
         order = update.order
@@ -1210,93 +1091,159 @@ class LighterClient(BaseExchangeClient):
             logger.warning("lighter: background task failed: %s", task.exception())
 
     async def _reconcile_orders(self) -> None:
-        """After a reconnect or token renewal: read our orders back so no fill is missed."""
-        active = [o for o in self._orders.by_client_id.values() if o.status.is_active]
-        if not active:
-            return
-        tracked = {o.client_order_id for o in active}
-        for market_id in sorted({o.market_id for o in active}):
-            for active_only in (True, False):
-                for raw in await self._fetch_orders(market_id, active_only=active_only):
-                    if str(raw.get("client_order_index")) in tracked:
-                        self._apply_order(raw)
+        """After a reconnect or token renewal: read our orders back so no fill is missed.
+
+        Orders that ended while the stream was away are among the newest finished ones, so the
+        read-back stops after a few pages (REST budget); an order still missing is logged, and
+        the execution layer resolves it with find_order.
+        """
+        active = self._orders.active()
+        for market_id in sorted({o.contract_id for o in active}):
+            wanted = {o.client_order_id for o in active if o.contract_id == market_id}
+
+            def visit(raw: Mapping[str, Any], wanted: set[str] = wanted) -> bool:
+                client_id = _client_id_of(raw)
+                if client_id in wanted:
+                    self._apply_order(raw)
+                    wanted.discard(client_id)
+                return not wanted
+
+            try:
+                await self._scan_orders(market_id, visit, max_pages=RECONCILE_MAX_PAGES)
+            except OrderSearchTruncated as exc:
+                logger.warning("lighter: reconciling orders: %s", exc)
 
     # -- REST reads of our orders -----------------------------------------------------------
 
-    async def _fetch_orders(self, market_id: str, *, active_only: bool) -> list[Mapping[str, Any]]:
-        token = await self._auth_token()
-        if active_only:
-            body = await self._rest.get(
-                "/api/v1/accountActiveOrders",
-                {"account_index": self.settings.account_index, "market_id": market_id},
-                auth=token,
-            )
-        else:
-            body = await self._rest.get(
-                "/api/v1/accountInactiveOrders",
-                {"account_index": self.settings.account_index, "market_id": market_id, "limit": 100},
-                auth=token,
-            )
-        orders = body.get("orders") or []
-        return [o for o in orders if isinstance(o, dict)]
+    async def _fetch_active(self, market_id: str) -> list[Mapping[str, Any]]:
+        body = await self._rest.get(
+            "/api/v1/accountActiveOrders",
+            {"account_index": self.settings.account_index, "market_id": market_id},
+            auth=await self._auth_token(),
+        )
+        return _orders_of(body)
+
+    async def _scan_orders(
+        self,
+        market_id: str,
+        visit: Callable[[Mapping[str, Any]], bool],
+        *,
+        max_pages: int | None = None,
+    ) -> bool:
+        """Show ``visit`` the account's active orders, then its finished ones page by page.
+
+        Stops as soon as ``visit`` returns True (and returns True). Returns False when the venue
+        listed every order without ``visit`` stopping: a definitive miss. accountInactiveOrders
+        is paged with ``cursor``/``next_cursor`` (lighter-sdk's OrderApi and Orders model), at
+        most 100 orders a page; after ``max_pages`` pages (default
+        ``inactive_orders_max_pages``) the search raises OrderSearchTruncated instead of
+        pretending the order does not exist. Transport failures propagate as NetworkError.
+        """
+        for raw in await self._fetch_active(market_id):
+            if visit(raw):
+                return True
+        pages = int(self.params["inactive_orders_max_pages"]) if max_pages is None else max_pages
+        page_size = min(MAX_INACTIVE_PAGE_SIZE, max(1, int(self.params["inactive_orders_page_size"])))
+        cursor: str | None = None
+        cursors: set[str] = set()
+        for _ in range(pages):
+            query: dict[str, Any] = {
+                "account_index": self.settings.account_index,
+                "market_id": market_id,
+                "limit": page_size,
+            }
+            if cursor is not None:
+                query["cursor"] = cursor
+            body = await self._rest.get("/api/v1/accountInactiveOrders", query, auth=await self._auth_token())
+            orders = _orders_of(body)
+            for raw in orders:
+                if visit(raw):
+                    return True
+            next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
+            if not orders or not next_cursor:
+                return False
+            cursor = str(next_cursor)
+            if cursor in cursors:
+                raise MalformedMessage(f"lighter: accountInactiveOrders repeated the cursor {cursor[:40]!r}")
+            cursors.add(cursor)
+        raise OrderSearchTruncated(
+            f"lighter: not among the active and the newest {pages * page_size} finished "
+            f"orders of market {market_id} (search bounded at {pages} pages)"
+        )
+
+    async def _lookup(
+        self,
+        contract_id: str,
+        order_index: str | None,
+        client_id: str | None,
+        *,
+        max_pages: int | None = None,
+    ) -> OrderInfo | None:
+        """Find an order on the venue by index or client id and fold it in; None: definitively absent."""
+        found: list[Mapping[str, Any]] = []
+
+        def visit(raw: Mapping[str, Any]) -> bool:
+            if (order_index and str(raw.get("order_index")) == order_index) or (
+                client_id and _client_id_of(raw) == client_id
+            ):
+                found.append(raw)
+                return True
+            return False
+
+        try:
+            await self._scan_orders(contract_id, visit, max_pages=max_pages)
+        except OrderNotFound as exc:  # a read answered with an order error code: not a listing
+            raise ExchangeError(f"lighter: order lookup failed: {exc}") from None
+        if not found:
+            return None
+        raw = found[0]
+        report = order_report(raw, self.clock.now())
+        if report is None:
+            raise MalformedMessage(f"lighter: order {raw.get('order_index')} has no client_order_index")
+        self._apply_order(raw)
+        tracked = self._orders.get(report.client_order_id)
+        return tracked.info() if tracked is not None else report.info()
 
     def _resolve_order_id(self, order_id: str) -> tuple[str | None, str | None]:
         """(order_index, client_order_id) for an id that may be either."""
         tracked = self._orders.get(order_id)
         if tracked is not None:
-            return tracked.order_index, tracked.client_order_id
+            return tracked.order_id, tracked.client_order_id
         if len(order_id) == 14 and order_id.isdigit() and self.client_ids.is_ours(order_id):
             return None, order_id
         return order_id, None
 
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        """Our order with this client id, active or finished, as the venue lists it now."""
+        if not client_order_id.isdigit():  # Lighter's client order index is an integer
+            raise OrderNotFound(f"lighter: {client_order_id!r} cannot be a Lighter client order index")
+        info = await self._lookup(contract_id, None, str(int(client_order_id)))
+        if info is None:
+            raise OrderNotFound(f"lighter: no order with client id {client_order_id} on market {contract_id}")
+        return info
+
     async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
         """Read an order back from the venue by order index or by our client id; OrderNotFound if unknown."""
         order_index, client_id = self._resolve_order_id(order_id)
-        for active_only in (True, False):
-            for raw in await self._fetch_orders(contract_id, active_only=active_only):
-                if (order_index and str(raw.get("order_index")) == order_index) or (
-                    client_id and str(raw.get("client_order_index")) == client_id
-                ):
-                    self._apply_order(raw)
-                    tracked = self._orders.get(client_id or order_index or "")
-                    if tracked is None:
-                        tracked = self._orders.get(str(int(raw.get("client_order_index", 0))))
-                    if tracked is not None:
-                        return tracked.info()
-                    return self._info_from_raw(raw)
-        raise OrderNotFound(f"lighter: order {order_id} not found on market {contract_id}")
-
-    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
-        return await self.get_order_info(contract_id, client_order_id)
-
-    def _info_from_raw(self, raw: Mapping[str, Any]) -> OrderInfo:
-        filled = to_decimal(raw.get("filled_base_amount", "0"), "filled_base_amount")
-        quote = to_decimal(raw.get("filled_quote_amount", "0"), "filled_quote_amount")
-        return OrderInfo(
-            order_id=str(raw.get("order_index", "")),
-            client_order_id=str(raw.get("client_order_index", "")) or None,
-            contract_id=str(raw.get("market_index", "")),
-            side=OrderSide.SELL if raw.get("is_ask") else OrderSide.BUY,
-            order_type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
-            size=to_decimal(raw.get("initial_base_amount"), "initial_base_amount"),
-            price=to_decimal(raw.get("price"), "price"),
-            status=map_order_status(str(raw.get("status") or ""), filled),
-            filled_size=filled,
-            average_fill_price=quote / filled if filled > 0 and quote > 0 else None,
-            timestamp=_timestamp_seconds(raw.get("updated_at") or raw.get("timestamp"), self.clock.now()),
-        )
+        if order_index is None and client_id is not None:
+            return await self.find_order(contract_id, client_id)
+        info = await self._lookup(contract_id, order_index, client_id)
+        if info is None:
+            raise OrderNotFound(f"lighter: order {order_id} not found on market {contract_id}")
+        return info
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         """Our resting orders (client id carries our prefix), read from the venue."""
         result: list[OrderInfo] = []
-        for raw in await self._fetch_orders(contract_id, active_only=True):
-            cid = raw.get("client_order_index")
-            if cid is None or not self.client_ids.is_ours(str(cid)):
+        for raw in await self._fetch_active(contract_id):
+            client_id = _client_id_of(raw)
+            if client_id is None or not self.client_ids.is_ours(client_id):
                 continue
             self._apply_order(raw)
-            tracked = self._orders.get(str(int(cid)))
-            info = tracked.info() if tracked is not None else self._info_from_raw(raw)
-            if info.status.is_active:
+            tracked = self._orders.get(client_id)
+            report = order_report(raw, self.clock.now())
+            info = tracked.info() if tracked is not None else report.info() if report is not None else None
+            if info is not None and info.status.is_active:
                 result.append(info)
         return result
 
@@ -1426,10 +1373,36 @@ class LighterClient(BaseExchangeClient):
             )
         return base, units
 
+    def _track(
+        self,
+        client_order_id: str,
+        contract_id: str,
+        side: OrderSide,
+        order_type: OrderType,
+        quantity: Decimal,
+        price: Decimal,
+        *,
+        post_only: bool = False,
+    ) -> VenueOrder:
+        """Register the order before its transaction leaves, so no report of it can be missed."""
+        self._check_client_id(client_order_id)
+        if self._orders.get(client_order_id) is not None:
+            raise InvalidOrder(f"client order id {client_order_id} was already used")
+        return self._orders.register(
+            client_order_id,
+            contract_id,
+            side,
+            order_type,
+            quantity,
+            price,
+            post_only=post_only,
+            timestamp=self.clock.now(),
+        )
+
     async def _place(
         self,
         market: LighterMarket,
-        order: TrackedOrder,
+        order: VenueOrder,
         base: int,
         price_units: int,
         *,
@@ -1438,10 +1411,7 @@ class LighterClient(BaseExchangeClient):
         reduce_only: bool,
         expiry: int,
     ) -> None:
-        client_index = self._check_client_id(order.client_order_id)
-        if self._orders.get(order.client_order_id) is not None:
-            raise InvalidOrder(f"client order id {order.client_order_id} was already used")
-        self._orders.register(order)
+        client_index = int(order.client_order_id)
 
         def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
             return self._signer.sign_create_order(
@@ -1462,42 +1432,43 @@ class LighterClient(BaseExchangeClient):
         try:
             await self._send_signed(sign, f"order {order.client_order_id}")
         except (RequestTimeout, ExchangeUnavailable, NetworkError):
-            order.status = OrderStatus.UNKNOWN if order.status is OrderStatus.PENDING else order.status
+            self._orders.send_failed(order, ambiguous=True)
             raise
         except ExchangeError:
-            order.status = OrderStatus.REJECTED
+            self._orders.send_failed(order, ambiguous=False)
             raise
-        finally:
-            self._orders.maybe_prune()
 
-    async def _await_order(self, order: TrackedOrder, *, until_final: bool) -> TrackedOrder:
-        """Wait for the stream to report the order (or its end), bounded; REST read-back at timeout."""
+    async def _await_order(self, order: VenueOrder, *, until_final: bool) -> VenueOrder:
+        """Wait for the stream to report the order (or its end), bounded; REST read-back at timeout.
+
+        The read-back looks at the active orders and the newest page of finished ones only: the
+        order was just sent, and a deeper search would spend the REST budget on every lost ack.
+        """
         timeout = float(self.params["order_ack_timeout"])
         if timeout <= 0:
             return order
-        deadline = self.clock.now() + timeout
-        while True:
-            if order.status not in (OrderStatus.PENDING, OrderStatus.UNKNOWN) and (
-                not until_final or order.status.is_final
-            ):
-                return order
-            remaining = deadline - self.clock.now()
-            if remaining <= 0:
-                break
-            order.event.clear()
-            await self.clock.wait_for_event(order.event, remaining)
+
+        def done(o: VenueOrder) -> bool:
+            return o.status not in (OrderStatus.PENDING, OrderStatus.UNKNOWN) and (
+                not until_final or o.status.is_final
+            )
+
+        if await self._orders.wait(order, done, timeout, self.clock):
+            return order
         try:
-            await self.get_order_info(order.market_id, order.client_order_id)
-        except (OrderNotFound, NetworkError) as exc:
+            found = await self._lookup(order.contract_id, order.order_id, order.client_order_id, max_pages=1)
+            if found is None:
+                logger.warning("lighter: order %s not yet visible on the venue", order.client_order_id)
+        except (OrderSearchTruncated, NetworkError) as exc:
             logger.warning("lighter: order %s not yet visible on the venue (%s)", order.client_order_id, exc)
         return order
 
-    def _result(self, order: TrackedOrder) -> OrderResult:
+    def _result(self, order: VenueOrder) -> OrderResult:
         info = order.info()
         status = OrderStatus.PENDING if order.status is OrderStatus.UNKNOWN else order.status
         return OrderResult(
             success=status not in (OrderStatus.REJECTED, OrderStatus.EXPIRED),
-            order_id=order.order_index,
+            order_id=order.order_id,
             client_order_id=order.client_order_id,
             side=order.side,
             size=order.size,
@@ -1508,7 +1479,7 @@ class LighterClient(BaseExchangeClient):
             error_message=order.venue_status if order.venue_status.startswith("canceled-") else None,
         )
 
-    def _raise_rejection(self, order: TrackedOrder) -> None:
+    def _raise_rejection(self, order: VenueOrder) -> None:
         if order.status is not OrderStatus.REJECTED:
             return
         error = rejection_error(order.venue_status) or InvalidOrder
@@ -1528,15 +1499,8 @@ class LighterClient(BaseExchangeClient):
         market = await self._market(contract_id)
         base, units = self._check_amounts(market, quantity, price)
         sdk = lighter.SignerClient
-        order = TrackedOrder(
-            client_order_id=client_order_id,
-            market_id=contract_id,
-            side=side,
-            order_type=OrderType.LIMIT,
-            size=quantity,
-            price=price,
-            post_only=post_only,
-            timestamp=self.clock.now(),
+        order = self._track(
+            client_order_id, contract_id, side, OrderType.LIMIT, quantity, price, post_only=post_only
         )
         await self._place(
             market,
@@ -1580,15 +1544,7 @@ class LighterClient(BaseExchangeClient):
         if quantity < market.min_base_amount:
             raise OrderBelowMinimum(f"quantity {quantity} below the minimum {market.min_base_amount}")
         sdk = lighter.SignerClient
-        order = TrackedOrder(
-            client_order_id=client_order_id,
-            market_id=contract_id,
-            side=side,
-            order_type=OrderType.MARKET,
-            size=quantity,
-            price=bound,
-            timestamp=self.clock.now(),
-        )
+        order = self._track(client_order_id, contract_id, side, OrderType.MARKET, quantity, bound)
         logger.info(
             "lighter: market %s %s with price bound %s (touch %s)",
             side.value,
@@ -1627,7 +1583,7 @@ class LighterClient(BaseExchangeClient):
             raise OrderNotFound(f"lighter: order {order_id} is already {tracked.status.value}")
         if order_index is None and tracked is not None:
             await self._await_order(tracked, until_final=False)
-            order_index = tracked.order_index
+            order_index = tracked.order_id
         if order_index is None:
             info = await self.get_order_info(contract_id, order_id)
             order_index = info.order_id or None

@@ -351,6 +351,7 @@ _INJECTABLE_METHODS = frozenset(
         "cancel_order",
         "get_order_info",
         "get_active_orders",
+        "find_order",
         "get_position",
         "get_account_snapshot",
     }
@@ -398,6 +399,8 @@ class PaperExchangeClient(BaseExchangeClient):
         self._orders: dict[str, _PaperOrder] = {}
         self._active_orders: dict[str, _PaperOrder] = {}
         self._active_client_ids: dict[str, _PaperOrder] = {}
+        #: Every order by client id, finished ones too (the latest, should an id be reused).
+        self._client_ids: dict[str, _PaperOrder] = {}
         self._resting_buys: list[tuple[Decimal, int, _PaperOrder]] = []
         self._resting_sells: list[tuple[Decimal, int, _PaperOrder]] = []
         self._best_buy_price: Decimal | None = None
@@ -897,6 +900,7 @@ class PaperExchangeClient(BaseExchangeClient):
         self._active_orders[order.order_id] = order
         if client_order_id:
             self._active_client_ids[client_order_id] = order
+            self._client_ids[client_order_id] = order
         return order
 
     async def place_limit_order(
@@ -999,17 +1003,17 @@ class PaperExchangeClient(BaseExchangeClient):
             raise OrderNotFound(f"order {order_id} was never placed on the paper venue")
         return order.snapshot()
 
-    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
-        self._raise_injected("find_order")
-        for order in self._orders.values():
-            if order.client_order_id == client_order_id:
-                return order.snapshot()
-        raise OrderNotFound(f"no order with client id {client_order_id} on the paper venue")
-
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         self._raise_injected("get_active_orders")
         is_ours = self.client_ids.is_ours
         return [order.snapshot() for order in self._active_orders.values() if is_ours(order.client_order_id)]
+
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        self._raise_injected("find_order")
+        order = self._client_ids.get(client_order_id)
+        if order is None:
+            raise OrderNotFound(f"no order with client id {client_order_id} on the paper venue")
+        return order.snapshot()
 
     # -- positions and account ---------------------------------------------------------------
 

@@ -62,8 +62,8 @@ MOCKED_METHODS = (
     "place_market_order",
     "cancel_order",
     "get_order_info",
-    "find_order",
     "get_active_orders",
+    "find_order",
     "get_position",
     "get_account_snapshot",
 )
@@ -424,13 +424,6 @@ class MockExchangeClient(BaseExchangeClient):
         self._record("get_order_info", contract_id=contract_id, order_id=order_id)
         return replace(self._order(order_id))
 
-    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
-        self._record("find_order", contract_id=contract_id, client_order_id=client_order_id)
-        for info in self.orders.values():
-            if info.client_order_id == client_order_id and info.contract_id == contract_id:
-                return replace(info)
-        raise OrderNotFound(f"no order with client id {client_order_id}")
-
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         self._record("get_active_orders", contract_id=contract_id)
         return [
@@ -440,6 +433,13 @@ class MockExchangeClient(BaseExchangeClient):
             and info.status.is_active
             and self.client_ids.is_ours(info.client_order_id)
         ]
+
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        self._record("find_order", contract_id=contract_id, client_order_id=client_order_id)
+        for info in reversed(self.orders.values()):
+            if info.client_order_id == client_order_id and info.contract_id == contract_id:
+                return replace(info)
+        raise OrderNotFound(f"no order with client id {client_order_id}")
 
     async def get_position(self, contract_id: str) -> Position:
         self._record("get_position", contract_id=contract_id)

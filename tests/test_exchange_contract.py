@@ -22,6 +22,7 @@ from exchanges.base import (
     ExchangeUnavailable,
     Fill,
     InvalidOrder,
+    NetworkError,
     OrderBelowMinimum,
     OrderNotFound,
     OrderSide,
@@ -97,6 +98,10 @@ class VenueHarness(ABC):
         """Make the venue fail account reads with a server error until the harness closes."""
 
     @abstractmethod
+    def fail_order_reads(self) -> None:
+        """Make the venue fail reads of orders with a server error until the harness closes."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
 
@@ -138,6 +143,10 @@ class PaperHarness(VenueHarness):
         for method in ("get_account_snapshot", "get_position"):
             self.paper.inject_failure(method, ExchangeUnavailable("paper venue: injected 503"), count=1000)
 
+    def fail_order_reads(self) -> None:
+        for method in ("find_order", "get_order_info", "get_active_orders"):
+            self.paper.inject_failure(method, ExchangeUnavailable("paper venue: injected 503"), count=1000)
+
     async def close(self) -> None:
         await self.client.disconnect()
 
@@ -168,6 +177,9 @@ class LighterHarness(VenueHarness):
         await asyncio.to_thread(self.venue.drop_connections)
 
     def fail_account_reads(self) -> None:
+        self.venue.fail_next(n=1000, status=503)
+
+    def fail_order_reads(self) -> None:
         self.venue.fail_next(n=1000, status=503)
 
     async def close(self) -> None:
@@ -338,3 +350,72 @@ async def test_failed_account_reads_raise_instead_of_returning_empty_state(venue
         await venue.client.get_account_snapshot()
     with pytest.raises(ExchangeError):
         await venue.client.get_position(venue.contract.contract_id)
+
+
+# -- finding our orders by client id -------------------------------------------------------
+
+
+async def test_find_order_finds_active_cancelled_and_filled_orders(venue: VenueHarness) -> None:
+    contract, tick = venue.contract.contract_id, venue.contract.tick_size
+    resting_id, _ = await rest_buy_below_market(venue, ticks_below=30)
+    await venue.wait_for_update(is_update_of(resting_id, OrderStatus.OPEN))
+    found = await venue.client.find_order(contract, resting_id)
+    assert (found.client_order_id, found.status, found.side) == (resting_id, OrderStatus.OPEN, BUY)
+    assert found.size == venue.quantity and found.filled_size == 0 and found.order_id
+
+    await venue.client.cancel_order(contract, found.order_id)
+    cancelled = await venue.client.find_order(contract, resting_id)
+    assert cancelled.status is OrderStatus.CANCELLED and cancelled.order_id == found.order_id
+
+    filled_id, _ = await rest_buy_below_market(venue)
+    price = (await venue.wait_for_update(is_update_of(filled_id, OrderStatus.OPEN))).order.price
+    await venue.trade_at(price - tick)
+    await venue.wait_for_update(is_update_of(filled_id, OrderStatus.FILLED))
+    filled = await venue.client.find_order(contract, filled_id)
+    assert filled.status is OrderStatus.FILLED and filled.filled_size == venue.quantity
+    assert filled.average_fill_price == price
+
+
+async def test_find_order_reports_the_filled_part_of_a_cancelled_order(venue: VenueHarness) -> None:
+    contract = venue.contract.contract_id
+    client_id, _ = await rest_buy_below_market(venue)
+    open_update = await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))
+    half = venue.quantity / 2
+    await venue.trade_at(open_update.order.price, half)
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.PARTIALLY_FILLED))
+    await venue.client.cancel_order(contract, open_update.order.order_id)
+    found = await venue.client.find_order(contract, client_id)
+    assert found.status is OrderStatus.CANCELLED and found.filled_size == half
+
+
+async def test_find_order_finds_a_reduce_only_sell(venue: VenueHarness) -> None:
+    contract, tick = venue.contract.contract_id, venue.contract.tick_size
+    bought, _ = await rest_buy_below_market(venue)
+    price = (await venue.wait_for_update(is_update_of(bought, OrderStatus.OPEN))).order.price
+    await venue.trade_at(price - tick)
+    await venue.wait_for_update(is_update_of(bought, OrderStatus.FILLED))
+    _bid, ask = await venue.client.fetch_bbo_prices(contract)
+    client_id = venue.new_client_id()
+    await venue.client.place_limit_order(
+        contract, SELL, venue.quantity, ask + tick * 30, client_id, reduce_only=True
+    )
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))
+    found = await venue.client.find_order(contract, client_id)
+    assert (found.side, found.status, found.size) == (SELL, OrderStatus.OPEN, venue.quantity)
+    await venue.client.cancel_order(contract, found.order_id)
+    assert (await venue.client.find_order(contract, client_id)).status is OrderStatus.CANCELLED
+
+
+async def test_find_order_of_a_never_placed_id_raises_order_not_found(venue: VenueHarness) -> None:
+    await rest_buy_below_market(venue)
+    with pytest.raises(OrderNotFound):
+        await venue.client.find_order(venue.contract.contract_id, venue.new_client_id())
+
+
+async def test_find_order_with_failing_venue_reads_raises_a_network_error(venue: VenueHarness) -> None:
+    client_id, _ = await rest_buy_below_market(venue)
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))
+    venue.fail_order_reads()
+    for wanted in (client_id, venue.new_client_id()):
+        with pytest.raises(NetworkError):
+            await venue.client.find_order(venue.contract.contract_id, wanted)

@@ -27,6 +27,7 @@ from exchanges.base import (
     InsufficientFunds,
     InvalidNonce,
     InvalidOrder,
+    MalformedMessage,
     OrderBelowMinimum,
     OrderNotFound,
     OrderSide,
@@ -51,14 +52,14 @@ from exchanges.lighter import (  # noqa: E402
     LighterRest,
     LighterSettings,
     LocalBook,
-    OrderTracker,
-    TrackedOrder,
     from_units,
     map_error,
     map_order_status,
+    order_report,
     rejection_error,
     to_units,
 )
+from exchanges.venue_orders import OrderSearchTruncated, VenueOrders  # noqa: E402
 
 FIXTURES = FIXTURES_DIR / "lighter"
 KEY = "ab" * 40
@@ -331,7 +332,7 @@ def test_ccxt_delta_fixture_removes_the_zero_level() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# order updates and fill dedupe
+# order reports: Lighter's order object into the shared VenueOrders
 # ---------------------------------------------------------------------------------------------
 
 CID = OUR_PREFIX + "00000000001"
@@ -350,30 +351,49 @@ def raw_order(filled: str, quote: str, status: str = "open", cid: str = CID) -> 
     return order
 
 
-def tracker() -> OrderTracker:
-    return OrderTracker(
-        lambda cid: cid.startswith(OUR_PREFIX), lambda mid: (Decimal("0.0002"), Decimal("0.001"))
+def tracker() -> VenueOrders:
+    return VenueOrders(
+        lambda mid: (Decimal("0.0002"), Decimal("0.001")),
+        is_ours=lambda cid: cid.startswith(OUR_PREFIX),
+        fee_quantum=Decimal("0.000001"),
     )
 
 
-def placed(t: OrderTracker) -> TrackedOrder:
-    order = TrackedOrder(CID, "0", OrderSide.SELL, OrderType.LIMIT, Decimal("0.0050"), Decimal("2352.74"))
-    order.post_only = True
-    t.register(order)
-    return order
+def apply(t: VenueOrders, raw: dict[str, Any]) -> OrderUpdate | None:
+    report = order_report(raw, 0.0)
+    assert report is not None
+    return t.apply(report)
+
+
+def test_order_report_maps_every_field_of_the_fixture() -> None:
+    raw = fixture("ws_account_orders_update_partial_fill.json")["orders"]["0"][0]
+    report = order_report(raw, 0.0)
+    assert report is not None
+    assert (report.client_order_id, report.order_id, report.contract_id) == ("42", "281476929510110", "0")
+    assert (report.side, report.order_type) == (OrderSide.SELL, OrderType.LIMIT)
+    assert (report.size, report.price) == (Decimal("0.0050"), Decimal("2352.74"))
+    assert report.status is OrderStatus.PARTIALLY_FILLED and report.venue_status == "open"
+    assert (report.filled_size, report.filled_quote) == (Decimal("0.0020"), Decimal("4.705480"))
+    assert report.timestamp == pytest.approx(1777941383.900)
+    assert not report.post_only
+    assert order_report({k: v for k, v in raw.items() if not k.startswith("client_order")}, 0.0) is None
+    with pytest.raises(MalformedMessage):
+        order_report({**raw, "client_order_index": "x1"}, 0.0)
 
 
 def test_partial_then_full_fill_with_duplicates_and_reordering() -> None:
     t = tracker()
-    placed(t)
+    t.register(
+        CID, "0", OrderSide.SELL, OrderType.LIMIT, Decimal("0.0050"), Decimal("2352.74"), post_only=True
+    )
     updates: list[OrderUpdate | None] = [
-        t.apply(raw_order("0.0000", "0.000000"), 0.0),
-        t.apply(raw_order("0.0020", "4.705480"), 0.0),
-        t.apply(raw_order("0.0020", "4.705480"), 0.0),
-        t.apply(raw_order("0.0000", "0.000000"), 0.0),
-        t.apply(raw_order("0.0050", "11.763700", "filled"), 0.0),
-        t.apply(raw_order("0.0020", "4.705480"), 0.0),
-        t.apply(raw_order("0.0050", "11.763700", "filled"), 0.0),
+        apply(t, raw_order("0.0000", "0.000000")),
+        apply(t, raw_order("0.0020", "4.705480")),
+        apply(t, raw_order("0.0020", "4.705480")),
+        apply(t, raw_order("0.0000", "0.000000")),
+        apply(t, raw_order("0.0050", "11.763700", "filled")),
+        apply(t, raw_order("0.0020", "4.705480")),
+        apply(t, raw_order("0.0050", "11.763700", "filled")),
     ]
     assert updates[0] is not None and updates[0].order.status is OrderStatus.OPEN
     assert updates[0].order.order_id == "281476929510110"
@@ -381,7 +401,7 @@ def test_partial_then_full_fill_with_duplicates_and_reordering() -> None:
     assert first is not None and first.fill is not None
     assert (first.fill.size, first.fill.price) == (Decimal("0.0020"), Decimal("2352.74"))
     assert first.order.status is OrderStatus.PARTIALLY_FILLED
-    assert first.fill.is_maker and first.fill.fee == Decimal("0.000941")
+    assert first.fill.is_maker and first.fill.fee == Decimal("0.000941") and first.fill.fee_estimated
     assert updates[2] is None and updates[3] is None
     final = updates[4]
     assert final is not None and final.fill is not None
@@ -394,34 +414,10 @@ def test_partial_then_full_fill_with_duplicates_and_reordering() -> None:
     assert len({f.trade_id for f in fills}) == 2
 
 
-def test_final_state_is_sticky() -> None:
-    t = tracker()
-    placed(t)
-    t.apply(raw_order("0.0000", "0", "canceled"), 0.0)
-    assert t.apply(raw_order("0.0000", "0", "open"), 0.0) is None
-    assert t.get(CID) is not None and t.get(CID).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
-
-
-def test_order_seen_first_after_restart_is_a_baseline_not_a_fill() -> None:
-    t = tracker()
-    first = t.apply(raw_order("0.0020", "4.705480"), 0.0)
-    assert first is not None and first.fill is None
-    assert first.order.filled_size == Decimal("0.0020")
-    later = t.apply(raw_order("0.0030", "7.058220"), 0.0)
-    assert later is not None and later.fill is not None and later.fill.size == Decimal("0.0010")
-
-
 def test_orders_without_our_prefix_are_ignored() -> None:
     t = tracker()
-    assert t.apply(raw_order("0.0020", "4.705480", cid="99900000000001"), 0.0) is None
+    assert apply(t, raw_order("0.0020", "4.705480", cid="99900000000001")) is None
     assert t.get("99900000000001") is None
-
-
-def test_lookup_by_order_index_or_client_id() -> None:
-    t = tracker()
-    placed(t)
-    t.apply(raw_order("0", "0"), 0.0)
-    assert t.get("281476929510110") is t.get(CID)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -809,3 +805,160 @@ async def test_e2e_bad_sizes_are_refused_before_sending(venue: Any, client: Ligh
             "0", OrderSide.BUY, Decimal("0.01"), bid - Decimal("0.001"), next_id(client)
         )
     assert venue.stats().txs == []
+
+
+# ---------------------------------------------------------------------------------------------
+# finding orders among the finished ones: accountInactiveOrders paged by cursor
+# ---------------------------------------------------------------------------------------------
+
+
+def paged_client(**params: Any) -> tuple[LighterClient, list[dict[str, Any]]]:
+    """A client whose order reads come from ``pages`` (keyed by the cursor asked for)."""
+    client, _, _ = fake_client(**params)
+    queries: list[dict[str, Any]] = []
+
+    async def token() -> str:
+        return "token"
+
+    client._auth_token = token  # type: ignore[method-assign]
+    return client, queries
+
+
+def serve(client: LighterClient, queries: list[dict[str, Any]], pages: dict[str | None, Any]) -> None:
+    async def get(path: str, params: Any = None, *, auth: str | None = None) -> Any:
+        queries.append({"path": path, **(params or {})})
+        if path.endswith("accountActiveOrders"):
+            return {"code": 200, "orders": []}
+        answer = pages[params.get("cursor")]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    client._rest.get = get  # type: ignore[method-assign]
+
+
+def finished(cid: str, index: int, filled: str = "0.0020") -> dict[str, Any]:
+    order = raw_order(filled, str(Decimal(filled) * Decimal("2352.74")), "canceled", cid=cid)
+    order.update(order_index=index, order_id=str(index))
+    return order
+
+
+OLD = OUR_PREFIX + "00000000007"
+
+
+async def test_find_order_follows_the_cursor_to_an_older_finished_order() -> None:
+    client, queries = paged_client()
+    serve(
+        client,
+        queries,
+        {
+            None: {"code": 200, "orders": [finished(CID, 9)], "next_cursor": "c-1"},
+            "c-1": {"code": 200, "orders": [finished(OLD, 7)], "next_cursor": None},
+        },
+    )
+    info = await client.find_order("0", OLD)
+    assert (info.client_order_id, info.order_id, info.status) == (OLD, "7", OrderStatus.CANCELLED)
+    assert info.filled_size == Decimal("0.0020")  # a baseline: what filled is in the snapshot
+    inactive = [q for q in queries if q["path"].endswith("accountInactiveOrders")]
+    assert [q.get("cursor") for q in inactive] == [None, "c-1"]
+    assert all(q["limit"] == 100 and q["market_id"] == "0" for q in inactive)
+
+
+@pytest.mark.parametrize("end", [None, ""])
+async def test_find_order_is_not_found_only_after_the_last_page(end: str | None) -> None:
+    client, queries = paged_client()
+    serve(
+        client,
+        queries,
+        {
+            None: {"code": 200, "orders": [finished(CID, 9)], "next_cursor": "c-1"},
+            "c-1": {"code": 200, "orders": [finished(OLD, 7)], "next_cursor": end},
+        },
+    )
+    with pytest.raises(OrderNotFound):
+        await client.find_order("0", OUR_PREFIX + "00000000003")
+    assert len(queries) == 3
+
+
+async def test_a_search_cut_short_by_the_page_bound_is_not_order_not_found() -> None:
+    client, queries = paged_client(inactive_orders_max_pages=3)
+    serve(
+        client,
+        queries,
+        {
+            None: {"code": 200, "orders": [finished(CID, 9)], "next_cursor": "c-1"},
+            "c-1": {"code": 200, "orders": [finished(OLD, 7)], "next_cursor": "c-2"},
+            "c-2": {"code": 200, "orders": [finished(OLD[:-1] + "6", 6)], "next_cursor": "c-3"},
+        },
+    )
+    with pytest.raises(OrderSearchTruncated, match="3 pages") as error:
+        await client.find_order("0", OUR_PREFIX + "00000000003")
+    assert not isinstance(error.value, OrderNotFound)
+    assert len(queries) == 4
+
+
+async def test_a_failed_or_looping_page_read_is_never_order_not_found() -> None:
+    client, queries = paged_client()
+    serve(client, queries, {None: {"code": 200, "orders": [], "next_cursor": "c-1"}})
+    with pytest.raises(OrderNotFound):  # an empty page ends the listing
+        await client.find_order("0", OLD)
+    for failure, expected in [
+        (ExchangeUnavailable("lighter HTTP 503"), ExchangeUnavailable),
+        (OrderNotFound("lighter error 21700: invalid order index"), ExchangeError),
+    ]:
+        serve(
+            client,
+            queries,
+            {None: {"code": 200, "orders": [finished(CID, 9)], "next_cursor": "c-1"}, "c-1": failure},
+        )
+        with pytest.raises(expected) as error:
+            await client.find_order("0", OLD)
+        assert not isinstance(error.value, OrderNotFound)
+    serve(
+        client,
+        queries,
+        {
+            None: {"code": 200, "orders": [finished(CID, 9)], "next_cursor": "c-1"},
+            "c-1": {"code": 200, "orders": [finished(CID, 9)], "next_cursor": "c-1"},
+        },
+    )
+    with pytest.raises(MalformedMessage, match="repeated the cursor"):
+        await client.find_order("0", OLD)
+
+
+async def test_e2e_restarted_client_finds_an_old_finished_order_page_by_page(venue: Any) -> None:
+    params = {"order_ack_timeout": 3.0, "backoff_base": 0.05, "rest_requests_per_minute": 6000.0}
+    first = LighterClient(config(**params), LiveClock(), env=venue.env())
+    await first.connect()
+    try:
+        bid, _ = await first.fetch_bbo_prices("0")
+        placed = []
+        for n in range(5):
+            cid = next_id(first)
+            result = await first.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 5 - n, cid)
+            if n == 0:
+                venue.trade_through(bid - 5, size=Decimal("0.004"))
+                tracked = first._orders.get(cid)
+                assert tracked is not None
+                await until(lambda tracked=tracked: tracked.filled == Decimal("0.0040"))
+            assert result.order_id is not None
+            await first.cancel_order("0", result.order_id)
+            placed.append(cid)
+    finally:
+        await first.disconnect()
+
+    restarted = LighterClient(config(**params, inactive_orders_page_size=2), LiveClock(), env=venue.env())
+    await restarted.connect()
+    try:
+        calls = venue.stats().rest_calls.get("/api/v1/accountInactiveOrders", 0)
+        oldest = await restarted.find_order("0", placed[0])
+        assert (oldest.status, oldest.filled_size) == (OrderStatus.CANCELLED, Decimal("0.0040"))
+        assert venue.stats().rest_calls.get("/api/v1/accountInactiveOrders", 0) - calls == 3
+        restarted.params["inactive_orders_max_pages"] = 2
+        with pytest.raises(OrderSearchTruncated):
+            await restarted.find_order("0", placed[0])
+        restarted.params["inactive_orders_max_pages"] = 10
+        with pytest.raises(OrderNotFound):
+            await restarted.find_order("0", next_id(restarted))
+    finally:
+        await restarted.disconnect()

@@ -75,6 +75,9 @@ class ScriptedClient(BaseExchangeClient):
     async def get_active_orders(self, contract_id):
         raise NotImplementedError
 
+    async def find_order(self, contract_id, client_order_id):
+        raise NotImplementedError
+
     async def get_position(self, contract_id):
         raise NotImplementedError
 

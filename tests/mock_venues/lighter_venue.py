@@ -2152,11 +2152,16 @@ class MockLighterVenue:
             for o in sorted(self._orders.values(), key=lambda o: o.order_index)
             if o.account_index == account and market_id in (255, o.market_id) and o.active == active
         ]
+        body: dict[str, Any] = {"code": 200, "orders": orders}
         if not active:
-            orders = list(reversed(orders))[:limit]
-        body = {"code": 200, "orders": orders}
-        if not active:
-            body["next_cursor"] = None
+            # Newest first, in pages as the venue serves them: ``cursor`` is the previous page's
+            # opaque ``next_cursor`` (here its last order index); ``next_cursor`` is null at the end.
+            orders.reverse()
+            cursor = self._int_param(request, "cursor")
+            if cursor is not None:
+                orders = [o for o in orders if o["order_index"] < cursor]
+            body["orders"] = orders[:limit]
+            body["next_cursor"] = str(orders[limit - 1]["order_index"]) if len(orders) > limit else None
         return web.json_response(body)
 
     async def _h_active_orders(self, request: web.Request) -> web.Response:
