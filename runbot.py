@@ -22,8 +22,8 @@ from dotenv import load_dotenv
 
 from exchanges.base import ConfigurationError
 from exchanges.factory import ExchangeFactory
-from helpers.log_setup import configure_logging
 from execution.journal import prefix_owner
+from helpers.log_setup import configure_logging
 from helpers.trading_config import RiskLimits, TradingConfig, default_bot_name, default_client_id_prefix
 from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
 from strategies.factory import StrategyFactory, _strategies

@@ -110,8 +110,7 @@ class BotSummary:
             f"{self.orders_failed} refused",
             f"fills (journal, all runs): {self.fills}, volume {self.volume:.2f}",
             f"position: {self.position} (this bot, from its journal); venue: {venue}",
-            f"take-profits resting on the venue: {self.resting_exit_orders} "
-            f"(size {self.resting_exit_size})",
+            f"take-profits resting on the venue: {self.resting_exit_orders} (size {self.resting_exit_size})",
         ]
         if self.uncovered_size:
             rows.append(f"filled but not covered by a resting take-profit: {self.uncovered_size}")
@@ -120,7 +119,9 @@ class BotSummary:
         if self.unknown_orders:
             rows.append(f"orders whose state is unknown (look them up on the venue): {self.unknown_orders}")
         unrealized = (
-            f"{self.unrealized_pnl:.4f} at mid {self.mark_price}" if self.unrealized_pnl is not None else "n/a"
+            f"{self.unrealized_pnl:.4f} at mid {self.mark_price}"
+            if self.unrealized_pnl is not None
+            else "n/a"
         )
         rows.append(
             f"PnL: realized {self.realized_pnl:.4f}, unrealized {unrealized}, fees {self.fees:.4f}, "
@@ -249,6 +250,7 @@ class TradingBot:
             )
             await self.strategy.initialize()
             await self._reconcile()
+            await self.strategy.on_ready()
             await self.risk_manager.initialize()
             logger.info(
                 "%s on %s %s started as %s (orders carry client-id prefix %s)",
@@ -279,7 +281,9 @@ class TradingBot:
     async def _reconcile(self) -> None:
         """Bring the journal in line with the venue before any decision (start-up, reconnect)."""
         self._reconcile_due = False
-        await self.execution.reconcile(self.strategy.contract_id, self.strategy.classify_foreign_order)
+        await self.execution.reconcile(
+            self.strategy.contract_id, self.strategy.classify_foreign_order, self.strategy.adopted_entry_price
+        )
         self._reconciled = True
         await self._deliver_events()
 

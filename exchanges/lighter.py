@@ -979,6 +979,7 @@ class LighterClient(BaseExchangeClient):
         self._nonce_dirty = True
         if self._connected_once:
             self._spawn(self._reconcile_orders())
+            self._emit_reconnected()
         self._connected_once = True
 
     def _on_ws_disconnect(self, reason: str) -> None:

@@ -319,7 +319,9 @@ class ExecutionEngine:
     def _unknown(self, record: OrderRecord, error: ExchangeError | None) -> None:
         now = self.clock.now()
         record.status = OrderStatus.UNKNOWN
-        record.error = f"{type(error).__name__}: {error}" if error is not None else "no order id in the answer"
+        record.error = (
+            f"{type(error).__name__}: {error}" if error is not None else "no order id in the answer"
+        )
         record.updated_at = now
         record.next_lookup_at = now + LOOKUP_DELAY
         self.version += 1
@@ -498,7 +500,7 @@ class ExecutionEngine:
             )
         self._emit(ExecutionEvent(ExecutionEventKind.FILL, record, fill=booked))
 
-    def _set_status(self, record: OrderRecord, status: OrderStatus) -> None:
+    def _set_status(self, record: OrderRecord, status: OrderStatus, *, by_venue: bool = True) -> None:
         now = self.clock.now()
         record.status = status
         record.updated_at = now
@@ -509,7 +511,7 @@ class ExecutionEngine:
         record.cancel_requested_at = None
         with self.journal.atomic():
             if record.role is OrderRole.EXIT:
-                self._end_exit(record)
+                self._end_exit(record, refused_by_venue=by_venue and status is OrderStatus.REJECTED)
             self.journal.save_order(record, status.value, now)
         if status is not OrderStatus.FILLED or logger.isEnabledFor(logging.DEBUG):
             logger.log(
@@ -518,18 +520,20 @@ class ExecutionEngine:
                 record.describe(),
                 status.value,
                 record.filled_size,
-                f": {record.cancel_reason}" if record.cancel_reason and status is OrderStatus.CANCELLED else "",
+                f": {record.cancel_reason}"
+                if record.cancel_reason and status is OrderStatus.CANCELLED
+                else "",
             )
         self._retire(record)
         self._emit(ExecutionEvent(ExecutionEventKind.ENDED, record))
 
     # -- lots --------------------------------------------------------------------------------
 
-    def _end_exit(self, record: OrderRecord) -> None:
+    def _end_exit(self, record: OrderRecord, *, refused_by_venue: bool) -> None:
         """An exit reached a final state: its unfilled size comes back as a lot (or is absorbed
         by a risk close that already took it out of the position)."""
         if record.filled_size == 0 and not self._absorb:
-            refused = record.price if record.status is OrderStatus.REJECTED and record.post_only else None
+            refused = record.price if refused_by_venue and record.post_only else None
             self._release_cover(record, refused_price=refused)
             return
         lots = self.lots_of(record)
@@ -557,7 +561,9 @@ class ExecutionEngine:
         )
         self.lots[lot.lot_id] = lot
         self.journal.save_lot(lot)
-        logger.info("%s of %s is uncovered again after it ended %s", rest, record.describe(), record.status.value)
+        logger.info(
+            "%s of %s is uncovered again after it ended %s", rest, record.describe(), record.status.value
+        )
 
     def _release_cover(self, record: OrderRecord, refused_price: Decimal | None) -> None:
         for lot in self.lots_of(record):
@@ -608,7 +614,9 @@ class ExecutionEngine:
         exits = [r for r in self.active_orders(OrderRole.EXIT) if r.cancel_requested_at is None]
         exits.sort(key=lambda r: r.price or ZERO, reverse=exits[0].side is OrderSide.SELL if exits else False)
         chosen: list[OrderRecord] = []
-        pending = sum((r.remaining for r in self.active_orders(OrderRole.EXIT) if r.cancel_requested_at), ZERO)
+        pending = sum(
+            (r.remaining for r in self.active_orders(OrderRole.EXIT) if r.cancel_requested_at), ZERO
+        )
         for record in exits:
             if pending >= need:
                 break
@@ -679,7 +687,7 @@ class ExecutionEngine:
                 now - record.created_at,
             )
             record.error = f"not found on the venue after {record.misses} look-ups"
-            self._set_status(record, OrderStatus.REJECTED)
+            self._set_status(record, OrderStatus.REJECTED, by_venue=False)
             return
         record.next_lookup_at = now + self._backoff(record)
         logger.info("%s not found yet (look-up %d)", record.describe(), record.misses)
@@ -719,7 +727,9 @@ class ExecutionEngine:
         if not repair or self.in_flight():
             return mismatch
         now = self.clock.now()
-        logger.warning("coverage mismatch: %s; repairing", self.coverage_problem, extra={"notify": "mismatch"})
+        logger.warning(
+            "coverage mismatch: %s; repairing", self.coverage_problem, extra={"notify": "mismatch"}
+        )
         self.journal.note(now, "coverage_mismatch", self.coverage_problem)
         if (mismatch > 0) == (position > 0) and position != 0 and abs(mismatch) <= abs(position):
             lot = Lot(
@@ -741,7 +751,10 @@ class ExecutionEngine:
     # -- restart and reconnect ---------------------------------------------------------------
 
     async def reconcile(
-        self, contract_id: str, classify: Callable[[OrderInfo], OrderRole | None]
+        self,
+        contract_id: str,
+        classify: Callable[[OrderInfo], OrderRole | None],
+        entry_price_of: Callable[[OrderInfo], Decimal] | None = None,
     ) -> ReconcileReport:
         """Bring the journal in line with the venue (start-up and after every reconnect).
 
@@ -773,14 +786,14 @@ class ExecutionEngine:
             role = classify(info)
             if role is None:
                 continue
-            self._adopt(info, role, contract_id)
+            self._adopt(info, role, contract_id, entry_price_of(info) if entry_price_of else info.price)
             report.adopted += 1
         report.mismatch = self.check_coverage()
         self.journal.note(self.clock.now(), "reconciled", report.describe())
         logger.info("reconciled with the venue: %s", report.describe())
         return report
 
-    def _adopt(self, info: OrderInfo, role: OrderRole, contract_id: str) -> None:
+    def _adopt(self, info: OrderInfo, role: OrderRole, contract_id: str, entry_price: Decimal) -> None:
         now = self.clock.now()
         assert info.client_order_id is not None
         record = OrderRecord(
@@ -801,6 +814,7 @@ class ExecutionEngine:
             updated_at=now,
             group=info.client_order_id,
             previous_run=True,
+            acknowledged=True,
         )
         with self.journal.atomic():
             if role is OrderRole.EXIT and record.remaining > 0:
@@ -809,7 +823,7 @@ class ExecutionEngine:
                     group=record.group,
                     side=record.side.opposite,
                     size=record.remaining,
-                    price=record.price or ZERO,
+                    price=entry_price,
                     created_at=now,
                     covered_by=record.client_order_id,
                 )

@@ -109,7 +109,9 @@ def prefix_owner(log_dir: Path, prefix: str, bot_name: str) -> str | None:
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
-                rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('bot_name', 'client_id_prefix')"))
+                rows = dict(
+                    db.execute("SELECT key, value FROM meta WHERE key IN ('bot_name', 'client_id_prefix')")
+                )
             finally:
                 db.close()
         except sqlite3.Error:
@@ -233,7 +235,8 @@ class ExecutionJournal:
     def set_meta(self, key: str, value: str) -> None:
         with self.atomic():
             self._db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 
@@ -300,7 +303,9 @@ class ExecutionJournal:
         return [self._order_from_row(row) for row in rows]
 
     def order(self, client_order_id: str) -> OrderRecord | None:
-        row = self._db.execute("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)
+        ).fetchone()
         return None if row is None else self._order_from_row(row)
 
     def orders(self) -> list[OrderRecord]:
@@ -310,7 +315,9 @@ class ExecutionJournal:
 
     def roles(self) -> dict[str, OrderRole]:
         """Every journaled order's role by client id (reports)."""
-        return {cid: OrderRole(role) for cid, role in self._db.execute("SELECT client_order_id, role FROM orders")}
+        return {
+            cid: OrderRole(role) for cid, role in self._db.execute("SELECT client_order_id, role FROM orders")
+        }
 
     def count_orders(self, *, role: OrderRole | None = None, status: OrderStatus | None = None) -> int:
         query = "SELECT COUNT(*) FROM orders WHERE 1=1"
@@ -466,7 +473,16 @@ class ExecutionJournal:
         rows = self._db.execute("SELECT * FROM lots ORDER BY created_at, rowid").fetchall()
         return [
             (
-                Lot(row[0], row[1], OrderSide(row[2]), Decimal(row[3]), Decimal(row[4]), row[5], row[6], _dec(row[7])),
+                Lot(
+                    row[0],
+                    row[1],
+                    OrderSide(row[2]),
+                    Decimal(row[3]),
+                    Decimal(row[4]),
+                    row[5],
+                    row[6],
+                    _dec(row[7]),
+                ),
                 bool(row[8]),
             )
             for row in rows

@@ -216,7 +216,9 @@ class RiskManager:
         if stored is not None:
             self.baseline_equity = stored
             self.high_water_equity = self._stored(_HIGH_WATER_KEY)
-            logger.info("Risk baseline equity %s kept from this bot's journal (a restart does not re-arm it)", stored)
+            logger.info(
+                "Risk baseline equity %s kept from this bot's journal (a restart does not re-arm it)", stored
+            )
         else:
             self.baseline_equity = snapshot.equity
             if self._store is not None:

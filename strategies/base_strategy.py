@@ -312,6 +312,10 @@ class BaseStrategy(ABC):
         self.contract = await self.exchange_client.get_contract_info(self.config.ticker)
         self.execution.size_step = self.contract.size_step
 
+    async def on_ready(self) -> None:
+        """Called once the execution layer has been reconciled with the venue (what this bot
+        already has there is known), before the first decision."""
+
     @property
     def contract_id(self) -> str:
         if self.contract is None:
@@ -326,6 +330,10 @@ class BaseStrategy(ABC):
         """The role of an order with our prefix that the journal does not know (found on the
         venue at start-up); None leaves it alone."""
         return None
+
+    def adopted_entry_price(self, info: OrderInfo) -> Decimal:
+        """Best guess of the entry price behind an adopted exit (its lot's price, for PnL)."""
+        return info.price
 
     # -- decisions -------------------------------------------------------------------------------
 

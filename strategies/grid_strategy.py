@@ -228,7 +228,6 @@ class GridStrategy(BaseStrategy):
 
         self.entry_size = ZERO
         self.completed_cycles = 0
-        self._started = False
         self._cooldown_started: float | None = None
         self._cooldown_factor = 1.0
         self._entry_not_before = 0.0
@@ -290,9 +289,18 @@ class GridStrategy(BaseStrategy):
             " (boost: market closes)" if self.boost else "",
         )
 
+    async def on_ready(self) -> None:
+        if self._take_profits():
+            # A restart that found its take-profits waits like after a fill: no burst.
+            self._start_cooldown("start-up with resting take-profits")
+
     def classify_foreign_order(self, info: OrderInfo) -> OrderRole | None:
         """Close-side orders are our take-profits from an earlier run; open-side ones entries."""
         return OrderRole.EXIT if info.side is self.close_side else OrderRole.ENTRY
+
+    def adopted_entry_price(self, info: OrderInfo) -> Decimal:
+        """The fill price this take-profit was worked out from, at the configured percent."""
+        return info.price / self._take_profit_factor
 
     def _refuse(self, reason: str) -> None:
         self._refusal = f"refusing to trade: {reason}"
@@ -660,11 +668,6 @@ class GridStrategy(BaseStrategy):
     def _decide(self, market: MarketData) -> _Decision:
         """Priority: closing filled lots, refusal or stop, cancels, then a new entry."""
         now = self.clock.now()
-        if not self._started:
-            self._started = True
-            if self._take_profits():
-                # A restart that found its take-profits waits like after a fill: no burst.
-                self._start_cooldown("start-up with resting take-profits")
         paused = self._track_pause(market)
         if now >= self._exits_not_before:
             exits = [self._exit_params(lots, market) for lots in self._lots_to_close()]

@@ -1,28 +1,19 @@
 """Plays the bot's part for strategy tests, so a test reads like a trading session.
 
-It calls the strategy exactly as ``trading_bot.TradingBot`` does: deliver queued order updates
-in arrival order, get market data, ask ``should_execute``, then carry the result out (assigning
-client ids, sending orders, answering with ``on_order_placed``/``on_order_failed``, cancelling
-and answering with ``on_cancel_result``). Updates emitted while a call is in flight wait in the
-queue until the next step, as in the bot. There is no risk manager and no waiting: time moves
-only when the test says so.
+It runs the strategy over the real execution layer (``strategy.execution``, an in-memory journal
+unless the test gives another), in the bot's order of calls: reconcile at start, then each step
+hands the execution events to the strategy, resolves due look-ups, gets market data, asks
+``should_execute`` and carries the result out through the execution layer. There is no risk
+manager and no waiting: time moves only when the test says so.
 """
 
 from __future__ import annotations
 
-from collections import deque
-
-from exchanges.base import (
-    BaseExchangeClient,
-    ExchangeError,
-    NetworkError,
-    OrderResult,
-    OrderStatus,
-    OrderType,
-    OrderUpdate,
-)
+from exchanges.base import BaseExchangeClient, ExchangeError
+from execution.engine import ExecutionEngine
+from execution.records import ExecutionEventKind, OrderRecord
 from helpers.clock import SimulatedClock
-from strategies.base_strategy import BaseStrategy, OrderParams, StrategyAction, StrategyResult
+from strategies.base_strategy import BaseStrategy, OrderRole, StrategyAction, StrategyResult
 
 _LOOP_AGAIN = (StrategyAction.PLACE_ORDERS, StrategyAction.CANCEL_ORDERS, StrategyAction.CLOSE_POSITION)
 
@@ -34,24 +25,32 @@ class StrategyDriver:
         self.strategy = strategy
         self.exchange = exchange
         self.clock = clock
-        self.pending_updates: deque[OrderUpdate] = deque()
-        exchange.subscribe_order_updates(self.pending_updates.append)
+        self.engine: ExecutionEngine = strategy.execution
         #: Every result the strategy returned, in order.
         self.results: list[StrategyResult] = []
-        #: Every (order, error) placement failure handed to the strategy.
-        self.failures: list[tuple[OrderParams, ExchangeError]] = []
+        #: Every (order, error) refusal the strategy heard of.
+        self.failures: list[tuple[OrderRecord, ExchangeError]] = []
         #: The STOP message, once the strategy asked to stop.
         self.stop_message: str | None = None
 
     async def start(self) -> None:
         await self.strategy.initialize()
+        await self.engine.reconcile(
+            self.strategy.contract_id, self.strategy.classify_foreign_order, self.strategy.adopted_entry_price
+        )
+        await self.deliver_updates()
+        await self.strategy.on_ready()
 
     async def deliver_updates(self) -> None:
-        while self.pending_updates:
-            await self.strategy.on_order_update(self.pending_updates.popleft())
+        for event in self.engine.drain_events():
+            if event.kind is ExecutionEventKind.REFUSED and isinstance(event.error, ExchangeError):
+                self.failures.append((event.order, event.error))
+            await self.strategy.on_execution_event(event)
 
     async def step(self) -> StrategyResult | None:
         """One loop iteration; None when should_execute said there was nothing to do."""
+        await self.deliver_updates()
+        await self.engine.resolve_pending()
         await self.deliver_updates()
         market = await self.strategy.get_market_data()
         if not await self.strategy.should_execute(market):
@@ -86,61 +85,12 @@ class StrategyDriver:
     async def carry_out(self, result: StrategyResult) -> None:
         if result.action is StrategyAction.PLACE_ORDERS:
             for order in result.orders:
-                await self.place(order)
+                if order.role is OrderRole.ENTRY and self.strategy.entries_blocked is not None:
+                    continue
+                await self.engine.submit(order, self.strategy.contract_id)
         elif result.action is StrategyAction.CANCEL_ORDERS:
-            for order_id in result.cancel_order_ids:
-                await self.cancel(order_id)
+            for client_id in result.cancel_client_ids:
+                await self.engine.cancel(client_id, result.message or "strategy")
         elif result.action is StrategyAction.STOP:
             self.stop_message = result.message
-
-    async def place(self, order: OrderParams) -> None:
-        order.client_order_id = self.exchange.client_ids.next_id(self.clock.now())
-        contract_id = self.strategy.contract_id
-        try:
-            if order.order_type is OrderType.MARKET:
-                assert order.max_slippage_pct is not None, "market orders should carry a slippage bound"
-                result = await self.exchange.place_market_order(
-                    contract_id,
-                    order.side,
-                    order.quantity,
-                    order.client_order_id,
-                    order.max_slippage_pct,
-                    reduce_only=order.reduce_only,
-                )
-            else:
-                assert order.price is not None, "a limit order needs a price"
-                result = await self.exchange.place_limit_order(
-                    contract_id,
-                    order.side,
-                    order.quantity,
-                    order.price,
-                    order.client_order_id,
-                    post_only=order.post_only,
-                    reduce_only=order.reduce_only,
-                )
-        except NetworkError as exc:
-            # As the bot does: the order may have arrived, so the outcome is unknown, not failed.
-            unknown = OrderResult(
-                success=False,
-                client_order_id=order.client_order_id,
-                side=order.side,
-                size=order.quantity,
-                price=order.price,
-                status=OrderStatus.UNKNOWN,
-                error_message=f"{type(exc).__name__}: {exc}",
-            )
-            await self.strategy.on_order_placed(order, unknown)
-            return
-        except ExchangeError as exc:
-            self.failures.append((order, exc))
-            await self.strategy.on_order_failed(order, exc)
-            return
-        await self.strategy.on_order_placed(order, result)
-
-    async def cancel(self, order_id: str) -> None:
-        try:
-            result = await self.exchange.cancel_order(self.strategy.contract_id, order_id)
-        except ExchangeError as exc:
-            await self.strategy.on_cancel_result(order_id, None, exc)
-            return
-        await self.strategy.on_cancel_result(order_id, result, None)
+        await self.deliver_updates()  # the bot goes round again at once after acting

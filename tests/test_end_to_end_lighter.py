@@ -151,7 +151,7 @@ def venue_order(venue: MockLighterVenue, client_order_index: int) -> dict[str, A
 
 
 def read_rows(log_dir: Path) -> list[dict[str, str]]:
-    with (log_dir / "lighter_ETH_grid_orders.csv").open(newline="") as handle:
+    with (log_dir / "lighter_ETH_grid_buy_orders.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -272,8 +272,8 @@ def test_grid_on_lighter_places_fills_and_takes_profit_end_to_end(
     assert [r["order_id"] for r in shutdown_cancels] == [str(last_entry["order_index"])]
 
     # The key never leaves the .env file.
-    activity_log = (bot.log_dir / "lighter_ETH_grid_activity.log").read_text()
+    activity_log = (bot.log_dir / "lighter_ETH_grid_buy_activity.log").read_text()
     assert "FILL entry buy" in activity_log
-    for text in (stdout, stderr, activity_log, (bot.log_dir / "lighter_ETH_grid_orders.csv").read_text()):
+    for text in (stdout, stderr, activity_log, (bot.log_dir / "lighter_ETH_grid_buy_orders.csv").read_text()):
         assert private_key not in text
         assert private_key.lower() not in text.lower()

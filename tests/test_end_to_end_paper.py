@@ -49,7 +49,7 @@ def child_env() -> dict[str, str]:
 
 
 def read_rows(log_dir: Path) -> list[dict[str, str]]:
-    path = log_dir / "paper_BTC_grid_orders.csv"
+    path = log_dir / "paper_BTC_grid_buy_orders.csv"
     if not path.exists():
         return []
     with path.open(newline="") as handle:
@@ -103,7 +103,7 @@ def test_paper_run_places_fills_and_takes_profit_at_the_right_prices(tmp_path: P
     take_profit_size = sum(Decimal(row["quantity"]) for row in exits_placed)
     assert take_profit_size <= filled_entry_size
 
-    activity_log = tmp_path / "paper_BTC_grid_activity.log"
+    activity_log = tmp_path / "paper_BTC_grid_buy_activity.log"
     assert "FILL entry buy" in activity_log.read_text()
 
 

@@ -228,43 +228,51 @@ async def test_sell_take_profit_rounds_down_away_from_the_fill():
     assert tp.reduce_only and tp.post_only
 
 
-async def test_each_partial_fill_gets_a_take_profit_for_its_size():
+async def test_partial_fills_of_one_entry_end_up_in_one_take_profit():
     driver = await started()
     entry_id = entry_order(driver).order_id
+    count = len(driver.exchange.placed)
     driver.exchange.fill(entry_id, size="0.004")
     await driver.settle()
-    tp1 = driver.exchange.last_placed
-    assert (tp1.side, tp1.quantity, tp1.price) == (SELL, D("0.004"), D("60012.0"))
+    assert placed_since(driver, count) == []  # the entry is still live: its fills wait for it
+    assert awaiting_close(driver) == D("0.004")
     assert driver.exchange.orders[entry_id].status is OrderStatus.PARTIALLY_FILLED
-    driver.exchange.fill(entry_id, size="0.006")
+    driver.exchange.fill(entry_id, size="0.006", price="59999.0")
     await driver.settle()
-    tp2 = driver.exchange.last_placed
-    assert (tp2.side, tp2.quantity, tp2.price) == (SELL, D("0.006"), D("60012.0"))
-    assert len(driver.exchange.open_orders(SELL)) == 2
+    (tp,) = placed_since(driver, count)
+    # one lot: (0.004 x 60000 + 0.006 x 59999) / 0.01 = 59999.4 -> 60011.39988 -> up 60011.4
+    assert (tp.side, tp.quantity, tp.price) == (SELL, D("0.010"), D("60011.4"))
+    assert driver.strategy.active_take_profit_count() == 1
+    assert awaiting_close(driver) == 0
 
 
-async def test_partial_fills_below_min_size_accumulate_until_they_reach_it():
+async def test_partial_fill_below_min_size_joins_the_next_take_profit():
     contract = ContractInfo("BTC", "BTC-PERP", D("0.1"), D("0.001"), min_size=D("0.005"))
     driver = await started(contract=contract)
     entry_id = entry_order(driver).order_id
     count = len(driver.exchange.placed)
-    driver.exchange.fill(entry_id, size="0.002")
+    driver.exchange.fill(entry_id, size="0.003")
     await driver.settle()
-    driver.exchange.fill(entry_id, size="0.002", price="59999.0")
+    driver.exchange.set_prices("60100.0", "60100.1")  # the market leaves the entry: cancelled
     await driver.settle()
-    assert placed_since(driver, count) == []
-    assert awaiting_close(driver) == D("0.004")
-    driver.exchange.fill(entry_id, size="0.001")
+    assert driver.exchange.cancelled == [entry_id]
+    assert [p.side for p in placed_since(driver, count)] == []  # 0.003 is below the minimum
+    assert awaiting_close(driver) == D("0.003")
+    assert driver.strategy.seconds_until_next_decision() == 25.0  # partial fill + cancel cools down
+    await driver.advance(25)
+    (entry,) = placed_since(driver, count)
+    assert (entry.side, entry.price) == (BUY, D("60100.0"))
+    driver.exchange.set_prices("60070.0", "60070.1")
+    driver.exchange.fill(entry.order_id)
     await driver.settle()
-    (tp,) = placed_since(driver, count)
-    # average fill (0.002 x 60000 + 0.002 x 59999 + 0.001 x 60000) / 0.005 = 59999.6 -> 60011.59992 -> up
-    assert (tp.quantity, tp.price) == (D("0.005"), D("60011.6"))
+    tp = driver.exchange.last_placed
+    # (0.003 x 60000 + 0.01 x 60100) / 0.013 = 60076.923... -> x 1.0002 = 60088.93 -> up 60089.0
+    assert (tp.side, tp.quantity, tp.price) == (SELL, D("0.013"), D("60089.0"))
+    assert awaiting_close(driver) == 0
 
 
-async def test_accumulated_fills_are_closed_when_the_entry_ends_below_min_size():
-    contract = ContractInfo("BTC", "BTC-PERP", D("0.1"), D("0.001"), min_size=D("0.005"))
-    driver = await started(contract=contract)
-    driver.exchange.minimum_applies_to_reduce_only = False
+async def test_partial_fill_of_an_expired_entry_gets_its_take_profit():
+    driver = await started()
     entry_id = entry_order(driver).order_id
     count = len(driver.exchange.placed)
     driver.exchange.fill(entry_id, size="0.003")
@@ -335,9 +343,9 @@ async def test_boost_closes_each_fill_with_a_reduce_only_market_order():
     assert close.reduce_only and not close.post_only
     assert close.max_slippage_pct == driver.strategy.config.max_slippage_pct
     summary = driver.strategy.status_summary()
-    assert summary["completed cycles"] == "1"
+    assert summary["completed cycles (this run)"] == "1"
     assert summary["active take-profits"] == "0 of max 40"
-    assert summary["realized grid profit (estimate)"] == "-0.1"  # sold at the 59990.0 bid
+    assert driver.engine.ledger.realized_pnl == D("-0.1")  # sold at the 59990.0 bid
     assert driver.exchange.position == 0
     # A market close is not a take-profit fill: the cool-down after the entry still runs.
     assert driver.strategy.seconds_until_next_decision() == 25.0
@@ -402,8 +410,8 @@ async def test_take_profit_fill_resets_the_cooldown():
     (entry,) = placed_since(driver, count)
     assert (entry.side, entry.price) == (BUY, D("60000.0"))
     summary = driver.strategy.status_summary()
-    assert summary["completed cycles"] == "1"
-    assert summary["realized grid profit (estimate)"] == "0.12"
+    assert summary["completed cycles (this run)"] == "1"
+    assert driver.engine.ledger.realized_pnl == D("0.12")
     assert summary["active take-profits"] == "0 of max 40"
 
 
@@ -549,31 +557,42 @@ async def test_sell_entry_is_requoted_when_the_ask_falls_away():
     assert entry_order(driver).price == D("59989.0")
 
 
-async def test_partially_filled_entry_is_not_requoted():
+async def test_partly_filled_entry_the_market_left_is_cancelled_and_its_part_closed():
     driver = await started()
-    driver.exchange.fill(entry_order(driver).order_id, size="0.004")
+    entry_id = entry_order(driver).order_id
+    driver.exchange.fill(entry_id, size="0.004")
     await driver.settle()
+    count = len(driver.exchange.placed)
     driver.exchange.set_prices("60100.0", "60100.1")
     await driver.settle()
-    assert driver.exchange.cancelled == []
+    assert driver.exchange.cancelled == [entry_id]
+    (tp,) = placed_since(driver, count)
+    # the target 60012.0 is below the market: the take-profit goes to the touch
+    assert (tp.side, tp.quantity, tp.price) == (SELL, D("0.004"), D("60100.1"))
+    assert driver.strategy.seconds_until_next_decision() == 25.0
+    await driver.advance(25)
+    entry = driver.exchange.last_placed
+    assert (entry.side, entry.quantity, entry.price) == (BUY, D("0.01"), D("60100.0"))
 
 
 async def test_fill_racing_a_requote_cancel_keeps_its_take_profit():
     driver = await started()
-    old_id = entry_order(driver).order_id
+    entry = entry_order(driver)
     driver.exchange.set_prices("60002.0", "60002.2")
     strategy = driver.strategy
     market = await strategy.get_market_data()
     assert await strategy.should_execute(market)
     result = await strategy.execute_strategy(market)
-    assert result.cancel_order_ids == [old_id]
-    driver.exchange.fill(old_id, size="0.004")  # fills before the cancel lands
+    assert result.cancel_client_ids == [entry.client_order_id]
+    driver.exchange.fill(entry.order_id, size="0.004")  # fills before the cancel lands
     await driver.carry_out(result)
     count = len(driver.exchange.placed)
     await driver.settle()
-    tp, entry = placed_since(driver, count)
+    (tp,) = placed_since(driver, count)
     assert (tp.side, tp.quantity, tp.price) == (SELL, D("0.004"), D("60012.0"))
-    assert (entry.side, entry.quantity, entry.price) == (BUY, D("0.01"), D("60002.1"))
+    await driver.advance(25)  # a partial fill and a cancel start the cool-down
+    new_entry = driver.exchange.last_placed
+    assert (new_entry.side, new_entry.quantity, new_entry.price) == (BUY, D("0.01"), D("60002.1"))
 
 
 # -- start-up and synchronisation --------------------------------------------------------------
@@ -601,9 +620,14 @@ async def test_startup_adopts_take_profits_cancels_stale_entries_and_does_not_bu
     driver.exchange.fill(tp_a.order_id)
     await driver.settle()
     summary = driver.strategy.status_summary()
-    assert summary["completed cycles"] == "1"
+    assert summary["completed cycles (this run)"] == "1"
     assert summary["active take-profits"] == "1 of max 40"
-    assert summary["realized grid profit (estimate)"] == "0.12"  # implied entry 60000.0
+    # Adopted take-profits bring lots at their implied entries (60000.0 and 60030 / 1.0002);
+    # PnL is average-cost over both, as for any fills.
+    implied = [D("60012.0") / D("1.0002"), D("60030.0") / D("1.0002")]
+    average = (implied[0] * D("0.01") + implied[1] * D("0.006")) / D("0.016")
+    assert driver.engine.ledger.size == D("0.006")
+    assert driver.engine.ledger.realized_pnl == (D("60012.0") - average) * D("0.01")
 
 
 async def test_fill_on_a_stale_entry_before_its_cancel_still_gets_a_take_profit():
@@ -625,7 +649,7 @@ async def test_startup_listing_failure_propagates_instead_of_assuming_no_orders(
         await driver.start()
 
 
-async def test_take_profit_cancelled_by_someone_else_leaves_the_active_set():
+async def test_take_profit_cancelled_by_someone_else_is_placed_again():
     driver = await started()
     driver.exchange.fill(entry_order(driver).order_id)
     await driver.settle()
@@ -634,8 +658,9 @@ async def test_take_profit_cancelled_by_someone_else_leaves_the_active_set():
     driver.exchange.end_order(tp_id, OrderStatus.CANCELLED)
     count = len(driver.exchange.placed)
     await driver.settle()
-    assert driver.strategy.active_take_profit_count() == 0
-    assert placed_since(driver, count) == []
+    (tp,) = placed_since(driver, count)  # the filled size must stay covered
+    assert (tp.side, tp.quantity, tp.price) == (SELL, D("0.01"), D("60012.0"))
+    assert driver.strategy.active_take_profit_count() == 1
 
 
 async def test_expired_take_profit_is_placed_again():
@@ -668,8 +693,9 @@ async def test_partially_filled_take_profit_keeps_its_remaining_size():
     driver.exchange.fill(tp_id, size="0.004")
     await driver.settle()
     assert driver.strategy.active_take_profit_count() == 1
-    assert driver.strategy.status_summary()["completed cycles"] == "0"
-    assert driver.strategy.status_summary()["realized grid profit (estimate)"] == "0.048"
+    assert driver.strategy.status_summary()["completed cycles (this run)"] == "0"
+    assert driver.engine.ledger.realized_pnl == D("0.048")
+    assert driver.engine.active_orders(OrderRole.EXIT)[0].remaining == D("0.006")
 
 
 # -- failures and ambiguous outcomes ------------------------------------------------------------
@@ -714,9 +740,12 @@ async def test_unknown_entry_outcome_is_found_by_client_id_not_duplicated():
     await driver.start()
     driver.exchange.answer_unknown_next(reaches_venue=True)
     await driver.advance(25)
-    await driver.settle()
+    assert driver.strategy.status_summary()["state"] == "placing entry"
+    await driver.advance(1)
     assert len(driver.exchange.placed) == 1
-    assert len(driver.exchange.calls_to("get_active_orders")) == 2  # start-up, then the look-up
+    assert [call.args["client_order_id"] for call in driver.exchange.calls_to("find_order")] == [
+        driver.exchange.placed[0].client_order_id
+    ]
     assert driver.strategy.status_summary()["state"] == "entry resting"
     await driver.advance(100)
     assert len(driver.exchange.placed) == 1
@@ -731,14 +760,17 @@ async def test_unknown_entry_that_never_arrived_is_given_up_only_after_repeated_
     driver.exchange.answer_unknown_next(reaches_venue=False)
     await driver.advance(25)
     assert driver.exchange.placed == []
-    assert driver.strategy.status_summary()["state"] == "reconciling"
-    assert driver.strategy.seconds_until_next_decision() == 1.0
-    await driver.advance(1)
-    assert driver.exchange.placed == []
-    await driver.advance(1)
+    for _ in range(29):
+        await driver.advance(1)
+        assert driver.exchange.placed == [], "one missed look-up must never re-place the order"
+        assert driver.strategy.status_summary()["state"] == "placing entry"
+    for _ in range(20):
+        await driver.advance(1)
+        if driver.exchange.placed:
+            break
     (entry,) = driver.exchange.placed
     assert entry.side is BUY
-    assert len(driver.exchange.calls_to("get_active_orders")) == 4  # start-up + 3 look-ups
+    assert len(driver.exchange.calls_to("find_order")) >= 5
 
 
 async def test_timed_out_entry_is_treated_as_unknown_not_failed():
@@ -746,8 +778,9 @@ async def test_timed_out_entry_is_treated_as_unknown_not_failed():
     await driver.start()
     driver.exchange.reject_next("place_limit_order", RequestTimeout("no answer"))
     await driver.advance(25)
-    assert driver.failures == []  # the bot reports a timeout as an UNKNOWN result
-    assert driver.strategy.status_summary()["state"] == "reconciling"
+    assert driver.failures == []  # the execution layer keeps a timeout UNKNOWN, not failed
+    assert driver.strategy.status_summary()["state"] == "placing entry"
+    assert driver.engine.active_orders(OrderRole.ENTRY)[0].status is OrderStatus.UNKNOWN
     assert len(driver.exchange.calls_to("place_limit_order")) == 1
 
 
@@ -756,10 +789,20 @@ async def test_unknown_take_profit_outcome_never_loses_the_filled_size():
     driver.exchange.fill(entry_order(driver).order_id)
     driver.exchange.answer_unknown_next(reaches_venue=False)
     await driver.settle()
-    assert awaiting_close(driver) == D("0.01")
-    await driver.advance(1)
-    await driver.advance(1)
-    tp = driver.exchange.last_placed
+    (unknown,) = driver.engine.active_orders(OrderRole.EXIT)
+    assert unknown.status is OrderStatus.UNKNOWN and unknown.quantity == D("0.01")
+    count = len(driver.exchange.placed)
+    def sells() -> list:
+        return [order for order in placed_since(driver, count) if order.side is SELL]
+
+    for _ in range(29):
+        await driver.advance(1)
+        assert sells() == [], "no second take-profit while the first may rest"
+    for _ in range(20):
+        await driver.advance(1)
+        if sells():
+            break
+    (tp,) = sells()
     assert (tp.side, tp.quantity, tp.price) == (SELL, D("0.01"), D("60012.0"))
     assert len(driver.exchange.open_orders(SELL)) == 1
 
@@ -795,7 +838,7 @@ async def test_status_summary_reports_the_grid():
     summary = driver.strategy.status_summary()
     assert summary["state"] == "entry resting"
     assert summary["direction"] == "buy"
-    assert summary["entry"].startswith("buy 0.010 @ 60000.0")
+    assert summary["entry"].startswith("entry buy 0.010 @ 60000.0")
     driver.exchange.fill(entry_order(driver).order_id)
     await driver.settle()
     summary = driver.strategy.status_summary()
