@@ -23,6 +23,7 @@ from dotenv import load_dotenv
 from exchanges.base import ConfigurationError
 from exchanges.factory import ExchangeFactory
 from helpers.log_setup import configure_logging
+from helpers.notifier import Notifier
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
 from strategies.factory import StrategyFactory, _strategies
@@ -328,13 +329,60 @@ async def run_bot(config: TradingConfig) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    summary = await bot.run()
-    log.info("summary for %s:", config.bot_name)
-    for line in summary.lines():
-        log.info("  %s", line)
+    notifier = await start_notifier(config.bot_name)
+    try:
+        log.info(
+            "starting %s: %s %s on %s, quantity %s",
+            config.bot_name,
+            config.strategy,
+            config.ticker,
+            config.exchange,
+            config.quantity,
+            extra={"notify": "start"},
+        )
+        try:
+            summary = await bot.run()
+        except Exception as exc:
+            code = EXIT_BAD_INPUT if isinstance(exc, ConfigurationError) else 1
+            log.error("stopped by an error: %s (exit code %d)", exc, code, extra={"notify": "stop"})
+            raise
+        log.info("summary for %s:", config.bot_name)
+        for line in summary.lines():
+            log.info("  %s", line)
+        log.log(
+            logging.WARNING if summary.exit_code else logging.INFO,
+            "stopped: %s (exit code %d)",
+            summary.stop_reason,
+            summary.exit_code,
+            extra={"notify": "stop"},
+        )
+    finally:
+        if notifier is not None:
+            logging.getLogger().removeHandler(notifier.handler)
+            await notifier.aclose()
     if summary.exit_code:
         sys.stderr.write(f"runbot.py: {summary.stop_reason}\n")
     return summary.exit_code
+
+
+async def start_notifier(bot_name: str) -> Notifier | None:
+    """Telegram/Lark notifications when their variables are set (from the --env-file or the shell).
+
+    The notifier listens on the root logger: ERROR records and records logged with
+    ``extra={"notify": kind}`` are sent; nothing in the trading code calls it.
+    """
+    log = logging.getLogger("runbot")
+    try:
+        notifier = Notifier.from_environment(os.environ, bot_name)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if notifier is None:
+        log.debug("notifications: off (no TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID or LARK_TOKEN)")
+        return None
+    await notifier.start()
+    logging.getLogger().addHandler(notifier.handler)
+    log.info("notifications: %s", ", ".join(notifier.channel_names))
+    return notifier
 
 
 def _force_exit(signum: int, frame: object) -> None:
