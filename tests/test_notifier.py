@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from helpers.notifier import (
     channels_from_environment,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:AAH-secret-telegram-token-xyz"
 LARK = "lark-hook-secret-0123456789abcdef"
 CHAT = "-1001234"
@@ -263,3 +267,30 @@ def test_channels_from_environment() -> None:
     with pytest.raises(ValueError, match="TELEGRAM_CHAT_ID") as caught:
         channels_from_environment({"TELEGRAM_BOT_TOKEN": TOKEN})
     assert TOKEN not in str(caught.value)
+
+
+async def test_runbot_sends_start_and_stop_from_its_env_file(endpoint, tmp_path):
+    """The real wiring: runbot.py reads the variables from --env-file and reports start and stop."""
+    fake, url = endpoint
+    env_file = tmp_path / "bot.env"
+    env_file.write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nTELEGRAM_CHAT_ID={CHAT}\nTELEGRAM_API_URL={url}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTER_", "TELEGRAM_", "LARK_"))}
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, str(ROOT / "runbot.py"), "--exchange", "paper", "--ticker", "BTC"],
+        *["--quantity", "0.002", "--take-profit", "0.02", "--duration", "1", "--log-dir", str(tmp_path)],
+        *["--env-file", str(env_file)],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    texts = fake.texts()
+    assert texts[0] == "[paper_BTC_grid] START: starting paper_BTC_grid: grid BTC on paper, quantity 0.002"
+    assert texts[-1].startswith("[paper_BTC_grid] STOP: stopped: duration of 1 s reached")
+    assert texts[-1].endswith("(exit code 0)")
+    assert {body["chat_id"] for _path, body in fake.requests} == {CHAT}
+    assert "notifications: telegram" in stdout.decode()
+    activity = (tmp_path / "paper_BTC_grid_activity.log").read_text()
+    for output in (stdout.decode(), stderr.decode(), activity):
+        assert TOKEN not in output
