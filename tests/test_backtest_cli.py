@@ -142,3 +142,27 @@ def test_sweep_values_are_checked_by_the_strategy() -> None:
         parse_sweep(["take_profit=0"], "grid")
     with pytest.raises(ParameterError, match="given twice"):
         parse_sweep(["wait_time=1", "wait_time=2"], "grid")
+
+
+def test_help_lists_only_flags_a_backtest_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        backtest.main(["--help"])
+    text = capsys.readouterr().out
+    for refused in ("--paper-feed", "--paper-replay-speed", "--env-file", "--log-dir", "--exchange"):
+        assert refused not in text
+    for flag, instead in (("--log-dir", "--out"), ("--env-file", "needs no keys")):
+        with pytest.raises(SystemExit):
+            backtest.main(["--synthetic-events", "100", flag, "x"])
+        assert instead in capsys.readouterr().err
+
+
+def test_cache_dir_default_agrees_between_help_and_readme(capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers.feed_cache import default_cache_dir
+
+    with pytest.raises(SystemExit):
+        backtest.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "~/.cache/perp-dex-bot/feeds" in text and "~/.cache/perp-dex-bot/feeds" in readme
+    assert "$XDG_CACHE_HOME/perp-dex-bot/feeds" in text and "$XDG_CACHE_HOME/perp-dex-bot/feeds" in readme
+    assert default_cache_dir().parts[-2:] == ("perp-dex-bot", "feeds")
