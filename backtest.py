@@ -252,7 +252,7 @@ def run_sweep_cli(
             rows = run_sweep(specs, executor, lambda row, done, total: progress.update(task, completed=done))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-    console.print(render_sweep_table(rows, args.top))
+    console.print(render_sweep_table(rows, args.top, spec.strategy))
     paths = save_sweep(rows, out_dir)
     console.print("saved: " + ", ".join(str(path) for path in paths.values()))
     return 0 if all(not row.error for row in rows) else 1
