@@ -351,21 +351,21 @@ def stop(config: LaunchConfig, timeout: float, dry_run: bool, out: Any) -> int:
         _tmux("send-keys", "-t", f"={config.session}:{name}", "C-c")
     deadline = time.monotonic() + timeout
     waiting = set(running)
-    exited: dict[str, Window | None] = {}
+    dead_since: dict[str, float] = {}
     while waiting and time.monotonic() < deadline:
         time.sleep(0.5)  # a plain CLI, no event loop here
         current = list_windows(config.session)
+        now = time.monotonic()
         for name in sorted(waiting):
             window = current.get(name)
-            if window is None or window.dead:
-                exited[name] = window
-            # tmux can mark the pane dead a moment before it has the exit status: poll again.
-            if window is None or (window.dead and window.exit_status is not None):
+            if window is not None and not window.dead:
+                continue
+            dead_since.setdefault(name, now)
+            # tmux may mark a pane dead a moment before it knows the exit status (and, when
+            # its server cannot reap the child, never): wait a little for it, then report.
+            if window is None or window.exit_status is not None or now - dead_since[name] >= 3:
                 waiting.discard(name)
                 print(f"{name}: stopped ({_exit_text(window)})", file=out)
-    for name in sorted(set(exited) & waiting):
-        waiting.discard(name)
-        print(f"{name}: stopped ({_exit_text(exited[name])})", file=out)
     for name in sorted(waiting):
         print(
             f"{name}: STILL RUNNING after {timeout:g} s (attach: tmux attach -t {config.session})", file=out
@@ -409,7 +409,9 @@ def exec_bot(config: LaunchConfig, name: str) -> NoReturn:
 def _exit_text(window: Window | None) -> str:
     if window is None:
         return "window closed"
-    return f"exited, code {window.exit_status}" if window.exit_status is not None else "exited"
+    if window.exit_status is None:
+        return "exited, code unknown to tmux"
+    return f"exited, code {window.exit_status}"
 
 
 def _have_tmux() -> bool:

@@ -128,10 +128,15 @@ def test_tmux_start_status_and_clean_stop_on_paper(
         assert launcher.main(["status", str(path)]) == 0
         assert "paper-btc  running" in capsys.readouterr().out
         assert launcher.main(["stop", str(path), "--timeout", "60"]) == 0
-        assert capsys.readouterr().out == "paper-btc: stopped (exited, code 0)\n"
+        # The clean stop shows in the bot's own log; tmux usually also knows the exit code.
+        assert capsys.readouterr().out in (
+            "paper-btc: stopped (exited, code 0)\n",
+            "paper-btc: stopped (exited, code unknown to tmux)\n",
+        )
         assert "stopped: SIGINT received" in activity.read_text()
+        assert "(exit code 0)" in activity.read_text()
         assert launcher.main(["status", str(path)]) == 0
-        assert "paper-btc  exited, code 0" in capsys.readouterr().out
+        assert "paper-btc  exited" in capsys.readouterr().out
     finally:
         subprocess.run(["tmux", "kill-session", "-t", f"={session}"], capture_output=True, check=False)
 
