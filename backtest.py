@@ -38,10 +38,13 @@ results go to --out (default results/<strategy>_<data>): result.json, fills.csv,
 samples.csv and chart.png; a sweep writes sweep.json and sweep.csv.
 """
 
-# Flags of runbot.py that mean nothing in a backtest, and what to use instead.
+# Flags of runbot.py that mean nothing in a backtest, and what to use instead. They are hidden
+# from --help (a listed flag must work) and refused with this hint if given anyway.
 _NOT_HERE = {
-    "paper_feed": "--feed",
-    "paper_replay_speed": "nothing (a backtest runs as fast as the CPU allows)",
+    "paper_feed": "use --feed",
+    "paper_replay_speed": "a backtest runs as fast as the CPU allows",
+    "env_file": "the paper venue needs no keys",
+    "log_dir": "results go to --out",
 }
 
 
@@ -55,14 +58,17 @@ def build_parser() -> runbot.OneLineErrorParser:
     parser.prog = "backtest.py"
     parser.description = (
         "Backtest a strategy on the paper venue with the live bot's code, in the data's time. "
-        "--exchange is always paper; --ticker defaults to BTC and --quantity to 0.002."
+        "It always runs on the paper venue; --ticker defaults to BTC and --quantity to 0.002."
     )
     parser.epilog = EXAMPLES
     defaults = {"exchange": "paper", "ticker": "BTC", "quantity": "0.002"}
-    for action in parser._actions:  # argparse keeps no public way to relax a required flag
+    for action in parser._actions:  # argparse keeps no public way to relax or hide a flag
         if action.dest in defaults:
             action.required = False
             action.default = defaults[action.dest]
+        if action.dest in _NOT_HERE or action.dest == "exchange":
+            action.help = argparse.SUPPRESS
+            action.default = None if action.dest != "exchange" else "paper"
     data = parser.add_argument_group("backtest data (one of --feed or --synthetic-events)")
     source = data.add_mutually_exclusive_group()
     source.add_argument("--feed", type=runbot.existing_file, help="recorded feed, format of shared/data")
@@ -71,7 +77,10 @@ def build_parser() -> runbot.OneLineErrorParser:
     )
     data.add_argument("--max-events", type=positive_int, metavar="N", help="replay only the first N events")
     data.add_argument(
-        "--cache-dir", type=Path, help="compact feed cache folder (default ~/.cache/perp-dex-bot)"
+        "--cache-dir",
+        type=Path,
+        help="compact feed cache folder (default $XDG_CACHE_HOME/perp-dex-bot/feeds, "
+        "that is ~/.cache/perp-dex-bot/feeds when XDG_CACHE_HOME is unset)",
     )
     data.add_argument("--no-cache", action="store_true", help="decode the data every run, write no cache")
     data.add_argument("--prepare-cache", action="store_true", help="write the compact cache and exit")
@@ -106,7 +115,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
         parser.error("argument --exchange: backtests run on the paper venue only")
     for name, instead in _NOT_HERE.items():
         if getattr(args, name, None) is not None:
-            parser.error(f"argument --{name.replace('_', '-')}: not used in a backtest; use {instead}")
+            parser.error(f"argument --{name.replace('_', '-')}: not used in a backtest; {instead}")
     if args.feed is None and args.synthetic_events is None:
         parser.error("give the market data: --feed FILE or --synthetic-events N")
     if args.max_events is not None and args.feed is None:
@@ -243,7 +252,7 @@ def run_sweep_cli(
             rows = run_sweep(specs, executor, lambda row, done, total: progress.update(task, completed=done))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-    console.print(render_sweep_table(rows, args.top))
+    console.print(render_sweep_table(rows, args.top, spec.strategy))
     paths = save_sweep(rows, out_dir)
     console.print("saved: " + ", ".join(str(path) for path in paths.values()))
     return 0 if all(not row.error for row in rows) else 1

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,6 +26,7 @@ from exchanges.base import ConfigurationError
 from exchanges.factory import ExchangeFactory
 from execution.journal import prefix_owner
 from helpers.log_setup import configure_logging
+from helpers.notifier import Notifier
 from helpers.trading_config import RiskLimits, TradingConfig, default_bot_name, default_client_id_prefix
 from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
 from strategies.factory import StrategyFactory, _strategies
@@ -36,7 +39,8 @@ units: --take-profit, --grid-step, --max-slippage and fees are PERCENT (0.02 mea
        --wait-time, --duration and --stall-seconds are seconds; prices are quote currency.
 
 examples:
-  python runbot.py --exchange paper --ticker BTC --quantity 0.002 --take-profit 0.02 --duration 60
+  python runbot.py --exchange paper --ticker BTC --quantity 0.002 --take-profit 0.02 --wait-time 10 \
+      --duration 120
   python runbot.py --exchange lighter --ticker BTC --quantity 0.00273 --take-profit 0.02 \\
       --direction buy --max-orders 25 --wait-time 35 --grid-step 0.06 --env-file .env
   python runbot.py --exchange paper --ticker BTC --quantity 0.002 \\
@@ -103,17 +107,22 @@ def ticker_symbol(text: str) -> str:
 
 # Paper venue flags: (flag, exchange_params key, parser, help)
 PAPER_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
-    ("--paper-seed", "seed", any_int, "random seed of the simulated market (default 7)"),
-    ("--paper-start-price", "start_price", positive_decimal, "starting mid price (default 60000)"),
+    ("--paper-seed", "seed", any_int, "random seed of the simulated market"),
+    ("--paper-start-price", "start_price", positive_decimal, "starting mid price"),
     ("--paper-volatility", "volatility_bps", non_negative_decimal, "price stdev per step, basis points"),
     ("--paper-spread", "spread_ticks", positive_int, "typical spread in ticks"),
     ("--paper-step", "step_seconds", positive_float, "seconds between simulated market events"),
-    ("--paper-tick-size", "tick_size", positive_decimal, "price tick (default 0.1)"),
+    ("--paper-tick-size", "tick_size", positive_decimal, "price tick"),
     ("--paper-maker-fee", "maker_fee_pct", any_decimal, "maker fee, percent (0.02 = 0.02 %%)"),
     ("--paper-taker-fee", "taker_fee_pct", non_negative_decimal, "taker fee, percent"),
     ("--paper-balance", "start_balance", positive_decimal, "starting balance in quote currency"),
     ("--paper-funding-rate", "funding_rate", any_decimal, "funding rate per interval (0.0001 = 0.01 %%)"),
-    ("--paper-feed", "feed_path", existing_file, "replay a recorded feed (format of shared/data) instead"),
+    (
+        "--paper-feed",
+        "feed_path",
+        existing_file,
+        "replay a recorded feed (format of shared/data) instead of the synthetic market",
+    ),
     ("--paper-replay-speed", "replay_speed", any_float, "feed replay speed, 1 = real time, 0 = max"),
 )
 
@@ -154,7 +163,10 @@ def build_parser() -> OneLineErrorParser:
     )
     general.add_argument("--duration", type=positive_float, help="stop cleanly after this many seconds")
     general.add_argument(
-        "--max-slippage", type=positive_decimal, default=Decimal("0.5"), help="market-order bound, percent"
+        "--max-slippage",
+        type=positive_decimal,
+        default=Decimal("0.5"),
+        help="market-order bound, percent from the touch (default %(default)s)",
     )
     general.add_argument(
         "--cancel-take-profits-on-exit",
@@ -180,8 +192,9 @@ def build_parser() -> OneLineErrorParser:
             _add_strategy_flag(group, spec)
 
     paper = parser.add_argument_group("paper venue (simulated; no keys needed)")
-    for flag, _key, parse, help_text in PAPER_FLAGS:
-        paper.add_argument(flag, type=parse, help=help_text)
+    paper_defaults = _paper_defaults()
+    for flag, key, parse, help_text in PAPER_FLAGS:
+        paper.add_argument(flag, type=parse, help=f"{help_text} (default {paper_defaults[key]})")
 
     risk = parser.add_argument_group("risk manager")
     defaults = RiskLimits()
@@ -231,8 +244,27 @@ def _add_strategy_flag(group: argparse._ArgumentGroup, spec: ParameterSpec) -> N
         )
         return
     if spec.default is not None and "default" not in help_text:
-        help_text = f"{help_text} (default {spec.default})"
+        help_text = f"{help_text} (default {_default_text(spec)})"
     group.add_argument(_flag_name(spec.name), dest=_strategy_dest(spec.name), metavar="VALUE", help=help_text)
+
+
+def _default_text(spec: ParameterSpec) -> str:
+    """A default as the user would type it: ``buy``, not ``OrderSide.BUY``; "off" for a disabled knob."""
+    default = spec.default
+    if isinstance(default, Enum):
+        return str(default.value)
+    if "negative disables" in spec.help and isinstance(default, int | float | Decimal) and default < 0:
+        return "off"
+    return str(default)
+
+
+def _paper_defaults() -> dict[str, str]:
+    """The paper venue's own defaults, so the help cannot drift from them."""
+    from exchanges.paper import PaperOptions
+
+    shown = {field.name: str(field.default) for field in dataclasses.fields(PaperOptions)}
+    shown["feed_path"] = "none"
+    return shown
 
 
 def _strategy_parameters(parser: OneLineErrorParser, args: argparse.Namespace) -> dict[str, Any]:
@@ -257,6 +289,9 @@ def _strategy_parameters(parser: OneLineErrorParser, args: argparse.Namespace) -
             parser.error(
                 f"argument --strategy-params: {args.strategy} has no parameter {key!r} (known: {known})"
             )
+        if key in raw:
+            # Either order would silently let one value win; the user meant one of them.
+            parser.error(f"argument --strategy-params: {key} is also given as {raw[key][0]}; give it once")
         raw[key] = ("--strategy-params " + key, value)
 
     typed: dict[str, Any] = {}
@@ -358,13 +393,60 @@ async def run_bot(config: TradingConfig) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    summary = await bot.run()
-    log.info("summary for %s:", config.bot_name)
-    for line in summary.lines():
-        log.info("  %s", line)
+    notifier = await start_notifier(config.bot_name)
+    try:
+        log.info(
+            "starting %s: %s %s on %s, quantity %s",
+            config.bot_name,
+            config.strategy,
+            config.ticker,
+            config.exchange,
+            config.quantity,
+            extra={"notify": "start"},
+        )
+        try:
+            summary = await bot.run()
+        except Exception as exc:
+            code = EXIT_BAD_INPUT if isinstance(exc, ConfigurationError) else 1
+            log.error("stopped by an error: %s (exit code %d)", exc, code, extra={"notify": "stop"})
+            raise
+        log.info("summary for %s:", config.bot_name)
+        for line in summary.lines():
+            log.info("  %s", line)
+        log.log(
+            logging.WARNING if summary.exit_code else logging.INFO,
+            "stopped: %s (exit code %d)",
+            summary.stop_reason,
+            summary.exit_code,
+            extra={"notify": "stop"},
+        )
+    finally:
+        if notifier is not None:
+            logging.getLogger().removeHandler(notifier.handler)
+            await notifier.aclose()
     if summary.exit_code:
         sys.stderr.write(f"runbot.py: {summary.stop_reason}\n")
     return summary.exit_code
+
+
+async def start_notifier(bot_name: str) -> Notifier | None:
+    """Telegram/Lark notifications when their variables are set (from the --env-file or the shell).
+
+    The notifier listens on the root logger: ERROR records and records logged with
+    ``extra={"notify": kind}`` are sent; nothing in the trading code calls it.
+    """
+    log = logging.getLogger("runbot")
+    try:
+        notifier = Notifier.from_environment(os.environ, bot_name)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if notifier is None:
+        log.debug("notifications: off (no TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID or LARK_TOKEN)")
+        return None
+    await notifier.start()
+    logging.getLogger().addHandler(notifier.handler)
+    log.info("notifications: %s", ", ".join(notifier.channel_names))
+    return notifier
 
 
 def _force_exit(signum: int, frame: object) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -317,8 +317,47 @@ def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+def resting_take_profits(result: BacktestResult) -> list[OrderRecord]:
+    """Take-profit orders still resting when the run ended, with their unfilled size.
+
+    A take-profit is a limit order on the side opposite to the entries; it rests if it was placed
+    and neither cancelled nor completely filled. Without an entry fill there is none.
+    """
+    entry_sides = {fill.side for fill in result.fills if fill.role == "entry"}
+    if len(entry_sides) != 1:
+        return []
+    (entry_side,) = entry_sides
+    filled: dict[str, Decimal] = {}
+    for fill in result.fills:
+        filled[fill.order_id] = filled.get(fill.order_id, _ZERO) + fill.size
+    cancelled = {order.order_id for order in result.orders if order.action == "cancelled"}
+    resting = []
+    for order in result.orders:
+        if order.action != "placed" or order.side is entry_side or order.order_type != "limit":
+            continue
+        left = order.size - filled.get(order.order_id, _ZERO)
+        if order.order_id not in cancelled and left > 0:
+            resting.append(replace(order, size=left))
+    return resting
+
+
 def plot_result(result: BacktestResult, path: str | Path, title: str | None = None) -> Path:
     """Draw price with entries and take-profits, the equity curve and the inventory to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = build_figure(result, title)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+    return target
+
+
+def build_figure(result: BacktestResult, title: str | None = None) -> Any:
+    """The chart as a matplotlib Figure (``plot_result`` saves it; tests read its axes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -358,7 +397,21 @@ def plot_result(result: BacktestResult, path: str | Path, title: str | None = No
                 edgecolors="white" if marker != "x" else None,
                 linewidths=0.5,
             )
-    price_ax.set_ylabel("price")
+    resting = resting_take_profits(result)
+    if resting and times:
+        # From the time each was placed to the end of the run: how long it has been waiting.
+        price_ax.hlines(
+            [float(order.price) for order in resting],
+            [datetime.fromtimestamp(order.time, tz=timezone.utc) for order in resting],
+            times[-1],
+            colors="#2ca02c",
+            linestyles="dashed",
+            linewidths=0.9,
+            label=f"resting take-profit at the end ({len(resting)})",
+            zorder=2,
+        )
+    ticker = result.spec.get("ticker") or "base"
+    price_ax.set_ylabel("price (quote currency)")
     price_ax.legend(loc="best", fontsize=9, framealpha=0.8)
     price_ax.grid(alpha=0.3)
 
@@ -373,21 +426,17 @@ def plot_result(result: BacktestResult, path: str | Path, title: str | None = No
         equity_ax.fill_between(times, equity, running_peak, color="#d62728", alpha=0.25, label="drawdown")
         equity_ax.axhline(float(m.start_equity), color="#999999", lw=0.8, ls="--", label="start")
         equity_ax.legend(loc="best", fontsize=9, framealpha=0.8)
-    equity_ax.set_ylabel("equity")
+    equity_ax.set_ylabel("equity (quote currency)")
     equity_ax.grid(alpha=0.3)
 
     inventory_ax.step(times, [float(sample.position) for sample in samples], where="post", color="#9467bd")
     inventory_ax.axhline(0, color="#999999", lw=0.8)
     for axis in (price_ax, equity_ax, inventory_ax):
         axis.ticklabel_format(axis="y", useOffset=False, style="plain")
-    inventory_ax.set_ylabel("position")
+    inventory_ax.set_ylabel(f"position ({ticker})")
     inventory_ax.grid(alpha=0.3)
     inventory_ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M:%S", tz=timezone.utc))
     inventory_ax.set_xlabel("time (UTC)")
     figure.autofmt_xdate()
     figure.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, dpi=110)
-    plt.close(figure)
-    return target
+    return figure

@@ -172,23 +172,43 @@ SWEEP_COLUMNS = (
     ("completed_cycles", "cycles"),
     ("fills", "fills"),
     ("fees", "fees"),
-    ("final_position", "pos"),
+    ("final_position", "end pos"),
 )
 
 
-def render_sweep_table(rows: Sequence[SweepRow], top: int | None = 20) -> Any:
-    """A rich Table of the ranked cells (the best ``top`` of them)."""
+def _header(name: str, strategy: str | None) -> str:
+    """A parameter's column heading, one word a line, with its unit from the strategy's help.
+
+    ``take_profit`` becomes "take / profit %": six characters wide instead of eleven, so a
+    three-parameter sweep fits 80 columns without cutting a heading or a number.
+    """
+    unit = ""
+    if strategy is not None:
+        specs = {spec.name: spec for spec in StrategyFactory.strategy_class(strategy).PARAMETERS}
+        text = specs[name].help if name in specs else ""
+        unit = " %" if "PERCENT" in text else " s" if "SECONDS" in text else ""
+    return name.replace("_", "\n") + unit
+
+
+def render_sweep_table(rows: Sequence[SweepRow], top: int | None = 20, strategy: str | None = None) -> Any:
+    """A rich Table of the ranked cells (the best ``top`` of them), readable at 80 columns.
+
+    No vertical rules, headings stacked a word a line, and cells that fold rather than end in
+    "…": a number is never shown cut. Money columns are in the quote currency.
+    """
+    from rich import box
     from rich.table import Table
 
     shown = rows if top is None else rows[:top]
-    title = f"sweep: {len(rows)} runs, ranked by net PnL after fees (ties: smaller drawdown)"
-    table = Table(title=title)
-    table.add_column("#", justify="right")
+    title = f"sweep: {len(rows)} runs, best net PnL first (ties: smaller drawdown)"
+    caption = "net PnL, max DD, fees: quote currency; end pos: base units"
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0, 0, 1))
+    table.add_column("#", justify="right", no_wrap=True, min_width=len(str(len(rows))))
     names = list(rows[0].params) if rows else []
     for name in names:
-        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column(_header(name, strategy), justify="right", overflow="fold")
     for _, heading in SWEEP_COLUMNS:
-        table.add_column(heading, justify="right", no_wrap=True)
+        table.add_column(heading.replace(" ", "\n"), justify="right", overflow="fold")
     for row in shown:
         cells = [str(row.rank), *(row.params.get(name, "") for name in names)]
         if row.error:

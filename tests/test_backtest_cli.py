@@ -142,3 +142,59 @@ def test_sweep_values_are_checked_by_the_strategy() -> None:
         parse_sweep(["take_profit=0"], "grid")
     with pytest.raises(ParameterError, match="given twice"):
         parse_sweep(["wait_time=1", "wait_time=2"], "grid")
+
+
+def test_help_lists_only_flags_a_backtest_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        backtest.main(["--help"])
+    text = capsys.readouterr().out
+    for refused in ("--paper-feed", "--paper-replay-speed", "--env-file", "--log-dir", "--exchange"):
+        assert refused not in text
+    for flag, instead in (("--log-dir", "--out"), ("--env-file", "needs no keys")):
+        with pytest.raises(SystemExit):
+            backtest.main(["--synthetic-events", "100", flag, "x"])
+        assert instead in capsys.readouterr().err
+
+
+def test_cache_dir_default_agrees_between_help_and_readme(capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers.feed_cache import default_cache_dir
+
+    with pytest.raises(SystemExit):
+        backtest.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "~/.cache/perp-dex-bot/feeds" in text and "~/.cache/perp-dex-bot/feeds" in readme
+    assert "$XDG_CACHE_HOME/perp-dex-bot/feeds" in text and "$XDG_CACHE_HOME/perp-dex-bot/feeds" in readme
+    assert default_cache_dir().parts[-2:] == ("perp-dex-bot", "feeds")
+
+
+def test_sweep_table_is_readable_at_80_columns() -> None:
+    from rich.console import Console
+
+    from helpers.parameter_sweep import SweepRow, rank, render_sweep_table
+
+    metrics = {
+        "net_pnl": "-1234.5678",
+        "max_drawdown": "2345.678",
+        "completed_cycles": 12345,
+        "fills": 123456,
+        "fees": "456.789",
+        "final_position": "0.052",
+    }
+    rows = rank(
+        SweepRow(f"cell {n}", {"take_profit": "0.02", "wait_time": "120.0", "grid_step": "0.05"}, metrics)
+        for n in range(12)
+    )
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_sweep_table(rows, 20, "grid"))
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for heading in ("take", "profit %", "wait", "time s", "grid", "step %", "net", "PnL", "max", "DD"):
+        assert heading in text
+    lines = [line.split() for line in text.splitlines()]
+    ranked = [line for line in lines if line and line[0].isdigit()]
+    assert [line[0] for line in ranked] == [str(n) for n in range(1, 13)]
+    params, numbers = ranked[0][1:4], ranked[0][4:]
+    assert params == ["0.02", "120.0", "0.05"]
+    assert numbers == ["-1234.57", "2345.68", "12345", "123456", "456.79", "0.052"]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
+
 from exchanges.base import OrderSide
 from helpers.backtest_report import (
     FillRecord,
     OrderRecord,
     Sample,
+    build_figure,
     max_drawdown,
     metrics_rows,
+    resting_take_profits,
     save_result,
     summarize,
 )
@@ -116,3 +120,61 @@ def test_saved_files_hold_exact_decimals(tmp_path) -> None:
     header = paths["samples"].read_text().splitlines()[0]
     assert header.startswith("utc,time,best_bid,best_ask,position,equity")
     assert '"price": "60000.1"' in paths["json"].read_text()
+
+
+def _run_with_take_profits():
+    def order(time: float, action: str, order_id: str, side: OrderSide, price: str, size: str = "1"):
+        return OrderRecord(time, action, order_id, side, "limit", D(price), D(size))
+
+    orders = [
+        order(1, "placed", "e1", BUY, "100"),
+        order(2, "placed", "t1", SELL, "101"),  # filled completely: not resting
+        order(3, "placed", "e2", BUY, "99"),
+        order(4, "placed", "t2", SELL, "100"),  # half filled: rests with 0.5
+        order(5, "placed", "e3", BUY, "98"),
+        order(6, "placed", "t3", SELL, "99"),  # rests untouched
+        order(7, "placed", "t4", SELL, "102"),
+        order(8, "cancelled", "t4", SELL, "102"),  # cancelled: not resting
+        order(9, "placed", "e4", BUY, "97"),  # an entry still open is not a take-profit
+    ]
+    fills = [
+        FillRecord(1.5, "e1", BUY, D("100"), D("1"), D(0), True, "entry", False),
+        FillRecord(2.5, "t1", SELL, D("101"), D("1"), D(0), True, "exit", True),
+        FillRecord(3.5, "e2", BUY, D("99"), D("1"), D(0), True, "entry", False),
+        FillRecord(4.5, "t2", SELL, D("100"), D("0.5"), D(0), True, "exit", False),
+        FillRecord(5.5, "e3", BUY, D("98"), D("1"), D(0), True, "entry", False),
+    ]
+    return summarize(
+        spec={"ticker": "BTC"},
+        data={"events_applied": 10, "first_time": 0.0, "last_time": 10.0},
+        orders=orders,
+        fills=fills,
+        samples=[sample(t, "1000", "1") for t in range(11)],
+        start_equity=D("1000"),
+        funding=D(0),
+        final_bid=D("99"),
+        final_ask=D("101"),
+    )
+
+
+def test_resting_take_profits_at_the_end_come_from_the_orders() -> None:
+    resting = resting_take_profits(_run_with_take_profits())
+    assert [(order.order_id, order.price, order.size) for order in resting] == [
+        ("t2", D("100"), D("0.5")),
+        ("t3", D("99"), D("1")),
+    ]
+
+
+def test_chart_has_units_on_its_axes_and_draws_resting_take_profits() -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.collections import LineCollection
+
+    figure = build_figure(_run_with_take_profits(), "test")
+    price_ax, equity_ax, inventory_ax = figure.axes
+    assert price_ax.get_ylabel() == "price (quote currency)"
+    assert equity_ax.get_ylabel() == "equity (quote currency)"
+    assert inventory_ax.get_ylabel() == "position (BTC)"
+    assert inventory_ax.get_xlabel() == "time (UTC)"
+    (levels,) = [item for item in price_ax.collections if isinstance(item, LineCollection)]
+    assert sorted(segment[0][1] for segment in levels.get_segments()) == [99.0, 100.0]
+    assert "resting take-profit at the end (2)" in [text.get_text() for text in price_ax.get_legend().texts]

@@ -145,3 +145,43 @@ def test_help_states_units_and_an_example(capsys: pytest.CaptureFixture[str]) ->
     assert "PERCENT" in out and "0.02 %" in out
     assert "python runbot.py --exchange paper" in out
     assert "--take-profit" in out and "--paper-feed" in out
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["--take-profit", "0.05", "--strategy-params", "take_profit=0.02"],
+        ["--strategy-params", "take_profit=0.02", "--take-profit", "0.05"],
+        ["--strategy-params", "take_profit=0.02", "take_profit=0.05"],
+    ],
+)
+def test_a_parameter_given_twice_is_refused(capsys: pytest.CaptureFixture[str], given: list[str]) -> None:
+    err = parse_error(capsys, [*BASE, *given])
+    assert "take_profit is also given as" in err and "give it once" in err
+
+
+def _help(capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        runbot.build_config(["--help"])
+    # One option per line, whatever the terminal width: join argparse's wrapped help lines.
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_shows_defaults_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    text = _help(capsys)
+    assert "OrderSide" not in text
+    assert "(default buy)" in text
+    assert "negative disables (default off)" in text
+    assert "--max-slippage MAX_SLIPPAGE market-order bound, percent from the touch (default 0.5)" in text
+    options = text.split("paper venue (simulated", 1)[1]  # past the usage line
+    for flag, _key, _parse, _help_text in runbot.PAPER_FLAGS:
+        shown = options.split(f"{flag} ", 1)[1].split(" --", 1)[0]
+        assert "(default " in shown, f"{flag} shows no default: {shown}"
+
+
+def test_first_help_example_has_a_short_wait_time(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        runbot.build_config(["--help"])
+    examples = capsys.readouterr().out.split("examples:", 1)[1]
+    first = examples.split("python runbot.py", 2)[1]
+    assert "--wait-time 10" in first
