@@ -2247,9 +2247,11 @@ class MockLighterVenue:
                 if status == EXECUTED_THEN_FAILED_STATUS:
                     await handler(request)  # handled; only the answer is lost
                 response = web.json_response({"code": ERR_SERVER[0], "message": ERR_SERVER[1]}, status=status)
-        if delay:
+        if delay and self._stopped is not None:
             # After handling, as a slow network: a client that gave up does not undo the request.
-            await asyncio.sleep(delay)
+            # Cut short when the venue stops, so a long slow reply never holds up a shutdown.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
         return response
 
     def _roll_rest_faults(self) -> None:
