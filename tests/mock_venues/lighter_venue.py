@@ -656,10 +656,10 @@ class MockLighterVenue:
             site = web.TCPSite(self._runner, self.host, self._requested_port)
             await site.start()
             self.port = int(self._runner.addresses[0][1])
-        except BaseException as exc:
+        except Exception as exc:  # start() re-raises it in the caller's thread
             self._start_error = exc
             self._ready.set()
-            raise
+            return
         self._ready.set()
         await self._stopped.wait()
         if self._walk_task is not None:
@@ -2912,7 +2912,7 @@ FAULT_HELP = {
     "slow_reply": "answer a REST request --slow-ms late (it is handled at once, so a client that "
     "times out has still had its order executed)",
     "ws_duplicate": "push a WS message twice",
-    "ws_reorder": "push a WS message after the next one on its channel",
+    "ws_reorder": "hold a WS message back and push it after the next pushed message",
     "book_gap": "skip an order-book update (the book still changes: offsets and nonces jump)",
     "malformed_frame": "push a broken copy before a WS message: invalid JSON, wrong field types or "
     "NaN prices (seeded choice)",
@@ -3060,6 +3060,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not (FIXTURES_DIR / "http_order_books.json").is_file():
+        print(
+            f"error: captured Lighter messages not found in {FIXTURES_DIR} "
+            "(set BOT_SHARED_DIR or LIGHTER_FIXTURES_DIR)",
+            file=sys.stderr,
+        )
+        return 2
     spec = MarketSpec(
         market_id=args.market_id,
         symbol=args.symbol,
@@ -3083,10 +3090,15 @@ def main(argv: list[str] | None = None) -> int:
         oversize_bytes=args.oversize_bytes,
         **{kind: getattr(args, f"rate_{kind}") for kind in FAULT_KINDS},
     )
+    stop = threading.Event()
+    # Installed before the venue starts, so a SIGTERM at any moment still stops it cleanly.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         venue.start()
     except RuntimeError as exc:
         print(f"error: {exc}: {exc.__cause__}", file=sys.stderr)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         return 2
     try:
         if args.env_out is not None:
@@ -3110,25 +3122,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    export {key}={value}")
         print(f"  API public key: {venue.api_public_key}")
         print("  Ctrl-C or SIGTERM to stop.", flush=True)
-        _wait_for_stop_signal()
+        while not stop.wait(0.5):  # a timeout, so the signal handler gets to run promptly
+            pass
     finally:
         venue.stop()
         if args.ready_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 args.ready_file.unlink()
-    return 0
-
-
-def _wait_for_stop_signal() -> None:
-    """Block the main thread until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 0
 
 
 if __name__ == "__main__":
