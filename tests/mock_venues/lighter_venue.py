@@ -908,7 +908,10 @@ class MockLighterVenue:
             while True:
                 await asyncio.sleep(interval)
                 for market_id in sorted(self.markets):
-                    self._walk_step_now(market_id)
+                    try:
+                        self._walk_step_now(market_id)
+                    except Exception:  # a bug in one step must not silently end the market
+                        log.exception("mock venue: walk step on market %d failed", market_id)
 
         def do() -> None:
             if self._walk_task is not None:
@@ -2942,6 +2945,7 @@ def _non_negative(text: str) -> float:
 
 def write_private_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
