@@ -580,3 +580,145 @@ async def test_cli_prints_urls_and_serves() -> None:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeded fault rates, broken frames, late answers and the walk
+# ---------------------------------------------------------------------------------------------
+
+
+async def raw_frames(url: str) -> tuple[Any, list[str]]:
+    """A WebSocket with no frame-size limit, subscribed to the book; the frames it got so far."""
+    conn = await connect(url, max_size=None, max_queue=100_000)  # unread frames never stall close()
+    frames: list[str] = [str(await asyncio.wait_for(conn.recv(), TIMEOUT))]  # "connected"
+    await conn.send(json.dumps({"type": "subscribe", "channel": f"order_book/{MARKET}"}))
+    frames.append(str(await asyncio.wait_for(conn.recv(), TIMEOUT)))
+    return conn, frames
+
+
+async def seeded_ws_fault_counts(seed: int) -> dict[str, int]:
+    """Fault counters after a fixed sequence of book changes seen by one subscriber."""
+    venue = MockLighterVenue(start_price=Decimal("3000"), fault_seed=seed).start()
+    try:
+        conn, _ = await raw_frames(venue.ws_url)
+        try:
+            venue.set_fault_rates(
+                ws_duplicate=0.3, ws_reorder=0.2, book_gap=0.2, malformed_frame=0.2, oversized_frame=0.1
+            )
+            venue.set_fault_rates(oversize_bytes=10_000)
+            for step in range(40):
+                venue.set_book(bids=[(f"{2990 + step % 7}", "1")], asks=[("3010", "1")])
+            counts = venue.fault_counts()
+            assert venue.best_bid_ask(MARKET) == (Decimal(2990 + 39 % 7), Decimal(3010))
+        finally:
+            await conn.close()
+        return counts
+    finally:
+        venue.stop()
+
+
+async def test_seeded_ws_fault_rates_repeat_for_the_same_seed() -> None:
+    first = await seeded_ws_fault_counts(5)
+    assert first == await seeded_ws_fault_counts(5)
+    for kind in ("ws_duplicate", "ws_reorder", "book_gap", "malformed_frame", "oversized_frame"):
+        assert first[kind] > 0, (kind, first)
+    assert first["ws_drop"] == first["http_429"] == 0
+    assert first != await seeded_ws_fault_counts(6)
+
+
+async def test_malformed_and_oversized_copies_precede_the_genuine_frame(venue: MockLighterVenue) -> None:
+    conn, _ = await raw_frames(venue.ws_url)
+    try:
+        venue.set_fault_rates(oversize_bytes=200_000)
+        for n, kind in enumerate(("invalid_json", "wrong_types", "nan_price", None)):
+            if kind is None:
+                venue.oversize_next_message("order_book")
+            else:
+                venue.malform_next_message("order_book", kind=kind)
+            venue.set_book(bids=[(f"{2990 + n}", "1")], asks=[("3010", "1")])
+            bad = str(await asyncio.wait_for(conn.recv(), TIMEOUT))
+            genuine = json.loads(str(await asyncio.wait_for(conn.recv(), TIMEOUT)))
+            assert genuine["type"] == "update/order_book"
+            assert {"price": f"{2990 + n}.00", "size": "1.0000"} in genuine["order_book"]["bids"]
+            if kind == "invalid_json":
+                with pytest.raises(json.JSONDecodeError):
+                    json.loads(bad)
+            elif kind == "wrong_types":
+                assert json.loads(bad)["order_book"] == "?"
+                assert json.loads(bad)["channel"] == genuine["channel"]
+            elif kind == "nan_price":
+                prices = {level["price"] for level in json.loads(bad)["order_book"]["bids"]}
+                assert prices == {"NaN"}
+            else:
+                assert len(bad) > 200_000
+                assert json.loads(bad)["order_book"] == genuine["order_book"]
+    finally:
+        await conn.close()
+    counts = venue.fault_counts()
+    assert (counts["malformed_frame"], counts["oversized_frame"]) == (3, 1)
+    assert venue.best_bid_ask(MARKET) == (Decimal("2993"), Decimal("3010"))
+
+
+async def wait_for_venue_order(venue: MockLighterVenue, coi: int) -> dict[str, Any]:
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        found = [
+            o
+            for o in venue.state()["accounts"][str(venue.account_index)]["orders"]
+            if o["client_order_index"] == coi
+        ]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"order {coi} never reached the venue's state"
+        await asyncio.sleep(0.02)
+
+
+async def test_late_and_gateway_failed_replies_still_execute(venue: MockLighterVenue, signer: Any) -> None:
+    await place_post_only_bid(signer, coi=90, price=299000)  # the SDK has its nonce: next call is sendTx
+    calls = venue.stats().rest_calls
+    venue.slow_next(1, ms=600_000)  # the answer would come long after both waits below
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(place_post_only_bid(signer, coi=91, price=298000), 0.5)
+    assert (await wait_for_venue_order(venue, 91))["status"] == "open"
+    assert venue.stats().rest_calls == {**calls, "/api/v1/sendTx": calls["/api/v1/sendTx"] + 1}
+
+    venue.fail_next(1, status=504)
+    with pytest.raises(lighter.exceptions.ServiceException):
+        await place_post_only_bid(signer, coi=92, price=297000)
+    assert (await wait_for_venue_order(venue, 92))["status"] == "open"
+
+    venue.fail_next(1, status=503)
+    with pytest.raises(lighter.exceptions.ServiceException):
+        await place_post_only_bid(signer, coi=93, price=296000)
+    assert all(o["client_order_index"] != 93 for o in venue.orders())
+    counts = venue.fault_counts()
+    assert (counts["slow_reply"], counts["http_5xx"]) == (1, 2)
+
+
+async def test_walk_fills_resting_orders_on_both_sides_and_is_seeded(
+    venue: MockLighterVenue, signer: Any
+) -> None:
+    await place_post_only_bid(signer, coi=301, price=299400)  # 2994.00, 0.2 % below
+    _, _, err = await signer.create_order(
+        MARKET, 302, 100, 300600, True, signer.ORDER_TYPE_LIMIT, signer.ORDER_TIME_IN_FORCE_POST_ONLY
+    )
+    assert err is None
+    await wait_for_venue_order(venue, 301)
+    await wait_for_venue_order(venue, 302)
+
+    prices = []
+    for _ in range(3000):
+        prices.append(venue.walk_step(MARKET))
+        statuses = {o["client_order_index"]: o["status"] for o in venue.orders()}
+        if statuses == {301: "filled", 302: "filled"}:
+            break
+    assert statuses == {301: "filled", 302: "filled"}, (statuses, min(prices), max(prices))
+    trades = venue.state()["accounts"][str(venue.account_index)]["trades"]
+    assert sorted((t["client_order_index"], t["side"], t["role"], t["price"]) for t in trades) == [
+        (301, "buy", "maker", "2994.00"),
+        (302, "sell", "maker", "3006.00"),
+    ]
+    assert venue.position(MARKET) == Decimal(0)
+
+    again = MockLighterVenue(start_price=Decimal("3000"))  # same default seed, never started
+    assert [again.walk_step(MARKET) for _ in range(len(prices))] == prices

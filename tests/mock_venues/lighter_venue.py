@@ -47,6 +47,15 @@ with ``auth``: account_orders/{m}/{a}, account_all_orders/{a}, account_all_trade
 account_all_positions/{a}, account_all_assets/{a}. Also ``jsonapi/sendtx`` and
 ``jsonapi/sendtxbatch`` over WS, ``{"type":"ping"}`` -> ``{"type":"pong"}``, and the 30002 /
 30003 / 30005 subscription errors.
+
+Run as its own process (``python -m tests.mock_venues.lighter_venue --help``) it serves two
+endpoints of its own, outside the Lighter API and never faulted: ``GET /_mock/state`` (the
+venue's truth: every order, position, trade and fault counter, Decimal values as strings) and
+``POST /_mock/control`` (move the market, drop connections, queue or clear faults), so a test in
+another process can drive and check it. Faults can be queued one by one (``rate_limit_next``,
+``fail_next``, ``slow_next``, ``duplicate_next_message``, ...) or drawn at seeded random moments
+(``set_fault_rates``, the ``--*-rate`` options); both feed the same queues. Faults only change
+what is *delivered*: the venue's own state is never altered by them.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ import json
 import logging
 import os
 import random
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -143,6 +154,55 @@ ASK_ORDER_INDEX_BASE = 281476929510000
 BID_ORDER_INDEX_BASE = 562947905454000
 SCALE_QUOTE = Decimal("0.000001")
 
+#: Fault types. The same names key the seeded rates (``set_fault_rates``, CLI ``--<name>-rate``
+#: with '-' for '_'), the counters and ``/_mock/state``.
+FAULT_KINDS = (
+    "ws_drop",
+    "http_429_retry_after",
+    "http_429",
+    "http_5xx",
+    "slow_reply",
+    "ws_duplicate",
+    "ws_reorder",
+    "book_gap",
+    "malformed_frame",
+    "oversized_frame",
+)
+#: ``POST /_mock/control`` actions: the venue method called and the JSON fields it takes.
+CONTROL_ACTIONS: dict[str, set[str]] = {
+    "set_book": {"bids", "asks", "market_id"},
+    "seed_book": {"mid", "market_id"},
+    "trade_through": {"price", "size", "market_id", "reseed"},
+    "walk_step": {"market_id"},
+    "drop_connections": set(),
+    "clear_faults": set(),
+    "set_fault_rates": {"seed", "slow_ms", "retry_after", "oversize_bytes", *FAULT_KINDS},
+    "rate_limit_next": {"n", "retry_after"},
+    "fail_next": {"n", "status"},
+    "set_delay": {"ms"},
+    "slow_next": {"n", "ms"},
+    "reject_next_tx": {"code", "message", "n"},
+    "duplicate_next_message": {"channel_prefix", "n"},
+    "reorder_next_messages": {"channel_prefix"},
+    "inject_book_gap": {"market_id", "n"},
+    "malform_next_message": {"channel_prefix", "kind", "n"},
+    "oversize_next_message": {"channel_prefix", "n"},
+    "expire_orders": {"at_ms"},
+    "apply_funding": {"market_id"},
+    "set_funding_rate": {"market_id", "rate"},
+}
+#: Counted but only ever queued by hand (``reject_next_tx``): a rejection is a venue decision.
+COUNTED_ONLY_FAULTS = ("tx_reject",)
+MALFORMED_KINDS = ("invalid_json", "wrong_types", "nan_price")
+#: 5xx statuses a drawn ``http_5xx`` fault picks from. 504 is a gateway timeout *after* the venue
+#: handled the request (a sendTx in it was executed); the others are refused before handling.
+SERVER_ERROR_STATUSES = (500, 502, 503, 504)
+EXECUTED_THEN_FAILED_STATUS = 504
+DEFAULT_SLOW_MS = 11_000.0  # just over the Lighter client's default 10 s REST timeout
+DEFAULT_OVERSIZE_BYTES = 5 * 2**20  # over the 4 MiB frame limit of helpers/reconnecting_websocket.py
+WALK_STEP_FRACTION = Decimal("0.0005")  # largest walk step, as a fraction of the price
+WALK_REVERSION = Decimal("0.02")  # share of the distance to the anchor the walk closes per step
+
 
 # ---------------------------------------------------------------------------------------------
 # Fixture templates
@@ -174,6 +234,53 @@ def now_ms() -> int:
 
 def _tx_hash(seed: str) -> str:
     return hashlib.blake2b(f"{seed}:{time.time_ns()}".encode(), digest_size=40).hexdigest()
+
+
+def malformed_frame(message: dict[str, Any], kind: str) -> str:
+    """A broken version of ``message`` as frame text (fault injection).
+
+    ``invalid_json``: the text cut in half. ``wrong_types``: every payload field (all but
+    ``type`` and ``channel``, so the frame is still routed to its handler) swapped for a value of
+    another JSON type. ``nan_price``: every ``*price*`` field set to "NaN", which Decimal accepts;
+    a message without prices gets ``wrong_types`` instead.
+    """
+    if kind == "invalid_json":
+        text = json.dumps(message)
+        return text[: max(1, len(text) // 2)]
+    if kind == "nan_price":
+        replaced = False
+
+        def nan(value: Any) -> Any:
+            nonlocal replaced
+            if isinstance(value, dict):
+                out = {}
+                for key, item in value.items():
+                    if "price" in key and not isinstance(item, dict | list):
+                        out[key] = "NaN"
+                        replaced = True
+                    else:
+                        out[key] = nan(item)
+                return out
+            if isinstance(value, list):
+                return [nan(item) for item in value]
+            return value
+
+        broken = nan(message)
+        if replaced:
+            return json.dumps(broken)
+    if kind not in MALFORMED_KINDS:
+        raise ValueError(f"unknown malformed frame kind {kind!r}")
+
+    def other_type(value: Any) -> Any:
+        if isinstance(value, dict | list):
+            return "?"
+        if isinstance(value, str):
+            return 12345
+        return [value]
+
+    return json.dumps(
+        {key: value if key in ("type", "channel") else other_type(value) for key, value in message.items()}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,6 +376,7 @@ class AccountState:
     positions: dict[int, PositionState] = field(default_factory=dict)
     fees_paid: Decimal = Decimal(0)
     created_ms: int = field(default_factory=now_ms)
+    trades: list[dict[str, Any]] = field(default_factory=list)  # every fill, never trimmed
 
 
 @dataclass
@@ -348,6 +456,10 @@ class _Conn:
         """Queue a frame; ``before_write`` runs right before it is written (timing marks)."""
         self.queue.put_nowait((json.dumps(message), before_write))
 
+    def send_raw(self, text: str) -> None:
+        """Queue a frame as given (fault injection: broken or oversized frames)."""
+        self.queue.put_nowait((text, None))
+
     async def write_loop(self) -> None:
         while True:
             item = await self.queue.get()
@@ -401,6 +513,7 @@ class MockLighterVenue:
         book_levels: int = 10,
         level_size: Decimal | str = Decimal("0.5"),
         seed: int = 7,
+        fault_seed: int | None = None,
     ) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -424,6 +537,10 @@ class MockLighterVenue:
         self._book_levels = book_levels
         self._level_size = Decimal(str(level_size))
         self._rng = random.Random(seed)
+        self._walk_rng = random.Random(seed)
+        self._walk_anchor: dict[int, int] = {}  # market -> price units the walk drifts back to
+        self._walk_price: dict[int, int] = {}
+        self._walk_task: asyncio.Task[None] | None = None
 
         self._accounts: dict[int, AccountState] = {}
         self.add_account(account_index, collateral=Decimal(str(collateral)))
@@ -446,15 +563,27 @@ class MockLighterVenue:
             self._seed_book_now(mid, Decimal(str(start_price)))
             book.published_bids, book.published_asks = self._aggregate(mid)
             book.book_nonce = self._next_engine_nonce()
+            self._walk_anchor[mid] = self._walk_price[mid] = spec.price_int(Decimal(str(start_price)))
 
-        # fault state
+        # Fault state. Queues filled by the *_next methods or by seeded draws (_roll); popped
+        # where the fault applies, which is also where it is counted.
         self._rest_faults: list[tuple[int, float | None]] = []  # (status, retry_after)
         self._delay_s = 0.0
+        self._slow_pending: list[float] = []  # extra seconds before one REST reply
         self._dup_pending: list[str | None] = []
         self._reorder_pending: list[str | None] = []
+        self._malformed_pending: list[tuple[str | None, str | None]] = []  # (prefix, kind)
+        self._oversized_pending: list[str | None] = []
         self._held: tuple[str, list[tuple[_Conn, dict[str, Any]]]] | None = None
         self._tx_faults: list[tuple[int, str]] = []
         self._timing_hook: TimingHook | None = None
+        self._fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS + COUNTED_ONLY_FAULTS, 0)
+        self._fault_rates: dict[str, float] = dict.fromkeys(FAULT_KINDS, 0.0)
+        self._fault_seed = seed if fault_seed is None else fault_seed
+        self._fault_rngs = self._seeded_fault_rngs(self._fault_seed)
+        self._slow_s = DEFAULT_SLOW_MS / 1000.0
+        self._retry_after = 1.0
+        self._oversize_bytes = DEFAULT_OVERSIZE_BYTES
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -527,12 +656,16 @@ class MockLighterVenue:
             site = web.TCPSite(self._runner, self.host, self._requested_port)
             await site.start()
             self.port = int(self._runner.addresses[0][1])
-        except BaseException as exc:
+        except Exception as exc:  # start() re-raises it in the caller's thread
             self._start_error = exc
             self._ready.set()
-            raise
+            return
         self._ready.set()
         await self._stopped.wait()
+        if self._walk_task is not None:
+            self._walk_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._walk_task
         for conn in list(self._conns):
             conn.queue.put_nowait(None)
             with contextlib.suppress(Exception):
@@ -661,6 +794,8 @@ class MockLighterVenue:
 
         def do() -> None:
             self._seed_book_now(market_id, Decimal(str(mid)))
+            mid_int = self.markets[market_id].price_int(Decimal(str(mid)))
+            self._walk_anchor[market_id] = self._walk_price[market_id] = mid_int
             self._match_resting_against_book(market_id)
             self._publish_book(market_id)
 
@@ -702,45 +837,88 @@ class MockLighterVenue:
         own price, best price first, then oldest first). ``size`` caps the total traded size, so
         a smaller trade partially fills. With ``reseed`` the external book is rebuilt around
         ``price`` afterwards; otherwise only the swept external levels are removed. Returns the
-        trades (Lighter trade objects).
+        trades (Lighter trade objects). The random walk (``walk_step``) continues from ``price``.
         """
+        return self._call(self._trade_through_now, price, size, market_id, reseed)
 
-        def do() -> list[dict[str, Any]]:
-            book = self._books[market_id]
-            spec = book.spec
-            p = spec.price_int(price)
-            budget = spec.size_int(size) if size is not None else None
-            crossed = [
-                o
-                for o in self._orders.values()
-                if o.active
-                and o.market_id == market_id
-                and ((not o.is_ask and o.price >= p) or (o.is_ask and o.price <= p))
-            ]
-            crossed.sort(key=lambda o: (-o.price if not o.is_ask else o.price, o.order_index))
-            trades: list[dict[str, Any]] = []
-            for order in crossed:
-                qty = order.remaining if budget is None else min(order.remaining, budget)
-                if qty <= 0:
-                    break
-                trades.append(self._execute(order, qty, order.price, maker=True))
-                if budget is not None:
-                    budget -= qty
-            if not trades:
-                lot = budget if budget else max(spec.size_int(spec.min_base_amount), 1)
-                trades.append(
-                    self._public_trade(market_id, p, lot, taker_is_ask=p < self._mid_int(market_id))
-                )
-            if reseed:
-                self._seed_book_now(market_id, spec.price_dec(p))
-                self._prune_levels_crossing_ours(market_id)
-            else:
-                book.bids = {px: sz for px, sz in book.bids.items() if px < p}
-                book.asks = {px: sz for px, sz in book.asks.items() if px > p}
-            self._publish_book(market_id)
-            return trades
+    def _trade_through_now(
+        self, price: Decimal | str | int, size: Decimal | str | int | None, market_id: int, reseed: bool
+    ) -> list[dict[str, Any]]:
+        book = self._books[market_id]
+        spec = book.spec
+        p = spec.price_int(price)
+        self._walk_price[market_id] = p
+        budget = spec.size_int(size) if size is not None else None
+        crossed = [
+            o
+            for o in self._orders.values()
+            if o.active
+            and o.market_id == market_id
+            and ((not o.is_ask and o.price >= p) or (o.is_ask and o.price <= p))
+        ]
+        crossed.sort(key=lambda o: (-o.price if not o.is_ask else o.price, o.order_index))
+        trades: list[dict[str, Any]] = []
+        for order in crossed:
+            qty = order.remaining if budget is None else min(order.remaining, budget)
+            if qty <= 0:
+                break
+            trades.append(self._execute(order, qty, order.price, maker=True))
+            if budget is not None:
+                budget -= qty
+        if not trades:
+            lot = budget if budget else max(spec.size_int(spec.min_base_amount), 1)
+            trades.append(self._public_trade(market_id, p, lot, taker_is_ask=p < self._mid_int(market_id)))
+        if reseed:
+            self._seed_book_now(market_id, spec.price_dec(p))
+            self._prune_levels_crossing_ours(market_id)
+        else:
+            book.bids = {px: sz for px, sz in book.bids.items() if px < p}
+            book.asks = {px: sz for px, sz in book.asks.items() if px > p}
+        self._publish_book(market_id)
+        return trades
 
-        return self._call(do)
+    def walk_step(self, market_id: int = 0) -> Decimal:
+        """One step of the venue's own market activity; returns the new price.
+
+        The price moves by a seeded random step of up to 0.05 % and is pulled 2 % of the way
+        back to its anchor (the start price, or the last ``seed_book`` mid), then trades through
+        (``trade_through``). The pull keeps the walk oscillating around the anchor instead of
+        drifting away, so resting orders on both sides of it (a buy grid and its take-profit
+        sells) keep filling over minutes. Same seed, same sequence of prices.
+        """
+        return self._call(self._walk_step_now, market_id)
+
+    def _walk_step_now(self, market_id: int) -> Decimal:
+        spec = self.markets[market_id]
+        price = spec.price_dec(self._walk_price[market_id])
+        anchor = spec.price_dec(self._walk_anchor[market_id])
+        tick = Decimal(1).scaleb(-spec.price_decimals)
+        noise = price * WALK_STEP_FRACTION * Decimal(str(self._walk_rng.uniform(-1, 1)))
+        step = (noise + (anchor - price) * WALK_REVERSION).quantize(tick)
+        price = max(tick, price + step)
+        self._trade_through_now(price, None, market_id, True)
+        return price
+
+    def start_walk(self, interval: float) -> None:
+        """Run ``walk_step`` on every market each ``interval`` seconds until the venue stops."""
+        if interval <= 0:
+            raise ValueError("walk interval must be positive")
+
+        async def walk() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                for market_id in sorted(self.markets):
+                    try:
+                        self._walk_step_now(market_id)
+                    except Exception:  # a bug in one step must not silently end the market
+                        log.exception("mock venue: walk step on market %d failed", market_id)
+
+        def do() -> None:
+            if self._walk_task is not None:
+                self._walk_task.cancel()
+            self._walk_task = asyncio.ensure_future(walk())
+
+        self._call(do)
 
     def apply_funding(self, market_id: int = 0) -> dict[int, Decimal]:
         """Settle one funding interval at the market's rate and mark price.
@@ -786,30 +964,43 @@ class MockLighterVenue:
 
     def drop_connections(self) -> int:
         """Close every WebSocket connection (close code 1012); returns how many were open."""
+        return self._call(self._drop_connections_now)
 
-        def do() -> int:
-            conns = list(self._conns)
-            for conn in conns:
-                conn.queue.put_nowait(None)
-                self._bg_tasks.add(
-                    task := asyncio.ensure_future(conn.ws.close(code=1012, message=b"restart"))
-                )
-                task.add_done_callback(self._bg_tasks.discard)
-            return len(conns)
+    def _drop_connections_now(self) -> int:
+        conns = list(self._conns)
+        for conn in conns:
+            self._conns.discard(conn)
+            conn.queue.put_nowait(None)
+            self._bg_tasks.add(task := asyncio.ensure_future(conn.ws.close(code=1012, message=b"restart")))
+            task.add_done_callback(self._bg_tasks.discard)
+        if conns:
+            self._count("ws_drop")
+        return len(conns)
 
-        return self._call(do)
-
-    def rate_limit_next(self, n: int = 1, retry_after: float = 1.0) -> None:
-        """The next ``n`` REST calls answer HTTP 429 with Retry-After and code 23000."""
+    def rate_limit_next(self, n: int = 1, retry_after: float | None = 1.0) -> None:
+        """The next ``n`` REST calls answer HTTP 429 with code 23000, with a Retry-After header
+        of ``retry_after`` seconds (None: no header)."""
         self._call(lambda: self._rest_faults.extend([(429, retry_after)] * n))
 
     def fail_next(self, n: int = 1, status: int = 503) -> None:
-        """The next ``n`` REST calls answer a 5xx ``status``."""
+        """The next ``n`` REST calls answer a 5xx ``status``.
+
+        504 (gateway timeout) is answered *after* the venue handled the request, so a sendTx in
+        it was executed although the client sees an error; other statuses refuse the request.
+        """
         self._call(lambda: self._rest_faults.extend([(status, None)] * n))
 
     def set_delay(self, ms: float) -> None:
-        """Delay every REST response by ``ms`` milliseconds (0 to turn off)."""
+        """Delay every REST response by ``ms`` milliseconds (0 to turn off).
+
+        The request is handled first, as a slow network would: a client that gives up waiting
+        does not undo it."""
         self._call(lambda: setattr(self, "_delay_s", ms / 1000.0))
+
+    def slow_next(self, n: int = 1, ms: float | None = None) -> None:
+        """Answer the next ``n`` REST calls ``ms`` milliseconds late (default: the slow-reply
+        delay, just over the client's timeout). The request itself is handled at once."""
+        self._call(lambda: self._slow_pending.extend([self._slow_s if ms is None else ms / 1000.0] * n))
 
     def reject_next_tx(self, code: int = 21029, message: str = "insufficient margin", n: int = 1) -> None:
         """The next ``n`` valid transactions answer HTTP 400 ``{"code":code,"message":message}``."""
@@ -832,17 +1023,113 @@ class MockLighterVenue:
             lambda: setattr(self._books[market_id], "gaps_pending", self._books[market_id].gaps_pending + n)
         )
 
+    def malform_next_message(
+        self, channel_prefix: str | None = None, kind: str | None = None, n: int = 1
+    ) -> None:
+        """Before each of the next ``n`` pushed WS messages (matching the prefix), send a broken
+        copy of it: ``kind`` "invalid_json" (truncated text), "wrong_types" (payload fields of
+        the wrong JSON type) or "nan_price" (every price "NaN"); None picks one (seeded). The
+        genuine message still follows: a client must discard the bad frame, not act on it."""
+        if kind is not None and kind not in MALFORMED_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}")
+        self._call(lambda: self._malformed_pending.extend([(channel_prefix, kind)] * n))
+
+    def oversize_next_message(self, channel_prefix: str | None = None, n: int = 1) -> None:
+        """Before each of the next ``n`` pushed WS messages (matching the prefix), send a copy
+        padded past the oversize limit (``set_fault_rates(oversize_bytes=...)``); the genuine
+        message follows, if the client kept the connection."""
+        self._call(lambda: self._oversized_pending.extend([channel_prefix] * n))
+
+    def set_fault_rates(
+        self,
+        seed: int | None = None,
+        *,
+        slow_ms: float | None = None,
+        retry_after: float | None = None,
+        oversize_bytes: int | None = None,
+        **rates: float,
+    ) -> None:
+        """Inject faults at seeded random moments: ``rates`` maps names in ``FAULT_KINDS`` to
+        a probability (0..1) per eligible event. Eligible: every ``/api/...`` REST request for
+        http_429_retry_after, http_429, http_5xx and slow_reply; every pushed WS message that
+        has a subscriber for ws_drop (all connections close), ws_duplicate, ws_reorder,
+        malformed_frame and oversized_frame; every order-book update with a subscriber for
+        book_gap. Each kind draws from its own stream seeded by ``(seed, kind)``, so the n-th
+        eligible event of a kind gets the same decision for the same seed whatever else happens.
+        A given ``seed`` restarts the streams. Unnamed kinds keep their rates.
+        """
+        unknown = sorted(set(rates) - set(FAULT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(FAULT_KINDS)}")
+        checked: dict[str, float] = {}
+        for kind, rate in rates.items():
+            value = float(rate)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"rate for {kind} must be between 0 and 1, got {rate}")
+            checked[kind] = value
+        for name, value in (
+            ("slow_ms", slow_ms),
+            ("retry_after", retry_after),
+            ("oversize_bytes", oversize_bytes),
+        ):
+            if value is not None and float(value) < 0:
+                raise ValueError(f"{name} must not be negative")
+
+        def do() -> None:
+            self._fault_rates.update(checked)
+            if seed is not None:
+                self._fault_seed = int(seed)
+                self._fault_rngs = self._seeded_fault_rngs(self._fault_seed)
+            if slow_ms is not None:
+                self._slow_s = float(slow_ms) / 1000.0
+            if retry_after is not None:
+                self._retry_after = float(retry_after)
+            if oversize_bytes is not None:
+                self._oversize_bytes = int(oversize_bytes)
+
+        self._call(do)
+
+    def fault_counts(self) -> dict[str, int]:
+        """How many faults of each kind were applied so far (queued by hand or drawn)."""
+        return self._call(lambda: dict(self._fault_counts))
+
     def clear_faults(self) -> None:
+        """Forget every queued fault and set every fault rate to zero (counters are kept)."""
+
         def do() -> None:
             self._rest_faults.clear()
             self._delay_s = 0.0
+            self._slow_pending.clear()
             self._dup_pending.clear()
             self._reorder_pending.clear()
+            self._malformed_pending.clear()
+            self._oversized_pending.clear()
             self._tx_faults.clear()
+            self._fault_rates = dict.fromkeys(FAULT_KINDS, 0.0)
             for book in self._books.values():
                 book.gaps_pending = 0
 
         self._call(do)
+
+    @staticmethod
+    def _seeded_fault_rngs(seed: int) -> dict[str, random.Random]:
+        return {kind: random.Random(f"{seed}:{kind}") for kind in FAULT_KINDS}
+
+    def _roll(self, kind: str) -> bool:
+        """One seeded draw for an eligible event of ``kind`` (no draw while its rate is 0)."""
+        rate = self._fault_rates[kind]
+        return rate > 0.0 and self._fault_rngs[kind].random() < rate
+
+    def _count(self, kind: str) -> None:
+        self._fault_counts[kind] += 1
+
+    # -- inspection and remote control (the /_mock endpoints) ------------------------------
+
+    def state(self, account_index: int | None = None) -> dict[str, Any]:
+        """The venue's truth as JSON-ready data (what ``GET /_mock/state`` answers).
+
+        Raises KeyError for an unknown ``account_index``."""
+        return self._call(self._state_now, account_index)
 
     # =========================================================================================
     # Everything below runs on the venue loop.
@@ -916,8 +1203,11 @@ class MockLighterVenue:
         begin = book.book_nonce
         book.book_nonce = self._next_engine_nonce()
         book.offset += 1
+        if self._subs.get(f"order_book:{market_id}") and self._roll("book_gap"):
+            book.gaps_pending += 1
         if book.gaps_pending > 0:
             book.gaps_pending -= 1
+            self._count("book_gap")
             return
         msg = self._book_message("ws_order_book_update.json", market_id, d_bids, d_asks, begin)
         self._broadcast(f"order_book:{market_id}", msg)
@@ -1119,6 +1409,21 @@ class MockLighterVenue:
             position_before=(size_before, entry_before, imf_before, sign_before != sign_after),
         )
         self._record_trade(order.market_id, trade)
+        acct.trades.append(
+            {
+                "trade_id": trade["trade_id"],
+                "market_id": order.market_id,
+                "price": spec.fmt_price(price),
+                "size": spec.fmt_size(qty),
+                "side": "sell" if order.is_ask else "buy",
+                "role": "maker" if maker else "taker",
+                "fee": f"{fee:f}",
+                "client_order_index": order.client_order_index,
+                "order_index": order.order_index,
+                "position_after": spec.fmt_size(acct.positions[order.market_id].size),
+                "timestamp_ms": trade["timestamp"],
+            }
+        )
         if push:
             self._push_order(order, fill=True)
         self._push_account_trade(order.account_index, order.market_id, trade)
@@ -1354,6 +1659,7 @@ class MockLighterVenue:
         if info["ExpiredAt"] < now_ms():
             raise TxRejected(*ERR_INVALID_EXPIRY)
         if self._tx_faults:
+            self._count("tx_reject")
             raise TxRejected(*self._tx_faults.pop(0))
 
         action: Callable[[], None]
@@ -1606,6 +1912,89 @@ class MockLighterVenue:
         stats = fixture("ws_user_stats_subscribed.json")["stats"]
         return _fill(stats, cross_stats=dict(block), total_stats=dict(block), **block)
 
+    # -- the venue's truth for /_mock/state ---------------------------------------------------
+
+    def _state_order(self, o: VenueOrder) -> dict[str, Any]:
+        spec = self.markets[o.market_id]
+        return {
+            "order_index": o.order_index,
+            "client_order_index": o.client_order_index,
+            "market_id": o.market_id,
+            "side": "sell" if o.is_ask else "buy",
+            "type": ORDER_TYPE_NAMES.get(o.order_type, "limit"),
+            "time_in_force": TIF_NAMES.get(o.time_in_force, "unknown"),
+            "reduce_only": o.reduce_only,
+            "price": spec.fmt_price(o.price),
+            "initial_size": spec.fmt_size(o.initial),
+            "filled_size": spec.fmt_size(o.filled),
+            "remaining_size": spec.fmt_size(o.remaining),
+            "filled_quote": _q6(o.filled_quote),
+            "status": o.status,
+            "order_expiry": o.order_expiry,
+            "created_ms": o.created_ms,
+            "updated_ms": o.updated_ms or o.created_ms,
+        }
+
+    def _state_account(self, acct: AccountState) -> dict[str, Any]:
+        positions = {}
+        for mid in sorted(acct.positions):
+            spec = self.markets[mid]
+            pos = acct.positions[mid]
+            positions[str(mid)] = {
+                "market_id": mid,
+                "symbol": spec.symbol,
+                "size": spec.fmt_size(pos.size),
+                "entry_price": f"{pos.avg_entry.quantize(Decimal(1).scaleb(-spec.price_decimals))}",
+                "realized_pnl": _q6(pos.realized_pnl),
+                "funding_paid": _q6(pos.funding_paid),
+            }
+        return {
+            "account_index": acct.index,
+            "collateral": _q6(acct.collateral),
+            "fees_paid": _q6(acct.fees_paid),
+            "next_nonce": {str(k): v for k, v in sorted(acct.next_nonce.items())},
+            "positions": positions,
+            "orders": [
+                self._state_order(o)
+                for o in sorted(self._orders.values(), key=lambda o: o.order_index)
+                if o.account_index == acct.index
+            ],
+            "trades": [dict(t) for t in acct.trades],
+        }
+
+    def _state_now(self, account_index: int | None = None) -> dict[str, Any]:
+        if account_index is not None and account_index not in self._accounts:
+            raise KeyError(f"unknown account {account_index}")
+        markets = {}
+        for mid in sorted(self.markets):
+            spec = self.markets[mid]
+            bids, asks = self._aggregate(mid)
+            book = self._books[mid]
+            markets[str(mid)] = {
+                "market_id": mid,
+                "symbol": spec.symbol,
+                "best_bid": spec.fmt_price(max(bids)) if bids else None,
+                "best_ask": spec.fmt_price(min(asks)) if asks else None,
+                "last_trade_price": spec.fmt_price(book.last_trade_price),
+                "book_offset": book.offset,
+            }
+        return {
+            "time_ms": now_ms(),
+            "markets": markets,
+            "accounts": {
+                str(idx): self._state_account(acct)
+                for idx, acct in sorted(self._accounts.items())
+                if account_index is None or idx == account_index
+            },
+            "faults": {
+                "seed": self._fault_seed,
+                "rates": dict(self._fault_rates),
+                "counts": dict(self._fault_counts),
+            },
+            "ws_connections_open": len(self._conns),
+            "rest_calls": sum(self._stats.rest_calls.values()),
+        }
+
     # -- pushes to account channels ----------------------------------------------------------
 
     def _push_order(self, order: VenueOrder, fill: bool = False) -> None:
@@ -1757,11 +2146,24 @@ class MockLighterVenue:
         conns = list(self._subs.get(channel, ()))
         if not conns:
             return
+        if self._roll("ws_drop"):
+            self._drop_connections_now()  # this message is lost with the connections
+            return
+        if self._roll("ws_duplicate"):
+            self._dup_pending.append(None)
+        if self._roll("ws_reorder"):
+            self._reorder_pending.append(None)
+        if self._roll("malformed_frame"):
+            self._malformed_pending.append((None, None))
+        if self._roll("oversized_frame"):
+            self._oversized_pending.append(None)
+        self._send_bad_copies(channel, message, conns)
         deliveries = [(c, message) for c in conns]
         times = 1
         for i, prefix in enumerate(self._dup_pending):
             if self._matches(prefix, channel):
                 del self._dup_pending[i]
+                self._count("ws_duplicate")
                 times = 2
                 break
         if self._held is not None and self._matches(self._held[0], channel):
@@ -1773,6 +2175,7 @@ class MockLighterVenue:
         for i, prefix in enumerate(self._reorder_pending):
             if self._matches(prefix, channel):
                 del self._reorder_pending[i]
+                self._count("ws_reorder")
                 self._held = (prefix or "", deliveries)
                 assert self._loop is not None
                 self._loop.call_later(2.0, self._flush_held, deliveries)
@@ -1780,6 +2183,26 @@ class MockLighterVenue:
                     self._deliver(deliveries, 1)
                 return
         self._deliver(deliveries, times, before_write)
+
+    def _send_bad_copies(self, channel: str, message: dict[str, Any], conns: list[_Conn]) -> None:
+        """Send the pending malformed / oversized copy of ``message`` (the genuine one follows)."""
+        for i, (prefix, kind) in enumerate(self._malformed_pending):
+            if self._matches(prefix, channel):
+                del self._malformed_pending[i]
+                kind = kind or self._fault_rngs["malformed_frame"].choice(MALFORMED_KINDS)
+                text = malformed_frame(message, kind)
+                for conn in conns:
+                    conn.send_raw(text)
+                self._count("malformed_frame")
+                break
+        for i, prefix in enumerate(self._oversized_pending):
+            if self._matches(prefix, channel):
+                del self._oversized_pending[i]
+                text = json.dumps({**message, "padding": "x" * self._oversize_bytes})
+                for conn in conns:
+                    conn.send_raw(text)
+                self._count("oversized_frame")
+                break
 
     def _flush_held(self, deliveries: list[tuple[_Conn, dict[str, Any]]]) -> None:
         if self._held is not None and self._held[1] is deliveries:
@@ -1802,19 +2225,50 @@ class MockLighterVenue:
     async def _fault_middleware(
         self, request: web.Request, handler: Callable[..., Any]
     ) -> web.StreamResponse:
-        if request.path == "/stream":
+        if request.path == "/stream" or request.path.startswith("/_mock/"):
             return await handler(request)
         self._stats.rest_calls[request.path] = self._stats.rest_calls.get(request.path, 0) + 1
-        if self._delay_s:
-            await asyncio.sleep(self._delay_s)
-        if self._rest_faults:
-            status, retry_after = self._rest_faults.pop(0)
+        if request.path.startswith("/api/"):
+            self._roll_rest_faults()
+        delay = self._delay_s
+        if self._slow_pending:
+            delay += self._slow_pending.pop(0)
+            self._count("slow_reply")
+        fault = self._rest_faults.pop(0) if self._rest_faults else None
+        response: web.StreamResponse
+        if fault is None:
+            response = await handler(request)
+        else:
+            status, retry_after = fault
             if status == 429:
+                self._count("http_429" if retry_after is None else "http_429_retry_after")
                 headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
                 code, message = ERR_TOO_MANY_REQUESTS
-                return web.json_response({"code": code, "message": message}, status=429, headers=headers)
-            return web.json_response({"code": ERR_SERVER[0], "message": ERR_SERVER[1]}, status=status)
-        return await handler(request)
+                response = web.json_response({"code": code, "message": message}, status=429, headers=headers)
+            else:
+                self._count("http_5xx")
+                if status == EXECUTED_THEN_FAILED_STATUS:
+                    await handler(request)  # handled; only the answer is lost
+                response = web.json_response({"code": ERR_SERVER[0], "message": ERR_SERVER[1]}, status=status)
+        if delay and self._stopped is not None:
+            # After handling, as a slow network: a client that gave up does not undo the request.
+            # Cut short when the venue stops, so a long slow reply never holds up a shutdown.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
+        return response
+
+    def _roll_rest_faults(self) -> None:
+        """Seeded draws for one REST request; at most one status fault is queued per request."""
+        statuses = [kind for kind in ("http_429_retry_after", "http_429", "http_5xx") if self._roll(kind)]
+        if statuses:
+            kind = statuses[0]
+            if kind == "http_5xx":
+                status = self._fault_rngs["http_5xx"].choice(SERVER_ERROR_STATUSES)
+                self._rest_faults.append((status, None))
+            else:
+                self._rest_faults.append((429, self._retry_after if kind == "http_429_retry_after" else None))
+        if self._roll("slow_reply"):
+            self._slow_pending.append(self._slow_s)
 
     def _add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -1834,6 +2288,8 @@ class MockLighterVenue:
         r.add_get("/api/v1/accountInactiveOrders", self._h_inactive_orders)
         r.add_get("/api/v1/funding-rates", self._h_funding_rates)
         r.add_get("/", self._h_root)
+        r.add_get("/_mock/state", self._h_mock_state)
+        r.add_post("/_mock/control", self._h_mock_control)
 
     @staticmethod
     def _error(code_message: tuple[int, str], status: int = 400) -> web.Response:
@@ -1882,6 +2338,43 @@ class MockLighterVenue:
         if reason is None:
             return None
         return self._error((ERR_INVALID_AUTH[0], f"{ERR_INVALID_AUTH[1]}: {reason}"))
+
+    async def _h_mock_state(self, request: web.Request) -> web.Response:
+        account = self._int_param(request, "account_index")
+        try:
+            state = self._state_now(account)
+        except KeyError:
+            return web.json_response({"error": f"unknown account {account}"}, status=404)
+        return web.json_response(state)
+
+    async def _h_mock_control(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
+        action = body.get("action")
+        allowed = CONTROL_ACTIONS.get(action) if isinstance(action, str) else None
+        if allowed is None:
+            known = ", ".join(sorted(CONTROL_ACTIONS))
+            return web.json_response({"error": f"unknown action {action!r}; known: {known}"}, status=400)
+        args = {key: value for key, value in body.items() if key != "action"}
+        extra = sorted(set(args) - allowed - ({"rates"} if action == "set_fault_rates" else set()))
+        if extra:
+            return web.json_response(
+                {"error": f"{action} takes no argument(s) {', '.join(extra)}; it takes {sorted(allowed)}"},
+                status=400,
+            )
+        if action == "set_fault_rates" and isinstance(args.get("rates"), dict):
+            args.update(args.pop("rates"))
+        try:
+            result = getattr(self, action)(**args)
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            return web.json_response({"error": f"{action}: {type(exc).__name__}: {exc}"}, status=400)
+        return web.json_response(
+            {"action": action, "result": result}, dumps=lambda obj: json.dumps(obj, default=str)
+        )
 
     async def _h_root(self, request: web.Request) -> web.Response:
         return web.json_response({"code": 200, "message": "mock lighter venue"})
@@ -2418,13 +2911,89 @@ class MockLighterVenue:
 # ---------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+FAULT_HELP = {
+    "ws_drop": "close every WebSocket connection (code 1012) instead of pushing a message",
+    "http_429_retry_after": "answer a REST request HTTP 429 with a Retry-After header (--retry-after)",
+    "http_429": "answer a REST request HTTP 429 without Retry-After",
+    "http_5xx": "answer a REST request 500, 502 or 503 unhandled, or 504 after handling it "
+    "(a sendTx in it is executed)",
+    "slow_reply": "answer a REST request --slow-ms late (it is handled at once, so a client that "
+    "times out has still had its order executed)",
+    "ws_duplicate": "push a WS message twice",
+    "ws_reorder": "hold a WS message back and push it after the next pushed message",
+    "book_gap": "skip an order-book update (the book still changes: offsets and nonces jump)",
+    "malformed_frame": "push a broken copy before a WS message: invalid JSON, wrong field types or "
+    "NaN prices (seeded choice)",
+    "oversized_frame": "push a copy padded to --oversize-bytes before a WS message",
+}
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def env_file_text(venue: MockLighterVenue) -> str:
+    """A .env for ``runbot.py --exchange lighter --env-file FILE`` pointing at ``venue``."""
+    lines = ["# Loopback mock Lighter venue (tests/mock_venues/lighter_venue.py); a throwaway test key."]
+    lines += [f"{key}={value}" for key, value in venue.env().items()]
+    return "\n".join(lines) + "\n"
+
+
+def ready_info(venue: MockLighterVenue, spec: MarketSpec) -> dict[str, Any]:
+    """What the ready file says: where the venue listens (no secrets)."""
+    return {
+        "base_url": venue.base_url,
+        "ws_url": venue.ws_url,
+        "port": venue.port,
+        "pid": os.getpid(),
+        "state_url": f"{venue.base_url}/_mock/state",
+        "control_url": f"{venue.base_url}/_mock/control",
+        "account_index": venue.account_index,
+        "api_key_index": venue.api_key_index,
+        "market_id": spec.market_id,
+        "symbol": spec.symbol,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tests.mock_venues.lighter_venue",
-        description="Run a loopback mock Lighter venue (REST + WebSocket) in the foreground.",
+        description="Run a loopback mock Lighter venue (REST + WebSocket) in the foreground. "
+        "GET /_mock/state shows its truth (orders, positions, trades, fault counters); "
+        "POST /_mock/control moves the market and queues or clears faults. "
+        "SIGTERM or SIGINT stops it cleanly.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8787, help="0 = random free port")
+    parser.add_argument("--port", type=int, default=8787, help="0 = random free port (see --ready-file)")
     parser.add_argument("--price", type=Decimal, default=Decimal("3000"), help="start price")
     parser.add_argument("--symbol", default="ETH")
     parser.add_argument("--market-id", type=int, default=0)
@@ -2438,11 +3007,75 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="every SECONDS, move the price by a random step and trade through it (0 = static)",
+        help="every SECONDS, move the price by a seeded random step (up to 0.05 %%, pulled back "
+        "towards the start price) and trade through it, filling resting orders on either side "
+        "(0 = static)",
     )
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=7, help="seed of the walk and the engine nonces")
+    files = parser.add_argument_group("files for other processes")
+    files.add_argument(
+        "--env-out",
+        type=Path,
+        metavar="FILE",
+        help="write a .env (mode 0600) with the LIGHTER_* variables pointing at this venue, for "
+        "runbot.py --exchange lighter --env-file FILE (written before the ready file)",
+    )
+    files.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="FILE",
+        help="once listening, write JSON {base_url, ws_url, port, pid, state_url, control_url, "
+        "account_index, api_key_index, market_id, symbol} here (atomically); removed on a clean stop",
+    )
+    faults = parser.add_argument_group(
+        "fault injection",
+        "Faults at seeded random moments. Each RATE is a probability (0..1) per eligible event: "
+        "every /api/ REST request for the http and slow faults, every pushed WS message with a "
+        "subscriber for the ws, malformed and oversized faults, every order-book update with a "
+        "subscriber for book gaps. Each fault type has its own random stream seeded by "
+        "(--fault-seed, type): the same seed and the same sequence of requests give the same "
+        "faults. Faults change only what is delivered, never the venue's own state. Counters are "
+        "in GET /_mock/state under faults.counts.",
+    )
+    faults.add_argument(
+        "--fault-seed", type=int, default=None, help="seed of the fault streams (default --seed)"
+    )
+    for kind in FAULT_KINDS:
+        faults.add_argument(
+            f"--{kind.replace('_', '-')}-rate",
+            dest=f"rate_{kind}",
+            type=_probability,
+            default=0.0,
+            metavar="RATE",
+            help=FAULT_HELP[kind],
+        )
+    faults.add_argument(
+        "--slow-ms",
+        type=_non_negative,
+        default=DEFAULT_SLOW_MS,
+        help="how late a slow reply is, in ms (default %(default)g: over the client's 10 s timeout)",
+    )
+    faults.add_argument(
+        "--retry-after", type=_non_negative, default=1.0, help="Retry-After seconds of a 429 (default 1)"
+    )
+    faults.add_argument(
+        "--oversize-bytes",
+        type=int,
+        default=DEFAULT_OVERSIZE_BYTES,
+        help="padding of an oversized frame (default %(default)d, over the client's 4 MiB limit)",
+    )
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not (FIXTURES_DIR / "http_order_books.json").is_file():
+        print(
+            f"error: captured Lighter messages not found in {FIXTURES_DIR} "
+            "(set BOT_SHARED_DIR or LIGHTER_FIXTURES_DIR)",
+            file=sys.stderr,
+        )
+        return 2
     spec = MarketSpec(
         market_id=args.market_id,
         symbol=args.symbol,
@@ -2458,36 +3091,55 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         seed=args.seed,
+        fault_seed=args.fault_seed,
     )
-    venue.start()
-    print("Mock Lighter venue running")
-    print(f"  REST: {venue.base_url}")
-    print(f"  WS:   {venue.ws_url}")
-    print(
-        f"  market {spec.market_id} {spec.symbol}: "
-        f"size_decimals={spec.size_decimals} price_decimals={spec.price_decimals}"
+    venue.set_fault_rates(
+        slow_ms=args.slow_ms,
+        retry_after=args.retry_after,
+        oversize_bytes=args.oversize_bytes,
+        **{kind: getattr(args, f"rate_{kind}") for kind in FAULT_KINDS},
     )
-    print("  Environment for a client:")
-    for key, value in venue.env().items():
-        print(f"    export {key}={value}")
-    print(f"  API public key: {venue.api_public_key}")
-    print("  Ctrl-C to stop.", flush=True)
-    rng = random.Random(args.seed)
-    price = args.price
-    tick = Decimal(1).scaleb(-args.price_decimals)
+    stop = threading.Event()
+    # Installed before the venue starts, so a SIGTERM at any moment still stops it cleanly.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while True:
-            if args.walk > 0:
-                time.sleep(args.walk)
-                step = (price * Decimal("0.0005") * Decimal(rng.uniform(-1, 1))).quantize(tick)
-                price = max(tick, price + step)
-                venue.trade_through(price, market_id=spec.market_id)
-            else:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        venue.start()
+    except RuntimeError as exc:
+        print(f"error: {exc}: {exc.__cause__}", file=sys.stderr)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        return 2
+    try:
+        if args.env_out is not None:
+            write_private_file(args.env_out, env_file_text(venue))
+        if args.ready_file is not None:
+            write_private_file(args.ready_file, json.dumps(ready_info(venue, spec)) + "\n")
+        if args.walk > 0:
+            venue.start_walk(args.walk)
+        print("Mock Lighter venue running")
+        print(f"  REST: {venue.base_url}")
+        print(f"  WS:   {venue.ws_url}")
+        print(f"  state: {venue.base_url}/_mock/state   control: POST {venue.base_url}/_mock/control")
+        print(
+            f"  market {spec.market_id} {spec.symbol}: "
+            f"size_decimals={spec.size_decimals} price_decimals={spec.price_decimals}"
+        )
+        if args.env_out is not None:
+            print(f"  .env for the bot: {args.env_out}")
+        print("  Environment for a client:")
+        for key, value in venue.env().items():
+            print(f"    export {key}={value}")
+        print(f"  API public key: {venue.api_public_key}")
+        print("  Ctrl-C or SIGTERM to stop.", flush=True)
+        while not stop.wait(0.5):  # a timeout, so the signal handler gets to run promptly
+            pass
     finally:
         venue.stop()
+        if args.ready_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                args.ready_file.unlink()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
