@@ -48,7 +48,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -61,7 +60,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-import lighter
 from websockets.exceptions import WebSocketException
 
 from exchanges.base import (
@@ -94,11 +92,18 @@ from exchanges.base import (
     RequestTimeout,
     SlippageExceeded,
 )
+from helpers import safe_json
 from helpers.clock import Clock
 from helpers.rate_limiter import RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.rounding import round_down, round_up
 from helpers.trading_config import TradingConfig
+
+# lighter-sdk imports py_ecc, which raises the recursion limit to 100,000 for its own pairing
+# code (never used here); that disables the interpreter's guard for every C recursion, so the
+# limit is put back once the SDK is loaded.
+with safe_json.recursion_limit_kept():
+    import lighter
 
 logger = logging.getLogger(__name__)
 
@@ -648,7 +653,7 @@ class OrderTracker:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal)
+    return safe_json.loads(text)
 
 
 _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -715,7 +720,7 @@ class LighterRest:
     def _parse(method: str, path: str, status: int, text: str, retry_after: str | None) -> Any:
         try:
             body = _loads(text) if text else None
-        except ValueError:
+        except MalformedMessage:
             body = None
         code = None
         message = ""
