@@ -183,7 +183,7 @@ class LighterSettings:
             )
         network = str(params.get("network") or env.get("LIGHTER_NETWORK") or "mainnet").strip().lower()
         if network not in NETWORKS:
-            raise ConfigurationError(f"LIGHTER_NETWORK must be one of {', '.join(NETWORKS)}, got {network!r}")
+            raise ConfigurationError(f"LIGHTER_NETWORK must be one of {', '.join(NETWORKS)}")
         default_url, default_ws, default_chain = NETWORKS[network]
         base_url = str(params.get("base_url") or env.get("LIGHTER_BASE_URL") or default_url).rstrip("/")
         ws_url = str(params.get("ws_url") or env.get("LIGHTER_WS_URL") or default_ws)
@@ -212,7 +212,8 @@ def _int_setting(name: str, override: Any, env: Mapping[str, str], *, required: 
     try:
         return int(str(value).strip())
     except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {str(value)[:20]!r}") from None
+        # Never echo the value: a key pasted into the wrong variable would reach the console.
+        raise ConfigurationError(f"{name} must be an integer (digits only)") from None
 
 
 # ---------------------------------------------------------------------------------------------
