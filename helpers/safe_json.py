@@ -95,18 +95,23 @@ def nesting_depth(text: str | bytes, limit: int | None = None) -> int:
     """An upper bound on the ``[``/``{`` nesting of ``text``, exact for valid JSON.
 
     Escape pairs are cut first (so an escaped quote cannot end a string), then every byte but
-    quotes and brackets, then string contents (the even pieces between quotes are outside
-    strings; an unterminated string hides the rest, where the decoder stops anyway). What is left
-    is brackets: each round of removing innermost pairs lowers the depth by exactly one, and
-    unmatched openers are added on top. Each round is one C-level pass, and with ``limit`` there
-    are at most ``limit + 1`` of them, so the cost is linear in the input for a fixed limit.
+    quotes and brackets, then string contents (after adjacent quote pairs go, the even pieces
+    between quotes are outside strings; an unterminated string hides the rest, where the decoder
+    stops anyway). What is left is brackets: each round of removing innermost pairs lowers the
+    depth by exactly one, and unmatched openers are added on top. Each round is one C-level
+    pass, and with ``limit`` there are at most ``limit + 1`` of them, so the cost is linear in
+    the input for a fixed limit.
     """
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
     if b"\\" in data:
         data = _ESCAPE_PAIR.sub(b"", data)
     data = data.translate(None, _NOT_STRUCTURE)
     if b'"' in data:
-        data = b"".join(data.split(b'"')[::2])
+        # Dropping two adjacent quotes keeps the parity of the quotes before every other byte,
+        # so what is inside a string stays inside; it leaves only strings holding brackets.
+        data = data.replace(b'""', b"")
+        if b'"' in data:
+            data = b"".join(data.split(b'"')[::2])
     data = data.replace(b"{", b"[").replace(b"}", b"]")
     rounds = 0
     while b"[]" in data:

@@ -27,7 +27,7 @@ def test_fractions_are_decimal_and_ints_are_int() -> None:
     assert message["offset"] == 1558300 and type(message["offset"]) is int
     assert message["big"] == Decimal("1E-7")
     assert message["price"] == "2064.54"
-    assert loads(b'[1.50]') == [Decimal("1.50")]
+    assert loads(b"[1.50]") == [Decimal("1.50")]
 
 
 @pytest.mark.parametrize(
@@ -209,3 +209,13 @@ def test_fuzz_mutated_and_deepened_documents_never_escape_the_typed_error(
     assert _true_depth(parsed) <= safe_json.DEFAULT_MAX_DEPTH
     for number in _numbers_in(parsed):
         assert type(number) is int or (isinstance(number, Decimal) and number.is_finite())
+
+
+def test_lighter_rest_body_too_deep_is_a_typed_error_naming_the_endpoint() -> None:
+    from exchanges.lighter import LighterRest
+
+    with pytest.raises(MalformedMessage, match="/api/v1/account"):
+        LighterRest._parse("GET", "/api/v1/account", 200, "[" * 100_000 + "]" * 100_000, None)
+    assert LighterRest._parse("GET", "/api/v1/account", 200, '{"code":200,"x":1.50}', None)["x"] == Decimal(
+        "1.50"
+    )
