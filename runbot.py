@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import io
 import logging
 import os
 import signal
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -25,7 +27,13 @@ from dotenv import load_dotenv
 from exchanges.base import ConfigurationError
 from exchanges.factory import ExchangeFactory
 from execution.journal import prefix_owner
-from helpers.log_setup import configure_logging
+from helpers.log_setup import (
+    DEFAULT_FILE_LOG_LEVEL,
+    DEFAULT_LOG_BACKUPS,
+    DEFAULT_LOG_MAX_MB,
+    configure_logging,
+    silence_stream,
+)
 from helpers.notifier import Notifier
 from helpers.trading_config import RiskLimits, TradingConfig, default_bot_name, default_client_id_prefix
 from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
@@ -33,6 +41,7 @@ from strategies.factory import StrategyFactory, _strategies
 
 EXIT_BAD_INPUT = 2
 EXIT_FORCED = 130
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 EXAMPLES = """\
 units: --take-profit, --grid-step, --max-slippage and fees are PERCENT (0.02 means 0.02 %);
@@ -148,9 +157,7 @@ def build_parser() -> OneLineErrorParser:
     general.add_argument("--ticker", required=True, type=ticker_symbol, help="base asset, e.g. BTC")
     general.add_argument("--quantity", required=True, type=positive_decimal, help="order size in base units")
     general.add_argument("--env-file", default=".env", help="file with API keys (default .env)")
-    general.add_argument(
-        "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+    general.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="console")
     general.add_argument(
         "--bot-name",
         type=bot_name,
@@ -160,6 +167,25 @@ def build_parser() -> OneLineErrorParser:
     )
     general.add_argument(
         "--log-dir", default="logs", type=Path, help="activity log, orders CSV and journal folder"
+    )
+    general.add_argument(
+        "--file-log-level",
+        default=DEFAULT_FILE_LOG_LEVEL,
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="activity log level (default %(default)s; DEBUG writes about 3 MB an hour)",
+    )
+    general.add_argument(
+        "--log-max-mb",
+        type=positive_float,
+        default=DEFAULT_LOG_MAX_MB,
+        help="rotate the activity log at this size in MB (default %(default)s)",
+    )
+    general.add_argument(
+        "--log-backups",
+        type=positive_int,
+        default=DEFAULT_LOG_BACKUPS,
+        help="rotated activity logs kept (.1 ... .N; default %(default)s)",
     )
     general.add_argument("--duration", type=positive_float, help="stop cleanly after this many seconds")
     general.add_argument(
@@ -318,6 +344,40 @@ def risk_limits_from_args(args: argparse.Namespace) -> RiskLimits:
     )
 
 
+def load_env_file(parser: OneLineErrorParser, path: Path) -> bool:
+    """Load KEY=VALUE lines into the environment (existing variables win); True if the file
+    can be read by group or others (the caller warns once the rest of the input is valid).
+
+    The file is read here rather than by python-dotenv so that an unreadable or binary file is
+    one line and exit 2, not a traceback; no message quotes its content (it holds keys).
+    """
+    try:
+        data = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        parser.error(f"argument --env-file: cannot read {path} ({exc.strerror or type(exc).__name__})")
+    try:
+        text: str | None = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        parser.error(f"argument --env-file: {path} is not a text file (expected KEY=VALUE lines in UTF-8)")
+    load_dotenv(stream=io.StringIO(text), override=False)
+    return os.name == "posix" and bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def write_stderr(line: str) -> None:
+    """One line to stderr; a closed or vanished stderr is not worth a traceback."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        silence_stream(stream)
+
+
 def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     """Parse and validate ``argv`` into a TradingConfig; bad input exits with code 2."""
     parser = build_parser()
@@ -325,8 +385,9 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     strategy_params = _strategy_parameters(parser, args)
 
     env_file = Path(args.env_file).expanduser()
+    env_exposed = False
     if env_file.is_file():
-        load_dotenv(env_file, override=False)
+        env_exposed = load_env_file(parser, env_file)
     elif args.exchange != "paper":
         parser.error(
             f"argument --env-file: {env_file} not found; {args.exchange} needs API keys "
@@ -343,6 +404,11 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     if exchange_params and args.exchange != "paper":
         parser.error(f"argument --paper-*: paper venue options do not apply to --exchange {args.exchange}")
 
+    if env_exposed:
+        write_stderr(
+            f"runbot.py: warning: {env_file} is readable by group or others and holds your keys; "
+            f"run: chmod 600 {env_file}"
+        )
     strategy_class = StrategyFactory.strategy_class(args.strategy)
     name = args.bot_name or default_bot_name(
         args.exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
@@ -366,6 +432,9 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
         env_file=env_file if env_file.is_file() else None,
         log_level=args.log_level,
         log_dir=args.log_dir,
+        file_log_level=args.file_log_level,
+        log_max_mb=args.log_max_mb,
+        log_backups=args.log_backups,
         duration=args.duration,
         max_slippage_pct=args.max_slippage,
         cancel_take_profits_on_exit=args.cancel_take_profits_on_exit,
@@ -388,7 +457,7 @@ async def run_bot(config: TradingConfig) -> int:
         if presses == 1:
             bot.request_shutdown(f"{name} received; cleaning up (press Ctrl-C again to force exit)")
         else:
-            sys.stderr.write("forced exit: orders may be left open on the venue\n")
+            write_stderr("forced exit: orders may be left open on the venue")
             os._exit(EXIT_FORCED)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -425,7 +494,7 @@ async def run_bot(config: TradingConfig) -> int:
             logging.getLogger().removeHandler(notifier.handler)
             await notifier.aclose()
     if summary.exit_code:
-        sys.stderr.write(f"runbot.py: {summary.stop_reason}\n")
+        write_stderr(f"runbot.py: {summary.stop_reason}")
     return summary.exit_code
 
 
@@ -451,7 +520,7 @@ async def start_notifier(bot_name: str) -> Notifier | None:
 
 def _force_exit(signum: int, frame: object) -> None:
     """Ctrl-C outside the event loop (start-up, final flush): leave at once, quietly."""
-    sys.stderr.write("forced exit\n")
+    write_stderr("forced exit")
     os._exit(EXIT_FORCED)
 
 
@@ -460,18 +529,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = build_config(argv)
     except KeyboardInterrupt:
         return EXIT_FORCED
-    log_path = configure_logging(config.log_dir, config.bot_name, config.log_level)
+    try:
+        log_path = configure_logging(
+            config.log_dir,
+            config.bot_name,
+            config.log_level,
+            file_level=config.file_log_level,
+            max_bytes=max(1, int(config.log_max_mb * 1024 * 1024)),
+            backups=config.log_backups,
+        )
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        write_stderr(
+            f"runbot.py: error: argument --log-dir: cannot write the activity log in "
+            f"{config.log_dir} ({reason})"
+        )
+        return EXIT_BAD_INPUT
     logging.getLogger("runbot").info("activity log: %s", log_path)
     try:
         return asyncio.run(run_bot(config))
     except ConfigurationError as exc:
-        sys.stderr.write(f"runbot.py: error: {exc}\n")
+        write_stderr(f"runbot.py: error: {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_FORCED
     except Exception as exc:
         logging.getLogger("runbot").debug("fatal error", exc_info=True)
-        sys.stderr.write(f"runbot.py: error: {type(exc).__name__}: {exc} (details in {log_path})\n")
+        write_stderr(f"runbot.py: error: {type(exc).__name__}: {exc} (details in {log_path})")
         return 1
     finally:
         signal.signal(signal.SIGINT, _force_exit)

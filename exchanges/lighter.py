@@ -52,7 +52,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -65,7 +64,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-import lighter
 from websockets.exceptions import WebSocketException
 
 from exchanges.base import (
@@ -98,11 +96,18 @@ from exchanges.base import (
     SlippageExceeded,
 )
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, VenueOrder, VenueOrders
+from helpers import safe_json
 from helpers.clock import Clock
 from helpers.rate_limiter import RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.rounding import round_down, round_up
 from helpers.trading_config import TradingConfig
+
+# lighter-sdk imports py_ecc, which raises the recursion limit to 100,000 for its own pairing
+# code (never used here); that disables the interpreter's guard for every C recursion, so the
+# limit is put back once the SDK is loaded.
+with safe_json.recursion_limit_kept():
+    import lighter
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +191,7 @@ class LighterSettings:
             )
         network = str(params.get("network") or env.get("LIGHTER_NETWORK") or "mainnet").strip().lower()
         if network not in NETWORKS:
-            raise ConfigurationError(f"LIGHTER_NETWORK must be one of {', '.join(NETWORKS)}, got {network!r}")
+            raise ConfigurationError(f"LIGHTER_NETWORK must be one of {', '.join(NETWORKS)}")
         default_url, default_ws, default_chain = NETWORKS[network]
         base_url = str(params.get("base_url") or env.get("LIGHTER_BASE_URL") or default_url).rstrip("/")
         ws_url = str(params.get("ws_url") or env.get("LIGHTER_WS_URL") or default_ws)
@@ -215,7 +220,8 @@ def _int_setting(name: str, override: Any, env: Mapping[str, str], *, required: 
     try:
         return int(str(value).strip())
     except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {str(value)[:20]!r}") from None
+        # Never echo the value: a key pasted into the wrong variable would reach the console.
+        raise ConfigurationError(f"{name} must be an integer (digits only)") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,7 +532,7 @@ def _orders_of(body: Any) -> list[Mapping[str, Any]]:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal)
+    return safe_json.loads(text)
 
 
 _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -593,7 +599,7 @@ class LighterRest:
     def _parse(method: str, path: str, status: int, text: str, retry_after: str | None) -> Any:
         try:
             body = _loads(text) if text else None
-        except ValueError:
+        except MalformedMessage:
             body = None
         code = None
         message = ""

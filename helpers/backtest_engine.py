@@ -239,12 +239,7 @@ class BacktestEngine:
         data = dict(description)
         data.update(events_applied=applied, first_time=first_time, last_time=end_time)
         if spec.feed_path is not None:
-            stats = feed.stats
-            data["feed_stats"] = {
-                "lines_read": stats.lines_read,
-                "malformed_lines": stats.malformed_lines,
-                "skipped_lines": stats.skipped_lines,
-            }
+            data["feed_stats"] = feed.stats.report()
         return summarize(
             spec=spec_summary(spec),
             data=data,

@@ -266,12 +266,27 @@ def metrics_rows(result: BacktestResult) -> list[tuple[str, str]]:
         ("final position (max |position|)", f"{m.final_position} ({m.max_abs_position})"),
         ("equity start -> end", f"{_money(m.start_equity, '0.01')} -> {_money(m.end_equity, '0.01')}"),
         ("market events", f"{m.events:,}"),
+        *_feed_rows(result.data.get("feed_stats")),
         ("simulated time", f"{m.simulated_seconds:,.1f} s"),
         ("wall time", f"{result.wall_seconds:.2f} s ({result.events_per_second:,.0f} events/s)"),
         ("stopped", m.stop_reason),
     ]
     rows += [(f"strategy: {key}", value) for key, value in result.strategy_status.items()]
     return rows
+
+
+def _feed_rows(feed_stats: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What the recorded-feed reader skipped or clamped (none for synthetic data)."""
+    if not feed_stats:
+        return []
+    kinds = feed_stats.get("malformed_by_kind") or {}
+    detail = ", ".join(f"{kind} {count:,}" for kind, count in kinds.items())
+    skipped = f"{feed_stats.get('malformed_lines', 0):,}" + (f" ({detail})" if detail else "")
+    return [
+        ("feed lines read", f"{feed_stats.get('lines_read', 0):,}"),
+        ("feed lines skipped as malformed", skipped),
+        ("feed timestamps clamped (ran backwards)", f"{feed_stats.get('clamped_timestamps', 0):,}"),
+    ]
 
 
 def render_table(result: BacktestResult, title: str = "backtest") -> Any:

@@ -44,7 +44,9 @@ from exchanges.base import OrderSide
 from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, read_recorded_feed
 
 MAGIC = b"PDBFEED"
-FORMAT_VERSION = 1
+#: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
+#: caches written by the version-1 reader are rebuilt rather than trusted.
+FORMAT_VERSION = 2
 BBO, BOUGHT, SOLD = 0, 1, 2
 #: Events per chunk when streaming a cache file (about 1.6 MB of columns).
 CHUNK_EVENTS = 65536

@@ -3,15 +3,14 @@
 Both sources yield the same small :class:`MarketEvent` objects, so the paper venue, a backtest
 engine and the tests consume real and simulated data through one path. The reader is the
 backtest hot path: it classifies lines with cheap string checks, parses the two streams it uses
-with one regular expression each (falling back to ``json`` only for lines laid out differently),
-and never crashes on a bad line — it counts it and moves on.
+with one regular expression each (falling back to :func:`helpers.safe_json.loads` only for lines
+laid out differently), and never crashes on a bad line: it counts it by kind and moves on.
 """
 
 from __future__ import annotations
 
 import enum
 import gzip
-import json
 import logging
 import math
 import random
@@ -23,7 +22,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
-from exchanges.base import OrderSide
+from exchanges.base import MalformedMessage, OrderSide
+from helpers import safe_json
 
 logger = logging.getLogger(__name__)
 
@@ -109,14 +109,30 @@ _TRADE = MarketEventKind.TRADE
 
 MALFORMED_LINES_KEPT = 5
 
+#: Why a line was skipped (keys of :attr:`FeedStats.malformed_by_kind`).
+BAD_TIMESTAMP = "bad_timestamp"  # not 1-19 ASCII digits of nanoseconds
+NOT_JSON = "not_json"  # garbage, cut-off or oversized JSON, or not an object
+TOO_DEEP = "too_deep"  # JSON nested deeper than safe_json allows
+BAD_NUMBER = "bad_number"  # unparseable, NaN/infinite, too long or an absurd exponent
+BAD_PRICE = "bad_price"  # price <= 0, or a crossed book (bid > ask)
+BAD_SIZE = "bad_size"  # negative size, or a trade of size 0
+BAD_FIELDS = "bad_fields"  # a known stream with fields missing or of the wrong type
+MALFORMED_KINDS = (BAD_TIMESTAMP, NOT_JSON, TOO_DEEP, BAD_NUMBER, BAD_PRICE, BAD_SIZE, BAD_FIELDS)
+
 
 @dataclass
 class FeedStats:
     """What reading a recorded feed came to, written when the iterator finishes or is closed.
 
     ``depth_lines``, ``snapshot_lines`` and ``other_lines`` (blank lines, unknown streams) are
-    well-formed but unused; ``malformed_lines`` could not be parsed, the first few of them are
-    listed by number; ``truncated`` says the compressed file ended early or was corrupt.
+    well-formed but unused; ``malformed_lines`` could not be used, counted by reason in
+    ``malformed_by_kind`` (see ``MALFORMED_KINDS``), the first few listed by number;
+    ``truncated`` says the compressed file ended early or was corrupt.
+
+    Time never runs backwards in the output: an event whose receive time is earlier than the
+    previous event's gets the previous event's time (the order of the lines is kept) and is
+    counted in ``clamped_timestamps``. Only events move the clock, so a skipped line with a wild
+    timestamp cannot hold every later event at its time.
     """
 
     lines_read: int = 0
@@ -128,6 +144,8 @@ class FeedStats:
     other_lines: int = 0
     malformed_lines: int = 0
     malformed_line_numbers: list[int] = field(default_factory=list)
+    malformed_by_kind: dict[str, int] = field(default_factory=dict)
+    clamped_timestamps: int = 0
     truncated: bool = False
 
     @property
@@ -135,24 +153,103 @@ class FeedStats:
         """Well-formed lines the reader does not turn into events (depth, snapshot, other)."""
         return self.depth_lines + self.snapshot_lines + self.other_lines
 
-    def _record_malformed(self, line_number: int) -> None:
+    def report(self) -> dict[str, Any]:
+        """The counts a backtest report shows (result.json ``data.feed_stats``)."""
+        return {
+            "lines_read": self.lines_read,
+            "events": self.events_yielded,
+            "skipped_lines": self.skipped_lines,
+            "malformed_lines": self.malformed_lines,
+            "malformed_by_kind": dict(sorted(self.malformed_by_kind.items())),
+            "clamped_timestamps": self.clamped_timestamps,
+            "truncated": self.truncated,
+        }
+
+    def summary(self) -> str:
+        """One line for logs and consoles: what was skipped and why, what was clamped."""
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.malformed_by_kind.items()))
+        text = f"{self.malformed_lines} malformed line(s) skipped"
+        if kinds:
+            text += f" ({kinds})"
+        if self.malformed_line_numbers:
+            text += f", first at line(s) {', '.join(str(n) for n in self.malformed_line_numbers)}"
+        return f"{text}; {self.clamped_timestamps} timestamp(s) clamped (time ran backwards)"
+
+    def _record_malformed(self, line_number: int, kind: str) -> None:
         self.malformed_lines += 1
+        self.malformed_by_kind[kind] = self.malformed_by_kind.get(kind, 0) + 1
         if len(self.malformed_line_numbers) < MALFORMED_LINES_KEPT:
             self.malformed_line_numbers.append(line_number)
 
 
-# Binance's field order is fixed in practice; a line laid out differently falls back to json.
-_BOOK_TICKER_FIELDS = re.compile(r'"b":"([^"]*)","B":"([^"]*)","a":"([^"]*)","A":"([^"]*)"')
-_TRADE_FIELDS = re.compile(r'"p":"([^"]*)","q":"([^"]*)".*?"m":(true|false)')
+# Binance's field order is fixed in practice; a line laid out differently falls back to JSON.
+# Number texts longer than _MAX_NUMBER_TEXT also miss the fast path and are refused there.
+_BOOK_TICKER_FIELDS = re.compile(
+    r'"b":"([^"]{1,40})","B":"([^"]{1,40})","a":"([^"]{1,40})","A":"([^"]{1,40})"'
+)
+_TRADE_FIELDS = re.compile(r'"p":"([^"]{1,40})","q":"([^"]{1,40})".*?"m":(true|false)')
 _STREAM_PREFIX = '{"stream":"'
-_INFINITY = Decimal("Infinity")
 _ZERO = Decimal(0)
 _DECIMAL_CACHE_LIMIT = 8192
 _ONE_BILLION = 1_000_000_000
+#: Nanoseconds since the epoch fit in 19 digits (int64); more is corruption, and a 400-digit
+#: "timestamp" once overflowed the float division and aborted the replay.
+_MAX_TIMESTAMP_DIGITS = 19
+_MAX_NUMBER_TEXT = 40
+#: Decimal exponents a price or size may have (1E-40 .. 9.99E+40): beyond is corruption.
+_MAX_EXPONENT = 40
 
 
 class _MalformedLine(Exception):
-    """Internal: the line could not be turned into an event."""
+    """Internal: the line could not be turned into an event, for ``kind`` (a MALFORMED_KINDS)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _checked_decimal(text: str) -> Decimal:
+    """A price or size text as a finite Decimal of sane length and exponent, or _MalformedLine."""
+    if len(text) > _MAX_NUMBER_TEXT:
+        raise _MalformedLine(BAD_NUMBER)
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise _MalformedLine(BAD_NUMBER) from None
+    if not value.is_finite() or (value and not -_MAX_EXPONENT <= value.adjusted() <= _MAX_EXPONENT):
+        raise _MalformedLine(BAD_NUMBER)
+    return value
+
+
+def _field_decimal(value: Any) -> Decimal:
+    """A number field of a JSON-parsed line: text, int or Decimal (never a bool, list, ...)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise _MalformedLine(BAD_FIELDS)
+    return _checked_decimal(str(value))
+
+
+def _check_book(best_bid: Decimal, best_ask: Decimal, bid_size: Decimal, ask_size: Decimal) -> None:
+    if not _ZERO < best_bid <= best_ask:
+        raise _MalformedLine(BAD_PRICE)
+    if bid_size < _ZERO or ask_size < _ZERO:
+        raise _MalformedLine(BAD_SIZE)
+
+
+def _check_trade(price: Decimal, size: Decimal) -> None:
+    if not price > _ZERO:
+        raise _MalformedLine(BAD_PRICE)
+    if not size > _ZERO:
+        raise _MalformedLine(BAD_SIZE)
+
+
+def _parse_timestamp(text: str) -> float:
+    """Epoch seconds from the line's nanosecond prefix, or _MalformedLine(BAD_TIMESTAMP)."""
+    if len(text) > _MAX_TIMESTAMP_DIGITS or not text.isdigit():
+        raise _MalformedLine(BAD_TIMESTAMP)
+    try:
+        return int(text) / _ONE_BILLION
+    except ValueError:  # digits int() does not take (superscripts and the like)
+        raise _MalformedLine(BAD_TIMESTAMP) from None
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -169,8 +266,9 @@ def read_recorded_feed(path: str | Path, stats: FeedStats | None = None) -> Iter
 
     ``bookTicker`` lines become BBO events, ``trade`` lines TRADE events (``m`` true means the
     buyer was the maker, so the aggressor sold); depth diffs and the REST snapshot are counted and
-    skipped. The receive time is the event time. Lines that cannot be parsed are counted in
-    ``stats`` (with the first few line numbers) and skipped; one warning is logged at the end.
+    skipped. The receive time is the event time (clamped so it never runs backwards, see
+    :class:`FeedStats`). Lines that cannot be used are counted in ``stats`` by kind (with the
+    first few line numbers) and skipped; one warning with the counts is logged at the end.
     """
     feed_stats = stats if stats is not None else FeedStats()
     feed_path = Path(path)
@@ -181,19 +279,15 @@ def read_recorded_feed(path: str | Path, stats: FeedStats | None = None) -> Iter
         feed_stats.truncated = True
         logger.warning("%s: feed ends early after line %d (%s)", feed_path, feed_stats.lines_read, exc)
     finally:
-        if feed_stats.malformed_lines:
-            logger.warning(
-                "%s: skipped %d malformed line(s), first at line(s) %s",
-                feed_path,
-                feed_stats.malformed_lines,
-                ", ".join(str(number) for number in feed_stats.malformed_line_numbers),
-            )
+        if feed_stats.malformed_lines or feed_stats.clamped_timestamps:
+            logger.warning("%s: %s", feed_path, feed_stats.summary())
 
 
 def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent]:
     """The hot loop: classify by the stream name near the line start, parse only what we use.
 
     Counters live in locals and are written to ``stats`` when the loop ends (or is closed).
+    Decimal texts are validated once, when they enter the cache.
     """
     decimal_cache: dict[str, Decimal] = {}
 
@@ -202,8 +296,7 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
         if value is None:
             if len(decimal_cache) >= _DECIMAL_CACHE_LIMIT:
                 decimal_cache.clear()
-            value = Decimal(text)
-            decimal_cache[text] = value
+            value = decimal_cache[text] = _checked_decimal(text)
         return value
 
     make_bbo = MarketEvent.bbo
@@ -211,9 +304,11 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
     book_search = _BOOK_TICKER_FIELDS.search
     trade_search = _TRADE_FIELDS.search
     buy, sell = OrderSide.BUY, OrderSide.SELL
-    infinity, zero = _INFINITY, _ZERO
+    zero = _ZERO
     prefix, prefix_length = _STREAM_PREFIX, len(_STREAM_PREFIX)
-    line_number = bbo_events = trade_events = depth_lines = other_lines = 0
+    max_digits = _MAX_TIMESTAMP_DIGITS
+    line_number = bbo_events = trade_events = depth_lines = other_lines = clamped = 0
+    last_time = -math.inf
     try:
         for line in lines:
             line_number += 1
@@ -221,15 +316,19 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
             try:
                 if space <= 0:
                     if line.strip():
-                        raise _MalformedLine
+                        raise _MalformedLine(BAD_TIMESTAMP)
                     other_lines += 1
                     continue
-                timestamp = int(line[:space]) / _ONE_BILLION
+                stamp = line[:space]
+                if space <= max_digits and stamp.isascii() and stamp.isdigit():
+                    timestamp = int(stamp) / _ONE_BILLION
+                else:
+                    timestamp = _parse_timestamp(stamp)
                 if line.startswith(prefix, space + 1):
                     name_start = space + 1 + prefix_length
                     name_end = line.find('"', name_start)
                     if name_end < 0:
-                        raise _MalformedLine
+                        raise _MalformedLine(NOT_JSON)
                     channel = line[line.find("@", name_start, name_end) + 1 : name_end]
                     if channel == "bookTicker":
                         match = book_search(line, name_end)
@@ -239,10 +338,13 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
                             best_ask = to_decimal(ask_text)
                             bid_size = to_decimal(bid_size_text)
                             ask_size = to_decimal(ask_size_text)
-                            if not (zero < best_bid <= best_ask < infinity):
-                                raise _MalformedLine
-                            if not (zero <= bid_size < infinity and zero <= ask_size < infinity):
-                                raise _MalformedLine
+                            if not (zero < best_bid <= best_ask and zero <= bid_size and zero <= ask_size):
+                                _check_book(best_bid, best_ask, bid_size, ask_size)
+                            if timestamp < last_time:
+                                timestamp = last_time
+                                clamped += 1
+                            else:
+                                last_time = timestamp
                             bbo_events += 1
                             yield make_bbo(timestamp, best_bid, best_ask, bid_size, ask_size)
                             continue
@@ -252,8 +354,13 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
                             price_text, size_text, buyer_is_maker = match.groups()
                             price = to_decimal(price_text)
                             size = to_decimal(size_text)
-                            if not (zero < price < infinity and zero < size < infinity):
-                                raise _MalformedLine
+                            if not (zero < price and zero < size):
+                                _check_trade(price, size)
+                            if timestamp < last_time:
+                                timestamp = last_time
+                                clamped += 1
+                            else:
+                                last_time = timestamp
                             trade_events += 1
                             yield make_trade(
                                 timestamp, price, size, sell if buyer_is_maker == "true" else buy
@@ -265,15 +372,25 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
                     else:
                         other_lines += 1
                         continue
-                event = _parse_json_line(line[space + 1 :], timestamp, stats)
+                event = _parse_json_line(line[space + 1 :], max(timestamp, last_time), stats)
                 if event is not None:
+                    if timestamp < last_time:
+                        clamped += 1
+                    else:
+                        last_time = timestamp
                     if event.kind is _BBO:
                         bbo_events += 1
                     else:
                         trade_events += 1
                     yield event
-            except (_MalformedLine, ValueError, InvalidOperation, TypeError, KeyError):
-                stats._record_malformed(line_number)
+            except _MalformedLine as exc:
+                stats._record_malformed(line_number, exc.kind)
+            except safe_json.MalformedJSON as exc:
+                stats._record_malformed(line_number, TOO_DEEP if exc.kind == "too deep" else NOT_JSON)
+            except (KeyError, TypeError, AttributeError, MalformedMessage):
+                stats._record_malformed(line_number, BAD_FIELDS)
+            except (ArithmeticError, ValueError):  # InvalidOperation, OverflowError, ...
+                stats._record_malformed(line_number, BAD_NUMBER)
     finally:
         stats.lines_read += line_number
         stats.bbo_events += bbo_events
@@ -281,13 +398,14 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
         stats.events_yielded += bbo_events + trade_events
         stats.depth_lines += depth_lines
         stats.other_lines += other_lines
+        stats.clamped_timestamps += clamped
 
 
 def _parse_json_line(payload: str, timestamp: float, stats: FeedStats) -> MarketEvent | None:
-    """The slow, general path for lines the fast path did not recognise."""
-    message: Any = json.loads(payload, parse_float=Decimal)
+    """The slow, general path for lines the fast path did not recognise (bounded by safe_json)."""
+    message: Any = safe_json.loads(payload)
     if not isinstance(message, dict):
-        raise _MalformedLine
+        raise _MalformedLine(NOT_JSON)
     stream = message.get("stream")
     if stream is None:
         if "lastUpdateId" in message:
@@ -296,21 +414,19 @@ def _parse_json_line(payload: str, timestamp: float, stats: FeedStats) -> Market
             stats.other_lines += 1
         return None
     data = message["data"]
+    if not isinstance(data, dict):
+        raise _MalformedLine(BAD_FIELDS)
     channel = str(stream).partition("@")[2]
     if channel == "bookTicker":
-        best_bid, best_ask = Decimal(data["b"]), Decimal(data["a"])
-        bid_size, ask_size = Decimal(data["B"]), Decimal(data["A"])
-        if not (_ZERO < best_bid <= best_ask < _INFINITY):
-            raise _MalformedLine
-        if not (_ZERO <= bid_size < _INFINITY and _ZERO <= ask_size < _INFINITY):
-            raise _MalformedLine
+        best_bid, best_ask = _field_decimal(data["b"]), _field_decimal(data["a"])
+        bid_size, ask_size = _field_decimal(data["B"]), _field_decimal(data["A"])
+        _check_book(best_bid, best_ask, bid_size, ask_size)
         return MarketEvent.bbo(timestamp, best_bid, best_ask, bid_size, ask_size)
     if channel == "trade":
-        price, size, buyer_is_maker = Decimal(data["p"]), Decimal(data["q"]), data["m"]
-        if not (_ZERO < price < _INFINITY and _ZERO < size < _INFINITY) or not isinstance(
-            buyer_is_maker, bool
-        ):
-            raise _MalformedLine
+        price, size, buyer_is_maker = _field_decimal(data["p"]), _field_decimal(data["q"]), data["m"]
+        if not isinstance(buyer_is_maker, bool):
+            raise _MalformedLine(BAD_FIELDS)
+        _check_trade(price, size)
         return MarketEvent.trade(timestamp, price, size, OrderSide.SELL if buyer_is_maker else OrderSide.BUY)
     if channel.startswith("depth"):
         stats.depth_lines += 1

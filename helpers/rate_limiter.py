@@ -2,16 +2,22 @@
 
 A venue that answers 429 should make the bot slower, not dead: the token bucket paces requests
 below the venue's published limit, a 429 drains it and pauses every caller for the venue's
-``retry_after`` (or an escalating back-off), and :class:`RetryPolicy` retries only what is safe to
+``retry_after`` (or a bounded, decaying back-off), exits and cancels are served before new
+entries (:class:`Priority`), and :class:`RetryPolicy` retries only what is safe to
 retry. All waits go through the injected :class:`~helpers.clock.Clock`, so tests drive time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import heapq
+import itertools
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -29,13 +35,42 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class Priority(enum.IntEnum):
+    """Who goes first when requests queue at the limiter (lower value first).
+
+    HIGH: what protects a position or frees margin: take-profits, closes, cancels.
+    NORMAL: reads (account, orders, markets); the default.
+    LOW: new entries, which can always wait; they also leave ``high_reserve`` tokens in the
+    bucket, so an exit finds a token at once even while entries are being paced.
+    """
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
+
+
+@dataclass(eq=False)
+class _Waiter:
+    priority: Priority
+    cost: float
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class RateLimiter:
     """An async token bucket: at most ``max_requests`` per ``window`` seconds, with bursts.
 
-    Waiters are served in arrival order (one lock), so a burst of callers cannot starve one.
-    ``penalize`` is what a 429 calls: it empties the bucket and pauses everyone for the venue's
-    ``retry_after`` (or ``penalty_base`` without one); consecutive strikes double the pause, up to
-    ``penalty_cap``, until a request succeeds again.
+    Waiters are served by priority, then arrival order (:class:`Priority`); within one priority
+    a burst of callers cannot starve one. ``penalize`` is what a 429 calls: it empties the bucket
+    and pauses everyone.
+
+    * With the venue's ``retry_after``, the pause is exactly that (capped at
+      ``retry_after_cap``, so a hostile header cannot freeze the bot for a day).
+    * Without it, the pause is ``penalty_base * 2 ** (strikes - 1)``, at most ``penalty_cap``.
+      A 429 that lands while a pause is already running (a request sent before the pause) is no
+      new strike, so a burst of concurrent 429s costs one step, not one doubling each; strikes
+      are forgotten one per ``penalty_decay`` seconds without a 429, and all at once on a
+      success. (Before, a burst doubled the pause to 60 s and only a success reset it: no
+      orders for 116 s.)
     """
 
     def __init__(
@@ -46,22 +81,33 @@ class RateLimiter:
         *,
         burst: float | None = None,
         penalty_base: float = 1.0,
-        penalty_cap: float = 60.0,
+        penalty_cap: float = 10.0,
+        penalty_decay: float = 30.0,
+        retry_after_cap: float = 120.0,
+        high_reserve: float | None = None,
         name: str = "rest",
     ) -> None:
         if max_requests <= 0 or window <= 0:
             raise ValueError("max_requests and window must be positive")
+        if penalty_base <= 0 or penalty_cap < penalty_base or penalty_decay <= 0 or retry_after_cap <= 0:
+            raise ValueError("penalties: base, decay, retry_after_cap > 0 and cap >= base")
         self.clock = clock
         self.name = name
         self.rate = max_requests / window
         self.capacity = float(burst if burst is not None else max_requests)
         self.penalty_base = penalty_base
         self.penalty_cap = penalty_cap
+        self.penalty_decay = penalty_decay
+        self.retry_after_cap = retry_after_cap
+        #: Tokens LOW requests leave for HIGH ones (default a quarter of the bucket).
+        self.high_reserve = self.capacity / 4 if high_reserve is None else float(high_reserve)
         self._tokens = self.capacity
         self._updated = clock.now()
         self._paused_until = 0.0
         self._strikes = 0
-        self._lock = asyncio.Lock()
+        self._last_strike = 0.0
+        self._queue: list[tuple[int, int, _Waiter]] = []
+        self._arrivals = itertools.count()
         self.throttled = 0
         self.acquired = 0
 
@@ -74,6 +120,10 @@ class RateLimiter:
     def paused_until(self) -> float:
         return self._paused_until
 
+    @property
+    def strikes(self) -> int:
+        return self._strikes
+
     def _refill(self) -> None:
         now = self.clock.now()
         elapsed = now - self._updated
@@ -81,35 +131,67 @@ class RateLimiter:
             self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
             self._updated = now
 
-    async def acquire(self, cost: float = 1.0) -> None:
-        """Wait (on the clock) until ``cost`` tokens are available, then take them."""
+    def _needed(self, waiter: _Waiter) -> float:
+        if waiter.priority is Priority.LOW:
+            return waiter.cost + min(self.high_reserve, self.capacity - waiter.cost)
+        return waiter.cost
+
+    def _wake_head(self) -> None:
+        if self._queue:
+            self._queue[0][2].wake.set()
+
+    async def acquire(self, cost: float = 1.0, priority: Priority = Priority.NORMAL) -> None:
+        """Wait (on the clock) until ``cost`` tokens are available and no request of higher
+        priority (or of the same priority, arrived earlier) is waiting, then take them."""
         if cost > self.capacity:
             raise ValueError(f"cost {cost} exceeds bucket capacity {self.capacity}")
-        async with self._lock:
+        waiter = _Waiter(Priority(priority), cost)
+        entry = (int(waiter.priority), next(self._arrivals), waiter)
+        heapq.heappush(self._queue, entry)
+        self._wake_head()  # a new head must take over; an old head re-checks and yields
+        try:
             while True:
-                now = self.clock.now()
-                if now < self._paused_until:
-                    await self.clock.sleep(self._paused_until - now)
-                    continue
-                self._refill()
-                if self._tokens >= cost:
-                    self._tokens -= cost
-                    self.acquired += 1
-                    return
-                await self.clock.sleep((cost - self._tokens) / self.rate)
+                delay: float | None = None
+                if self._queue[0] is entry:
+                    now = self.clock.now()
+                    if now < self._paused_until:
+                        delay = self._paused_until - now
+                    else:
+                        self._refill()
+                        needed = self._needed(waiter)
+                        if self._tokens >= needed:
+                            self._tokens -= cost
+                            self.acquired += 1
+                            heapq.heappop(self._queue)
+                            self._wake_head()
+                            return
+                        delay = (needed - self._tokens) / self.rate
+                waiter.wake.clear()
+                await self.clock.wait_for_event(waiter.wake, delay)
+        except BaseException:
+            if entry in self._queue:
+                self._queue.remove(entry)
+                heapq.heapify(self._queue)
+                self._wake_head()
+            raise
 
     def penalize(self, retry_after: float | None = None) -> float:
         """The venue said "too many requests": drain the bucket and pause; returns the pause."""
-        self._strikes += 1
+        now = self.clock.now()
         self.throttled += 1
-        escalating = min(self.penalty_cap, self.penalty_base * 2 ** (self._strikes - 1))
-        if retry_after is not None and self._strikes == 1:
-            pause = retry_after
+        if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+            pause = min(float(retry_after), self.retry_after_cap)
         else:
-            pause = max(retry_after or 0.0, escalating)
+            if self._strikes and now >= self._last_strike:
+                self._strikes = max(0, self._strikes - int((now - self._last_strike) / self.penalty_decay))
+            if now >= self._paused_until or self._strikes == 0:
+                self._strikes += 1
+                self._last_strike = now
+            pause = min(self.penalty_cap, self.penalty_base * 2 ** (self._strikes - 1))
         self._refill()
         self._tokens = 0.0
-        self._paused_until = max(self._paused_until, self.clock.now() + pause)
+        self._paused_until = max(self._paused_until, now + pause)
+        self._wake_head()
         logger.warning("%s: rate limited by the venue; pausing requests for %.2fs", self.name, pause)
         return pause
 
@@ -183,15 +265,20 @@ class RetryPolicy:
             delay,
         )
 
-    async def call(self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
+    async def call(
+        self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True, priority: Priority = Priority.NORMAL
+    ) -> T:
         """Run ``fn`` (a fresh request per attempt) under the limiter with bounded retries.
+
+        ``priority`` is the limiter's queue order for every attempt: HIGH for take-profits,
+        closes and cancels, LOW for new entries, NORMAL (default) for reads.
 
         The first attempt runs directly: tenacity's machinery costs ~0.1 ms a call, and nearly
         every call (every order sent) succeeds first time. Only a retryable failure enters the
         retry loop, for the remaining attempts, with the same delays and log lines as before.
         """
         try:
-            return await self._attempt(fn)
+            return await self._attempt(fn, priority)
         except Exception as exc:
             if self.max_attempts <= 1 or not _is_retryable(exc, idempotent):
                 raise
@@ -219,13 +306,13 @@ class RetryPolicy:
         result: T
         async for attempt in retrying:
             with attempt:
-                result = await self._attempt(fn)
+                result = await self._attempt(fn, priority)
         return result
 
-    async def _attempt(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], priority: Priority) -> T:
         """One request under the limiter; a 429 drains the bucket and pauses every caller."""
         if self.limiter is not None:
-            await self.limiter.acquire()
+            await self.limiter.acquire(priority=priority)
         try:
             result = await fn()
         except RateLimitExceeded as exc:

@@ -21,6 +21,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from helpers import safe_json
 from helpers.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 #: The websockets library logs every frame's content at DEBUG, auth tokens included. Its
 #: connections get this logger instead, pinned at INFO, so a DEBUG run never leaks a token.
 wire_logger = logging.getLogger(f"{__name__}.wire")
+
+#: Seconds between two warnings about malformed frames of the same kind.
+MALFORMED_LOG_INTERVAL = 60.0
 wire_logger.setLevel(logging.INFO)
 
 MessageHandler = Callable[[Any], Awaitable[None] | None]
@@ -59,8 +63,12 @@ class Backoff:
 class ReconnectingWebSocket:
     """A self-healing WebSocket client for any venue.
 
-    ``on_message`` gets each frame decoded by ``loads`` (``json.loads``; pass one with
-    ``parse_float=Decimal`` for exact prices) or the raw string if it is not JSON; it may be sync
+    ``on_message`` gets each frame decoded by ``loads`` (:func:`helpers.safe_json.loads`: size
+    and depth bounded, fractions as Decimal). A frame it refuses is counted in
+    ``malformed_frames`` by kind and logged once per kind per minute without its content; a frame
+    that is simply not JSON still reaches the handler as the raw string (some venues send text
+    heartbeats), every other kind (too large, too deep, non-finite number...) is dropped. The
+    handler may be sync
     or async. ``compression`` is offered to the server ("deflate") or not (None: less CPU per
     frame, more bytes on the wire). ``subscriptions`` seeds the tracker ({key: payload});
     payloads may be callables returning the message, evaluated at send time. ``start()`` runs
@@ -87,7 +95,7 @@ class ReconnectingWebSocket:
         close_timeout: float = 5.0,
         max_size: int | None = 2**22,
         compression: str | None = "deflate",
-        loads: Callable[[str], Any] = json.loads,
+        loads: Callable[[str], Any] = safe_json.loads,
         name: str = "ws",
     ) -> None:
         self.url = url
@@ -115,6 +123,8 @@ class ReconnectingWebSocket:
         self.reconnects = 0
         self.messages = 0
         self.handler_errors = 0
+        self.malformed_frames: dict[str, int] = {}
+        self._malformed_logged_at: dict[str, float] = {}
         self.last_error: str | None = None
         self.delays: list[float] = []
 
@@ -285,10 +295,26 @@ class ReconnectingWebSocket:
 
         return asyncio.create_task(beat(), name=f"{self.name}-heartbeat")
 
+    def _count_malformed(self, kind: str, reason: str) -> None:
+        """Count a refused frame; warn at most once a minute per kind, so a flood stays cheap."""
+        count = self.malformed_frames[kind] = self.malformed_frames.get(kind, 0) + 1
+        now = self.clock.now()
+        last = self._malformed_logged_at.get(kind)
+        if last is None or now - last >= MALFORMED_LOG_INTERVAL:
+            self._malformed_logged_at[kind] = now
+            logger.warning(
+                "%s: dropped a malformed frame (%s); %d of this kind so far", self.name, reason, count
+            )
+
     async def _dispatch(self, raw: str | bytes) -> None:
         text = raw.decode() if isinstance(raw, bytes) else raw
         try:
             message: Any = self.loads(text)
+        except safe_json.MalformedJSON as exc:
+            self._count_malformed(exc.kind, str(exc))
+            if exc.kind != safe_json.NOT_JSON:
+                return
+            message = text
         except ValueError:
             message = text
         try:

@@ -47,6 +47,9 @@ class TradingConfig:
     env_file: Path | None = None
     log_level: str = "INFO"
     log_dir: Path = Path("logs")
+    file_log_level: str = "INFO"
+    log_max_mb: float = 20.0
+    log_backups: int = 5
     duration: float | None = None
     risk: RiskLimits = field(default_factory=RiskLimits)
     cancel_take_profits_on_exit: bool = False

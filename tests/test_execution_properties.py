@@ -137,7 +137,9 @@ class ExecutionMachine(RuleBasedStateMachine):
         candidates = self._venue_orders(active=True)
         if candidates:
             order_id = data.draw(st.sampled_from(sorted(candidates)))
-            self.venue.end_order(order_id, data.draw(st.sampled_from([OrderStatus.CANCELLED, OrderStatus.EXPIRED])))
+            self.venue.end_order(
+                order_id, data.draw(st.sampled_from([OrderStatus.CANCELLED, OrderStatus.EXPIRED]))
+            )
 
     @rule(data=st.data())
     def cancel_an_entry(self, data: st.DataObject) -> None:
@@ -218,7 +220,9 @@ class ExecutionMachine(RuleBasedStateMachine):
         owners: dict[str, str] = {}
         for record in self.engine.active_orders(OrderRole.EXIT):
             for lot_id in record.covers:
-                assert lot_id not in owners, f"lot {lot_id} covered by {owners[lot_id]} and {record.client_order_id}"
+                assert lot_id not in owners, (
+                    f"lot {lot_id} covered by {owners[lot_id]} and {record.client_order_id}"
+                )
                 owners[lot_id] = record.client_order_id
                 lot = self.engine.lots.get(lot_id)
                 assert lot is not None and lot.covered_by == record.client_order_id

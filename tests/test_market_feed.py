@@ -203,7 +203,16 @@ def test_malformed_lines_are_counted_and_skipped(tmp_path: Path, caplog: pytest.
     assert stats.malformed_lines == 10
     assert stats.malformed_line_numbers == [2, 3, 4, 5, 6]
     assert stats.other_lines == 1
-    assert "skipped 10 malformed line(s), first at line(s) 2, 3, 4, 5, 6" in caplog.text
+    assert stats.malformed_by_kind == {
+        "bad_timestamp": 2,
+        "not_json": 3,
+        "bad_fields": 1,
+        "bad_number": 2,
+        "bad_price": 1,
+        "bad_size": 1,
+    }
+    assert "10 malformed line(s) skipped (bad_fields 1, bad_number 2, bad_price 1" in caplog.text
+    assert "first at line(s) 2, 3, 4, 5, 6" in caplog.text
 
 
 def test_truncated_gzip_ends_the_feed_without_crashing(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from exchanges.base import (
     RequestTimeout,
 )
 from helpers.clock import SimulatedClock
-from helpers.rate_limiter import RateLimiter, RetryPolicy
+from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
 
 T = TypeVar("T")
 
@@ -79,13 +79,14 @@ async def test_penalize_pauses_everyone_for_retry_after() -> None:
     assert limiter.throttled == 1
 
 
-async def test_consecutive_penalties_escalate_and_success_resets() -> None:
+async def test_consecutive_penalties_escalate_to_the_cap_and_success_resets() -> None:
     clock = SimulatedClock()
     limiter = RateLimiter(clock, max_requests=10, window=1.0, penalty_base=1.0, penalty_cap=5.0)
-    assert limiter.penalize() == pytest.approx(1.0)
-    assert limiter.penalize() == pytest.approx(2.0)
-    assert limiter.penalize() == pytest.approx(4.0)
-    assert limiter.penalize() == pytest.approx(5.0)
+    pauses = []
+    for _ in range(5):
+        pauses.append(limiter.penalize())
+        clock.advance_to(limiter.paused_until)  # the next 429 answers a request sent after the pause
+    assert pauses == pytest.approx([1.0, 2.0, 4.0, 5.0, 5.0])
     limiter.record_success()
     assert limiter.penalize() == pytest.approx(1.0)
 
@@ -170,3 +171,162 @@ def test_backoff_is_exponential_capped_with_seeded_full_jitter() -> None:
     ceilings = [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
     assert delays == [expected_rng.uniform(0.0, c) for c in ceilings]
     assert all(0.0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+
+
+# -- 429 bursts: bounded, decaying, Retry-After obeyed ---------------------------------------------
+
+
+async def test_a_burst_of_429s_at_once_is_one_strike_not_one_doubling_each() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=10, window=1.0, penalty_base=1.0, penalty_cap=10.0)
+    pauses = [limiter.penalize() for _ in range(12)]  # twelve requests in flight, all refused
+    assert pauses == pytest.approx([1.0] * 12)
+    assert limiter.paused_until == pytest.approx(1.0)
+    assert limiter.strikes == 1
+
+
+async def test_retry_after_is_obeyed_exactly_and_capped() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=10, window=1.0, penalty_base=1.0, retry_after_cap=120.0)
+    for _ in range(3):
+        limiter.penalize()
+        clock.advance_to(limiter.paused_until)
+    start = clock.now()
+    assert limiter.penalize(retry_after=0.5) == pytest.approx(0.5)  # not max(0.5, escalation)
+    assert limiter.paused_until == pytest.approx(start + 0.5)
+    clock.advance_to(limiter.paused_until)
+    assert limiter.penalize(retry_after=86_400.0) == pytest.approx(120.0)
+
+
+@pytest.mark.parametrize("bogus", [float("nan"), float("inf"), -5.0, 0.0])
+async def test_a_meaningless_retry_after_falls_back_to_the_bounded_pause(bogus: float) -> None:
+    limiter = RateLimiter(SimulatedClock(), max_requests=10, window=1.0, penalty_base=1.0)
+    assert limiter.penalize(retry_after=bogus) == pytest.approx(1.0)
+
+
+async def test_strikes_decay_without_a_success() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(
+        clock, max_requests=10, window=1.0, penalty_base=1.0, penalty_cap=60.0, penalty_decay=30.0
+    )
+    for _ in range(4):
+        limiter.penalize()
+        clock.advance_to(limiter.paused_until)
+    assert limiter.strikes == 4
+    clock.advance_to(clock.now() + 60.0)  # two decay periods: two strikes forgotten
+    assert limiter.penalize() == pytest.approx(4.0)  # strike 3, not 5 (16 s)
+    assert limiter.strikes == 3
+
+
+async def test_the_issue_8_burst_no_longer_stalls_orders_for_minutes() -> None:
+    """Five callers against a venue that answers 429 (no Retry-After) for 20 s: the first order
+    after the venue recovers goes out within one capped pause, not after 116 s."""
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=60, window=60.0, burst=10)  # default pauses
+    successes: list[float] = []
+
+    async def venue() -> str:
+        if clock.now() < 20.0:
+            raise RateLimitExceeded("429")
+        successes.append(clock.now())
+        return "ok"
+
+    policy = RetryPolicy(clock, max_attempts=50, base_delay=0.0, max_delay=0.0, limiter=limiter)
+    await drive(clock, asyncio.gather(*(policy.call(venue) for _ in range(5))), limit=5000)
+    assert len(successes) == 5
+    assert 20.0 <= min(successes) <= 20.0 + limiter.penalty_cap <= 30.0
+    assert limiter.strikes == 0
+
+
+# -- priority -----------------------------------------------------------------------------------
+
+
+async def test_exits_jump_the_queue_of_waiting_entries() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=1, window=1.0, burst=1, high_reserve=0)
+    served: list[str] = []
+
+    async def request(name: str, priority: Priority, delay: float = 0.0) -> None:
+        if delay:
+            await clock.sleep(delay)
+        await limiter.acquire(priority=priority)
+        served.append(name)
+
+    await drive(
+        clock,
+        asyncio.gather(
+            request("entry-1", Priority.LOW),
+            request("entry-2", Priority.LOW),
+            request("entry-3", Priority.LOW),
+            request("read", Priority.NORMAL, delay=0.5),
+            request("take-profit", Priority.HIGH, delay=0.6),
+        ),
+    )
+    assert served == ["entry-1", "take-profit", "read", "entry-2", "entry-3"]
+
+
+async def test_entries_leave_a_reserve_so_an_exit_goes_at_once() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=4, window=4.0, burst=4, high_reserve=1)
+    for _ in range(3):
+        await drive(clock, limiter.acquire(priority=Priority.LOW))
+    assert clock.now() == pytest.approx(0.0)
+    entry = asyncio.ensure_future(limiter.acquire(priority=Priority.LOW))
+    await asyncio.sleep(0)
+    assert not entry.done()  # the last token is kept for exits
+    await drive(clock, limiter.acquire(priority=Priority.HIGH))
+    assert clock.now() == pytest.approx(0.0)
+    await drive(clock, entry)
+    assert clock.now() == pytest.approx(2.0)  # refilled to cost + reserve
+
+
+async def test_after_a_pause_the_exit_goes_first() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=1, window=1.0, burst=1, high_reserve=0)
+    limiter.penalize(retry_after=5.0)
+    served: list[str] = []
+
+    async def request(name: str, priority: Priority, delay: float = 0.0) -> None:
+        await clock.sleep(delay)
+        await limiter.acquire(priority=priority)
+        served.append(f"{name}@{clock.now():g}")
+
+    await drive(
+        clock,
+        asyncio.gather(request("entry", Priority.LOW, 0.1), request("cancel", Priority.HIGH, 3.0)),
+    )
+    assert served == ["cancel@5", "entry@6"]
+
+
+async def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=1, window=1.0, burst=1, high_reserve=0)
+    await drive(clock, limiter.acquire())
+    stuck = asyncio.ensure_future(limiter.acquire(priority=Priority.HIGH))
+    await asyncio.sleep(0)
+    stuck.cancel()
+    await asyncio.sleep(0)
+    await drive(clock, limiter.acquire(priority=Priority.LOW))
+    assert clock.now() == pytest.approx(1.0)
+    assert limiter.acquired == 2
+
+
+async def test_retry_policy_passes_the_priority_to_the_limiter() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=1, window=1.0, burst=1, high_reserve=0)
+    policy = RetryPolicy(clock, limiter=limiter)
+    served: list[str] = []
+
+    async def op(name: str) -> str:
+        served.append(name)
+        return name
+
+    await drive(clock, limiter.acquire())
+    await drive(
+        clock,
+        asyncio.gather(
+            policy.call(lambda: op("entry"), priority=Priority.LOW),
+            policy.call(lambda: op("take-profit"), idempotent=False, priority=Priority.HIGH),
+        ),
+    )
+    assert served == ["take-profit", "entry"]

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -137,6 +138,32 @@ async def test_messages_reach_the_handler_and_handler_errors_do_not_kill_the_str
         assert client.handler_errors == 1
         assert client.reconnects == 0
         assert any("handler bug" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    finally:
+        await client.close()
+
+
+async def test_hostile_frames_are_counted_logged_once_and_dropped(
+    server: TinyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frame nested 100,000 deep (the issue #8 segfault) or carrying NaN never reaches the
+    handler; the stream stays up and the warning names the kind, not the content."""
+    got: list[Any] = []
+    client = make_client(server.url, got.append)
+    client.start()
+    try:
+        assert await client.wait_connected(TIMEOUT)
+        ws = server.connections[0]
+        for _ in range(3):
+            await ws.send("[" * 100_000 + "]" * 100_000)
+        await ws.send('{"price": NaN, "secret": "hunter2"}')
+        await ws.send(json.dumps({"price": 1.5}))
+        await asyncio.wait_for(_until(lambda: len(got) == 1), TIMEOUT)
+        assert got == [{"price": Decimal("1.5")}]
+        assert client.malformed_frames == {"too deep": 3, "non-finite number": 1}
+        assert client.reconnects == 0
+        warnings = [r.getMessage() for r in caplog.records if "malformed frame" in r.getMessage()]
+        assert len(warnings) == 2
+        assert not any("hunter2" in w or "[[[" in w for w in warnings)
     finally:
         await client.close()
 
