@@ -451,13 +451,21 @@ class TradingBot:
         """Close this bot's own journaled position; returns what is left of it.
 
         Market within the slippage bound, then wider bounds, then a limit at the touch; an
-        order whose outcome is unknown is never followed by another close.
+        order whose outcome is unknown is never followed by another close. The exits the close
+        made redundant are cancelled afterwards, for the size it actually closed.
         """
+        try:
+            await self._send_closes(reason)
+        finally:
+            await self._cancel_redundant_exits()
+        return abs(self.execution.position)
+
+    async def _send_closes(self, reason: str) -> None:
         engine = self.execution
         for step in CLOSE_SLIPPAGE_STEPS:
             position = engine.position
             if position == 0:
-                return ZERO
+                return
             side = OrderSide.SELL if position > 0 else OrderSide.BUY
             logger.warning(
                 "closing this bot's position of %s at market (bound %s %%): %s",
@@ -478,30 +486,29 @@ class TradingBot:
                 )
             )
             if record is None or record.status is OrderStatus.UNKNOWN:
-                return abs(engine.position)
+                return
             await self._deliver_events()
         position = engine.position
-        if position != 0:
-            try:
-                bid, ask = await self.exchange_client.fetch_bbo_prices(self.strategy.contract_id)
-            except ExchangeError as exc:
-                logger.error("no price for the closing limit order: %s", exc)
-                return abs(position)
-            side = OrderSide.SELL if position > 0 else OrderSide.BUY
-            await self._submit(
-                OrderParams(
-                    side=side,
-                    quantity=abs(position),
-                    price=bid if side is OrderSide.SELL else ask,
-                    order_type=OrderType.LIMIT,
-                    post_only=False,
-                    reduce_only=True,
-                    role=OrderRole.RISK_CLOSE,
-                )
+        if position == 0:
+            return
+        try:
+            bid, ask = await self.exchange_client.fetch_bbo_prices(self.strategy.contract_id)
+        except ExchangeError as exc:
+            logger.error("no price for the closing limit order: %s", exc)
+            return
+        side = OrderSide.SELL if position > 0 else OrderSide.BUY
+        await self._submit(
+            OrderParams(
+                side=side,
+                quantity=abs(position),
+                price=bid if side is OrderSide.SELL else ask,
+                order_type=OrderType.LIMIT,
+                post_only=False,
+                reduce_only=True,
+                role=OrderRole.RISK_CLOSE,
             )
-            await self._deliver_events()
-        await self._cancel_redundant_exits()
-        return abs(engine.position)
+        )
+        await self._deliver_events()
 
     async def _cancel_redundant_exits(self) -> None:
         """Cancel the exits a risk close made redundant (only for the size it closed)."""
@@ -524,6 +531,9 @@ class TradingBot:
             self._last_risk_reason = decision.reason
         if action is RiskAction.PAUSE:
             self._block(f"paused: {decision.reason}")
+            return
+        if action is RiskAction.REDUCE_ONLY:
+            self._block(f"risk: {decision.reason}")
             return
         if action is RiskAction.CLOSE_WORST_POSITIONS:
             self._block(f"risk: {decision.reason}")
@@ -552,9 +562,9 @@ class TradingBot:
 
     # -- shutdown ------------------------------------------------------------------------------
 
-    async def _drain(self) -> None:
-        """Until the venue has confirmed every entry cancel: deliver events and let the strategy
-        close what filled meanwhile (entries stay blocked)."""
+    async def _drain(self, *, close_fills: bool = True) -> None:
+        """Until the venue has confirmed every entry cancel: deliver events and (unless exits are
+        being cancelled on exit) let the strategy close what filled meanwhile."""
         deadline = self.clock.now() + SHUTDOWN_SECONDS
         for _ in range(SHUTDOWN_PASSES):
             await self._deliver_events()
@@ -564,7 +574,7 @@ class TradingBot:
                     await self.execution.cancel(record.client_order_id, "shutdown")
             try:
                 market_data = await self.strategy.get_market_data()
-                if await self.strategy.should_execute(market_data):
+                if close_fills and await self.strategy.should_execute(market_data):
                     result = await self.strategy.execute_strategy(market_data)
                     if result.action in (StrategyAction.PLACE_ORDERS, StrategyAction.CANCEL_ORDERS):
                         await self._handle_strategy_result(result)
@@ -603,7 +613,7 @@ class TradingBot:
                 if self.config.cancel_take_profits_on_exit:
                     for record in self.execution.active_orders(OrderRole.EXIT):
                         await self.execution.cancel(record.client_order_id, "shutdown")
-                    await self._drain()
+                    await self._drain(close_fills=False)
             except Exception:
                 logger.exception("error while cleaning up at shutdown")
             mark_price = await self._final_mark_price()

@@ -17,6 +17,8 @@ Rules, in order of precedence (the most protective answer wins):
    step, in percentage points) or the episode ends because a fresh snapshot shows equity back
    above the ``-loss_pct`` threshold. Without this the bot would close another fifth of its book
    every loop iteration while the closes are still in flight.
+   While an episode goes on without a re-issue the answer is ``REDUCE_ONLY``: no new entries
+   (exits still managed) until the drawdown is back above ``-loss_pct``.
 4. ``PAUSE`` - the account could not be read ``max_consecutive_snapshot_failures`` times in a row,
    or no market data arrived for ``stall_seconds``. Lifts by itself once the cause is gone.
 
@@ -57,6 +59,7 @@ class RiskAction(enum.Enum):
 
     NONE = "none"
     PAUSE = "pause"
+    REDUCE_ONLY = "reduce_only"
     CLOSE_WORST_POSITIONS = "close_worst_positions"
     CLOSE_ALL_AND_STOP = "close_all_and_stop"
     STOP = "stop"
@@ -302,6 +305,8 @@ class RiskManager:
             pause_reasons.append(stall_reason)
         if pause_reasons:
             return RiskDecision(RiskAction.PAUSE, "; ".join(pause_reasons))
+        if account is not None and account.action is RiskAction.REDUCE_ONLY:
+            return account
         return _NO_RISK
 
     async def _refresh_snapshot(self) -> None:
@@ -434,7 +439,16 @@ class RiskManager:
 
         issued_at = self._close_worst_issued_at
         if issued_at is not None and drawdown > issued_at - self.reissue_step_pct:
-            return None, None  # Already acted on this episode; closes may still be in flight.
+            # Already acted on this episode (closes may still be in flight): no new exposure
+            # until the drawdown recovers above the limit.
+            return (
+                RiskDecision(
+                    RiskAction.REDUCE_ONLY,
+                    f"drawdown {drawdown.quantize(_CENT)} % still beyond -{self.loss_pct} % after closing "
+                    "the worst positions; no new entries until it recovers",
+                ),
+                None,
+            )
 
         count = max(1, math.ceil(self.close_worst_fraction * len(open_positions)))
         worst = open_positions[:count]

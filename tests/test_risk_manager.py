@@ -265,13 +265,14 @@ async def test_close_worst_not_reissued_until_further_loss_step(rig):
     # Same episode, loss a little deeper but less than the 2-point step: suppressed.
     for i, equity in enumerate(["895", "890", "876"]):  # -10.5, -11.0, -12.4
         decision = await check_with(manager, client, clock, snap(equity, positions), START + 10 + 5 * i)
-        assert decision.action is RiskAction.NONE, equity
+        assert decision.action is RiskAction.REDUCE_ONLY, equity
+        assert "no new entries" in decision.reason
 
     second = await check_with(manager, client, clock, snap("875", positions), START + 40)  # -12.5 %
     assert second.action is RiskAction.CLOSE_WORST_POSITIONS
     # The next step is measured from -12.5 %.
     decision = await check_with(manager, client, clock, snap("856", positions), START + 45)  # -14.4 %
-    assert decision.action is RiskAction.NONE
+    assert decision.action is RiskAction.REDUCE_ONLY
     decision = await check_with(manager, client, clock, snap("855", positions), START + 50)  # -14.5 %
     assert decision.action is RiskAction.CLOSE_WORST_POSITIONS
 
@@ -281,9 +282,9 @@ async def test_close_worst_reissued_after_recovery_above_threshold(rig):
     assert (await check_with(manager, client, clock, snap("900", ONE_POSITION), START + 5)).action is (
         RiskAction.CLOSE_WORST_POSITIONS
     )
-    # Still exactly at the threshold: same episode.
+    # Still exactly at the threshold: same episode, entries still held back.
     assert (await check_with(manager, client, clock, snap("900", ONE_POSITION), START + 10)).action is (
-        RiskAction.NONE
+        RiskAction.REDUCE_ONLY
     )
     # Recovers just above -10 % ends the episode; breaching again acts again.
     assert (await check_with(manager, client, clock, snap("900.1", ONE_POSITION), START + 15)).action is (
@@ -298,8 +299,8 @@ async def test_cached_snapshot_does_not_reissue_close_worst(rig):
     manager, client, clock = rig
     first = await check_with(manager, client, clock, snap("890", ONE_POSITION), START + 5)
     assert first.action is RiskAction.CLOSE_WORST_POSITIONS
-    for _ in range(5):
-        assert (await manager.check_risk_conditions()).action is RiskAction.NONE
+    for _ in range(5):  # the same episode: no second close, entries held back
+        assert (await manager.check_risk_conditions()).action is RiskAction.REDUCE_ONLY
     assert client.snapshot_calls == 2  # initialize + one refresh
 
 
@@ -321,7 +322,7 @@ async def test_snapshot_failure_does_not_end_loss_episode(rig):
     )
     await check_with(manager, client, clock, NetworkError("blip"), START + 10)
     decision = await check_with(manager, client, clock, snap("890", ONE_POSITION), START + 15)
-    assert decision.action is RiskAction.NONE
+    assert decision.action is RiskAction.REDUCE_ONLY  # still the same episode: no second close
 
 
 # -- precedence --------------------------------------------------------------------------------
