@@ -115,7 +115,7 @@ async def stopped(notifier: Notifier, log: logging.Logger) -> None:
 async def test_telegram_and_lark_receive_marked_records_and_errors(endpoint, bot_logger):
     fake, url = endpoint
     channels = [TelegramChannel(TOKEN, CHAT, url), LarkChannel(LARK, url)]
-    notifier = await started(Notifier(channels, "paper_BTC_grid"), bot_logger)
+    notifier = await started(Notifier(channels, "paper_BTC_grid_buy"), bot_logger)
     bot_logger.info("an ordinary line")  # neither marked nor an error: not sent
     bot_logger.warning("loss limit reached: closing 1 position", extra={"notify": "risk"})
     bot_logger.error("order rejected: margin")
@@ -126,8 +126,8 @@ async def test_telegram_and_lark_receive_marked_records_and_errors(endpoint, bot
     lark = [body for path, body in fake.requests if path == f"/open-apis/bot/v2/hook/{LARK}"]
     assert [body["chat_id"] for body in telegram] == [CHAT, CHAT]
     assert [body["text"] for body in telegram] == [
-        "[paper_BTC_grid] RISK: loss limit reached: closing 1 position",
-        "[paper_BTC_grid] ERROR: order rejected: margin",
+        "[paper_BTC_grid_buy] RISK: loss limit reached: closing 1 position",
+        "[paper_BTC_grid_buy] ERROR: order rejected: margin",
     ]
     assert [body["msg_type"] for body in lark] == ["text", "text"]
     assert [body["content"]["text"] for body in lark] == [body["text"] for body in telegram]
@@ -286,11 +286,11 @@ async def test_runbot_sends_start_and_stop_from_its_env_file(endpoint, tmp_path)
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
     texts = fake.texts()
-    assert texts[0] == "[paper_BTC_grid] START: starting paper_BTC_grid: grid BTC on paper, quantity 0.002"
-    assert texts[-1].startswith("[paper_BTC_grid] STOP: stopped: duration of 1 s reached")
+    assert texts[0] == "[paper_BTC_grid_buy] START: starting paper_BTC_grid_buy: grid BTC on paper, quantity 0.002"
+    assert texts[-1].startswith("[paper_BTC_grid_buy] STOP: stopped: duration of 1 s reached")
     assert texts[-1].endswith("(exit code 0)")
     assert {body["chat_id"] for _path, body in fake.requests} == {CHAT}
     assert "notifications: telegram" in stdout.decode()
-    activity = (tmp_path / "paper_BTC_grid_activity.log").read_text()
+    activity = (tmp_path / "paper_BTC_grid_buy_activity.log").read_text()
     for output in (stdout.decode(), stderr.decode(), activity):
         assert TOKEN not in output

@@ -76,9 +76,9 @@ async def test_timeout_on_placement_keeps_the_order_in_flight_not_rejected() -> 
 
     await run_until_done(bot, clock)
 
-    first = next(iter(bot.orders.orders.values()))
+    (first,) = bot.journal.orders()  # journaled before it was sent, never forgotten
     assert first.status is OrderStatus.UNKNOWN
-    assert bot.orders_failed == 0
+    assert bot.execution.refused_count == 0
 
 
 async def test_emergency_loss_closes_everything_and_stops_on_the_paper_venue() -> None:
@@ -110,8 +110,10 @@ async def test_emergency_loss_closes_everything_and_stops_on_the_paper_venue() -
     assert summary.mark_price == D("58000.05") and summary.unrealized_pnl == 0
     assert (await paper.get_position("BTC")).size == 0
     assert await paper.get_active_orders("BTC") == []
-    exits = [order for order in bot.orders.orders.values() if order.role is OrderRole.EXIT]
-    assert any(order.order_type.value == "market" for order in exits)
+    closes = [order for order in bot.journal.orders() if order.role is OrderRole.RISK_CLOSE]
+    assert [order.order_type.value for order in closes] == ["market"]
+    exits = [order for order in bot.journal.orders() if order.role is OrderRole.EXIT]
+    assert exits and all(order.status is OrderStatus.CANCELLED for order in exits)
 
 
 def test_orchestrator_names_no_strategy_and_no_exchange() -> None:
