@@ -91,6 +91,10 @@ class ExecutionEngine:
         self.size_step = size_step
         self.ledger: PositionLedger = journal.load_ledger()
         self.orders: dict[str, OrderRecord] = {}
+        #: The orders not yet final (what every view scans: a few, however long the bot runs).
+        self._live: dict[str, OrderRecord] = {}
+        #: Live orders whose state must be read back from the venue (at their next_lookup_at).
+        self._lookups: dict[str, OrderRecord] = {}
         self._by_venue_id: dict[str, str] = {}
         self._final_order: deque[str] = deque()
         self.lots: dict[str, Lot] = {}
@@ -108,6 +112,8 @@ class ExecutionEngine:
         self.coverage_problem = ""
         for record in journal.open_orders():
             self._remember(record)
+            if not record.acknowledged or record.cancel_reason:
+                self._schedule(record, clock.now())  # sent (or cancelled) just before a restart
         for lot in journal.open_lots():
             self.lots[lot.lot_id] = lot
         client.subscribe_order_updates(self.on_venue_update)
@@ -126,11 +132,15 @@ class ExecutionEngine:
 
     def _remember(self, record: OrderRecord) -> None:
         self.orders[record.client_order_id] = record
+        if not record.is_final:
+            self._live[record.client_order_id] = record
         if record.venue_order_id:
             self._by_venue_id[record.venue_order_id] = record.client_order_id
 
     def _retire(self, record: OrderRecord) -> None:
         """Keep a bounded number of final orders in memory; the journal has them all."""
+        self._live.pop(record.client_order_id, None)
+        self._lookups.pop(record.client_order_id, None)
         self._final_order.append(record.client_order_id)
         while len(self._final_order) > KEEP_FINAL_IN_MEMORY:
             old = self.orders.get(self._final_order.popleft())
@@ -143,11 +153,9 @@ class ExecutionEngine:
 
     def active_orders(self, role: OrderRole | None = None) -> list[OrderRecord]:
         """Orders that are or may be on the venue (in flight and unknown ones included)."""
-        return [
-            record
-            for record in self.orders.values()
-            if not record.is_final and (role is None or record.role is role)
-        ]
+        if role is None:
+            return list(self._live.values())
+        return [record for record in self._live.values() if record.role is role]
 
     def uncovered_lots(self) -> list[Lot]:
         return [lot for lot in self.lots.values() if lot.covered_by is None]
@@ -163,12 +171,8 @@ class ExecutionEngine:
         """Orders whose state we are still waiting to learn (sent, unknown, cancel pending)."""
         return [
             record
-            for record in self.orders.values()
-            if not record.is_final
-            and (
-                record.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
-                or record.cancel_requested_at is not None
-            )
+            for record in self._live.values()
+            if not record.acknowledged or record.cancel_requested_at is not None
         ]
 
     # -- sending -----------------------------------------------------------------------------
@@ -274,7 +278,7 @@ class ExecutionEngine:
         if record.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN):
             record.status = OrderStatus.OPEN
         record.updated_at = now
-        record.next_lookup_at = 0.0
+        self._schedule(record, 0.0)
         record.misses = 0
         if logger.isEnabledFor(logging.INFO):
             logger.info(
@@ -323,7 +327,7 @@ class ExecutionEngine:
             f"{type(error).__name__}: {error}" if error is not None else "no order id in the answer"
         )
         record.updated_at = now
-        record.next_lookup_at = now + LOOKUP_DELAY
+        self._schedule(record, now + LOOKUP_DELAY)
         self.version += 1
         logger.warning("outcome of %s is unknown (%s): will look it up", record.describe(), record.error)
         self.journal.save_order(record, "unknown", now)
@@ -343,17 +347,17 @@ class ExecutionEngine:
             self.journal.save_order(record, "cancel_requested", now, reason)
         if not record.venue_order_id:
             # Sent but not acknowledged: find it first; the look-up sends the cancel.
-            record.next_lookup_at = min(record.next_lookup_at or now, now)
+            self._schedule(record, now)
             return
         try:
             result = await self.client.cancel_order(record.contract_id, record.venue_order_id)
         except OrderNotFound:
             # Gone already (filled, cancelled, expired): read its final state back.
-            record.next_lookup_at = now
+            self._schedule(record, now)
             return
         except NetworkError as exc:
             logger.warning("cancel of %s: no answer (%s); will look it up", record.describe(), exc)
-            record.next_lookup_at = now + LOOKUP_DELAY
+            self._schedule(record, now + LOOKUP_DELAY)
             return
         except ExchangeError as exc:
             logger.warning("cancel of %s refused: %s", record.describe(), exc)
@@ -363,7 +367,7 @@ class ExecutionEngine:
         if result.status.is_final and not record.is_final:
             self._set_status(record, result.status)
         elif not record.is_final:
-            record.next_lookup_at = now + CANCEL_CONFIRM_SECONDS
+            self._schedule(record, now + CANCEL_CONFIRM_SECONDS)
 
     # -- venue updates -----------------------------------------------------------------------
 
@@ -388,7 +392,8 @@ class ExecutionEngine:
             if record is not None:
                 record.previous_run = False
                 self._remember(record)
-                self._retire(record)
+                if record.is_final:
+                    self._retire(record)
             return record
         return None
 
@@ -626,28 +631,28 @@ class ExecutionEngine:
 
     # -- look-ups of orders whose state we do not know ---------------------------------------
 
-    def seconds_until_lookup(self) -> float | None:
-        now = self.clock.now()
-        due = [record.next_lookup_at for record in self._lookup_candidates()]
-        return max(0.0, min(due) - now) if due else None
+    def _schedule(self, record: OrderRecord, at: float) -> None:
+        """Look the order up at ``at`` (0: no look-up needed)."""
+        record.next_lookup_at = at
+        if at > 0 and not record.is_final:
+            self._lookups[record.client_order_id] = record
+        else:
+            self._lookups.pop(record.client_order_id, None)
 
-    def _lookup_candidates(self) -> list[OrderRecord]:
-        return [
-            record
-            for record in self.orders.values()
-            if not record.is_final
-            and (
-                record.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING)
-                or record.cancel_requested_at is not None
-                or record.next_lookup_at > 0
-            )
-        ]
+    def seconds_until_lookup(self) -> float | None:
+        if not self._lookups:
+            return None
+        due = min(record.next_lookup_at for record in self._lookups.values())
+        return max(0.0, due - self.clock.now())
 
     async def resolve_pending(self) -> None:
         """Look up every order whose look-up is due (unknown outcomes, unconfirmed cancels)."""
         now = self.clock.now()
-        for record in self._lookup_candidates():
-            if record.is_final or record.next_lookup_at > now:
+        for record in list(self._lookups.values()):
+            if record.is_final:
+                self._lookups.pop(record.client_order_id, None)
+                continue
+            if record.next_lookup_at > now:
                 continue
             if record.status is OrderStatus.PENDING and now - record.created_at < LOOKUP_DELAY:
                 continue
@@ -661,19 +666,19 @@ class ExecutionEngine:
             self._missed(record, now)
             return
         except ExchangeError as exc:
-            record.next_lookup_at = now + self._backoff(record)
+            self._schedule(record, now + self._backoff(record))
             logger.warning("could not look up %s: %s", record.describe(), exc)
             return
         if not record.acknowledged:
             logger.info("found on the venue: %s", record.describe())
         record.misses = 0
-        record.next_lookup_at = 0.0
+        self._schedule(record, 0.0)
         self._apply_info(record, info, None)
         if not record.acknowledged:
-            record.next_lookup_at = now + self._backoff(record)  # the venue has not processed it yet
+            self._schedule(record, now + self._backoff(record))  # the venue has not processed it yet
         if not record.is_final and record.cancel_requested_at is not None:
             # Still live although we asked it gone (or never could ask): ask (again).
-            record.next_lookup_at = now + CANCEL_CONFIRM_SECONDS
+            self._schedule(record, now + CANCEL_CONFIRM_SECONDS)
             await self.cancel(record.client_order_id, record.cancel_reason)
 
     def _missed(self, record: OrderRecord, now: float) -> None:
@@ -689,7 +694,7 @@ class ExecutionEngine:
             record.error = f"not found on the venue after {record.misses} look-ups"
             self._set_status(record, OrderStatus.REJECTED, by_venue=False)
             return
-        record.next_lookup_at = now + self._backoff(record)
+        self._schedule(record, now + self._backoff(record))
         logger.info("%s not found yet (look-up %d)", record.describe(), record.misses)
 
     @staticmethod
