@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -71,6 +72,8 @@ SHUTDOWN_PASSES = 40
 SHUTDOWN_SECONDS = 10.0
 #: Seconds between coverage checks while trading.
 COVERAGE_CHECK_SECONDS = 30.0
+#: Seconds between the "still alive" marks a running bot leaves in its journal (status readers).
+HEARTBEAT_SECONDS = 10.0
 
 
 @dataclass
@@ -153,6 +156,8 @@ class TradingBot:
         )
         self.journal.set_meta("bot_name", config.bot_name)
         self.journal.set_meta("client_id_prefix", config.client_id_prefix)
+        if write_files:
+            self.journal.set_meta("pid", str(os.getpid()))
         self.execution = ExecutionEngine(self.exchange_client, self.clock, self.journal)
         self.execution.add_listener(self.expect_activity)
         self.strategy: BaseStrategy = StrategyFactory.create_strategy(
@@ -173,6 +178,7 @@ class TradingBot:
         self._reconcile_due = False
         self._reconciled = False
         self._next_coverage_check = 0.0
+        self._next_heartbeat = 0.0
         #: Skip market updates that reach none of the strategy's and risk manager's wake levels.
         self.filter_market_wakes = filter_market_wakes
         self._wake_levels: WakeLevels | None = None
@@ -329,6 +335,7 @@ class TradingBot:
         if events_arrived and self.risk_manager.enabled:
             return  # go again at once: that pass reads the account the fill skipped
         self._check_coverage()
+        self._heartbeat()
         seconds = self._next_deadline(self.strategy.seconds_until_next_decision())
         levels = self._wake_levels = self._market_wake_levels()
         if levels is not None:
@@ -348,6 +355,13 @@ class TradingBot:
         if lookup is None:
             return seconds
         return lookup if seconds is None else min(seconds, lookup)
+
+    def _heartbeat(self) -> None:
+        """A running bot's mark in its journal, so ``status`` can tell it alive (files only)."""
+        now = self.clock.now()
+        if self.journal.path is not None and now >= self._next_heartbeat:
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+            self.journal.set_meta("heartbeat", f"{now:.3f}")
 
     def _check_coverage(self) -> None:
         """Now and then, while nothing is in flight: does the position match its cover?"""

@@ -185,20 +185,22 @@ class _Transaction:
     every write, and this costs a third as much.
     """
 
-    __slots__ = ("_db", "_depth")
+    __slots__ = ("_db", "_depth", "_durable")
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, durable: bool) -> None:
         self._db = db
         self._depth = 0
+        #: An in-memory journal (backtests) dies with the process anyway: no transactions.
+        self._durable = durable
 
     def __enter__(self) -> None:
-        if self._depth == 0:
+        if self._depth == 0 and self._durable:
             self._db.execute("BEGIN")
         self._depth += 1
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         self._depth -= 1
-        if self._depth == 0:
+        if self._depth == 0 and self._durable:
             self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
@@ -217,7 +219,7 @@ class ExecutionJournal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._transaction = _Transaction(self._db)
+        self._transaction = _Transaction(self._db, durable=path is not None)
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)

@@ -342,3 +342,20 @@ async def test_the_risk_baseline_survives_a_restart(tmp_path: Path):
     decision = await restarted.check_risk_conditions()
     assert decision.action.value == "none"  # no positions to close, but the loss is measured
     assert restarted.status()["drawdown_pct"] == "-10.00"
+
+
+async def test_an_unknown_exit_that_filled_meanwhile_is_found_among_finished_orders():
+    engine, venue, clock = make()
+    record = await engine.submit(entry(), CONTRACT)
+    venue.fill(record.venue_order_id)
+    venue.answer_unknown_next(reaches_venue=True, stream_update=False)  # answer and stream both lost
+    take_profit = await engine.submit(exit_for(engine), CONTRACT)
+    assert take_profit.status is OrderStatus.UNKNOWN
+    (on_venue,) = [o for o in venue.orders.values() if o.client_order_id == take_profit.client_order_id]
+    venue._order_handlers.clear()  # its fill is lost too
+    venue.fill(on_venue.order_id)
+    clock.advance_to(clock.now() + 1.0)
+    await engine.resolve_pending()
+    assert take_profit.status is OrderStatus.FILLED and engine.position == 0
+    assert engine.uncovered_lots() == [] and engine.active_orders() == []
+    assert len(venue.placed) == 2  # no second take-profit
