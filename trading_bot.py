@@ -350,11 +350,11 @@ class TradingBot:
             self._quiet.close()
 
     def _next_deadline(self, seconds: float | None) -> float | None:
-        """The strategy's deadline, or sooner when an order look-up comes due."""
-        lookup = self.execution.seconds_until_lookup()
-        if lookup is None:
-            return seconds
-        return lookup if seconds is None else min(seconds, lookup)
+        """The strategy's deadline, or sooner when an order look-up or the heartbeat comes due."""
+        due = [value for value in (seconds, self.execution.seconds_until_lookup()) if value is not None]
+        if self.journal.path is not None:
+            due.append(max(0.0, self._next_heartbeat - self.clock.now()))
+        return min(due) if due else None
 
     def _heartbeat(self) -> None:
         """A running bot's mark in its journal, so ``status`` can tell it alive (files only)."""
