@@ -378,6 +378,14 @@ def write_stderr(line: str) -> None:
         silence_stream(stream)
 
 
+def bot_identity(args: argparse.Namespace, strategy_params: dict[str, Any]) -> str:
+    """The bot's name (its order-id prefix, log, CSV and journal names) from parsed flags."""
+    strategy_class = StrategyFactory.strategy_class(args.strategy)
+    return args.bot_name or default_bot_name(
+        args.exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
+    )
+
+
 def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     """Parse and validate ``argv`` into a TradingConfig; bad input exits with code 2."""
     parser = build_parser()
@@ -409,10 +417,7 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
             f"runbot.py: warning: {env_file} is readable by group or others and holds your keys; "
             f"run: chmod 600 {env_file}"
         )
-    strategy_class = StrategyFactory.strategy_class(args.strategy)
-    name = args.bot_name or default_bot_name(
-        args.exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
-    )
+    name = bot_identity(args, strategy_params)
     prefix = default_client_id_prefix(name)
     other = prefix_owner(args.log_dir, prefix, name)
     if other is not None:
