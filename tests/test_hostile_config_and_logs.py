@@ -209,6 +209,6 @@ def test_console_piped_into_head_keeps_trading_quietly(tmp_path: Path) -> None:
     assert all(head), head
     assert code == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Logging error" not in stderr, stderr
-    activity = (log_dir / "paper_BTC_grid_activity.log").read_text()
+    activity = (log_dir / "paper_BTC_grid_buy_activity.log").read_text()
     assert "console output closed" in activity
     assert "summary for paper_BTC_grid" in activity.split("console output closed", 1)[1]

@@ -286,11 +286,13 @@ async def test_runbot_sends_start_and_stop_from_its_env_file(endpoint, tmp_path)
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
     texts = fake.texts()
-    assert texts[0] == "[paper_BTC_grid] START: starting paper_BTC_grid: grid BTC on paper, quantity 0.002"
-    assert texts[-1].startswith("[paper_BTC_grid] STOP: stopped: duration of 1 s reached")
+    assert texts[0] == (
+        "[paper_BTC_grid_buy] START: starting paper_BTC_grid_buy: grid BTC on paper, quantity 0.002"
+    )
+    assert texts[-1].startswith("[paper_BTC_grid_buy] STOP: stopped: duration of 1 s reached")
     assert texts[-1].endswith("(exit code 0)")
     assert {body["chat_id"] for _path, body in fake.requests} == {CHAT}
     assert "notifications: telegram" in stdout.decode()
-    activity = (tmp_path / "paper_BTC_grid_activity.log").read_text()
+    activity = (tmp_path / "paper_BTC_grid_buy_activity.log").read_text()
     for output in (stdout.decode(), stderr.decode(), activity):
         assert TOKEN not in output
