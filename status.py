@@ -434,7 +434,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="status.py",
-        description="Each bot's position, resting take-profits, PnL, last fill and last event, "
+        description="Each bot's position, resting take-profits, PnL, last fill and last event,\n"
         "read from its journal (read-only: a running bot is never disturbed).",
         epilog="examples:\n  python status.py\n  python status.py --log-dir /srv/bots/logs --json\n"
         "  python status.py logs/lighter_ETH_grid_buy_journal.sqlite3",
