@@ -42,7 +42,7 @@ from strategies.base_strategy import ParameterError, ParameterSpec, parse_decima
 from strategies.factory import StrategyFactory, _strategies
 
 if TYPE_CHECKING:
-    from trading_bot import BotSummary, TradingBot
+    from trading_bot import BotSummary
 
 EXIT_RUNTIME_ERROR = 1
 EXIT_BAD_INPUT = 2
@@ -507,14 +507,12 @@ def nothing_to_report(summary: BotSummary) -> bool:
     )
 
 
-async def run_bot(
-    config: TradingConfig, bot: TradingBot | None = None, interrupts: Interrupts | None = None
-) -> int:
+async def run_bot(config: TradingConfig, interrupts: Interrupts | None = None) -> int:
     """Run one bot with Ctrl-C handling; returns the process exit code."""
     from trading_bot import TradingBot
 
     log = logging.getLogger("runbot")
-    bot = bot or TradingBot(config)
+    bot = TradingBot(config)
     state = interrupts or Interrupts()
     loop = asyncio.get_running_loop()
 
