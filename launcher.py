@@ -222,8 +222,9 @@ def bot_command(config: LaunchConfig, bot: BotSpec) -> list[str]:
     return [config.python, str(ROOT / "runbot.py"), *bot_arguments(bot)]
 
 
-def check_bot_flags(bot: BotSpec, where: str) -> None:
-    """Run runbot.py's parser over the bot's flags (no env file read, nothing started)."""
+def check_bot_flags(bot: BotSpec, where: str) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """Run runbot.py's parser over the bot's flags (no env file read, nothing started); the
+    parsed flags and the strategy's typed parameters."""
     import runbot
 
     parser = runbot.build_parser()
@@ -231,12 +232,24 @@ def check_bot_flags(bot: BotSpec, where: str) -> None:
     try:
         with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
             args = parser.parse_args(bot_arguments(bot))
-            runbot._strategy_parameters(parser, args)
+            return args, runbot._strategy_parameters(parser, args)
     except SystemExit:
         reason = captured.getvalue().strip().splitlines()
         detail = reason[-1] if reason else "invalid flags"
         detail = detail.removeprefix("runbot.py: error: ").removesuffix(" (see --help)")
         raise ConfigError(f"{where}: {detail}") from None
+
+
+def journal_file(config: LaunchConfig, bot: BotSpec) -> Path:
+    """Where ``bot`` keeps its journal: its --log-dir (relative to workdir) and runbot's name."""
+    import runbot
+    from execution.journal import journal_path
+
+    args, strategy_params = check_bot_flags(bot, f"bot {bot.name!r}")
+    log_dir = Path(args.log_dir).expanduser()
+    if not log_dir.is_absolute():
+        log_dir = config.workdir / log_dir
+    return journal_path(log_dir, runbot.bot_identity(args, strategy_params))
 
 
 def tmux_start_commands(config: LaunchConfig, bot: BotSpec, new_session: bool) -> list[list[str]]:
@@ -394,6 +407,16 @@ def status(config: LaunchConfig, out: Any) -> int:
         print("  ".join([*cells, row[3]]), file=out)
     if not windows and not session_exists(config.session):
         print(f"(no tmux session {config.session!r})", file=out)
+    journals = [journal_file(config, bot) for bot in config.bots]
+    present = [path for path in journals if path.is_file()]
+    if present:
+        import status as journal_status
+
+        print(file=out)
+        journal_status.print_status(present, out)
+    for bot, path in zip(config.bots, journals, strict=True):
+        if not path.is_file():
+            print(f"{bot.name}: no journal yet ({path})", file=out)
     return 0
 
 
@@ -445,7 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=90.0, help="seconds to wait for the bots to exit (default 90)"
     )
     stop_parser.add_argument("--dry-run", action="store_true", help="print the tmux commands, send nothing")
-    status_parser = commands.add_parser("status", help="list the bots' windows and whether each is alive")
+    status_parser = commands.add_parser(
+        "status", help="each bot's window (alive or exit code), then its journal: position, take-profits, PnL"
+    )
     status_parser.add_argument("config", type=Path)
     exec_parser = commands.add_parser("exec", help="run one bot in this process (for the systemd unit)")
     exec_parser.add_argument("config", type=Path)

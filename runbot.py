@@ -17,14 +17,16 @@ import signal
 import stat
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dotenv import load_dotenv
 
-from exchanges.base import ConfigurationError
+from exchanges import base as exchanges_base
+from exchanges.base import AuthenticationError, ConfigurationError, ExchangeError
 from exchanges.factory import ExchangeFactory
 from execution.journal import prefix_owner
 from helpers.log_setup import (
@@ -39,6 +41,10 @@ from helpers.trading_config import RiskLimits, TradingConfig, default_bot_name, 
 from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
 from strategies.factory import StrategyFactory, _strategies
 
+if TYPE_CHECKING:
+    from trading_bot import BotSummary
+
+EXIT_RUNTIME_ERROR = 1
 EXIT_BAD_INPUT = 2
 EXIT_FORCED = 130
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -378,6 +384,14 @@ def write_stderr(line: str) -> None:
         silence_stream(stream)
 
 
+def bot_identity(args: argparse.Namespace, strategy_params: dict[str, Any]) -> str:
+    """The bot's name (its order-id prefix, log, CSV and journal names) from parsed flags."""
+    strategy_class = StrategyFactory.strategy_class(args.strategy)
+    return args.bot_name or default_bot_name(
+        args.exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
+    )
+
+
 def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     """Parse and validate ``argv`` into a TradingConfig; bad input exits with code 2."""
     parser = build_parser()
@@ -409,10 +423,7 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
             f"runbot.py: warning: {env_file} is readable by group or others and holds your keys; "
             f"run: chmod 600 {env_file}"
         )
-    strategy_class = StrategyFactory.strategy_class(args.strategy)
-    name = args.bot_name or default_bot_name(
-        args.exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
-    )
+    name = bot_identity(args, strategy_params)
     prefix = default_client_id_prefix(name)
     other = prefix_owner(args.log_dir, prefix, name)
     if other is not None:
@@ -442,19 +453,75 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     )
 
 
-async def run_bot(config: TradingConfig) -> int:
+@dataclass
+class Interrupts:
+    """What Ctrl-C (SIGINT, SIGTERM) means at each stage of one run.
+
+    While the bot runs, the first press asks for a clean stop and a second one forces an exit
+    (orders may be left open). Once the bot's run() has returned, its orders are settled and the
+    summary is out: a press then only skips the last notifications, and the process exits
+    quietly with the run's own exit code.
+    """
+
+    presses: int = 0
+    #: The process exit code, set once the bot's run() has returned.
+    finished_code: int | None = None
+    skip_cleanup: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def venue_error_type(stop_reason: str) -> type[ExchangeError] | None:
+    """The typed venue error a stop reason names: TradingBot stops on an ExchangeError with the
+    reason ``"<ErrorClass>: <message>"`` (classes of the exchanges.base taxonomy)."""
+    name = stop_reason.partition(":")[0].strip()
+    candidate = getattr(exchanges_base, name, None)
+    if isinstance(candidate, type) and issubclass(candidate, ExchangeError):
+        return candidate
+    return None
+
+
+def exit_code_for(summary: BotSummary) -> int:
+    """The bot's exit code, except that a venue refusing our credentials is bad configuration
+    (2, not a runtime error): restarting with the same keys cannot help, so a supervisor
+    (systemd, the launcher) must not retry."""
+    error = venue_error_type(summary.stop_reason)
+    if (
+        summary.exit_code == EXIT_RUNTIME_ERROR
+        and error is not None
+        and issubclass(error, AuthenticationError)
+    ):
+        return EXIT_BAD_INPUT
+    return summary.exit_code
+
+
+def nothing_to_report(summary: BotSummary) -> bool:
+    """The run placed no order and left nothing open: its summary would be all zeros."""
+    return (
+        summary.orders_placed == 0
+        and summary.orders_failed == 0
+        and summary.position == 0
+        and not summary.venue_position
+        and summary.resting_exit_orders == 0
+        and summary.live_entries == 0
+        and summary.unknown_orders == 0
+        and summary.uncovered_size == 0
+    )
+
+
+async def run_bot(config: TradingConfig, interrupts: Interrupts | None = None) -> int:
     """Run one bot with Ctrl-C handling; returns the process exit code."""
     from trading_bot import TradingBot
 
     log = logging.getLogger("runbot")
     bot = TradingBot(config)
+    state = interrupts or Interrupts()
     loop = asyncio.get_running_loop()
-    presses = 0
 
     def on_signal(name: str) -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
+        if state.finished_code is not None:
+            state.skip_cleanup.set()
+            return
+        state.presses += 1
+        if state.presses == 1:
             bot.request_shutdown(f"{name} received; cleaning up (press Ctrl-C again to force exit)")
         else:
             write_stderr("forced exit: orders may be left open on the venue")
@@ -476,26 +543,46 @@ async def run_bot(config: TradingConfig) -> int:
         try:
             summary = await bot.run()
         except Exception as exc:
-            code = EXIT_BAD_INPUT if isinstance(exc, ConfigurationError) else 1
+            code = EXIT_BAD_INPUT if isinstance(exc, ConfigurationError) else EXIT_RUNTIME_ERROR
             log.error("stopped by an error: %s (exit code %d)", exc, code, extra={"notify": "stop"})
             raise
-        log.info("summary for %s:", config.bot_name)
+        code = exit_code_for(summary)
+        # A run that failed before it had anything gets one line (on stderr, below), not a
+        # summary of zeros; the lines still reach the activity log at DEBUG.
+        brief = code != 0 and nothing_to_report(summary)
+        log.log(logging.DEBUG if brief else logging.INFO, "summary for %s:", config.bot_name)
         for line in summary.lines():
-            log.info("  %s", line)
+            log.log(logging.DEBUG if brief else logging.INFO, "  %s", line)
         log.log(
-            logging.WARNING if summary.exit_code else logging.INFO,
+            logging.WARNING if code else logging.INFO,
             "stopped: %s (exit code %d)",
             summary.stop_reason,
-            summary.exit_code,
-            extra={"notify": "stop"},
+            code,
+            extra={"notify": "stop", "console": not brief},
         )
+        state.finished_code = code
     finally:
         if notifier is not None:
             logging.getLogger().removeHandler(notifier.handler)
-            await notifier.aclose()
-    if summary.exit_code:
+            await close_notifier(notifier, state.skip_cleanup)
+    if code in (EXIT_RUNTIME_ERROR, EXIT_BAD_INPUT):
+        write_stderr(f"runbot.py: error: {summary.stop_reason}")
+    elif code:
         write_stderr(f"runbot.py: {summary.stop_reason}")
-    return summary.exit_code
+    return code
+
+
+async def close_notifier(notifier: Notifier, skip: asyncio.Event) -> None:
+    """Send what is queued (bounded by the notifier), unless ``skip`` is set meanwhile."""
+    closing = asyncio.ensure_future(notifier.aclose())
+    skipping = asyncio.ensure_future(skip.wait())
+    try:
+        await asyncio.wait({closing, skipping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        skipping.cancel()
+        if not closing.done():
+            closing.cancel()  # aclose releases its session even when cancelled
+        await asyncio.wait({closing, skipping})
 
 
 async def start_notifier(bot_name: str) -> Notifier | None:
@@ -529,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = build_config(argv)
     except KeyboardInterrupt:
         return EXIT_FORCED
+    interrupts = Interrupts()
     try:
         log_path = configure_logging(
             config.log_dir,
@@ -547,18 +635,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     logging.getLogger("runbot").info("activity log: %s", log_path)
     try:
-        return asyncio.run(run_bot(config))
+        return asyncio.run(run_bot(config, interrupts=interrupts))
     except ConfigurationError as exc:
         write_stderr(f"runbot.py: error: {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        return EXIT_FORCED
+        # Between the loop closing and here: quiet, and the run's own code if it had finished.
+        return EXIT_FORCED if interrupts.finished_code is None else interrupts.finished_code
     except Exception as exc:
         logging.getLogger("runbot").debug("fatal error", exc_info=True)
         write_stderr(f"runbot.py: error: {type(exc).__name__}: {exc} (details in {log_path})")
-        return 1
+        return EXIT_RUNTIME_ERROR
     finally:
-        signal.signal(signal.SIGINT, _force_exit)
+        finished = interrupts.finished_code
+        if finished is None:
+            signal.signal(signal.SIGINT, _force_exit)
+        else:  # the bot is done: a press during the final flush just leaves, with its code
+            signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(finished))
 
 
 if __name__ == "__main__":

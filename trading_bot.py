@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from exchanges.base import (
+    AuthenticationError,
     BaseExchangeClient,
     ConfigurationError,
     ExchangeError,
@@ -42,6 +43,7 @@ from execution.records import OrderRecord
 from helpers.clock import Clock, LiveClock
 from helpers.log_setup import activity_log_path
 from helpers.risk_manager import RiskAction, RiskDecision, RiskManager
+from helpers.status_line import StatusLine
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import (
     BaseStrategy,
@@ -179,6 +181,7 @@ class TradingBot:
         self._reconciled = False
         self._next_coverage_check = 0.0
         self._next_heartbeat = 0.0
+        self._status_line = StatusLine(logger, self.clock.now)
         #: Skip market updates that reach none of the strategy's and risk manager's wake levels.
         self.filter_market_wakes = filter_market_wakes
         self._wake_levels: WakeLevels | None = None
@@ -269,8 +272,9 @@ class TradingBot:
             )
             while not self.stopping:
                 await self._run_iteration()
-        except ConfigurationError as exc:
-            self.request_shutdown(f"configuration: {exc}", EXIT_BAD_CONFIGURATION)
+        except (ConfigurationError, AuthenticationError) as exc:
+            # Bad keys are bad configuration: fix the .env, nothing to retry (exit code 2).
+            self.request_shutdown(f"{type(exc).__name__}: {exc}", EXIT_BAD_CONFIGURATION)
         except ExchangeError as exc:
             self.request_shutdown(f"{type(exc).__name__}: {exc}", EXIT_ERROR)
         except Exception as exc:
@@ -357,11 +361,27 @@ class TradingBot:
         return min(due) if due else None
 
     def _heartbeat(self) -> None:
-        """A running bot's mark in its journal, so ``status`` can tell it alive (files only)."""
+        """A running bot's mark in its journal, so ``status`` can tell it alive, and the console's
+        status line (live runs only: a backtest has its report)."""
         now = self.clock.now()
-        if self.journal.path is not None and now >= self._next_heartbeat:
-            self._next_heartbeat = now + HEARTBEAT_SECONDS
-            self.journal.set_meta("heartbeat", f"{now:.3f}")
+        if self.journal.path is None or now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + HEARTBEAT_SECONDS
+        self.journal.set_meta("heartbeat", f"{now:.3f}")
+        engine = self.execution
+        exits = [r for r in engine.active_orders(OrderRole.EXIT) if r.acknowledged]
+        ledger = engine.ledger
+        self._status_line.update(
+            {
+                "state": self.strategy.status_summary().get("state", "trading"),
+                "position": ledger.size,
+                "take_profits": len(exits),
+                "take_profit_size": sum((r.remaining for r in exits), ZERO),
+                "uncovered": sum((lot.size for lot in engine.uncovered_lots()), ZERO),
+                "realized_pnl": ledger.realized_pnl,
+                "fees": ledger.fees,
+            }
+        )
 
     def _check_coverage(self) -> None:
         """Now and then, while nothing is in flight: does the position match its cover?"""
@@ -438,7 +458,8 @@ class TradingBot:
             await self._close_position(result.message or "strategy asked to close")
             return True
         if action is StrategyAction.STOP:
-            self.request_shutdown(result.message or "strategy asked to stop")
+            code = EXIT_BAD_CONFIGURATION if isinstance(result.error, ConfigurationError) else EXIT_OK
+            self.request_shutdown(result.message or "strategy asked to stop", code)
             return True
         if action is StrategyAction.WAIT:
             await self._wait(result.wait_time)

@@ -144,7 +144,11 @@ def silence_stream(stream: IO[str] | None) -> None:
 
 
 class _QuietConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A console handler that switches itself off when its stream is gone, without a traceback."""
+    """A console handler that switches itself off when its stream is gone, without a traceback.
+
+    A record logged with ``extra={"console": False}`` goes to the activity log (and the
+    notifier) only: for a line the console already shows in another form.
+    """
 
     def __init__(self, stream: IO[str], on_gone: logging.Logger) -> None:
         super().__init__(stream)
@@ -152,7 +156,7 @@ class _QuietConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._notice = on_gone
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.gone:
+        if not self.gone and getattr(record, "console", True):
             super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:

@@ -412,11 +412,12 @@ class Notifier:
             await asyncio.wait_for(self._flush(), timeout)
         except asyncio.TimeoutError:
             logger.warning("notifications: gave up flushing after %g s", timeout)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        finally:  # also when cancelled (a second Ctrl-C skips the flush): no unclosed session
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._session is not None:
+                await self._session.close()
 
     async def _flush(self) -> None:
         assert self._queue is not None

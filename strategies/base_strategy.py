@@ -73,6 +73,8 @@ class StrategyResult:
     cancel_client_ids: list[str] = field(default_factory=list)
     wait_time: float = 0.0
     message: str = ""
+    #: Why a STOP is not an ordinary stop (a ConfigurationError: the bot exits with code 2).
+    error: Exception | None = None
 
 
 _MINUS_INFINITY = Decimal("-Infinity")

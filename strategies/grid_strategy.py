@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from exchanges.base import (
     BaseExchangeClient,
+    ConfigurationError,
     OrderBelowMinimum,
     OrderInfo,
     OrderSide,
@@ -684,7 +685,8 @@ class GridStrategy(BaseStrategy):
             uncovered = self._uncovered_size()
             if uncovered > 0:
                 stop += f" ({uncovered} filled size not yet covered by a take-profit)"
-            return _Decision(StrategyResult(StrategyAction.STOP, message=stop))
+            error = ConfigurationError(self._refusal) if self._refusal else None
+            return _Decision(StrategyResult(StrategyAction.STOP, message=stop, error=error))
         cancels = self._cancels_due(market)
         if cancels:
             return _Decision(
@@ -705,7 +707,9 @@ class GridStrategy(BaseStrategy):
                 f"refusing to trade: order value {self.entry_size * entry.price} is below the minimum "
                 f"notional {contract.min_notional}"
             )
-            return _Decision(StrategyResult(StrategyAction.STOP, message=message))
+            return _Decision(
+                StrategyResult(StrategyAction.STOP, message=message, error=ConfigurationError(message))
+            )
         return _Decision(
             StrategyResult(StrategyAction.PLACE_ORDERS, orders=[entry], message="grid entry"),
             entry=entry,

@@ -117,16 +117,22 @@ def test_tmux_start_status_and_clean_stop_on_paper(
     )
     activity = tmp_path / "paper_BTC_grid_buy_activity.log"
     try:
+        assert launcher.main(["status", str(path)]) == 0
+        assert f"paper-btc: no journal yet ({tmp_path / 'paper_BTC_grid_buy_journal.sqlite3'})" in (
+            capsys.readouterr().out
+        )
         assert launcher.main(["start", str(path)]) == 0
         assert "paper-btc: started in tmux window" in capsys.readouterr().out
         # Ctrl-C is only a clean stop once the bot has installed its handlers and said so.
         for _ in range(300):
-            if activity.exists() and "starting paper_BTC_grid_buy" in activity.read_text():
+            if activity.exists() and "started as paper_BTC_grid_buy" in activity.read_text():
                 break
             time.sleep(0.1)
-        assert "starting paper_BTC_grid_buy" in activity.read_text()
+        assert "started as paper_BTC_grid_buy" in activity.read_text()
         assert launcher.main(["status", str(path)]) == 0
-        assert "paper-btc  running" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "paper-btc  running" in out
+        assert "paper_BTC_grid_buy" in out  # its journal's row: the bot is reconciled and trading
         assert launcher.main(["stop", str(path), "--timeout", "60"]) == 0
         # The clean stop shows in the bot's own log; tmux usually also knows the exit code.
         assert capsys.readouterr().out in (
@@ -136,7 +142,9 @@ def test_tmux_start_status_and_clean_stop_on_paper(
         assert "stopped: SIGINT received" in activity.read_text()
         assert "(exit code 0)" in activity.read_text()
         assert launcher.main(["status", str(path)]) == 0
-        assert "paper-btc  exited" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "paper-btc  exited" in out
+        assert "stopped" in out and "SIGINT received" in out  # the journal's last event and reason
     finally:
         subprocess.run(["tmux", "kill-session", "-t", f"={session}"], capture_output=True, check=False)
 
