@@ -498,12 +498,25 @@ class ExecutionEngine:
                 record.venue_order_id or record.client_order_id,
                 fee,
                 " estimated" if booked.fee_estimated else "",
-                f", realized {realized:+.4f}" if realized else "",
+                self._profit_text(record, price, delta, realized),
                 self.ledger.size,
                 f"{self.ledger.realized_pnl:.4f}",
                 f"{self.ledger.fees:.4f}",
             )
         self._emit(ExecutionEvent(ExecutionEventKind.FILL, record, fill=booked))
+
+    def _profit_text(self, record: OrderRecord, price: Decimal, size: Decimal, realized: Decimal) -> str:
+        """An exit's profit on the lots it closes, beside the ledger's average-cost figure.
+
+        The two differ when older lots were bought dearer: a take-profit can earn its lot's
+        margin while average-cost accounting books it below the average entry."""
+        lots = self.lots_of(record)
+        lot_size = sum((lot.size for lot in lots), ZERO)
+        if not lots or lot_size <= 0:
+            return f", realized {realized:+.4f}" if realized else ""
+        entry = sum((lot.notional for lot in lots), ZERO) / lot_size
+        profit = (price - entry) * size * record.side.opposite.sign
+        return f", profit on its lots {profit:+.4f} (average-cost realized {realized:+.4f})"
 
     def _set_status(self, record: OrderRecord, status: OrderStatus, *, by_venue: bool = True) -> None:
         now = self.clock.now()
