@@ -11,7 +11,7 @@ before ``commit()`` returns, so it survives the process being killed (SIGKILL, a
 killer); only a power loss can take the last few commits. A commit costs tens of microseconds,
 and it must finish before the order it records is sent, so it runs on the event loop's thread:
 handing it to another thread would add a hop to the reaction path without freeing the loop.
-Backtests use an in-memory database (no file, no sync).
+Backtests use SQLite's private temporary database (no sync, deleted on close, memory bounded).
 """
 
 from __future__ import annotations
@@ -210,8 +210,10 @@ class ExecutionJournal:
     def __init__(self, path: Path | None, csv_path: Path | None = None) -> None:
         self.path = path
         if path is None:
-            self._db = sqlite3.connect(":memory:", isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=MEMORY")
+            # SQLite's private temporary database: pages beyond its small cache spill to a file
+            # deleted on close, so a long backtest's journal does not grow the process's memory.
+            self._db = sqlite3.connect("", isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("PRAGMA synchronous=OFF")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
