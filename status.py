@@ -43,12 +43,13 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from execution.journal import SCHEMA_VERSION, ledger_fields
+
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
 EXIT_BAD_INPUT = 2
 
 JOURNAL_SUFFIX = "_journal.sqlite3"
-SCHEMA_VERSION = "1"  # execution/journal.py's; a newer journal is reported, not misread
 #: A heartbeat older than this (seconds) means the bot is not writing any more.
 DEFAULT_STALE_AFTER = 60.0
 #: Longest a read waits for a lock (WAL readers only wait during a crash recovery).
@@ -135,6 +136,10 @@ def _read(db: sqlite3.Connection, path: Path) -> BotStatus:
     event = db.execute(
         "SELECT ts, kind, detail FROM events WHERE client_order_id IS NULL ORDER BY seq DESC LIMIT 1"
     ).fetchone()
+    try:
+        ledger = ledger_fields(meta.get("ledger"))
+    except ValueError as exc:
+        raise JournalUnreadable(f"{path}: {exc}") from None
     return BotStatus(
         bot_name=meta.get("bot_name") or path.name.removesuffix(JOURNAL_SUFFIX),
         path=path,
@@ -149,9 +154,9 @@ def _read(db: sqlite3.Connection, path: Path) -> BotStatus:
         ),
         uncovered_size=sum((_decimal(size, path, "lot size") for (size,) in uncovered), ZERO),
         unresolved_orders=int(unresolved),
-        realized_pnl=_decimal(meta.get("ledger.realized_pnl"), path, "ledger.realized_pnl"),
-        fees=_decimal(meta.get("ledger.fees"), path, "ledger.fees"),
-        fill_count=_int(meta.get("ledger.fill_count")),
+        realized_pnl=_decimal(ledger.get("realized_pnl"), path, "ledger realized_pnl"),
+        fees=_decimal(ledger.get("fees"), path, "ledger fees"),
+        fill_count=_int(ledger.get("fill_count")),
         last_fill_at=None if last_fill is None else float(last_fill),
         last_event=None if event is None else LastEvent(float(event[0]), str(event[1]), str(event[2])),
         heartbeat_at=_unix_time(meta.get("heartbeat")),

@@ -120,6 +120,19 @@ def prefix_owner(log_dir: Path, prefix: str, bot_name: str) -> str | None:
     return None
 
 
+LEDGER_FIELDS = ("size", "entry_price", "realized_pnl", "fees", "volume", "fill_count")
+
+
+def ledger_fields(text: str | None) -> dict[str, str]:
+    """The journal's ledger row (meta key ``ledger``) as field name -> text; {} if absent."""
+    if not text:
+        return {}
+    values = text.split()
+    if len(values) != len(LEDGER_FIELDS):
+        raise ValueError("the journal's ledger row has the wrong number of fields")
+    return dict(zip(LEDGER_FIELDS, values, strict=True))
+
+
 def _dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
@@ -430,21 +443,17 @@ class ExecutionJournal:
 
     # -- ledger ------------------------------------------------------------------------------
 
-    _LEDGER_FIELDS = ("size", "entry_price", "realized_pnl", "fees", "volume", "fill_count")
-
     def save_ledger(self, ledger: PositionLedger) -> None:
         """The ledger as one row (``size entry_price realized fees volume fill_count``), and its
         position alone under ``ledger.size`` for readers such as the status command."""
         with self.atomic():
-            self.set_meta("ledger", " ".join(str(getattr(ledger, name)) for name in self._LEDGER_FIELDS))
+            self.set_meta("ledger", " ".join(str(getattr(ledger, name)) for name in LEDGER_FIELDS))
             self.set_meta("ledger.size", str(ledger.size))
 
     def load_ledger(self) -> PositionLedger:
         ledger = PositionLedger()
-        text = self.get_meta("ledger")
-        if text is not None:
-            for name, value in zip(self._LEDGER_FIELDS, text.split(), strict=True):
-                setattr(ledger, name, int(value) if name == "fill_count" else Decimal(value))
+        for name, value in ledger_fields(self.get_meta("ledger")).items():
+            setattr(ledger, name, int(value) if name == "fill_count" else Decimal(value))
         return ledger
 
     # -- lots --------------------------------------------------------------------------------
