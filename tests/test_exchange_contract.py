@@ -190,7 +190,50 @@ class LighterHarness(VenueHarness):
             self.venue.stop()
 
 
-HARNESSES: dict[str, type[VenueHarness]] = {"paper": PaperHarness, "lighter": LighterHarness}
+class BackpackHarness(VenueHarness):
+    ticker = "ETH"
+    quantity = Decimal("0.0100")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.backpack import BackpackClient
+        from tests.mock_venues.backpack_venue import MockBackpackVenue
+
+        self.venue = MockBackpackVenue(start_price=Decimal("3000")).start()
+        config = TradingConfig(
+            ticker="ETH",
+            exchange="backpack",
+            strategy="grid",
+            quantity=self.quantity,
+            exchange_params={"order_ack_timeout": 3.0, "backoff_base": 0.05},
+        )
+        self.client = BackpackClient(config, LiveClock(), env=self.venue.env())
+
+    async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
+        await asyncio.to_thread(self.venue.trade_through, price, size)
+
+    async def break_connection(self) -> None:
+        await asyncio.to_thread(self.venue.drop_connections)
+
+    def fail_account_reads(self) -> None:
+        self.venue.fail_next(n=1000, status=503)
+
+    def fail_order_reads(self) -> None:
+        self.venue.fail_next(n=1000, status=503)
+
+    async def close(self) -> None:
+        self.venue.clear_faults()
+        try:
+            await self.client.disconnect()
+        finally:
+            self.venue.stop()
+
+
+HARNESSES: dict[str, type[VenueHarness]] = {
+    "paper": PaperHarness,
+    "lighter": LighterHarness,
+    "backpack": BackpackHarness,
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))

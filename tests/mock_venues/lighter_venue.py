@@ -85,6 +85,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.mock_venues.base import non_negative as _non_negative
+from tests.mock_venues.base import probability as _probability
+from tests.mock_venues.base import write_private_file
 from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
 
 log = logging.getLogger(__name__)
@@ -2926,39 +2929,6 @@ FAULT_HELP = {
     "NaN prices (seeded choice)",
     "oversized_frame": "push a copy padded to --oversize-bytes before a WS message",
 }
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def env_file_text(venue: MockLighterVenue) -> str:
