@@ -1,0 +1,314 @@
+"""runbot.py --exchange backpack as a trader runs it, against the loopback Backpack venue.
+
+Both run as their own processes: the venue (``python -m tests.mock_venues.backpack_venue``)
+writes a ready file and a .env with its URLs and a throwaway ED25519 key pair; the bot reads the
+.env and signs every request with bpx-py; the venue verifies each signature. The test plays the
+market through the venue's control endpoint and reads its truth from the state endpoint: it
+waits for the bot's entry, trades through it, checks the take-profit (reduce-only post-only
+sell at fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs a second cycle whose
+take-profit stays resting, and stops the bot with Ctrl-C while its third entry rests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import ROUND_CEILING, Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+pytest.importorskip("bpx")
+
+ROOT = Path(__file__).resolve().parent.parent
+QUANTITY = Decimal("0.0100")
+TAKE_PROFIT_PCT = Decimal("0.02")
+TICK = Decimal("0.01")
+STEP_TIMEOUT = 20.0
+POLL_INTERVAL = 0.02
+
+T = TypeVar("T")
+
+
+def take_profit_target(fill_price: Decimal) -> Decimal:
+    raw = fill_price * (1 + TAKE_PROFIT_PCT / 100)
+    return (raw / TICK).to_integral_value(rounding=ROUND_CEILING) * TICK
+
+
+class Child:
+    """A child process with its output in files (for failure messages)."""
+
+    def __init__(self, name: str, command: list[str], tmp_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.stdout_path = tmp_path / f"{name}.stdout"
+        self.stderr_path = tmp_path / f"{name}.stderr"
+        self._stdout = self.stdout_path.open("w")
+        self._stderr = self.stderr_path.open("w")
+        self.process = subprocess.Popen(
+            command, stdout=self._stdout, stderr=self._stderr, text=True, env=env, cwd=tmp_path
+        )
+
+    def output(self) -> tuple[str, str]:
+        self._stdout.flush()
+        self._stderr.flush()
+        return self.stdout_path.read_text(), self.stderr_path.read_text()
+
+    def describe(self) -> str:
+        stdout, stderr = self.output()
+        return f"\n--- {self.name} stdout ---\n{stdout[-4000:]}\n--- {self.name} stderr ---\n{stderr[-4000:]}"
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=STEP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{self.name} did not stop within {STEP_TIMEOUT:.0f}s{self.describe()}")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._stdout.close()
+        self._stderr.close()
+
+
+def wait_for(
+    probe: Callable[[], T | None], what: str, watched: list[Child], timeout: float = STEP_TIMEOUT
+) -> T:
+    """Poll ``probe`` until it returns something, a watched process dies, or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        for child in watched:
+            if child.process.poll() is not None:
+                pytest.fail(
+                    f"{child.name} exited ({child.process.returncode}) waiting for {what}{child.describe()}"
+                )
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout:.0f}s" + "".join(c.describe() for c in watched))
+        time.sleep(POLL_INTERVAL)
+
+
+class VenueProcess(Child):
+    def __init__(self, tmp_path: Path) -> None:
+        self.ready_file = tmp_path / "venue.ready"
+        self.env_file = tmp_path / "backpack.env"
+        command = [
+            sys.executable,
+            "-m",
+            "tests.mock_venues.backpack_venue",
+            "--port",
+            "0",
+            "--ready-file",
+            str(self.ready_file),
+            "--env-out",
+            str(self.env_file),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        super().__init__("venue", command, tmp_path, env)
+        self.info: dict[str, Any] = wait_for(self._ready, "venue ready file", [self])
+
+    def _ready(self) -> dict[str, Any] | None:
+        return json.loads(self.ready_file.read_text()) if self.ready_file.is_file() else None
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.info["state_url"], timeout=10) as response:
+            return json.loads(response.read())
+
+    def control(self, action: str, **args: Any) -> Any:
+        body = json.dumps({"action": action, **args}).encode()
+        request = urllib.request.Request(
+            self.info["control_url"], data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["result"]
+
+
+@pytest.fixture
+def venue(tmp_path: Path) -> Iterator[VenueProcess]:
+    process = VenueProcess(tmp_path)
+    try:
+        yield process
+    finally:
+        if process.process.poll() is None:
+            assert process.stop(signal.SIGTERM) == 0, process.describe()
+        process.close()
+    assert not process.ready_file.exists()  # a clean stop removes it
+
+
+def start_bot(tmp_path: Path, env_file: Path) -> Child:
+    command = [
+        sys.executable,
+        str(ROOT / "runbot.py"),
+        "--exchange",
+        "backpack",
+        "--ticker",
+        "ETH",
+        "--quantity",
+        str(QUANTITY),
+        "--take-profit",
+        str(TAKE_PROFIT_PCT),
+        "--wait-time",
+        "0",
+        "--requote-ticks",
+        "100000",  # the test moves the market in jumps; a requote would race its trades
+        "--duration",
+        "60",  # safety net only: the test stops the bot with SIGINT long before
+        "--env-file",
+        str(env_file),
+        "--log-dir",
+        str(tmp_path / "logs"),
+    ]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BACKPACK_")}
+    env["COLUMNS"] = "200"
+    return Child("bot", command, tmp_path, env)
+
+
+def resting(venue: VenueProcess, *, reduce_only: bool, exclude: set[int]) -> dict[str, Any] | None:
+    for order in venue.state()["orders"]:
+        if (
+            order["status"] == "New"
+            and bool(order["reduceOnly"]) is reduce_only
+            and order["clientId"] not in exclude
+        ):
+            return order
+    return None
+
+
+def order_of(venue: VenueProcess, client_id: int) -> dict[str, Any]:
+    (order,) = [o for o in venue.state()["orders"] if o["clientId"] == client_id]
+    return order
+
+
+def read_rows(log_dir: Path) -> list[dict[str, str]]:
+    path = log_dir / "backpack_ETH_grid_buy_orders.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def rows_for(rows: list[dict[str, str]], event: str, role: str, client_id: int) -> list[dict[str, str]]:
+    return [
+        r
+        for r in rows
+        if r["event"] == event and r["role"] == role and r["client_order_id"] == str(client_id)
+    ]
+
+
+def test_grid_on_backpack_places_fills_and_takes_profit_end_to_end(
+    venue: VenueProcess, tmp_path: Path
+) -> None:
+    secret = next(
+        line.split("=", 1)[1]
+        for line in venue.env_file.read_text().splitlines()
+        if line.startswith("BACKPACK_SECRET")
+    )
+    bot = start_bot(tmp_path, venue.env_file)
+    log_dir = tmp_path / "logs"
+    watched = [bot, venue]
+    try:
+        handled: set[int] = set()
+        cycles: list[dict[str, Any]] = []
+        for cycle in (1, 2):
+            entry = wait_for(
+                lambda: resting(venue, reduce_only=False, exclude=handled), f"resting entry {cycle}", watched
+            )
+            handled.add(entry["clientId"])
+            assert entry["side"] == "Bid" and entry["postOnly"] is True and entry["timeInForce"] == "GTC"
+            assert Decimal(entry["quantity"]) == QUANTITY
+            entry_price = Decimal(entry["price"])
+            fills = venue.control("trade_through", price=str(entry_price))
+            assert [(f["client_id"], Decimal(f["price"]), f["is_maker"]) for f in fills] == [
+                (entry["clientId"], entry_price, True)
+            ]
+
+            take_profit = wait_for(
+                lambda: resting(venue, reduce_only=True, exclude=handled), f"take-profit {cycle}", watched
+            )
+            handled.add(take_profit["clientId"])
+            assert take_profit["side"] == "Ask" and take_profit["postOnly"] is True
+            assert Decimal(take_profit["quantity"]) == QUANTITY
+            assert Decimal(take_profit["price"]) == take_profit_target(entry_price)
+            cycles.append({"entry": entry, "take_profit": take_profit})
+
+            if cycle == 1:  # the first take-profit fills; the second is left resting
+                fills = venue.control("trade_through", price=take_profit["price"])
+                assert [f["client_id"] for f in fills] == [take_profit["clientId"]]
+                wait_for(
+                    lambda cid=take_profit["clientId"]: (
+                        any(
+                            r["event"] == "fill" and r["client_order_id"] == str(cid)
+                            for r in read_rows(log_dir)
+                        )
+                        or None
+                    ),
+                    "take-profit fill in the orders CSV",
+                    watched,
+                )
+
+        last_entry = wait_for(
+            lambda: resting(venue, reduce_only=False, exclude=handled), "third entry resting", watched
+        )
+        exit_code = bot.stop()
+        stdout, stderr = bot.output()
+        state = venue.state()
+    finally:
+        bot.close()
+
+    assert exit_code == 0, bot.describe()
+    assert "Traceback" not in stdout + stderr
+    assert "SIGINT received" in stdout
+
+    # The venue's truth: cycle 1 closed, cycle 2 long with its take-profit resting, the third
+    # entry cancelled by the shutdown.
+    first, second = cycles
+    assert order_of(venue, first["entry"]["clientId"])["status"] == "Filled"
+    assert order_of(venue, first["take_profit"]["clientId"])["status"] == "Filled"
+    assert order_of(venue, second["entry"]["clientId"])["status"] == "Filled"
+    assert order_of(venue, second["take_profit"]["clientId"])["status"] == "New"
+    assert order_of(venue, last_entry["clientId"])["status"] == "Cancelled"
+    assert Decimal(state["position"]["netQuantity"]) == QUANTITY
+
+    # Every request was signed and verified; five orders and one cancel went out.
+    assert state["signature_failures"] == 0 and state["private_subscriptions"] >= 1
+    executes = [r["params"] for r in state["signed_requests"] if r["instruction"] == "orderExecute"]
+    cancels = [r["params"] for r in state["signed_requests"] if r["instruction"] == "orderCancel"]
+    assert len(executes) == 5 and len(cancels) == 1
+    take_profit_ids = {c["take_profit"]["clientId"] for c in cycles}
+    for params in executes:
+        assert params["postOnly"] is True
+        assert bool(params.get("reduceOnly")) is (params["clientId"] in take_profit_ids)
+    assert cancels[0]["orderId"] == last_entry["id"]
+
+    # The orders CSV: entry fills at the entry price, take-profits placed at exactly the target,
+    # the exit fill, and the shutdown cancel of the resting entry.
+    rows = read_rows(log_dir)
+    for c in cycles:
+        entry_id, tp_id = c["entry"]["clientId"], c["take_profit"]["clientId"]
+        (entry_fill,) = rows_for(rows, "fill", "entry", entry_id)
+        fill_price = Decimal(entry_fill["fill_price"])
+        assert fill_price == Decimal(c["entry"]["price"]) and Decimal(entry_fill["fill_size"]) == QUANTITY
+        (tp_placed,) = rows_for(rows, "placed", "exit", tp_id)
+        assert tp_placed["side"] == "sell" and Decimal(tp_placed["price"]) == take_profit_target(fill_price)
+    (exit_fill,) = rows_for(rows, "fill", "exit", first["take_profit"]["clientId"])
+    assert Decimal(exit_fill["fill_price"]) == Decimal(first["take_profit"]["price"])
+    assert not rows_for(rows, "fill", "exit", second["take_profit"]["clientId"])
+    shutdown_cancels = [r for r in rows if r["event"] == "cancelled" and r["detail"] == "shutdown"]
+    assert [r["order_id"] for r in shutdown_cancels] == [last_entry["id"]]
+
+    # The secret never leaves the .env file.
+    activity_log = (log_dir / "backpack_ETH_grid_buy_activity.log").read_text()
+    assert "FILL entry buy" in activity_log
+    for text in (stdout, stderr, activity_log, (log_dir / "backpack_ETH_grid_buy_orders.csv").read_text()):
+        assert secret not in text
