@@ -33,12 +33,10 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
-import itertools
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,6 +53,7 @@ from tests.mock_venues.base import (
     add_common_options,
     run_foreground,
 )
+from tests.mock_venues.engine import BUY, CANCELLED, EXPIRED, SELL, EngineFill, EngineOrder, PerpEngine, fmt
 from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
 
 FIXTURES_DIR = Path(os.environ.get("BACKPACK_FIXTURES_DIR", str(SHARED_FIXTURES_DIR / "backpack")))
@@ -70,9 +69,6 @@ INSTRUCTIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/position"): "positionQuery",
     ("GET", "/api/v1/capital/collateral"): "collateralQuery",
 }
-MAKER_FEE = Decimal("0.0002")
-TAKER_FEE = Decimal("0.0005")
-FEE_QUANTUM = Decimal("0.000001")
 FAULT_KINDS = (*BASE_FAULT_KINDS, "book_gap")
 CONTROL_ACTIONS = {
     **BASE_CONTROL_ACTIONS,
@@ -85,11 +81,6 @@ CONTROL_ACTIONS = {
 
 def fixture(name: str) -> Any:
     return copy.deepcopy(json.loads((FIXTURES_DIR / name).read_text()))
-
-
-def fmt(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def sign_string(instruction: str, params: dict[str, Any], timestamp: str, window: str) -> bytes:
@@ -110,33 +101,14 @@ def generate_keys() -> tuple[str, str]:
     return base64.b64encode(public).decode(), base64.b64encode(secret).decode()
 
 
-@dataclass
-class MockOrder:
-    id: str
-    client_id: int | None
-    symbol: str
-    side: str  # Bid / Ask
-    quantity: Decimal
-    price: Decimal
-    time_in_force: str
-    post_only: bool
-    reduce_only: bool
-    created_ms: int
-    executed: Decimal = Decimal(0)
-    executed_quote: Decimal = Decimal(0)
-    status: str = "New"
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.quantity - self.executed
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in ("New", "PartiallyFilled")
-
-    @property
-    def sign(self) -> int:
-        return 1 if self.side == "Bid" else -1
+#: Engine statuses in Backpack's words.
+STATUS_NAMES = {
+    "open": "New",
+    "partially_filled": "PartiallyFilled",
+    "filled": "Filled",
+    CANCELLED: "Cancelled",
+    EXPIRED: "Expired",
+}
 
 
 class MockBackpackVenue(MockVenueBase):
@@ -171,20 +143,17 @@ class MockBackpackVenue(MockVenueBase):
         self.collateral = Decimal(str(collateral))
         self.public_key, self.secret_key = generate_keys()
         self._verifier = Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
-        self._levels = book_levels
-        self._level_size = Decimal(str(level_size))
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
-        self._recenter(Decimal(str(start_price)))
-        self.orders: dict[str, MockOrder] = {}
-        self._ids = itertools.count(4_228_978_331)
-        self._trade_ids = itertools.count(9_748_827)
-        self.position = Decimal(0)
-        self.entry_price = Decimal(0)
-        self.realized = Decimal(0)
-        self.fees = Decimal(0)
+        self.engine = PerpEngine(
+            tick=self.tick,
+            start_price=Decimal(str(start_price)),
+            levels=book_levels,
+            level_size=Decimal(str(level_size)),
+            first_order_id=4_228_978_331,
+            first_trade_id=9_748_827,
+        )
+        self.engine.on_fill = self._on_fill
         self.update_id = 1_027_024
-        self._published: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] = self._aggregate()
+        self._published = self.engine.aggregate()
         self._last_ticker: tuple[Decimal, Decimal] | None = None
         self._gaps_pending = 0
         self.signed_requests: list[dict[str, Any]] = []
@@ -213,11 +182,15 @@ class MockBackpackVenue(MockVenueBase):
         """An external trade at ``price`` (for ``size``, unlimited when None): fills our resting
         buys at or above it and sells at or below it at their own prices, then moves the book
         there. Returns the fills as dicts."""
-        return list(
-            self.call(
-                self._trade_through_now, Decimal(str(price)), None if size is None else Decimal(str(size))
+
+        def do() -> list[dict[str, Any]]:
+            fills = self.engine.trade_through(
+                Decimal(str(price)), None if size is None else Decimal(str(size))
             )
-        )
+            self._publish_book()
+            return [fill.as_dict() for fill in fills]
+
+        return list(self.call(do))
 
     def inject_book_gap(self, n: int = 1) -> None:
         """Skip the next ``n`` depth deltas (the update ids still advance: subscribers see a gap)."""
@@ -227,9 +200,9 @@ class MockBackpackVenue(MockVenueBase):
         """End one of our open orders as Expired (as the venue does on its own)."""
 
         def do() -> bool:
-            for order in self.orders.values():
+            for order in self.engine.orders.values():
                 if order.client_id == int(client_id) and order.is_open:
-                    order.status = "Expired"
+                    order.status = EXPIRED
                     self._push_order("orderExpired", order)
                     self._publish_book()
                     return True
@@ -241,21 +214,22 @@ class MockBackpackVenue(MockVenueBase):
         self._gaps_pending = 0
 
     def best_bid_ask(self) -> tuple[Decimal, Decimal]:
-        return tuple(self.call(self._top))  # type: ignore[return-value]
+        return tuple(self.call(self.engine.top))  # type: ignore[return-value]
 
     # -- state -------------------------------------------------------------------------------
 
     def state_now(self) -> dict[str, Any]:
-        bid, ask = self._top()
+        engine = self.engine
+        bid, ask = engine.top()
         return {
             "symbol": self.symbol,
             "best_bid": fmt(bid),
             "best_ask": fmt(ask),
             "update_id": self.update_id,
-            "orders": [self._order_json(o) for o in self.orders.values()],
-            "position": {"netQuantity": fmt(self.position), "entryPrice": fmt(self.entry_price)},
-            "realized_pnl": fmt(self.realized),
-            "fees_paid": fmt(self.fees),
+            "orders": [self._order_json(o) for o in engine.orders.values()],
+            "position": {"netQuantity": fmt(engine.position), "entryPrice": fmt(engine.entry_price)},
+            "realized_pnl": fmt(engine.realized),
+            "fees_paid": fmt(engine.fees),
             "signed_requests": list(self.signed_requests),
             "signature_failures": self.signature_failures,
             "private_subscriptions": self.private_subscriptions,
@@ -266,25 +240,8 @@ class MockBackpackVenue(MockVenueBase):
     # Everything below runs on the venue loop.
     # =========================================================================================
 
-    def _recenter(self, mid: Decimal) -> None:
-        mid = (mid / self.tick).to_integral_value() * self.tick
-        self.bids = {mid - self.tick * i: self._level_size for i in range(1, self._levels + 1)}
-        self.asks = {mid + self.tick * i: self._level_size for i in range(1, self._levels + 1)}
-
-    def _aggregate(self) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
-        bids, asks = dict(self.bids), dict(self.asks)
-        for order in self.orders.values():
-            if order.is_open:
-                side = bids if order.side == "Bid" else asks
-                side[order.price] = side.get(order.price, Decimal(0)) + order.remaining
-        return bids, asks
-
-    def _top(self) -> tuple[Decimal, Decimal]:
-        bids, asks = self._aggregate()
-        return max(bids), min(asks)
-
     def _publish_book(self) -> None:
-        bids, asks = self._aggregate()
+        bids, asks = self.engine.aggregate()
         old_bids, old_asks = self._published
         self._published = (bids, asks)
 
@@ -313,140 +270,69 @@ class MockBackpackVenue(MockVenueBase):
         if top != self._last_ticker:
             self._last_ticker = top
             stream = f"bookTicker.{self.symbol}"
-            self.broadcast(
-                stream,
-                {
-                    "stream": stream,
-                    "data": {
-                        "e": "bookTicker",
-                        "E": now_us,
-                        "s": self.symbol,
-                        "a": fmt(top[1]),
-                        "A": fmt(asks[top[1]]),
-                        "b": fmt(top[0]),
-                        "B": fmt(bids[top[0]]),
-                        "u": self.update_id,
-                        "T": now_us,
-                    },
-                },
-            )
+            ticker = {
+                "e": "bookTicker",
+                "E": now_us,
+                "s": self.symbol,
+                "a": fmt(top[1]),
+                "A": fmt(asks[top[1]]),
+                "b": fmt(top[0]),
+                "B": fmt(bids[top[0]]),
+                "u": self.update_id,
+                "T": now_us,
+            }
+            self.broadcast(stream, {"stream": stream, "data": ticker})
 
     # -- orders and fills --------------------------------------------------------------------
 
-    def _order_json(self, order: MockOrder) -> dict[str, Any]:
+    def _order_json(self, order: EngineOrder) -> dict[str, Any]:
         raw = fixture("http_order_limit_postonly_new.json")
         raw.update(
             clientId=order.client_id,
             createdAt=order.created_ms,
             executedQuantity=fmt(order.executed),
             executedQuoteQuantity=fmt(order.executed_quote),
-            id=order.id,
+            id=str(order.id),
             orderType="Limit",
             postOnly=order.post_only,
             price=fmt(order.price),
             quantity=fmt(order.quantity),
             reduceOnly=order.reduce_only or None,
-            side=order.side,
-            status=order.status,
-            symbol=order.symbol,
+            side="Bid" if order.side == BUY else "Ask",
+            status=STATUS_NAMES[order.status],
+            symbol=self.symbol,
             timeInForce=order.time_in_force,
         )
         return raw
 
-    def _push_order(self, event: str, order: MockOrder, fill: dict[str, Any] | None = None) -> None:
+    def _push_order(self, event: str, order: EngineOrder, fill: EngineFill | None = None) -> None:
         now_us = int(time.time() * 1e6)
         data: dict[str, Any] = {
             "e": event,
             "E": now_us,
-            "s": order.symbol,
+            "s": self.symbol,
             "c": order.client_id,
-            "S": order.side,
+            "S": "Bid" if order.side == BUY else "Ask",
             "o": "LIMIT",
             "f": order.time_in_force,
             "q": fmt(order.quantity),
             "p": fmt(order.price),
-            "X": order.status,
-            "i": order.id,
+            "X": STATUS_NAMES[order.status],
+            "i": str(order.id),
             "z": fmt(order.executed),
             "Z": fmt(order.executed_quote),
             "T": now_us,
         }
         if fill is not None:
-            template = fixture("ws_order_update_fill.json")["data"]
-            data.update({key: template[key] for key in ("N",)})
+            data["N"] = fixture("ws_order_update_fill.json")["data"]["N"]
             data.update(
-                l=fill["quantity"], L=fill["price"], n=fill["fee"], m=fill["is_maker"], t=fill["trade_id"]
+                l=fmt(fill.quantity), L=fmt(fill.price), n=fmt(fill.fee), m=fill.is_maker, t=fill.trade_id
             )
-        stream = f"account.orderUpdate.{order.symbol}"
+        stream = f"account.orderUpdate.{self.symbol}"
         self.broadcast(stream, {"stream": stream, "data": data})
 
-    def _fill(self, order: MockOrder, quantity: Decimal, price: Decimal, *, maker: bool) -> dict[str, Any]:
-        fee = (quantity * price * (MAKER_FEE if maker else TAKER_FEE)).quantize(FEE_QUANTUM)
-        order.executed += quantity
-        order.executed_quote += quantity * price
-        order.status = "Filled" if order.remaining == 0 else "PartiallyFilled"
-        self._book_position(order.sign * quantity, price)
-        self.fees += fee
-        fill = {
-            "trade_id": next(self._trade_ids),
-            "client_id": order.client_id,
-            "order_id": order.id,
-            "side": order.side,
-            "quantity": fmt(quantity),
-            "price": fmt(price),
-            "fee": fmt(fee),
-            "is_maker": maker,
-        }
-        self._push_order("orderFill", order, fill)
-        return fill
-
-    def _book_position(self, signed_qty: Decimal, price: Decimal) -> None:
-        old = self.position
-        new = old + signed_qty
-        if old == 0 or (old > 0) == (signed_qty > 0):
-            self.entry_price = (old * self.entry_price + signed_qty * price) / new if new else Decimal(0)
-        else:
-            closed = min(abs(signed_qty), abs(old))
-            self.realized += closed * (price - self.entry_price) * (1 if old > 0 else -1)
-            if new == 0:
-                self.entry_price = Decimal(0)
-            elif (new > 0) != (old > 0):
-                self.entry_price = price
-        self.position = new
-
-    def _trade_through_now(self, price: Decimal, size: Decimal | None) -> list[dict[str, Any]]:
-        left = size
-        crossed = [
-            o
-            for o in self.orders.values()
-            if o.is_open
-            and ((o.side == "Bid" and o.price >= price) or (o.side == "Ask" and o.price <= price))
-        ]
-        crossed.sort(key=lambda o: (-o.price if o.side == "Bid" else o.price, o.created_ms))
-        fills = []
-        for order in crossed:
-            quantity = order.remaining if left is None else min(order.remaining, left)
-            if quantity <= 0:
-                break
-            fills.append(self._fill(order, quantity, order.price, maker=True))
-            if left is not None:
-                left -= quantity
-        self._recenter(price)
-        self._publish_book()
-        return fills
-
-    def _take(self, order: MockOrder) -> None:
-        """Sweep the external book up to the order's price (taker fills at level prices)."""
-        levels = self.asks if order.side == "Bid" else self.bids
-        while order.remaining > 0 and levels:
-            best = min(levels) if order.side == "Bid" else max(levels)
-            if (order.side == "Bid" and best > order.price) or (order.side == "Ask" and best < order.price):
-                break
-            quantity = min(order.remaining, levels[best])
-            levels[best] -= quantity
-            if levels[best] == 0:
-                del levels[best]
-            self._fill(order, quantity, best, maker=False)
+    def _on_fill(self, fill: EngineFill) -> None:
+        self._push_order("orderFill", fill.order, fill)
 
     def _error(self, status: int, code: str, message: str) -> web.Response:
         return web.json_response({"code": code, "message": message}, status=status)
@@ -540,7 +426,7 @@ class MockBackpackVenue(MockVenueBase):
     async def _h_depth(self, request: web.Request) -> web.Response:
         if request.query.get("symbol") != self.symbol:
             return self._error(400, "INVALID_SYMBOL", "Invalid symbol")
-        bids, asks = self._aggregate()
+        bids, asks = self.engine.aggregate()
         snapshot = fixture("http_depth_snapshot_placeholder.json")
         snapshot.update(
             lastUpdateId=self.update_id,
@@ -551,8 +437,7 @@ class MockBackpackVenue(MockVenueBase):
 
     async def _h_mark_prices(self, request: web.Request) -> web.Response:
         item = fixture("http_mark_prices_item.json")
-        bid, ask = self._top()
-        mid = fmt((bid + ask) / 2)
+        mid = fmt(self.engine.mark_price())
         item.update(symbol=self.symbol, markPrice=mid, indexPrice=mid)
         return web.json_response([item])
 
@@ -580,20 +465,14 @@ class MockBackpackVenue(MockVenueBase):
             )
         if price <= 0 or price % self.tick != 0:
             return self._error(400, "INVALID_PRICE", f"Price must be a multiple of {fmt(self.tick)}")
-        side, post_only, reduce_only = (
-            params["side"],
-            params.get("postOnly") is True,
-            params.get("reduceOnly") is True,
-        )
-        bid, ask = self._top()
-        if post_only and ((side == "Bid" and price >= ask) or (side == "Ask" and price <= bid)):
+        side = BUY if params["side"] == "Bid" else SELL
+        post_only, reduce_only = params.get("postOnly") is True, params.get("reduceOnly") is True
+        if post_only and self.engine.would_take(side, price):
             return web.json_response(fixture("http_error_post_only_would_take_liquidity.json"), status=400)
-        if reduce_only and (self.position == 0 or (self.position > 0) == (side == "Bid")):
+        if reduce_only and not self.engine.reduces(side):
             return self._error(400, "INVALID_ORDER", "Reduce only order not reduced")
-        order = MockOrder(
-            id=str(next(self._ids)),
+        order = self.engine.new_order(
             client_id=client_id,
-            symbol=self.symbol,
             side=side,
             quantity=quantity,
             price=price,
@@ -602,23 +481,21 @@ class MockBackpackVenue(MockVenueBase):
             reduce_only=reduce_only,
             created_ms=int(time.time() * 1000),
         )
-        self.orders[order.id] = order
         self._push_order("orderAccepted", order)
-        self._take(order)
-        if order.time_in_force == "IOC" and order.remaining > 0:
-            order.status = "Cancelled"  # an IOC's unfilled rest is cancelled, filled part or not
+        self.engine.match(order)
+        if order.status == CANCELLED:  # an IOC's unfilled rest
             self._push_order("orderCancelled", order)
         self._publish_book()
         return web.json_response(self._order_json(order))
 
-    def _lookup(self, params: dict[str, Any]) -> MockOrder | None:
+    def _lookup(self, params: dict[str, Any]) -> EngineOrder | None:
         """By orderId; else by clientId, the open order with it first, then the newest."""
         order_id, client_id = params.get("orderId"), params.get("clientId")
         if order_id:
-            return self.orders.get(str(order_id))
+            return self.engine.orders.get(int(order_id)) if str(order_id).isdigit() else None
         if client_id in (None, ""):
             return None
-        matches = [o for o in self.orders.values() if o.client_id == int(str(client_id))]
+        matches = [o for o in self.engine.orders.values() if o.client_id == int(str(client_id))]
         matches.sort(key=lambda o: (o.is_open, o.created_ms))
         return matches[-1] if matches else None
 
@@ -629,7 +506,7 @@ class MockBackpackVenue(MockVenueBase):
         order = self._lookup(params)
         if order is None or not order.is_open:
             return self._error(404, "RESOURCE_NOT_FOUND", "Order not found")
-        order.status = "Cancelled"
+        order.status = CANCELLED
         self._push_order("orderCancelled", order)
         self._publish_book()
         return web.json_response(self._order_json(order))
@@ -649,7 +526,11 @@ class MockBackpackVenue(MockVenueBase):
             return params
         wanted = params.get("symbol")
         return web.json_response(
-            [self._order_json(o) for o in self.orders.values() if o.is_open and wanted in (None, o.symbol)]
+            [
+                self._order_json(o)
+                for o in self.engine.orders.values()
+                if o.is_open and wanted in (None, self.symbol)
+            ]
         )
 
     async def _h_history(self, request: web.Request) -> web.Response:
@@ -662,8 +543,8 @@ class MockBackpackVenue(MockVenueBase):
             return self._error(400, "INVALID_CLIENT_REQUEST", "Invalid limit or offset")
         rows = [
             o
-            for o in sorted(self.orders.values(), key=lambda o: o.created_ms, reverse=True)
-            if not o.is_open and (not params.get("orderId") or o.id == params["orderId"])
+            for o in sorted(self.engine.orders.values(), key=lambda o: (o.created_ms, o.id), reverse=True)
+            if not o.is_open and (not params.get("orderId") or str(o.id) == params["orderId"])
         ]
         return web.json_response([self._order_json(o) for o in rows[offset : offset + limit]])
 
@@ -671,19 +552,18 @@ class MockBackpackVenue(MockVenueBase):
         params = await self._signed(request)
         if isinstance(params, web.Response):
             return params
-        if self.position == 0:
+        engine = self.engine
+        if engine.position == 0:
             return web.json_response([])
         item = fixture("http_position_item_ccxt.json")
-        bid, ask = self._top()
-        mark = (bid + ask) / 2
         item.update(
             symbol=self.symbol,
-            netQuantity=fmt(self.position),
-            netExposureQuantity=fmt(abs(self.position)),
-            entryPrice=fmt(self.entry_price),
-            markPrice=fmt(mark),
-            pnlRealized=fmt(self.realized),
-            pnlUnrealized=fmt((mark - self.entry_price) * self.position),
+            netQuantity=fmt(engine.position),
+            netExposureQuantity=fmt(abs(engine.position)),
+            entryPrice=fmt(engine.entry_price),
+            markPrice=fmt(engine.mark_price()),
+            pnlRealized=fmt(engine.realized),
+            pnlUnrealized=fmt(engine.unrealized()),
         )
         return web.json_response([item])
 
@@ -692,7 +572,7 @@ class MockBackpackVenue(MockVenueBase):
         if isinstance(params, web.Response):
             return params
         body = fixture("http_collateral_balances_partial.json")
-        total = self.collateral + self.realized - self.fees
+        total = self.collateral + self.engine.realized - self.engine.fees
         body["netEquity"] = body["netEquityAvailable"] = fmt(total)
         body["collateral"] = [
             {"symbol": "USDC", "totalQuantity": fmt(total), "availableQuantity": fmt(total)}
