@@ -65,7 +65,6 @@ from exchanges.base import (
     InvalidNonce,
     InvalidOrder,
     MalformedMessage,
-    MarketUpdate,
     NetworkError,
     OrderBelowMinimum,
     OrderInfo,
@@ -84,7 +83,9 @@ from exchanges.base import (
 from exchanges.connector_kit import (
     BackgroundTasks,
     HttpSession,
+    MarketBook,
     PriceLevels,
+    check_amounts,
     opt_int,
     order_result,
     plain,
@@ -98,7 +99,6 @@ from helpers import safe_json
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
-from helpers.rounding import is_multiple
 from helpers.trading_config import TradingConfig
 
 logger = logging.getLogger(__name__)
@@ -318,6 +318,20 @@ def stream_reports(data: Mapping[str, Any], now: float) -> tuple[OrderReport | N
     return report, trade
 
 
+def depth_continues(book: PriceLevels, data: Mapping[str, Any]) -> bool:
+    """Backpack's depth continuity: a delta covers update ids U..u and must start right after
+    the last id applied (older deltas are skipped); False on a gap."""
+    first, last = opt_int(data.get("U")), opt_int(data.get("u"))
+    if first is None or last is None or book.sequence is None:
+        return False
+    if last <= book.sequence:
+        return True  # older than the snapshot, or a repeat
+    if first > book.sequence + 1:
+        return False
+    book.apply(data.get("b") or [], data.get("a") or [], last)
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # REST: bpx-py builds and signs, one session sends
 # ---------------------------------------------------------------------------------------------
@@ -448,11 +462,7 @@ class BackpackClient(BaseExchangeClient):
             lambda _symbol: self._fees, is_ours=self.client_ids.is_ours, name="backpack"
         )
         self._markets: dict[str, BackpackMarket] = {}
-        self._books: dict[str, PriceLevels] = {}
-        self._depth_buffer: dict[str, list[Mapping[str, Any]]] = {}
-        self._resyncing: set[str] = set()
-        self._tickers: dict[str, tuple[Decimal, Decimal]] = {}
-        self._last_top: dict[str, tuple[Decimal, Decimal]] = {}
+        self._books: dict[str, MarketBook] = {}
         self._streams: set[str] = set()
         self._ws: ReconnectingWebSocket | None = None
         self._tasks = BackgroundTasks("backpack")
@@ -543,16 +553,7 @@ class BackpackClient(BaseExchangeClient):
         """Top of the depth book (bookTicker while it is rebuilt); never zeros, never crossed."""
         self._market(contract_id)
         await self._ensure_streams(contract_id)
-        book = self._books[contract_id]
-        timeout = float(self.params["bbo_timeout"])
-        deadline = self.clock.now() + timeout
-        while True:
-            top = book.top() or self._tickers.get(contract_id)
-            if top is not None:
-                return top
-            remaining = deadline - self.clock.now()
-            if remaining <= 0 or not await self.clock.wait_for_event(book.ready, remaining):
-                raise ExchangeUnavailable(f"backpack: no two-sided book for {contract_id} within {timeout}s")
+        return await self._books[contract_id].wait_top(float(self.params["bbo_timeout"]))
 
     async def get_funding_rate(self, contract_id: str) -> FundingRate:
         market = self._market(contract_id)
@@ -569,14 +570,6 @@ class BackpackClient(BaseExchangeClient):
         raise ExchangeError(f"backpack: no funding rate for {contract_id}")
 
     # -- orders ------------------------------------------------------------------------------
-
-    def _check(self, market: BackpackMarket, quantity: Decimal, price: Decimal | None) -> None:
-        if quantity <= 0 or not is_multiple(quantity, market.step_size):
-            raise InvalidOrder(f"quantity {quantity} is not a positive multiple of {market.step_size}")
-        if price is not None and (price <= 0 or not is_multiple(price, market.tick_size)):
-            raise InvalidOrder(f"price {price} is not a positive multiple of {market.tick_size}")
-        if quantity < market.min_quantity:
-            raise OrderBelowMinimum(f"quantity {quantity} below the minimum {market.min_quantity}")
 
     def _track(
         self,
@@ -651,7 +644,7 @@ class BackpackClient(BaseExchangeClient):
         reduce_only: bool = False,
     ) -> OrderResult:
         """Good-till-cancelled limit order, post-only by default; crossing raises PostOnlyRejected."""
-        self._check(self._market(contract_id), quantity, price)
+        check_amounts(self._market(contract_id).contract_info(), quantity, price)
         order = self._track(
             client_order_id, contract_id, side, OrderType.LIMIT, quantity, price, post_only=post_only
         )
@@ -673,7 +666,7 @@ class BackpackClient(BaseExchangeClient):
         market = self._market(contract_id)
         bid, ask = await self.fetch_bbo_prices(contract_id)
         bound = slippage_bound(side, bid, ask, max_slippage_pct, market.tick_size)
-        self._check(market, quantity, bound)
+        check_amounts(market.contract_info(), quantity, bound)
         order = self._track(client_order_id, contract_id, side, OrderType.MARKET, quantity, bound)
         logger.info("backpack: market %s %s with price bound %s", side.value, quantity, bound)
         await self._execute(order, time_in_force="IOC", reduce_only=reduce_only, priority=Priority.HIGH)
@@ -844,7 +837,15 @@ class BackpackClient(BaseExchangeClient):
         if symbol in self._streams:
             return
         self._streams.add(symbol)
-        self._books.setdefault(symbol, PriceLevels(f"backpack {symbol}"))
+        self._books[symbol] = MarketBook(
+            f"backpack {symbol}",
+            symbol,
+            lambda: self._depth_snapshot(symbol),
+            depth_continues,
+            self._emit_market_update,
+            self.clock,
+            self._tasks,
+        )
         for stream in (f"depth.{symbol}", f"bookTicker.{symbol}"):
             await self._ws.subscribe(stream, {"method": "SUBSCRIBE", "params": [stream]})
         private = f"account.orderUpdate.{symbol}"
@@ -853,23 +854,28 @@ class BackpackClient(BaseExchangeClient):
             lambda: {"method": "SUBSCRIBE", "params": [private], "signature": self._rest.sign_subscription()},
         )
         if self._ws.connected.is_set():
-            self._start_resync(symbol)
+            self._books[symbol].restart()
+
+    async def _depth_snapshot(self, symbol: str) -> tuple[Any, Any, int]:
+        snapshot = await self._rest.public("/api/v1/depth", {"symbol": symbol})
+        last = opt_int(snapshot.get("lastUpdateId")) if isinstance(snapshot, dict) else None
+        if last is None:
+            raise MalformedMessage(f"backpack: depth snapshot of {symbol} has no lastUpdateId")
+        return snapshot.get("bids") or [], snapshot.get("asks") or [], last
 
     async def _on_ws_connect(self) -> None:
         """Before resubscribing: books are rebuilt from fresh snapshots; after a break, reconcile."""
-        for symbol in self._streams:
-            self._books[symbol].invalidate()
-            self._tickers.pop(symbol, None)
-            self._start_resync(symbol)
+        for book in self._books.values():
+            book.disconnected()
+            book.restart()
         if self._connected_once:
             self._tasks.spawn(self._reconcile_orders(), "backpack-reconcile")
             self._emit_reconnected()
         self._connected_once = True
 
     def _on_ws_disconnect(self, reason: str) -> None:
-        for symbol, book in self._books.items():
-            book.invalidate()
-            self._tickers.pop(symbol, None)
+        for book in self._books.values():
+            book.disconnected()
 
     def _on_ws_message(self, message: Any) -> None:
         if not isinstance(message, dict):
@@ -882,98 +888,13 @@ class BackpackClient(BaseExchangeClient):
                 logger.warning("backpack-ws: venue error: %.200s", message.get("error"))
             return
         kind = data.get("e")
-        if kind == "depth":
-            self._on_depth(stream.split(".", 1)[-1], data)
-        elif kind == "bookTicker":
-            self._on_book_ticker(data)
+        book = self._books.get(str(data.get("s") or ""))
+        if kind == "depth" and book is not None:
+            book.on_delta(data, data.get("T") or data.get("E"))
+        elif kind == "bookTicker" and book is not None:
+            book.on_ticker(to_decimal(data.get("b"), "bid"), to_decimal(data.get("a"), "ask"), data.get("T"))
         elif stream.startswith("account.orderUpdate"):
             self._on_order_update(data)
-
-    # depth: snapshot + deltas with U/u continuity
-
-    def _start_resync(self, symbol: str) -> None:
-        if symbol not in self._resyncing:
-            self._resyncing.add(symbol)
-            self._depth_buffer[symbol] = []
-            self._tasks.spawn(self._resync(symbol), f"backpack-depth-{symbol}")
-
-    async def _resync(self, symbol: str) -> None:
-        """Fetch a REST snapshot and replay the deltas that arrived meanwhile."""
-        book = self._books[symbol]
-        try:
-            while True:
-                snapshot = await self._rest.public("/api/v1/depth", {"symbol": symbol})
-                last = opt_int(snapshot.get("lastUpdateId")) if isinstance(snapshot, dict) else None
-                if last is None:
-                    raise MalformedMessage(f"backpack: depth snapshot of {symbol} has no lastUpdateId")
-                book.replace(snapshot.get("bids") or [], snapshot.get("asks") or [], last)
-                buffered, self._depth_buffer[symbol] = self._depth_buffer.get(symbol, []), []
-                if all(self._apply_depth(book, delta) for delta in buffered):
-                    break
-                logger.warning(
-                    "backpack: depth of %s did not continue its snapshot; fetching another", symbol
-                )
-        except Exception:
-            book.invalidate()
-            raise
-        finally:
-            self._resyncing.discard(symbol)
-        self._publish_top(symbol, None)
-
-    def _apply_depth(self, book: PriceLevels, data: Mapping[str, Any]) -> bool:
-        """Apply one delta; False on a gap (the book is then invalid)."""
-        first, last = opt_int(data.get("U")), opt_int(data.get("u"))
-        if first is None or last is None or book.sequence is None:
-            book.invalidate()
-            return False
-        if last <= book.sequence:
-            return True  # older than the snapshot or a repeat
-        if first > book.sequence + 1:
-            book.gaps += 1
-            book.invalidate()
-            return False
-        book.apply(data.get("b") or [], data.get("a") or [], last)
-        return True
-
-    def _on_depth(self, symbol: str, data: Mapping[str, Any]) -> None:
-        book = self._books.get(symbol)
-        if book is None:
-            return
-        if symbol in self._resyncing:
-            self._depth_buffer.setdefault(symbol, []).append(data)
-            return
-        if not book.valid:
-            return
-        if not self._apply_depth(book, data):
-            logger.warning(
-                "backpack: depth gap on %s (U=%s after u=%s); rebuilding the book",
-                symbol,
-                data.get("U"),
-                data.get("u"),
-            )
-            self._start_resync(symbol)
-            return
-        self._publish_top(symbol, data.get("T") or data.get("E"))
-
-    def _on_book_ticker(self, data: Mapping[str, Any]) -> None:
-        symbol = str(data.get("s") or "")
-        if symbol not in self._books:
-            return
-        bid, ask = to_decimal(data.get("b"), "bid"), to_decimal(data.get("a"), "ask")
-        if not 0 < bid < ask:
-            return
-        self._tickers[symbol] = (bid, ask)
-        if not self._books[symbol].valid:
-            self._books[symbol].ready.set()
-            self._publish_top(symbol, data.get("T") or data.get("E"))
-
-    def _publish_top(self, symbol: str, stamp: Any) -> None:
-        top = self._books[symbol].top() or self._tickers.get(symbol)
-        if top is None or self._last_top.get(symbol) == top:
-            return
-        self._last_top[symbol] = top
-        now = self.clock.now()
-        self._emit_market_update(MarketUpdate(symbol, top[0], top[1], timestamp_seconds(stamp, now)))
 
     # our orders
 

@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import aiohttp
 
 from exchanges.base import (
+    ContractInfo,
+    ExchangeUnavailable,
     InvalidOrder,
     MalformedMessage,
+    MarketUpdate,
     NetworkError,
+    OrderBelowMinimum,
     OrderResult,
     OrderSide,
     OrderStatus,
     RequestTimeout,
 )
 from exchanges.venue_orders import VenueOrder
-from helpers.rounding import round_down, round_up
+from helpers.clock import Clock
+from helpers.rounding import is_multiple, round_down, round_up
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +178,128 @@ class PriceLevels:
             self.ready.set()
         else:
             self.ready.clear()
+
+
+class MarketBook:
+    """One market's top of book from a snapshot-plus-deltas depth stream, with a top-of-book
+    ticker as the fallback while the depth book is being rebuilt.
+
+    While a snapshot is fetched, deltas are buffered; the snapshot is applied and the buffer
+    replayed through ``apply_delta`` (the venue's continuity rule: it returns False on a gap).
+    A gap at any time starts a fresh snapshot, so the book is never silently stale. Every change
+    of the top (depth, or ticker while the book is invalid) is emitted once as a MarketUpdate.
+    The connector supplies ``fetch_snapshot`` (bids, asks, sequence) and ``apply_delta``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        contract_id: str,
+        fetch_snapshot: Callable[[], Awaitable[tuple[Iterable[Any], Iterable[Any], int]]],
+        apply_delta: Callable[[PriceLevels, Mapping[str, Any]], bool],
+        emit: Callable[[MarketUpdate], None],
+        clock: Clock,
+        tasks: BackgroundTasks,
+    ) -> None:
+        self.contract_id = contract_id
+        self.book = PriceLevels(name)
+        self.fetch_snapshot = fetch_snapshot
+        self.apply_delta = apply_delta
+        self.emit = emit
+        self.clock = clock
+        self.tasks = tasks
+        self.ticker: tuple[Decimal, Decimal] | None = None
+        self.resyncing = False
+        self.resyncs = 0
+        self._buffer: list[Mapping[str, Any]] = []
+        self._last_top: tuple[Decimal, Decimal] | None = None
+
+    def top(self) -> tuple[Decimal, Decimal] | None:
+        return self.book.top() or self.ticker
+
+    async def wait_top(self, timeout: float) -> tuple[Decimal, Decimal]:
+        """The top, waiting (bounded) for one; never zeros or a crossed book."""
+        deadline = self.clock.now() + timeout
+        while True:
+            top = self.top()
+            if top is not None:
+                return top
+            remaining = deadline - self.clock.now()
+            if remaining <= 0 or not await self.clock.wait_for_event(self.book.ready, remaining):
+                raise ExchangeUnavailable(f"{self.book.name}: no two-sided book within {timeout}s")
+
+    def disconnected(self) -> None:
+        """The stream is gone: nothing we hold is current."""
+        self.book.invalidate()
+        self.ticker = None
+
+    def restart(self) -> None:
+        """Drop the book and rebuild it from a fresh snapshot (once at a time)."""
+        self.book.invalidate()
+        if not self.resyncing:
+            self.resyncing = True
+            self._buffer = []
+            self.tasks.spawn(self._resync(), f"{self.book.name} depth")
+
+    def on_delta(self, delta: Mapping[str, Any], stamp: Any = None) -> None:
+        if self.resyncing:
+            self._buffer.append(delta)
+            return
+        if not self.book.valid:
+            return
+        if not self.apply_delta(self.book, delta):
+            self.book.gaps += 1
+            logger.warning("%s: depth gap; rebuilding the book from a snapshot", self.book.name)
+            self.restart()
+            return
+        self._publish(stamp)
+
+    def on_ticker(self, bid: Decimal, ask: Decimal, stamp: Any = None) -> None:
+        if not 0 < bid < ask:
+            return
+        self.ticker = (bid, ask)
+        if not self.book.valid:
+            self.book.ready.set()
+            self._publish(stamp)
+
+    async def _resync(self) -> None:
+        try:
+            while True:
+                bids, asks, sequence = await self.fetch_snapshot()
+                self.book.replace(bids, asks, sequence)
+                buffered, self._buffer = self._buffer, []
+                if all(self.apply_delta(self.book, delta) for delta in buffered):
+                    break
+                self.book.gaps += 1
+                logger.warning("%s: depth did not continue its snapshot; fetching another", self.book.name)
+        except Exception:
+            self.book.invalidate()
+            raise
+        finally:
+            self.resyncing = False
+            self.resyncs += 1
+        self._publish(None)
+
+    def _publish(self, stamp: Any) -> None:
+        top = self.top()
+        if top is None or top == self._last_top:
+            return
+        self._last_top = top
+        now = self.clock.now()
+        self.emit(MarketUpdate(self.contract_id, top[0], top[1], timestamp_seconds(stamp, now)))
+
+
+def check_amounts(info: ContractInfo, quantity: Decimal, price: Decimal | None) -> None:
+    """Refuse, before anything is sent, what the venue would refuse: off-step sizes, off-tick
+    prices (InvalidOrder), sizes or notionals below the minimum (OrderBelowMinimum)."""
+    if quantity <= 0 or not is_multiple(quantity, info.size_step):
+        raise InvalidOrder(f"quantity {quantity} is not a positive multiple of {info.size_step}")
+    if price is not None and (price <= 0 or not is_multiple(price, info.tick_size)):
+        raise InvalidOrder(f"price {price} is not a positive multiple of {info.tick_size}")
+    if quantity < info.min_size:
+        raise OrderBelowMinimum(f"quantity {quantity} below the minimum {info.min_size}")
+    if price is not None and quantity * price < info.min_notional:
+        raise OrderBelowMinimum(f"notional {quantity * price} below the minimum {info.min_notional}")
 
 
 # ---------------------------------------------------------------------------------------------

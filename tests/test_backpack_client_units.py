@@ -158,7 +158,7 @@ async def test_best_prices_come_from_the_sorted_book(
 
 async def test_a_depth_gap_rebuilds_the_book(venue: MockBackpackVenue, client: BackpackClient) -> None:
     await client.fetch_bbo_prices("ETH_USDC_PERP")
-    book = client._books["ETH_USDC_PERP"]
+    book = client._books["ETH_USDC_PERP"].book
     venue.inject_book_gap(1)
     await asyncio.to_thread(venue.trade_through, Decimal("2990"))  # a delta is skipped here
     await asyncio.to_thread(venue.trade_through, Decimal("2980"))  # this one exposes the gap
