@@ -32,14 +32,13 @@ Settings come from the environment (the bot loads the .env first): BACKPACK_PUBL
 BACKPACK_SECRET_KEY (base64 ED25519 keys from the Backpack UI), optional BACKPACK_BASE_URL /
 BACKPACK_WS_URL (e.g. the loopback mock, tests/mock_venues/backpack_venue.py) and
 BACKPACK_WINDOW (signature validity in ms, default 5000). ``config.exchange_params`` tunes
-timeouts (see ``_PARAM_DEFAULTS``).
+timeouts (``PARAMS``: the shared ``COMMON_PARAMS`` plus ``history_max_pages``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import json
 import logging
 import os
@@ -47,7 +46,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from bpx.base.base_account import BaseAccount
 from bpx.models.objects import RequestConfiguration
@@ -55,7 +54,7 @@ from bpx.models.objects import RequestConfiguration
 from exchanges.base import (
     AccountSnapshot,
     AuthenticationError,
-    BaseExchangeClient,
+    ClientOrderIdFactory,
     ConfigurationError,
     ContractInfo,
     ExchangeError,
@@ -69,7 +68,6 @@ from exchanges.base import (
     OrderBelowMinimum,
     OrderInfo,
     OrderNotFound,
-    OrderResult,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -77,27 +75,22 @@ from exchanges.base import (
     PostOnlyRejected,
     RateLimitExceeded,
     RequestTimeout,
-    SlippageExceeded,
     U32ClientOrderIdFactory,
 )
 from exchanges.connector_kit import (
-    BackgroundTasks,
     HttpSession,
-    MarketBook,
     PriceLevels,
-    check_amounts,
     opt_int,
-    order_result,
     plain,
     retry_after_seconds,
-    slippage_bound,
     timestamp_seconds,
     to_decimal,
 )
-from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
+from exchanges.venue_client import COMMON_PARAMS, StreamingVenueClient
+from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder
 from helpers import safe_json
 from helpers.clock import Clock
-from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
+from helpers.rate_limiter import Priority, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.trading_config import TradingConfig
 
@@ -108,21 +101,6 @@ DEFAULT_WS_URL = "wss://ws.backpack.exchange"
 DEFAULT_WINDOW_MS = 5000
 MAX_WINDOW_MS = 60000
 HISTORY_PAGE_SIZE = 100
-
-_PARAM_DEFAULTS: dict[str, Any] = {
-    "order_ack_timeout": 5.0,  # wait this long for an order's trades / final state on the stream
-    "bbo_timeout": 10.0,  # wait this long for a two-sided book
-    "ws_connect_timeout": 15.0,
-    "rest_timeout": 10.0,
-    "rest_requests_per_minute": 600.0,
-    "rest_max_attempts": 4,
-    "ws_ping_interval": 20.0,
-    "backoff_base": 0.5,
-    "backoff_cap": 30.0,
-    "history_max_pages": 10,  # find_order reads at most this many pages of order history
-    "maker_fee": "0.0002",  # estimates only: fills on the stream carry their exact fee
-    "taker_fee": "0.0005",
-}
 
 
 @dataclass(frozen=True)
@@ -434,39 +412,32 @@ class BackpackMarket:
         )
 
 
-class BackpackClient(BaseExchangeClient):
+class BackpackClient(StreamingVenueClient):
     """Backpack perpetuals: bpx-py signing, our REST session, one reconnecting stream."""
 
     name = "backpack"
+    PARAMS: ClassVar[dict[str, Any]] = {**COMMON_PARAMS, "history_max_pages": 10}
 
     def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(config, clock)
-        params = dict(config.exchange_params or {})
-        self.settings = BackpackSettings.load(os.environ if env is None else env, params)
-        self.params = {key: params.get(key, default) for key, default in _PARAM_DEFAULTS.items()}
-        try:
-            self.client_ids = U32ClientOrderIdFactory(prefix=config.client_id_prefix)
-        except ValueError as exc:
-            raise ConfigurationError(f"backpack: {exc}") from None
-        rpm = float(self.params["rest_requests_per_minute"])
-        limiter = RateLimiter(clock, rpm, 60.0, burst=max(1.0, rpm / 6), name="backpack-rest")
-        retry = RetryPolicy(
-            clock, max_attempts=int(self.params["rest_max_attempts"]), limiter=limiter, name="backpack-rest"
+        self.settings = BackpackSettings.load(
+            os.environ if env is None else env, dict(config.exchange_params or {})
         )
         try:
-            self._rest = BackpackRest(self.settings, timeout=float(self.params["rest_timeout"]), retry=retry)
+            self._rest = BackpackRest(
+                self.settings, timeout=float(self.params["rest_timeout"]), retry=self.retry
+            )
         except ValueError:
             raise ConfigurationError("BACKPACK_SECRET_KEY is not a valid ED25519 private key") from None
-        self._fees = (to_decimal(self.params["maker_fee"]), to_decimal(self.params["taker_fee"]))
-        self._orders = VenueOrders(
-            lambda _symbol: self._fees, is_ours=self.client_ids.is_ours, name="backpack"
-        )
         self._markets: dict[str, BackpackMarket] = {}
-        self._books: dict[str, MarketBook] = {}
         self._streams: set[str] = set()
         self._ws: ReconnectingWebSocket | None = None
-        self._tasks = BackgroundTasks("backpack")
-        self._connected_once = False
+
+    def _make_client_ids(self) -> ClientOrderIdFactory:
+        try:
+            return U32ClientOrderIdFactory(prefix=self.config.client_id_prefix)
+        except ValueError as exc:
+            raise ConfigurationError(f"backpack: {exc}") from None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -480,7 +451,7 @@ class BackpackClient(BaseExchangeClient):
                 self._on_ws_message,
                 self.clock,
                 on_connect=self._on_ws_connect,
-                on_disconnect=self._on_ws_disconnect,
+                on_disconnect=self._stream_disconnected,
                 ping_interval=float(self.params["ws_ping_interval"]),
                 backoff_base=float(self.params["backoff_base"]),
                 backoff_cap=float(self.params["backoff_cap"]),
@@ -501,7 +472,7 @@ class BackpackClient(BaseExchangeClient):
             raise
 
     async def disconnect(self) -> None:
-        await self._tasks.cancel_all()
+        await super().disconnect()
         if self._ws is not None:
             await self._ws.close()
             self._ws = None
@@ -541,6 +512,9 @@ class BackpackClient(BaseExchangeClient):
             raise InvalidOrder(f"backpack: unknown market {symbol!r}")
         return market
 
+    def contract(self, contract_id: str) -> ContractInfo:
+        return self._market(contract_id).contract_info()
+
     async def get_contract_info(self, ticker: str) -> ContractInfo:
         if not self._markets:
             await self._load_markets()
@@ -549,17 +523,10 @@ class BackpackClient(BaseExchangeClient):
             await self._ensure_streams(market.symbol)
         return market.contract_info()
 
-    async def fetch_bbo_prices(self, contract_id: str) -> tuple[Decimal, Decimal]:
-        """Top of the depth book (bookTicker while it is rebuilt); never zeros, never crossed."""
-        self._market(contract_id)
-        await self._ensure_streams(contract_id)
-        return await self._books[contract_id].wait_top(float(self.params["bbo_timeout"]))
-
     async def get_funding_rate(self, contract_id: str) -> FundingRate:
         market = self._market(contract_id)
         body = await self._rest.public("/api/v1/markPrices", {"symbol": contract_id})
-        items = body if isinstance(body, list) else [body]
-        for item in items:
+        for item in body if isinstance(body, list) else [body]:
             if isinstance(item, dict) and item.get("symbol") == contract_id:
                 return FundingRate(
                     contract_id=contract_id,
@@ -569,36 +536,17 @@ class BackpackClient(BaseExchangeClient):
                 )
         raise ExchangeError(f"backpack: no funding rate for {contract_id}")
 
-    # -- orders ------------------------------------------------------------------------------
+    # -- order hooks -------------------------------------------------------------------------
 
-    def _track(
-        self,
-        client_order_id: str,
-        symbol: str,
-        side: OrderSide,
-        kind: OrderType,
-        quantity: Decimal,
-        price: Decimal,
-        *,
-        post_only: bool = False,
-    ) -> VenueOrder:
-        """Register before the request leaves, so no stream report of the order can be missed."""
-        if not self.client_ids.is_ours(client_order_id) or self._orders.get(client_order_id) is not None:
-            raise InvalidOrder(f"client order id {client_order_id!r} is not a fresh 32-bit id of this bot")
-        return self._orders.register(
-            client_order_id,
-            symbol,
-            side,
-            kind,
-            quantity,
-            price,
-            post_only=post_only,
-            timestamp=self.clock.now(),
-        )
+    def _answer(self, body: Any, what: str) -> OrderReport:
+        report = order_report(body, self.clock.now()) if isinstance(body, dict) else None
+        if report is None:
+            raise MalformedMessage(f"backpack: {what} answered without the order's clientId")
+        return report
 
-    async def _execute(
+    async def _send_order(
         self, order: VenueOrder, *, time_in_force: str, reduce_only: bool, priority: Priority
-    ) -> None:
+    ) -> OrderReport:
         def build() -> RequestConfiguration:
             return self._rest.account.execute_order(
                 symbol=order.contract_id,
@@ -612,80 +560,14 @@ class BackpackClient(BaseExchangeClient):
                 reduce_only=reduce_only or None,
             )
 
-        try:
-            body = await self._rest.signed("POST", build, idempotent=False, priority=priority)
-        except NetworkError:
-            self._orders.send_failed(order, ambiguous=True)
-            raise
-        except ExchangeError:
-            self._orders.send_failed(order, ambiguous=False)
-            raise
-        report = order_report(body, self.clock.now()) if isinstance(body, dict) else None
-        if report is None:
-            raise MalformedMessage(f"backpack: order {order.client_order_id} answered without its clientId")
-        if report.filled_size > order.filled:
-            # It traded at once: give the stream's trades (exact fee, maker flag) a bounded moment.
-            await self._orders.wait(
-                order,
-                lambda o: o.filled >= report.filled_size,
-                float(self.params["order_ack_timeout"]),
-                self.clock,
-            )
-        self._apply(report)
+        body = await self._rest.signed("POST", build, idempotent=False, priority=priority)
+        return self._answer(body, f"order {order.client_order_id}")
 
-    async def place_limit_order(
-        self,
-        contract_id: str,
-        side: OrderSide,
-        quantity: Decimal,
-        price: Decimal,
-        client_order_id: str,
-        post_only: bool = True,
-        reduce_only: bool = False,
-    ) -> OrderResult:
-        """Good-till-cancelled limit order, post-only by default; crossing raises PostOnlyRejected."""
-        check_amounts(self._market(contract_id).contract_info(), quantity, price)
-        order = self._track(
-            client_order_id, contract_id, side, OrderType.LIMIT, quantity, price, post_only=post_only
-        )
-        priority = Priority.HIGH if reduce_only else Priority.LOW
-        await self._execute(order, time_in_force="GTC", reduce_only=reduce_only, priority=priority)
-        return order_result(order)
-
-    async def place_market_order(
-        self,
-        contract_id: str,
-        side: OrderSide,
-        quantity: Decimal,
-        client_order_id: str,
-        max_slippage_pct: Decimal,
-        reduce_only: bool = False,
-    ) -> OrderResult:
-        """An IOC limit order at ``max_slippage_pct`` percent beyond the touch; nothing filled
-        within the bound raises SlippageExceeded."""
-        market = self._market(contract_id)
-        bid, ask = await self.fetch_bbo_prices(contract_id)
-        bound = slippage_bound(side, bid, ask, max_slippage_pct, market.tick_size)
-        check_amounts(market.contract_info(), quantity, bound)
-        order = self._track(client_order_id, contract_id, side, OrderType.MARKET, quantity, bound)
-        logger.info("backpack: market %s %s with price bound %s", side.value, quantity, bound)
-        await self._execute(order, time_in_force="IOC", reduce_only=reduce_only, priority=Priority.HIGH)
-        await self._orders.wait(
-            order, lambda o: o.status.is_final, float(self.params["order_ack_timeout"]), self.clock
-        )
-        if order.status.is_final and order.filled == 0:
-            raise SlippageExceeded(f"backpack: market order {client_order_id} found nothing within {bound}")
-        return order_result(order)
-
-    async def cancel_order(self, contract_id: str, order_id: str) -> OrderResult:
-        """Cancel by venue order id or our client id; OrderNotFound if it is no longer open."""
-        tracked = self._orders.get(order_id)
-        if tracked is not None and tracked.status.is_final:
-            raise OrderNotFound(f"backpack: order {order_id} is already {tracked.status.value}")
-        venue_id = tracked.order_id if tracked is not None else order_id
-        client_id = tracked.client_order_id if tracked is not None else None
+    async def _send_cancel(
+        self, contract_id: str, venue_id: str | None, client_id: str | None
+    ) -> OrderReport | None:
         if venue_id is None and client_id is None:
-            raise OrderNotFound(f"backpack: order {order_id} has no venue id yet")
+            raise OrderNotFound(f"backpack: order on {contract_id} has no id to cancel by")
 
         def build() -> RequestConfiguration:
             if venue_id:
@@ -693,14 +575,7 @@ class BackpackClient(BaseExchangeClient):
             return self._rest.account.cancel_order(contract_id, client_id=int(client_id or 0))
 
         body = await self._rest.signed("DELETE", build, idempotent=False, priority=Priority.HIGH)
-        report = order_report(body, self.clock.now()) if isinstance(body, dict) else None
-        if report is not None:
-            self._apply(report)
-            tracked = self._orders.get(report.client_order_id)
-        if tracked is None:
-            return OrderResult(success=True, order_id=venue_id, status=OrderStatus.CANCELLED)
-        result = order_result(tracked)
-        return result if tracked.status.is_final else dataclasses.replace(result, status=OrderStatus.PENDING)
+        return order_report(body, self.clock.now()) if isinstance(body, dict) else None
 
     # -- reading orders back -----------------------------------------------------------------
 
@@ -742,13 +617,11 @@ class BackpackClient(BaseExchangeClient):
             f"{symbol} (search bounded at {pages} pages)"
         )
 
-    def _info_of(self, raw: Mapping[str, Any]) -> OrderInfo:
+    def _order_info(self, raw: Mapping[str, Any]) -> OrderInfo:
         report = order_report(raw, self.clock.now())
         if report is None:
             raise MalformedMessage(f"backpack: order {raw.get('id')} has no clientId")
-        self._apply(report)
-        tracked = self._orders.get(report.client_order_id)
-        return tracked.info() if tracked is not None else report.info()
+        return self._info_of(report)
 
     async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
         if not client_order_id.isdigit() or int(client_order_id) >= 2**32:
@@ -760,7 +633,7 @@ class BackpackClient(BaseExchangeClient):
             )
         if raw is None:
             raise OrderNotFound(f"backpack: no order with clientId {client_order_id} on {contract_id}")
-        return self._info_of(raw)
+        return self._order_info(raw)
 
     async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
         tracked = self._orders.get(order_id)
@@ -774,14 +647,14 @@ class BackpackClient(BaseExchangeClient):
             )
         if raw is None:
             raise OrderNotFound(f"backpack: order {order_id} not found on {contract_id}")
-        return self._info_of(raw)
+        return self._order_info(raw)
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         body = await self._rest.signed("GET", lambda: self._rest.account.get_open_orders(symbol=contract_id))
         result = []
         for raw in body if isinstance(body, list) else []:
             if isinstance(raw, dict) and self.client_ids.is_ours(_client_id(raw.get("clientId"))):
-                info = self._info_of(raw)
+                info = self._order_info(raw)
                 if info.status.is_active:
                     result.append(info)
         return result
@@ -837,15 +710,7 @@ class BackpackClient(BaseExchangeClient):
         if symbol in self._streams:
             return
         self._streams.add(symbol)
-        self._books[symbol] = MarketBook(
-            f"backpack {symbol}",
-            symbol,
-            lambda: self._depth_snapshot(symbol),
-            depth_continues,
-            self._emit_market_update,
-            self.clock,
-            self._tasks,
-        )
+        book = self._add_book(symbol, lambda: self._depth_snapshot(symbol), depth_continues)
         for stream in (f"depth.{symbol}", f"bookTicker.{symbol}"):
             await self._ws.subscribe(stream, {"method": "SUBSCRIBE", "params": [stream]})
         private = f"account.orderUpdate.{symbol}"
@@ -854,7 +719,7 @@ class BackpackClient(BaseExchangeClient):
             lambda: {"method": "SUBSCRIBE", "params": [private], "signature": self._rest.sign_subscription()},
         )
         if self._ws.connected.is_set():
-            self._books[symbol].restart()
+            book.restart()
 
     async def _depth_snapshot(self, symbol: str) -> tuple[Any, Any, int]:
         snapshot = await self._rest.public("/api/v1/depth", {"symbol": symbol})
@@ -864,18 +729,7 @@ class BackpackClient(BaseExchangeClient):
         return snapshot.get("bids") or [], snapshot.get("asks") or [], last
 
     async def _on_ws_connect(self) -> None:
-        """Before resubscribing: books are rebuilt from fresh snapshots; after a break, reconcile."""
-        for book in self._books.values():
-            book.disconnected()
-            book.restart()
-        if self._connected_once:
-            self._tasks.spawn(self._reconcile_orders(), "backpack-reconcile")
-            self._emit_reconnected()
-        self._connected_once = True
-
-    def _on_ws_disconnect(self, reason: str) -> None:
-        for book in self._books.values():
-            book.disconnected()
+        self._stream_connected()
 
     def _on_ws_message(self, message: Any) -> None:
         if not isinstance(message, dict):
@@ -894,34 +748,11 @@ class BackpackClient(BaseExchangeClient):
         elif kind == "bookTicker" and book is not None:
             book.on_ticker(to_decimal(data.get("b"), "bid"), to_decimal(data.get("a"), "ask"), data.get("T"))
         elif stream.startswith("account.orderUpdate"):
-            self._on_order_update(data)
-
-    # our orders
-
-    def _on_order_update(self, data: Mapping[str, Any]) -> None:
-        report, trade = stream_reports(data, self.clock.now())
-        if trade is not None:
-            update = self._orders.apply_trade(trade)
-            if update is not None:
-                self._emit_order_update(update)
-        if report is not None:
-            self._apply(report)
-
-    def _apply(self, report: OrderReport) -> None:
-        update = self._orders.apply(report)
-        if update is None:
-            return
-        if update.order.status is OrderStatus.EXPIRED:
-            logger.warning("backpack: order %s expired on the venue", update.order.client_order_id)
-        self._emit_order_update(update)
-
-    async def _reconcile_orders(self) -> None:
-        """After a reconnect: read our tracked active orders back, so no fill is missed."""
-        for order in list(self._orders.active()):
-            try:
-                await self.find_order(order.contract_id, order.client_order_id)
-            except (OrderNotFound, OrderSearchTruncated, NetworkError) as exc:
-                logger.warning("backpack: reconciling order %s: %s", order.client_order_id, exc)
+            report, trade = stream_reports(data, self.clock.now())
+            if trade is not None:
+                self._apply_trade(trade)
+            if report is not None:
+                self._apply(report)
 
     def __repr__(self) -> str:
         return f"BackpackClient({self.settings!r})"
