@@ -126,6 +126,8 @@ class PriceLevels:
         self.asks: dict[Decimal, Decimal] = {}
         self.valid = False
         self.sequence: int | None = None
+        #: For continuity rules that treat the first delta after a snapshot specially.
+        self.synced = False
         self.gaps = 0
         self.ready = asyncio.Event()
 
@@ -137,6 +139,7 @@ class PriceLevels:
     def replace(self, bids: Iterable[Any], asks: Iterable[Any], sequence: int | None) -> None:
         self.bids.clear()
         self.asks.clear()
+        self.synced = False
         self.apply(bids, asks, sequence)
         self.valid = True
         self._update_ready()

@@ -149,12 +149,13 @@ class StreamingVenueClient(BaseExchangeClient):
     async def _ensure_streams(self, contract_id: str) -> None:
         """Subscribe the market's streams (venues override)."""
 
-    def _stream_connected(self) -> None:
-        """Call from the stream's on_connect: rebuild books; after a break, reconcile orders."""
+    def _stream_connected(self, *, reconcile: bool = True) -> None:
+        """Call from the stream's on_connect: rebuild books; after a break, reconcile orders
+        (``reconcile`` False when our orders travel on another stream)."""
         for book in self._books.values():
             book.disconnected()
             book.restart()
-        if self._connected_once:
+        if self._connected_once and reconcile:
             self._tasks.spawn(self._reconcile_orders(), f"{self.name}-reconcile")
             self._emit_reconnected()
         self._connected_once = True
