@@ -1,8 +1,9 @@
 """The connector contract every venue client must pass, run against each venue.
 
 One suite, parametrised over venue harnesses: the paper venue (driven by hand-made market
-events on a simulated clock) and Lighter (the real client and the real SDK's signing, against
-the loopback mock venue). A new venue joins by adding a harness here.
+events on a simulated clock), Lighter (the real client and the real SDK's signing, against
+the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock) and Aster
+(HMAC-SHA256, verified by its mock). A new venue joins by adding a harness here.
 """
 
 from __future__ import annotations
@@ -190,24 +191,22 @@ class LighterHarness(VenueHarness):
             self.venue.stop()
 
 
-class BackpackHarness(VenueHarness):
+class LoopbackHarness(VenueHarness):
+    """A venue client against one of the loopback mocks built on tests/mock_venues/base.py (they
+    share the matching engine, the faults and the controls)."""
+
     ticker = "ETH"
     quantity = Decimal("0.0100")
+    venue: Any
 
-    def __init__(self) -> None:
-        super().__init__()
-        from exchanges.backpack import BackpackClient
-        from tests.mock_venues.backpack_venue import MockBackpackVenue
-
-        self.venue = MockBackpackVenue(start_price=Decimal("3000")).start()
-        config = TradingConfig(
+    def config(self, exchange: str) -> TradingConfig:
+        return TradingConfig(
             ticker="ETH",
-            exchange="backpack",
+            exchange=exchange,
             strategy="grid",
             quantity=self.quantity,
             exchange_params={"order_ack_timeout": 3.0, "backoff_base": 0.05},
         )
-        self.client = BackpackClient(config, LiveClock(), env=self.venue.env())
 
     async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
         await asyncio.to_thread(self.venue.trade_through, price, size)
@@ -229,7 +228,28 @@ class BackpackHarness(VenueHarness):
             self.venue.stop()
 
 
+class BackpackHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.backpack import BackpackClient
+        from tests.mock_venues.backpack_venue import MockBackpackVenue
+
+        self.venue = MockBackpackVenue(start_price=Decimal("3000")).start()
+        self.client = BackpackClient(self.config("backpack"), LiveClock(), env=self.venue.env())
+
+
+class AsterHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.aster import AsterClient
+        from tests.mock_venues.aster_venue import MockAsterVenue
+
+        self.venue = MockAsterVenue(start_price=Decimal("3000")).start()
+        self.client = AsterClient(self.config("aster"), LiveClock(), env=self.venue.env())
+
+
 HARNESSES: dict[str, type[VenueHarness]] = {
+    "aster": AsterHarness,
     "paper": PaperHarness,
     "lighter": LighterHarness,
     "backpack": BackpackHarness,
