@@ -1,12 +1,13 @@
-"""runbot.py --exchange backpack as a trader runs it, against the loopback Backpack venue.
+"""runbot.py --exchange backpack|aster as a trader runs it, against each loopback venue.
 
-Both run as their own processes: the venue (``python -m tests.mock_venues.backpack_venue``)
-writes a ready file and a .env with its URLs and a throwaway ED25519 key pair; the bot reads the
-.env and signs every request with bpx-py; the venue verifies each signature. The test plays the
-market through the venue's control endpoint and reads its truth from the state endpoint: it
-waits for the bot's entry, trades through it, checks the take-profit (reduce-only post-only
-sell at fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs a second cycle whose
-take-profit stays resting, and stops the bot with Ctrl-C while its third entry rests.
+Both run as their own processes: the venue (``python -m tests.mock_venues.<venue>_venue``)
+writes a ready file and a .env with its URLs and a throwaway key (ED25519 for Backpack, an HMAC
+secret for Aster); the bot reads the .env and signs every request; the venue verifies each
+signature. The test plays the market through the venue's control endpoint and reads its truth
+from the state endpoint: it waits for the bot's entry, trades through it, checks the take-profit
+(reduce-only post-only sell at fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs
+a second cycle whose take-profit stays resting, and stops the bot with Ctrl-C while its third
+entry rests. Each venue's wire names are read through a small :class:`Wire` table.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
-pytest.importorskip("bpx")
 
 ROOT = Path(__file__).resolve().parent.parent
 QUANTITY = Decimal("0.0100")
@@ -36,6 +36,65 @@ STEP_TIMEOUT = 20.0
 POLL_INTERVAL = 0.02
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How one venue's state endpoint names what the test checks."""
+
+    exchange: str
+    client_id: str  # order field holding our client id
+    order_id: str
+    quantity: str
+    resting: str  # status of a resting order
+    filled: str
+    cancelled: str
+    buy: str
+    sell: str
+    position: str  # field of state["position"]
+    secret_variable: str
+    place: str  # signed-request key of a placement, and of a cancel
+    cancel: str
+    placed_client_id: str  # params field of a placement holding our client id
+
+    def post_only(self, order: dict[str, Any]) -> bool:
+        return order.get("postOnly") is True or order.get("timeInForce") == "GTX"
+
+
+WIRES = {
+    "backpack": Wire(
+        "backpack",
+        "clientId",
+        "id",
+        "quantity",
+        "New",
+        "Filled",
+        "Cancelled",
+        "Bid",
+        "Ask",
+        "netQuantity",
+        "BACKPACK_SECRET_KEY",
+        "orderExecute",
+        "orderCancel",
+        "clientId",
+    ),
+    "aster": Wire(
+        "aster",
+        "clientOrderId",
+        "orderId",
+        "origQty",
+        "NEW",
+        "FILLED",
+        "CANCELED",
+        "BUY",
+        "SELL",
+        "positionAmt",
+        "ASTER_SECRET_KEY",
+        "POST /fapi/v1/order",
+        "DELETE /fapi/v1/order",
+        "newClientOrderId",
+    ),
+}
 
 
 def take_profit_target(fill_price: Decimal) -> Decimal:
@@ -100,13 +159,14 @@ def wait_for(
 
 
 class VenueProcess(Child):
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, wire: Wire) -> None:
+        self.wire = wire
         self.ready_file = tmp_path / "venue.ready"
-        self.env_file = tmp_path / "backpack.env"
+        self.env_file = tmp_path / f"{wire.exchange}.env"
         command = [
             sys.executable,
             "-m",
-            "tests.mock_venues.backpack_venue",
+            f"tests.mock_venues.{wire.exchange}_venue",
             "--port",
             "0",
             "--ready-file",
@@ -133,10 +193,27 @@ class VenueProcess(Child):
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())["result"]
 
+    def resting(self, *, reduce_only: bool, exclude: set[Any]) -> dict[str, Any] | None:
+        """The bot's resting order of the given kind that the test has not handled yet."""
+        for order in self.state()["orders"]:
+            if (
+                order["status"] == self.wire.resting
+                and bool(order["reduceOnly"]) is reduce_only
+                and order[self.wire.client_id] not in exclude
+            ):
+                return order
+        return None
 
-@pytest.fixture
-def venue(tmp_path: Path) -> Iterator[VenueProcess]:
-    process = VenueProcess(tmp_path)
+    def order(self, client_id: Any) -> dict[str, Any]:
+        (order,) = [o for o in self.state()["orders"] if o[self.wire.client_id] == client_id]
+        return order
+
+
+@pytest.fixture(params=sorted(WIRES))
+def venue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VenueProcess]:
+    if request.param == "backpack":
+        pytest.importorskip("bpx")
+    process = VenueProcess(tmp_path, WIRES[request.param])
     try:
         yield process
     finally:
@@ -146,12 +223,12 @@ def venue(tmp_path: Path) -> Iterator[VenueProcess]:
     assert not process.ready_file.exists()  # a clean stop removes it
 
 
-def start_bot(tmp_path: Path, env_file: Path) -> Child:
+def start_bot(tmp_path: Path, exchange: str, env_file: Path) -> Child:
     command = [
         sys.executable,
         str(ROOT / "runbot.py"),
         "--exchange",
-        "backpack",
+        exchange,
         "--ticker",
         "ETH",
         "--quantity",
@@ -169,36 +246,19 @@ def start_bot(tmp_path: Path, env_file: Path) -> Child:
         "--log-dir",
         str(tmp_path / "logs"),
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BACKPACK_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("BACKPACK_", "ASTER_"))}
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)
 
 
-def resting(venue: VenueProcess, *, reduce_only: bool, exclude: set[int]) -> dict[str, Any] | None:
-    for order in venue.state()["orders"]:
-        if (
-            order["status"] == "New"
-            and bool(order["reduceOnly"]) is reduce_only
-            and order["clientId"] not in exclude
-        ):
-            return order
-    return None
-
-
-def order_of(venue: VenueProcess, client_id: int) -> dict[str, Any]:
-    (order,) = [o for o in venue.state()["orders"] if o["clientId"] == client_id]
-    return order
-
-
-def read_rows(log_dir: Path) -> list[dict[str, str]]:
-    path = log_dir / "backpack_ETH_grid_buy_orders.csv"
+def read_rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
-def rows_for(rows: list[dict[str, str]], event: str, role: str, client_id: int) -> list[dict[str, str]]:
+def rows_for(rows: list[dict[str, str]], event: str, role: str, client_id: Any) -> list[dict[str, str]]:
     return [
         r
         for r in rows
@@ -206,50 +266,51 @@ def rows_for(rows: list[dict[str, str]], event: str, role: str, client_id: int) 
     ]
 
 
-def test_grid_on_backpack_places_fills_and_takes_profit_end_to_end(
-    venue: VenueProcess, tmp_path: Path
-) -> None:
+def test_grid_places_fills_and_takes_profit_end_to_end(venue: VenueProcess, tmp_path: Path) -> None:
+    wire = venue.wire
     secret = next(
         line.split("=", 1)[1]
         for line in venue.env_file.read_text().splitlines()
-        if line.startswith("BACKPACK_SECRET")
+        if line.startswith(wire.secret_variable)
     )
-    bot = start_bot(tmp_path, venue.env_file)
+    bot = start_bot(tmp_path, wire.exchange, venue.env_file)
     log_dir = tmp_path / "logs"
+    orders_csv = log_dir / f"{wire.exchange}_ETH_grid_buy_orders.csv"
     watched = [bot, venue]
+    cid = wire.client_id
     try:
-        handled: set[int] = set()
+        handled: set[Any] = set()
         cycles: list[dict[str, Any]] = []
         for cycle in (1, 2):
             entry = wait_for(
-                lambda: resting(venue, reduce_only=False, exclude=handled), f"resting entry {cycle}", watched
+                lambda: venue.resting(reduce_only=False, exclude=handled), f"resting entry {cycle}", watched
             )
-            handled.add(entry["clientId"])
-            assert entry["side"] == "Bid" and entry["postOnly"] is True and entry["timeInForce"] == "GTC"
-            assert Decimal(entry["quantity"]) == QUANTITY
+            handled.add(entry[cid])
+            assert entry["side"] == wire.buy and wire.post_only(entry)
+            assert Decimal(entry[wire.quantity]) == QUANTITY
             entry_price = Decimal(entry["price"])
             fills = venue.control("trade_through", price=str(entry_price))
             assert [(f["client_id"], Decimal(f["price"]), f["is_maker"]) for f in fills] == [
-                (entry["clientId"], entry_price, True)
+                (entry[cid], entry_price, True)
             ]
 
             take_profit = wait_for(
-                lambda: resting(venue, reduce_only=True, exclude=handled), f"take-profit {cycle}", watched
+                lambda: venue.resting(reduce_only=True, exclude=handled), f"take-profit {cycle}", watched
             )
-            handled.add(take_profit["clientId"])
-            assert take_profit["side"] == "Ask" and take_profit["postOnly"] is True
-            assert Decimal(take_profit["quantity"]) == QUANTITY
+            handled.add(take_profit[cid])
+            assert take_profit["side"] == wire.sell and wire.post_only(take_profit)
+            assert Decimal(take_profit[wire.quantity]) == QUANTITY
             assert Decimal(take_profit["price"]) == take_profit_target(entry_price)
             cycles.append({"entry": entry, "take_profit": take_profit})
 
             if cycle == 1:  # the first take-profit fills; the second is left resting
                 fills = venue.control("trade_through", price=take_profit["price"])
-                assert [f["client_id"] for f in fills] == [take_profit["clientId"]]
+                assert [f["client_id"] for f in fills] == [take_profit[cid]]
                 wait_for(
-                    lambda cid=take_profit["clientId"]: (
+                    lambda tp=take_profit[cid]: (
                         any(
-                            r["event"] == "fill" and r["client_order_id"] == str(cid)
-                            for r in read_rows(log_dir)
+                            r["event"] == "fill" and r["client_order_id"] == str(tp)
+                            for r in read_rows(orders_csv)
                         )
                         or None
                     ),
@@ -258,7 +319,7 @@ def test_grid_on_backpack_places_fills_and_takes_profit_end_to_end(
                 )
 
         last_entry = wait_for(
-            lambda: resting(venue, reduce_only=False, exclude=handled), "third entry resting", watched
+            lambda: venue.resting(reduce_only=False, exclude=handled), "third entry resting", watched
         )
         exit_code = bot.stop()
         stdout, stderr = bot.output()
@@ -273,42 +334,45 @@ def test_grid_on_backpack_places_fills_and_takes_profit_end_to_end(
     # The venue's truth: cycle 1 closed, cycle 2 long with its take-profit resting, the third
     # entry cancelled by the shutdown.
     first, second = cycles
-    assert order_of(venue, first["entry"]["clientId"])["status"] == "Filled"
-    assert order_of(venue, first["take_profit"]["clientId"])["status"] == "Filled"
-    assert order_of(venue, second["entry"]["clientId"])["status"] == "Filled"
-    assert order_of(venue, second["take_profit"]["clientId"])["status"] == "New"
-    assert order_of(venue, last_entry["clientId"])["status"] == "Cancelled"
-    assert Decimal(state["position"]["netQuantity"]) == QUANTITY
+    assert venue.order(first["entry"][cid])["status"] == wire.filled
+    assert venue.order(first["take_profit"][cid])["status"] == wire.filled
+    assert venue.order(second["entry"][cid])["status"] == wire.filled
+    assert venue.order(second["take_profit"][cid])["status"] == wire.resting
+    assert venue.order(last_entry[cid])["status"] == wire.cancelled
+    assert Decimal(state["position"][wire.position]) == QUANTITY
 
     # Every request was signed and verified; five orders and one cancel went out.
-    assert state["signature_failures"] == 0 and state["private_subscriptions"] >= 1
-    executes = [r["params"] for r in state["signed_requests"] if r["instruction"] == "orderExecute"]
-    cancels = [r["params"] for r in state["signed_requests"] if r["instruction"] == "orderCancel"]
-    assert len(executes) == 5 and len(cancels) == 1
-    take_profit_ids = {c["take_profit"]["clientId"] for c in cycles}
-    for params in executes:
-        assert params["postOnly"] is True
-        assert bool(params.get("reduceOnly")) is (params["clientId"] in take_profit_ids)
-    assert cancels[0]["orderId"] == last_entry["id"]
+    assert state["signature_failures"] == 0
+    requests = [(r.get("instruction") or r.get("path"), r["params"]) for r in state["signed_requests"]]
+    places = [params for key, params in requests if key == wire.place]
+    cancels = [params for key, params in requests if key == wire.cancel]
+    assert len(places) == 5 and len(cancels) == 1
+    take_profit_ids = {str(c["take_profit"][cid]) for c in cycles}
+    for params in places:
+        is_take_profit = str(params[wire.placed_client_id]) in take_profit_ids
+        assert str(params.get("reduceOnly", "")).lower() in (
+            ("true",) if is_take_profit else ("", "none", "false")
+        )
+    assert str(cancels[0]["orderId"]) == str(last_entry[wire.order_id])
 
     # The orders CSV: entry fills at the entry price, take-profits placed at exactly the target,
     # the exit fill, and the shutdown cancel of the resting entry.
-    rows = read_rows(log_dir)
+    rows = read_rows(orders_csv)
     for c in cycles:
-        entry_id, tp_id = c["entry"]["clientId"], c["take_profit"]["clientId"]
+        entry_id, tp_id = c["entry"][cid], c["take_profit"][cid]
         (entry_fill,) = rows_for(rows, "fill", "entry", entry_id)
         fill_price = Decimal(entry_fill["fill_price"])
         assert fill_price == Decimal(c["entry"]["price"]) and Decimal(entry_fill["fill_size"]) == QUANTITY
         (tp_placed,) = rows_for(rows, "placed", "exit", tp_id)
         assert tp_placed["side"] == "sell" and Decimal(tp_placed["price"]) == take_profit_target(fill_price)
-    (exit_fill,) = rows_for(rows, "fill", "exit", first["take_profit"]["clientId"])
+    (exit_fill,) = rows_for(rows, "fill", "exit", first["take_profit"][cid])
     assert Decimal(exit_fill["fill_price"]) == Decimal(first["take_profit"]["price"])
-    assert not rows_for(rows, "fill", "exit", second["take_profit"]["clientId"])
+    assert not rows_for(rows, "fill", "exit", second["take_profit"][cid])
     shutdown_cancels = [r for r in rows if r["event"] == "cancelled" and r["detail"] == "shutdown"]
-    assert [r["order_id"] for r in shutdown_cancels] == [last_entry["id"]]
+    assert [r["order_id"] for r in shutdown_cancels] == [str(last_entry[wire.order_id])]
 
     # The secret never leaves the .env file.
-    activity_log = (log_dir / "backpack_ETH_grid_buy_activity.log").read_text()
+    activity_log = (log_dir / f"{wire.exchange}_ETH_grid_buy_activity.log").read_text()
     assert "FILL entry buy" in activity_log
-    for text in (stdout, stderr, activity_log, (log_dir / "backpack_ETH_grid_buy_orders.csv").read_text()):
+    for text in (stdout, stderr, activity_log, orders_csv.read_text()):
         assert secret not in text
