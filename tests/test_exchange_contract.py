@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -90,9 +90,18 @@ class VenueHarness(ABC):
     async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
         """Print market trades at ``price`` (for ``size``; unlimited when None)."""
 
+    #: The client holds real sockets (a reconnect is observable); the paper venue has none.
+    real_socket = True
+
     @abstractmethod
     async def break_connection(self) -> None:
         """Cut the client's live connection the way a network fault would."""
+
+    async def outage(self, during: Callable[[], Awaitable[None]]) -> None:
+        """Cut the connection and run ``during`` before the client can be back (where the venue
+        can hold connections off; otherwise right after the cut)."""
+        await self.break_connection()
+        await during()
 
     @abstractmethod
     def fail_account_reads(self) -> None:
@@ -109,6 +118,7 @@ class VenueHarness(ABC):
 class PaperHarness(VenueHarness):
     ticker = "BTC"
     quantity = Decimal("0.010")
+    real_socket = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -213,6 +223,13 @@ class LoopbackHarness(VenueHarness):
 
     async def break_connection(self) -> None:
         await asyncio.to_thread(self.venue.drop_connections)
+
+    async def outage(self, during: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.to_thread(self.venue.hold_connections, True)
+        try:
+            await during()
+        finally:
+            await asyncio.to_thread(self.venue.hold_connections, False)
 
     def fail_account_reads(self) -> None:
         self.venue.fail_next(n=1000, status=503)
@@ -396,13 +413,22 @@ async def test_below_minimum_size_is_refused(venue: VenueHarness) -> None:
 # -- faults --------------------------------------------------------------------------------
 
 
-async def test_fills_still_arrive_after_a_reconnect(venue: VenueHarness) -> None:
+async def test_a_fill_during_an_outage_arrives_after_the_reconnect(venue: VenueHarness) -> None:
+    reconnects: list[int] = []
+    venue.client.subscribe_reconnects(lambda: reconnects.append(1))
     client_id, _ = await rest_buy_below_market(venue)
     price = (await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))).order.price
-    await venue.break_connection()
-    await venue.trade_at(price - venue.contract.tick_size)
+
+    async def trade_while_away() -> None:
+        await venue.trade_at(price - venue.contract.tick_size)
+
+    # On the loopback venues the stream is down while the order fills, so its fill message is
+    # lost: the fill can only come from reading the order back after the reconnect.
+    await venue.outage(trade_while_away)
     await venue.wait_for_update(is_update_of(client_id, OrderStatus.FILLED))
     assert sum(fill.size for fill in venue.fills_of(client_id)) == venue.quantity
+    if venue.real_socket:
+        assert reconnects, "the client never reported that its stream came back"
     bid, ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
     assert 0 < bid < ask
 
@@ -413,6 +439,74 @@ async def test_failed_account_reads_raise_instead_of_returning_empty_state(venue
         await venue.client.get_account_snapshot()
     with pytest.raises(ExchangeError):
         await venue.client.get_position(venue.contract.contract_id)
+
+
+# -- reduce-only, market orders, the sell side ----------------------------------------------
+
+
+async def test_reduce_only_order_that_would_open_a_position_is_refused(venue: VenueHarness) -> None:
+    contract, tick = venue.contract.contract_id, venue.contract.tick_size
+    _bid, ask = await venue.client.fetch_bbo_prices(contract)
+    with pytest.raises(InvalidOrder):
+        await venue.client.place_limit_order(
+            contract, SELL, venue.quantity, ask + tick * 30, venue.new_client_id(), reduce_only=True
+        )
+    assert await venue.client.get_active_orders(contract) == []
+    assert (await venue.client.get_position(contract)).size == 0
+
+
+async def test_market_orders_fill_within_their_slippage_bound_and_reduce_only_closes(
+    venue: VenueHarness,
+) -> None:
+    contract, slippage = venue.contract.contract_id, Decimal("1")
+    _bid, ask = await venue.client.fetch_bbo_prices(contract)
+    bought = venue.new_client_id()
+    await venue.client.place_market_order(contract, BUY, venue.quantity, bought, slippage)
+    await venue.wait_for_update(is_update_of(bought, OrderStatus.FILLED))
+    fills = venue.fills_of(bought)
+    assert sum(fill.size for fill in fills) == venue.quantity
+    assert all(
+        f.side is BUY and not f.is_maker and ask <= f.price <= ask * (1 + slippage / 100) for f in fills
+    )
+    assert (await venue.client.get_position(contract)).size == venue.quantity
+
+    bid, _ask = await venue.client.fetch_bbo_prices(contract)
+    sold = venue.new_client_id()
+    await venue.client.place_market_order(contract, SELL, venue.quantity, sold, slippage, reduce_only=True)
+    await venue.wait_for_update(is_update_of(sold, OrderStatus.FILLED))
+    fills = venue.fills_of(sold)
+    assert sum(fill.size for fill in fills) == venue.quantity
+    assert all(
+        f.side is SELL and not f.is_maker and bid * (1 - slippage / 100) <= f.price <= bid for f in fills
+    )
+    assert (await venue.client.get_position(contract)).size == 0
+
+
+async def test_sell_side_rests_fills_and_opens_a_short(venue: VenueHarness) -> None:
+    contract, tick = venue.contract.contract_id, venue.contract.tick_size
+    _bid, ask = await venue.client.fetch_bbo_prices(contract)
+    price = ask + tick * 10
+    client_id = venue.new_client_id()
+    result = await venue.client.place_limit_order(contract, SELL, venue.quantity, price, client_id)
+    assert result.success and result.side is SELL
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))
+    await venue.trade_at(price + tick * 5)
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.FILLED))
+    fills = venue.fills_of(client_id)
+    assert sum(fill.size for fill in fills) == venue.quantity
+    assert all(f.side is SELL and f.price == price and f.is_maker for f in fills)
+    position = await venue.client.get_position(contract)
+    assert position.size == -venue.quantity and position.entry_price == price
+
+
+async def test_post_only_sell_that_would_cross_is_rejected(venue: VenueHarness) -> None:
+    bid, _ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
+    client_id = venue.new_client_id()
+    with pytest.raises(PostOnlyRejected):
+        await venue.client.place_limit_order(
+            venue.contract.contract_id, SELL, venue.quantity, bid - venue.contract.tick_size, client_id
+        )
+    assert venue.fills_of(client_id) == []
 
 
 # -- finding our orders by client id -------------------------------------------------------

@@ -30,6 +30,7 @@ from aiohttp import web
 BASE_FAULT_KINDS = ("http_429", "http_5xx", "ws_drop")
 BASE_CONTROL_ACTIONS: dict[str, set[str]] = {
     "drop_connections": set(),
+    "hold_connections": {"hold"},
     "clear_faults": set(),
     "fail_next": {"n", "status"},
     "rate_limit_next": {"n", "retry_after"},
@@ -83,6 +84,8 @@ class MockVenueBase:
         self.subscribers: dict[str, set[MockConn]] = {}
         self.rest_calls: dict[str, int] = {}
         self._closing: set[asyncio.Future[Any]] = set()
+        self._refusing = False
+        self.refused_connections = 0
         self._rest_faults: list[tuple[int, float | None]] = []
         self._slow: list[float] = []
         self._fault_counts: dict[str, int] = dict.fromkeys((*self.fault_kinds, "slow_reply"), 0)
@@ -208,6 +211,16 @@ class MockVenueBase:
         """Close every WebSocket connection (close code 1012); returns how many were open."""
         return int(self.call(self._drop_now))
 
+    def hold_connections(self, hold: bool = True) -> int:
+        """An outage: drop every WebSocket and refuse new ones (HTTP 503) until released with
+        ``hold=False``. What is pushed meanwhile is lost, as on a real outage; REST still works."""
+
+        def do() -> int:
+            self._refusing = bool(hold)
+            return self._drop_now() if hold else 0
+
+        return int(self.call(do))
+
     def _drop_now(self) -> int:
         conns = list(self.conns)
         for conn in conns:
@@ -285,6 +298,9 @@ class MockVenueBase:
         self, request: web.Request, handler: Callable[..., Any]
     ) -> web.StreamResponse:
         if not request.path.startswith(self.api_prefixes):
+            if self._refusing and request.headers.get("Upgrade", "").lower() == "websocket":
+                self.refused_connections += 1
+                return web.json_response({"message": "stream unavailable (outage)"}, status=503)
             return await handler(request)
         key = f"{request.method} {request.path}"
         self.rest_calls[key] = self.rest_calls.get(key, 0) + 1
@@ -326,6 +342,7 @@ class MockVenueBase:
                 "seed": self._fault_seed,
             },
             "rest_calls": dict(self.rest_calls),
+            "refused_connections": self.refused_connections,
         }
 
     async def _h_state(self, request: web.Request) -> web.Response:
