@@ -270,8 +270,9 @@ def stream_reports(event: Mapping[str, Any], now: float) -> tuple[OrderReport, T
 def depth_continues(book: PriceLevels, data: Mapping[str, Any]) -> bool:
     """Binance-futures depth continuity. Right after a snapshot (``book.sequence`` is its
     lastUpdateId, not yet a diff's ``u``): diffs ending before it are skipped, and the first one
-    applied must span it (U <= lastUpdateId <= u). After that each diff's ``pu`` must be the
-    previous diff's ``u``. False on a gap."""
+    applied must span it (U <= lastUpdateId <= u) or follow it exactly (pu == lastUpdateId, when
+    the snapshot was taken between two diffs). After that each diff's ``pu`` must be the previous
+    diff's ``u``. False on a gap."""
     first, last, previous = opt_int(data.get("U")), opt_int(data.get("u")), opt_int(data.get("pu"))
     if first is None or last is None or book.sequence is None:
         return False
@@ -281,7 +282,7 @@ def depth_continues(book: PriceLevels, data: Mapping[str, Any]) -> bool:
     else:
         if last < book.sequence:
             return True  # older than the snapshot
-        if first > book.sequence:
+        if first > book.sequence and previous != book.sequence:
             return False
         book.synced = True
     book.apply(data.get("b") or [], data.get("a") or [], last)
