@@ -223,7 +223,7 @@ def venue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VenueProce
     assert not process.ready_file.exists()  # a clean stop removes it
 
 
-def start_bot(tmp_path: Path, exchange: str, env_file: Path) -> Child:
+def start_bot(tmp_path: Path, exchange: str, env_file: Path, *extra: str) -> Child:
     command = [
         sys.executable,
         str(ROOT / "runbot.py"),
@@ -245,6 +245,7 @@ def start_bot(tmp_path: Path, exchange: str, env_file: Path) -> Child:
         str(env_file),
         "--log-dir",
         str(tmp_path / "logs"),
+        *extra,
     ]
     env = {key: value for key, value in os.environ.items() if not key.startswith(("BACKPACK_", "ASTER_"))}
     env["COLUMNS"] = "200"
@@ -376,3 +377,42 @@ def test_grid_places_fills_and_takes_profit_end_to_end(venue: VenueProcess, tmp_
     assert "FILL entry buy" in activity_log
     for text in (stdout, stderr, activity_log, orders_csv.read_text()):
         assert secret not in text
+
+
+def test_boost_closes_each_filled_entry_at_market(venue: VenueProcess, tmp_path: Path) -> None:
+    """--boost: every filled entry is closed by a reduce-only market order (IOC at the slippage
+    bound on these venues), so the position goes back to flat after each fill."""
+    wire = venue.wire
+    bot = start_bot(tmp_path, wire.exchange, venue.env_file, "--boost")
+    watched = [bot, venue]
+    cid = wire.client_id
+    try:
+        handled: set[Any] = set()
+        for cycle in (1, 2):
+            entry = wait_for(
+                lambda: venue.resting(reduce_only=False, exclude=handled), f"resting entry {cycle}", watched
+            )
+            handled.add(entry[cid])
+            venue.control("trade_through", price=entry["price"])
+
+            def closed(entry: dict[str, Any] = entry) -> dict[str, Any] | None:
+                state = venue.state()
+                exits = [o for o in state["orders"] if o["reduceOnly"] and o[cid] not in handled]
+                if Decimal(state["position"][wire.position]) != 0 or not exits:
+                    return None
+                return exits[0]
+
+            exit_order = wait_for(closed, f"market close {cycle}", watched)
+            handled.add(exit_order[cid])
+            assert exit_order["side"] == wire.sell and exit_order["timeInForce"] == "IOC"
+            assert exit_order["status"] == wire.filled and Decimal(exit_order[wire.quantity]) == QUANTITY
+            assert Decimal(exit_order["price"]) < Decimal(entry["price"])  # the bound lies below the bid
+        exit_code = bot.stop()
+        stdout, stderr = bot.output()
+    finally:
+        bot.close()
+    assert exit_code == 0, bot.describe()
+    assert "Traceback" not in stdout + stderr
+    rows = read_rows(tmp_path / "logs" / f"{wire.exchange}_ETH_grid_buy_orders.csv")
+    exit_fills = [r for r in rows if r["event"] == "fill" and r["role"] == "exit"]
+    assert len(exit_fills) == 2 and all(r["side"] == "sell" and r["type"] == "market" for r in exit_fills)
