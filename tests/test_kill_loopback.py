@@ -6,8 +6,10 @@ After every restart, once the bot has reconciled its journal with the venue, and
 must hold against the venue's truth: position = size of the resting take-profits (nothing
 uncovered). At the end, after a clean Ctrl-C stop, every fill the venue made of our orders is in
 the journal with the venue's filled size, and no entry is left open (none orphaned). The numbers
-(kills, fills, uncovered size) are printed for the closing note. ``KILL_TEST_KILLS`` sets the
-number of kills per venue (default 20); ``KILL_TEST_SEED`` the moments.
+(kills, fills, uncovered size) are printed for the closing note. A quarter of the kills come
+before an entry fills, so the restarted bot must find that fill by looking its order up.
+``KILL_TEST_KILLS`` sets the number of kills per venue (default 20); ``KILL_TEST_SEED`` the
+moments.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ def started(bot: Child) -> bool | None:
     return True if "started as" in bot.output()[0] else None
 
 
+def kill_now(bot: Child) -> None:
+    if bot.process.poll() is None:
+        bot.process.kill()
+        bot.process.wait(timeout=10)
+
+
 def settled(venue: VenueProcess, watched: list[Child]) -> None:
     """Wait (bounded) until nothing is uncovered; the failure names the uncovered size."""
     try:
@@ -63,6 +71,7 @@ def test_sigkill_at_random_moments_leaves_nothing_uncovered_or_orphaned(
 ) -> None:
     wire = venue.wire
     rng = random.Random(SEED)
+    dead_fills = 0
     for kill in range(KILLS):
         bot = start_bot(
             tmp_path / f"run{kill}", wire.exchange, venue.env_file, "--log-dir", str(tmp_path / "logs")
@@ -74,16 +83,22 @@ def test_sigkill_at_random_moments_leaves_nothing_uncovered_or_orphaned(
                 lambda: venue.resting(reduce_only=False, exclude=set()), "resting entry", [bot, venue]
             )
             roll = rng.random()
-            if roll < 0.55:
-                venue.control("trade_through", price=entry["price"])  # the entry fills
-            elif roll < 0.8:
+            if roll < 0.35:  # the entry fills; the kill lands in the bot's reaction to it
+                venue.control("trade_through", price=entry["price"])
+                time.sleep(rng.uniform(0.0, 0.05))
+            elif roll < 0.6:  # the kill comes first; the entry fills while no bot is running
+                kill_now(bot)
+                dead_fills += 1
+                venue.control("trade_through", price=entry["price"])
+            elif roll < 0.8:  # a take-profit fills, then the kill
                 exit_order = venue.resting(reduce_only=True, exclude=set())
                 if exit_order is not None:
-                    venue.control("trade_through", price=exit_order["price"])  # a take-profit fills
-            time.sleep(rng.uniform(0.0, 0.4))  # the kill lands anywhere in the bot's reaction
+                    venue.control("trade_through", price=exit_order["price"])
+                time.sleep(rng.uniform(0.0, 0.05))
+            else:
+                time.sleep(rng.uniform(0.0, 0.4))
         finally:
-            bot.process.kill()
-            bot.process.wait(timeout=10)
+            kill_now(bot)
             bot.close()
 
     final = start_bot(tmp_path / "final", wire.exchange, venue.env_file, log_dir=tmp_path / "logs")
@@ -112,6 +127,7 @@ def test_sigkill_at_random_moments_leaves_nothing_uncovered_or_orphaned(
         assert client_id in booked, f"venue fill of {client_id} missing from the journal"
         assert Decimal(booked[client_id]) == Decimal(order[wire.executed])
     print(
-        f"{wire.exchange}: {KILLS} kills, {fills} orders filled on the venue, "
+        f"{wire.exchange}: {KILLS} kills ({dead_fills} entries filled while no bot ran), "
+        f"{fills} orders filled on the venue, "
         f"position {state['position'][wire.position]}, uncovered {uncovered(venue)}"
     )
