@@ -18,6 +18,7 @@ import aiohttp
 
 from exchanges.base import (
     ContractInfo,
+    ExchangeError,
     ExchangeUnavailable,
     InvalidOrder,
     MalformedMessage,
@@ -183,6 +184,11 @@ class PriceLevels:
             self.ready.clear()
 
 
+#: First pause before a failed depth snapshot is fetched again, and the longest pause.
+RESYNC_PAUSE = 1.0
+RESYNC_PAUSE_CAP = 30.0
+
+
 class MarketBook:
     """One market's top of book from a snapshot-plus-deltas depth stream, with a top-of-book
     ticker as the fallback while the depth book is being rebuilt.
@@ -266,16 +272,28 @@ class MarketBook:
             self._publish(stamp)
 
     async def _resync(self) -> None:
+        """Snapshot, then replay the buffer; a failed snapshot is retried after a bounded,
+        growing pause (a book left invalid would silently fall back to the ticker for good)."""
+        pause = RESYNC_PAUSE
         try:
             while True:
-                bids, asks, sequence = await self.fetch_snapshot()
-                self.book.replace(bids, asks, sequence)
+                try:
+                    bids, asks, sequence = await self.fetch_snapshot()
+                    self.book.replace(bids, asks, sequence)
+                except ExchangeError as exc:
+                    self.book.invalidate()
+                    logger.warning(
+                        "%s: depth snapshot failed (%s); retrying in %.0f s", self.book.name, exc, pause
+                    )
+                    await self.clock.sleep(pause)
+                    pause = min(pause * 2, RESYNC_PAUSE_CAP)
+                    continue
                 buffered, self._buffer = self._buffer, []
                 if all(self.apply_delta(self.book, delta) for delta in buffered):
                     break
                 self.book.gaps += 1
                 logger.warning("%s: depth did not continue its snapshot; fetching another", self.book.name)
-        except Exception:
+        except BaseException:
             self.book.invalidate()
             raise
         finally:

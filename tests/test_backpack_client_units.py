@@ -183,3 +183,29 @@ async def test_an_expired_order_arrives_as_expired(venue: MockBackpackVenue, cli
     assert venue.expire_order(int(client_id))
     await wait_until(lambda: any(u.order.status is OrderStatus.EXPIRED for u in updates))
     assert (await client.find_order("ETH_USDC_PERP", client_id)).status is OrderStatus.EXPIRED
+
+
+async def test_a_failed_snapshot_is_fetched_again(venue: MockBackpackVenue) -> None:
+    bot = BackpackClient(
+        TradingConfig(
+            ticker="ETH",
+            exchange="backpack",
+            strategy="grid",
+            quantity=Decimal("0.01"),
+            exchange_params={"rest_max_attempts": 1, "backoff_base": 0.05},
+        ),
+        LiveClock(),
+        env=venue.env(),
+    )
+    await bot.connect()
+    try:
+        await bot.fetch_bbo_prices("ETH_USDC_PERP")
+        market = bot._books["ETH_USDC_PERP"]
+        venue.inject_book_gap(1)
+        venue.fail_next(1, status=503)  # the snapshot after the gap fails once
+        await asyncio.to_thread(venue.trade_through, Decimal("2990"))
+        await asyncio.to_thread(venue.trade_through, Decimal("2980"))
+        await wait_until(lambda: market.book.valid and market.book.top() == venue.best_bid_ask(), timeout=10)
+        assert venue.fault_counts()["http_5xx"] == 1
+    finally:
+        await bot.disconnect()
