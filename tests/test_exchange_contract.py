@@ -187,6 +187,13 @@ class LighterHarness(VenueHarness):
     async def break_connection(self) -> None:
         await asyncio.to_thread(self.venue.drop_connections)
 
+    async def outage(self, during: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.to_thread(self.venue.hold_connections, True)
+        try:
+            await during()
+        finally:
+            await asyncio.to_thread(self.venue.hold_connections, False)
+
     def fail_account_reads(self) -> None:
         self.venue.fail_next(n=1000, status=503)
 

@@ -178,6 +178,7 @@ CONTROL_ACTIONS: dict[str, set[str]] = {
     "trade_through": {"price", "size", "market_id", "reseed"},
     "walk_step": {"market_id"},
     "drop_connections": set(),
+    "hold_connections": {"hold"},
     "clear_faults": set(),
     "set_fault_rates": {"seed", "slow_ms", "retry_after", "oversize_bytes", *FAULT_KINDS},
     "rate_limit_next": {"n", "retry_after"},
@@ -571,6 +572,7 @@ class MockLighterVenue:
         # Fault state. Queues filled by the *_next methods or by seeded draws (_roll); popped
         # where the fault applies, which is also where it is counted.
         self._rest_faults: list[tuple[int, float | None]] = []  # (status, retry_after)
+        self._holding = False  # hold_connections: sockets refused (an outage)
         self._delay_s = 0.0
         self._slow_pending: list[float] = []  # extra seconds before one REST reply
         self._dup_pending: list[str | None] = []
@@ -979,6 +981,16 @@ class MockLighterVenue:
         if conns:
             self._count("ws_drop")
         return len(conns)
+
+    def hold_connections(self, hold: bool = True) -> int:
+        """An outage: close every WebSocket and refuse new ones (HTTP 503) until released with
+        ``hold=False``; what is pushed meanwhile is lost. Returns how many were closed."""
+
+        def do() -> int:
+            self._holding = bool(hold)
+            return self._drop_connections_now() if hold else 0
+
+        return int(self._call(do))
 
     def rate_limit_next(self, n: int = 1, retry_after: float | None = 1.0) -> None:
         """The next ``n`` REST calls answer HTTP 429 with code 23000, with a Retry-After header
@@ -2686,6 +2698,8 @@ class MockLighterVenue:
     # -- WebSocket ---------------------------------------------------------------------------
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        if self._holding:
+            return web.json_response({"code": ERR_SERVER[0], "message": "stream unavailable"}, status=503)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Conn(ws, str(uuid.uuid4()))
