@@ -505,6 +505,40 @@ class ClientOrderIdFactory:
         return bool(client_order_id) and str(client_order_id).startswith(self.prefix)
 
 
+#: Client ids of a 32-bit venue: ``prefix * U32_ID_SPAN + body``, below 1000 * U32_ID_SPAN < 2**32.
+U32_ID_SPAN = 4_000_000
+
+
+@dataclass
+class U32ClientOrderIdFactory(ClientOrderIdFactory):
+    """Client ids for venues that take only an unsigned 32-bit integer (Backpack's ``clientId``).
+
+    Our usual 14 digits do not fit in 32 bits, so the id is ``prefix * 4,000,000 + body``: the
+    3-digit prefix still identifies the bot after a restart (``is_ours`` divides instead of
+    comparing the leading digits), and the body is the time in tenths of a second modulo
+    4,000,000 (it wraps every 4.6 days), moved on by one whenever that would repeat the last
+    id. So ids never repeat within a process; a restarted bot could only meet an id of its
+    previous run if that run placed more than ten orders a second for a long stretch.
+    """
+
+    def __post_init__(self) -> None:
+        if not (self.prefix.isdigit() and len(self.prefix) == 3):
+            raise ValueError(f"a 32-bit client id needs a 3-digit prefix, got {self.prefix!r}")
+        self._base = int(self.prefix) * U32_ID_SPAN
+
+    def next_id(self, timestamp: float) -> str:
+        body = int(timestamp * 10) % U32_ID_SPAN
+        last = self._last
+        if last - U32_ID_SPAN // 2 < body <= last:
+            body = (last + 1) % U32_ID_SPAN
+        self._last = body
+        return str(self._base + body)
+
+    def is_ours(self, client_order_id: str | None) -> bool:
+        text = str(client_order_id or "")
+        return text.isdigit() and len(text) <= 10 and int(text) // U32_ID_SPAN == int(self.prefix)
+
+
 class BaseExchangeClient(ABC):
     """What every venue client does. Methods raise :class:`ExchangeError` subclasses on failure."""
 

@@ -28,6 +28,8 @@ class ExchangeEntry:
 EXCHANGE_CLASSES: dict[str, ExchangeEntry] = {
     "paper": ExchangeEntry("exchanges.paper.PaperExchangeClient", None),
     "lighter": ExchangeEntry("exchanges.lighter.LighterClient", "lighter-sdk", "requirements-lighter.txt"),
+    "backpack": ExchangeEntry("exchanges.backpack.BackpackClient", "bpx-py", "requirements-backpack.txt"),
+    "aster": ExchangeEntry("exchanges.aster.AsterClient", None),
 }
 
 

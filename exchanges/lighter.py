@@ -95,12 +95,14 @@ from exchanges.base import (
     RequestTimeout,
     SlippageExceeded,
 )
+from exchanges.connector_kit import opt_int as _opt_int
+from exchanges.connector_kit import slippage_bound, to_decimal
+from exchanges.connector_kit import timestamp_seconds as _timestamp_seconds
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, VenueOrder, VenueOrders
 from helpers import safe_json
 from helpers.clock import Clock
 from helpers.rate_limiter import RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
-from helpers.rounding import round_down, round_up
 from helpers.trading_config import TradingConfig
 
 # lighter-sdk imports py_ecc, which raises the recursion limit to 100,000 for its own pairing
@@ -243,18 +245,6 @@ def from_units(units: int, decimals: int) -> Decimal:
     return Decimal(int(units)).scaleb(-decimals)
 
 
-def to_decimal(value: Any, what: str = "number") -> Decimal:
-    """Parse a venue number (string, int or Decimal from a parse_float=Decimal decoder)."""
-    if isinstance(value, Decimal):
-        return value
-    if value is None or value == "":
-        raise MalformedMessage(f"missing {what}")
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise MalformedMessage(f"bad {what}: {str(value)[:40]!r}") from None
-
-
 #: Lighter order status → (our status, the error a rejection surfaces as).
 STATUS_TABLE: dict[str, tuple[OrderStatus, type[ExchangeError] | None]] = {
     "in-progress": (OrderStatus.PENDING, None),
@@ -343,21 +333,6 @@ def map_error(code: int | None, message: str = "", http_status: int | None = Non
     else:
         cls = ExchangeError
     return cls(text)
-
-
-def _timestamp_seconds(raw: Any, fallback: float) -> float:
-    """Lighter stamps are ms (sometimes s or µs); normalise to epoch seconds."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return fallback
-    if value <= 0:
-        return fallback
-    if value > 1e14:
-        return value / 1e6
-    if value > 1e11:
-        return value / 1e3
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,15 +439,6 @@ class LocalBook:
             self.ready.set()
         else:
             self.ready.clear()
-
-
-def _opt_int(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1537,13 +1503,7 @@ class LighterClient(BaseExchangeClient):
         """Immediate-or-cancel with a worst price ``max_slippage_pct`` percent beyond the touch."""
         market = await self._market(contract_id)
         bid, ask = await self.fetch_bbo_prices(contract_id)
-        factor = Decimal(max_slippage_pct) / 100
-        if side is OrderSide.BUY:
-            bound = round_down(ask * (1 + factor), market.tick_size)
-        else:
-            bound = round_up(bid * (1 - factor), market.tick_size)
-        if bound <= 0:
-            raise InvalidOrder(f"slippage {max_slippage_pct}% leaves no valid price bound")
+        bound = slippage_bound(side, bid, ask, max_slippage_pct, market.tick_size)
         base = to_units(quantity, market.size_decimals, "quantity")
         units = to_units(bound, market.price_decimals, "price")
         if base <= 0 or not 0 < units <= MAX_PRICE_UNITS:

@@ -1,15 +1,16 @@
 """The connector contract every venue client must pass, run against each venue.
 
 One suite, parametrised over venue harnesses: the paper venue (driven by hand-made market
-events on a simulated clock) and Lighter (the real client and the real SDK's signing, against
-the loopback mock venue). A new venue joins by adding a harness here.
+events on a simulated clock), Lighter (the real client and the real SDK's signing, against
+the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock) and Aster
+(HMAC-SHA256, verified by its mock). A new venue joins by adding a harness here.
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -89,9 +90,18 @@ class VenueHarness(ABC):
     async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
         """Print market trades at ``price`` (for ``size``; unlimited when None)."""
 
+    #: The client holds real sockets (a reconnect is observable); the paper venue has none.
+    real_socket = True
+
     @abstractmethod
     async def break_connection(self) -> None:
         """Cut the client's live connection the way a network fault would."""
+
+    async def outage(self, during: Callable[[], Awaitable[None]]) -> None:
+        """Cut the connection and run ``during`` before the client can be back (where the venue
+        can hold connections off; otherwise right after the cut)."""
+        await self.break_connection()
+        await during()
 
     @abstractmethod
     def fail_account_reads(self) -> None:
@@ -108,6 +118,7 @@ class VenueHarness(ABC):
 class PaperHarness(VenueHarness):
     ticker = "BTC"
     quantity = Decimal("0.010")
+    real_socket = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -176,6 +187,13 @@ class LighterHarness(VenueHarness):
     async def break_connection(self) -> None:
         await asyncio.to_thread(self.venue.drop_connections)
 
+    async def outage(self, during: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.to_thread(self.venue.hold_connections, True)
+        try:
+            await during()
+        finally:
+            await asyncio.to_thread(self.venue.hold_connections, False)
+
     def fail_account_reads(self) -> None:
         self.venue.fail_next(n=1000, status=503)
 
@@ -190,7 +208,76 @@ class LighterHarness(VenueHarness):
             self.venue.stop()
 
 
-HARNESSES: dict[str, type[VenueHarness]] = {"paper": PaperHarness, "lighter": LighterHarness}
+class LoopbackHarness(VenueHarness):
+    """A venue client against one of the loopback mocks built on tests/mock_venues/base.py (they
+    share the matching engine, the faults and the controls)."""
+
+    ticker = "ETH"
+    quantity = Decimal("0.0100")
+    venue: Any
+
+    def config(self, exchange: str) -> TradingConfig:
+        return TradingConfig(
+            ticker="ETH",
+            exchange=exchange,
+            strategy="grid",
+            quantity=self.quantity,
+            exchange_params={"order_ack_timeout": 3.0, "backoff_base": 0.05},
+        )
+
+    async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
+        await asyncio.to_thread(self.venue.trade_through, price, size)
+
+    async def break_connection(self) -> None:
+        await asyncio.to_thread(self.venue.drop_connections)
+
+    async def outage(self, during: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.to_thread(self.venue.hold_connections, True)
+        try:
+            await during()
+        finally:
+            await asyncio.to_thread(self.venue.hold_connections, False)
+
+    def fail_account_reads(self) -> None:
+        self.venue.fail_next(n=1000, status=503)
+
+    def fail_order_reads(self) -> None:
+        self.venue.fail_next(n=1000, status=503)
+
+    async def close(self) -> None:
+        self.venue.clear_faults()
+        try:
+            await self.client.disconnect()
+        finally:
+            self.venue.stop()
+
+
+class BackpackHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.backpack import BackpackClient
+        from tests.mock_venues.backpack_venue import MockBackpackVenue
+
+        self.venue = MockBackpackVenue(start_price=Decimal("3000")).start()
+        self.client = BackpackClient(self.config("backpack"), LiveClock(), env=self.venue.env())
+
+
+class AsterHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.aster import AsterClient
+        from tests.mock_venues.aster_venue import MockAsterVenue
+
+        self.venue = MockAsterVenue(start_price=Decimal("3000")).start()
+        self.client = AsterClient(self.config("aster"), LiveClock(), env=self.venue.env())
+
+
+HARNESSES: dict[str, type[VenueHarness]] = {
+    "aster": AsterHarness,
+    "paper": PaperHarness,
+    "lighter": LighterHarness,
+    "backpack": BackpackHarness,
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
@@ -333,13 +420,22 @@ async def test_below_minimum_size_is_refused(venue: VenueHarness) -> None:
 # -- faults --------------------------------------------------------------------------------
 
 
-async def test_fills_still_arrive_after_a_reconnect(venue: VenueHarness) -> None:
+async def test_a_fill_during_an_outage_arrives_after_the_reconnect(venue: VenueHarness) -> None:
+    reconnects: list[int] = []
+    venue.client.subscribe_reconnects(lambda: reconnects.append(1))
     client_id, _ = await rest_buy_below_market(venue)
     price = (await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))).order.price
-    await venue.break_connection()
-    await venue.trade_at(price - venue.contract.tick_size)
+
+    async def trade_while_away() -> None:
+        await venue.trade_at(price - venue.contract.tick_size)
+
+    # On the loopback venues the stream is down while the order fills, so its fill message is
+    # lost: the fill can only come from reading the order back after the reconnect.
+    await venue.outage(trade_while_away)
     await venue.wait_for_update(is_update_of(client_id, OrderStatus.FILLED))
     assert sum(fill.size for fill in venue.fills_of(client_id)) == venue.quantity
+    if venue.real_socket:
+        assert reconnects, "the client never reported that its stream came back"
     bid, ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
     assert 0 < bid < ask
 
@@ -350,6 +446,74 @@ async def test_failed_account_reads_raise_instead_of_returning_empty_state(venue
         await venue.client.get_account_snapshot()
     with pytest.raises(ExchangeError):
         await venue.client.get_position(venue.contract.contract_id)
+
+
+# -- reduce-only, market orders, the sell side ----------------------------------------------
+
+
+async def test_reduce_only_order_that_would_open_a_position_is_refused(venue: VenueHarness) -> None:
+    contract, tick = venue.contract.contract_id, venue.contract.tick_size
+    _bid, ask = await venue.client.fetch_bbo_prices(contract)
+    with pytest.raises(InvalidOrder):
+        await venue.client.place_limit_order(
+            contract, SELL, venue.quantity, ask + tick * 30, venue.new_client_id(), reduce_only=True
+        )
+    assert await venue.client.get_active_orders(contract) == []
+    assert (await venue.client.get_position(contract)).size == 0
+
+
+async def test_market_orders_fill_within_their_slippage_bound_and_reduce_only_closes(
+    venue: VenueHarness,
+) -> None:
+    contract, slippage = venue.contract.contract_id, Decimal("1")
+    _bid, ask = await venue.client.fetch_bbo_prices(contract)
+    bought = venue.new_client_id()
+    await venue.client.place_market_order(contract, BUY, venue.quantity, bought, slippage)
+    await venue.wait_for_update(is_update_of(bought, OrderStatus.FILLED))
+    fills = venue.fills_of(bought)
+    assert sum(fill.size for fill in fills) == venue.quantity
+    assert all(
+        f.side is BUY and not f.is_maker and ask <= f.price <= ask * (1 + slippage / 100) for f in fills
+    )
+    assert (await venue.client.get_position(contract)).size == venue.quantity
+
+    bid, _ask = await venue.client.fetch_bbo_prices(contract)
+    sold = venue.new_client_id()
+    await venue.client.place_market_order(contract, SELL, venue.quantity, sold, slippage, reduce_only=True)
+    await venue.wait_for_update(is_update_of(sold, OrderStatus.FILLED))
+    fills = venue.fills_of(sold)
+    assert sum(fill.size for fill in fills) == venue.quantity
+    assert all(
+        f.side is SELL and not f.is_maker and bid * (1 - slippage / 100) <= f.price <= bid for f in fills
+    )
+    assert (await venue.client.get_position(contract)).size == 0
+
+
+async def test_sell_side_rests_fills_and_opens_a_short(venue: VenueHarness) -> None:
+    contract, tick = venue.contract.contract_id, venue.contract.tick_size
+    _bid, ask = await venue.client.fetch_bbo_prices(contract)
+    price = ask + tick * 10
+    client_id = venue.new_client_id()
+    result = await venue.client.place_limit_order(contract, SELL, venue.quantity, price, client_id)
+    assert result.success and result.side is SELL
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.OPEN))
+    await venue.trade_at(price + tick * 5)
+    await venue.wait_for_update(is_update_of(client_id, OrderStatus.FILLED))
+    fills = venue.fills_of(client_id)
+    assert sum(fill.size for fill in fills) == venue.quantity
+    assert all(f.side is SELL and f.price == price and f.is_maker for f in fills)
+    position = await venue.client.get_position(contract)
+    assert position.size == -venue.quantity and position.entry_price == price
+
+
+async def test_post_only_sell_that_would_cross_is_rejected(venue: VenueHarness) -> None:
+    bid, _ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
+    client_id = venue.new_client_id()
+    with pytest.raises(PostOnlyRejected):
+        await venue.client.place_limit_order(
+            venue.contract.contract_id, SELL, venue.quantity, bid - venue.contract.tick_size, client_id
+        )
+    assert venue.fills_of(client_id) == []
 
 
 # -- finding our orders by client id -------------------------------------------------------

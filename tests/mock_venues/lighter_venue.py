@@ -85,6 +85,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.mock_venues.base import non_negative as _non_negative
+from tests.mock_venues.base import probability as _probability
+from tests.mock_venues.base import write_private_file
 from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
 
 log = logging.getLogger(__name__)
@@ -175,6 +178,7 @@ CONTROL_ACTIONS: dict[str, set[str]] = {
     "trade_through": {"price", "size", "market_id", "reseed"},
     "walk_step": {"market_id"},
     "drop_connections": set(),
+    "hold_connections": {"hold"},
     "clear_faults": set(),
     "set_fault_rates": {"seed", "slow_ms", "retry_after", "oversize_bytes", *FAULT_KINDS},
     "rate_limit_next": {"n", "retry_after"},
@@ -568,6 +572,7 @@ class MockLighterVenue:
         # Fault state. Queues filled by the *_next methods or by seeded draws (_roll); popped
         # where the fault applies, which is also where it is counted.
         self._rest_faults: list[tuple[int, float | None]] = []  # (status, retry_after)
+        self._holding = False  # hold_connections: sockets refused (an outage)
         self._delay_s = 0.0
         self._slow_pending: list[float] = []  # extra seconds before one REST reply
         self._dup_pending: list[str | None] = []
@@ -976,6 +981,16 @@ class MockLighterVenue:
         if conns:
             self._count("ws_drop")
         return len(conns)
+
+    def hold_connections(self, hold: bool = True) -> int:
+        """An outage: close every WebSocket and refuse new ones (HTTP 503) until released with
+        ``hold=False``; what is pushed meanwhile is lost. Returns how many were closed."""
+
+        def do() -> int:
+            self._holding = bool(hold)
+            return self._drop_connections_now() if hold else 0
+
+        return int(self._call(do))
 
     def rate_limit_next(self, n: int = 1, retry_after: float | None = 1.0) -> None:
         """The next ``n`` REST calls answer HTTP 429 with code 23000, with a Retry-After header
@@ -2683,6 +2698,8 @@ class MockLighterVenue:
     # -- WebSocket ---------------------------------------------------------------------------
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        if self._holding:
+            return web.json_response({"code": ERR_SERVER[0], "message": "stream unavailable"}, status=503)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Conn(ws, str(uuid.uuid4()))
@@ -2926,39 +2943,6 @@ FAULT_HELP = {
     "NaN prices (seeded choice)",
     "oversized_frame": "push a copy padded to --oversize-bytes before a WS message",
 }
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def env_file_text(venue: MockLighterVenue) -> str:

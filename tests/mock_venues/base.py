@@ -1,0 +1,500 @@
+"""Machinery every loopback mock venue shares: its own thread and loop, REST fault injection,
+WebSocket connections with writer queues, the ``/_mock/state`` and ``/_mock/control`` endpoints,
+and the command line around them (ready file, .env file, signals).
+
+A venue subclass adds its routes (``add_routes``), its truth (``state_now``) and its control
+actions (``CONTROL_ACTIONS``: method name -> the JSON fields it takes); everything here behaves
+the same on every venue, so a test that drives one mock by HTTP drives them all the same way.
+Faults change only what is *delivered*, never the venue's own state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+#: Seeded fault kinds every mock offers (``set_fault_rates``, CLI ``--<kind>-rate``).
+BASE_FAULT_KINDS = ("http_429", "http_5xx", "ws_drop")
+BASE_CONTROL_ACTIONS: dict[str, set[str]] = {
+    "drop_connections": set(),
+    "hold_connections": {"hold"},
+    "clear_faults": set(),
+    "fail_next": {"n", "status"},
+    "rate_limit_next": {"n", "retry_after"},
+    "slow_next": {"n", "ms"},
+    "set_fault_rates": {"seed", *BASE_FAULT_KINDS},
+}
+
+
+class MockConn:
+    """One WebSocket client: frames are queued and written in order by one writer task."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.streams: set[str] = set()
+        self.writer = asyncio.ensure_future(self._write_loop())
+
+    def send(self, message: Any) -> None:
+        self.queue.put_nowait(message if isinstance(message, str) else json.dumps(message))
+
+    async def _write_loop(self) -> None:
+        while True:
+            text = await self.queue.get()
+            if text is None or self.ws.closed:
+                return
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+
+class MockVenueBase:
+    """A venue on 127.0.0.1 in its own thread; control methods are thread-safe."""
+
+    name = "mock"
+    fault_kinds: tuple[str, ...] = BASE_FAULT_KINDS
+    CONTROL_ACTIONS: dict[str, set[str]] = BASE_CONTROL_ACTIONS
+    #: REST paths under these prefixes are counted and faulted (never /_mock/ or the socket).
+    api_prefixes: tuple[str, ...] = ("/api/",)
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, fault_seed: int = 7) -> None:
+        self.host = host
+        self._requested_port = port
+        self.port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._start_error: BaseException | None = None
+        self.conns: set[MockConn] = set()
+        self.subscribers: dict[str, set[MockConn]] = {}
+        self.rest_calls: dict[str, int] = {}
+        self._closing: set[asyncio.Future[Any]] = set()
+        self._refusing = False
+        self.refused_connections = 0
+        self._rest_faults: list[tuple[int, float | None]] = []
+        self._slow: list[float] = []
+        self._fault_counts: dict[str, int] = dict.fromkeys((*self.fault_kinds, "slow_reply"), 0)
+        self._fault_rates: dict[str, float] = dict.fromkeys(self.fault_kinds, 0.0)
+        self._fault_seed = fault_seed
+        self._rngs = self._seeded(fault_seed)
+
+    # -- to be provided by the venue ---------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def state_now(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("venue not started")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Any:
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        self._thread = threading.Thread(target=self._thread_main, name=f"mock-{self.name}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"mock {self.name} venue did not start in time")
+        if self._start_error is not None:
+            raise RuntimeError(f"mock {self.name} venue failed to start") from self._start_error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self._stopped is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stopped.set)
+        thread.join(timeout)
+        self._thread = None
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            app = web.Application(middlewares=[self._fault_middleware])
+            app.router.add_get("/_mock/state", self._h_state)
+            app.router.add_post("/_mock/control", self._h_control)
+            self.add_routes(app)
+            runner = web.AppRunner(app, handle_signals=False, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self._requested_port)
+            await site.start()
+            self.port = int(runner.addresses[0][1])
+        except Exception as exc:  # start() re-raises it in the caller's thread
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stopped.wait()
+        for conn in list(self.conns):
+            conn.queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
+        await runner.cleanup()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the venue loop and return its result (thread-safe)."""
+        loop = self._loop
+        if loop is None or self._thread is None or threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
+        result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return result.result(timeout=10)
+
+    # -- WebSocket plumbing ------------------------------------------------------------------
+
+    def open_conn(self, ws: web.WebSocketResponse) -> MockConn:
+        conn = MockConn(ws)
+        self.conns.add(conn)
+        return conn
+
+    def close_conn(self, conn: MockConn) -> None:
+        self.conns.discard(conn)
+        for stream in conn.streams:
+            self.subscribers.get(stream, set()).discard(conn)
+        conn.queue.put_nowait(None)
+
+    def subscribe(self, conn: MockConn, stream: str) -> None:
+        conn.streams.add(stream)
+        self.subscribers.setdefault(stream, set()).add(conn)
+
+    def broadcast(self, stream: str, message: Any) -> None:
+        """Send to every subscriber of ``stream``; a drawn ws_drop loses it with the connections."""
+        conns = list(self.subscribers.get(stream, ()))
+        if not conns:
+            return
+        if self._roll("ws_drop"):
+            self._drop_now()
+            return
+        for conn in conns:
+            conn.send(message)
+
+    def drop_connections(self) -> int:
+        """Close every WebSocket connection (close code 1012); returns how many were open."""
+        return int(self.call(self._drop_now))
+
+    def hold_connections(self, hold: bool = True) -> int:
+        """An outage: drop every WebSocket and refuse new ones (HTTP 503) until released with
+        ``hold=False``. What is pushed meanwhile is lost, as on a real outage; REST still works."""
+
+        def do() -> int:
+            self._refusing = bool(hold)
+            return self._drop_now() if hold else 0
+
+        return int(self.call(do))
+
+    def _drop_now(self) -> int:
+        conns = list(self.conns)
+        for conn in conns:
+            self.close_conn(conn)
+            task = asyncio.ensure_future(conn.ws.close(code=1012, message=b"restart"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        if conns:
+            self._count("ws_drop")
+        return len(conns)
+
+    # -- REST faults -------------------------------------------------------------------------
+
+    def fail_next(self, n: int = 1, status: int = 503) -> None:
+        """The next ``n`` API calls answer HTTP ``status`` without being handled."""
+        self.call(lambda: self._rest_faults.extend([(int(status), None)] * int(n)))
+
+    def rate_limit_next(self, n: int = 1, retry_after: float | None = 1.0) -> None:
+        """The next ``n`` API calls answer 429 (with Retry-After unless None)."""
+        self.call(lambda: self._rest_faults.extend([(429, retry_after)] * int(n)))
+
+    def slow_next(self, n: int = 1, ms: float = 11_000.0) -> None:
+        """Answer the next ``n`` API calls ``ms`` late (handled at once, as a slow network)."""
+        self.call(lambda: self._slow.extend([float(ms) / 1000.0] * int(n)))
+
+    def set_fault_rates(self, seed: int | None = None, **rates: float) -> None:
+        """Draw faults at seeded random moments: ``rates`` maps fault kinds to a probability per
+        eligible event (API request for http_*, pushed message for ws_drop and book gaps)."""
+        unknown = sorted(set(rates) - set(self.fault_kinds))
+        if unknown:
+            raise ValueError(
+                f"unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(self.fault_kinds)}"
+            )
+        for kind, rate in rates.items():
+            if not 0.0 <= float(rate) <= 1.0:
+                raise ValueError(f"rate for {kind} must be between 0 and 1, got {rate}")
+
+        def do() -> None:
+            self._fault_rates.update({k: float(v) for k, v in rates.items()})
+            if seed is not None:
+                self._fault_seed = int(seed)
+                self._rngs = self._seeded(int(seed))
+
+        self.call(do)
+
+    def clear_faults(self) -> None:
+        """Forget queued faults and set every rate to zero (counters are kept)."""
+
+        def do() -> None:
+            self._rest_faults.clear()
+            self._slow.clear()
+            self._fault_rates = dict.fromkeys(self.fault_kinds, 0.0)
+            self.clear_venue_faults()
+
+        self.call(do)
+
+    def clear_venue_faults(self) -> None:
+        """A venue's own queued faults (book gaps...), cleared with the rest."""
+
+    def fault_counts(self) -> dict[str, int]:
+        return dict(self.call(lambda: dict(self._fault_counts)))
+
+    def _seeded(self, seed: int) -> dict[str, random.Random]:
+        return {kind: random.Random(f"{seed}:{kind}") for kind in self.fault_kinds}
+
+    def _roll(self, kind: str) -> bool:
+        rate = self._fault_rates.get(kind, 0.0)
+        return rate > 0.0 and self._rngs[kind].random() < rate
+
+    def _count(self, kind: str) -> None:
+        self._fault_counts[kind] = self._fault_counts.get(kind, 0) + 1
+
+    @web.middleware
+    async def _fault_middleware(
+        self, request: web.Request, handler: Callable[..., Any]
+    ) -> web.StreamResponse:
+        if not request.path.startswith(self.api_prefixes):
+            if self._refusing and request.headers.get("Upgrade", "").lower() == "websocket":
+                self.refused_connections += 1
+                return web.json_response({"message": "stream unavailable (outage)"}, status=503)
+            return await handler(request)
+        key = f"{request.method} {request.path}"
+        self.rest_calls[key] = self.rest_calls.get(key, 0) + 1
+        if self._roll("http_429"):
+            self._rest_faults.append((429, None))
+        elif self._roll("http_5xx"):
+            self._rest_faults.append((503, None))
+        fault = self._rest_faults.pop(0) if self._rest_faults else None
+        delay = self._slow.pop(0) if self._slow else 0.0
+        if fault is None:
+            response = await handler(request)
+        else:
+            status, retry_after = fault
+            self._count("http_429" if status == 429 else "http_5xx")
+            response = self.fault_response(status, retry_after)
+        if delay and self._stopped is not None:
+            self._count("slow_reply")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
+        return response
+
+    def fault_response(self, status: int, retry_after: float | None) -> web.Response:
+        """The body of an injected fault (venues override with their own error shape)."""
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        return web.json_response({"message": f"injected HTTP {status}"}, status=status, headers=headers)
+
+    # -- /_mock endpoints --------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The venue's truth as JSON-ready data (what ``GET /_mock/state`` answers)."""
+        return dict(self.call(self._full_state))
+
+    def _full_state(self) -> dict[str, Any]:
+        return {
+            **self.state_now(),
+            "faults": {
+                "counts": dict(self._fault_counts),
+                "rates": dict(self._fault_rates),
+                "seed": self._fault_seed,
+            },
+            "rest_calls": dict(self.rest_calls),
+            "refused_connections": self.refused_connections,
+        }
+
+    async def _h_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self._full_state(), dumps=lambda obj: json.dumps(obj, default=str))
+
+    async def _h_control(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
+        action = body.get("action")
+        allowed = self.CONTROL_ACTIONS.get(action) if isinstance(action, str) else None
+        if allowed is None:
+            known = ", ".join(sorted(self.CONTROL_ACTIONS))
+            return web.json_response({"error": f"unknown action {action!r}; known: {known}"}, status=400)
+        args = {key: value for key, value in body.items() if key != "action"}
+        extra = sorted(set(args) - allowed)
+        if extra:
+            return web.json_response(
+                {"error": f"{action} takes no argument(s) {', '.join(extra)}; it takes {sorted(allowed)}"},
+                status=400,
+            )
+        try:
+            result = getattr(self, action)(**args)
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            return web.json_response({"error": f"{action}: {type(exc).__name__}: {exc}"}, status=400)
+        return web.json_response(
+            {"action": action, "result": result}, dumps=lambda obj: json.dumps(obj, default=str)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
+    return value
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def add_common_options(
+    parser: argparse.ArgumentParser, fault_kinds: tuple[str, ...], default_port: int
+) -> None:
+    """Host, port, ready file, .env file and seeded fault rates: the same on every mock."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--port", type=int, default=default_port, help="0 = random free port (see --ready-file)"
+    )
+    files = parser.add_argument_group("files for other processes")
+    files.add_argument(
+        "--env-out",
+        type=Path,
+        metavar="FILE",
+        help="write a .env (mode 0600) pointing a bot at this venue (written before the ready file)",
+    )
+    files.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="FILE",
+        help="once listening, write JSON {base_url, ws_url, port, pid, state_url, control_url, ...} here "
+        "(atomically); removed on a clean stop",
+    )
+    faults = parser.add_argument_group(
+        "fault injection",
+        "Faults at seeded random moments; each RATE is a probability (0..1) per eligible event.",
+    )
+    faults.add_argument("--fault-seed", type=int, default=7, help="seed of the fault streams")
+    for kind in fault_kinds:
+        faults.add_argument(
+            f"--{kind.replace('_', '-')}-rate",
+            dest=f"rate_{kind}",
+            type=probability,
+            default=0.0,
+            metavar="RATE",
+        )
+
+
+def run_foreground(
+    venue: MockVenueBase, args: argparse.Namespace, env: dict[str, Any], ready: dict[str, Any]
+) -> int:
+    """Start ``venue``, write the .env and ready files, serve until SIGTERM/SIGINT, clean up."""
+    venue.set_fault_rates(seed=args.fault_seed, **{k: getattr(args, f"rate_{k}") for k in venue.fault_kinds})
+    stop = threading.Event()
+    # Installed before the venue starts, so a SIGTERM at any moment still stops it cleanly.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            venue.start()
+        except RuntimeError as exc:
+            print(f"error: {exc}: {exc.__cause__}", file=sys.stderr)
+            return 2
+        try:
+            values = {key: (value() if callable(value) else value) for key, value in env.items()}
+            if args.env_out is not None:
+                lines = [f"# Loopback mock {venue.name} venue; a throwaway test key."]
+                write_private_file(
+                    args.env_out, "\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n"
+                )
+            info = {
+                "base_url": venue.base_url,
+                "port": venue.port,
+                "pid": os.getpid(),
+                "state_url": f"{venue.base_url}/_mock/state",
+                "control_url": f"{venue.base_url}/_mock/control",
+                **{key: (value() if callable(value) else value) for key, value in ready.items()},
+            }
+            if args.ready_file is not None:
+                write_private_file(args.ready_file, json.dumps(info) + "\n")
+            print(f"Mock {venue.name} venue running on {venue.base_url}")
+            print(f"  state: {info['state_url']}   control: POST {info['control_url']}")
+            if args.env_out is not None:
+                print(f"  .env for the bot: {args.env_out}")
+            print("  Ctrl-C or SIGTERM to stop.", flush=True)
+            while not stop.wait(0.5):  # a timeout, so the signal handler gets to run promptly
+                pass
+        finally:
+            venue.stop()
+            if args.ready_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    args.ready_file.unlink()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
