@@ -251,21 +251,22 @@ class ExecutionEngine:
             self._unknown(record, None)
             return
         # The answer may carry execution the stream has not (or will never have) delivered.
-        self._apply_info(
-            record,
-            OrderInfo(
-                order_id=record.venue_order_id or "",
-                client_order_id=record.client_order_id,
-                contract_id=record.contract_id,
-                side=record.side,
-                order_type=record.order_type,
-                size=record.quantity,
-                price=record.price or result.price or ZERO,
-                status=result.status,
-                filled_size=max(result.filled_size, record.filled_size),
-                average_fill_price=result.average_fill_price,
-            ),
-            None,
+        self._apply_info(record, self._info_from_result(record, result), None)
+
+    @staticmethod
+    def _info_from_result(record: OrderRecord, result: OrderResult) -> OrderInfo:
+        """A placement or cancel answer as a venue report of the order (cumulative sizes)."""
+        return OrderInfo(
+            order_id=record.venue_order_id or "",
+            client_order_id=record.client_order_id,
+            contract_id=record.contract_id,
+            side=record.side,
+            order_type=record.order_type,
+            size=record.quantity,
+            price=record.price or result.price or ZERO,
+            status=result.status,
+            filled_size=max(result.filled_size, record.filled_size),
+            average_fill_price=result.average_fill_price,
         )
 
     def _acknowledge(self, record: OrderRecord) -> None:
@@ -365,7 +366,9 @@ class ExecutionEngine:
             self._emit(ExecutionEvent(ExecutionEventKind.CANCEL_FAILED, record, error=exc))
             return
         if result.status.is_final and not record.is_final:
-            self._set_status(record, result.status)
+            # The answer's cumulative fill counts too: a fill whose message was lost is booked
+            # here rather than lost with an order that is final from now on.
+            self._apply_info(record, self._info_from_result(record, result), None)
         elif not record.is_final:
             self._schedule(record, now + CANCEL_CONFIRM_SECONDS)
 
