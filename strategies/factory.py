@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from exchanges.base import BaseExchangeClient
 from helpers.clock import Clock
-from strategies.base_strategy import BaseStrategy, ParameterError
+from strategies.base_strategy import BaseStrategy, ParameterError, Venue
 from strategies.grid_strategy import GridStrategy
 
 if TYPE_CHECKING:
@@ -39,5 +39,9 @@ class StrategyFactory:
         exchange_client: BaseExchangeClient,
         clock: Clock,
         execution: ExecutionEngine | None = None,
+        venues: list[Venue] | None = None,
     ) -> BaseStrategy:
-        return StrategyFactory.strategy_class(name)(config, exchange_client, clock, execution)
+        strategy_class = StrategyFactory.strategy_class(name)
+        if venues is None:
+            return strategy_class(config, exchange_client, clock, execution)
+        return strategy_class(config, exchange_client, clock, execution, venues=venues)
