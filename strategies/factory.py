@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from exchanges.base import BaseExchangeClient
 from helpers.clock import Clock
 from strategies.base_strategy import BaseStrategy, ParameterError, Venue
+from strategies.funding_arbitrage_strategy import FundingArbitrageStrategy
 from strategies.grid_strategy import GridStrategy
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 _strategies: dict[str, type[BaseStrategy]] = {
     "grid": GridStrategy,
+    "funding_arbitrage": FundingArbitrageStrategy,
 }
 
 

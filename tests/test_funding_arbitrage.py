@@ -1,0 +1,366 @@
+"""Funding-rate arbitrage on two paper venues, on simulated time.
+
+The real TradingBot runs the strategy against two paper venues whose market the test drives
+(``drive_externally``): the test moves the clock, prints quotes on both venues (which is also
+when the paper venue settles funding), and makes orders fail on purpose. Each test checks the
+money: the venues' positions, the journals, and the funding collected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from exchanges.base import FundingRate, InsufficientFunds, OrderSide, OrderType, SlippageExceeded
+from exchanges.paper import PaperExchangeClient
+from helpers.clock import SimulatedClock
+from helpers.trading_config import RiskLimits, TradingConfig, VenueSpec
+from strategies.base_strategy import OrderParams, OrderRole
+from strategies.funding_arbitrage_strategy import (
+    PAIR_META_KEY,
+    common_step,
+    from_apr_pct,
+    hourly_rate,
+    leg_size,
+    rank,
+    spread_per_hour,
+    to_apr_pct,
+)
+from trading_bot import BotSummary, TradingBot
+
+D = Decimal
+START = 1_700_000_000.0  # 22:13:20 UTC: 8-hour settlements at 00:00, 08:00, 16:00
+HOUR = 3600.0
+
+
+# -- pure arithmetic ----------------------------------------------------------------------------
+
+
+def test_rates_are_normalised_per_hour_across_intervals() -> None:
+    eight_hourly = FundingRate("BTC", D("0.0008"), interval_hours=D(8))
+    hourly = FundingRate("BTC", D("0.0001"), interval_hours=D(1))
+    assert hourly_rate(eight_hourly) == hourly_rate(hourly) == D("0.0001")
+    # 0.01 % per hour is 87.6 % a year
+    assert to_apr_pct(D("0.0001")) == D("87.6")
+    assert from_apr_pct(D("87.6")) == D("0.0001")
+
+
+def test_ranking_goes_long_where_the_rate_is_lower_and_short_where_higher() -> None:
+    # venue 0 charges longs 0.01 %/8 h, venue 1 0.01 %/h: longs pay less on venue 0.
+    hourly = [
+        hourly_rate(FundingRate("X", D("0.0001"), D(8))),
+        hourly_rate(FundingRate("X", D("0.0001"), D(1))),
+    ]
+    best = rank(hourly, [D(0), D(0)], [D(0), D(0)], D(24))
+    assert (best.long_venue, best.short_venue) == (0, 1)
+    assert best.gross_per_hour == D("0.0001") - D("0.0000125")
+    # A negative rate pays longs: with venue 1 negative, long there and short venue 0.
+    flipped = rank([D("0.00001"), D("-0.00002")], [D(0), D(0)], [D(0), D(0)], D(24))
+    assert (flipped.long_venue, flipped.short_venue) == (1, 0)
+    assert flipped.gross_per_hour == D("0.00003")
+
+
+def test_the_opportunity_is_net_of_both_venues_fees_and_crossing_costs() -> None:
+    best = rank([D(0), D("0.0001")], [D("0.0001"), D("0.0002")], [D("0.0002"), D("0.0005")], D(10))
+    cost = 2 * (D("0.0001") + D("0.0002") + D("0.0002") + D("0.0005"))
+    assert best.cost_fraction == cost
+    assert best.net_per_hour == D("0.0001") - cost / 10
+
+
+def test_sign_convention_short_receives_its_rate_and_long_pays_its() -> None:
+    assert spread_per_hour([D("0.0001"), D("0.0003")], long_venue=0, short_venue=1) == D("0.0002")
+    assert spread_per_hour([D("0.0001"), D("0.0003")], long_venue=1, short_venue=0) == D("-0.0002")
+
+
+def test_leg_sizes_are_multiples_of_both_size_steps_and_capped_by_notional() -> None:
+    assert common_step(D("0.001"), D("0.0025")) == D("0.005")
+    assert leg_size(D("0.0137"), D("100000"), D("100"), [D("0.001"), D("0.0025")]) == D("0.010")
+    assert leg_size(D("5"), D("250"), D("100"), [D("0.1"), D("0.01")]) == D("2.5")
+    assert leg_size(D("0.004"), D("1000"), D("100"), [D("0.001"), D("0.0025")]) == D("0")
+
+
+# -- the bot on two paper venues ----------------------------------------------------------------
+
+
+def venue_params(rate: str, interval_hours: str, **extra: object) -> dict[str, object]:
+    return {
+        "drive_externally": True,
+        "funding_rate": rate,
+        "funding_interval_hours": interval_hours,
+        "taker_fee_pct": "0.02",
+        "size_step": "0.01",
+        "tick_size": "0.001",
+        "min_notional": "1",
+        "start_balance": "100000",
+        **extra,
+    }
+
+
+class Pairs:
+    """One funding-arbitrage bot on two externally driven paper venues."""
+
+    def __init__(
+        self,
+        log_dir: Path | None = None,
+        venue0: dict[str, object] | None = None,
+        venue1: dict[str, object] | None = None,
+        clock: SimulatedClock | None = None,
+        **params: object,
+    ) -> None:
+        self.clock = clock or SimulatedClock(START)
+        strategy_params: dict[str, object] = {"check_interval": 60.0, "leg_timeout": 10.0}
+        strategy_params.update(params)
+        self.config = TradingConfig(
+            ticker="BTC",
+            exchange="paper",
+            strategy="funding_arbitrage",
+            quantity=D("1"),
+            strategy_params=strategy_params,
+            exchange_params=venue0 or venue_params("0.0001", "8"),
+            extra_venues=[VenueSpec("paper", venue1 or venue_params("0.0001", "1"))],
+            risk=RiskLimits(enabled=False),
+            log_dir=log_dir or Path("logs"),
+            bot_name="pair_test",
+        )
+        self.venues = [PaperExchangeClient(self.config.venue_config(index), self.clock) for index in range(2)]
+        self.mid = D("100")
+        self.quote()
+        self.bot = TradingBot(
+            self.config, clock=self.clock, venue_clients=self.venues, write_files=log_dir is not None
+        )
+        self.task: asyncio.Future[BotSummary] | None = None
+
+    def quote(self, mid: Decimal | None = None) -> None:
+        if mid is not None:
+            self.mid = mid
+        for venue in self.venues:
+            venue.apply_bbo(self.mid - D("0.005"), self.mid + D("0.005"), D(10), D(10))
+
+    async def start(self) -> None:
+        self.task = asyncio.ensure_future(self.bot.run())
+        await self.settle()
+
+    async def settle(self) -> None:
+        self.bot.expect_activity()
+        await asyncio.wait_for(self.bot.wait_until_idle(), timeout=10)
+
+    async def advance(self, seconds: float, quote_every: float = 60.0) -> None:
+        """Let time pass: quotes every ``quote_every`` s, the bot's timers on the way."""
+        end = self.clock.now() + seconds
+        while self.clock.now() < end:
+            step_end = min(end, self.clock.now() + quote_every)
+            for _ in range(1000):
+                deadline = self.clock.next_deadline()
+                if deadline is None or deadline > step_end:
+                    break
+                self.clock.advance_to(deadline)
+                await self.settle()
+            self.clock.advance_to(step_end)
+            self.quote()
+            await self.settle()
+
+    async def stop(self) -> BotSummary:
+        assert self.task is not None
+        self.bot.request_shutdown("test over")
+        for _ in range(200):
+            if self.task.done():
+                break
+            await self.settle()
+            deadline = self.clock.next_deadline()
+            if deadline is not None:
+                self.clock.advance_to(deadline)
+        return await asyncio.wait_for(self.task, timeout=10)
+
+    def positions(self) -> list[Decimal]:
+        return [venue._position_size for venue in self.venues]
+
+    def journal_positions(self) -> list[Decimal]:
+        return [engine.position for engine in self.bot.engines]
+
+    def notes(self, kind: str) -> list[dict[str, object]]:
+        return [json.loads(detail) for _, _, _, detail in self.bot.journal.events(kind)]
+
+
+async def test_end_to_end_two_paper_venues_open_a_pair_and_collect_funding() -> None:
+    pairs = Pairs()
+    await pairs.start()
+    await pairs.advance(120)
+    # venue 0 charges 0.01 %/8 h, venue 1 0.01 %/h: long venue 0, short venue 1, one unit each
+    assert pairs.positions() == [D("1.00"), D("-1.00")]
+    assert pairs.journal_positions() == pairs.positions()
+    assert pairs.bot.strategy.status_summary()["state"] == "open"
+    await pairs.advance(10 * HOUR)
+    summary = await pairs.stop()
+    # ten hourly settlements received on the short leg (0.01 % of ~100 each), and the long leg
+    # paid at the 00:00 and 08:00 settlements: net funding positive, and reported.
+    received = sum(p[4] for p in pairs.venues[1].funding_payments)
+    paid = sum(p[4] for p in pairs.venues[0].funding_payments)
+    assert len(pairs.venues[1].funding_payments) == 10 and received == D("0.1")
+    assert len(pairs.venues[0].funding_payments) == 2 and paid == D("-0.02")
+    assert summary.funding == received + paid
+    lines = "\n".join(summary.lines())
+    assert "funding 0.0800" in lines
+    assert "venue paper#1" in lines and "funding 0.1000" in lines
+    assert "pair 1" in summary.strategy_status
+    assert summary.position == 0 and summary.venue_position == 0  # delta neutral
+    assert pairs.notes("funding"), "funding changes are journaled per leg"
+    assert len(pairs.bot.venues[0].execution.journal.fills()) == 1  # one leg per venue journal
+    assert len(pairs.bot.venues[1].execution.journal.fills()) == 1
+
+
+async def test_no_re_entry_while_a_pair_is_open() -> None:
+    pairs = Pairs()
+    await pairs.start()
+    await pairs.advance(2 * HOUR)
+    assert pairs.bot.execution.accepted_count == 1 and pairs.bot.venues[1].execution.accepted_count == 1
+    await pairs.stop()
+
+
+async def test_no_pair_when_costs_eat_the_spread() -> None:
+    pairs = Pairs(fee_pct=D("0.5"), hedge_fee_pct=D("0.5"))
+    await pairs.start()
+    await pairs.advance(600)
+    assert pairs.positions() == [0, 0]
+    await pairs.stop()
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+async def test_a_refused_leg_is_completed_at_market(failing: int) -> None:
+    pairs = Pairs()
+    pairs.venues[failing].inject_failure("place_limit_order", InsufficientFunds("margin"))
+    await pairs.start()
+    await pairs.advance(120)
+    assert pairs.positions() == [D("1.00"), D("-1.00")]
+    assert pairs.bot.strategy.status_summary()["state"] == "open"
+    await pairs.stop()
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+async def test_a_leg_that_cannot_be_completed_unwinds_the_filled_one(failing: int) -> None:
+    pairs = Pairs()
+    pairs.venues[failing].inject_failure("place_limit_order", InsufficientFunds("margin"))
+    pairs.venues[failing].inject_failure("place_market_order", SlippageExceeded("book too thin"))
+    await pairs.start()
+    await pairs.advance(30, quote_every=1)  # inside the check interval: no second attempt yet
+    assert pairs.positions() == [0, 0]
+    assert pairs.journal_positions() == [0, 0]
+    (closed,) = pairs.notes("pair_closed")
+    assert "hedge failed" in str(closed["reason"])
+    assert pairs.bot.strategy.pair is None
+    await pairs.stop()
+
+
+@pytest.mark.parametrize("slow", [0, 1])
+async def test_a_leg_resting_past_the_timeout_is_cancelled_and_completed_at_market(slow: int) -> None:
+    pairs = Pairs()
+    # The slow venue's ask/bid moves away before the leg arrives: its limit at the old touch
+    # rests instead of filling.
+    original = pairs.venues[slow].place_limit_order
+
+    async def late(contract_id, side, quantity, price, client_order_id, **kwargs):  # type: ignore[no-untyped-def]
+        away = D("-1") if side is OrderSide.BUY else D("1")
+        return await original(contract_id, side, quantity, price + away, client_order_id, **kwargs)
+
+    pairs.venues[slow].place_limit_order = late  # type: ignore[method-assign]
+    await pairs.start()
+    await pairs.advance(5, quote_every=1)
+    sizes = pairs.positions()
+    assert sizes[slow] == 0 and sizes[1 - slow] != 0  # imbalanced, inside the timeout
+    await pairs.advance(30, quote_every=1)
+    assert pairs.positions() == [D("1.00"), D("-1.00")]
+    assert pairs.bot.strategy.status_summary()["state"] == "open"
+    await pairs.stop()
+
+
+async def test_exit_when_the_spread_flips() -> None:
+    pairs = Pairs()
+    await pairs.start()
+    await pairs.advance(120)
+    assert pairs.positions() == [D("1.00"), D("-1.00")]
+    pairs.venues[1].options = pairs.venues[1].options.__class__(
+        **{**pairs.venues[1].options.__dict__, "funding_rate": D("-0.0001")}
+    )
+    await pairs.advance(180)
+    (closed,) = pairs.notes("pair_closed")
+    assert "flipped" in str(closed["reason"])
+    # and the next check ranks the venues the other way round: long venue 1, short venue 0
+    assert pairs.positions() == [D("-1.00"), D("1.00")]
+    await pairs.stop()
+
+
+async def test_exit_when_the_spread_decays_below_the_threshold() -> None:
+    pairs = Pairs(exit_apr=D("50"))  # the spread is ~76.6 % APR; it decays to ~21.9 %
+    await pairs.start()
+    await pairs.advance(120)
+    pairs.venues[1].options = pairs.venues[1].options.__class__(
+        **{**pairs.venues[1].options.__dict__, "funding_rate": D("0.00004")}
+    )
+    await pairs.advance(120)
+    assert pairs.positions() == [0, 0]
+    (closed,) = pairs.notes("pair_closed")
+    assert "decayed" in str(closed["reason"])
+    await pairs.stop()
+
+
+async def test_exit_after_the_maximum_holding_time() -> None:
+    pairs = Pairs(max_hold_hours=D("2"))
+    await pairs.start()
+    await pairs.advance(HOUR)
+    assert pairs.positions() == [D("1.00"), D("-1.00")]
+    await pairs.advance(HOUR + 120)
+    (closed,) = pairs.notes("pair_closed")
+    assert "maximum holding time" in str(closed["reason"])
+    legs = closed["legs"]
+    assert isinstance(legs, list) and D(str(legs[1]["funding"])) > 0  # per-leg accounting
+    await pairs.stop()
+
+
+async def test_exit_when_the_legs_drift_apart() -> None:
+    pairs = Pairs()
+    await pairs.start()
+    await pairs.advance(120)
+    # Someone (or a partial liquidation) takes 0.5 off the short leg on venue 1.
+    engine = pairs.bot.venues[1].execution
+    await engine.submit(
+        OrderParams(
+            side=OrderSide.BUY,
+            quantity=D("0.5"),
+            order_type=OrderType.MARKET,
+            post_only=False,
+            role=OrderRole.RISK_CLOSE,
+            max_slippage_pct=D("1"),
+        ),
+        "BTC",
+    )
+    for _ in range(120):
+        await pairs.advance(1, quote_every=1)
+        if pairs.notes("pair_closed"):
+            break
+    (closed,) = pairs.notes("pair_closed")
+    assert "imbalance" in str(closed["reason"])
+    assert pairs.positions() == [0, 0] and pairs.journal_positions() == [0, 0]
+    await pairs.stop()
+
+
+async def test_a_restart_adopts_the_open_pair(tmp_path: Path) -> None:
+    first = Pairs(log_dir=tmp_path)
+    await first.start()
+    await first.advance(120)
+    assert first.positions() == [D("1.00"), D("-1.00")]
+    await first.stop()
+    # The venues keep the position across the restart (the same paper accounts).
+    second = Pairs(log_dir=tmp_path, clock=first.clock)
+    second.venues = first.venues
+    second.bot = TradingBot(second.config, clock=second.clock, venue_clients=first.venues)
+    await second.start()
+    assert second.journal_positions() == [D("1.00"), D("-1.00")]
+    assert second.bot.strategy.status_summary()["state"] == "open"
+    saved = json.loads(second.bot.journal.get_meta(PAIR_META_KEY) or "{}")
+    assert saved["long_venue"] == 0 and saved["state"] == "open"
+    await second.advance(HOUR)
+    assert second.bot.execution.accepted_count == 0  # no second pair on top of the adopted one
+    await second.stop()
