@@ -310,6 +310,7 @@ class FundingArbitrageStrategy(BaseStrategy):
         self._seen_version: tuple[int, ...] = ()
         self.last_rates: list[FundingRate] = []
         self.last_opportunity: Opportunity | None = None
+        self._logged_hourly: list[Decimal] = []
         #: Funding received so far per venue (account figure, read each check).
         self._funding_now = [ZERO, ZERO]
         #: Pairs closed in this run (and earlier ones, from the journal): per-leg accounts.
@@ -497,7 +498,10 @@ class FundingArbitrageStrategy(BaseStrategy):
         half_spreads = [(ask - bid) / (ask + bid) for bid, ask in books]
         hourly = [hourly_rate(rate) for rate in self.last_rates]
         self.last_opportunity = rank(hourly, half_spreads, self.fees, self.hold_hours)
-        logger.info(
+        changed = hourly != self._logged_hourly
+        self._logged_hourly = hourly
+        logger.log(
+            logging.INFO if changed else logging.DEBUG,
             "funding: venue 0 %.6f %%/h (%.2f %% APR, every %s h), "
             "venue 1 %.6f %%/h (%.2f %% APR, every %s h); best %s",
             hourly[0] * HUNDRED,
@@ -743,7 +747,8 @@ class FundingArbitrageStrategy(BaseStrategy):
             )
         pairs = list(self.closed_pairs)
         if self.pair is not None:
-            pairs.append((f"open since {self.pair.opened_at:.0f}", self.leg_accounts(self.pair)))
+            held = (self.clock.now() - self.pair.opened_at) / 3600
+            pairs.append((f"{self.pair.state} for {held:.2f} h", self.leg_accounts(self.pair)))
         for number, (reason, accounts) in enumerate(pairs, 1):
             legs = "; ".join(
                 f"venue {i}: funding {a.funding:.4f}, fees {a.fees:.4f}, realized {a.realized:.4f}"

@@ -364,3 +364,65 @@ async def test_a_restart_adopts_the_open_pair(tmp_path: Path) -> None:
     await second.advance(HOUR)
     assert second.bot.execution.accepted_count == 0  # no second pair on top of the adopted one
     await second.stop()
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+CLI = ["--strategy", "funding_arbitrage", "--exchange", "paper", "--ticker", "btc", "--quantity", "0.01"]
+CLI += ["--env-file", "/nonexistent/.env", "--log-dir", "/nonexistent/logs"]
+
+
+def cli_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    import runbot
+
+    with pytest.raises(SystemExit) as exit_info:
+        runbot.build_config(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_cli_builds_one_venue_per_exchange_with_its_own_options() -> None:
+    import runbot
+
+    config = runbot.build_config(
+        [
+            *CLI,
+            "--hedge-exchange",
+            "paper",
+            "--paper-funding-interval",
+            "8",
+            "--hedge-params",
+            "funding_rate=0.0003",
+            "funding_interval_hours=1",
+            "--entry-apr",
+            "15",
+        ]
+    )
+    assert config.venue_count == 2
+    assert config.exchange_params == {"funding_interval_hours": D("8")}
+    assert config.extra_venues == [
+        VenueSpec("paper", {"funding_rate": "0.0003", "funding_interval_hours": "1"})
+    ]
+    assert config.bot_name == "paper-paper_BTC_funding_arbitrage"
+    hedge = config.venue_config(1)
+    assert hedge.bot_name == "paper-paper_BTC_funding_arbitrage_v1"
+    assert hedge.client_id_prefix != config.client_id_prefix  # two paper venues stay apart
+    assert config.strategy_params["entry_apr"] == D("15")
+
+
+def test_cli_refuses_a_venue_count_the_strategy_does_not_trade_on(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "trades on 2 venues" in cli_error(capsys, CLI)
+    grid = ["--exchange", "paper", "--ticker", "btc", "--quantity", "0.01", "--env-file", "/nonexistent/.env"]
+    assert "trades on one venue" in cli_error(capsys, [*grid, "--hedge-exchange", "paper"])
+    bad = cli_error(capsys, [*CLI, "--hedge-exchange", "paper", "--hedge-params", "funding_rate=2"])
+    assert "--hedge-params" in bad and "funding_rate" in bad
+
+
+def test_the_bot_refuses_a_config_with_the_wrong_number_of_venues() -> None:
+    from exchanges.base import ConfigurationError
+
+    config = TradingConfig(ticker="BTC", exchange="paper", strategy="funding_arbitrage", quantity=D("1"))
+    with pytest.raises(ConfigurationError, match="2 venue"):
+        TradingBot(config, clock=SimulatedClock(START), write_files=False)
