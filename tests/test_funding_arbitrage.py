@@ -426,3 +426,56 @@ def test_the_bot_refuses_a_config_with_the_wrong_number_of_venues() -> None:
     config = TradingConfig(ticker="BTC", exchange="paper", strategy="funding_arbitrage", quantity=D("1"))
     with pytest.raises(ConfigurationError, match="2 venue"):
         TradingBot(config, clock=SimulatedClock(START), write_files=False)
+
+
+# -- the paper venue's funding ------------------------------------------------------------------
+
+
+def paper(clock: SimulatedClock, **options: object) -> PaperExchangeClient:
+    config = TradingConfig(
+        ticker="BTC",
+        exchange="paper",
+        strategy="grid",
+        quantity=D("1"),
+        exchange_params={"drive_externally": True, "tick_size": "0.001", "size_step": "0.01", **options},
+    )
+    venue = PaperExchangeClient(config, clock)
+    venue.apply_bbo(D("99.995"), D("100.005"), D(1), D(1))
+    return venue
+
+
+async def test_paper_funding_settles_at_the_offset_and_interval_with_longs_paying_a_positive_rate() -> None:
+    clock = SimulatedClock(8 * HOUR * 1000 + 60)  # one minute after an 8-hour boundary
+    venue = paper(clock, funding_rate="0.001", funding_interval_hours="2", funding_offset_hours="0.5")
+    rate = await venue.get_funding_rate("BTC")
+    assert rate.interval_hours == D("2") and rate.rate == D("0.001")
+    assert rate.next_funding_time == 8 * HOUR * 1000 + 0.5 * HOUR  # offset 30 min, every 2 h
+    await venue.place_market_order("BTC", OrderSide.BUY, D("1"), "c1", D("1"))
+    for hours in (0.49, 0.51, 2.49, 2.51):
+        clock.advance_to(8 * HOUR * 1000 + hours * HOUR)
+        venue.apply_bbo(D("99.995"), D("100.005"), D(1), D(1))
+    # two settlements (00:30 and 02:30), each -1 x 100 x 0.001: the long paid
+    assert [p[4] for p in venue.funding_payments] == [D("-0.1"), D("-0.1")]
+    assert (await venue.get_account_snapshot()).funding_paid == D("0.2")
+
+
+async def test_paper_funding_rate_process_is_seeded_and_moves_per_settlement() -> None:
+    def rates(seed: int) -> list[Decimal]:
+        clock = SimulatedClock(START)
+        venue = paper(
+            clock,
+            funding_rate="0.0001",
+            funding_interval_hours="1",
+            funding_volatility="0.00005",
+            funding_seed=seed,
+        )
+        seen = []
+        for hour in range(1, 6):
+            clock.advance_to(START + hour * HOUR)
+            venue.apply_bbo(D("99.995"), D("100.005"), D(1), D(1))
+            seen.append(venue._rate_at(venue._next_funding_time))
+        return seen
+
+    first, again, other = rates(3), rates(3), rates(4)
+    assert first == again  # reproducible
+    assert first != other and len(set(first)) == 5  # a process, not a constant
