@@ -480,3 +480,44 @@ async def test_paper_funding_rate_process_is_seeded_and_moves_per_settlement() -
     first, again, other = rates(3), rates(3), rates(4)
     assert first == again  # reproducible
     assert first != other and len(set(first)) == 5  # a process, not a constant
+
+
+# -- runbot.py in real time, as a trader runs it ---------------------------------------------------
+
+
+def test_runbot_runs_the_pair_on_two_paper_venues_in_real_time_and_reports_funding(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, str(root / "runbot.py"), *CLI[:-4], "--env-file", str(tmp_path / "none.env")]
+    command += ["--log-dir", str(tmp_path), "--hedge-exchange", "paper", "--duration", "8"]
+    # settlements every 1.08 s on both venues; the second venue's rate is four times the first's
+    command += [
+        "--paper-funding-rate",
+        "0.0001",
+        "--paper-funding-interval",
+        "0.0003",
+        "--check-interval",
+        "1",
+    ]
+    command += ["--hedge-params", "funding_rate=0.0004", "funding_interval_hours=0.0003"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    assert "Traceback" not in out + completed.stderr
+    assert "pair open: long 0.010 on venue 0, short on venue 1" in out
+    venue_lines = [line for line in out.splitlines() if "venue paper#" in line]
+    assert len(venue_lines) == 2
+    funding = [Decimal(line.rsplit("funding ", 1)[1]) for line in venue_lines]
+    assert funding[0] < 0 < funding[1]  # the long paid the lower rate, the short received the higher
+    # the pair's state and accounting are in the journal of the first venue, each leg in its own
+    from execution.journal import ExecutionJournal
+
+    journal = ExecutionJournal(tmp_path / "paper-paper_BTC_funding_arbitrage_journal.sqlite3")
+    assert journal.events("pair_open") and journal.events("funding")
+    assert json.loads(journal.get_meta(PAIR_META_KEY) or "{}")["state"] == "open"  # left open for a restart
+    journal.close()
+    hedge = ExecutionJournal(tmp_path / "paper-paper_BTC_funding_arbitrage_v1_journal.sqlite3")
+    assert [fill.side for fill in hedge.fills()] == [OrderSide.SELL]
+    hedge.close()
