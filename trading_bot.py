@@ -120,6 +120,9 @@ class BotSummary:
             f"position: {self.position} (this bot, from its journal); venue: {venue}",
             f"take-profits resting on the venue: {self.resting_exit_orders} (size {self.resting_exit_size})",
         ]
+        if self.venue_lines:
+            count = len(self.venue_lines)
+            rows[3] = f"net position over {count} venues: {self.position} (journals); venues: {venue}"
         if self.uncovered_size:
             rows.append(f"filled but not covered by a resting take-profit: {self.uncovered_size}")
         if self.live_entries:
@@ -157,8 +160,7 @@ class TradingBot:
         required = StrategyFactory.strategy_class(config.strategy).REQUIRED_VENUES
         if required != config.venue_count:
             raise ConfigurationError(
-                f"strategy {config.strategy!r} trades on {required} venue(s), "
-                f"{config.venue_count} configured"
+                f"strategy {config.strategy!r} trades on {required} venue(s), {config.venue_count} configured"
             )
         if venue_clients is not None:
             exchange_client = venue_clients[0]

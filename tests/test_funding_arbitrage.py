@@ -521,3 +521,34 @@ def test_runbot_runs_the_pair_on_two_paper_venues_in_real_time_and_reports_fundi
     hedge = ExecutionJournal(tmp_path / "paper-paper_BTC_funding_arbitrage_v1_journal.sqlite3")
     assert [fill.side for fill in hedge.fills()] == [OrderSide.SELL]
     hedge.close()
+
+
+async def test_a_stop_in_the_middle_of_an_entry_unwinds_the_filled_leg() -> None:
+    pairs = Pairs()
+    original = pairs.venues[1].place_limit_order
+
+    async def away(contract_id, side, quantity, price, client_order_id, **kwargs):  # type: ignore[no-untyped-def]
+        return await original(contract_id, side, quantity, price + D("1"), client_order_id, **kwargs)
+
+    pairs.venues[1].place_limit_order = away  # type: ignore[method-assign]  # the short leg rests
+    await pairs.start()
+    await pairs.advance(2, quote_every=1)
+    assert pairs.positions() == [D("1.00"), 0]
+    summary = await pairs.stop()
+    assert pairs.positions() == [0, 0] and summary.position == 0
+    assert pairs.venues[1]._active_orders == {}  # the resting leg was cancelled
+    (closed,) = pairs.notes("pair_closed")
+    assert "entry interrupted" in str(closed["reason"])
+
+
+async def test_a_risk_close_closes_both_legs_and_ends_the_pair() -> None:
+    pairs = Pairs()
+    await pairs.start()
+    await pairs.advance(120)
+    assert pairs.positions() == [D("1.00"), D("-1.00")]
+    left = await pairs.bot._close_position("test: account loss")
+    assert left == 0 and pairs.positions() == [0, 0]
+    await pairs.advance(60)
+    (closed,) = pairs.notes("pair_closed")
+    assert "both legs closed" in str(closed["reason"])
+    await pairs.stop()
