@@ -161,6 +161,12 @@ PAPER_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ),
     ("--paper-funding-seed", "funding_seed", any_int, "random seed of the funding-rate process"),
     (
+        "--paper-funding-history",
+        "funding_history_path",
+        existing_file,
+        "recorded funding rates, JSON rows [time_ms, rate] (format of shared/fixtures/funding)",
+    ),
+    (
         "--paper-feed",
         "feed_path",
         existing_file,
@@ -339,6 +345,7 @@ def _paper_defaults() -> dict[str, str]:
 
     shown = {field.name: str(field.default) for field in dataclasses.fields(PaperOptions)}
     shown["feed_path"] = "none"
+    shown["funding_history_path"] = "none"
     return shown
 
 

@@ -33,15 +33,19 @@ Matching rules (chosen to be checkable by hand):
   ``funding_volatility`` above zero, a seeded mean-reverting walk around it (``rate_next = rate +
   funding_reversion × (funding_rate - rate) + funding_volatility × N(0, 1)``, one step per
   settlement, seeded by ``funding_seed``), so two paper venues can disagree about funding the
-  way real ones do. :meth:`get_funding_rate` answers the rate of the next settlement.
+  way real ones do. With ``funding_history_path`` (a JSON list of ``[time in ms, rate, ...]``
+  rows, the layout of ``shared/fixtures/funding``) each settlement uses the last recorded rate
+  at or before it. :meth:`get_funding_rate` answers the rate of the next settlement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import heapq
 import itertools
+import json
 import logging
 import math
 import random
@@ -97,6 +101,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
+_INFINITY = Decimal("Infinity")
 _HUNDRED = Decimal(100)
 _BBO = MarketEventKind.BBO
 _BUY = OrderSide.BUY
@@ -106,6 +111,9 @@ _SOURCE_BATCH_SIZE = 1024
 #: With no pacing delay due, the pump still yields to the event loop this often.
 _PUMP_YIELD_EVERY = 64
 _PUMP_ERRORS_LOGGED = 5
+#: Recorded settlement times carry a few ms of jitter: a rate stamped this soon after a
+#: settlement time still belongs to it.
+_HISTORY_SLACK_SECONDS = 60.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +217,7 @@ class PaperOptions:
     funding_volatility: Decimal = Decimal("0")
     funding_reversion: Decimal = Decimal("0.2")
     funding_seed: int = 11
+    funding_history_path: Path | None = None
     step_seconds: float = DEFAULT_STEP_SECONDS
     feed_path: Path | None = None
     replay_speed: float = 1.0
@@ -259,11 +268,35 @@ _OPTION_RULES: dict[str, tuple[Any, Any]] = {
     "funding_volatility": (_parse_decimal, _not_negative),
     "funding_reversion": (_parse_decimal, lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
     "funding_seed": (_parse_int, None),
+    "funding_history_path": (_parse_optional_path, None),
     "step_seconds": (_parse_float, _positive),
     "feed_path": (_parse_optional_path, None),
     "replay_speed": (_parse_float, None),
     "drive_externally": (_parse_bool, None),
 }
+
+
+def read_funding_history(path: Path) -> list[tuple[float, Decimal]]:
+    """A recorded funding history: JSON rows ``[time in ms, rate, ...]`` -> (seconds, rate),
+    sorted. Any unreadable file or row is a one-line ConfigurationError naming the file."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"paper exchange option 'funding_history_path': cannot read {path}: {exc}"
+        ) from None
+    history: list[tuple[float, Decimal]] = []
+    try:
+        for row in rows:
+            history.append((float(row[0]) / 1000.0, _parse_decimal(row[1])))
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise ConfigurationError(
+            f"paper exchange option 'funding_history_path': {path} is not a list of [time_ms, rate] rows"
+        ) from None
+    if not history:
+        raise ConfigurationError(f"paper exchange option 'funding_history_path': {path} holds no rates")
+    history.sort(key=lambda item: item[0])
+    return history
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,6 +438,8 @@ class PaperExchangeClient(BaseExchangeClient):
         #: The rate process: the settlement index it stands at and its rate there.
         self._funding_index: int | None = None
         self._funding_rate = options.funding_rate
+        #: A recorded rate history (times in seconds, ascending), read at connect.
+        self._funding_history: list[tuple[float, Decimal]] = []
         #: Every settlement that paid or charged us: (time, rate, position, mid, payment).
         self.funding_payments: list[tuple[float, Decimal, Decimal, Decimal, Decimal]] = []
 
@@ -505,6 +540,10 @@ class PaperExchangeClient(BaseExchangeClient):
         background (unless ``drive_externally``). Connecting again after a disconnect resumes
         the same market where it stopped."""
         self._raise_injected("connect")
+        if self.options.funding_history_path is not None and not self._funding_history:
+            self._funding_history = await asyncio.to_thread(
+                read_funding_history, self.options.funding_history_path
+            )
         if self._pump_task is not None and not self._pump_task.done():
             return
         if self.options.drive_externally:
@@ -803,6 +842,9 @@ class PaperExchangeClient(BaseExchangeClient):
     def _rate_at(self, boundary: float) -> Decimal:
         """The funding rate of the settlement at ``boundary`` (the process only moves forward)."""
         options = self.options
+        if self._funding_history:
+            at = bisect.bisect_right(self._funding_history, (boundary + _HISTORY_SLACK_SECONDS, _INFINITY))
+            return self._funding_history[max(0, at - 1)][1]
         index = round((boundary - self._funding_offset_seconds) / self._funding_interval_seconds)
         if options.funding_volatility == 0:
             return options.funding_rate

@@ -552,3 +552,57 @@ async def test_a_risk_close_closes_both_legs_and_ends_the_pair() -> None:
     (closed,) = pairs.notes("pair_closed")
     assert "both legs closed" in str(closed["reason"])
     await pairs.stop()
+
+
+async def test_paper_funding_replays_a_recorded_rate_history() -> None:
+    from tests.shared_paths import FIXTURES_DIR
+
+    history = FIXTURES_DIR / "funding" / "freqtrade_binance_XRP_USDT_8h_funding_rate.json"
+    rows = json.loads(history.read_text())
+    first_ms = rows[0][0]
+    clock = SimulatedClock(first_ms / 1000 - 60)  # one minute before the first recorded settlement
+    venue = paper(clock, funding_interval_hours="8", funding_history_path=str(history))
+    await venue.connect()
+    await venue.place_market_order("BTC", OrderSide.SELL, D("1"), "c1", D("1"))
+    for step in range(1, 12):
+        clock.advance_to(first_ms / 1000 - 60 + step * 8 * HOUR)
+        venue.apply_bbo(D("99.995"), D("100.005"), D(1), D(1))
+    recorded = [D(str(row[1])) for row in rows[:11]]
+    assert [payment[1] for payment in venue.funding_payments] == recorded[: len(venue.funding_payments)]
+    assert len(venue.funding_payments) >= 10
+    assert D("0.00013046") in recorded and all(p[4] == p[1] * 100 for p in venue.funding_payments)
+
+
+async def test_paper_refuses_an_unreadable_funding_history(tmp_path: Path) -> None:
+    from exchanges.base import ConfigurationError
+
+    bad = tmp_path / "rates.json"
+    bad.write_text('{"not": "rows"}')
+    venue = paper(SimulatedClock(START), funding_history_path=str(bad))
+    with pytest.raises(ConfigurationError, match="funding_history_path"):
+        await venue.connect()
+
+
+async def test_lighter_rates_are_read_from_its_api_and_normalised_from_their_8_hour_figure() -> None:
+    pytest.importorskip("lighter")
+    from exchanges.lighter import LighterClient, LighterRest
+    from tests.shared_paths import FIXTURES_DIR
+
+    body = (FIXTURES_DIR / "lighter" / "http_funding_rates_multi_exchange_live.json").read_text()
+
+    class Rest:
+        async def get(self, path: str, params: object = None) -> object:
+            assert path == "/api/v1/funding-rates"
+            return LighterRest._parse("GET", path, 200, body, None)
+
+    config = TradingConfig(ticker="TON", exchange="lighter", strategy="grid", quantity=D("1"))
+    keys = {
+        "LIGHTER_API_PRIVATE_KEY": "0x" + "ab" * 40,
+        "LIGHTER_ACCOUNT_INDEX": "1",
+        "LIGHTER_API_KEY_INDEX": "4",
+    }
+    client = LighterClient(config, SimulatedClock(START), env=keys)
+    client._rest = Rest()  # type: ignore[assignment]
+    rate = await client.get_funding_rate("12")  # the lighter row, not the other exchanges' rows
+    assert rate.rate == D("0.00009599999999999999") and rate.interval_hours == 8
+    assert hourly_rate(rate) == rate.rate / 8
