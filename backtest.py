@@ -45,6 +45,8 @@ _NOT_HERE = {
     "paper_replay_speed": "a backtest runs as fast as the CPU allows",
     "env_file": "the paper venue needs no keys",
     "log_dir": "results go to --out",
+    "hedge_exchange": "a backtest drives one paper venue; two-venue strategies run with runbot.py",
+    "hedge_params": "a backtest drives one paper venue",
 }
 
 

@@ -37,7 +37,13 @@ from helpers.log_setup import (
     silence_stream,
 )
 from helpers.notifier import Notifier
-from helpers.trading_config import RiskLimits, TradingConfig, default_bot_name, default_client_id_prefix
+from helpers.trading_config import (
+    RiskLimits,
+    TradingConfig,
+    VenueSpec,
+    default_bot_name,
+    default_client_id_prefix,
+)
 from strategies.base_strategy import ParameterError, ParameterSpec, parse_decimal
 from strategies.factory import StrategyFactory, _strategies
 
@@ -60,6 +66,9 @@ examples:
       --direction buy --max-orders 25 --wait-time 35 --grid-step 0.06 --env-file .env
   python runbot.py --exchange paper --ticker BTC --quantity 0.002 \\
       --paper-feed ../shared/data/binance-usdm-btcusdt-20240808.gz --paper-replay-speed 10
+  python runbot.py --strategy funding_arbitrage --exchange paper --hedge-exchange paper \\
+      --ticker BTC --quantity 0.01 --paper-funding-rate 0.0001 --paper-funding-interval 8 \\
+      --hedge-params funding_rate=0.0001 funding_interval_hours=1 --check-interval 10
 """
 
 
@@ -133,6 +142,31 @@ PAPER_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("--paper-balance", "start_balance", positive_decimal, "starting balance in quote currency"),
     ("--paper-funding-rate", "funding_rate", any_decimal, "funding rate per interval (0.0001 = 0.01 %%)"),
     (
+        "--paper-funding-interval",
+        "funding_interval_hours",
+        positive_decimal,
+        "hours between funding settlements",
+    ),
+    (
+        "--paper-funding-offset",
+        "funding_offset_hours",
+        non_negative_decimal,
+        "first settlement, hours after 00:00 UTC",
+    ),
+    (
+        "--paper-funding-volatility",
+        "funding_volatility",
+        non_negative_decimal,
+        "stdev of the funding rate's step per settlement, fraction (0 = fixed rate)",
+    ),
+    ("--paper-funding-seed", "funding_seed", any_int, "random seed of the funding-rate process"),
+    (
+        "--paper-funding-history",
+        "funding_history_path",
+        existing_file,
+        "recorded funding rates, JSON rows [time_ms, rate] (format of shared/fixtures/funding)",
+    ),
+    (
         "--paper-feed",
         "feed_path",
         existing_file,
@@ -160,6 +194,21 @@ def build_parser() -> OneLineErrorParser:
     general = parser.add_argument_group("general")
     general.add_argument("--exchange", required=True, choices=ExchangeFactory.available(), type=str.lower)
     general.add_argument("--strategy", default="grid", choices=StrategyFactory.available(), type=str.lower)
+    general.add_argument(
+        "--hedge-exchange",
+        choices=ExchangeFactory.available(),
+        type=str.lower,
+        help="second venue, for strategies that trade on two (funding_arbitrage); it reads its keys "
+        "from the same --env-file",
+    )
+    general.add_argument(
+        "--hedge-params",
+        nargs="+",
+        metavar="KEY=VALUE",
+        default=[],
+        help="paper venue options of the second venue, e.g. funding_rate=0.0003 "
+        "funding_interval_hours=1 (the --paper-* flags set the first venue)",
+    )
     general.add_argument("--ticker", required=True, type=ticker_symbol, help="base asset, e.g. BTC")
     general.add_argument("--quantity", required=True, type=positive_decimal, help="order size in base units")
     general.add_argument("--env-file", default=".env", help="file with API keys (default .env)")
@@ -296,6 +345,7 @@ def _paper_defaults() -> dict[str, str]:
 
     shown = {field.name: str(field.default) for field in dataclasses.fields(PaperOptions)}
     shown["feed_path"] = "none"
+    shown["funding_history_path"] = "none"
     return shown
 
 
@@ -387,9 +437,47 @@ def write_stderr(line: str) -> None:
 def bot_identity(args: argparse.Namespace, strategy_params: dict[str, Any]) -> str:
     """The bot's name (its order-id prefix, log, CSV and journal names) from parsed flags."""
     strategy_class = StrategyFactory.strategy_class(args.strategy)
+    hedge = getattr(args, "hedge_exchange", None)
+    exchange = f"{args.exchange}-{hedge}" if hedge else args.exchange
     return args.bot_name or default_bot_name(
-        args.exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
+        exchange, args.ticker, args.strategy, strategy_class.identity_suffix(strategy_params)
     )
+
+
+def extra_venues(parser: OneLineErrorParser, args: argparse.Namespace) -> list[VenueSpec]:
+    """The venues after the first, checked against what the strategy says it needs."""
+    required = StrategyFactory.strategy_class(args.strategy).REQUIRED_VENUES
+    given = 1 + (args.hedge_exchange is not None)
+    if required != given:
+        if required > given:
+            parser.error(
+                f"argument --hedge-exchange: strategy {args.strategy!r} trades on {required} venues; "
+                "name the second with --hedge-exchange"
+            )
+        parser.error(f"argument --hedge-exchange: strategy {args.strategy!r} trades on one venue")
+    params: dict[str, Any] = {}
+    for item in args.hedge_params:
+        key, separator, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not separator or not key:
+            parser.error(f"argument --hedge-params: expected KEY=VALUE, got {item!r}")
+        params[key] = value
+    if args.hedge_exchange is None:
+        if params:
+            parser.error("argument --hedge-params: needs --hedge-exchange")
+        return []
+    if params:
+        if args.hedge_exchange != "paper":
+            parser.error(
+                f"argument --hedge-params: options apply to a paper venue, not {args.hedge_exchange}"
+            )
+        from exchanges.paper import PaperOptions
+
+        try:
+            PaperOptions.from_params(params)
+        except ConfigurationError as exc:
+            parser.error(f"argument --hedge-params: {exc}")
+    return [VenueSpec(args.hedge_exchange, params)]
 
 
 def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
@@ -402,11 +490,13 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
     env_exposed = False
     if env_file.is_file():
         env_exposed = load_env_file(parser, env_file)
-    elif args.exchange != "paper":
-        parser.error(
-            f"argument --env-file: {env_file} not found; {args.exchange} needs API keys "
-            "(copy .env.example to .env and fill it in)"
-        )
+    else:
+        for venue in (args.exchange, args.hedge_exchange):
+            if venue not in (None, "paper"):
+                parser.error(
+                    f"argument --env-file: {env_file} not found; {venue} needs API keys "
+                    "(copy .env.example to .env and fill it in)"
+                )
     if args.emergency_loss_pct < args.max_loss_pct:
         parser.error("argument --emergency-loss-pct: must be >= --max-loss-pct")
 
@@ -423,6 +513,7 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
             f"runbot.py: warning: {env_file} is readable by group or others and holds your keys; "
             f"run: chmod 600 {env_file}"
         )
+    venues = extra_venues(parser, args)
     name = bot_identity(args, strategy_params)
     prefix = default_client_id_prefix(name)
     other = prefix_owner(args.log_dir, prefix, name)
@@ -450,6 +541,7 @@ def build_config(argv: Sequence[str] | None = None) -> TradingConfig:
         max_slippage_pct=args.max_slippage,
         cancel_take_profits_on_exit=args.cancel_take_profits_on_exit,
         risk=risk_limits_from_args(args),
+        extra_venues=venues,
     )
 
 

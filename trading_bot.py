@@ -51,6 +51,7 @@ from strategies.base_strategy import (
     OrderRole,
     StrategyAction,
     StrategyResult,
+    Venue,
     WakeLevels,
 )
 from strategies.factory import StrategyFactory
@@ -102,6 +103,8 @@ class BotSummary:
     mark_price: Decimal | None = None
     funding: Decimal = ZERO
     strategy_status: dict[str, str] = field(default_factory=dict)
+    #: One line per venue when the strategy trades on several (the totals above add them up).
+    venue_lines: list[str] = field(default_factory=list)
 
     @property
     def net_pnl(self) -> Decimal:
@@ -117,6 +120,9 @@ class BotSummary:
             f"position: {self.position} (this bot, from its journal); venue: {venue}",
             f"take-profits resting on the venue: {self.resting_exit_orders} (size {self.resting_exit_size})",
         ]
+        if self.venue_lines:
+            count = len(self.venue_lines)
+            rows[3] = f"net position over {count} venues: {self.position} (journals); venues: {venue}"
         if self.uncovered_size:
             rows.append(f"filled but not covered by a resting take-profit: {self.uncovered_size}")
         if self.live_entries:
@@ -132,6 +138,7 @@ class BotSummary:
             f"PnL: realized {self.realized_pnl:.4f}, unrealized {unrealized}, fees {self.fees:.4f}, "
             f"funding {self.funding:.4f}, net {self.net_pnl:.4f}"
         )
+        rows.extend(self.venue_lines)
         rows.extend(f"{key}: {value}" for key, value in self.strategy_status.items())
         return rows
 
@@ -146,24 +153,44 @@ class TradingBot:
         exchange_client: BaseExchangeClient | None = None,
         write_files: bool = True,
         filter_market_wakes: bool = True,
+        venue_clients: list[BaseExchangeClient] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or LiveClock()
+        required = StrategyFactory.strategy_class(config.strategy).REQUIRED_VENUES
+        if required != config.venue_count:
+            raise ConfigurationError(
+                f"strategy {config.strategy!r} trades on {required} venue(s), {config.venue_count} configured"
+            )
+        if venue_clients is not None:
+            exchange_client = venue_clients[0]
         self.exchange_client = exchange_client or ExchangeFactory.create_exchange(
             config.exchange, config, self.clock
         )
-        self.journal = ExecutionJournal(
-            journal_path(config.log_dir, config.bot_name) if write_files else None,
-            orders_csv_path(config.log_dir, config.bot_name) if write_files else None,
-        )
-        self.journal.set_meta("bot_name", config.bot_name)
-        self.journal.set_meta("client_id_prefix", config.client_id_prefix)
-        if write_files:
-            self.journal.set_meta("pid", str(os.getpid()))
-        self.execution = ExecutionEngine(self.exchange_client, self.clock, self.journal)
-        self.execution.add_listener(self.expect_activity)
+        #: One venue per configured exchange: venue 0 is exchange_client with the bot's journal;
+        #: each further venue has its own client, journal and execution layer (its own orders).
+        self.venues: list[Venue] = []
+        for index in range(config.venue_count):
+            venue_config = config.venue_config(index)
+            if index == 0:
+                client = self.exchange_client
+            elif venue_clients is not None:
+                client = venue_clients[index]
+            else:
+                client = ExchangeFactory.create_exchange(venue_config.exchange, venue_config, self.clock)
+            journal = self._open_journal(venue_config, write_files)
+            engine = ExecutionEngine(client, self.clock, journal)
+            engine.add_listener(self.expect_activity)
+            self.venues.append(Venue(f"{venue_config.exchange}#{index}", client, engine))
+        self.journal = self.venues[0].execution.journal
+        self.execution = self.venues[0].execution
         self.strategy: BaseStrategy = StrategyFactory.create_strategy(
-            config.strategy, config, self.exchange_client, self.clock, self.execution
+            config.strategy,
+            config,
+            self.exchange_client,
+            self.clock,
+            self.execution,
+            self.venues if len(self.venues) > 1 else None,
         )
         self.risk_manager = RiskManager(self.exchange_client, config, self.clock, store=self.journal)
         self.activity_log = activity_log_path(config.log_dir, config.bot_name)
@@ -190,6 +217,26 @@ class TradingBot:
         #: Times the loop was woken; a simulated-time driver compares it to skip idle checks.
         self.wakes = 0
 
+    @staticmethod
+    def _open_journal(config: TradingConfig, write_files: bool) -> ExecutionJournal:
+        journal = ExecutionJournal(
+            journal_path(config.log_dir, config.bot_name) if write_files else None,
+            orders_csv_path(config.log_dir, config.bot_name) if write_files else None,
+        )
+        journal.set_meta("bot_name", config.bot_name)
+        journal.set_meta("client_id_prefix", config.client_id_prefix)
+        if write_files:
+            journal.set_meta("pid", str(os.getpid()))
+        return journal
+
+    @property
+    def engines(self) -> list[ExecutionEngine]:
+        """Every venue's execution layer (one for a single-venue strategy)."""
+        return [venue.execution for venue in self.venues]
+
+    def _events_waiting(self) -> bool:
+        return any(engine.events for engine in self.engines)
+
     # -- events from the venue (called synchronously by the client) ---------------------------
 
     def _on_market_update(self, update: MarketUpdate) -> None:
@@ -202,6 +249,10 @@ class TradingBot:
             and levels.ask_low < update.best_ask < levels.ask_high
         ):
             return  # reaches no level: cannot change a decision (WakeLevels.crossed, inlined)
+        self.expect_activity()
+
+    def _on_other_market_update(self, update: MarketUpdate) -> None:
+        """A further venue's quote: the wake levels are venue 0's, so every one wakes the loop."""
         self.expect_activity()
 
     def _on_reconnected(self) -> None:
@@ -257,6 +308,10 @@ class TradingBot:
             self.exchange_client.subscribe_market_updates(
                 self._on_market_update, quiet=self._quiet if same_clock else None
             )
+            for venue in self.venues[1:]:
+                await venue.client.connect()
+                venue.client.subscribe_reconnects(self._on_reconnected)
+                venue.client.subscribe_market_updates(self._on_other_market_update)
             await self.strategy.initialize()
             await self._reconcile()
             await self.strategy.on_ready()
@@ -291,9 +346,12 @@ class TradingBot:
     async def _reconcile(self) -> None:
         """Bring the journal in line with the venue before any decision (start-up, reconnect)."""
         self._reconcile_due = False
-        await self.execution.reconcile(
-            self.strategy.contract_id, self.strategy.classify_foreign_order, self.strategy.adopted_entry_price
-        )
+        for index, engine in enumerate(self.engines):
+            await engine.reconcile(
+                self.strategy.venue_contract_id(index),
+                self.strategy.classify_foreign_order,
+                self.strategy.adopted_entry_price,
+            )
         self._reconciled = True
         await self._deliver_events()
 
@@ -308,10 +366,11 @@ class TradingBot:
             except ExchangeError as exc:
                 logger.warning("reconciliation after reconnect failed (%s); will retry", exc)
                 self._reconcile_due = True
-        events_arrived = bool(self.execution.events)
+        events_arrived = self._events_waiting()
         if events_arrived:
             await self._deliver_events()
-        await self.execution.resolve_pending()
+        for engine in self.engines:
+            await engine.resolve_pending()
         await self._cancel_redundant_exits()
 
         last_market_update_at = self._market_update_time()
@@ -355,7 +414,8 @@ class TradingBot:
 
     def _next_deadline(self, seconds: float | None) -> float | None:
         """The strategy's deadline, or sooner when an order look-up or the heartbeat comes due."""
-        due = [value for value in (seconds, self.execution.seconds_until_lookup()) if value is not None]
+        lookups = [engine.seconds_until_lookup() for engine in self.engines]
+        due = [value for value in (seconds, *lookups) if value is not None]
         if self.journal.path is not None:
             due.append(max(0.0, self._next_heartbeat - self.clock.now()))
         return min(due) if due else None
@@ -389,8 +449,9 @@ class TradingBot:
         if now < self._next_coverage_check:
             return
         self._next_coverage_check = now + COVERAGE_CHECK_SECONDS
-        if self.execution.check_coverage():
-            self.expect_activity()
+        for engine in self.engines:
+            if engine.check_coverage():
+                self.expect_activity()
 
     def _market_update_time(self) -> float | None:
         """When the venue last pushed market data: delivered, or skipped as quiet."""
@@ -426,7 +487,7 @@ class TradingBot:
         if self.config.duration is not None and self._started_at is not None:
             remaining = self._started_at + self.config.duration - self.clock.now()
             timeout = min(timeout, max(0.0, remaining))
-        if self.execution.events or self.stopping or self._wake.is_set():
+        if self._events_waiting() or self.stopping or self._wake.is_set():
             return
         self._idle.set()
         try:
@@ -435,9 +496,10 @@ class TradingBot:
             self._idle.clear()
 
     async def _deliver_events(self) -> None:
-        """Hand the execution layer's events to the strategy in arrival order."""
-        for event in self.execution.drain_events():
-            await self.strategy.on_execution_event(event)
+        """Hand the execution layers' events to the strategy in arrival order (per venue)."""
+        for engine in self.engines:
+            for event in engine.drain_events():
+                await self.strategy.on_execution_event(event)
 
     # -- carrying out decisions --------------------------------------------------------------
 
@@ -452,7 +514,8 @@ class TradingBot:
             return True
         if action is StrategyAction.CANCEL_ORDERS:
             for client_id in result.cancel_client_ids:
-                await self.execution.cancel(client_id, result.message or "strategy")
+                owner = next((e for e in self.engines if client_id in e.orders), self.execution)
+                await owner.cancel(client_id, result.message or "strategy")
             return True
         if action is StrategyAction.CLOSE_POSITION:
             await self._close_position(result.message or "strategy asked to close")
@@ -472,7 +535,10 @@ class TradingBot:
             return None
         if params.order_type is OrderType.MARKET and params.max_slippage_pct is None:
             params.max_slippage_pct = self.config.max_slippage_pct
-        record = await self.execution.submit(params, self.strategy.contract_id)
+        if not 0 <= params.venue < len(self.venues):
+            raise ConfigurationError(f"order for venue {params.venue}, but the bot has {len(self.venues)}")
+        engine = self.venues[params.venue].execution
+        record = await engine.submit(params, self.strategy.venue_contract_id(params.venue))
         if record.status is OrderStatus.REJECTED:
             if not record.error.startswith("PostOnlyRejected"):
                 self.risk_manager.record_order_failure(RuntimeError(record.error))
@@ -490,13 +556,14 @@ class TradingBot:
         made redundant are cancelled afterwards, for the size it actually closed.
         """
         try:
-            await self._send_closes(reason)
+            for index in range(len(self.venues)):
+                await self._send_closes(reason, index)
         finally:
             await self._cancel_redundant_exits()
-        return abs(self.execution.position)
+        return sum((abs(engine.position) for engine in self.engines), ZERO)
 
-    async def _send_closes(self, reason: str) -> None:
-        engine = self.execution
+    async def _send_closes(self, reason: str, venue: int = 0) -> None:
+        engine = self.venues[venue].execution
         for step in CLOSE_SLIPPAGE_STEPS:
             position = engine.position
             if position == 0:
@@ -518,6 +585,7 @@ class TradingBot:
                     reduce_only=True,
                     role=OrderRole.RISK_CLOSE,
                     max_slippage_pct=self.config.max_slippage_pct * step,
+                    venue=venue,
                 )
             )
             if record is None or record.status is OrderStatus.UNKNOWN:
@@ -527,7 +595,8 @@ class TradingBot:
         if position == 0:
             return
         try:
-            bid, ask = await self.exchange_client.fetch_bbo_prices(self.strategy.contract_id)
+            contract_id = self.strategy.venue_contract_id(venue)
+            bid, ask = await self.venues[venue].client.fetch_bbo_prices(contract_id)
         except ExchangeError as exc:
             logger.error("no price for the closing limit order: %s", exc)
             return
@@ -541,14 +610,16 @@ class TradingBot:
                 post_only=False,
                 reduce_only=True,
                 role=OrderRole.RISK_CLOSE,
+                venue=venue,
             )
         )
         await self._deliver_events()
 
     async def _cancel_redundant_exits(self) -> None:
         """Cancel the exits a risk close made redundant (only for the size it closed)."""
-        for record in self.execution.exits_to_cancel():
-            await self.execution.cancel(record.client_order_id, "position closed by the risk manager")
+        for engine in self.engines:
+            for record in engine.exits_to_cancel():
+                await engine.cancel(record.client_order_id, "position closed by the risk manager")
 
     async def _handle_risk_decision(self, decision: RiskDecision) -> None:
         """Act on a risk decision through the execution layer, and tell the strategy."""
@@ -603,10 +674,11 @@ class TradingBot:
         deadline = self.clock.now() + SHUTDOWN_SECONDS
         for _ in range(SHUTDOWN_PASSES):
             await self._deliver_events()
-            await self.execution.resolve_pending()
-            for record in self.execution.active_orders(OrderRole.ENTRY):
-                if record.cancel_requested_at is None:
-                    await self.execution.cancel(record.client_order_id, "shutdown")
+            for engine in self.engines:
+                await engine.resolve_pending()
+                for record in engine.active_orders(OrderRole.ENTRY):
+                    if record.cancel_requested_at is None:
+                        await engine.cancel(record.client_order_id, "shutdown")
             try:
                 market_data = await self.strategy.get_market_data()
                 if close_fills and await self.strategy.should_execute(market_data):
@@ -616,91 +688,118 @@ class TradingBot:
                         continue
             except ExchangeError as exc:
                 logger.warning("shutdown: %s", exc)
-            if not self.execution.in_flight() and not self.execution.active_orders(OrderRole.ENTRY):
-                if not self.execution.events:
+            if not any(e.in_flight() or e.active_orders(OrderRole.ENTRY) for e in self.engines):
+                if not self._events_waiting():
                     return
                 continue
             remaining = deadline - self.clock.now()
             if remaining <= 0:
                 return
-            wait = self.execution.seconds_until_lookup()
-            await self._wait(min(remaining, wait if wait is not None else 0.5))
+            waits = [w for w in (e.seconds_until_lookup() for e in self.engines) if w is not None]
+            await self._wait(min(remaining, min(waits) if waits else 0.5))
 
-    async def _final_mark_price(self) -> Decimal | None:
+    async def _final_mark_price(self, venue: int = 0) -> Decimal | None:
         """Mid price for the summary's unrealized PnL; None (not zero) when it cannot be read."""
         try:
-            bid, ask = await self.exchange_client.fetch_bbo_prices(self.strategy.contract_id)
+            contract_id = self.strategy.venue_contract_id(venue)
+            bid, ask = await self.venues[venue].client.fetch_bbo_prices(contract_id)
         except ExchangeError as exc:
             logger.warning("no final price for the summary: %s", exc)
             return None
         return (bid + ask) / 2
 
+    async def _venue_facts(self, venue: int) -> _VenueFacts:
+        """What the summary reads from one venue at the end: mid, position and funding."""
+        client = self.venues[venue].client
+        facts = _VenueFacts(mark_price=await self._final_mark_price(venue))
+        try:
+            facts.position = (await client.get_position(self.strategy.venue_contract_id(venue))).size
+        except ExchangeError as exc:
+            logger.warning("could not read the venue's position for the summary: %s", exc)
+        try:
+            facts.funding = -(await client.get_account_snapshot()).funding_paid
+        except ExchangeError:
+            facts.funding = ZERO
+        return facts
+
     async def _shutdown(self) -> BotSummary:
         reason = self._stop_reason or "stopped"
         strategy_ready = self.strategy.contract is not None and self._reconciled
-        venue_position: Decimal | None = None
-        funding = ZERO
-        mark_price: Decimal | None = None
+        facts = [_VenueFacts() for _ in self.venues]
         if strategy_ready:
             self.strategy.block_entries("shutting down")
             try:
                 await self._drain()
                 if self.config.cancel_take_profits_on_exit:
-                    for record in self.execution.active_orders(OrderRole.EXIT):
-                        await self.execution.cancel(record.client_order_id, "shutdown")
+                    for engine in self.engines:
+                        for record in engine.active_orders(OrderRole.EXIT):
+                            await engine.cancel(record.client_order_id, "shutdown")
                     await self._drain(close_fills=False)
             except Exception:
                 logger.exception("error while cleaning up at shutdown")
-            mark_price = await self._final_mark_price()
+            facts = [await self._venue_facts(index) for index in range(len(self.venues))]
+        for venue in self.venues:
             try:
-                venue_position = (await self.exchange_client.get_position(self.strategy.contract_id)).size
-            except ExchangeError as exc:
-                logger.warning("could not read the venue's position for the summary: %s", exc)
-            try:
-                funding = -(await self.exchange_client.get_account_snapshot()).funding_paid
-            except ExchangeError:
-                funding = ZERO
-        try:
-            await self.exchange_client.disconnect()
-        except Exception as exc:
-            logger.warning("disconnect failed: %s", exc)
-        summary = self._summary(reason, mark_price, venue_position, funding, strategy_ready)
-        self.journal.note(self.clock.now(), "stopped", reason)
-        if self.journal.path is not None:
-            self.journal.close()  # an in-memory journal stays readable for the caller's report
+                await venue.client.disconnect()
+            except Exception as exc:
+                logger.warning("disconnect failed: %s", exc)
+        summary = self._summary(reason, facts, strategy_ready)
+        for engine in self.engines:
+            engine.journal.note(self.clock.now(), "stopped", reason)
+            if engine.journal.path is not None:
+                engine.journal.close()  # an in-memory journal stays readable for the caller's report
         return summary
 
-    def _summary(
-        self,
-        reason: str,
-        mark_price: Decimal | None,
-        venue_position: Decimal | None,
-        funding: Decimal,
-        strategy_ready: bool,
-    ) -> BotSummary:
-        engine = self.execution
-        ledger = engine.ledger
-        exits = [r for r in engine.active_orders(OrderRole.EXIT) if r.acknowledged]
-        unknown = [r for r in engine.active_orders() if not r.acknowledged]
+    def _summary(self, reason: str, facts: list[_VenueFacts], strategy_ready: bool) -> BotSummary:
+        """Totals over every venue (one for most strategies), and a line per venue when several."""
+        engines = self.engines
+        exits = [r for e in engines for r in e.active_orders(OrderRole.EXIT) if r.acknowledged]
+        unknown = [r for e in engines for r in e.active_orders() if not r.acknowledged]
+        unrealized: Decimal | None = ZERO
+        for engine, fact in zip(engines, facts, strict=True):
+            if fact.mark_price is None or unrealized is None:
+                unrealized = None
+            else:
+                unrealized += engine.ledger.unrealized_pnl(fact.mark_price)
+        positions = [fact.position for fact in facts]
+        venue_lines: list[str] = []
+        if len(engines) > 1:
+            for venue, fact in zip(self.venues, facts, strict=True):
+                ledger = venue.execution.ledger
+                venue_lines.append(
+                    f"venue {venue.label}: position {ledger.size} (venue: {fact.position}), "
+                    f"fills {ledger.fill_count}, realized {ledger.realized_pnl:.4f}, "
+                    f"fees {ledger.fees:.4f}, funding {fact.funding:.4f}"
+                )
         return BotSummary(
             stop_reason=reason,
             exit_code=self._exit_code,
             runtime_seconds=self.clock.now() - (self._started_at or self.clock.now()),
-            orders_placed=engine.accepted_count,
-            orders_failed=engine.refused_count,
-            fills=ledger.fill_count,
-            volume=ledger.volume,
-            fees=ledger.fees,
-            realized_pnl=ledger.realized_pnl,
-            position=ledger.size,
+            orders_placed=sum(e.accepted_count for e in engines),
+            orders_failed=sum(e.refused_count for e in engines),
+            fills=sum(e.ledger.fill_count for e in engines),
+            volume=sum((e.ledger.volume for e in engines), ZERO),
+            fees=sum((e.ledger.fees for e in engines), ZERO),
+            realized_pnl=sum((e.ledger.realized_pnl for e in engines), ZERO),
+            position=sum((e.ledger.size for e in engines), ZERO),
             resting_exit_orders=len(exits),
             resting_exit_size=sum((r.remaining for r in exits), ZERO),
             unknown_orders=len(unknown),
-            live_entries=len([r for r in engine.active_orders(OrderRole.ENTRY) if r.acknowledged]),
-            uncovered_size=sum((lot.size for lot in engine.uncovered_lots()), ZERO),
-            venue_position=venue_position,
-            unrealized_pnl=ledger.unrealized_pnl(mark_price) if mark_price is not None else None,
-            mark_price=mark_price,
-            funding=funding,
+            live_entries=len(
+                [r for e in engines for r in e.active_orders(OrderRole.ENTRY) if r.acknowledged]
+            ),
+            uncovered_size=sum((lot.size for e in engines for lot in e.uncovered_lots()), ZERO),
+            venue_position=None if None in positions else sum((p or ZERO for p in positions), ZERO),
+            unrealized_pnl=unrealized,
+            mark_price=facts[0].mark_price,
+            funding=sum((fact.funding for fact in facts), ZERO),
             strategy_status=self.strategy.status_summary() if strategy_ready else {},
+            venue_lines=venue_lines,
         )
+
+
+@dataclass
+class _VenueFacts:
+    mark_price: Decimal | None = None
+    position: Decimal | None = None
+    funding: Decimal = ZERO

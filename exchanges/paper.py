@@ -26,19 +26,29 @@ Matching rules (chosen to be checkable by hand):
   position fills — the rest of the order EXPIRES.
 * Order, fill and market-update times are the clock's, so a replay under a live clock looks
   live and a backtest under a simulated clock sees the feed's time.
-* Funding is paid at every multiple of ``funding_interval_hours`` since the epoch (00:00, 08:00,
-  16:00 UTC by default), by the clock: ``payment = -position × mid × rate`` (longs pay when the
-  rate is positive), at the mid and on the position that stood when the boundary passed.
+* Funding is paid at ``funding_offset_hours`` plus every multiple of ``funding_interval_hours``
+  since the epoch (00:00, 08:00, 16:00 UTC by default), by the clock: ``payment = -position ×
+  mid × rate`` (longs pay when the rate is positive), at the mid and on the position that stood
+  when the boundary passed. The rate is ``funding_rate`` at every settlement, or, with
+  ``funding_volatility`` above zero, a seeded mean-reverting walk around it (``rate_next = rate +
+  funding_reversion × (funding_rate - rate) + funding_volatility × N(0, 1)``, one step per
+  settlement, seeded by ``funding_seed``), so two paper venues can disagree about funding the
+  way real ones do. With ``funding_history_path`` (a JSON list of ``[time in ms, rate, ...]``
+  rows, the layout of ``shared/fixtures/funding``) each settlement uses the last recorded rate
+  at or before it. :meth:`get_funding_rate` answers the rate of the next settlement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import heapq
 import itertools
+import json
 import logging
 import math
+import random
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -91,6 +101,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
+_INFINITY = Decimal("Infinity")
 _HUNDRED = Decimal(100)
 _BBO = MarketEventKind.BBO
 _BUY = OrderSide.BUY
@@ -100,6 +111,9 @@ _SOURCE_BATCH_SIZE = 1024
 #: With no pacing delay due, the pump still yields to the event loop this often.
 _PUMP_YIELD_EVERY = 64
 _PUMP_ERRORS_LOGGED = 5
+#: Recorded settlement times carry a few ms of jitter: a rate stamped this soon after a
+#: settlement time still belongs to it.
+_HISTORY_SLACK_SECONDS = 60.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,6 +213,11 @@ class PaperOptions:
     start_balance: Decimal = Decimal("10000")
     funding_rate: Decimal = Decimal("0.0001")
     funding_interval_hours: Decimal = Decimal("8")
+    funding_offset_hours: Decimal = Decimal("0")
+    funding_volatility: Decimal = Decimal("0")
+    funding_reversion: Decimal = Decimal("0.2")
+    funding_seed: int = 11
+    funding_history_path: Path | None = None
     step_seconds: float = DEFAULT_STEP_SECONDS
     feed_path: Path | None = None
     replay_speed: float = 1.0
@@ -245,11 +264,39 @@ _OPTION_RULES: dict[str, tuple[Any, Any]] = {
     "start_balance": (_parse_decimal, _positive),
     "funding_rate": (_parse_decimal, _rate_range),
     "funding_interval_hours": (_parse_decimal, _positive),
+    "funding_offset_hours": (_parse_decimal, _not_negative),
+    "funding_volatility": (_parse_decimal, _not_negative),
+    "funding_reversion": (_parse_decimal, lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
+    "funding_seed": (_parse_int, None),
+    "funding_history_path": (_parse_optional_path, None),
     "step_seconds": (_parse_float, _positive),
     "feed_path": (_parse_optional_path, None),
     "replay_speed": (_parse_float, None),
     "drive_externally": (_parse_bool, None),
 }
+
+
+def read_funding_history(path: Path) -> list[tuple[float, Decimal]]:
+    """A recorded funding history: JSON rows ``[time in ms, rate, ...]`` -> (seconds, rate),
+    sorted. Any unreadable file or row is a one-line ConfigurationError naming the file."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"paper exchange option 'funding_history_path': cannot read {path}: {exc}"
+        ) from None
+    history: list[tuple[float, Decimal]] = []
+    try:
+        for row in rows:
+            history.append((float(row[0]) / 1000.0, _parse_decimal(row[1])))
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise ConfigurationError(
+            f"paper exchange option 'funding_history_path': {path} is not a list of [time_ms, rate] rows"
+        ) from None
+    if not history:
+        raise ConfigurationError(f"paper exchange option 'funding_history_path': {path} holds no rates")
+    history.sort(key=lambda item: item[0])
+    return history
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,6 +433,15 @@ class PaperExchangeClient(BaseExchangeClient):
         self._maker_fee_rate = options.maker_fee_pct / _HUNDRED
         self._taker_fee_rate = options.taker_fee_pct / _HUNDRED
         self._funding_interval_seconds = float(options.funding_interval_hours) * 3600.0
+        self._funding_offset_seconds = float(options.funding_offset_hours) * 3600.0
+        self._funding_random = random.Random(options.funding_seed)
+        #: The rate process: the settlement index it stands at and its rate there.
+        self._funding_index: int | None = None
+        self._funding_rate = options.funding_rate
+        #: A recorded rate history (times in seconds, ascending), read at connect.
+        self._funding_history: list[tuple[float, Decimal]] = []
+        #: Every settlement that paid or charged us: (time, rate, position, mid, payment).
+        self.funding_payments: list[tuple[float, Decimal, Decimal, Decimal, Decimal]] = []
 
         # top of book
         self._best_bid: Decimal | None = None
@@ -484,6 +540,10 @@ class PaperExchangeClient(BaseExchangeClient):
         background (unless ``drive_externally``). Connecting again after a disconnect resumes
         the same market where it stopped."""
         self._raise_injected("connect")
+        if self.options.funding_history_path is not None and not self._funding_history:
+            self._funding_history = await asyncio.to_thread(
+                read_funding_history, self.options.funding_history_path
+            )
         if self._pump_task is not None and not self._pump_task.done():
             return
         if self.options.drive_externally:
@@ -775,31 +835,55 @@ class PaperExchangeClient(BaseExchangeClient):
                 self._entry_price = price
         self._position_size = new_position
 
+    def _first_funding_after(self, now: float) -> float:
+        interval, offset = self._funding_interval_seconds, self._funding_offset_seconds
+        return offset + (math.floor((now - offset) / interval) + 1) * interval
+
+    def _rate_at(self, boundary: float) -> Decimal:
+        """The funding rate of the settlement at ``boundary`` (the process only moves forward)."""
+        options = self.options
+        if self._funding_history:
+            at = bisect.bisect_right(self._funding_history, (boundary + _HISTORY_SLACK_SECONDS, _INFINITY))
+            return self._funding_history[max(0, at - 1)][1]
+        index = round((boundary - self._funding_offset_seconds) / self._funding_interval_seconds)
+        if options.funding_volatility == 0:
+            return options.funding_rate
+        if self._funding_index is None:
+            self._funding_index = index
+        while self._funding_index < index:
+            self._funding_index += 1
+            shock = Decimal(repr(self._funding_random.gauss(0.0, 1.0)))
+            step = options.funding_reversion * (options.funding_rate - self._funding_rate)
+            self._funding_rate = (self._funding_rate + step + options.funding_volatility * shock).quantize(
+                Decimal("1e-10")
+            )
+        return self._funding_rate
+
     def _settle_funding(self, now: float) -> None:
-        """Pay or receive funding for every interval boundary the clock has passed."""
+        """Pay or receive funding for every settlement time the clock has passed."""
         interval = self._funding_interval_seconds
         if not self._funding_scheduled:
             self._funding_scheduled = True
-            self._next_funding_time = (math.floor(now / interval) + 1) * interval
+            self._next_funding_time = self._first_funding_after(now)
             return
-        boundaries = 0
         while now >= self._next_funding_time:
-            boundaries += 1
+            boundary = self._next_funding_time
             self._next_funding_time += interval
-        if self._position_size == 0 or self._best_bid is None:
-            return
-        mid = (self._best_bid + self._best_ask) / 2  # type: ignore[operator]
-        payment = -self._position_size * mid * self.options.funding_rate * boundaries
-        self._funding_received += payment
-        logger.info(
-            "funding: position %s at mark %s, rate %s x %d interval(s): %s %s",
-            self._position_size,
-            mid,
-            self.options.funding_rate,
-            boundaries,
-            "received" if payment >= 0 else "paid",
-            abs(payment),
-        )
+            rate = self._rate_at(boundary)
+            if self._position_size == 0 or self._best_bid is None:
+                continue
+            mid = (self._best_bid + self._best_ask) / 2  # type: ignore[operator]
+            payment = -self._position_size * mid * rate
+            self._funding_received += payment
+            self.funding_payments.append((boundary, rate, self._position_size, mid, payment))
+            logger.info(
+                "funding: position %s at mark %s, rate %s: %s %s",
+                self._position_size,
+                mid,
+                rate,
+                "received" if payment >= 0 else "paid",
+                abs(payment),
+            )
 
     # -- market metadata and data ------------------------------------------------------------
 
@@ -824,11 +908,10 @@ class PaperExchangeClient(BaseExchangeClient):
         if self._funding_scheduled:
             next_time = self._next_funding_time
         else:
-            interval = self._funding_interval_seconds
-            next_time = (math.floor(self.clock.now() / interval) + 1) * interval
+            next_time = self._first_funding_after(self.clock.now())
         return FundingRate(
             contract_id=contract_id,
-            rate=self.options.funding_rate,
+            rate=self._rate_at(next_time),
             interval_hours=self.options.funding_interval_hours,
             next_funding_time=next_time,
         )

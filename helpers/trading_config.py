@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,6 +35,14 @@ def default_bot_name(exchange: str, ticker: str, strategy: str, suffix: str = ""
     return f"{name}_{suffix}" if suffix else name
 
 
+@dataclass(frozen=True)
+class VenueSpec:
+    """One more venue for a strategy that trades on several (venue 0 is ``exchange`` itself)."""
+
+    exchange: str
+    exchange_params: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class TradingConfig:
     """Everything one bot process needs: which market, which venue, which strategy, how."""
@@ -58,6 +67,8 @@ class TradingConfig:
     client_id_prefix: str = ""
     #: The bot's identity: prefixes its client ids and names its log, CSV and journal.
     bot_name: str = ""
+    #: Venues after the first, for strategies that declare they need several (REQUIRED_VENUES).
+    extra_venues: list[VenueSpec] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ticker = self.ticker.upper()
@@ -65,3 +76,24 @@ class TradingConfig:
             self.bot_name = default_bot_name(self.exchange, self.ticker, self.strategy)
         if not self.client_id_prefix:
             self.client_id_prefix = default_client_id_prefix(self.bot_name)
+
+    @property
+    def venue_count(self) -> int:
+        return 1 + len(self.extra_venues)
+
+    def venue_config(self, index: int) -> TradingConfig:
+        """The configuration one venue's client and journal see: venue 0 is this config itself;
+        venue ``i`` has its own exchange, options and identity ``<bot_name>_v<i>`` (its own
+        order-id prefix and journal, so two venues of one kind stay apart)."""
+        if index == 0:
+            return self
+        spec = self.extra_venues[index - 1]
+        name = f"{self.bot_name}_v{index}"
+        return dataclasses.replace(
+            self,
+            exchange=spec.exchange,
+            exchange_params=dict(spec.exchange_params),
+            bot_name=name,
+            client_id_prefix=default_client_id_prefix(name),
+            extra_venues=[],
+        )

@@ -63,6 +63,8 @@ class OrderParams:
     client_order_id: str | None = None
     #: Exits: the ids of the filled lots this order closes (see execution.records.Lot).
     covers: tuple[str, ...] = ()
+    #: Which of the strategy's venues it goes to (0 unless the strategy trades on several).
+    venue: int = 0
 
 
 @dataclass
@@ -250,6 +252,16 @@ def resolve_parameters(specs: tuple[ParameterSpec, ...], given: dict[str, Any]) 
     return resolved
 
 
+@dataclass
+class Venue:
+    """One venue a strategy trades on: its label (for logs), client and execution layer."""
+
+    label: str
+    client: BaseExchangeClient
+    execution: ExecutionEngine
+    contract: ContractInfo | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # The strategy base class
 # ---------------------------------------------------------------------------------------------
@@ -266,6 +278,9 @@ class BaseStrategy(ABC):
 
     #: Declared parameters; the CLI builds flags and parses ``--strategy-params`` from these.
     PARAMETERS: ClassVar[tuple[ParameterSpec, ...]] = ()
+    #: How many venues the strategy trades on; the bot gives it one client and one execution
+    #: layer per venue (``self.venues``), in the order of the configuration.
+    REQUIRED_VENUES: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -273,6 +288,7 @@ class BaseStrategy(ABC):
         exchange_client: BaseExchangeClient,
         clock: Clock,
         execution: ExecutionEngine | None = None,
+        venues: list[Venue] | None = None,
     ) -> None:
         self.config = config
         self.exchange_client = exchange_client
@@ -286,6 +302,8 @@ class BaseStrategy(ABC):
 
             execution = ExecutionEngine(exchange_client, clock, ExecutionJournal(None))
         self.execution: ExecutionEngine = execution
+        #: Every venue, the first being ``exchange_client`` with ``execution``.
+        self.venues: list[Venue] = venues or [Venue(config.exchange, exchange_client, execution)]
         #: Why new entries are not allowed right now (risk pause, reduce-only mode, shutdown).
         self.entries_blocked: str | None = None
 
@@ -310,9 +328,11 @@ class BaseStrategy(ABC):
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Resolve the contract; the bot reconciles the execution layer right after."""
-        self.contract = await self.exchange_client.get_contract_info(self.config.ticker)
-        self.execution.size_step = self.contract.size_step
+        """Resolve the contract on each venue; the bot reconciles the execution layers right after."""
+        for venue in self.venues:
+            venue.contract = await venue.client.get_contract_info(self.config.ticker)
+            venue.execution.size_step = venue.contract.size_step
+        self.contract = self.venues[0].contract
 
     async def on_ready(self) -> None:
         """Called once the execution layer has been reconciled with the venue (what this bot
@@ -323,6 +343,13 @@ class BaseStrategy(ABC):
         if self.contract is None:
             raise RuntimeError("strategy used before initialize()")
         return self.contract.contract_id
+
+    def venue_contract_id(self, index: int) -> str:
+        """The contract this strategy trades on venue ``index``."""
+        contract = self.venues[index].contract
+        if contract is None:
+            raise RuntimeError("strategy used before initialize()")
+        return contract.contract_id
 
     async def get_market_data(self) -> MarketData:
         best_bid, best_ask = await self.exchange_client.fetch_bbo_prices(self.contract_id)

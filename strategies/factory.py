@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from exchanges.base import BaseExchangeClient
 from helpers.clock import Clock
-from strategies.base_strategy import BaseStrategy, ParameterError
+from strategies.base_strategy import BaseStrategy, ParameterError, Venue
+from strategies.funding_arbitrage_strategy import FundingArbitrageStrategy
 from strategies.grid_strategy import GridStrategy
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 _strategies: dict[str, type[BaseStrategy]] = {
     "grid": GridStrategy,
+    "funding_arbitrage": FundingArbitrageStrategy,
 }
 
 
@@ -39,5 +41,9 @@ class StrategyFactory:
         exchange_client: BaseExchangeClient,
         clock: Clock,
         execution: ExecutionEngine | None = None,
+        venues: list[Venue] | None = None,
     ) -> BaseStrategy:
-        return StrategyFactory.strategy_class(name)(config, exchange_client, clock, execution)
+        strategy_class = StrategyFactory.strategy_class(name)
+        if venues is None:
+            return strategy_class(config, exchange_client, clock, execution)
+        return strategy_class(config, exchange_client, clock, execution, venues=venues)
