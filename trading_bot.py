@@ -41,6 +41,7 @@ from execution.engine import ExecutionEngine
 from execution.journal import ExecutionJournal, journal_path, orders_csv_path
 from execution.records import OrderRecord
 from helpers.clock import Clock, LiveClock
+from helpers.combined_account import CombinedAccount
 from helpers.log_setup import activity_log_path
 from helpers.risk_manager import RiskAction, RiskDecision, RiskManager
 from helpers.status_line import StatusLine
@@ -192,7 +193,10 @@ class TradingBot:
             self.execution,
             self.venues if len(self.venues) > 1 else None,
         )
-        self.risk_manager = RiskManager(self.exchange_client, config, self.clock, store=self.journal)
+        # A strategy on several venues is judged on their combined account (a hedge's legs net out).
+        clients = [venue.client for venue in self.venues]
+        account = CombinedAccount(clients) if len(clients) > 1 else self.exchange_client
+        self.risk_manager = RiskManager(account, config, self.clock, store=self.journal)
         self.activity_log = activity_log_path(config.log_dir, config.bot_name)
 
         self._wake = asyncio.Event()

@@ -66,6 +66,7 @@ from exchanges.connector_kit import (
     HttpSession,
     PriceLevels,
     opt_int,
+    optional_price,
     plain,
     retry_after_seconds,
     timestamp_seconds,
@@ -590,6 +591,7 @@ class AsterClient(StreamingVenueClient):
                 size=to_decimal(raw.get("positionAmt"), "positionAmt"),
                 entry_price=to_decimal(raw.get("entryPrice") or "0", "entryPrice"),
                 unrealized_pnl=to_decimal(raw.get("unRealizedProfit") or "0", "unRealizedProfit"),
+                liquidation_price=optional_price(raw.get("liquidationPrice"), "liquidationPrice"),
             )
             for raw in body
             if isinstance(raw, dict)

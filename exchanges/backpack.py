@@ -81,6 +81,7 @@ from exchanges.connector_kit import (
     HttpSession,
     PriceLevels,
     opt_int,
+    optional_price,
     plain,
     retry_after_seconds,
     timestamp_seconds,
@@ -672,6 +673,7 @@ class BackpackClient(StreamingVenueClient):
                 entry_price=to_decimal(raw.get("entryPrice") or "0", "entryPrice"),
                 unrealized_pnl=to_decimal(raw.get("pnlUnrealized") or "0", "pnlUnrealized"),
                 realized_pnl=to_decimal(raw.get("pnlRealized") or "0", "pnlRealized"),
+                liquidation_price=optional_price(raw.get("estLiquidationPrice"), "estLiquidationPrice"),
             )
             for raw in body
             if isinstance(raw, dict)

@@ -308,6 +308,8 @@ class Position:
     entry_price: Decimal
     unrealized_pnl: Decimal = Decimal(0)
     realized_pnl: Decimal = Decimal(0)
+    #: Where the venue would liquidate it (None: the venue does not say, or no position).
+    liquidation_price: Decimal | None = None
 
     @classmethod
     def quick(

@@ -41,6 +41,14 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 
 
+def optional_price(value: Any, what: str) -> Decimal | None:
+    """A price the venue may leave out or report as 0 (e.g. no liquidation price when flat)."""
+    if value is None or value == "":
+        return None
+    price = to_decimal(value, what)
+    return price if price > 0 else None
+
+
 def to_decimal(value: Any, what: str = "number") -> Decimal:
     """Parse a venue number (string, int or Decimal from a parse_float=Decimal decoder).
 

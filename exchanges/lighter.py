@@ -96,7 +96,7 @@ from exchanges.base import (
     SlippageExceeded,
 )
 from exchanges.connector_kit import opt_int as _opt_int
-from exchanges.connector_kit import slippage_bound, to_decimal
+from exchanges.connector_kit import optional_price, slippage_bound, to_decimal
 from exchanges.connector_kit import timestamp_seconds as _timestamp_seconds
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, VenueOrder, VenueOrders
 from helpers import safe_json
@@ -1238,6 +1238,7 @@ class LighterClient(BaseExchangeClient):
             entry_price=to_decimal(raw.get("avg_entry_price", "0"), "avg_entry_price"),
             unrealized_pnl=to_decimal(raw.get("unrealized_pnl", "0"), "unrealized_pnl"),
             realized_pnl=to_decimal(raw.get("realized_pnl", "0"), "realized_pnl"),
+            liquidation_price=optional_price(raw.get("liquidation_price"), "liquidation_price"),
         )
 
     async def get_position(self, contract_id: str) -> Position:

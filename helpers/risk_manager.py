@@ -39,7 +39,6 @@ from typing import Protocol
 
 from exchanges.base import (
     AccountSnapshot,
-    BaseExchangeClient,
     ExchangeError,
     NotSupported,
     Position,
@@ -79,6 +78,12 @@ _NO_RISK = RiskDecision(RiskAction.NONE)
 _UNBOUNDED = WakeLevels()
 
 
+class AccountReader(Protocol):
+    """What the manager reads: a venue client, or several venues' accounts combined."""
+
+    async def get_account_snapshot(self) -> AccountSnapshot: ...
+
+
 class BaselineStore(Protocol):
     """Where the baseline survives a restart (the bot's journal)."""
 
@@ -103,7 +108,7 @@ class RiskManager:
 
     def __init__(
         self,
-        exchange_client: BaseExchangeClient,
+        exchange_client: AccountReader,
         config: TradingConfig,
         clock: Clock,
         *,

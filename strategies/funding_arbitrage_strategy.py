@@ -282,6 +282,14 @@ class FundingArbitrageStrategy(BaseStrategy):
             check=at_least(Decimal(0)),
         ),
         ParameterSpec(
+            "min_liquidation_distance",
+            parse_decimal,
+            Decimal("5"),
+            "close the pair when a leg's liquidation price (where its venue reports one) is nearer "
+            "than this, PERCENT of the mid price",
+            check=at_least(Decimal(0)),
+        ),
+        ParameterSpec(
             "check_interval",
             parse_float,
             60.0,
@@ -305,6 +313,10 @@ class FundingArbitrageStrategy(BaseStrategy):
         self.max_hold_seconds = float(params["max_hold_hours"]) * 3600.0
         self.max_imbalance_pct: Decimal = params["max_imbalance_pct"]
         self.check_interval: float = params["check_interval"]
+        self.min_liquidation_distance: Decimal = params["min_liquidation_distance"]
+        #: Each leg's liquidation price (None where the venue reports none) and mid, last read.
+        self.last_liquidation: list[Decimal | None] = []
+        self.last_mids: list[Decimal] = []
         self.pair: Pair | None = None
         self._next_check = 0.0
         self._seen_version: tuple[int, ...] = ()
@@ -496,6 +508,12 @@ class FundingArbitrageStrategy(BaseStrategy):
         ]
         books = await self._books()
         half_spreads = [(ask - bid) / (ask + bid) for bid, ask in books]
+        self.last_mids = [(bid + ask) / 2 for bid, ask in books]
+        if self.pair is not None:
+            self.last_liquidation = [
+                (await venue.client.get_position(self.venue_contract_id(index))).liquidation_price
+                for index, venue in enumerate(self.venues)
+            ]
         hourly = [hourly_rate(rate) for rate in self.last_rates]
         self.last_opportunity = rank(hourly, half_spreads, self.fees, self.hold_hours)
         changed = hourly != self._logged_hourly
@@ -639,6 +657,9 @@ class FundingArbitrageStrategy(BaseStrategy):
             return self._start_exit(
                 pair, f"maximum holding time of {self.max_hold_seconds / 3600:g} h reached"
             )
+        near = self._liquidation_too_near()
+        if near:
+            return self._start_exit(pair, near)
         if self.last_rates:
             hourly = [hourly_rate(rate) for rate in self.last_rates]
             spread = spread_per_hour(hourly, pair.long_venue, pair.short_venue)
@@ -650,6 +671,19 @@ class FundingArbitrageStrategy(BaseStrategy):
                     f"(exit below {to_apr_pct(self.exit_per_hour):.2f} %)",
                 )
         return StrategyResult(StrategyAction.NONE)
+
+    def _liquidation_too_near(self) -> str:
+        """Why a leg is too close to its liquidation price ("" when none is, or none is known)."""
+        for index, (liquidation, mid) in enumerate(zip(self.last_liquidation, self.last_mids, strict=False)):
+            if liquidation is None or mid <= 0:
+                continue
+            distance = abs(mid - liquidation) / mid * HUNDRED
+            if distance < self.min_liquidation_distance:
+                return (
+                    f"venue {index} leg is {distance:.2f} % from its liquidation price {liquidation} "
+                    f"(limit {self.min_liquidation_distance} %)"
+                )
+        return ""
 
     def _start_exit(self, pair: Pair, reason: str) -> StrategyResult:
         pair.state = PairState.EXITING.value

@@ -9,15 +9,17 @@ money: the venues' positions, the journals, and the funding collected.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from exchanges.base import FundingRate, InsufficientFunds, OrderSide, OrderType, SlippageExceeded
+from exchanges.base import FundingRate, InsufficientFunds, OrderSide, OrderType, Position, SlippageExceeded
 from exchanges.paper import PaperExchangeClient
 from helpers.clock import SimulatedClock
+from helpers.combined_account import CombinedAccount
 from helpers.trading_config import RiskLimits, TradingConfig, VenueSpec
 from strategies.base_strategy import OrderParams, OrderRole
 from strategies.funding_arbitrage_strategy import (
@@ -606,3 +608,35 @@ async def test_lighter_rates_are_read_from_its_api_and_normalised_from_their_8_h
     rate = await client.get_funding_rate("12")  # the lighter row, not the other exchanges' rows
     assert rate.rate == D("0.00009599999999999999") and rate.interval_hours == 8
     assert hourly_rate(rate) == rate.rate / 8
+
+
+async def test_exit_when_a_leg_nears_its_liquidation_price() -> None:
+    pairs = Pairs()
+    await pairs.start()
+    await pairs.advance(HOUR)
+    assert pairs.positions() == [D("1.00"), D("-1.00")]
+    short = pairs.venues[1]
+    original = short.get_position
+
+    async def near_liquidation(contract_id: str) -> Position:
+        position = await original(contract_id)
+        return dataclasses.replace(position, liquidation_price=pairs.mid * D("1.03"))  # 3 % away
+
+    short.get_position = near_liquidation  # type: ignore[method-assign]
+    await pairs.advance(180)
+    closed = pairs.notes("pair_closed")
+    assert closed, "the pair should have been closed"
+    assert "venue 1 leg is 3.00 % from its liquidation price" in str(closed[0]["reason"])
+    await pairs.stop()
+
+
+async def test_the_risk_manager_judges_the_combined_account_of_both_venues() -> None:
+    pairs = Pairs()
+    assert isinstance(pairs.bot.risk_manager._client, CombinedAccount)
+    snapshot = await pairs.bot.risk_manager._client.get_account_snapshot()
+    assert snapshot.balance == D("200000")  # both paper venues' 100,000
+    await pairs.start()
+    await pairs.advance(HOUR)
+    snapshot = await pairs.bot.risk_manager._client.get_account_snapshot()
+    assert sorted(p.size for p in snapshot.positions) == [D("-1.00"), D("1.00")]  # the legs, together
+    await pairs.stop()
