@@ -61,10 +61,11 @@ ZERO = Decimal(0)
 LOOKUP_DELAY = 0.5
 #: Further look-ups back off up to this interval.
 LOOKUP_MAX_INTERVAL = 10.0
-#: Definitive "not found" answers, over at least LOOKUP_MIN_AGE seconds, before an order whose
-#: outcome was unknown is taken as never having reached the venue.
+#: Definitive "not found" answers, over at least LOOKUP_MIN_AGE seconds since the intent (longer
+#: than a request may stay in flight: our REST timeout is 10 s), before an order whose outcome was
+#: unknown is taken as never having reached the venue.
 LOOKUP_MISSES = 5
-LOOKUP_MIN_AGE = 30.0
+LOOKUP_MIN_AGE = 12.0
 #: An acknowledged cancel not confirmed by the venue within this time is looked up.
 CANCEL_CONFIRM_SECONDS = 3.0
 #: Final orders kept in memory for late updates (older ones are read back from the journal).

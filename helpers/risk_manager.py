@@ -224,9 +224,6 @@ class RiskManager:
         if stored is not None:
             self.baseline_equity = stored
             self.high_water_equity = self._stored(_HIGH_WATER_KEY)
-            logger.info(
-                "Risk baseline equity %s kept from this bot's journal (a restart does not re-arm it)", stored
-            )
         else:
             self.baseline_equity = snapshot.equity
             if self._store is not None:
@@ -237,8 +234,9 @@ class RiskManager:
         self._last_snapshot_at = now
         self._initialized = True
         logger.info(
-            "Risk baseline equity %s; close worst at -%s %%, close all and stop at -%s %%",
-            snapshot.equity,
+            "Risk baseline equity %s%s; close worst at -%s %%, close all and stop at -%s %%",
+            self.baseline_equity,
+            " (kept from this bot's journal: a restart does not re-arm the limits)" if stored else "",
             self.loss_pct,
             self.emergency_loss_pct,
         )

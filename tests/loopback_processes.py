@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QUANTITY = Decimal("0.0100")
 TAKE_PROFIT_PCT = Decimal("0.02")
 TICK = Decimal("0.01")
-STEP_TIMEOUT = 20.0
+STEP_TIMEOUT = 40.0  # a send cut short by the kill is given up after 5 look-ups over >= 12 s
 POLL_INTERVAL = 0.02
 
 T = TypeVar("T")
