@@ -262,6 +262,7 @@ class TradingBot:
     def _on_reconnected(self) -> None:
         """The venue's private stream came back: what happened meanwhile must be read back."""
         self._reconcile_due = True
+        self.journal.note(self.clock.now(), "reconnected", "private stream back: reconciling")
         self.expect_activity()
 
     def expect_activity(self) -> None:
@@ -369,6 +370,7 @@ class TradingBot:
                 await self._reconcile()
             except ExchangeError as exc:
                 logger.warning("reconciliation after reconnect failed (%s); will retry", exc)
+                self.journal.note(self.clock.now(), "error", f"reconciliation failed: {exc}")
                 self._reconcile_due = True
         events_arrived = self._events_waiting()
         if events_arrived:
@@ -390,6 +392,7 @@ class TradingBot:
             market_data = await self.strategy.get_market_data()
         except ExchangeError as exc:
             logger.warning("market data unavailable: %s", exc)
+            self.journal.note(self.clock.now(), "error", f"market data unavailable: {exc}")
             await self._wait(self.config.idle_wait_seconds)
             return
         # Freshness is when the venue last pushed market data, not when we read a cached book.
@@ -638,6 +641,7 @@ class TradingBot:
             return
         if decision.reason != self._last_risk_reason:
             logger.warning("risk: %s -> %s", decision.reason, action.value, extra={"notify": "risk"})
+            self.journal.note(self.clock.now(), f"risk_{action.value}", decision.reason)
             self._last_risk_reason = decision.reason
         if action is RiskAction.PAUSE:
             self._block(f"paused: {decision.reason}")

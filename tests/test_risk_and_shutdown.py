@@ -223,6 +223,8 @@ async def test_a_fill_during_a_risk_pause_still_gets_its_take_profit():
     session.venue.set_prices("59990.0", "60000.0")  # one push of market data, then silence
     await session.advance(40)  # no market data for 40 s: paused
     assert "paused" in (session.bot.strategy.entries_blocked or "")
+    (pause,) = session.bot.journal.events("risk_pause")  # what status.py shows as the last event
+    assert "no market data" in pause[3]
     session.venue.fill(entry.order_id)
     await session.settle()
     (take_profit,) = session.resting(SELL)
