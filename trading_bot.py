@@ -204,7 +204,8 @@ class TradingBot:
         self._stop_reason: str | None = None
         self._exit_code = EXIT_OK
         self._started_at: float | None = None
-        self._last_risk_reason = ""
+        #: The risk action last logged ("" when none holds).
+        self._last_risk_action = ""
         self._risk_block: str | None = None
         self._done = asyncio.Event()
         self._last_market_update_at: float | None = None
@@ -632,17 +633,17 @@ class TradingBot:
         """Act on a risk decision through the execution layer, and tell the strategy."""
         action = decision.action
         if action is RiskAction.NONE:
-            if self._last_risk_reason:
+            if self._last_risk_action:
                 logger.info("risk condition cleared: resuming")
-                self._last_risk_reason = ""
+                self._last_risk_action = ""
             if self._risk_block is not None:
                 self._risk_block = None
                 self.strategy.block_entries(None)
             return
-        if decision.reason != self._last_risk_reason:
+        if action.value != self._last_risk_action:  # once per action: a stall's reason ticks every second
             logger.warning("risk: %s -> %s", decision.reason, action.value, extra={"notify": "risk"})
             self.journal.note(self.clock.now(), f"risk_{action.value}", decision.reason)
-            self._last_risk_reason = decision.reason
+            self._last_risk_action = action.value
         if action is RiskAction.PAUSE:
             self._block(f"paused: {decision.reason}")
             return
