@@ -123,6 +123,9 @@ STATUS_FILLED = "filled"
 STATUS_CANCELED = "canceled"
 STATUS_CANCELED_POST_ONLY = "canceled-post-only"
 STATUS_CANCELED_REDUCE_ONLY = "canceled-reduce-only"
+# Unsourced: lighter.models.Order lists these statuses, but no capture or source says which one
+# the venue gives an IOC/market order that ends with nothing filled. The mock picks these two;
+# ``set_ioc_unfilled_status`` makes it answer any other, so clients are tested against every form.
 STATUS_CANCELED_SLIPPAGE = "canceled-too-much-slippage"
 STATUS_CANCELED_NO_LIQUIDITY = "canceled-not-enough-liquidity"
 STATUS_CANCELED_EXPIRED = "canceled-expired"
@@ -188,6 +191,9 @@ CONTROL_ACTIONS: dict[str, set[str]] = {
     "malform_next_message": {"channel_prefix", "kind", "n"},
     "oversize_next_message": {"channel_prefix", "n"},
     "expire_orders": {"at_ms"},
+    "set_ioc_unfilled_status": {"status"},
+    "refuse_next_subscription": {"channel_prefix", "code", "message", "n"},
+    "announce_shutdown": {"close_in_ms"},
     "apply_funding": {"market_id"},
     "set_funding_rate": {"market_id", "rate"},
 }
@@ -584,6 +590,9 @@ class MockLighterVenue:
         self._slow_s = DEFAULT_SLOW_MS / 1000.0
         self._retry_after = 1.0
         self._oversize_bytes = DEFAULT_OVERSIZE_BYTES
+        self._ioc_unfilled_status: str | None = None
+        self._refusals: list[tuple[str, int, str]] = []  # (channel prefix, code, message)
+        self.shutdown_forced_closes = 0  # connections still open when a shutdown notice ran out
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1005,6 +1014,49 @@ class MockLighterVenue:
     def reject_next_tx(self, code: int = 21029, message: str = "insufficient margin", n: int = 1) -> None:
         """The next ``n`` valid transactions answer HTTP 400 ``{"code":code,"message":message}``."""
         self._call(lambda: self._tx_faults.extend([(code, message)] * n))
+
+    def set_ioc_unfilled_status(self, status: str | None) -> None:
+        """End every IOC/market order that fills nothing with ``status`` (None: the default
+        slippage/liquidity statuses). Unsourced: the real status is not known from any capture,
+        so clients must treat every cancelled form alike."""
+        if status is not None and not status.startswith("canceled"):
+            raise ValueError("status must be a cancelled status (canceled or canceled-...)")
+        self._call(lambda: setattr(self, "_ioc_unfilled_status", status))
+
+    def refuse_next_subscription(
+        self, channel_prefix: str = "account_orders", code: int = 20001, message: str = "denied", n: int = 1
+    ) -> None:
+        """Answer the next ``n`` subscribes to a channel starting with the prefix with the error
+        frame ``{"error": {"code": code, "message": message}}``. Unsourced: the venue's words
+        for a refused subscription are not known beyond the auth errors, so a client must
+        treat any error answering its subscription as a refusal."""
+        self._call(lambda: self._refusals.extend([(channel_prefix, code, message)] * n))
+
+    def announce_shutdown(self, close_in_ms: int = 1000) -> int:
+        """Send every connection ``{"type": "shutdown", "close_in_ms": N}`` (the frame lighter-sdk's
+        WsClient handles) and close the ones still open N ms later, counted in
+        ``shutdown_forced_closes``. Returns how many connections were told."""
+
+        def do() -> int:
+            conns = list(self._conns)
+            for conn in conns:
+                conn.send({"type": "shutdown", "close_in_ms": close_in_ms})
+
+            def close_remaining() -> None:
+                for conn in conns:
+                    if conn in self._conns and not conn.ws.closed:
+                        self.shutdown_forced_closes += 1
+                        self._conns.discard(conn)
+                        conn.queue.put_nowait(None)
+                        task = asyncio.ensure_future(conn.ws.close(code=1001, message=b"shutdown"))
+                        self._bg_tasks.add(task)
+                        task.add_done_callback(self._bg_tasks.discard)
+
+            assert self._loop is not None
+            self._loop.call_later(close_in_ms / 1000.0, close_remaining)
+            return len(conns)
+
+        return self._call(do)
 
     def duplicate_next_message(self, channel_prefix: str | None = None, n: int = 1) -> None:
         """Send the next ``n`` pushed WS messages (optionally: whose channel starts with the
@@ -1615,6 +1667,8 @@ class MockLighterVenue:
             order.status = STATUS_CANCELED_NO_LIQUIDITY if ran_out else STATUS_CANCELED_SLIPPAGE
             if order.filled == 0 and order.order_type == ORDER_TYPE_LIMIT:
                 order.status = STATUS_CANCELED
+            if order.filled == 0 and self._ioc_unfilled_status:
+                order.status = self._ioc_unfilled_status  # unsourced: see set_ioc_unfilled_status
             self._touch(order)
         self._push_order(order)
         self._publish_book(order.market_id)
@@ -2780,6 +2834,11 @@ class MockLighterVenue:
         except ValueError:
             invalid()
             return
+        for i, (prefix, code, message) in enumerate(self._refusals):
+            if channel.startswith(prefix):
+                del self._refusals[i]
+                conn.send({"error": {"code": code, "message": message}})  # unsourced wording
+                return
         if key in conn.channels:
             conn.send(
                 {"error": {"code": WS_ERR_ALREADY_SUBSCRIBED, "message": f"Already Subscribed to : {key}"}}
