@@ -102,7 +102,7 @@ from helpers.rate_limiter import RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.rounding import round_down, round_up
 from helpers.trading_config import TradingConfig
-from helpers.venue_validation import InvalidVenueData, MalformedCounter
+from helpers.venue_validation import InvalidVenueData, MalformedCounter, rest_body
 
 # lighter-sdk imports py_ecc, which raises the recursion limit to 100,000 for its own pairing
 # code (never used here); that disables the interpreter's guard for every C recursion, so the
@@ -637,9 +637,31 @@ def _client_id_of(raw: Mapping[str, Any]) -> str | None:
         return None
 
 
-def _orders_of(body: Any) -> list[Mapping[str, Any]]:
-    orders = body.get("orders") if isinstance(body, dict) else None
-    return [o for o in orders or [] if isinstance(o, dict)]
+def _list_of(body: Any, key: str) -> list[dict[str, Any]]:
+    """``body[key]`` as a list of objects (missing or null: empty), else InvalidVenueData.
+
+    A listing must never be misread: "orders" as a string would otherwise look like an empty
+    list, and an order search would take "not there" for an answer.
+    """
+    if not isinstance(body, dict):
+        raise InvalidVenueData("wrong type", "the body is not an object")
+    items = body.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise InvalidVenueData("wrong type", f"{key} is not a list of objects")
+    return items
+
+
+def _orders_of(body: Any) -> list[dict[str, Any]]:
+    return _list_of(body, "orders")
+
+
+def _decimals(value: Any, what: str) -> int:
+    """A market's price/size decimals: an int in 0..18 (the signer's integer units)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 18:
+        raise InvalidVenueData("number out of range", f"{what} decimals")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -952,10 +974,13 @@ class LighterClient(BaseExchangeClient):
 
     async def _load_markets(self) -> None:
         body = await self._rest.get("/api/v1/orderBooks")
-        for item in body.get("order_books") or []:
-            if item.get("market_type", "perp") != "perp":
-                continue
-            self._symbols[str(item.get("symbol", "")).upper()] = str(item.get("market_id"))
+        symbols = {}
+        with rest_body("lighter /api/v1/orderBooks"):
+            for item in _list_of(body, "order_books"):
+                if item.get("market_type", "perp") != "perp":
+                    continue
+                symbols[str(item["symbol"]).upper()] = str(int(item["market_id"]))
+        self._symbols.update(symbols)
 
     async def _resolve_ticker(self, ticker: str) -> LighterMarket:
         market_id = self._symbols.get(ticker.upper())
@@ -972,24 +997,25 @@ class LighterClient(BaseExchangeClient):
         if market is not None:
             return market
         body = await self._rest.get("/api/v1/orderBookDetails", {"market_id": market_id})
-        details = [d for d in body.get("order_book_details") or [] if str(d.get("market_id")) == market_id]
-        if not details:
-            raise ConfigurationError(f"Lighter has no market with id {market_id}")
-        d = details[0]
-        size_decimals = d.get("size_decimals", d.get("supported_size_decimals"))
-        price_decimals = d.get("price_decimals", d.get("supported_price_decimals"))
-        if size_decimals is None or price_decimals is None:
-            raise MalformedMessage(f"lighter market {market_id}: no size/price decimals")
-        market = LighterMarket(
-            market_id=market_id,
-            symbol=str(d.get("symbol", "")).upper(),
-            size_decimals=int(size_decimals),
-            price_decimals=int(price_decimals),
-            min_base_amount=to_decimal(d.get("min_base_amount", "0"), "min_base_amount"),
-            min_quote_amount=to_decimal(d.get("min_quote_amount", "0"), "min_quote_amount"),
-            maker_fee_rate=to_decimal(d.get("maker_fee", "0"), "maker_fee") / 100,
-            taker_fee_rate=to_decimal(d.get("taker_fee", "0"), "taker_fee") / 100,
-        )
+        with rest_body("lighter /api/v1/orderBookDetails"):
+            details = [
+                d for d in _list_of(body, "order_book_details") if str(d.get("market_id")) == market_id
+            ]
+            if not details:
+                raise ConfigurationError(f"Lighter has no market with id {market_id}")
+            d = details[0]
+            size_decimals = _decimals(d.get("size_decimals", d.get("supported_size_decimals")), "size")
+            price_decimals = _decimals(d.get("price_decimals", d.get("supported_price_decimals")), "price")
+            market = LighterMarket(
+                market_id=market_id,
+                symbol=str(d.get("symbol", "")).upper(),
+                size_decimals=size_decimals,
+                price_decimals=price_decimals,
+                min_base_amount=venue_validation.size(d.get("min_base_amount", "0"), "min_base_amount"),
+                min_quote_amount=venue_validation.size(d.get("min_quote_amount", "0"), "min_quote_amount"),
+                maker_fee_rate=to_decimal(d.get("maker_fee", "0"), "maker_fee") / 100,
+                taker_fee_rate=to_decimal(d.get("taker_fee", "0"), "taker_fee") / 100,
+            )
         self._markets[market_id] = market
         self._symbols.setdefault(market.symbol, market_id)
         return market
@@ -1025,12 +1051,13 @@ class LighterClient(BaseExchangeClient):
     async def get_funding_rate(self, contract_id: str) -> FundingRate:
         """Current rate from /funding-rates (an 8-hour-equivalent figure; Lighter settles hourly)."""
         body = await self._rest.get("/api/v1/funding-rates")
-        for item in body.get("funding_rates") or []:
-            if (
-                str(item.get("market_id")) == contract_id
-                and str(item.get("exchange", "lighter")) == "lighter"
-            ):
-                return FundingRate(contract_id=contract_id, rate=to_decimal(item.get("rate"), "rate"))
+        with rest_body("lighter /api/v1/funding-rates"):
+            for item in _list_of(body, "funding_rates"):
+                if (
+                    str(item.get("market_id")) == contract_id
+                    and str(item.get("exchange", "lighter")) == "lighter"
+                ):
+                    return FundingRate(contract_id=contract_id, rate=to_decimal(item.get("rate"), "rate"))
         raise ExchangeError(f"lighter: no funding rate for market {contract_id}")
 
     # -- auth tokens -------------------------------------------------------------------------
@@ -1475,7 +1502,8 @@ class LighterClient(BaseExchangeClient):
             {"account_index": self.settings.account_index, "market_id": market_id},
             auth=await self._auth_token(),
         )
-        return _orders_of(body)
+        with rest_body("lighter /api/v1/accountActiveOrders"):
+            return _orders_of(body)
 
     async def _scan_orders(
         self,
@@ -1493,9 +1521,10 @@ class LighterClient(BaseExchangeClient):
         ``inactive_orders_max_pages``) the search raises OrderSearchTruncated instead of
         pretending the order does not exist. Transport failures propagate as NetworkError.
         """
-        for raw in await self._fetch_active(market_id):
-            if visit(raw):
-                return True
+        with rest_body("lighter /api/v1/accountActiveOrders"):
+            for raw in await self._fetch_active(market_id):
+                if visit(raw):
+                    return True
         pages = int(self.params["inactive_orders_max_pages"]) if max_pages is None else max_pages
         page_size = min(MAX_INACTIVE_PAGE_SIZE, max(1, int(self.params["inactive_orders_page_size"])))
         cursor: str | None = None
@@ -1509,11 +1538,14 @@ class LighterClient(BaseExchangeClient):
             if cursor is not None:
                 query["cursor"] = cursor
             body = await self._rest.get("/api/v1/accountInactiveOrders", query, auth=await self._auth_token())
-            orders = _orders_of(body)
-            for raw in orders:
-                if visit(raw):
-                    return True
-            next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
+            with rest_body("lighter /api/v1/accountInactiveOrders"):
+                orders = _orders_of(body)
+                for raw in orders:
+                    if visit(raw):
+                        return True
+                next_cursor = body.get("next_cursor")
+                if next_cursor is not None and not isinstance(next_cursor, (str, int)):
+                    raise InvalidVenueData("wrong type", "next_cursor")
             if not orders or not next_cursor:
                 return False
             cursor = str(next_cursor)
@@ -1605,10 +1637,12 @@ class LighterClient(BaseExchangeClient):
 
     async def _account(self) -> Mapping[str, Any]:
         body = await self._rest.get("/api/v1/account", {"by": "index", "value": self.settings.account_index})
-        accounts = body.get("accounts") or []
-        if not accounts:
-            raise ExchangeError(f"lighter: account {self.settings.account_index} not found")
-        return accounts[0]
+        with rest_body("lighter /api/v1/account"):
+            accounts = _list_of(body, "accounts")
+            if not accounts:
+                raise ExchangeError(f"lighter: account {self.settings.account_index} not found")
+            _list_of(accounts[0], "positions")  # checked here, so readers can iterate it
+            return accounts[0]
 
     @staticmethod
     def _position(raw: Mapping[str, Any]) -> Position:
@@ -1623,13 +1657,18 @@ class LighterClient(BaseExchangeClient):
 
     async def get_position(self, contract_id: str) -> Position:
         account = await self._account()
-        for raw in account.get("positions") or []:
-            if str(raw.get("market_id")) == contract_id:
-                return self._position(raw)
+        with rest_body("lighter /api/v1/account"):
+            for raw in account.get("positions") or []:
+                if str(raw.get("market_id")) == contract_id:
+                    return self._position(raw)
         return Position(contract_id=contract_id, size=Decimal(0), entry_price=Decimal(0))
 
     async def get_account_snapshot(self) -> AccountSnapshot:
         account = await self._account()
+        with rest_body("lighter /api/v1/account"):
+            return self._snapshot(account)
+
+    def _snapshot(self, account: Mapping[str, Any]) -> AccountSnapshot:
         positions = tuple(
             p for p in (self._position(raw) for raw in account.get("positions") or []) if p.size != 0
         )

@@ -171,6 +171,8 @@ def rest_body(endpoint: str) -> Iterator[None]:
     try:
         yield
     except InvalidVenueData as exc:
+        if exc.detail.startswith(endpoint):
+            raise
         raise InvalidVenueData(exc.kind, f"{endpoint}: {exc.detail}") from None
     except (AttributeError, KeyError, TypeError, ValueError, IndexError, InvalidOperation) as exc:
         raise InvalidVenueData("malformed body", f"{endpoint}: {type(exc).__name__}") from None
