@@ -1277,7 +1277,8 @@ class LighterClient(BaseExchangeClient):
                 logger.debug("lighter-ws: ignoring %s", kind[:40])
         except (MalformedMessage, AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
             what = exc.kind if isinstance(exc, InvalidVenueData) else type(exc).__name__
-            self.malformed.record(f"{kind[:40] or 'untyped'}: {what}", str(exc))
+            detail = exc.detail if isinstance(exc, InvalidVenueData) else str(exc)
+            self.malformed.record(f"{kind[:40] or 'untyped'}: {what}", detail)
             await self._resync_after_malformed(kind, message)
 
     async def _resync_after_malformed(self, kind: str, message: Mapping[str, Any]) -> None:
