@@ -397,7 +397,7 @@ def hostile_items(draw: Any) -> Any:
     return mutate(copy.deepcopy(draw(st.sampled_from(ITEMS))), draw)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=hostile_items() | JSONISH)
 def test_fuzz_order_and_trade_parsers_raise_only_malformed(raw: Any) -> None:
     if not isinstance(raw, dict):
@@ -417,7 +417,7 @@ def test_fuzz_order_and_trade_parsers_raise_only_malformed(raw: Any) -> None:
             assert report.price > 0 and report.size > 0
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages=st.lists(hostile_messages(), min_size=1, max_size=6))
 def test_fuzz_stream_never_crashes_and_no_invalid_number_reaches_the_bot(
     messages: list[dict[str, Any]],
