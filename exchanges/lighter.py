@@ -52,6 +52,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
+import json
 import logging
 import os
 import re
@@ -142,6 +144,7 @@ _PARAM_DEFAULTS: dict[str, Any] = {
     "inactive_orders_page_size": 100,  # finished orders a page (the venue allows 1-100)
     "trade_fees": True,  # subscribe to account_all_trades: exact fees per trade
     "trade_fee_wait": 0.25,  # hold a fill this long for its trade record (0: estimated fees at once)
+    "ws_orders": True,  # send transactions over the WebSocket when it is up (HTTP as the fallback)
 }
 
 AUTH_TOKEN_MAX_TTL = 8 * 3600 - 60
@@ -851,6 +854,10 @@ class LighterClient(BaseExchangeClient):
         self._held: dict[str, tuple[OrderReport, asyncio.TimerHandle]] = {}
         self.malformed = MalformedCounter("lighter", self.clock.now)
         self.shutdown_notices = 0
+        #: sendtx requests sent over the stream and awaiting their reply: id -> (tx hash, future).
+        self._pending_txs: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+        self._tx_ids = itertools.count(1)
+        self.ws_txs = 0
         self.sign_seconds: deque[float] = deque(maxlen=10_000)  # recent signing times, for stats
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -1240,6 +1247,7 @@ class LighterClient(BaseExchangeClient):
         self._connected_once = True
 
     def _on_ws_disconnect(self, reason: str) -> None:
+        self._fail_pending_txs("the stream closed")
         self._subscriptions.clear()
         self._subscription_changed.set()
         for book in self._books.values():
@@ -1254,7 +1262,10 @@ class LighterClient(BaseExchangeClient):
         kind = message.get("type")
         kind = kind if isinstance(kind, str) else ""
         try:
-            if "error" in message or kind == "error":
+            if kind in ("jsonapi/sendtx", "jsonapi/sendtxbatch"):
+                if not self._on_tx_reply(message):
+                    logger.warning("lighter-ws: a sendtx reply no request waits for")
+            elif "error" in message or kind == "error":
                 self._on_ws_error(message)
             elif kind in ("subscribed/order_book", "update/order_book"):
                 await self._on_book(message, snapshot=kind.startswith("subscribed"))
@@ -1271,7 +1282,7 @@ class LighterClient(BaseExchangeClient):
                     await self._ws.send({"type": "pong"})
             elif kind == "shutdown":
                 self._on_shutdown(message)
-            elif kind in ("connected", "pong", "jsonapi/sendtx", "unsubscribed"):
+            elif kind in ("connected", "pong", "unsubscribed"):
                 return
             else:
                 logger.debug("lighter-ws: ignoring %s", kind[:40])
@@ -1297,6 +1308,8 @@ class LighterClient(BaseExchangeClient):
         error = nested if isinstance(nested, dict) else message
         code = _opt_int(error.get("code"))
         text = self._scrub(str(error.get("message") or ""))[:300]
+        if code is not None and (21000 <= code < 22000 or 23000 <= code < 24000) and self._on_tx_reply(error):
+            return  # a transaction's rejection, sent as an error frame
         if code == WS_ALREADY_SUBSCRIBED:
             # The subscription is in place (a renewal re-sent it): the channel is confirmed.
             channel = self._refused_channel(text)
@@ -1735,7 +1748,7 @@ class LighterClient(BaseExchangeClient):
                 else:
                     _, nonce = await self._sdk(manager.async_next_nonce(key), "nonce fetch")
                 started = self.clock.now()
-                tx_type, tx_info, _tx_hash, error = await asyncio.get_running_loop().run_in_executor(
+                tx_type, tx_info, tx_hash, error = await asyncio.get_running_loop().run_in_executor(
                     self._signing_thread(), sign, nonce, key
                 )
                 self.sign_seconds.append(self.clock.now() - started)
@@ -1743,7 +1756,7 @@ class LighterClient(BaseExchangeClient):
                     manager.acknowledge_failure(key)
                     raise InvalidOrder(f"lighter: could not sign {what}: {self._scrub(str(error))}")
                 try:
-                    return await self._rest.send_tx(int(tx_type), tx_info)
+                    return await self._send_tx(int(tx_type), tx_info, str(tx_hash or ""))
                 except InvalidNonce:
                     self._nonce_dirty = True
                     if attempt == 2:
@@ -1758,6 +1771,83 @@ class LighterClient(BaseExchangeClient):
                     manager.acknowledge_failure(key)
                     raise
         raise InvalidNonce(f"lighter: {what}: nonce still invalid after resync")
+
+    # -- sending transactions: over the WebSocket when it is up, HTTP otherwise ---------------
+    #
+    # A signed transaction carries its nonce, so the venue executes one copy at most: sending
+    # it over the stream ("jsonapi/sendtx", no REST budget spent, no HTTP round trip) and, if
+    # that frame could not be written, over HTTP is safe. Replies are matched to requests by,
+    # in order: the ``id`` we put in the request's ``data`` when the reply echoes it (top level
+    # or inside ``data``); the transaction hash the signer computed, when the reply carries
+    # ``tx_hash``; else the oldest request still waiting (the venue answers one connection's
+    # requests in order). An error frame with a transaction code (21xxx, 23xxx) while requests
+    # wait is the oldest one's rejection. No reply within ``rest_timeout``, or the connection
+    # lost while waiting, is an unknown outcome (RequestTimeout / NetworkError), as over HTTP.
+
+    async def _send_tx(self, tx_type: int, tx_info: str, tx_hash: str) -> Any:
+        ws = self._ws
+        if self.params["ws_orders"] and ws is not None and ws.connected.is_set():
+            request_id = str(next(self._tx_ids))
+            # tx_info is the signer's JSON text of an object: embedded as is (no re-encoding).
+            info = tx_info if tx_info.startswith("{") else json.dumps(tx_info)
+            frame = (
+                f'{{"type":"jsonapi/sendtx","data":'
+                f'{{"id":"{request_id}","tx_type":{tx_type},"tx_info":{info}}}}}'
+            )
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending_txs[request_id] = (tx_hash, future)
+            try:
+                await ws.send(frame)
+            except (ConnectionError, WebSocketException, OSError) as exc:
+                self._pending_txs.pop(request_id, None)
+                logger.warning("lighter: sendtx over the stream failed (%s); sending over HTTP", exc)
+                try:
+                    return await self._rest.send_tx(tx_type, tx_info)
+                except InvalidNonce:
+                    # The frame may have left after all and used the nonce: not provably refused.
+                    raise RequestTimeout("lighter: outcome unknown (the stream send failed)") from None
+            self.ws_txs += 1
+            timeout = float(self.params["rest_timeout"])
+            try:
+                if sys.version_info >= (3, 11):
+                    async with asyncio.timeout(timeout):
+                        return await future
+                return await asyncio.wait_for(future, timeout)
+            except asyncio.TimeoutError:
+                raise RequestTimeout(f"lighter: no answer to sendtx {request_id} within {timeout}s") from None
+            finally:
+                self._pending_txs.pop(request_id, None)
+        return await self._rest.send_tx(tx_type, tx_info)
+
+    def _on_tx_reply(self, message: Mapping[str, Any]) -> bool:
+        """Resolve the request a sendtx reply answers (see above); False if none waits."""
+        if not self._pending_txs:
+            return False
+        data = message.get("data")
+        body = data if isinstance(data, Mapping) else message
+        request_id = body.get("id", message.get("id"))
+        tx_hash = body.get("tx_hash", message.get("tx_hash"))
+        key = str(request_id) if request_id is not None and str(request_id) in self._pending_txs else None
+        if key is None and isinstance(tx_hash, str) and tx_hash:
+            key = next((k for k, (h, _) in self._pending_txs.items() if h == tx_hash), None)
+        if key is None:
+            key = next(iter(self._pending_txs))
+        _, future = self._pending_txs.pop(key)
+        if future.done():
+            return True
+        code = _opt_int(body.get("code", message.get("code")))
+        if code in (None, 0, 200):
+            future.set_result(dict(body))
+        else:
+            text = self._scrub(str(body.get("message", message.get("message")) or ""))[:200]
+            future.set_exception(map_error(code, text))
+        return True
+
+    def _fail_pending_txs(self, reason: str) -> None:
+        for _, future in self._pending_txs.values():
+            if not future.done():
+                future.set_exception(NetworkError(f"lighter: {reason} while a sendtx awaited its answer"))
+        self._pending_txs.clear()
 
     def _check_client_id(self, client_order_id: str) -> int:
         try:

@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from exchanges.base import AuthenticationError, OrderSide, OrderStatus, OrderUpdate, SlippageExceeded
+from exchanges.base import (
+    AuthenticationError,
+    InsufficientFunds,
+    InvalidNonce,
+    NetworkError,
+    OrderSide,
+    OrderStatus,
+    OrderUpdate,
+    SlippageExceeded,
+)
 from helpers.clock import LiveClock
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import FIXTURES_DIR
@@ -41,6 +50,15 @@ def venue() -> Iterator[MockLighterVenue]:
         yield v
     finally:
         v.stop()
+
+
+def offline_client() -> LighterClient:
+    env = {
+        "LIGHTER_API_PRIVATE_KEY": "ab" * 40,
+        "LIGHTER_ACCOUNT_INDEX": "712440",
+        "LIGHTER_API_KEY_INDEX": "4",
+    }
+    return LighterClient(config(), LiveClock(), env=env)
 
 
 async def connected(venue: MockLighterVenue, **params: Any) -> LighterClient:
@@ -124,7 +142,12 @@ async def test_refusal_after_connect_is_recovered_and_orders_do_not_wait_meanwhi
     result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
     assert result.status is OrderStatus.OPEN
 
-    # While refused, an order returns at once (PENDING) without a REST read-back.
+    # While refused (the venue sends nothing on it), an order returns without waiting for an
+    # acknowledgement that cannot come, and without a REST read-back per order.
+    assert client._ws is not None
+    await client._ws.send({"type": "unsubscribe", "channel": channel})
+    key = channel.replace("/", ":")
+    await until(lambda: not venue._call(lambda: venue._subs.get(key)))
     client._subscriptions[channel] = "refused: test"
     reads = venue.stats().rest_calls.get("/api/v1/accountActiveOrders", 0)
     pending = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 2, next_id(client))
@@ -249,3 +272,57 @@ async def test_every_rest_request_including_the_sdks_takes_a_limiter_token(venue
         assert client._limiter.acquired == sum(calls.values())
     finally:
         await client.disconnect()
+
+
+# -- issue 10 point 2: transactions over the WebSocket, HTTP as the fallback --------------------
+
+
+async def test_orders_and_cancels_go_over_the_stream_without_spending_rest_budget(
+    venue: MockLighterVenue, client: LighterClient
+) -> None:
+    bid, _ = await client.fetch_bbo_prices("0")
+    result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
+    assert result.status is OrderStatus.OPEN
+    cancelled = await client.cancel_order("0", result.order_id or "")
+    assert cancelled.status is OrderStatus.CANCELLED
+    venue.reject_next_tx(21029, "insufficient margin")
+    with pytest.raises(InsufficientFunds):
+        await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
+    assert client.ws_txs == 3
+    assert venue.stats().rest_calls.get("/api/v1/sendTx", 0) == 0
+    assert [m["type"] for m in venue.stats().ws_messages_in if "sendtx" in str(m.get("type"))] == [
+        "jsonapi/sendtx"
+    ] * 3
+
+
+async def test_a_stream_that_cannot_take_the_frame_falls_back_to_http(
+    venue: MockLighterVenue, client: LighterClient
+) -> None:
+    assert client._ws is not None
+
+    async def broken(message: Any) -> None:
+        raise ConnectionError("closed")
+
+    client._ws.send = broken  # type: ignore[method-assign]
+    bid, _ = await client.fetch_bbo_prices("0")
+    result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
+    assert result.status is OrderStatus.OPEN
+    assert venue.stats().rest_calls.get("/api/v1/sendTx", 0) == 1 and client.ws_txs == 0
+
+
+async def test_replies_are_matched_by_id_then_hash_then_order_of_sending() -> None:
+    client = offline_client()
+    loop = asyncio.get_running_loop()
+    futures = {name: loop.create_future() for name in ("a", "b", "c", "d")}
+    client._pending_txs.update({name: (f"hash-{name}", future) for name, future in futures.items()})
+    assert client._on_tx_reply({"type": "jsonapi/sendtx", "code": 200, "id": "c", "tx_hash": "x"})
+    assert futures["c"].result()["id"] == "c"
+    assert client._on_tx_reply({"type": "jsonapi/sendtx", "data": {"code": 200, "tx_hash": "hash-b"}})
+    assert futures["b"].done() and not futures["a"].done()
+    client._on_ws_error({"error": {"code": 21104, "message": "invalid nonce"}})  # the oldest: a
+    with pytest.raises(InvalidNonce):
+        futures["a"].result()
+    client._on_ws_disconnect("test")
+    with pytest.raises(NetworkError):
+        futures["d"].result()
+    assert not client._on_tx_reply({"type": "jsonapi/sendtx", "code": 200})

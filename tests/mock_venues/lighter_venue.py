@@ -2453,6 +2453,11 @@ class MockLighterVenue:
         except TxRejected as rej:
             self._stats.rejected.append((rej.code, rej.message))
             return self._error((rej.code, rej.message))
+        self._mark_tx_received(tx_type, received_at)
+        return web.json_response(body)
+
+    def _mark_tx_received(self, tx_type: int, received_at: float) -> None:
+        """The "tx_received" timing mark of an accepted create-order tx (HTTP or WebSocket)."""
         hook = self._timing_hook
         if hook is not None and tx_type == TX_CREATE_ORDER:
             info = self._stats.txs[-1]
@@ -2466,7 +2471,6 @@ class MockLighterVenue:
                     price=int(info.get("Price", 0)),
                 )
             )
-        return web.json_response(body)
 
     async def _h_send_tx_batch(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -2748,13 +2752,14 @@ class MockLighterVenue:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
+                received_at = time.perf_counter()
                 try:
                     data = json.loads(msg.data)
                 except json.JSONDecodeError:
                     conn.send({"type": "error", "message": "invalid json"})
                     continue
                 if isinstance(data, dict):
-                    self._on_ws_message(conn, data)
+                    self._on_ws_message(conn, data, received_at)
         finally:
             self._conns.discard(conn)
             for channel in conn.channels:
@@ -2762,7 +2767,7 @@ class MockLighterVenue:
             conn.queue.put_nowait(None)
         return ws
 
-    def _on_ws_message(self, conn: _Conn, data: dict[str, Any]) -> None:
+    def _on_ws_message(self, conn: _Conn, data: dict[str, Any], received_at: float = 0.0) -> None:
         self._stats.ws_messages_in.append(data)
         kind = data.get("type")
         if kind == "ping":
@@ -2782,16 +2787,18 @@ class MockLighterVenue:
             self._subs.get(channel, set()).discard(conn)
             conn.send({"type": "unsubscribed", "channel": channel})
         elif kind in ("jsonapi/sendtx", "jsonapi/sendtxbatch"):
-            self._ws_send_tx(conn, kind, data.get("data") or {})
+            self._ws_send_tx(conn, kind, data.get("data") or {}, received_at)
         else:
             conn.send({"error": {"code": WS_ERR_INVALID_CHANNEL, "message": f"Invalid Channel:  ({kind})"}})
 
-    def _ws_send_tx(self, conn: _Conn, kind: str, data: dict[str, Any]) -> None:
+    def _ws_send_tx(self, conn: _Conn, kind: str, data: dict[str, Any], received_at: float = 0.0) -> None:
         req_id = data.get("id")
         reply: dict[str, Any]
         try:
             if kind == "jsonapi/sendtx":
-                body = self._submit_tx(int(data.get("tx_type", -1)), data.get("tx_info"))
+                tx_type = int(data.get("tx_type", -1))
+                body = self._submit_tx(tx_type, data.get("tx_info"))
+                self._mark_tx_received(tx_type, received_at)
                 reply = _fill(
                     fixture("ws_sendtx_ack.json"),
                     id=req_id,
