@@ -2111,3 +2111,9 @@ class LighterClient(BaseExchangeClient):
         if not tracked.status.is_final:
             return dataclasses.replace(result, status=OrderStatus.PENDING)
         return result
+
+
+if __name__ == "__main__":  # python -m exchanges.lighter --check ... (see exchanges/lighter_check.py)
+    from exchanges.lighter_check import main
+
+    sys.exit(main())

@@ -326,3 +326,32 @@ async def test_replies_are_matched_by_id_then_hash_then_order_of_sending() -> No
     with pytest.raises(NetworkError):
         futures["d"].result()
     assert not client._on_tx_reply({"type": "jsonapi/sendtx", "code": 200})
+
+
+# -- issue 10 point 4: the live check's flow, against the loopback venue -----------------------
+
+
+async def test_live_check_places_sees_and_cancels_one_far_order(venue: MockLighterVenue) -> None:
+    from exchanges.lighter_check import run_check
+
+    lines: list[str] = []
+    code = await run_check("testnet", "ETH", Decimal("5"), venue.env(), lines.append)
+    assert code == 0, "\n".join(lines)
+    steps = [line.split()[1] for line in lines if line.startswith(("OK", "FAIL"))]
+    assert steps == ["connect", "market", "account", "place", "seen", "cancel", "seen", "disconnect"]
+    assert all(line.startswith("OK") and " ms " in line for line in lines if line[:2] in ("OK", "FA"))
+    (order,) = venue.orders()
+    assert order["status"] == "canceled" and Decimal(order["filled_base_amount"]) == 0
+    bid, _ = venue.best_bid_ask()
+    assert bid is not None and Decimal(order["price"]) <= bid * Decimal("0.95")
+    assert not any(venue.api_private_key in line for line in lines)
+
+
+async def test_live_check_reports_a_failing_step_and_exits_1(venue: MockLighterVenue) -> None:
+    from exchanges.lighter_check import run_check
+
+    venue.reject_next_tx(21029, "insufficient margin")
+    lines: list[str] = []
+    assert await run_check("testnet", "ETH", Decimal("5"), venue.env(), lines.append) == 1
+    assert any(line.startswith("FAIL place post-only") and "InsufficientFunds" in line for line in lines)
+    assert lines[-1] == "some steps FAILED"
