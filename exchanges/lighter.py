@@ -4,7 +4,12 @@ How it talks to the venue, and why:
 
 * REST is a thin aiohttp client of our own (orderBooks/orderBookDetails, account,
   accountActiveOrders/accountInactiveOrders, funding-rates, sendTx), so every answer goes through
-  one error mapping, one rate limiter and one retry policy, and numbers parse straight to Decimal.
+  one error mapping, one rate limiter and one retry policy, and numbers parse straight to Decimal
+  and are checked (helpers.venue_validation: finite, prices > 0, sizes >= 0); a malformed body
+  is InvalidVenueData naming the endpoint. The SDK's own REST calls (nextNonce, apikeys) take
+  tokens from the same limiter.
+* Transactions go over the WebSocket (``jsonapi/sendtx``) while it is up, HTTP sendTx
+  otherwise; how replies are matched to requests is described at :meth:`LighterClient._send_tx`.
 * Transactions are signed by lighter-sdk's ``SignerClient`` (a bundled native library; measured
   ~3.3-4.8 ms per signature when called on the event-loop thread, ~0.5-1.0 ms in a worker
   thread: every native call made from the process's main thread re-reads /proc/self/maps (Go's
@@ -19,7 +24,11 @@ How it talks to the venue, and why:
   snapshot + deltas with ``begin_nonce``/offset continuity checks) and
   ``account_orders/{market}/{account}`` (our orders, mapped by :func:`order_report` into the
   shared :class:`~exchanges.venue_orders.VenueOrders`, which derives fills from increases of the
-  cumulative ``filled_base_amount``, so duplicated or reordered messages never double-count).
+  cumulative ``filled_base_amount``, so duplicated or reordered messages never double-count) and
+  ``account_all_trades/{account}`` (each execution with its exact fee, :func:`trade_reports`).
+  connect() waits until the account stream's subscription is answered; every subscription
+  answer is tracked (see "subscription answers" below). A malformed message is counted
+  (``malformed``), logged once per kind a minute, dropped, and the book or our orders resynced.
 * Placing is not filling: ``sendTx`` only says the transaction was accepted. Placement waits
   (bounded by ``order_ack_timeout``) for the order's first state on the account stream; if none
   arrives it returns ``OrderResult(status=PENDING)`` with our client id and the order index is
@@ -32,8 +41,10 @@ How it talks to the venue, and why:
 * Resting orders carry the SDK's default expiry, 28 days (the venue accepts up to about 30) —
   there is no good-till-cancel on Lighter. An expiry arrives as an EXPIRED update, never silently.
 * Auth tokens (REST reads and the account stream) live ``auth_token_ttl`` seconds (venue cap 8 h)
-  and are renewed when half their life is gone; the account stream is resubscribed with the new
-  token and orders are reconciled from REST after every reconnect or renewal.
+  and are renewed when half their life is gone; the authenticated streams are subscribed again
+  with the new token (no unsubscribe: no gap; "already subscribed" confirms), and orders are
+  reconciled from REST after every reconnect. The venue's ``shutdown`` notice (``close_in_ms``)
+  makes the stream reconnect at once.
 
 Settings come from the environment (the bot loads the .env first): LIGHTER_API_PRIVATE_KEY,
 LIGHTER_ACCOUNT_INDEX, LIGHTER_API_KEY_INDEX, LIGHTER_NETWORK (mainnet|testnet),
