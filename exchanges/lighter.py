@@ -156,6 +156,9 @@ _PARAM_DEFAULTS: dict[str, Any] = {
     "trade_fees": True,  # subscribe to account_all_trades: exact fees per trade
     "trade_fee_wait": 0.25,  # hold a fill this long for its trade record (0: estimated fees at once)
     "ws_orders": True,  # send transactions over the WebSocket when it is up (HTTP as the fallback)
+    # Transactions a minute over the WebSocket (None: rest_requests_per_minute). Lighter's docs
+    # cap a standard account's transactions at 60 a minute by default, whichever the path.
+    "ws_tx_per_minute": None,
 }
 
 AUTH_TOKEN_MAX_TTL = 8 * 3600 - 60
@@ -828,6 +831,8 @@ class LighterClient(BaseExchangeClient):
             burst=max(1.0, float(self.params["rest_requests_per_minute"]) / 6),
             name="lighter-rest",
         )
+        tx_rpm = float(self.params["ws_tx_per_minute"] or self.params["rest_requests_per_minute"])
+        self._tx_limiter = RateLimiter(clock, tx_rpm, 60.0, burst=max(1.0, tx_rpm / 6), name="lighter-ws-tx")
         self._retry = RetryPolicy(
             clock,
             max_attempts=int(self.params["rest_max_attempts"]),
@@ -1805,6 +1810,7 @@ class LighterClient(BaseExchangeClient):
                 f'{{"type":"jsonapi/sendtx","data":'
                 f'{{"id":"{request_id}","tx_type":{tx_type},"tx_info":{info}}}}}'
             )
+            await self._tx_limiter.acquire()
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending_txs[request_id] = (tx_hash, future)
             try:
@@ -1826,6 +1832,9 @@ class LighterClient(BaseExchangeClient):
                 return await asyncio.wait_for(future, timeout)
             except asyncio.TimeoutError:
                 raise RequestTimeout(f"lighter: no answer to sendtx {request_id} within {timeout}s") from None
+            except RateLimitExceeded as exc:
+                self._tx_limiter.penalize(exc.retry_after)
+                raise
             finally:
                 self._pending_txs.pop(request_id, None)
         return await self._rest.send_tx(tx_type, tx_info)

@@ -25,6 +25,7 @@ from exchanges.base import (
     OrderSide,
     OrderStatus,
     OrderUpdate,
+    RateLimitExceeded,
     SlippageExceeded,
 )
 from helpers.clock import LiveClock
@@ -355,3 +356,19 @@ async def test_live_check_reports_a_failing_step_and_exits_1(venue: MockLighterV
     assert await run_check("testnet", "ETH", Decimal("5"), venue.env(), lines.append) == 1
     assert any(line.startswith("FAIL place post-only") and "InsufficientFunds" in line for line in lines)
     assert lines[-1] == "some steps FAILED"
+
+
+async def test_stream_transactions_are_paced_by_their_own_limiter(venue: MockLighterVenue) -> None:
+    client = await connected(venue, ws_tx_per_minute=6000.0)
+    try:
+        bid, _ = await client.fetch_bbo_prices("0")
+        await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
+        rest_tokens = client._limiter.acquired  # the first transaction also fetched the nonce
+        await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 2, next_id(client))
+        assert client._tx_limiter.acquired == 2 and client._limiter.acquired == rest_tokens
+        venue.reject_next_tx(23000, "Too Many Requests!")
+        with pytest.raises(RateLimitExceeded):
+            await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
+        assert client._tx_limiter.throttled == 1 and client._tx_limiter.paused_until > 0
+    finally:
+        await client.disconnect()
