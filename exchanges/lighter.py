@@ -1221,8 +1221,10 @@ class LighterClient(BaseExchangeClient):
         self._subscriptions[channel] = f"refused ({code}): {text}" if code is not None else f"refused: {text}"
         self._subscription_changed.set()
         logger.warning("lighter-ws: the venue refused the %s subscription (%s: %s)", channel, code, text)
-        if not channel.startswith(("account_orders/", "account_all_trades/")) or not self._connected_once:
-            return  # connect() raises for the account stream; a refused book is retried by gaps
+        if not channel.startswith("account_orders/") or not self._connected_once:
+            # connect() raises for the account stream; without trade records fees are estimated
+            # (retried at the next renewal or reconnect); a refused book is retried by its gaps.
+            return
         if self.clock.now() - self._last_auth_recovery >= AUTH_RECOVERY_INTERVAL:
             self._last_auth_recovery = self.clock.now()
             self._token_expiry = 0.0
