@@ -813,6 +813,14 @@ class LighterMarket:
         )
 
 
+def _minute_budget(clock: Clock, per_minute: float, name: str) -> RateLimiter:
+    """A token bucket that never exceeds ``per_minute`` in any rolling minute (Lighter counts a
+    rolling minute): a burst of a twelfth, refilled at the rest. A bucket refilled at the full
+    rate lets burst + rate through in the first minute (70 of a standard account's 60)."""
+    burst = max(1.0, per_minute / 12)
+    return RateLimiter(clock, max(per_minute - burst, 1.0), 60.0, burst=burst, name=name)
+
+
 class LighterClient(BaseExchangeClient):
     """Lighter perpetuals through lighter-sdk's signer, our own REST and one reconnecting stream."""
 
@@ -824,15 +832,9 @@ class LighterClient(BaseExchangeClient):
         self.settings = LighterSettings.load(os.environ if env is None else env, params)
         self.params = {key: params.get(key, default) for key, default in _PARAM_DEFAULTS.items()}
         self._ttl = float(min(float(self.params["auth_token_ttl"]), AUTH_TOKEN_MAX_TTL))
-        self._limiter = RateLimiter(
-            clock,
-            float(self.params["rest_requests_per_minute"]),
-            60.0,
-            burst=max(1.0, float(self.params["rest_requests_per_minute"]) / 6),
-            name="lighter-rest",
-        )
+        self._limiter = _minute_budget(clock, float(self.params["rest_requests_per_minute"]), "lighter-rest")
         tx_rpm = float(self.params["ws_tx_per_minute"] or self.params["rest_requests_per_minute"])
-        self._tx_limiter = RateLimiter(clock, tx_rpm, 60.0, burst=max(1.0, tx_rpm / 6), name="lighter-ws-tx")
+        self._tx_limiter = _minute_budget(clock, tx_rpm, "lighter-ws-tx")
         self._retry = RetryPolicy(
             clock,
             max_attempts=int(self.params["rest_max_attempts"]),

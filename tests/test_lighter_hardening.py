@@ -372,3 +372,26 @@ async def test_stream_transactions_are_paced_by_their_own_limiter(venue: MockLig
         assert client._tx_limiter.throttled == 1 and client._tx_limiter.paused_until > 0
     finally:
         await client.disconnect()
+
+
+def test_client_budgets_never_exceed_the_rolling_minute() -> None:
+    """Lighter counts requests in a rolling minute: burst + refill per minute must stay within it."""
+    from exchanges.lighter import _minute_budget
+    from helpers.clock import SimulatedClock
+
+    for per_minute in (60.0, 600.0, 24_000.0):
+        bucket = _minute_budget(SimulatedClock(start=0.0), per_minute, "test")
+        assert bucket.capacity + bucket.rate * 60 <= per_minute
+        assert bucket.capacity >= 1 and bucket.rate * 60 >= per_minute * 0.9
+
+
+async def test_mock_models_a_standard_accounts_rolling_limits(venue: MockLighterVenue) -> None:
+    import aiohttp
+
+    venue.set_account_limits(rest_per_minute=3, tx_per_minute=None)
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(4):
+            async with http.get(f"{venue.base_url}/api/v1/orderBooks") as response:
+                statuses.append(response.status)
+    assert statuses == [200, 200, 200, 429] and venue.limit_refusals["rest"] == 1

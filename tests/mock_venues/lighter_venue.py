@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import concurrent.futures
 import contextlib
 import copy
@@ -192,6 +193,7 @@ CONTROL_ACTIONS: dict[str, set[str]] = {
     "oversize_next_message": {"channel_prefix", "n"},
     "expire_orders": {"at_ms"},
     "set_ioc_unfilled_status": {"status"},
+    "set_account_limits": {"rest_per_minute", "tx_per_minute"},
     "refuse_next_subscription": {"channel_prefix", "code", "message", "n"},
     "announce_shutdown": {"close_in_ms"},
     "apply_funding": {"market_id"},
@@ -591,6 +593,12 @@ class MockLighterVenue:
         self._retry_after = 1.0
         self._oversize_bytes = DEFAULT_OVERSIZE_BYTES
         self._ioc_unfilled_status: str | None = None
+        # Standard-account limits (None: off), rolling 60 s windows of request/transaction times.
+        self._rest_limit: int | None = None
+        self._tx_limit: int | None = None
+        self._rest_times: collections.deque[float] = collections.deque()
+        self._tx_times: collections.deque[float] = collections.deque()
+        self.limit_refusals = {"rest": 0, "tx": 0}
         self._refusals: list[tuple[str, int, str]] = []  # (channel prefix, code, message)
         self.shutdown_forced_closes = 0  # connections still open when a shutdown notice ran out
 
@@ -1014,6 +1022,33 @@ class MockLighterVenue:
     def reject_next_tx(self, code: int = 21029, message: str = "insufficient margin", n: int = 1) -> None:
         """The next ``n`` valid transactions answer HTTP 400 ``{"code":code,"message":message}``."""
         self._call(lambda: self._tx_faults.extend([(code, message)] * n))
+
+    def set_account_limits(self, rest_per_minute: int | None = 60, tx_per_minute: int | None = 60) -> None:
+        """Model a standard account's limits (apidocs.lighter.xyz "Rate Limits"): at most
+        ``rest_per_minute`` REST requests (``/api/...``, unweighted) and ``tx_per_minute``
+        transactions (HTTP sendTx and WebSocket sendtx alike) in any rolling 60 s. Beyond them a
+        REST request answers HTTP 429 ``{"code": 23000}`` and a transaction is rejected with
+        23000 (the bodies are unsourced). None turns a limit off."""
+
+        def do() -> None:
+            self._rest_limit, self._tx_limit = rest_per_minute, tx_per_minute
+            self._rest_times.clear()
+            self._tx_times.clear()
+
+        self._call(do)
+
+    @staticmethod
+    def _over_limit(times: collections.deque[float], limit: int | None) -> bool:
+        """Record one event now; True if the rolling minute then holds more than ``limit``."""
+        if limit is None:
+            return False
+        now = time.monotonic()
+        while times and times[0] <= now - 60.0:
+            times.popleft()
+        if len(times) >= limit:
+            return True
+        times.append(now)
+        return False
 
     def set_ioc_unfilled_status(self, status: str | None) -> None:
         """End every IOC/market order that fills nothing with ``status`` (None: the default
@@ -1715,6 +1750,9 @@ class MockLighterVenue:
         if self._tx_faults:
             self._count("tx_reject")
             raise TxRejected(*self._tx_faults.pop(0))
+        if self._over_limit(self._tx_times, self._tx_limit):
+            self.limit_refusals["tx"] += 1
+            raise TxRejected(*ERR_TOO_MANY_REQUESTS)
 
         action: Callable[[], None]
         if tx_type == TX_CREATE_ORDER:
@@ -2282,6 +2320,10 @@ class MockLighterVenue:
         if request.path == "/stream" or request.path.startswith("/_mock/"):
             return await handler(request)
         self._stats.rest_calls[request.path] = self._stats.rest_calls.get(request.path, 0) + 1
+        if request.path.startswith("/api/") and self._over_limit(self._rest_times, self._rest_limit):
+            self.limit_refusals["rest"] += 1
+            code, message = ERR_TOO_MANY_REQUESTS
+            return web.json_response({"code": code, "message": message}, status=429)
         if request.path.startswith("/api/"):
             self._roll_rest_faults()
         delay = self._delay_s
