@@ -1424,12 +1424,17 @@ class LighterClient(BaseExchangeClient):
                     raise InvalidVenueData("wrong type", "a trade is not an object")
                 reports.extend(trade_reports(raw, self.settings.account_index, now))
         for trade in reports:
+            tracked = self._orders.get(trade.client_order_id or "") or self._orders.get(trade.order_id or "")
+            if tracked is None or not tracked.registered:
+                # Not placed by this process (a restart's baseline): its fills come from the
+                # cumulative order reports. Its trades cannot be told apart from those the
+                # baseline already counts: the venue stamps a trade a millisecond after the
+                # order's updated_at, so VenueOrders' timestamp rule would count them twice.
+                continue
             update = self._orders.apply_trade(trade)
             if update is not None:
                 self._emit_order_update(update)
-            tracked = self._orders.get(trade.client_order_id or "") or self._orders.get(trade.order_id or "")
-            if tracked is not None:
-                self._release_held(tracked.client_order_id, covered_only=True)
+            self._release_held(tracked.client_order_id, covered_only=True)
 
     # -- holding a fill for its trade record (exact fee) --------------------------------------
 

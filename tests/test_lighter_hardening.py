@@ -395,3 +395,43 @@ async def test_mock_models_a_standard_accounts_rolling_limits(venue: MockLighter
             async with http.get(f"{venue.base_url}/api/v1/orderBooks") as response:
                 statuses.append(response.status)
     assert statuses == [200, 200, 200, 429] and venue.limit_refusals["rest"] == 1
+
+
+def test_trades_of_an_order_from_before_a_restart_are_not_counted_again() -> None:
+    """A restart's baseline already counts the fills; the trades snapshot must add nothing,
+    even when the trade is stamped after the order's updated_at (the venue does that)."""
+    client = offline_client()
+    client._subscriptions[client._trades_channel()] = "ok"
+    updates: list[OrderUpdate] = []
+    client.subscribe_order_updates(updates.append)
+    cid = next_id(client)
+    order = json.loads((FIXTURES_DIR / "lighter" / "ws_account_orders_update_partial_fill.json").read_text())
+    raw = order["orders"]["0"][0]
+    raw.update(
+        client_order_index=int(cid),
+        client_order_id=cid,
+        initial_base_amount="0.0100",
+        filled_base_amount="0.0030",
+        filled_quote_amount="7.058220",
+        updated_at=1777941383900,
+    )
+    client._apply_order(raw)  # what a restart's look-up reads: the baseline
+    assert client._orders.get(cid).filled == Decimal("0.0030")  # type: ignore[union-attr]
+    trade = {
+        "trade_id": 1,
+        "size": "0.0030",
+        "price": "2352.74",
+        "usd_amount": "7.058220",
+        "ask_id": raw["order_index"],
+        "ask_client_id": int(cid),
+        "ask_account_id": 712440,
+        "bid_id": 5,
+        "bid_client_id": 0,
+        "bid_account_id": 9,
+        "is_maker_ask": True,
+        "timestamp": 1777941383901,
+        "maker_fee": 20,
+    }
+    client._on_trades({"type": "subscribed/account_all_trades", "trades": {"0": [trade]}})
+    assert client._orders.get(cid).filled == Decimal("0.0030")  # type: ignore[union-attr]
+    assert [u.fill for u in updates if u.fill is not None] == []
