@@ -23,7 +23,9 @@ instrumentation of the bot side (``--no-breakdown`` measures without it):
 * ``pre_sign``: market lookup, checks, nonce, hop into the signing thread;
 * ``sign``: the SDK's native signature (in the worker thread);
 * ``post_sign``: hop back to the loop;
-* ``http``: limiter, retry wrapper, aiohttp request, wire, venue reading the request.
+* ``send``: the signed transaction to the venue's handler: over the WebSocket
+  (``jsonapi/sendtx``, the default) or, with ``--param ws_orders=false`` or no stream, the
+  limiter, retry wrapper and aiohttp request of ``POST /api/v1/sendTx``.
 
 Logging is configured exactly as runbot.py does (activity log file + console), with the console
 stream sent to /dev/null so thousands of lines do not flood the terminal (its rendering cost is
@@ -69,7 +71,7 @@ from helpers.trading_config import TradingConfig  # noqa: E402
 from tests.mock_venues.lighter_venue import MarketSpec, MockLighterVenue, TimingMark  # noqa: E402
 from trading_bot import TradingBot  # noqa: E402
 
-SEGMENTS = ("ws_in", "parse", "decide", "pre_sign", "sign", "post_sign", "http")
+SEGMENTS = ("ws_in", "parse", "decide", "pre_sign", "sign", "post_sign", "send")
 STEP_TIMEOUT = 10.0
 
 
@@ -291,13 +293,13 @@ def instrument(client: LighterClient, probe: Probe) -> None:
 
     signer.sign_create_order = timed_sign
 
-    send_tx = client._rest.send_tx
+    send_tx = client._send_tx  # over the WebSocket when it is up, else HTTP
 
     async def timed_send(*args: Any, **kwargs: Any) -> Any:
         probe.stamp("send")
         return await send_tx(*args, **kwargs)
 
-    client._rest.send_tx = timed_send  # type: ignore[method-assign]
+    client._send_tx = timed_send  # type: ignore[method-assign]
 
 
 def breakdown(t0: float, t1: float, stamps: dict[str, float]) -> dict[str, float] | None:

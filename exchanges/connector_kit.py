@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -31,8 +31,10 @@ from exchanges.base import (
     RequestTimeout,
 )
 from exchanges.venue_orders import VenueOrder
+from helpers import venue_validation
 from helpers.clock import Clock
 from helpers.rounding import is_multiple, round_down, round_up
+from helpers.venue_validation import InvalidVenueData
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +54,12 @@ def optional_price(value: Any, what: str) -> Decimal | None:
 def to_decimal(value: Any, what: str = "number") -> Decimal:
     """Parse a venue number (string, int or Decimal from a parse_float=Decimal decoder).
 
-    Anything that is not a finite number raises MalformedMessage naming ``what``."""
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise MalformedMessage(f"bad {what}: {value}")
-        return value
-    if value is None or value == "" or isinstance(value, bool):
-        raise MalformedMessage(f"missing {what}")
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise MalformedMessage(f"bad {what}: {str(value)[:40]!r}") from None
-    if not number.is_finite():
-        raise MalformedMessage(f"bad {what}: {str(value)[:40]!r}")
-    return number
+    The shared check of helpers.venue_validation: finite and bounded; NaN, infinities, bools,
+    floats and absurdly long digit strings raise InvalidVenueData (a MalformedMessage) naming
+    ``what``."""
+    if value == "":
+        raise InvalidVenueData("missing field", what)
+    return venue_validation.venue_decimal(value, what)
 
 
 def opt_int(value: Any) -> int | None:
@@ -74,7 +68,7 @@ def opt_int(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

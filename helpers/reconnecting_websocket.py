@@ -127,6 +127,7 @@ class ReconnectingWebSocket:
         self._malformed_logged_at: dict[str, float] = {}
         self.last_error: str | None = None
         self.delays: list[float] = []
+        self._skip_backoff = False
 
     # -- subscription tracker ----------------------------------------------------------------
 
@@ -185,11 +186,16 @@ class ReconnectingWebSocket:
     async def wait_connected(self, timeout: float | None) -> bool:
         return await self.clock.wait_for_event(self.connected, timeout)
 
-    async def reconnect(self, reason: str) -> None:
-        """Drop the current connection; the loop reconnects with back-off and resubscribes."""
+    async def reconnect(self, reason: str, *, immediate: bool = False) -> None:
+        """Drop the current connection; the loop reconnects with back-off and resubscribes.
+
+        ``immediate``: reconnect without the back-off pause (a planned move, e.g. the venue
+        announced it will close this connection, not a failure to be paced).
+        """
         ws = self._ws
         if ws is not None:
             logger.warning("%s: forcing reconnect: %s", self.name, reason)
+            self._skip_backoff = immediate
             await ws.close()
 
     async def close(self) -> None:
@@ -230,7 +236,8 @@ class ReconnectingWebSocket:
             if self._closed.is_set():
                 break
             self.last_error = reason
-            delay = self.backoff.next_delay()
+            delay = 0.0 if self._skip_backoff else self.backoff.next_delay()
+            self._skip_backoff = False
             self.delays.append(delay)
             self.reconnects += 1
             logger.warning(

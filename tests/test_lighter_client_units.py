@@ -470,9 +470,23 @@ def test_settings_defaults_overrides_and_repr_hide_the_key(caplog: pytest.LogCap
     )
     assert mock.base_url == "http://127.0.0.1:1" and mock.chain_id == 304
     with caplog.at_level(logging.WARNING):
-        LighterSettings.load(env(LIGHTER_API_KEY_INDEX="2"), {})
+        LighterSettings.load(env(LIGHTER_API_KEY_INDEX="1"), {})
     assert "reserved" in caplog.text
     assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("index", "level"),
+    [("0", logging.WARNING), ("1", logging.WARNING), ("2", logging.INFO), ("3", logging.INFO), ("4", None)],
+)
+def test_api_key_index_warning_follows_the_current_docs(
+    index: str, level: int | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lighter's docs (Get Started) reserve 0-1 for its apps; some versions also 2-3."""
+    with caplog.at_level(logging.DEBUG, logger="exchanges.lighter"):
+        LighterSettings.load(env(LIGHTER_API_KEY_INDEX=index), {})
+    records = [r for r in caplog.records if "LIGHTER_API_KEY_INDEX" in r.getMessage()]
+    assert [r.levelno for r in records] == ([] if level is None else [level])
 
 
 # ---------------------------------------------------------------------------------------------

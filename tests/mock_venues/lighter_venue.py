@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import concurrent.futures
 import contextlib
 import copy
@@ -126,6 +127,9 @@ STATUS_FILLED = "filled"
 STATUS_CANCELED = "canceled"
 STATUS_CANCELED_POST_ONLY = "canceled-post-only"
 STATUS_CANCELED_REDUCE_ONLY = "canceled-reduce-only"
+# Unsourced: lighter.models.Order lists these statuses, but no capture or source says which one
+# the venue gives an IOC/market order that ends with nothing filled. The mock picks these two;
+# ``set_ioc_unfilled_status`` makes it answer any other, so clients are tested against every form.
 STATUS_CANCELED_SLIPPAGE = "canceled-too-much-slippage"
 STATUS_CANCELED_NO_LIQUIDITY = "canceled-not-enough-liquidity"
 STATUS_CANCELED_EXPIRED = "canceled-expired"
@@ -192,6 +196,10 @@ CONTROL_ACTIONS: dict[str, set[str]] = {
     "malform_next_message": {"channel_prefix", "kind", "n"},
     "oversize_next_message": {"channel_prefix", "n"},
     "expire_orders": {"at_ms"},
+    "set_ioc_unfilled_status": {"status"},
+    "set_account_limits": {"rest_per_minute", "tx_per_minute"},
+    "refuse_next_subscription": {"channel_prefix", "code", "message", "n"},
+    "announce_shutdown": {"close_in_ms"},
     "apply_funding": {"market_id"},
     "set_funding_rate": {"market_id", "rate"},
 }
@@ -589,6 +597,15 @@ class MockLighterVenue:
         self._slow_s = DEFAULT_SLOW_MS / 1000.0
         self._retry_after = 1.0
         self._oversize_bytes = DEFAULT_OVERSIZE_BYTES
+        self._ioc_unfilled_status: str | None = None
+        # Standard-account limits (None: off), rolling 60 s windows of request/transaction times.
+        self._rest_limit: int | None = None
+        self._tx_limit: int | None = None
+        self._rest_times: collections.deque[float] = collections.deque()
+        self._tx_times: collections.deque[float] = collections.deque()
+        self.limit_refusals = {"rest": 0, "tx": 0}
+        self._refusals: list[tuple[str, int, str]] = []  # (channel prefix, code, message)
+        self.shutdown_forced_closes = 0  # connections still open when a shutdown notice ran out
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1020,6 +1037,76 @@ class MockLighterVenue:
     def reject_next_tx(self, code: int = 21029, message: str = "insufficient margin", n: int = 1) -> None:
         """The next ``n`` valid transactions answer HTTP 400 ``{"code":code,"message":message}``."""
         self._call(lambda: self._tx_faults.extend([(code, message)] * n))
+
+    def set_account_limits(self, rest_per_minute: int | None = 60, tx_per_minute: int | None = 60) -> None:
+        """Model a standard account's limits (apidocs.lighter.xyz "Rate Limits"): at most
+        ``rest_per_minute`` REST requests (``/api/...``, unweighted) and ``tx_per_minute``
+        transactions (HTTP sendTx and WebSocket sendtx alike) in any rolling 60 s. Beyond them a
+        REST request answers HTTP 429 ``{"code": 23000}`` and a transaction is rejected with
+        23000 (the bodies are unsourced). None turns a limit off."""
+
+        def do() -> None:
+            self._rest_limit, self._tx_limit = rest_per_minute, tx_per_minute
+            self._rest_times.clear()
+            self._tx_times.clear()
+
+        self._call(do)
+
+    @staticmethod
+    def _over_limit(times: collections.deque[float], limit: int | None) -> bool:
+        """Record one event now; True if the rolling minute then holds more than ``limit``."""
+        if limit is None:
+            return False
+        now = time.monotonic()
+        while times and times[0] <= now - 60.0:
+            times.popleft()
+        if len(times) >= limit:
+            return True
+        times.append(now)
+        return False
+
+    def set_ioc_unfilled_status(self, status: str | None) -> None:
+        """End every IOC/market order that fills nothing with ``status`` (None: the default
+        slippage/liquidity statuses). Unsourced: the real status is not known from any capture,
+        so clients must treat every cancelled form alike."""
+        if status is not None and not status.startswith("canceled"):
+            raise ValueError("status must be a cancelled status (canceled or canceled-...)")
+        self._call(lambda: setattr(self, "_ioc_unfilled_status", status))
+
+    def refuse_next_subscription(
+        self, channel_prefix: str = "account_orders", code: int = 20001, message: str = "denied", n: int = 1
+    ) -> None:
+        """Answer the next ``n`` subscribes to a channel starting with the prefix with the error
+        frame ``{"error": {"code": code, "message": message}}``. Unsourced: the venue's words
+        for a refused subscription are not known beyond the auth errors, so a client must
+        treat any error answering its subscription as a refusal."""
+        self._call(lambda: self._refusals.extend([(channel_prefix, code, message)] * n))
+
+    def announce_shutdown(self, close_in_ms: int = 1000) -> int:
+        """Send every connection ``{"type": "shutdown", "close_in_ms": N}`` (the frame lighter-sdk's
+        WsClient handles) and close the ones still open N ms later, counted in
+        ``shutdown_forced_closes``. Returns how many connections were told."""
+
+        def do() -> int:
+            conns = list(self._conns)
+            for conn in conns:
+                conn.send({"type": "shutdown", "close_in_ms": close_in_ms})
+
+            def close_remaining() -> None:
+                for conn in conns:
+                    if conn in self._conns and not conn.ws.closed:
+                        self.shutdown_forced_closes += 1
+                        self._conns.discard(conn)
+                        conn.queue.put_nowait(None)
+                        task = asyncio.ensure_future(conn.ws.close(code=1001, message=b"shutdown"))
+                        self._bg_tasks.add(task)
+                        task.add_done_callback(self._bg_tasks.discard)
+
+            assert self._loop is not None
+            self._loop.call_later(close_in_ms / 1000.0, close_remaining)
+            return len(conns)
+
+        return self._call(do)
 
     def duplicate_next_message(self, channel_prefix: str | None = None, n: int = 1) -> None:
         """Send the next ``n`` pushed WS messages (optionally: whose channel starts with the
@@ -1630,6 +1717,8 @@ class MockLighterVenue:
             order.status = STATUS_CANCELED_NO_LIQUIDITY if ran_out else STATUS_CANCELED_SLIPPAGE
             if order.filled == 0 and order.order_type == ORDER_TYPE_LIMIT:
                 order.status = STATUS_CANCELED
+            if order.filled == 0 and self._ioc_unfilled_status:
+                order.status = self._ioc_unfilled_status  # unsourced: see set_ioc_unfilled_status
             self._touch(order)
         self._push_order(order)
         self._publish_book(order.market_id)
@@ -1676,6 +1765,9 @@ class MockLighterVenue:
         if self._tx_faults:
             self._count("tx_reject")
             raise TxRejected(*self._tx_faults.pop(0))
+        if self._over_limit(self._tx_times, self._tx_limit):
+            self.limit_refusals["tx"] += 1
+            raise TxRejected(*ERR_TOO_MANY_REQUESTS)
 
         action: Callable[[], None]
         if tx_type == TX_CREATE_ORDER:
@@ -2243,6 +2335,10 @@ class MockLighterVenue:
         if request.path == "/stream" or request.path.startswith("/_mock/"):
             return await handler(request)
         self._stats.rest_calls[request.path] = self._stats.rest_calls.get(request.path, 0) + 1
+        if request.path.startswith("/api/") and self._over_limit(self._rest_times, self._rest_limit):
+            self.limit_refusals["rest"] += 1
+            code, message = ERR_TOO_MANY_REQUESTS
+            return web.json_response({"code": code, "message": message}, status=429)
         if request.path.startswith("/api/"):
             self._roll_rest_faults()
         delay = self._delay_s
@@ -2414,6 +2510,11 @@ class MockLighterVenue:
         except TxRejected as rej:
             self._stats.rejected.append((rej.code, rej.message))
             return self._error((rej.code, rej.message))
+        self._mark_tx_received(tx_type, received_at)
+        return web.json_response(body)
+
+    def _mark_tx_received(self, tx_type: int, received_at: float) -> None:
+        """The "tx_received" timing mark of an accepted create-order tx (HTTP or WebSocket)."""
         hook = self._timing_hook
         if hook is not None and tx_type == TX_CREATE_ORDER:
             info = self._stats.txs[-1]
@@ -2427,7 +2528,6 @@ class MockLighterVenue:
                     price=int(info.get("Price", 0)),
                 )
             )
-        return web.json_response(body)
 
     async def _h_send_tx_batch(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -2711,13 +2811,14 @@ class MockLighterVenue:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
+                received_at = time.perf_counter()
                 try:
                     data = json.loads(msg.data)
                 except json.JSONDecodeError:
                     conn.send({"type": "error", "message": "invalid json"})
                     continue
                 if isinstance(data, dict):
-                    self._on_ws_message(conn, data)
+                    self._on_ws_message(conn, data, received_at)
         finally:
             self._conns.discard(conn)
             for channel in conn.channels:
@@ -2725,7 +2826,7 @@ class MockLighterVenue:
             conn.queue.put_nowait(None)
         return ws
 
-    def _on_ws_message(self, conn: _Conn, data: dict[str, Any]) -> None:
+    def _on_ws_message(self, conn: _Conn, data: dict[str, Any], received_at: float = 0.0) -> None:
         self._stats.ws_messages_in.append(data)
         kind = data.get("type")
         if kind == "ping":
@@ -2745,16 +2846,18 @@ class MockLighterVenue:
             self._subs.get(channel, set()).discard(conn)
             conn.send({"type": "unsubscribed", "channel": channel})
         elif kind in ("jsonapi/sendtx", "jsonapi/sendtxbatch"):
-            self._ws_send_tx(conn, kind, data.get("data") or {})
+            self._ws_send_tx(conn, kind, data.get("data") or {}, received_at)
         else:
             conn.send({"error": {"code": WS_ERR_INVALID_CHANNEL, "message": f"Invalid Channel:  ({kind})"}})
 
-    def _ws_send_tx(self, conn: _Conn, kind: str, data: dict[str, Any]) -> None:
+    def _ws_send_tx(self, conn: _Conn, kind: str, data: dict[str, Any], received_at: float = 0.0) -> None:
         req_id = data.get("id")
         reply: dict[str, Any]
         try:
             if kind == "jsonapi/sendtx":
-                body = self._submit_tx(int(data.get("tx_type", -1)), data.get("tx_info"))
+                tx_type = int(data.get("tx_type", -1))
+                body = self._submit_tx(tx_type, data.get("tx_info"))
+                self._mark_tx_received(tx_type, received_at)
                 reply = _fill(
                     fixture("ws_sendtx_ack.json"),
                     id=req_id,
@@ -2797,6 +2900,11 @@ class MockLighterVenue:
         except ValueError:
             invalid()
             return
+        for i, (prefix, code, message) in enumerate(self._refusals):
+            if channel.startswith(prefix):
+                del self._refusals[i]
+                conn.send({"error": {"code": code, "message": message}})  # unsourced wording
+                return
         if key in conn.channels:
             conn.send(
                 {"error": {"code": WS_ERR_ALREADY_SUBSCRIBED, "message": f"Already Subscribed to : {key}"}}
