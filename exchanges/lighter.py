@@ -114,7 +114,7 @@ from exchanges.connector_kit import timestamp_seconds as _timestamp_seconds
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
 from helpers import safe_json, venue_validation
 from helpers.clock import Clock
-from helpers.rate_limiter import RateLimiter, RetryPolicy
+from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.trading_config import TradingConfig
 from helpers.venue_validation import InvalidVenueData, MalformedCounter, rest_body
@@ -684,13 +684,14 @@ class LighterRest:
         headers = {"authorization": auth} if auth else None
         return await self.retry.call(lambda: self._request("GET", path, params=params, headers=headers))
 
-    async def send_tx(self, tx_type: int, tx_info: str) -> Any:
+    async def send_tx(self, tx_type: int, tx_info: str, priority: Priority = Priority.NORMAL) -> Any:
         """POST /api/v1/sendTx; retried only on 429, since a lost answer leaves the outcome unknown."""
         # Encoded once here: aiohttp's form machinery costs ~0.1 ms per request on the hot path.
         body = urlencode({"tx_type": str(tx_type), "tx_info": tx_info}).encode()
         return await self.retry.call(
             lambda: self._request("POST", "/api/v1/sendTx", data=body, headers=_FORM_HEADERS),
             idempotent=False,
+            priority=priority,
         )
 
     async def _request(
@@ -1726,8 +1727,16 @@ class LighterClient(BaseExchangeClient):
         except aiohttp.ClientError as exc:
             raise NetworkError(f"lighter: {what}: {type(exc).__name__}: {exc}") from None
 
-    async def _send_signed(self, sign: Callable[[int, int], tuple[Any, Any, Any, Any]], what: str) -> Any:
-        """Sign with an SDK-managed nonce and send; on invalid nonce resync and retry once."""
+    async def _send_signed(
+        self,
+        sign: Callable[[int, int], tuple[Any, Any, Any, Any]],
+        what: str,
+        priority: Priority = Priority.NORMAL,
+    ) -> Any:
+        """Sign with an SDK-managed nonce and send; on invalid nonce resync and retry once.
+
+        ``priority`` orders the send at the rate limiter: exits and cancels (HIGH) go before new
+        entries (LOW), so a fill still gets its take-profit at once while entries are paced."""
         manager = self._signer.nonce_manager
         key = self.settings.api_key_index
         for attempt in (1, 2):
@@ -1749,7 +1758,7 @@ class LighterClient(BaseExchangeClient):
                     manager.acknowledge_failure(key)
                     raise InvalidOrder(f"lighter: could not sign {what}: {self._scrub(str(error))}")
                 try:
-                    return await self._send_tx(int(tx_type), tx_info, str(tx_hash or ""))
+                    return await self._send_tx(int(tx_type), tx_info, str(tx_hash or ""), priority)
                 except InvalidNonce:
                     self._nonce_dirty = True
                     if attempt == 2:
@@ -1777,7 +1786,9 @@ class LighterClient(BaseExchangeClient):
     # wait is the oldest one's rejection. No reply within ``rest_timeout``, or the connection
     # lost while waiting, is an unknown outcome (RequestTimeout / NetworkError), as over HTTP.
 
-    async def _send_tx(self, tx_type: int, tx_info: str, tx_hash: str) -> Any:
+    async def _send_tx(
+        self, tx_type: int, tx_info: str, tx_hash: str, priority: Priority = Priority.NORMAL
+    ) -> Any:
         ws = self._ws
         if self.params["ws_orders"] and ws is not None and ws.connected.is_set():
             request_id = str(next(self._tx_ids))
@@ -1787,7 +1798,7 @@ class LighterClient(BaseExchangeClient):
                 f'{{"type":"jsonapi/sendtx","data":'
                 f'{{"id":"{request_id}","tx_type":{tx_type},"tx_info":{info}}}}}'
             )
-            await self._tx_limiter.acquire()
+            await self._tx_limiter.acquire(priority=priority)
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending_txs[request_id] = (tx_hash, future)
             try:
@@ -1796,7 +1807,7 @@ class LighterClient(BaseExchangeClient):
                 self._pending_txs.pop(request_id, None)
                 logger.warning("lighter: sendtx over the stream failed (%s); sending over HTTP", exc)
                 try:
-                    return await self._rest.send_tx(tx_type, tx_info)
+                    return await self._rest.send_tx(tx_type, tx_info, priority)
                 except InvalidNonce:
                     # The frame may have left after all and used the nonce: not provably refused.
                     raise RequestTimeout("lighter: outcome unknown (the stream send failed)") from None
@@ -1814,7 +1825,7 @@ class LighterClient(BaseExchangeClient):
                 raise
             finally:
                 self._pending_txs.pop(request_id, None)
-        return await self._rest.send_tx(tx_type, tx_info)
+        return await self._rest.send_tx(tx_type, tx_info, priority)
 
     def _on_tx_reply(self, message: Mapping[str, Any]) -> bool:
         """Resolve the request a sendtx reply answers (see above); False if none waits."""
@@ -1927,7 +1938,9 @@ class LighterClient(BaseExchangeClient):
             )
 
         try:
-            await self._send_signed(sign, f"order {order.client_order_id}")
+            # Reduce-only orders close a position (take-profits, risk closes): they go first.
+            priority = Priority.HIGH if reduce_only else Priority.LOW
+            await self._send_signed(sign, f"order {order.client_order_id}", priority)
         except (RequestTimeout, ExchangeUnavailable, NetworkError):
             self._orders.send_failed(order, ambiguous=True)
             raise
@@ -2091,7 +2104,7 @@ class LighterClient(BaseExchangeClient):
                 int(market.market_id), index, nonce=nonce, api_key_index=key
             )
 
-        await self._send_signed(sign, f"cancel {order_id}")
+        await self._send_signed(sign, f"cancel {order_id}", Priority.HIGH)
         tracked = self._orders.get(order_index) or (self._orders.get(client_id) if client_id else None)
         if tracked is None:
             return OrderResult(

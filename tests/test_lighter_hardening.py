@@ -21,6 +21,7 @@ from exchanges.base import (
     AuthenticationError,
     InsufficientFunds,
     InvalidNonce,
+    InvalidOrder,
     NetworkError,
     OrderSide,
     OrderStatus,
@@ -29,6 +30,7 @@ from exchanges.base import (
     SlippageExceeded,
 )
 from helpers.clock import LiveClock
+from helpers.rate_limiter import Priority
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import FIXTURES_DIR
 
@@ -435,3 +437,26 @@ def test_trades_of_an_order_from_before_a_restart_are_not_counted_again() -> Non
     client._on_trades({"type": "subscribed/account_all_trades", "trades": {"0": [trade]}})
     assert client._orders.get(cid).filled == Decimal("0.0030")  # type: ignore[union-attr]
     assert [u.fill for u in updates if u.fill is not None] == []
+
+
+async def test_exits_and_cancels_go_before_entries_at_the_transaction_limiter(
+    venue: MockLighterVenue, client: LighterClient
+) -> None:
+    """Issue 8: while entries are paced, a take-profit (reduce-only) or a cancel is not queued
+    behind them."""
+    seen: list[Priority] = []
+    original = client._tx_limiter.acquire
+
+    async def spy(cost: float = 1.0, priority: Priority = Priority.NORMAL) -> None:
+        seen.append(priority)
+        await original(cost, priority)
+
+    client._tx_limiter.acquire = spy  # type: ignore[method-assign]
+    bid, _ = await client.fetch_bbo_prices("0")
+    entry = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
+    await client.cancel_order("0", entry.order_id or "")
+    with pytest.raises(InvalidOrder):  # reduce-only with no position: refused, but sent first in line
+        await client.place_limit_order(
+            "0", OrderSide.SELL, Decimal("0.0100"), bid + 50, next_id(client), reduce_only=True
+        )
+    assert seen == [Priority.LOW, Priority.HIGH, Priority.HIGH]
