@@ -540,7 +540,7 @@ def order_report(raw: Mapping[str, Any], now: float) -> OrderReport | None:
         return None
     try:
         client_id = str(int(cid_raw))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MalformedMessage(f"bad client_order_index {str(cid_raw)[:30]!r}") from None
     filled = venue_validation.size(raw.get("filled_base_amount", "0"), "filled_base_amount")
     size = venue_validation.venue_decimal(
@@ -617,7 +617,7 @@ def _client_id_of(raw: Mapping[str, Any]) -> str | None:
     value = raw.get("client_order_index", raw.get("client_order_id"))
     try:
         return str(int(value)) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

@@ -39,6 +39,7 @@ from exchanges.base import (
     SlippageExceeded,
 )
 from helpers.clock import LiveClock
+from helpers.rate_limiter import Priority
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import FIXTURES_DIR
 
@@ -707,7 +708,7 @@ async def test_invalid_nonce_resyncs_and_retries_exactly_once() -> None:
     client, manager, sent = fake_client()
     answers: list[Any] = [InvalidNonce("stale"), {"code": 200}]
 
-    async def send_tx(tx_type: int, tx_info: str) -> Any:
+    async def send_tx(tx_type: int, tx_info: str, priority: Priority = Priority.NORMAL) -> Any:
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             manager.venue_nonce = 20
@@ -729,7 +730,7 @@ async def test_rejection_rolls_the_nonce_back_and_ambiguity_forces_a_resync() ->
     client._nonce_dirty = False
     manager.nonce = 9
 
-    async def reject(tx_type: int, tx_info: str) -> Any:
+    async def reject(tx_type: int, tx_info: str, priority: Priority = Priority.NORMAL) -> Any:
         raise InsufficientFunds("margin")
 
     client._rest.send_tx = reject  # type: ignore[method-assign]
@@ -768,7 +769,7 @@ async def test_transactions_are_signed_in_one_dedicated_thread_closed_on_disconn
         threads.append(threading.current_thread())
         return 14, json.dumps({"Nonce": nonce}), "hash", None
 
-    async def send_tx(tx_type: int, tx_info: str) -> Any:
+    async def send_tx(tx_type: int, tx_info: str, priority: Priority = Priority.NORMAL) -> Any:
         return {"code": 200}
 
     client._rest.send_tx = send_tx  # type: ignore[method-assign]
