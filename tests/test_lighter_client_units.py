@@ -738,7 +738,7 @@ async def test_rejection_rolls_the_nonce_back_and_ambiguity_forces_a_resync() ->
         await client._send_signed(signer_for(sent), "order")
     assert manager.failures == 1 and manager.nonce == 9 and not client._nonce_dirty
 
-    async def timeout(tx_type: int, tx_info: str) -> Any:
+    async def timeout(tx_type: int, tx_info: str, priority: Priority = Priority.NORMAL) -> Any:
         raise ExchangeUnavailable("502")
 
     client._rest.send_tx = timeout  # type: ignore[method-assign]
