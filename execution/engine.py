@@ -253,6 +253,9 @@ class ExecutionEngine:
             return
         # The answer may carry execution the stream has not (or will never have) delivered.
         self._apply_info(record, self._info_from_result(record, result), None)
+        if not record.acknowledged and not record.is_final:
+            # The venue took it but has not processed it yet (PENDING): confirm it by look-up.
+            self._schedule(record, self.clock.now() + LOOKUP_DELAY)
 
     @staticmethod
     def _info_from_result(record: OrderRecord, result: OrderResult) -> OrderInfo:
@@ -672,6 +675,7 @@ class ExecutionEngine:
             if record.next_lookup_at > now:
                 continue
             if record.status is OrderStatus.PENDING and now - record.created_at < LOOKUP_DELAY:
+                self._schedule(record, record.created_at + LOOKUP_DELAY)  # never due at once again
                 continue
             await self.look_up(record)
 

@@ -7,6 +7,7 @@ file where a restart matters.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -370,3 +371,23 @@ async def test_a_fill_whose_message_was_lost_is_booked_from_the_cancel_answer():
     await engine.cancel(record.client_order_id, "requote")
     assert record.status is OrderStatus.CANCELLED and record.filled_size == D("0.004")
     assert engine.position == D("0.004") and [lot.size for lot in engine.uncovered_lots()] == [D("0.004")]
+
+
+async def test_a_placement_answered_pending_is_confirmed_by_look_up_without_spinning():
+    """A venue that answers 'pending' (it took the order, not processed yet): the engine looks it
+    up after a delay instead of being due for a look-up at once, over and over."""
+    engine, venue, clock = make()
+    original = venue.place_limit_order
+
+    async def pending(*args, **kwargs):
+        result = await original(*args, **kwargs)
+        return replace(result, status=OrderStatus.PENDING)
+
+    venue.place_limit_order = pending  # type: ignore[method-assign]
+    venue._order_handlers.clear()  # its stream message is lost: only a look-up can confirm it
+    record = await engine.submit(entry(), CONTRACT)
+    assert record.status is OrderStatus.PENDING and not record.acknowledged
+    assert engine.seconds_until_lookup() is not None and engine.seconds_until_lookup() > 0
+    clock.advance_to(clock.now() + 1.0)
+    await engine.resolve_pending()
+    assert record.acknowledged and record.status is OrderStatus.OPEN
