@@ -19,7 +19,7 @@ from typing import Any
 
 import runbot
 from exchanges.paper import PaperOptions
-from helpers.backtest_engine import BacktestSpec
+from helpers.backtest_engine import BACKTEST_LATENCIES_MS, BacktestSpec
 from helpers.parameter_sweep import parse_sweep
 from strategies.base_strategy import ParameterError
 
@@ -62,7 +62,10 @@ def build_parser() -> runbot.OneLineErrorParser:
     )
     parser.epilog = EXAMPLES
     defaults = {"exchange": "paper", "ticker": "BTC", "quantity": "0.002"}
+    latency_flags = {f"paper_{key}": value for key, value in BACKTEST_LATENCIES_MS.items()}
     for action in parser._actions:  # argparse keeps no public way to relax or hide a flag
+        if action.dest in latency_flags and action.help:
+            action.help = action.help.replace("(default 0.0)", f"(default {latency_flags[action.dest]:g} here)")
         if action.dest in defaults:
             action.required = False
             action.default = defaults[action.dest]

@@ -25,11 +25,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from exchanges.base import ExchangeUnavailable, OrderStatus, OrderType, OrderUpdate
+from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
 from exchanges.paper import PaperExchangeClient
 from helpers.backtest_report import BacktestResult, FillRecord, OrderRecord, Sample, summarize
 from helpers.clock import SimulatedClock
-from helpers.feed_cache import BBO, CachedFeed, load_feed, load_synthetic
+from helpers.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic
 from helpers.market_feed import MarketEventKind
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import OrderRole
@@ -38,6 +38,12 @@ from strategies.base_strategy import OrderRole
 SYNTHETIC_START_TIME = 1_704_067_200.0
 #: Equity/inventory samples per run when no interval is given.
 DEFAULT_SAMPLES = 2000
+#: Latencies a backtest assumes unless told otherwise (paper venue options, milliseconds).
+#: Order entry and cancel: one way from a VPS in the venue's region to its matching engine is
+#: typically 5-50 ms over REST; 20 ms is the middle of that. Market data: recorded feeds are
+#: stamped with their receive time, which already holds the venue-to-us delay; the 10 ms is the
+#: bot's own decoding and scheduling on top. The live paper venue keeps 0 (no wire in between).
+BACKTEST_LATENCIES_MS = {"entry_latency_ms": 20.0, "cancel_latency_ms": 20.0, "market_data_latency_ms": 10.0}
 #: Exchange options the engine owns: the data source and who drives the market.
 _ENGINE_OPTIONS = frozenset({"feed_path", "replay_speed", "drive_externally"})
 
@@ -92,7 +98,7 @@ class BacktestSpec:
             strategy=self.strategy,
             quantity=self.quantity,
             strategy_params=dict(self.strategy_params),
-            exchange_params={**self.exchange_params, "drive_externally": True},
+            exchange_params={**BACKTEST_LATENCIES_MS, **self.exchange_params, "drive_externally": True},
             log_dir=Path("logs"),
             duration=self.duration,
             risk=self.risk,
@@ -287,7 +293,8 @@ class BacktestEngine:
         seen_wakes = bot.wakes
         # Events applied are counted by the venue (it is given nothing else): no counter here.
         applied_before = venue.events_applied
-        bbo = BBO
+        bbo, sold = BBO, SOLD
+        buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
         for times, kinds, first, second, third, fourth in feed.chunks(start, stop):
             # The columns become objects in C (tolist, map), not one by one in this loop.
@@ -334,7 +341,7 @@ class BacktestEngine:
                 if kind == bbo:
                     apply_bbo(a, b, c, d)
                 else:
-                    apply_trade(a, b)
+                    apply_trade(a, b, seller if kind == sold else buyer)
         if bot.wakes != seen_wakes:
             await settle()
         return venue.events_applied - applied_before

@@ -14,7 +14,7 @@ import pytest
 
 from exchanges.base import OrderStatus, OrderUpdate
 from exchanges.paper import PaperExchangeClient
-from helpers.backtest_engine import BacktestSpec, run_backtest
+from helpers.backtest_engine import BACKTEST_LATENCIES_MS, BacktestSpec, run_backtest
 from helpers.clock import SimulatedClock
 from helpers.market_feed import read_recorded_feed
 from helpers.trading_config import TradingConfig
@@ -122,7 +122,8 @@ async def live_paper_run(feed: Path, params: dict[str, Any]) -> list[tuple[Any, 
         strategy="grid",
         quantity=D("0.002"),
         strategy_params=params,
-        exchange_params={"feed_path": str(feed), "replay_speed": 1},
+        # The backtest's latencies, so both paths see orders arrive at the same times.
+        exchange_params={"feed_path": str(feed), "replay_speed": 1, **BACKTEST_LATENCIES_MS},
     )
     venue = PaperExchangeClient(config, clock)
     seen: set[str] = set()

@@ -70,6 +70,8 @@ def make_config(**params: Any) -> TradingConfig:
             "drive_externally": True,
             "maker_fee_pct": D("0.02"),
             "taker_fee_pct": D("0.05"),
+            # These tests pin the quote-touch rules; the queue model has test_paper_queue.py.
+            "fill_model": "touch",
             **params,
         },
     )
