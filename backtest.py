@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import runbot
+from exchanges.base import ConfigurationError
 from exchanges.paper import PaperOptions
 from helpers.backtest_engine import BACKTEST_LATENCIES_MS, BacktestSpec
 from helpers.parameter_sweep import parse_sweep
@@ -58,14 +59,16 @@ def build_parser() -> runbot.OneLineErrorParser:
     parser.prog = "backtest.py"
     parser.description = (
         "Backtest a strategy on the paper venue with the live bot's code, in the data's time. "
-        "It always runs on the paper venue; --ticker defaults to BTC and --quantity to 0.002."
+        "It always runs on the paper venue; --ticker defaults to the data's symbol (BTC for "
+        "synthetic data) and --quantity to 0.002 (contracts for inverse instruments)."
     )
     parser.epilog = EXAMPLES
-    defaults = {"exchange": "paper", "ticker": "BTC", "quantity": "0.002"}
+    defaults = {"exchange": "paper", "ticker": None, "quantity": "0.002"}
     latency_flags = {f"paper_{key}": value for key, value in BACKTEST_LATENCIES_MS.items()}
     for action in parser._actions:  # argparse keeps no public way to relax or hide a flag
         if action.dest in latency_flags and action.help:
-            action.help = action.help.replace("(default 0.0)", f"(default {latency_flags[action.dest]:g} here)")
+            default = f"(default {latency_flags[action.dest]:g} here)"
+            action.help = action.help.replace("(default 0.0)", default)
         if action.dest in defaults:
             action.required = False
             action.default = defaults[action.dest]
@@ -186,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if grid:
             return run_sweep_cli(spec, grid, args, out_dir, console)
         return run_single(spec, args, out_dir, console)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ConfigurationError) as exc:
         sys.stderr.write(f"backtest.py: error: {exc}\n")
         return EXIT_BAD_INPUT
     except Exception as exc:
@@ -212,7 +215,9 @@ def run_single(spec: BacktestSpec, args: argparse.Namespace, out_dir: Path, cons
 
     with console.status("backtesting..."):
         result = run_backtest(spec)
-    title = f"{spec.strategy} {spec.ticker} on {default_out_dir(spec, False).name.split('_', 1)[1]}"
+    title = f"{spec.strategy} {result.spec['ticker']} on {default_out_dir(spec, False).name.split('_', 1)[1]}"
+    for warning in result.data.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(render_table(result, title))
     paths = save_result(result, out_dir)
     if not args.no_plot:

@@ -19,6 +19,7 @@ processes or machines (see :mod:`helpers.parameter_sweep`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -26,16 +27,21 @@ from pathlib import Path
 from typing import Any
 
 from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
-from exchanges.paper import PaperExchangeClient
+from exchanges.paper import PaperExchangeClient, PaperOptions
 from helpers.backtest_report import BacktestResult, FillRecord, OrderRecord, Sample, summarize
 from helpers.clock import SimulatedClock
-from helpers.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic
+from helpers.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
+from helpers.instruments import load_instruments, price_granularity, tick_warning
 from helpers.market_feed import MarketEventKind
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import OrderRole
 
 #: Synthetic markets start here (2024-01-01 00:00 UTC), so results carry sensible dates.
 SYNTHETIC_START_TIME = 1_704_067_200.0
+logger = logging.getLogger(__name__)
+
+#: The ticker of a synthetic market when none is given.
+SYNTHETIC_DEFAULT_TICKER = "BTC"
 #: Equity/inventory samples per run when no interval is given.
 DEFAULT_SAMPLES = 2000
 #: Latencies a backtest assumes unless told otherwise (paper venue options, milliseconds).
@@ -61,7 +67,8 @@ class BacktestSpec:
     """
 
     strategy: str = "grid"
-    ticker: str = "BTC"
+    #: None: the recording's symbol (BTCUSDT for a btcusdt@... feed), or BTC for synthetic data.
+    ticker: str | None = None
     quantity: Decimal = Decimal("0.002")
     strategy_params: dict[str, Any] = field(default_factory=dict)
     exchange_params: dict[str, Any] = field(default_factory=dict)
@@ -93,7 +100,7 @@ class BacktestSpec:
 
     def trading_config(self) -> TradingConfig:
         return TradingConfig(
-            ticker=self.ticker,
+            ticker=self.ticker or SYNTHETIC_DEFAULT_TICKER,
             exchange="paper",
             strategy=self.strategy,
             quantity=self.quantity,
@@ -107,10 +114,56 @@ class BacktestSpec:
         )
 
 
-def _open_source(spec: BacktestSpec, venue: PaperExchangeClient) -> tuple[CachedFeed, int, dict[str, Any]]:
+def resolve_instrument(spec: BacktestSpec, feed: CachedFeed | None) -> tuple[BacktestSpec, list[str]]:
+    """The spec with its ticker and instrument settled, and warnings for the trader.
+
+    The ticker comes from the data (its stream names) unless given; a given ticker must name
+    the data's instrument (``BTC`` accepts ``BTCUSDT`` and becomes it). The specification comes
+    from the flags, then ``data/instruments.toml``, then the data's price granularity (tick
+    only). A tick that disagrees with the data's prices is warned about, not changed.
+    """
+    warnings: list[str] = []
+    params = dict(spec.exchange_params)
+    ticker = spec.ticker
+    if feed is None:
+        return replace(spec, ticker=ticker or SYNTHETIC_DEFAULT_TICKER), warnings
+    symbols = feed.stats.symbols
+    symbol = symbols[0] if symbols else None
+    if len(symbols) > 1:
+        warnings.append(f"the data names several symbols ({', '.join(symbols)}): treating it as {symbol}")
+    if symbol is not None:
+        if ticker is not None and not symbol.startswith(ticker.upper()):
+            raise ValueError(f"--ticker {ticker} does not match the data, which is {symbol}")
+        ticker = symbol
+    elif ticker is None:
+        ticker = SYNTHETIC_DEFAULT_TICKER
+        warnings.append(f"the data does not name its instrument: assuming {ticker}")
+    granularity = price_granularity(sample_prices(feed))
+    instrument = load_instruments().find(ticker)
+    if "tick_size" in params:
+        tick = Decimal(str(params["tick_size"]))
+    elif instrument is not None:
+        tick = instrument.tick_size
+    elif granularity is not None:
+        tick = params["tick_size"] = granularity
+        warnings.append(
+            f"{ticker} is not in data/instruments.toml: tick size {tick} taken from the data's prices "
+            "(give --paper-tick-size and the other --paper-* specs to be sure)"
+        )
+    else:
+        tick = PaperOptions().tick_size
+    problem = tick_warning(tick, granularity, ticker)
+    if problem:
+        warnings.append(problem)
+    return replace(spec, ticker=ticker, exchange_params=params), warnings
+
+
+def _open_source(
+    spec: BacktestSpec, venue: PaperExchangeClient, recorded: CachedFeed | None = None
+) -> tuple[CachedFeed, int, dict[str, Any]]:
     """The run's events as columns, and how many of them to replay."""
     if spec.feed_path is not None:
-        feed = load_feed(spec.feed_path, spec.cache_dir, spec.use_cache)
+        feed = recorded or load_feed(spec.feed_path, spec.cache_dir, spec.use_cache)
         stop = len(feed) if spec.max_events is None else min(spec.max_events, len(feed))
         return feed, stop, {"kind": "recorded", "path": str(spec.feed_path), "events_available": len(feed)}
     count = spec.synthetic_events or 0
@@ -129,6 +182,8 @@ def _open_source(spec: BacktestSpec, venue: PaperExchangeClient) -> tuple[Cached
 def prepare_data(spec: BacktestSpec) -> CachedFeed:
     """Load (building and caching it if needed) the data of ``spec``: a sweep calls this once
     before its workers start, so they all read one cache instead of racing to write it."""
+    if spec.feed_path is not None:
+        return load_feed(spec.feed_path, spec.cache_dir, spec.use_cache)
     venue = PaperExchangeClient(spec.trading_config(), SimulatedClock(0.0))
     feed, _, _ = _open_source(spec, venue)
     return feed
@@ -186,12 +241,20 @@ class BacktestEngine:
     async def run(self) -> BacktestResult:
         from trading_bot import TradingBot
 
-        spec = self.spec
         started = time.perf_counter()
+        recorded = (
+            load_feed(self.spec.feed_path, self.spec.cache_dir, self.spec.use_cache)
+            if self.spec.feed_path is not None
+            else None
+        )
+        spec, warnings = resolve_instrument(self.spec, recorded)
+        for warning in warnings:
+            logger.warning("%s", warning)
         config = spec.trading_config()
         clock = SimulatedClock(0.0)
         venue = PaperExchangeClient(config, clock)
-        feed, stop, description = _open_source(spec, venue)
+        feed, stop, description = _open_source(spec, venue, recorded)
+        description["warnings"] = warnings
         if stop < 1:
             raise ValueError("the market data holds no events")
         recorder = _Recorder(venue, clock)
@@ -252,7 +315,7 @@ class BacktestEngine:
             orders=recorder.orders,
             fills=fills,
             samples=samples,
-            start_equity=venue.options.start_balance,
+            start_equity=venue.starting_balance(),
             funding=-snapshot.funding_paid,
             final_bid=final_bid,
             final_ask=final_ask,
@@ -260,6 +323,8 @@ class BacktestEngine:
             exit_code=summary.exit_code,
             strategy_status=summary.strategy_status,
             wall_seconds=time.perf_counter() - started,
+            inverse_multiplier=venue.options.contract_multiplier if venue.options.inverse else None,
+            currency=venue.options.settlement_currency,
         )
 
     async def _drive(

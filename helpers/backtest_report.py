@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanges.base import OrderSide
+from helpers.instruments import InverseLedger
 from helpers.position_ledger import PositionLedger
 
 _ZERO = Decimal(0)
@@ -96,6 +97,10 @@ class BacktestMetrics:
     max_abs_position: Decimal
     stop_reason: str
     exit_code: int
+    #: What money is counted in: the quote currency, or the settlement coin of inverse contracts.
+    currency: str = "USD"
+    #: USD per unit of ``currency`` at the final mid (1 when money is already in USD terms).
+    usd_rate: Decimal = Decimal(1)
 
 
 @dataclass
@@ -173,9 +178,18 @@ def summarize(
     exit_code: int = 0,
     strategy_status: dict[str, str] | None = None,
     wall_seconds: float = 0.0,
+    inverse_multiplier: Decimal | None = None,
+    currency: str = "USD",
 ) -> BacktestResult:
-    """Compute the metrics from a run's records (pure: easy to check by hand)."""
-    ledger = PositionLedger()
+    """Compute the metrics from a run's records (pure: easy to check by hand).
+
+    With ``inverse_multiplier`` the fills are inverse contracts of that many USD: sizes are
+    contracts and every amount of money is in ``currency`` (the settlement coin), with its USD
+    value at the final mid kept as ``usd_rate``.
+    """
+    ledger: PositionLedger | InverseLedger = (
+        InverseLedger(inverse_multiplier) if inverse_multiplier is not None else PositionLedger()
+    )
     max_abs_position = _ZERO
     for fill in fills:
         ledger.apply_fill(fill.side, fill.price, fill.size, fill.fee)
@@ -211,6 +225,8 @@ def summarize(
         max_abs_position=max_abs_position,
         stop_reason=stop_reason,
         exit_code=exit_code,
+        currency=currency,
+        usd_rate=mid if inverse_multiplier is not None else Decimal(1),
     )
     return BacktestResult(
         spec=spec,
@@ -246,25 +262,35 @@ def max_drawdown(equity: Sequence[Decimal]) -> tuple[Decimal, Decimal]:
 
 
 def _money(value: Decimal, places: str = "0.0001") -> str:
-    return f"{value.quantize(Decimal(places)):,}"
+    return f"{value.quantize(Decimal(places)):,f}"
+
+
+def _amount(m: BacktestMetrics, value: Decimal, places: str = "0.0001") -> str:
+    """Money in the run's currency; coin amounts get 8 places and their USD value beside."""
+    if m.usd_rate == 1:
+        return _money(value, places)
+    return f"{_money(value, '0.00000001')} {m.currency} ({_money(value * m.usd_rate, '0.01')} USD)"
 
 
 def metrics_rows(result: BacktestResult) -> list[tuple[str, str]]:
     """The summary as (name, value) rows, in the order a trader reads them."""
     m = result.metrics
     rows = [
-        ("net PnL (after fees)", _money(m.net_pnl)),
-        ("realized PnL", _money(m.realized_pnl)),
-        ("unrealized PnL", _money(m.unrealized_pnl)),
-        ("fees", _money(m.fees)),
-        ("funding", _money(m.funding)),
-        ("max drawdown", f"{_money(m.max_drawdown)} ({m.max_drawdown_pct.quantize(Decimal('0.001'))} %)"),
+        ("net PnL (after fees)", _amount(m, m.net_pnl)),
+        ("realized PnL", _amount(m, m.realized_pnl)),
+        ("unrealized PnL", _amount(m, m.unrealized_pnl)),
+        ("fees", _amount(m, m.fees)),
+        ("funding", _amount(m, m.funding)),
+        ("max drawdown", f"{_amount(m, m.max_drawdown)} ({m.max_drawdown_pct.quantize(Decimal('0.001'))} %)"),
         ("completed take-profit cycles", str(m.completed_cycles)),
         ("fills (entry / exit)", f"{m.fills} ({m.entry_fills} / {m.exit_fills})"),
-        ("traded volume", _money(m.volume, "0.01")),
+        ("traded volume", _amount(m, m.volume, "0.01")),
         ("orders placed / cancelled", f"{m.orders_placed} / {m.orders_cancelled}"),
         ("final position (max |position|)", f"{m.final_position} ({m.max_abs_position})"),
-        ("equity start -> end", f"{_money(m.start_equity, '0.01')} -> {_money(m.end_equity, '0.01')}"),
+        (
+            "equity start -> end",
+            f"{_amount(m, m.start_equity, '0.01')} -> {_amount(m, m.end_equity, '0.01')}",
+        ),
         ("market events", f"{m.events:,}"),
         *_feed_rows(result.data.get("feed_stats")),
         ("simulated time", f"{m.simulated_seconds:,.1f} s"),

@@ -45,8 +45,9 @@ from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, read_re
 
 MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
-#: caches written by the version-1 reader are rebuilt rather than trusted.
-FORMAT_VERSION = 2
+#: caches written by the version-1 reader are rebuilt rather than trusted. 3: FeedStats names
+#: the recording's symbol (the run's ticker and instrument come from it).
+FORMAT_VERSION = 3
 BBO, BOUGHT, SOLD = 0, 1, 2
 #: Events per chunk when streaming a cache file (about 1.6 MB of columns).
 CHUNK_EVENTS = 65536
@@ -147,6 +148,16 @@ class CachedFeed:
                     yield make_bbo(timestamp, values[a], values[b], values[c], values[d])
                 else:
                     yield make_trade(timestamp, values[a], values[b], buy if kind == BOUGHT else sell)
+
+
+def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
+    """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
+    the price granularity of the data without reading all of it."""
+    indexes: set[int] = set()
+    for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
+        indexes.update(first)
+        indexes.update(index for kind, index in zip(kinds, second, strict=True) if kind == BBO)
+    return {feed.values[index] for index in indexes}
 
 
 def columns_from_events(

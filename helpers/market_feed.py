@@ -147,6 +147,8 @@ class FeedStats:
     malformed_by_kind: dict[str, int] = field(default_factory=dict)
     clamped_timestamps: int = 0
     truncated: bool = False
+    #: Instruments named by the stream names of the first lines (``btcusdt@trade`` -> BTCUSDT).
+    symbols: list[str] = field(default_factory=list)
 
     @property
     def skipped_lines(self) -> int:
@@ -196,6 +198,8 @@ _ONE_BILLION = 1_000_000_000
 #: "timestamp" once overflowed the float division and aborted the replay.
 _MAX_TIMESTAMP_DIGITS = 19
 _MAX_NUMBER_TEXT = 40
+#: Lines whose stream name is read for the instrument's symbol (a recording holds one market).
+_SYMBOL_LINES = 1000
 #: Decimal exponents a price or size may have (1E-40 .. 9.99E+40): beyond is corruption.
 _MAX_EXPONENT = 40
 
@@ -290,6 +294,7 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
     Decimal texts are validated once, when they enter the cache.
     """
     decimal_cache: dict[str, Decimal] = {}
+    symbols = stats.symbols
 
     def to_decimal(text: str) -> Decimal:
         value = decimal_cache.get(text)
@@ -329,7 +334,12 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
                     name_end = line.find('"', name_start)
                     if name_end < 0:
                         raise _MalformedLine(NOT_JSON)
-                    channel = line[line.find("@", name_start, name_end) + 1 : name_end]
+                    at = line.find("@", name_start, name_end)
+                    channel = line[at + 1 : name_end]
+                    if line_number <= _SYMBOL_LINES and at > name_start:
+                        symbol = line[name_start:at].upper()
+                        if symbol not in symbols:
+                            symbols.append(symbol)
                     if channel == "bookTicker":
                         match = book_search(line, name_end)
                         if match is not None:
