@@ -14,6 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ examples:
   python backtest.py --feed FILE --prepare-cache      (write the compact cache, then exit)
 
 units as in runbot.py: --take-profit and --grid-step are PERCENT, times are (simulated) seconds.
-results go to --out (default results/<strategy>_<data>): result.json, fills.csv, orders.csv,
-samples.csv and chart.png; a sweep writes sweep.json and sweep.csv.
+results go to a new folder per run, results/<strategy>_<data>_<UTC time> (or --out DIR, which
+must be empty unless --overwrite): result.json, fills.csv, orders.csv, samples.csv and
+chart.png; a sweep writes sweep.json and sweep.csv.
 """
 
 # Flags of runbot.py that mean nothing in a backtest, and what to use instead. They are hidden
@@ -91,7 +93,17 @@ def build_parser() -> runbot.OneLineErrorParser:
     data.add_argument("--no-cache", action="store_true", help="decode the data every run, write no cache")
     data.add_argument("--prepare-cache", action="store_true", help="write the compact cache and exit")
     out = parser.add_argument_group("backtest output")
-    out.add_argument("--out", type=Path, help="results folder (default results/<strategy>_<data>)")
+    out.add_argument(
+        "--out",
+        type=Path,
+        help="results folder (default: a new results/<strategy>_<data>_<UTC time> for every run); "
+        "an existing non-empty folder is refused unless --overwrite",
+    )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --out: empty that folder of earlier results first, so runs never mix",
+    )
     out.add_argument("--no-plot", action="store_true", help="skip chart.png")
     out.add_argument("--sample-seconds", type=runbot.positive_float, help="equity sampling interval")
     out.add_argument(
@@ -162,6 +174,46 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
     return args, spec, grid
 
 
+#: What a run or sweep writes: all of it goes before an --overwrite run writes its own.
+RESULT_FILES = (
+    "result.json",
+    "fills.csv",
+    "orders.csv",
+    "samples.csv",
+    "chart.png",
+    "sweep.json",
+    "sweep.csv",
+)
+
+
+def results_folder(out: Path | None, overwrite: bool, spec: BacktestSpec, sweeping: bool) -> Path:
+    """Where this run writes: never into a folder holding another run's files by accident.
+
+    Without ``--out`` every run gets a new folder named by its data and start time (a number is
+    added should two runs start in the same second). With ``--out``, an existing folder that is
+    not empty is refused (ValueError, exit 2) unless ``overwrite``; then the result files of
+    earlier runs are deleted first, so an old chart.png never sits beside a new result.json.
+    """
+    if out is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        base = default_out_dir(spec, sweeping)
+        folder = base.with_name(f"{base.name}_{stamp}")
+        number = 1
+        while folder.exists():
+            number += 1
+            folder = base.with_name(f"{base.name}_{stamp}-{number}")
+        folder.mkdir(parents=True)
+        return folder
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"--out {out} already holds files; add --overwrite to replace them")
+        for name in RESULT_FILES:
+            (out / name).unlink(missing_ok=True)
+    return out
+
+
 def default_out_dir(spec: BacktestSpec, sweeping: bool) -> Path:
     if spec.feed_path is not None:
         data = re.sub(r"\.(gz|txt|jsonl?)$", "", Path(spec.feed_path).name)
@@ -182,8 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level if explicit_level else "WARNING",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    out_dir = args.out or default_out_dir(spec, bool(grid))
     try:
+        out_dir = (
+            results_folder(args.out, args.overwrite, spec, bool(grid)) if not args.prepare_cache else Path()
+        )
         if args.prepare_cache:
             return prepare_cache(spec, console)
         if grid:

@@ -198,3 +198,35 @@ def test_sweep_table_is_readable_at_80_columns() -> None:
     params, numbers = ranked[0][1:4], ranked[0][4:]
     assert params == ["0.02", "120.0", "0.05"]
     assert numbers == ["-1234.57", "2345.68", "12345", "123456", "456.79", "0.052"]
+
+
+def test_every_run_gets_its_own_folder_and_out_is_never_mixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = BacktestSpec(synthetic_events=10)
+    first = backtest.results_folder(None, False, spec, False)
+    second = backtest.results_folder(None, False, spec, False)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.startswith("grid_synthetic-10-seed7_")
+
+    out = tmp_path / "mine"
+    assert backtest.results_folder(out, False, spec, False) == out  # absent or empty: fine
+    out.mkdir()
+    (out / "chart.png").write_bytes(b"old")
+    (out / "notes.txt").write_text("kept")
+    with pytest.raises(ValueError, match="already holds files; add --overwrite"):
+        backtest.results_folder(out, False, spec, False)
+    backtest.results_folder(out, True, spec, False)
+    assert not (out / "chart.png").exists()  # an old chart cannot sit beside a new result
+    assert (out / "notes.txt").read_text() == "kept"
+
+
+def test_an_occupied_out_folder_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "result.json").write_text("{}")
+    code = backtest.main(["--synthetic-events", "10", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--overwrite" in err
