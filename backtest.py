@@ -91,6 +91,11 @@ def build_parser() -> runbot.OneLineErrorParser:
         "that is ~/.cache/perp-dex-bot/feeds when XDG_CACHE_HOME is unset)",
     )
     data.add_argument("--no-cache", action="store_true", help="decode the data every run, write no cache")
+    data.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="replay the readable part of a cut-off .gz/.lz4 recording (refused by default, exit 2)",
+    )
     data.add_argument("--prepare-cache", action="store_true", help="write the compact cache and exit")
     out = parser.add_argument_group("backtest output")
     out.add_argument(
@@ -165,6 +170,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
             cancel_take_profits_on_exit=args.cancel_take_profits_on_exit,
             duration=args.duration,
             filter_market_wakes=not args.no_wake_filter,
+            allow_truncated=args.allow_truncated,
         )
         PaperOptions.from_params(exchange_params)
     except ParameterError as exc:

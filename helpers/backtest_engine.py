@@ -84,6 +84,8 @@ class BacktestSpec:
     duration: float | None = None
     filter_market_wakes: bool = True
     label: str = ""
+    #: Replay the readable part of a cut-off compressed recording instead of refusing it.
+    allow_truncated: bool = False
 
     def __post_init__(self) -> None:
         if (self.feed_path is None) == (self.synthetic_events is None):
@@ -163,7 +165,7 @@ def _open_source(
 ) -> tuple[CachedFeed, int, dict[str, Any]]:
     """The run's events as columns, and how many of them to replay."""
     if spec.feed_path is not None:
-        feed = recorded or load_feed(spec.feed_path, spec.cache_dir, spec.use_cache)
+        feed = recorded or load_feed(spec.feed_path, spec.cache_dir, spec.use_cache, spec.allow_truncated)
         stop = len(feed) if spec.max_events is None else min(spec.max_events, len(feed))
         return feed, stop, {"kind": "recorded", "path": str(spec.feed_path), "events_available": len(feed)}
     count = spec.synthetic_events or 0
@@ -183,7 +185,7 @@ def prepare_data(spec: BacktestSpec) -> CachedFeed:
     """Load (building and caching it if needed) the data of ``spec``: a sweep calls this once
     before its workers start, so they all read one cache instead of racing to write it."""
     if spec.feed_path is not None:
-        return load_feed(spec.feed_path, spec.cache_dir, spec.use_cache)
+        return load_feed(spec.feed_path, spec.cache_dir, spec.use_cache, spec.allow_truncated)
     venue = PaperExchangeClient(spec.trading_config(), SimulatedClock(0.0))
     feed, _, _ = _open_source(spec, venue)
     return feed
@@ -243,7 +245,9 @@ class BacktestEngine:
 
         started = time.perf_counter()
         recorded = (
-            load_feed(self.spec.feed_path, self.spec.cache_dir, self.spec.use_cache)
+            load_feed(
+                self.spec.feed_path, self.spec.cache_dir, self.spec.use_cache, self.spec.allow_truncated
+            )
             if self.spec.feed_path is not None
             else None
         )
@@ -256,7 +260,9 @@ class BacktestEngine:
         feed, stop, description = _open_source(spec, venue, recorded)
         description["warnings"] = warnings
         if stop < 1:
-            raise ValueError("the market data holds no events")
+            where = spec.feed_path or "the synthetic market"
+            found = f" (format {feed.stats.format})" if feed.stats.format else ""
+            raise ValueError(f"{where}: holds no market events{found}; {feed.stats.summary()}")
         recorder = _Recorder(venue, clock)
         samples: list[Sample] = []
         first_time = feed.time_at(0)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanges.base import OrderSide
-from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, read_recorded_feed
+from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, TruncatedFeed, read_recorded_feed
 
 MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
@@ -213,10 +213,15 @@ def columns_from_events(
     )
 
 
-def build_cached_feed(source: str | Path) -> CachedFeed:
-    """Read the recorded feed ``source`` with the feed reader, into memory as columns."""
+def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> CachedFeed:
+    """Read the recorded feed ``source`` with the feed reader, into memory as columns.
+
+    An unknown format or (unless ``allow_truncated``) a cut-off compressed file raises a
+    ValueError before anything is cached.
+    """
     stats = FeedStats()
-    return columns_from_events(read_recorded_feed(source, stats), stats, recorded_identity(source))
+    events = read_recorded_feed(source, stats, allow_truncated=allow_truncated)
+    return columns_from_events(events, stats, recorded_identity(source))
 
 
 def write_cached_feed(feed: CachedFeed, path: Path) -> None:
@@ -331,11 +336,29 @@ def _load_or_build(
     return read_cached_feed(path)
 
 
-def load_feed(source: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True) -> CachedFeed:
-    """A recorded feed's events, from its cache when a valid one exists (writing it when not)."""
-    return _load_or_build(
-        recorded_identity(source), Path(source).name, lambda: build_cached_feed(source), cache_dir, use_cache
+def load_feed(
+    source: str | Path,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    allow_truncated: bool = False,
+) -> CachedFeed:
+    """A recorded feed's events, from its cache when a valid one exists (writing it when not).
+
+    A cache of a truncated file (written under ``allow_truncated``) is refused like the file.
+    """
+    feed = _load_or_build(
+        recorded_identity(source),
+        Path(source).name,
+        lambda: build_cached_feed(source, allow_truncated),
+        cache_dir,
+        use_cache,
     )
+    if feed.stats.truncated and not allow_truncated:
+        raise TruncatedFeed(
+            f"{source}: compressed data ends early or is corrupt; pass --allow-truncated to replay "
+            f"the {feed.count:,} events before it"
+        )
+    return feed
 
 
 def load_synthetic(
