@@ -274,7 +274,7 @@ def run_single(spec: BacktestSpec, args: argparse.Namespace, out_dir: Path, cons
     from helpers.backtest_report import plot_result, render_table, save_result
 
     with console.status("backtesting..."):
-        result = run_backtest(spec)
+        result = run_backtest(spec, out_dir)
     title = f"{spec.strategy} {result.spec['ticker']} on {default_out_dir(spec, False).name.split('_', 1)[1]}"
     for warning in result.data.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -28,7 +28,15 @@ from typing import Any
 
 from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
 from exchanges.paper import PaperExchangeClient, PaperOptions
-from helpers.backtest_report import BacktestResult, FillRecord, OrderRecord, Sample, summarize
+from helpers.backtest_report import (
+    BacktestResult,
+    FillRecord,
+    OrderRecord,
+    RecordWriter,
+    Sample,
+    Tally,
+    summarize,
+)
 from helpers.clock import SimulatedClock
 from helpers.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
 from helpers.instruments import load_instruments, price_granularity, tick_warning
@@ -192,21 +200,41 @@ def prepare_data(spec: BacktestSpec) -> CachedFeed:
 
 
 class _Recorder:
-    """Subscribes to the venue's order updates: every order placed or cancelled, every fill."""
+    """Subscribes to the venue's order updates: every order placed or cancelled, every fill.
 
-    def __init__(self, venue: PaperExchangeClient, clock: SimulatedClock) -> None:
+    Kept in lists for the caller, or, with a ``writer``, written out as they happen (each fill's
+    role read from the bot's journal at that moment) and only counted here.
+    """
+
+    def __init__(
+        self, venue: PaperExchangeClient, clock: SimulatedClock, writer: RecordWriter | None
+    ) -> None:
         self.clock = clock
+        self.writer = writer
         self.orders: list[OrderRecord] = []
         self.fills: list[tuple[FillRecord, str | None, bool]] = []
-        self._seen: set[str] = set()
+        #: Orders seen and not yet final (a final order sends no more updates).
+        self._live: set[str] = set()
+        self.role_of: Any = None  # client order id -> OrderRole | None, once the bot exists
         venue.subscribe_order_updates(self.on_order_update)
+
+    def _order(self, record: OrderRecord) -> None:
+        if self.writer is not None:
+            self.writer.order(record)
+        else:
+            self.orders.append(record)
 
     def on_order_update(self, update: OrderUpdate) -> None:
         info = update.order
         now = self.clock.now()
-        if info.order_id not in self._seen:
-            self._seen.add(info.order_id)
-            self.orders.append(
+        if info.status.is_final:
+            seen = info.order_id in self._live
+            self._live.discard(info.order_id)
+        else:
+            seen = info.order_id in self._live
+            self._live.add(info.order_id)
+        if not seen and info.status is not OrderStatus.REJECTED:  # refused on arrival: never placed
+            self._order(
                 OrderRecord(
                     now, "placed", info.order_id, info.side, info.order_type.value, info.price, info.size
                 )
@@ -225,23 +253,40 @@ class _Recorder:
                 completes_take_profit=False,
             )
             completed = info.status is OrderStatus.FILLED and info.order_type is OrderType.LIMIT
-            self.fills.append((record, info.client_order_id, completed))
+            if self.writer is not None:
+                role = self.role_of(info.client_order_id or "") if self.role_of is not None else None
+                record.role = role.value if role is not None else "external"
+                record.completes_take_profit = completed and role is OrderRole.EXIT
+                self.writer.fill(record)
+            else:
+                self.fills.append((record, info.client_order_id, completed))
         elif info.status is OrderStatus.CANCELLED:
-            self.orders.append(
+            self._order(
                 OrderRecord(
                     now, "cancelled", info.order_id, info.side, info.order_type.value, info.price, info.size
                 )
             )
 
 
+def _journal_role(journal: Any) -> Any:
+    """A look-up of one order's role in the bot's journal (every order of the run is there)."""
+
+    def role_of(client_order_id: str) -> OrderRole | None:
+        record = journal.order(client_order_id) if client_order_id else None
+        return record.role if record is not None else None
+
+    return role_of
+
+
 class BacktestEngine:
     """One run of one spec. Use :func:`run_backtest` unless you need the parts."""
 
-    def __init__(self, spec: BacktestSpec) -> None:
+    def __init__(self, spec: BacktestSpec, out_dir: str | Path | None = None) -> None:
         self.spec = spec
+        #: Stream orders.csv and fills.csv into this folder as the run goes (memory stays flat).
+        self.out_dir = Path(out_dir) if out_dir is not None else None
 
     async def run(self) -> BacktestResult:
-        from trading_bot import TradingBot
 
         started = time.perf_counter()
         recorded = (
@@ -263,7 +308,33 @@ class BacktestEngine:
             where = spec.feed_path or "the synthetic market"
             found = f" (format {feed.stats.format})" if feed.stats.format else ""
             raise ValueError(f"{where}: holds no market events{found}; {feed.stats.summary()}")
-        recorder = _Recorder(venue, clock)
+        inverse = venue.options.contract_multiplier if venue.options.inverse else None
+        tally = Tally(inverse) if self.out_dir is not None else None
+        writer = RecordWriter(self.out_dir, tally) if self.out_dir is not None and tally is not None else None
+        try:
+            return await self._run(
+                spec, started, config, clock, venue, feed, stop, description, writer, tally
+            )
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def _run(
+        self,
+        spec: BacktestSpec,
+        started: float,
+        config: TradingConfig,
+        clock: SimulatedClock,
+        venue: PaperExchangeClient,
+        feed: CachedFeed,
+        stop: int,
+        description: dict[str, Any],
+        writer: RecordWriter | None,
+        tally: Tally | None,
+    ) -> BacktestResult:
+        from trading_bot import TradingBot
+
+        recorder = _Recorder(venue, clock, writer)
         samples: list[Sample] = []
         first_time = feed.time_at(0)
         interval = spec.sample_seconds
@@ -290,6 +361,7 @@ class BacktestEngine:
             write_files=False,
             filter_market_wakes=spec.filter_market_wakes,
         )
+        recorder.role_of = _journal_role(bot.journal)
         task = asyncio.ensure_future(bot.run())
         await bot.wait_until_idle()
         next_sample = await self._sample(venue, samples, clock.now(), clock.now(), interval)
@@ -303,7 +375,7 @@ class BacktestEngine:
         await self._sample(venue, samples, end_time, end_time, interval, force=True)
 
         fills = []
-        roles = bot.journal.roles()  # every order of the run: the journal forgets none
+        roles = bot.journal.roles() if writer is None else {}  # the journal forgets no order
         for record, client_order_id, completed in recorder.fills:
             role = roles.get(client_order_id or "")
             record.role = role.value if role is not None else "external"
@@ -331,6 +403,8 @@ class BacktestEngine:
             wall_seconds=time.perf_counter() - started,
             inverse_multiplier=venue.options.contract_multiplier if venue.options.inverse else None,
             currency=venue.options.settlement_currency,
+            tally=tally,
+            streamed_to=writer.folder if writer is not None else None,
         )
 
     async def _drive(
@@ -472,15 +546,20 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def run_backtest(spec: BacktestSpec) -> BacktestResult:
-    """Run one backtest to completion in a fresh event loop (safe to call in a worker process)."""
+def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> BacktestResult:
+    """Run one backtest to completion in a fresh event loop (safe to call in a worker process).
+
+    With ``out_dir`` the orders and fills are written to its orders.csv and fills.csv as they
+    happen instead of being kept in the result (how the command line runs: memory stays flat
+    however long the run).
+    """
     results: list[BacktestResult] = []
 
     async def main() -> None:
         # The result is handed out here, not as the main task's result: asyncio.run's clean-up
         # formats the main task's repr (via the SIGINT handler) on the main thread, and the repr
         # of a whole BacktestResult costs a tenth of a second or more after a long run.
-        results.append(await BacktestEngine(spec).run())
+        results.append(await BacktestEngine(spec, out_dir).run())
 
     asyncio.run(main())
     return results[0]

@@ -99,7 +99,9 @@ def test_a_run_writes_table_json_csv_and_chart(tmp_path: Path) -> None:
     assert "net PnL (after fees)" in completed.stdout and "completed take-profit cycles" in completed.stdout
     result = json.loads((out / "result.json").read_text())
     assert result["metrics"]["events"] == 20000
-    assert len((out / "fills.csv").read_text().splitlines()) == len(result["fills"]) + 1
+    # The command line streams orders and fills to their CSV files as the run goes.
+    assert result["fills"] == "fills.csv" and result["orders"] == "orders.csv"
+    assert len((out / "fills.csv").read_text().splitlines()) == result["metrics"]["fills"] + 1
     assert (out / "samples.csv").is_file() and (out / "orders.csv").is_file()
     assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -230,3 +232,24 @@ def test_an_occupied_out_folder_is_one_line_and_exit_code_2(
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--overwrite" in err
+
+
+def test_a_streamed_run_writes_what_an_in_memory_run_holds(tmp_path: Path) -> None:
+    from helpers.backtest_engine import run_backtest
+    from helpers.backtest_report import load_records
+
+    spec = BacktestSpec(
+        synthetic_events=20_000,
+        cache_dir=str(tmp_path / "cache"),
+        strategy_params={"take_profit": D("0.02"), "wait_time": 30.0},
+    )
+    held = run_backtest(spec)
+    streamed = run_backtest(spec, tmp_path / "out")
+    assert streamed.fills == [] and streamed.orders == []
+    assert held.metrics.completed_cycles > 10
+    assert streamed.metrics == held.metrics
+    records = load_records(tmp_path / "out")
+    assert [(f.order_id, f.role, f.completes_take_profit, f.price) for f in records["fills"]] == [
+        (f.order_id, f.role, f.completes_take_profit, f.price) for f in held.fills
+    ]
+    assert len(records["orders"]) == len(held.orders)
