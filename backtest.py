@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import runbot
+from backtesting.engine import BACKTEST_LATENCIES_MS, BacktestSpec
+from backtesting.sweep import parse_sweep
 from exchanges.base import ConfigurationError
 from exchanges.paper import PaperOptions
-from helpers.backtest_engine import BACKTEST_LATENCIES_MS, BacktestSpec
-from helpers.parameter_sweep import parse_sweep
 from strategies.base_strategy import ParameterError
 
 EXIT_BAD_INPUT = 2
@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def prepare_cache(spec: BacktestSpec, console: Any) -> int:
-    from helpers.backtest_engine import prepare_data
+    from backtesting.engine import prepare_data
 
     feed = prepare_data(spec)
     console.print(
@@ -270,8 +270,8 @@ def prepare_cache(spec: BacktestSpec, console: Any) -> int:
 
 
 def run_single(spec: BacktestSpec, args: argparse.Namespace, out_dir: Path, console: Any) -> int:
-    from helpers.backtest_engine import run_backtest
-    from helpers.backtest_report import plot_result, render_table, save_result
+    from backtesting.engine import run_backtest
+    from backtesting.report import plot_result, render_table, save_result
 
     with console.status("backtesting..."):
         result = run_backtest(spec, out_dir)
@@ -294,8 +294,8 @@ def run_sweep_cli(
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-    from helpers.backtest_engine import prepare_data
-    from helpers.parameter_sweep import (
+    from backtesting.engine import prepare_data
+    from backtesting.sweep import (
         default_executor,
         render_sweep_table,
         run_sweep,

@@ -1,7 +1,7 @@
 """The simulated ``paper`` venue: a real matching engine over a synthetic or recorded market.
 
 It gives the whole bot — strategies, risk manager, order tracking — a venue to run against with
-no keys: a top-of-book fed by :mod:`helpers.market_feed`, resting orders matched against it,
+no keys: a top-of-book fed by :mod:`backtesting.market_feed`, resting orders matched against it,
 maker/taker fees, post-only rejection, partial fills, one net position with realized and
 unrealized PnL, and periodic funding. Live, a background "pump" task applies market events at
 their time; a backtest sets ``drive_externally`` and calls :meth:`apply_market_event` itself
@@ -59,6 +59,20 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backtesting.market_feed import (
+    DEFAULT_SEED,
+    DEFAULT_SIZE_STEP,
+    DEFAULT_SPREAD_TICKS,
+    DEFAULT_START_PRICE,
+    DEFAULT_STEP_SECONDS,
+    DEFAULT_TICK_SIZE,
+    DEFAULT_VOLATILITY_BPS,
+    FeedStats,
+    MarketEvent,
+    MarketEventKind,
+    SyntheticMarket,
+    read_recorded_feed,
+)
 from exchanges.base import (
     AccountSnapshot,
     BaseExchangeClient,
@@ -85,20 +99,6 @@ from exchanges.base import (
 from exchanges.paper_queue import PriceLevel
 from helpers.clock import Clock
 from helpers.instruments import InverseLedger, known_synthetic_tickers, resolve_paper_params
-from helpers.market_feed import (
-    DEFAULT_SEED,
-    DEFAULT_SIZE_STEP,
-    DEFAULT_SPREAD_TICKS,
-    DEFAULT_START_PRICE,
-    DEFAULT_STEP_SECONDS,
-    DEFAULT_TICK_SIZE,
-    DEFAULT_VOLATILITY_BPS,
-    FeedStats,
-    MarketEvent,
-    MarketEventKind,
-    SyntheticMarket,
-    read_recorded_feed,
-)
 
 if TYPE_CHECKING:
     from helpers.trading_config import TradingConfig

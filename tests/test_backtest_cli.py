@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import backtest
-from helpers.backtest_engine import BacktestSpec
-from helpers.parameter_sweep import SweepRow, parse_sweep, rank, run_sweep, save_sweep, sweep_specs
+from backtesting.engine import BacktestSpec
+from backtesting.sweep import SweepRow, parse_sweep, rank, run_sweep, save_sweep, sweep_specs
 from strategies.base_strategy import ParameterError
 from tests.shared_paths import RECORDED_FEED
 
@@ -159,7 +159,7 @@ def test_help_lists_only_flags_a_backtest_accepts(capsys: pytest.CaptureFixture[
 
 
 def test_cache_dir_default_agrees_between_help_and_readme(capsys: pytest.CaptureFixture[str]) -> None:
-    from helpers.feed_cache import default_cache_dir
+    from backtesting.feed_cache import default_cache_dir
 
     with pytest.raises(SystemExit):
         backtest.main(["--help"])
@@ -173,7 +173,7 @@ def test_cache_dir_default_agrees_between_help_and_readme(capsys: pytest.Capture
 def test_sweep_table_is_readable_at_80_columns() -> None:
     from rich.console import Console
 
-    from helpers.parameter_sweep import SweepRow, rank, render_sweep_table
+    from backtesting.sweep import SweepRow, rank, render_sweep_table
 
     metrics = {
         "net_pnl": "-1234.5678",
@@ -235,8 +235,8 @@ def test_an_occupied_out_folder_is_one_line_and_exit_code_2(
 
 
 def test_a_streamed_run_writes_what_an_in_memory_run_holds(tmp_path: Path) -> None:
-    from helpers.backtest_engine import run_backtest
-    from helpers.backtest_report import load_records
+    from backtesting.engine import run_backtest
+    from backtesting.report import load_records
 
     spec = BacktestSpec(
         synthetic_events=20_000,

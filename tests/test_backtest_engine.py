@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from backtesting.engine import BACKTEST_LATENCIES_MS, BacktestSpec, run_backtest
+from backtesting.market_feed import read_recorded_feed
 from exchanges.base import OrderStatus, OrderUpdate
 from exchanges.paper import PaperExchangeClient
-from helpers.backtest_engine import BACKTEST_LATENCIES_MS, BacktestSpec, run_backtest
 from helpers.clock import SimulatedClock
-from helpers.market_feed import read_recorded_feed
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import RECORDED_FEED
 from trading_bot import TradingBot

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from backtesting.market_feed import MarketEvent
 from exchanges.base import (
     BaseExchangeClient,
     ContractInfo,
@@ -31,7 +32,6 @@ from exchanges.base import (
     PostOnlyRejected,
 )
 from helpers.clock import LiveClock, SimulatedClock
-from helpers.market_feed import MarketEvent
 from helpers.trading_config import TradingConfig
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL

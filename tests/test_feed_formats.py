@@ -12,9 +12,8 @@ import lz4.frame
 import pytest
 
 import backtest
-from exchanges.base import OrderSide
-from helpers.feed_cache import load_feed
-from helpers.market_feed import (
+from backtesting.feed_cache import load_feed
+from backtesting.market_feed import (
     BINANCE_FORMAT,
     HYPERLIQUID_FORMAT,
     FeedStats,
@@ -23,6 +22,7 @@ from helpers.market_feed import (
     UnknownFeedFormat,
     read_recorded_feed,
 )
+from exchanges.base import OrderSide
 
 
 def book(ms: int, bid: str, ask: str, wrapped: bool = True) -> str:

@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 
+from backtesting.engine import BacktestSpec, resolve_instrument
+from backtesting.feed_cache import build_cached_feed
+from backtesting.report import FillRecord, metrics_rows, summarize
 from exchanges.base import ConfigurationError, OrderSide
 from exchanges.paper import PaperExchangeClient
-from helpers.backtest_engine import BacktestSpec, resolve_instrument
-from helpers.backtest_report import FillRecord, metrics_rows, summarize
 from helpers.clock import SimulatedClock
-from helpers.feed_cache import build_cached_feed
 from helpers.instruments import (
     InverseLedger,
     load_instruments,

@@ -18,6 +18,13 @@ from typing import Any
 
 import pytest
 
+from backtesting.market_feed import (
+    FeedStats,
+    MarketEvent,
+    MarketEventKind,
+    SyntheticMarket,
+    read_recorded_feed,
+)
 from exchanges.base import (
     ConfigurationError,
     ExchangeUnavailable,
@@ -39,7 +46,6 @@ from exchanges.base import (
 from exchanges.factory import ExchangeFactory
 from exchanges.paper import PaperExchangeClient, PaperOptions
 from helpers.clock import LiveClock, SimulatedClock
-from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, SyntheticMarket, read_recorded_feed
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import RECORDED_FEED
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from backtesting.market_feed import MarketEvent, MarketEventKind, read_recorded_feed
 from exchanges.base import OrderSide, OrderStatus, OrderUpdate
 from exchanges.paper import PaperExchangeClient
 from helpers.clock import SimulatedClock
-from helpers.market_feed import MarketEvent, MarketEventKind, read_recorded_feed
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import RECORDED_FEED
 

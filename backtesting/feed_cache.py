@@ -6,13 +6,13 @@ Decimal arithmetic); a backtest wants the events themselves. The first run over 
 a cache file holding every event as fixed-width binary columns plus one table of the distinct
 decimal values. Later runs read the columns in chunks (memory stays flat however long the
 feed) and hand the venue the very Decimal objects of the table, or rebuild the same
-:class:`~helpers.market_feed.MarketEvent` objects from them.
+:class:`~backtesting.market_feed.MarketEvent` objects from them.
 
 File layout (little-endian), written atomically:
 
 * ``PDBFEED`` magic and a format version byte;
 * a JSON header (length-prefixed): the source's identity, the reader's
-  :class:`~helpers.market_feed.FeedStats`, the event count and the first/last times;
+  :class:`~backtesting.market_feed.FeedStats`, the event count and the first/last times;
 * the value table: distinct decimal strings joined by newlines (length-prefixed);
 * six columns of ``count`` entries each: time in epoch seconds exactly as the source gave it
   (float64), kind (int8: 0 BBO, 1 trade where the buyer took liquidity, 2 the seller) and four
@@ -40,8 +40,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from backtesting.market_feed import FeedStats, MarketEvent, MarketEventKind, TruncatedFeed, read_recorded_feed
 from exchanges.base import OrderSide
-from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, TruncatedFeed, read_recorded_feed
 
 MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so

@@ -13,7 +13,7 @@ update reaching one of the levels the strategy (and the risk manager) declared. 
 event costs the venue's book update and one comparison.
 
 A run is described by a :class:`BacktestSpec` of plain values, so runs can be shipped to other
-processes or machines (see :mod:`helpers.parameter_sweep`).
+processes or machines (see :mod:`backtesting.sweep`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
-from exchanges.paper import PaperExchangeClient, PaperOptions
-from helpers.backtest_report import (
+from backtesting.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
+from backtesting.market_feed import MarketEventKind
+from backtesting.report import (
     BacktestResult,
     FillRecord,
     OrderRecord,
@@ -37,10 +37,10 @@ from helpers.backtest_report import (
     Tally,
     summarize,
 )
+from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
+from exchanges.paper import PaperExchangeClient, PaperOptions
 from helpers.clock import SimulatedClock
-from helpers.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
 from helpers.instruments import load_instruments, price_granularity, tick_warning
-from helpers.market_feed import MarketEventKind
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import OrderRole
 
