@@ -52,7 +52,7 @@ import heapq
 import itertools
 import logging
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -115,6 +115,9 @@ _SOURCE_BATCH_SIZE = 1024
 #: With no pacing delay due, the pump still yields to the event loop this often.
 _PUMP_YIELD_EVERY = 64
 _PUMP_ERRORS_LOGGED = 5
+#: Finished orders the venue still answers look-ups for; older ones are forgotten (as real
+#: venues archive them), so memory stays flat over millions of events.
+FINISHED_ORDERS_KEPT = 5000
 #: ``queue``: maker fills need trades (see :mod:`exchanges.paper_queue`); ``touch``: a quote
 #: reaching the price fills the whole order (the older, optimistic rule).
 FILL_MODELS = ("queue", "touch")
@@ -467,6 +470,8 @@ class PaperExchangeClient(BaseExchangeClient):
         self._active_client_ids: dict[str, _PaperOrder] = {}
         #: Every order by client id, finished ones too (the latest, should an id be reused).
         self._client_ids: dict[str, _PaperOrder] = {}
+        #: Finished orders, oldest first: beyond FINISHED_ORDERS_KEPT they are forgotten.
+        self._finished: OrderedDict[str, _PaperOrder] = OrderedDict()
         self._resting_buys: list[tuple[Decimal, int, _PaperOrder]] = []
         self._resting_sells: list[tuple[Decimal, int, _PaperOrder]] = []
         self._best_buy_price: Decimal | None = None
@@ -1003,6 +1008,13 @@ class PaperExchangeClient(BaseExchangeClient):
         self._active_orders.pop(order.order_id, None)
         if order.client_order_id and self._active_client_ids.get(order.client_order_id) is order:
             del self._active_client_ids[order.client_order_id]
+        finished = self._finished
+        finished[order.order_id] = order
+        if len(finished) > FINISHED_ORDERS_KEPT:
+            old_id, old = finished.popitem(last=False)
+            self._orders.pop(old_id, None)
+            if old.client_order_id and self._client_ids.get(old.client_order_id) is old:
+                del self._client_ids[old.client_order_id]
 
     def _reducible_size(self, side: OrderSide) -> Decimal:
         """How much a fill on ``side`` can take off the position without flipping it."""
@@ -1307,7 +1319,9 @@ class PaperExchangeClient(BaseExchangeClient):
         self._raise_injected("get_order_info")
         order = self._orders.get(order_id)
         if order is None:
-            raise OrderNotFound(f"order {order_id} was never placed on the paper venue")
+            raise OrderNotFound(
+                f"order {order_id} is unknown to the paper venue (never placed, or long finished)"
+            )
         return order.snapshot()
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from backtesting.market_feed import MarketEvent, MarketEventKind, read_recorded_feed
-from exchanges.base import OrderSide, OrderStatus, OrderUpdate
+from exchanges.base import OrderNotFound, OrderSide, OrderStatus, OrderUpdate
 from exchanges.paper import PaperExchangeClient
 from helpers.clock import SimulatedClock
 from helpers.trading_config import TradingConfig
@@ -251,3 +251,20 @@ async def test_every_maker_fill_on_the_recording_follows_a_print_at_or_through_i
         assert event.kind is MarketEventKind.TRADE
         assert event.price is not None
         assert event.price <= price if side is BUY else event.price >= price
+
+
+async def test_the_venue_forgets_long_finished_orders_so_memory_stays_flat(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import exchanges.paper as paper
+
+    monkeypatch.setattr(paper, "FINISHED_ORDERS_KEPT", 10)
+    tape = Tape()
+    tape.bbo("100.0", "5")
+    ids = []
+    for _ in range(30):
+        order_id = await tape.limit(BUY, "1", "99.0")
+        await tape.venue.cancel_order("BTC", order_id)
+        ids.append(order_id)
+    assert len(tape.venue._orders) == 10 and len(tape.venue._client_ids) == 10
+    assert (await tape.venue.get_order_info("BTC", ids[-1])).status is OrderStatus.CANCELLED
+    with pytest.raises(OrderNotFound, match="long finished"):
+        await tape.venue.get_order_info("BTC", ids[0])
