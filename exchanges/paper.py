@@ -682,7 +682,7 @@ class PaperExchangeClient(BaseExchangeClient):
         if event.kind is _BBO:
             self.apply_bbo(event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
         else:
-            self.apply_trade(event.price, event.size)  # type: ignore[arg-type]
+            self.apply_trade(event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
 
     def apply_bbo(self, best_bid: Decimal, best_ask: Decimal, bid_size: Decimal, ask_size: Decimal) -> None:
         """:meth:`apply_market_event` for a BBO event given as its fields (a backtest replaying

@@ -268,3 +268,12 @@ async def test_the_venue_forgets_long_finished_orders_so_memory_stays_flat(monke
     assert (await tape.venue.get_order_info("BTC", ids[-1])).status is OrderStatus.CANCELLED
     with pytest.raises(OrderNotFound, match="long finished"):
         await tape.venue.get_order_info("BTC", ids[0])
+
+
+async def test_market_events_carry_their_aggressor_into_the_queue() -> None:
+    # The live pump applies whole MarketEvents: a buyer-initiated print must not fill our buy.
+    tape = await joined_at_bid("1")
+    tape.venue.apply_market_event(MarketEvent.trade(T0, D("100.0"), D("5"), BUY))
+    assert tape.filled() == []
+    tape.venue.apply_market_event(MarketEvent.trade(T0, D("100.0"), D("5"), SELL))
+    assert tape.filled() == [D("1")]
