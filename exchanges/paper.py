@@ -581,6 +581,7 @@ class PaperExchangeClient(BaseExchangeClient):
                         raise ConfigurationError(
                             f"paper market feed {self.options.feed_path} holds no best-bid/offer events"
                         )
+                    self._check_feed_symbol()
                     event = self._pending_events.popleft()
                     if self._pace_anchor is None:
                         self._pace_anchor = (self.clock.now(), event.timestamp)
@@ -604,6 +605,17 @@ class PaperExchangeClient(BaseExchangeClient):
         if self._source_exhausted and not self._pending_events:
             return
         self._pump_task = asyncio.create_task(self._pump(), name="paper-market-pump")
+
+    def _check_feed_symbol(self) -> None:
+        """A recording of another market is refused: ETH orders on a BTCUSDT tape mean nothing.
+
+        ``BTC`` accepts ``BTCUSDT`` or ``BTCUSD_PERP`` (the ticker is a prefix of the symbol)."""
+        symbols = self.feed_stats.symbols if self.feed_stats is not None else []
+        if symbols and not symbols[0].startswith(self.contract_id.upper()):
+            raise ConfigurationError(
+                f"ticker {self.contract_id} does not match the paper feed {self.options.feed_path}, "
+                f"which is {symbols[0]}"
+            )
 
     async def disconnect(self) -> None:
         """Stop the pump; the book keeps its state and a later connect() resumes the market."""

@@ -277,3 +277,24 @@ async def test_market_events_carry_their_aggressor_into_the_queue() -> None:
     assert tape.filled() == []
     tape.venue.apply_market_event(MarketEvent.trade(T0, D("100.0"), D("5"), SELL))
     assert tape.filled() == [D("1")]
+
+
+@pytest.mark.skipif(not RECORDED_FEED.is_file(), reason="recorded feed not available")
+async def test_the_live_paper_venue_refuses_a_recording_of_another_market() -> None:
+    from exchanges.base import ConfigurationError
+
+    for ticker, refused in (("ETH", True), ("BTC", False)):
+        config = TradingConfig(
+            ticker=ticker,
+            exchange="paper",
+            strategy="grid",
+            quantity=D("1"),
+            exchange_params={"feed_path": str(RECORDED_FEED), "replay_speed": 0},
+        )
+        venue = PaperExchangeClient(config, SimulatedClock(T0))
+        if refused:
+            with pytest.raises(ConfigurationError, match=r"ticker ETH does not match .* BTCUSDT"):
+                await venue.connect()
+        else:
+            await venue.connect()
+            await venue.disconnect()
