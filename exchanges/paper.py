@@ -211,7 +211,11 @@ class PaperOptions:
     standard deviation of the synthetic log return in basis points. With ``feed_path`` set the
     recorded feed replaces the synthetic process; ``replay_speed`` 1.0 is real time, 10 is ten
     times faster, ``<= 0`` as fast as possible. ``drive_externally`` leaves feeding events to a
-    backtest engine.
+    backtest engine. ``fill_model`` is ``queue`` or ``touch`` (see the module doc); the three
+    latencies are milliseconds. Tick, size step, limits, fees, ``contract_multiplier``,
+    ``inverse`` and ``settlement_currency`` not given here come from ``data/instruments.toml``
+    for a known ticker (:func:`helpers.instruments.resolve_paper_params`), as do a synthetic
+    market's start price and tick; the defaults below apply otherwise.
     """
 
     seed: int = DEFAULT_SEED
