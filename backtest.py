@@ -240,22 +240,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level if explicit_level else "WARNING",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    out_dir: Path | None = None
     try:
-        out_dir = (
-            results_folder(args.out, args.overwrite, spec, bool(grid)) if not args.prepare_cache else Path()
-        )
         if args.prepare_cache:
             return prepare_cache(spec, console)
+        out_dir = results_folder(args.out, args.overwrite, spec, bool(grid))
         if grid:
             return run_sweep_cli(spec, grid, args, out_dir, console)
         return run_single(spec, args, out_dir, console)
     except (ValueError, OSError, ConfigurationError) as exc:
+        _drop_if_empty(out_dir, args.out)
         sys.stderr.write(f"backtest.py: error: {exc}\n")
         return EXIT_BAD_INPUT
     except Exception as exc:
+        _drop_if_empty(out_dir, args.out)
         logging.getLogger("backtest").debug("fatal error", exc_info=True)
         sys.stderr.write(f"backtest.py: error: {type(exc).__name__}: {exc}\n")
         return 1
+
+
+def _drop_if_empty(out_dir: Path | None, given: Path | None) -> None:
+    """A run that failed before writing anything leaves no empty folder of its own behind."""
+    if out_dir is not None and given is None and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 def prepare_cache(spec: BacktestSpec, console: Any) -> int:

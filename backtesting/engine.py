@@ -302,6 +302,12 @@ class BacktestEngine:
         config = spec.trading_config()
         clock = SimulatedClock(0.0)
         venue = PaperExchangeClient(config, clock)
+        step = venue.options.size_step
+        if spec.quantity % step != 0:
+            unit = "contracts" if venue.options.inverse else "base units"
+            raise ValueError(
+                f"--quantity {spec.quantity} is not a multiple of {config.ticker}'s size step {step} ({unit})"
+            )
         feed, stop, description = _open_source(spec, venue, recorded)
         description["warnings"] = warnings
         if stop < 1:

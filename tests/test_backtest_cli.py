@@ -253,3 +253,24 @@ def test_a_streamed_run_writes_what_an_in_memory_run_holds(tmp_path: Path) -> No
         (f.order_id, f.role, f.completes_take_profit, f.price) for f in held.fills
     ]
     assert len(records["orders"]) == len(held.orders)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ticker", "BTCUSD_PERP"], "size step 1 (contracts)"),  # 0.002 of an inverse contract
+        (["--ticker", "NOSUCHCOIN"], "no synthetic market for NOSUCHCOIN"),
+    ],
+)
+def test_an_impossible_instrument_is_one_line_exit_2_and_no_folder(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert backtest.main(["--synthetic-events", "100", "--cache-dir", str(tmp_path / "c"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
