@@ -117,7 +117,9 @@ class PaperHarness(VenueHarness):
             exchange="paper",
             strategy="grid",
             quantity=self.quantity,
-            exchange_params={"drive_externally": True, "min_size": Decimal("0.005")},
+            # trade_at() means "a print that reaches our order": the quote-touch fill rule, not
+            # the queue model (tested in test_paper_queue.py), is what that describes.
+            exchange_params={"drive_externally": True, "min_size": Decimal("0.005"), "fill_model": "touch"},
         )
         from exchanges.paper import PaperExchangeClient
 
