@@ -20,9 +20,11 @@ Maker fills follow ``fill_model`` (every rule is checkable by hand):
 Latency (``entry_latency_ms``, ``cancel_latency_ms``, ``market_data_latency_ms``; all 0 by
 default here, a backtest sets its own defaults): with any of them above 0 an order or cancel
 reaches the venue only that long after it was sent, in FIFO order, and takes effect on the book
-as it stands then, after the market data of the same instant. Placing answers PENDING, and the
-venue then reports OPEN, REJECTED (a post-only order that would cross on arrival) or the taker
-fill; cancelling answers with the order as it stands and reports CANCELLED on arrival, unless a
+as it stands then, after the market data of the same instant. Placing answers OPEN at once (the
+gateway's acknowledgement: an answer of PENDING would have the execution layer look the order up
+in a tight loop until it arrives), look-ups show it PENDING until it arrives, and the venue then
+reports OPEN, REJECTED (a post-only order that would cross on arrival) or the taker fill;
+cancelling answers with the order as it stands and reports CANCELLED on arrival, unless a
 fill got there first (the fill stands). Market-data latency is folded into both: a strategy that
 sees the book ``m`` late and sends at once reaches the venue ``m + entry`` after the data it
 acted on, which is what the venue applies. Our fills are reported at once.
@@ -1226,7 +1228,7 @@ class PaperExchangeClient(BaseExchangeClient):
             order.status = OrderStatus.PENDING
             order.post_only = post_only
             self._send(order, cancel=False)
-            return order.result()
+            return dataclasses.replace(order.result(), status=OrderStatus.OPEN)
         crosses = price >= best_ask if side is _BUY else price <= best_bid
         if crosses and post_only:
             touch_name, touch = ("best ask", best_ask) if side is _BUY else ("best bid", best_bid)
@@ -1297,7 +1299,7 @@ class PaperExchangeClient(BaseExchangeClient):
             order.status = OrderStatus.PENDING
             order.max_slippage_pct = max_slippage_pct
             self._send(order, cancel=False)
-            return order.result()
+            return dataclasses.replace(order.result(), status=OrderStatus.OPEN)
         self._fill(order, quantity, touch, False, self.clock.now())
         return order.result()
 
