@@ -14,13 +14,15 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import runbot
+from backtesting.engine import BACKTEST_LATENCIES_MS, BacktestSpec
+from backtesting.sweep import parse_sweep
+from exchanges.base import ConfigurationError
 from exchanges.paper import PaperOptions
-from helpers.backtest_engine import BacktestSpec
-from helpers.parameter_sweep import parse_sweep
 from strategies.base_strategy import ParameterError
 
 EXIT_BAD_INPUT = 2
@@ -34,8 +36,9 @@ examples:
   python backtest.py --feed FILE --prepare-cache      (write the compact cache, then exit)
 
 units as in runbot.py: --take-profit and --grid-step are PERCENT, times are (simulated) seconds.
-results go to --out (default results/<strategy>_<data>): result.json, fills.csv, orders.csv,
-samples.csv and chart.png; a sweep writes sweep.json and sweep.csv.
+results go to a new folder per run, results/<strategy>_<data>_<UTC time> (or --out DIR, which
+must be empty unless --overwrite): result.json, fills.csv, orders.csv, samples.csv and
+chart.png; a sweep writes sweep.json and sweep.csv.
 """
 
 # Flags of runbot.py that mean nothing in a backtest, and what to use instead. They are hidden
@@ -60,11 +63,16 @@ def build_parser() -> runbot.OneLineErrorParser:
     parser.prog = "backtest.py"
     parser.description = (
         "Backtest a strategy on the paper venue with the live bot's code, in the data's time. "
-        "It always runs on the paper venue; --ticker defaults to BTC and --quantity to 0.002."
+        "It always runs on the paper venue; --ticker defaults to the data's symbol (BTC for "
+        "synthetic data) and --quantity to 0.002 (contracts for inverse instruments)."
     )
     parser.epilog = EXAMPLES
-    defaults = {"exchange": "paper", "ticker": "BTC", "quantity": "0.002"}
+    defaults = {"exchange": "paper", "ticker": None, "quantity": "0.002"}
+    latency_flags = {f"paper_{key}": value for key, value in BACKTEST_LATENCIES_MS.items()}
     for action in parser._actions:  # argparse keeps no public way to relax or hide a flag
+        if action.dest in latency_flags and action.help:
+            default = f"(default {latency_flags[action.dest]:g} here)"
+            action.help = action.help.replace("(default 0.0)", default)
         if action.dest in defaults:
             action.required = False
             action.default = defaults[action.dest]
@@ -85,9 +93,24 @@ def build_parser() -> runbot.OneLineErrorParser:
         "that is ~/.cache/perp-dex-bot/feeds when XDG_CACHE_HOME is unset)",
     )
     data.add_argument("--no-cache", action="store_true", help="decode the data every run, write no cache")
+    data.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="replay the readable part of a cut-off .gz/.lz4 recording (refused by default, exit 2)",
+    )
     data.add_argument("--prepare-cache", action="store_true", help="write the compact cache and exit")
     out = parser.add_argument_group("backtest output")
-    out.add_argument("--out", type=Path, help="results folder (default results/<strategy>_<data>)")
+    out.add_argument(
+        "--out",
+        type=Path,
+        help="results folder (default: a new results/<strategy>_<data>_<UTC time> for every run); "
+        "an existing non-empty folder is refused unless --overwrite",
+    )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --out: empty that folder of earlier results first, so runs never mix",
+    )
     out.add_argument("--no-plot", action="store_true", help="skip chart.png")
     out.add_argument("--sample-seconds", type=runbot.positive_float, help="equity sampling interval")
     out.add_argument(
@@ -149,6 +172,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
             cancel_take_profits_on_exit=args.cancel_take_profits_on_exit,
             duration=args.duration,
             filter_market_wakes=not args.no_wake_filter,
+            allow_truncated=args.allow_truncated,
         )
         PaperOptions.from_params(exchange_params)
     except ParameterError as exc:
@@ -156,6 +180,46 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
     except Exception as exc:  # a ConfigurationError or ValueError naming the bad value
         parser.error(str(exc))
     return args, spec, grid
+
+
+#: What a run or sweep writes: all of it goes before an --overwrite run writes its own.
+RESULT_FILES = (
+    "result.json",
+    "fills.csv",
+    "orders.csv",
+    "samples.csv",
+    "chart.png",
+    "sweep.json",
+    "sweep.csv",
+)
+
+
+def results_folder(out: Path | None, overwrite: bool, spec: BacktestSpec, sweeping: bool) -> Path:
+    """Where this run writes: never into a folder holding another run's files by accident.
+
+    Without ``--out`` every run gets a new folder named by its data and start time (a number is
+    added should two runs start in the same second). With ``--out``, an existing folder that is
+    not empty is refused (ValueError, exit 2) unless ``overwrite``; then the result files of
+    earlier runs are deleted first, so an old chart.png never sits beside a new result.json.
+    """
+    if out is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        base = default_out_dir(spec, sweeping)
+        folder = base.with_name(f"{base.name}_{stamp}")
+        number = 1
+        while folder.exists():
+            number += 1
+            folder = base.with_name(f"{base.name}_{stamp}-{number}")
+        folder.mkdir(parents=True)
+        return folder
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"--out {out} already holds files; add --overwrite to replace them")
+        for name in RESULT_FILES:
+            (out / name).unlink(missing_ok=True)
+    return out
 
 
 def default_out_dir(spec: BacktestSpec, sweeping: bool) -> Path:
@@ -178,24 +242,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level if explicit_level else "WARNING",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    out_dir = args.out or default_out_dir(spec, bool(grid))
+    out_dir: Path | None = None
     try:
         if args.prepare_cache:
             return prepare_cache(spec, console)
+        out_dir = results_folder(args.out, args.overwrite, spec, bool(grid))
         if grid:
             return run_sweep_cli(spec, grid, args, out_dir, console)
         return run_single(spec, args, out_dir, console)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ConfigurationError) as exc:
+        _drop_if_empty(out_dir, args.out)
         sys.stderr.write(f"backtest.py: error: {exc}\n")
         return EXIT_BAD_INPUT
     except Exception as exc:
+        _drop_if_empty(out_dir, args.out)
         logging.getLogger("backtest").debug("fatal error", exc_info=True)
         sys.stderr.write(f"backtest.py: error: {type(exc).__name__}: {exc}\n")
         return 1
 
 
+def _drop_if_empty(out_dir: Path | None, given: Path | None) -> None:
+    """A run that failed before writing anything leaves no empty folder of its own behind."""
+    if out_dir is not None and given is None and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+
+
 def prepare_cache(spec: BacktestSpec, console: Any) -> int:
-    from helpers.backtest_engine import prepare_data
+    from backtesting.engine import prepare_data
 
     feed = prepare_data(spec)
     console.print(
@@ -206,12 +279,14 @@ def prepare_cache(spec: BacktestSpec, console: Any) -> int:
 
 
 def run_single(spec: BacktestSpec, args: argparse.Namespace, out_dir: Path, console: Any) -> int:
-    from helpers.backtest_engine import run_backtest
-    from helpers.backtest_report import plot_result, render_table, save_result
+    from backtesting.engine import run_backtest
+    from backtesting.report import plot_result, render_table, save_result
 
     with console.status("backtesting..."):
-        result = run_backtest(spec)
-    title = f"{spec.strategy} {spec.ticker} on {default_out_dir(spec, False).name.split('_', 1)[1]}"
+        result = run_backtest(spec, out_dir)
+    title = f"{spec.strategy} {result.spec['ticker']} on {default_out_dir(spec, False).name.split('_', 1)[1]}"
+    for warning in result.data.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(render_table(result, title))
     paths = save_result(result, out_dir)
     if not args.no_plot:
@@ -228,8 +303,8 @@ def run_sweep_cli(
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-    from helpers.backtest_engine import prepare_data
-    from helpers.parameter_sweep import (
+    from backtesting.engine import prepare_data
+    from backtesting.sweep import (
         default_executor,
         render_sweep_table,
         run_sweep,

@@ -103,6 +103,10 @@ non_negative_decimal = _typed(parse_decimal, lambda v: v >= 0, "must be a number
 any_decimal = _typed(parse_decimal, lambda v: True, "must be a number")
 positive_float = _typed(lambda t: float(parse_decimal(t)), lambda v: v > 0, "must be a number > 0")
 any_float = _typed(lambda t: float(parse_decimal(t)), lambda v: True, "must be a number")
+non_negative_float = _typed(lambda t: float(parse_decimal(t)), lambda v: v >= 0, "must be a number >= 0")
+fill_model_name = _typed(
+    lambda t: t.strip().lower(), lambda v: v in ("queue", "touch"), "must be queue or touch"
+)
 positive_int = _typed(int, lambda v: v > 0, "must be an integer > 0")
 any_int = _typed(int, lambda v: True, "must be an integer")
 fraction = _typed(parse_decimal, lambda v: 0 < v <= 1, "must be a number in (0, 1]")
@@ -173,6 +177,21 @@ PAPER_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "replay a recorded feed (format of shared/data) instead of the synthetic market",
     ),
     ("--paper-replay-speed", "replay_speed", any_float, "feed replay speed, 1 = real time, 0 = max"),
+    (
+        "--paper-fill-model",
+        "fill_model",
+        fill_model_name,
+        "maker fills: queue (trades must work through the size ahead) or touch (a quote at the "
+        "price fills all)",
+    ),
+    ("--paper-entry-latency-ms", "entry_latency_ms", non_negative_float, "order entry latency, ms"),
+    ("--paper-cancel-latency-ms", "cancel_latency_ms", non_negative_float, "cancel latency, ms"),
+    (
+        "--paper-market-data-latency-ms",
+        "market_data_latency_ms",
+        non_negative_float,
+        "market data latency, ms (added to order and cancel arrival)",
+    ),
 )
 
 

@@ -55,7 +55,7 @@ def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: boo
     sys.path.insert(0, str(ROOT))
     from decimal import Decimal
 
-    from helpers.backtest_engine import BacktestSpec, run_backtest
+    from backtesting.engine import BacktestSpec, run_backtest
 
     params: dict[str, Any] = {
         "take_profit": Decimal(PARAMS["take_profit"]),

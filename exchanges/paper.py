@@ -1,20 +1,35 @@
 """The simulated ``paper`` venue: a real matching engine over a synthetic or recorded market.
 
 It gives the whole bot — strategies, risk manager, order tracking — a venue to run against with
-no keys: a top-of-book fed by :mod:`helpers.market_feed`, resting orders matched against it,
+no keys: a top-of-book fed by :mod:`backtesting.market_feed`, resting orders matched against it,
 maker/taker fees, post-only rejection, partial fills, one net position with realized and
 unrealized PnL, and periodic funding. Live, a background "pump" task applies market events at
 their time; a backtest sets ``drive_externally`` and calls :meth:`apply_market_event` itself
 with a :class:`~helpers.clock.SimulatedClock`.
 
-Matching rules (chosen to be checkable by hand):
+Maker fills follow ``fill_model`` (every rule is checkable by hand):
 
-* A resting BUY at price P fills **completely at P** (maker) when a BBO update shows
-  ``best_ask <= P``, or when a trade prints **strictly below** P.
-* A trade printing **exactly at** P fills ``min(remaining, trade size)`` — a partial fill. Several
-  of our orders at P share the trade size in time priority.
-* SELL is symmetric: fills completely when ``best_bid >= P`` or a trade prints strictly above P;
-  a trade exactly at P fills partially.
+* ``queue`` (the default): a resting order fills only because of trade prints. A print
+  **through** its price (below a buy's, above a sell's) fills it completely; prints **at** its
+  price first use up the size displayed ahead of it when it reached the venue (reduced also by
+  cancellations, pro rata), then fill it by traded size. See :mod:`exchanges.paper_queue`.
+* ``touch`` (the older rule): a resting BUY at price P fills **completely at P** when a BBO
+  update shows ``best_ask <= P`` or a trade prints strictly below P; a trade exactly at P fills
+  ``min(remaining, trade size)``, shared by our orders at P in time priority. SELL mirrors it.
+
+Latency (``entry_latency_ms``, ``cancel_latency_ms``, ``market_data_latency_ms``; all 0 by
+default here, a backtest sets its own defaults): with any of them above 0 an order or cancel
+reaches the venue only that long after it was sent, in FIFO order, and takes effect on the book
+as it stands then, after the market data of the same instant. Placing answers OPEN at once (the
+gateway's acknowledgement: an answer of PENDING would have the execution layer look the order up
+in a tight loop until it arrives), look-ups show it PENDING until it arrives, and the venue then
+reports OPEN, REJECTED (a post-only order that would cross on arrival) or the taker fill;
+cancelling answers with the order as it stands and reports CANCELLED on arrival, unless a
+fill got there first (the fill stands). Market-data latency is folded into both: a strategy that
+sees the book ``m`` late and sends at once reaches the venue ``m + entry`` after the data it
+acted on, which is what the venue applies. Our fills are reported at once.
+
+Other rules:
 * A post-only order that would cross (buy at or above the best ask, sell at or below the best
   bid) is rejected with PostOnlyRejected; a crossing non-post-only limit and every market order
   fill immediately and completely at the touch (best ask for buys, best bid for sells) as taker.
@@ -49,13 +64,27 @@ import json
 import logging
 import math
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backtesting.market_feed import (
+    DEFAULT_SEED,
+    DEFAULT_SIZE_STEP,
+    DEFAULT_SPREAD_TICKS,
+    DEFAULT_START_PRICE,
+    DEFAULT_STEP_SECONDS,
+    DEFAULT_TICK_SIZE,
+    DEFAULT_VOLATILITY_BPS,
+    FeedStats,
+    MarketEvent,
+    MarketEventKind,
+    SyntheticMarket,
+    read_recorded_feed,
+)
 from exchanges.base import (
     AccountSnapshot,
     BaseExchangeClient,
@@ -79,21 +108,9 @@ from exchanges.base import (
     PostOnlyRejected,
     SlippageExceeded,
 )
+from exchanges.paper_queue import PriceLevel
 from helpers.clock import Clock
-from helpers.market_feed import (
-    DEFAULT_SEED,
-    DEFAULT_SIZE_STEP,
-    DEFAULT_SPREAD_TICKS,
-    DEFAULT_START_PRICE,
-    DEFAULT_STEP_SECONDS,
-    DEFAULT_TICK_SIZE,
-    DEFAULT_VOLATILITY_BPS,
-    FeedStats,
-    MarketEvent,
-    MarketEventKind,
-    SyntheticMarket,
-    read_recorded_feed,
-)
+from helpers.instruments import InverseLedger, known_synthetic_tickers, resolve_paper_params
 
 if TYPE_CHECKING:
     from helpers.trading_config import TradingConfig
@@ -114,6 +131,12 @@ _PUMP_ERRORS_LOGGED = 5
 #: Recorded settlement times carry a few ms of jitter: a rate stamped this soon after a
 #: settlement time still belongs to it.
 _HISTORY_SLACK_SECONDS = 60.0
+#: Finished orders the venue still answers look-ups for; older ones are forgotten (as real
+#: venues archive them), so memory stays flat over millions of events.
+FINISHED_ORDERS_KEPT = 5000
+#: ``queue``: maker fills need trades (see :mod:`exchanges.paper_queue`); ``touch``: a quote
+#: reaching the price fills the whole order (the older, optimistic rule).
+FILL_MODELS = ("queue", "touch")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +207,13 @@ def _at_least_one(value: Any) -> str | None:
     return None if value >= 1 else "must be >= 1"
 
 
+def _parse_fill_model(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in FILL_MODELS:
+        raise ValueError(f"expected one of {', '.join(FILL_MODELS)}")
+    return text
+
+
 def _rate_range(value: Any) -> str | None:
     return None if -1 < value < 1 else "must be a fraction per interval between -1 and 1 (0.0001 = 0.01 %)"
 
@@ -197,7 +227,11 @@ class PaperOptions:
     standard deviation of the synthetic log return in basis points. With ``feed_path`` set the
     recorded feed replaces the synthetic process; ``replay_speed`` 1.0 is real time, 10 is ten
     times faster, ``<= 0`` as fast as possible. ``drive_externally`` leaves feeding events to a
-    backtest engine.
+    backtest engine. ``fill_model`` is ``queue`` or ``touch`` (see the module doc); the three
+    latencies are milliseconds. Tick, size step, limits, fees, ``contract_multiplier``,
+    ``inverse`` and ``settlement_currency`` not given here come from ``data/instruments.toml``
+    for a known ticker (:func:`helpers.instruments.resolve_paper_params`), as do a synthetic
+    market's start price and tick; the defaults below apply otherwise.
     """
 
     seed: int = DEFAULT_SEED
@@ -222,6 +256,23 @@ class PaperOptions:
     feed_path: Path | None = None
     replay_speed: float = 1.0
     drive_externally: bool = False
+    fill_model: str = "queue"
+    contract_multiplier: Decimal = Decimal(1)
+    inverse: bool = False
+    settlement_currency: str = "USD"
+    entry_latency_ms: float = 0.0
+    cancel_latency_ms: float = 0.0
+    market_data_latency_ms: float = 0.0
+
+    @property
+    def entry_delay(self) -> float:
+        """Seconds from sending an order to the venue having it, market-data delay folded in."""
+        return (self.entry_latency_ms + self.market_data_latency_ms) / 1000.0
+
+    @property
+    def cancel_delay(self) -> float:
+        """Seconds from sending a cancel to the venue acting on it, market-data delay folded in."""
+        return (self.cancel_latency_ms + self.market_data_latency_ms) / 1000.0
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> PaperOptions:
@@ -273,6 +324,13 @@ _OPTION_RULES: dict[str, tuple[Any, Any]] = {
     "feed_path": (_parse_optional_path, None),
     "replay_speed": (_parse_float, None),
     "drive_externally": (_parse_bool, None),
+    "fill_model": (_parse_fill_model, None),
+    "contract_multiplier": (_parse_decimal, _positive),
+    "inverse": (_parse_bool, None),
+    "settlement_currency": (lambda value: str(value).strip().upper(), None),
+    "entry_latency_ms": (_parse_float, _not_negative),
+    "cancel_latency_ms": (_parse_float, _not_negative),
+    "market_data_latency_ms": (_parse_float, _not_negative),
 }
 
 
@@ -313,9 +371,12 @@ class _PaperOrder:
         "created_at",
         "fill_notional",
         "filled",
+        "max_slippage_pct",
         "order_id",
         "order_type",
+        "post_only",
         "price",
+        "queue_ahead",
         "reduce_only",
         "resting",
         "side",
@@ -348,6 +409,9 @@ class _PaperOrder:
         self.filled = _ZERO
         self.fill_notional = _ZERO
         self.resting = False
+        self.queue_ahead: Decimal | None = None
+        self.post_only = False
+        self.max_slippage_pct: Decimal | None = None
 
     @property
     def remaining(self) -> Decimal:
@@ -427,9 +491,20 @@ class PaperExchangeClient(BaseExchangeClient):
 
     def __init__(self, config: TradingConfig, clock: Clock) -> None:
         super().__init__(config, clock)
-        self.options = PaperOptions.from_params(config.exchange_params)
+        # Explicit options over the instruments file (tick, fees, contract type, synthetic price).
+        resolved = resolve_paper_params(config.ticker, config.exchange_params)
+        self.options = PaperOptions.from_params(resolved)
         self.contract_id = config.ticker
         options = self.options
+        #: A synthetic market needs a start price: from the options or the ticker's table entry.
+        self._start_price_known = "start_price" in resolved
+        #: Inverse: sizes in contracts, money in the settlement coin (see InverseLedger).
+        self._inverse = InverseLedger(options.contract_multiplier) if options.inverse else None
+        self._multiplier = options.contract_multiplier
+        #: An inverse account starts with 10,000 USD worth of coin at the first quote unless given.
+        self.start_balance: Decimal | None = (
+            None if options.inverse and "start_balance" not in resolved else options.start_balance
+        )
         self._maker_fee_rate = options.maker_fee_pct / _HUNDRED
         self._taker_fee_rate = options.taker_fee_pct / _HUNDRED
         self._funding_interval_seconds = float(options.funding_interval_hours) * 3600.0
@@ -457,12 +532,21 @@ class PaperExchangeClient(BaseExchangeClient):
         self._active_client_ids: dict[str, _PaperOrder] = {}
         #: Every order by client id, finished ones too (the latest, should an id be reused).
         self._client_ids: dict[str, _PaperOrder] = {}
+        #: Finished orders, oldest first: beyond FINISHED_ORDERS_KEPT they are forgotten.
+        self._finished: OrderedDict[str, _PaperOrder] = OrderedDict()
         self._resting_buys: list[tuple[Decimal, int, _PaperOrder]] = []
         self._resting_sells: list[tuple[Decimal, int, _PaperOrder]] = []
         self._best_buy_price: Decimal | None = None
         self._best_sell_price: Decimal | None = None
         self._order_sequence = itertools.count(1)
         self._trade_sequence = itertools.count(1)
+        # queue fill model: our resting orders by price, with what is known of the queue there
+        self._queue_model = options.fill_model == "queue"
+        self._buy_levels: dict[Decimal, PriceLevel] = {}
+        self._sell_levels: dict[Decimal, PriceLevel] = {}
+        # requests on their way to the venue (entry/cancel latency): one FIFO, never overtaking
+        self._in_flight: deque[tuple[float, _PaperOrder, bool]] = deque()
+        self._next_arrival = math.inf
 
         # account
         self._position_size = _ZERO
@@ -522,6 +606,12 @@ class PaperExchangeClient(BaseExchangeClient):
                 )
             self.feed_stats = FeedStats()
             return read_recorded_feed(options.feed_path, self.feed_stats)
+        if not self._start_price_known:
+            raise ConfigurationError(
+                f"the paper venue has no synthetic market for {self.contract_id} (known: "
+                f"{', '.join(known_synthetic_tickers())}, in data/instruments.toml); give "
+                "--paper-start-price to make one"
+            )
         return iter(
             SyntheticMarket(
                 seed=options.seed,
@@ -557,6 +647,7 @@ class PaperExchangeClient(BaseExchangeClient):
                         raise ConfigurationError(
                             f"paper market feed {self.options.feed_path} holds no best-bid/offer events"
                         )
+                    self._check_feed_symbol()
                     event = self._pending_events.popleft()
                     if self._pace_anchor is None:
                         self._pace_anchor = (self.clock.now(), event.timestamp)
@@ -580,6 +671,17 @@ class PaperExchangeClient(BaseExchangeClient):
         if self._source_exhausted and not self._pending_events:
             return
         self._pump_task = asyncio.create_task(self._pump(), name="paper-market-pump")
+
+    def _check_feed_symbol(self) -> None:
+        """A recording of another market is refused: ETH orders on a BTCUSDT tape mean nothing.
+
+        ``BTC`` accepts ``BTCUSDT`` or ``BTCUSD_PERP`` (the ticker is a prefix of the symbol)."""
+        symbols = self.feed_stats.symbols if self.feed_stats is not None else []
+        if symbols and not symbols[0].startswith(self.contract_id.upper()):
+            raise ConfigurationError(
+                f"ticker {self.contract_id} does not match the paper feed {self.options.feed_path}, "
+                f"which is {symbols[0]}"
+            )
 
     async def disconnect(self) -> None:
         """Stop the pump; the book keeps its state and a later connect() resumes the market."""
@@ -658,7 +760,7 @@ class PaperExchangeClient(BaseExchangeClient):
         if event.kind is _BBO:
             self.apply_bbo(event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
         else:
-            self.apply_trade(event.price, event.size)  # type: ignore[arg-type]
+            self.apply_trade(event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
 
     def apply_bbo(self, best_bid: Decimal, best_ask: Decimal, bid_size: Decimal, ask_size: Decimal) -> None:
         """:meth:`apply_market_event` for a BBO event given as its fields (a backtest replaying
@@ -667,17 +769,25 @@ class PaperExchangeClient(BaseExchangeClient):
         now = self.clock.now()
         if now >= self._next_funding_time:
             self._settle_funding(now)
+        if now > self._next_arrival:
+            self._arrive(now)
         previous_bid, previous_ask = self._best_bid, self._best_ask
         self._best_bid = best_bid
         self._best_ask = best_ask
         self._bid_size = bid_size
         self._ask_size = ask_size
-        best_buy = self._best_buy_price
-        if best_buy is not None and best_ask <= best_buy:
-            self._match_buys(best_ask, None, now)
-        best_sell = self._best_sell_price
-        if best_sell is not None and best_bid >= best_sell:
-            self._match_sells(best_bid, None, now)
+        if self._queue_model:
+            if self._buy_levels:
+                self._queue_quote(self._buy_levels, _BUY, previous_bid, best_bid, bid_size, best_ask)
+            if self._sell_levels:
+                self._queue_quote(self._sell_levels, _SELL, previous_ask, best_ask, ask_size, best_bid)
+        else:
+            best_buy = self._best_buy_price
+            if best_buy is not None and best_ask <= best_buy:
+                self._match_buys(best_ask, None, now)
+            best_sell = self._best_sell_price
+            if best_sell is not None and best_bid >= best_sell:
+                self._match_sells(best_bid, None, now)
         if self._market_handlers and (best_bid != previous_bid or best_ask != previous_ask):
             quiet = self._market_quiet
             if (
@@ -691,19 +801,34 @@ class PaperExchangeClient(BaseExchangeClient):
                     MarketUpdate.quick(self.contract_id, best_bid, best_ask, now, self._last_trade_price)
                 )
 
-    def apply_trade(self, price: Decimal, size: Decimal) -> None:
-        """:meth:`apply_market_event` for a trade print given as its fields."""
+    def apply_trade(self, price: Decimal, size: Decimal, aggressor: OrderSide | None = None) -> None:
+        """:meth:`apply_market_event` for a trade print given as its fields (``aggressor`` is
+        the side that took liquidity; None when the data does not say)."""
         self.events_applied += 1
         now = self.clock.now()
         if now >= self._next_funding_time:
             self._settle_funding(now)
+        if now > self._next_arrival:
+            self._arrive(now)
         self._last_trade_price = price
         best_buy = self._best_buy_price
         if best_buy is not None and price <= best_buy:
-            self._match_buys(price, size, now)
+            if self._queue_model:
+                self._queue_trade(
+                    self._resting_buys, self._buy_levels, price, size, aggressor is not _BUY, now
+                )
+                self._best_buy_price = self._top_price(self._resting_buys)
+            else:
+                self._match_buys(price, size, now)
         best_sell = self._best_sell_price
         if best_sell is not None and price >= best_sell:
-            self._match_sells(price, size, now)
+            if self._queue_model:
+                self._queue_trade(
+                    self._resting_sells, self._sell_levels, price, size, aggressor is not _SELL, now
+                )
+                self._best_sell_price = self._top_price(self._resting_sells)
+            else:
+                self._match_sells(price, size, now)
         best_bid, best_ask = self._best_bid, self._best_ask
         if self._market_handlers and best_bid is not None and best_ask is not None:
             quiet = self._market_quiet
@@ -715,6 +840,154 @@ class PaperExchangeClient(BaseExchangeClient):
                 quiet.skipped_at = now
             else:
                 self._emit_market_update(MarketUpdate.quick(self.contract_id, best_bid, best_ask, now, price))
+
+    # -- queue fill model (see exchanges/paper_queue.py) -----------------------------------------
+
+    @staticmethod
+    def _top_price(heap: list[tuple[Decimal, int, _PaperOrder]]) -> Decimal | None:
+        while heap and not heap[0][2].resting:
+            heapq.heappop(heap)
+        return heap[0][2].price if heap else None
+
+    def _queue_quote(
+        self,
+        levels: dict[Decimal, PriceLevel],
+        side: OrderSide,
+        previous_touch: Decimal | None,
+        touch: Decimal,
+        displayed: Decimal,
+        opposite: Decimal,
+    ) -> None:
+        """A quote on our side of the book: update what is ahead of our orders on ``side``."""
+        if previous_touch is not None and previous_touch != touch:
+            left = levels.get(previous_touch)
+            if left is not None:
+                left.hide()
+        level = levels.get(touch)
+        if level is not None:
+            level.observe(displayed)
+        best = self._best_buy_price if side is _BUY else self._best_sell_price
+        if best is not None and (best > touch if side is _BUY else best < touch):
+            # Our best order is better than the touch: those levels are empty of others.
+            for price, passed in levels.items():
+                if price > touch if side is _BUY else price < touch:
+                    passed.emptied(opposite <= price if side is _BUY else opposite >= price)
+
+    def _queue_trade(
+        self,
+        heap: list[tuple[Decimal, int, _PaperOrder]],
+        levels: dict[Decimal, PriceLevel],
+        price: Decimal,
+        size: Decimal,
+        hits_our_side: bool,
+        now: float,
+    ) -> None:
+        """A print at ``price``: orders it passed through fill completely; at our price it
+        works through the queue when its aggressor traded against our side (or the book is
+        crossed through us)."""
+        buys = heap is self._resting_buys
+        while heap:
+            order = heap[0][2]
+            if not order.resting:
+                heapq.heappop(heap)
+                continue
+            if order.price > price if buys else order.price < price:
+                self._fill(order, order.remaining, order.price, True, now)
+                if order.resting:  # a reduce-only order it could not fill completely
+                    break
+                continue
+            break
+        level = levels.get(price)
+        if level is not None and (hits_our_side or level.crossed):
+            for order, quantity in level.trade(size, self.options.size_step):
+                if order.resting:  # type: ignore[attr-defined]
+                    self._fill(order, quantity, price, True, now)  # type: ignore[arg-type]
+
+    def _join_queue(self, order: _PaperOrder) -> None:
+        """``order`` rests: place it in the queue of its price level."""
+        if order.side is _BUY:
+            levels, touch, displayed = self._buy_levels, self._best_bid, self._bid_size
+            improves = touch is None or order.price > touch
+        else:
+            levels, touch, displayed = self._sell_levels, self._best_ask, self._ask_size
+            improves = touch is None or order.price < touch
+        level = levels.get(order.price)
+        if level is None:
+            level = levels[order.price] = PriceLevel()
+        if improves:
+            level.join(order, _ZERO, at_touch=False)
+        elif order.price == touch:
+            level.join(order, displayed, at_touch=True)
+        else:
+            level.join(order, None, at_touch=False)
+
+    def _leave_queue(self, order: _PaperOrder) -> None:
+        levels = self._buy_levels if order.side is _BUY else self._sell_levels
+        level = levels.get(order.price)
+        if level is not None and order in level.orders:
+            level.orders.remove(order)
+            if not level.orders:
+                del levels[order.price]
+
+    # -- latency: requests in flight -------------------------------------------------------------
+
+    def _send(self, order: _PaperOrder, cancel: bool) -> None:
+        """Put a request on the wire; it reaches the venue after its latency, in FIFO order."""
+        delay = self.options.cancel_delay if cancel else self.options.entry_delay
+        arrival = self.clock.now() + delay
+        if self._in_flight and self._in_flight[-1][0] > arrival:
+            arrival = self._in_flight[-1][0]  # a later request never overtakes an earlier one
+        self._in_flight.append((arrival, order, cancel))
+        if arrival < self._next_arrival:
+            self._next_arrival = arrival
+
+    def _arrive(self, now: float) -> None:
+        """Requests that reached the venue before ``now`` take effect, on the book as it stood
+        (market data at the same instant as an arrival is applied first)."""
+        in_flight = self._in_flight
+        while in_flight and in_flight[0][0] < now:
+            _, order, cancel = in_flight.popleft()
+            if cancel:
+                if order.status.is_active:
+                    self._cancel_now(order)
+                else:
+                    logger.debug("cancel of %s arrived after it ended %s", order.order_id, order.status.value)
+            elif order.status is OrderStatus.PENDING:
+                self._accept(order, now)
+        self._next_arrival = in_flight[0][0] if in_flight else math.inf
+
+    def _accept(self, order: _PaperOrder, now: float) -> None:
+        """An order in flight reaches the venue: rest, take, or refuse it on the current book."""
+        best_bid, best_ask = self._best_bid, self._best_ask
+        if best_bid is None or best_ask is None:
+            self._refuse(order, "the venue has no market data")
+            return
+        if order.order_type is OrderType.MARKET:
+            touch = best_ask if order.side is _BUY else best_bid
+            assert order.max_slippage_pct is not None
+            problem = self._slippage_problem(order.side, best_bid, best_ask, order.max_slippage_pct)
+            if problem:
+                self._refuse(order, problem)
+                return
+            order.status = OrderStatus.OPEN
+            self._fill(order, order.remaining, touch, False, now)
+            return
+        crosses = order.price >= best_ask if order.side is _BUY else order.price <= best_bid
+        if crosses and order.post_only:
+            self._refuse(order, f"post-only {order.side.value} at {order.price} would cross the book")
+            return
+        order.status = OrderStatus.OPEN
+        if crosses:
+            self._fill(order, order.remaining, best_ask if order.side is _BUY else best_bid, False, now)
+            return
+        self._emit_order_update(OrderUpdate(order.snapshot(), None))
+        self._rest(order)
+
+    def _refuse(self, order: _PaperOrder, reason: str) -> None:
+        logger.info("order %s refused on arrival: %s", order.order_id, reason)
+        order.status = OrderStatus.REJECTED
+        self._deactivate(order)
+        self._emit_order_update(OrderUpdate(order.snapshot(), None))
 
     def _match_buys(self, price: Decimal, trade_size: Decimal | None, now: float) -> None:
         """Fill resting buys against an ask at ``price`` (``trade_size`` None) or a trade print."""
@@ -769,7 +1042,11 @@ class PaperExchangeClient(BaseExchangeClient):
                 expire_rest = True
         fill: Fill | None = None
         if quantity > 0:
-            fee = price * quantity * (self._maker_fee_rate if is_maker else self._taker_fee_rate)
+            rate = self._maker_fee_rate if is_maker else self._taker_fee_rate
+            if self._inverse is not None:
+                fee = quantity * self._multiplier / price * rate  # coin
+            else:
+                fee = price * quantity * rate
             self._apply_fill_to_position(order.side, quantity, price)
             self._fees_paid += fee
             order.filled += quantity
@@ -803,10 +1080,19 @@ class PaperExchangeClient(BaseExchangeClient):
 
     def _deactivate(self, order: _PaperOrder) -> None:
         """Take a finished order out of the book (its heap entry is dropped lazily)."""
+        if order.resting and self._queue_model:
+            self._leave_queue(order)
         order.resting = False
         self._active_orders.pop(order.order_id, None)
         if order.client_order_id and self._active_client_ids.get(order.client_order_id) is order:
             del self._active_client_ids[order.client_order_id]
+        finished = self._finished
+        finished[order.order_id] = order
+        if len(finished) > FINISHED_ORDERS_KEPT:
+            old_id, old = finished.popitem(last=False)
+            self._orders.pop(old_id, None)
+            if old.client_order_id and self._client_ids.get(old.client_order_id) is old:
+                del self._client_ids[old.client_order_id]
 
     def _reducible_size(self, side: OrderSide) -> Decimal:
         """How much a fill on ``side`` can take off the position without flipping it."""
@@ -820,6 +1106,12 @@ class PaperExchangeClient(BaseExchangeClient):
     def _apply_fill_to_position(self, side: OrderSide, quantity: Decimal, price: Decimal) -> None:
         """Average-price accounting: adding moves the entry, reducing realizes PnL, flipping
         realizes on the closed part and opens the rest at the fill price."""
+        ledger = self._inverse
+        if ledger is not None:
+            ledger.apply_fill(side, price, quantity, _ZERO)
+            self._position_size, self._entry_price = ledger.size, ledger.entry_price
+            self._realized_pnl = ledger.realized_pnl
+            return
         position = self._position_size
         signed = quantity if side is _BUY else -quantity
         new_position = position + signed
@@ -873,7 +1165,10 @@ class PaperExchangeClient(BaseExchangeClient):
             if self._position_size == 0 or self._best_bid is None:
                 continue
             mid = (self._best_bid + self._best_ask) / 2  # type: ignore[operator]
-            payment = -self._position_size * mid * rate
+            if self._inverse is not None:  # an inverse contract pays in the settlement coin
+                payment = -self._position_size * self._multiplier / mid * rate
+            else:
+                payment = -self._position_size * mid * rate
             self._funding_received += payment
             self.funding_payments.append((boundary, rate, self._position_size, mid, payment))
             logger.info(
@@ -943,7 +1238,8 @@ class PaperExchangeClient(BaseExchangeClient):
             raise InvalidOrder(f"client order id {client_order_id} is already in use by an active order")
 
     def _validate_notional(self, price: Decimal, quantity: Decimal) -> None:
-        notional = price * quantity
+        # In the quote currency: USD for inverse contracts (contracts x multiplier).
+        notional = quantity * self._multiplier if self._inverse is not None else price * quantity
         if notional < self.options.min_notional:
             raise OrderBelowMinimum(
                 f"order notional {notional} (price {price} x size {quantity}) is below the minimum "
@@ -1004,28 +1300,59 @@ class PaperExchangeClient(BaseExchangeClient):
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0 or price % tick != 0:
             raise InvalidOrder(f"price {price} is not a positive multiple of the tick size {tick}")
         self._validate_notional(price, quantity)
+        if reduce_only:
+            self._validate_reduce_only(side, quantity)
+        if self.options.entry_delay > 0:
+            # On its way: the book it meets on arrival decides (post-only refusal comes as a
+            # REJECTED update then, as a venue that acknowledges first reports it).
+            order = self._new_order(
+                contract_id, side, OrderType.LIMIT, quantity, price, client_order_id, reduce_only
+            )
+            order.status = OrderStatus.PENDING
+            order.post_only = post_only
+            self._send(order, cancel=False)
+            return dataclasses.replace(order.result(), status=OrderStatus.OPEN)
         crosses = price >= best_ask if side is _BUY else price <= best_bid
         if crosses and post_only:
             touch_name, touch = ("best ask", best_ask) if side is _BUY else ("best bid", best_bid)
             raise PostOnlyRejected(f"post-only {side.value} at {price} would cross the {touch_name} {touch}")
-        if reduce_only:
-            self._validate_reduce_only(side, quantity)
         order = self._new_order(
             contract_id, side, OrderType.LIMIT, quantity, price, client_order_id, reduce_only
         )
+        order.post_only = post_only
         self._emit_order_update(OrderUpdate(order.snapshot(), None))
         if crosses:
             self._fill(order, quantity, best_ask if side is _BUY else best_bid, False, self.clock.now())
             return order.result()
+        self._rest(order)
+        return order.result()
+
+    def _rest(self, order: _PaperOrder) -> None:
+        """Put an accepted limit order on the book (and in its queue under the queue model)."""
         order.resting = True
         sequence = int(order.order_id)
-        if side is _BUY:
-            heapq.heappush(self._resting_buys, (-price, sequence, order))
+        if order.side is _BUY:
+            heapq.heappush(self._resting_buys, (-order.price, sequence, order))
             self._best_buy_price = self._resting_buys[0][2].price
         else:
-            heapq.heappush(self._resting_sells, (price, sequence, order))
+            heapq.heappush(self._resting_sells, (order.price, sequence, order))
             self._best_sell_price = self._resting_sells[0][2].price
-        return order.result()
+        if self._queue_model:
+            self._join_queue(order)
+
+    @staticmethod
+    def _slippage_problem(
+        side: OrderSide, best_bid: Decimal, best_ask: Decimal, max_slippage_pct: Decimal
+    ) -> str | None:
+        touch = best_ask if side is _BUY else best_bid
+        mid = (best_bid + best_ask) / 2
+        slippage_pct = abs(touch - mid) / mid * _HUNDRED
+        if slippage_pct > max_slippage_pct:
+            return (
+                f"market {side.value} would fill at {touch}, {slippage_pct:.4f} % from the mid {mid} "
+                f"(limit {max_slippage_pct} %)"
+            )
+        return None
 
     async def place_market_order(
         self,
@@ -1041,19 +1368,21 @@ class PaperExchangeClient(BaseExchangeClient):
         best_bid, best_ask = self._require_book()
         self._validate_order(side, quantity, client_order_id)
         touch = best_ask if side is _BUY else best_bid
-        mid = (best_bid + best_ask) / 2
-        slippage_pct = abs(touch - mid) / mid * _HUNDRED
-        if slippage_pct > max_slippage_pct:
-            raise SlippageExceeded(
-                f"market {side.value} would fill at {touch}, {slippage_pct:.4f} % from the mid {mid} "
-                f"(limit {max_slippage_pct} %)"
-            )
+        if self.options.entry_delay <= 0:
+            problem = self._slippage_problem(side, best_bid, best_ask, max_slippage_pct)
+            if problem:
+                raise SlippageExceeded(problem)
         self._validate_notional(touch, quantity)
         if reduce_only:
             self._validate_reduce_only(side, quantity)
         order = self._new_order(
             contract_id, side, OrderType.MARKET, quantity, touch, client_order_id, reduce_only
         )
+        if self.options.entry_delay > 0:
+            order.status = OrderStatus.PENDING
+            order.max_slippage_pct = max_slippage_pct
+            self._send(order, cancel=False)
+            return dataclasses.replace(order.result(), status=OrderStatus.OPEN)
         self._fill(order, quantity, touch, False, self.clock.now())
         return order.result()
 
@@ -1063,6 +1392,15 @@ class PaperExchangeClient(BaseExchangeClient):
         if order is None:
             state = self._orders[order_id].status.value if order_id in self._orders else "unknown"
             raise OrderNotFound(f"order {order_id} is not active on the paper venue ({state})")
+        if self.options.cancel_delay > 0:
+            # The answer only says the request left; the CANCELLED update comes when it arrives,
+            # unless a fill got there first (then the cancel finds nothing and the fill stands).
+            self._send(order, cancel=True)
+            return order.result()
+        self._cancel_now(order)
+        return order.result()
+
+    def _cancel_now(self, order: _PaperOrder) -> None:
         order.status = OrderStatus.CANCELLED
         self._deactivate(order)
         if order.side is _BUY:
@@ -1072,7 +1410,6 @@ class PaperExchangeClient(BaseExchangeClient):
             self._drop_inactive_top(self._resting_sells)
             self._best_sell_price = self._resting_sells[0][2].price if self._resting_sells else None
         self._emit_order_update(OrderUpdate(order.snapshot(), None))
-        return order.result()
 
     @staticmethod
     def _drop_inactive_top(heap: list[tuple[Decimal, int, _PaperOrder]]) -> None:
@@ -1083,7 +1420,9 @@ class PaperExchangeClient(BaseExchangeClient):
         self._raise_injected("get_order_info")
         order = self._orders.get(order_id)
         if order is None:
-            raise OrderNotFound(f"order {order_id} was never placed on the paper venue")
+            raise OrderNotFound(
+                f"order {order_id} is unknown to the paper venue (never placed, or long finished)"
+            )
         return order.snapshot()
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
@@ -1100,10 +1439,22 @@ class PaperExchangeClient(BaseExchangeClient):
 
     # -- positions and account ---------------------------------------------------------------
 
+    def starting_balance(self) -> Decimal:
+        """The account's opening balance (settlement coin for inverse contracts: 10,000 USD of
+        it at the first quote unless ``start_balance`` was given)."""
+        if self.start_balance is None:
+            if self._best_bid is None or self._best_ask is None:
+                return _ZERO
+            mid = (self._best_bid + self._best_ask) / 2
+            self.start_balance = self.options.start_balance / mid
+        return self.start_balance
+
     def _unrealized_pnl(self) -> Decimal:
         if self._position_size == 0 or self._best_bid is None:
             return _ZERO
         mid = (self._best_bid + self._best_ask) / 2  # type: ignore[operator]
+        if self._inverse is not None:
+            return self._inverse.unrealized_pnl(mid)
         return (mid - self._entry_price) * self._position_size
 
     def _position(self, contract_id: str) -> Position:
@@ -1119,7 +1470,7 @@ class PaperExchangeClient(BaseExchangeClient):
         """``balance = start + realized - fees + funding received``; ``equity = balance +
         unrealized``; ``funding_paid`` is positive when we paid."""
         self._raise_injected("get_account_snapshot")
-        balance = self.options.start_balance + self._realized_pnl - self._fees_paid + self._funding_received
+        balance = self.starting_balance() + self._realized_pnl - self._fees_paid + self._funding_received
         position = self._position(self.contract_id)
         return AccountSnapshot.quick(
             balance,

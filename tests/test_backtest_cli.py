@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import backtest
-from helpers.backtest_engine import BacktestSpec
-from helpers.parameter_sweep import SweepRow, parse_sweep, rank, run_sweep, save_sweep, sweep_specs
+from backtesting.engine import BacktestSpec
+from backtesting.sweep import SweepRow, parse_sweep, rank, run_sweep, save_sweep, sweep_specs
 from strategies.base_strategy import ParameterError
 from tests.shared_paths import RECORDED_FEED
 
@@ -99,7 +99,9 @@ def test_a_run_writes_table_json_csv_and_chart(tmp_path: Path) -> None:
     assert "net PnL (after fees)" in completed.stdout and "completed take-profit cycles" in completed.stdout
     result = json.loads((out / "result.json").read_text())
     assert result["metrics"]["events"] == 20000
-    assert len((out / "fills.csv").read_text().splitlines()) == len(result["fills"]) + 1
+    # The command line streams orders and fills to their CSV files as the run goes.
+    assert result["fills"] == "fills.csv" and result["orders"] == "orders.csv"
+    assert len((out / "fills.csv").read_text().splitlines()) == result["metrics"]["fills"] + 1
     assert (out / "samples.csv").is_file() and (out / "orders.csv").is_file()
     assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -157,7 +159,7 @@ def test_help_lists_only_flags_a_backtest_accepts(capsys: pytest.CaptureFixture[
 
 
 def test_cache_dir_default_agrees_between_help_and_readme(capsys: pytest.CaptureFixture[str]) -> None:
-    from helpers.feed_cache import default_cache_dir
+    from backtesting.feed_cache import default_cache_dir
 
     with pytest.raises(SystemExit):
         backtest.main(["--help"])
@@ -171,7 +173,7 @@ def test_cache_dir_default_agrees_between_help_and_readme(capsys: pytest.Capture
 def test_sweep_table_is_readable_at_80_columns() -> None:
     from rich.console import Console
 
-    from helpers.parameter_sweep import SweepRow, rank, render_sweep_table
+    from backtesting.sweep import SweepRow, rank, render_sweep_table
 
     metrics = {
         "net_pnl": "-1234.5678",
@@ -198,3 +200,77 @@ def test_sweep_table_is_readable_at_80_columns() -> None:
     params, numbers = ranked[0][1:4], ranked[0][4:]
     assert params == ["0.02", "120.0", "0.05"]
     assert numbers == ["-1234.57", "2345.68", "12345", "123456", "456.79", "0.052"]
+
+
+def test_every_run_gets_its_own_folder_and_out_is_never_mixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = BacktestSpec(synthetic_events=10)
+    first = backtest.results_folder(None, False, spec, False)
+    second = backtest.results_folder(None, False, spec, False)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.startswith("grid_synthetic-10-seed7_")
+
+    out = tmp_path / "mine"
+    assert backtest.results_folder(out, False, spec, False) == out  # absent or empty: fine
+    out.mkdir()
+    (out / "chart.png").write_bytes(b"old")
+    (out / "notes.txt").write_text("kept")
+    with pytest.raises(ValueError, match="already holds files; add --overwrite"):
+        backtest.results_folder(out, False, spec, False)
+    backtest.results_folder(out, True, spec, False)
+    assert not (out / "chart.png").exists()  # an old chart cannot sit beside a new result
+    assert (out / "notes.txt").read_text() == "kept"
+
+
+def test_an_occupied_out_folder_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "result.json").write_text("{}")
+    code = backtest.main(["--synthetic-events", "10", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--overwrite" in err
+
+
+def test_a_streamed_run_writes_what_an_in_memory_run_holds(tmp_path: Path) -> None:
+    from backtesting.engine import run_backtest
+    from backtesting.report import load_records
+
+    spec = BacktestSpec(
+        synthetic_events=20_000,
+        cache_dir=str(tmp_path / "cache"),
+        strategy_params={"take_profit": D("0.02"), "wait_time": 30.0},
+    )
+    held = run_backtest(spec)
+    streamed = run_backtest(spec, tmp_path / "out")
+    assert streamed.fills == [] and streamed.orders == []
+    assert held.metrics.completed_cycles > 10
+    assert streamed.metrics == held.metrics
+    records = load_records(tmp_path / "out")
+    assert [(f.order_id, f.role, f.completes_take_profit, f.price) for f in records["fills"]] == [
+        (f.order_id, f.role, f.completes_take_profit, f.price) for f in held.fills
+    ]
+    assert len(records["orders"]) == len(held.orders)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ticker", "BTCUSD_PERP"], "size step 1 (contracts)"),  # 0.002 of an inverse contract
+        (["--ticker", "NOSUCHCOIN"], "no synthetic market for NOSUCHCOIN"),
+    ],
+)
+def test_an_impossible_instrument_is_one_line_exit_2_and_no_folder(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert backtest.main(["--synthetic-events", "100", "--cache-dir", str(tmp_path / "c"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from backtesting.engine import BACKTEST_LATENCIES_MS, BacktestSpec, run_backtest
+from backtesting.market_feed import read_recorded_feed
 from exchanges.base import OrderStatus, OrderUpdate
 from exchanges.paper import PaperExchangeClient
-from helpers.backtest_engine import BacktestSpec, run_backtest
 from helpers.clock import SimulatedClock
-from helpers.market_feed import read_recorded_feed
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import RECORDED_FEED
 from trading_bot import TradingBot
@@ -161,7 +161,15 @@ async def live_paper_run(feed: Path, params: dict[str, Any]) -> list[tuple[Any, 
 async def test_live_paper_run_and_backtest_make_the_same_decisions(feed_slice: Path, cache_dir: str) -> None:
     live = await live_paper_run(feed_slice, ACTIVE)
     backtest = await asyncio.to_thread(
-        run_backtest, BacktestSpec(feed_path=str(feed_slice), cache_dir=cache_dir, strategy_params=ACTIVE)
+        run_backtest,
+        BacktestSpec(
+            feed_path=str(feed_slice),
+            cache_dir=cache_dir,
+            strategy_params=ACTIVE,
+            # The live paper venue's latencies (0). With latency the two paths agree on the
+            # first 58 decisions of this slice and then part (an open item).
+            exchange_params=dict.fromkeys(BACKTEST_LATENCIES_MS, 0),
+        ),
     )
     assert len(live) > 10
     assert live == decisions(backtest)

@@ -6,8 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from exchanges.base import OrderSide
-from helpers.backtest_report import (
+from backtesting.report import (
     FillRecord,
     OrderRecord,
     Sample,
@@ -18,6 +17,7 @@ from helpers.backtest_report import (
     save_result,
     summarize,
 )
+from exchanges.base import OrderSide
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 

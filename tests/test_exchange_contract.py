@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from backtesting.market_feed import MarketEvent
 from exchanges.base import (
     BaseExchangeClient,
     ContractInfo,
@@ -32,7 +33,6 @@ from exchanges.base import (
     PostOnlyRejected,
 )
 from helpers.clock import LiveClock, SimulatedClock
-from helpers.market_feed import MarketEvent
 from helpers.trading_config import TradingConfig
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
@@ -128,7 +128,9 @@ class PaperHarness(VenueHarness):
             exchange="paper",
             strategy="grid",
             quantity=self.quantity,
-            exchange_params={"drive_externally": True, "min_size": Decimal("0.005")},
+            # trade_at() means "a print that reaches our order": the quote-touch fill rule, not
+            # the queue model (tested in test_paper_queue.py), is what that describes.
+            exchange_params={"drive_externally": True, "min_size": Decimal("0.005"), "fill_model": "touch"},
         )
         from exchanges.paper import PaperExchangeClient
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from backtesting import feed_cache
+from backtesting.feed_cache import cache_path_for, load_feed, load_synthetic, read_cached_feed
+from backtesting.market_feed import FeedStats, MarketEvent, SyntheticMarket, read_recorded_feed
 from exchanges.base import OrderSide
-from helpers import feed_cache
-from helpers.feed_cache import cache_path_for, load_feed, load_synthetic, read_cached_feed
-from helpers.market_feed import FeedStats, MarketEvent, SyntheticMarket, read_recorded_feed
 from tests.shared_paths import RECORDED_FEED
 
 BOOK = (

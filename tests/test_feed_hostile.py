@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers.feed_cache import load_feed
-from helpers.market_feed import (
+from backtesting.feed_cache import load_feed
+from backtesting.market_feed import (
     MALFORMED_KINDS,
     FeedStats,
     MarketEvent,

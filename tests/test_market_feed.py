@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from exchanges.base import OrderSide
-from helpers.market_feed import (
+from backtesting.market_feed import (
     FeedStats,
     MarketEvent,
     MarketEventKind,
     SyntheticMarket,
     read_recorded_feed,
 )
+from exchanges.base import OrderSide
 from tests.shared_paths import RECORDED_FEED
 
 BOOK_LINE = (
@@ -195,7 +195,7 @@ def test_malformed_lines_are_counted_and_skipped(tmp_path: Path, caplog: pytest.
     ]
     path = write_feed(tmp_path / "feed.gz", lines, compress=True)
     stats = FeedStats()
-    with caplog.at_level(logging.WARNING, logger="helpers.market_feed"):
+    with caplog.at_level(logging.WARNING, logger="backtesting.market_feed"):
         events = list(read_recorded_feed(path, stats))
     assert [event.kind for event in events] == [MarketEventKind.BBO, MarketEventKind.TRADE]
     assert stats.lines_read == 13

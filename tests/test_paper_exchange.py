@@ -18,6 +18,13 @@ from typing import Any
 
 import pytest
 
+from backtesting.market_feed import (
+    FeedStats,
+    MarketEvent,
+    MarketEventKind,
+    SyntheticMarket,
+    read_recorded_feed,
+)
 from exchanges.base import (
     ConfigurationError,
     ExchangeUnavailable,
@@ -39,7 +46,6 @@ from exchanges.base import (
 from exchanges.factory import ExchangeFactory
 from exchanges.paper import PaperExchangeClient, PaperOptions
 from helpers.clock import LiveClock, SimulatedClock
-from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, SyntheticMarket, read_recorded_feed
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import RECORDED_FEED
 
@@ -70,6 +76,8 @@ def make_config(**params: Any) -> TradingConfig:
             "drive_externally": True,
             "maker_fee_pct": D("0.02"),
             "taker_fee_pct": D("0.05"),
+            # These tests pin the quote-touch rules; the queue model has test_paper_queue.py.
+            "fill_model": "touch",
             **params,
         },
     )

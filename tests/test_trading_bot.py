@@ -7,11 +7,11 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+from backtesting.market_feed import MarketEvent
 from exchanges.base import InsufficientFunds, OrderStatus, RequestTimeout
 from exchanges.factory import EXCHANGE_CLASSES
 from exchanges.paper import PaperExchangeClient
 from helpers.clock import SimulatedClock
-from helpers.market_feed import MarketEvent
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import OrderRole
 from strategies.factory import StrategyFactory

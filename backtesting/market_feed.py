@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import itertools
 import logging
 import math
 import random
@@ -147,6 +148,10 @@ class FeedStats:
     malformed_by_kind: dict[str, int] = field(default_factory=dict)
     clamped_timestamps: int = 0
     truncated: bool = False
+    #: Instruments named by the stream names of the first lines (``btcusdt@trade`` -> BTCUSDT).
+    symbols: list[str] = field(default_factory=list)
+    #: The recording format found (``BINANCE_FORMAT`` or ``HYPERLIQUID_FORMAT``).
+    format: str = ""
 
     @property
     def skipped_lines(self) -> int:
@@ -163,6 +168,8 @@ class FeedStats:
             "malformed_by_kind": dict(sorted(self.malformed_by_kind.items())),
             "clamped_timestamps": self.clamped_timestamps,
             "truncated": self.truncated,
+            "format": self.format,
+            "symbols": list(self.symbols),
         }
 
     def summary(self) -> str:
@@ -196,6 +203,8 @@ _ONE_BILLION = 1_000_000_000
 #: "timestamp" once overflowed the float division and aborted the replay.
 _MAX_TIMESTAMP_DIGITS = 19
 _MAX_NUMBER_TEXT = 40
+#: Lines whose stream name is read for the instrument's symbol (a recording holds one market).
+_SYMBOL_LINES = 1000
 #: Decimal exponents a price or size may have (1E-40 .. 9.99E+40): beyond is corruption.
 _MAX_EXPONENT = 40
 
@@ -252,31 +261,102 @@ def _parse_timestamp(text: str) -> float:
         raise _MalformedLine(BAD_TIMESTAMP) from None
 
 
+#: The recording formats the reader knows (``FeedStats.format`` names the one it found).
+BINANCE_FORMAT = "binance"
+HYPERLIQUID_FORMAT = "hyperliquid"
+SUPPORTED_FORMATS = (
+    "binance: '<receive-time-ns> <combined-stream JSON>' lines (bookTicker, trade; shared/data)",
+    "hyperliquid: JSON lines of l2Book/trades messages, bare or as in the hyperliquid-archive "
+    'S3 recordings ({"time", "raw": {"channel", "data"}})',
+)
+#: Lines looked at to recognise the format (blank lines are passed over).
+_SNIFF_LINES = 20
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+
+
+class UnknownFeedFormat(ValueError):
+    """The file is not market data in a format the reader knows (one line, names the file)."""
+
+
+class TruncatedFeed(ValueError):
+    """A compressed recording ends early or is corrupt, and the caller did not accept that."""
+
+
 def _open_text(path: Path) -> IO[str]:
-    """Open gzip or plain text by its magic bytes, not its name; bad bytes become malformed lines."""
+    """Open gzip, lz4 or plain text by magic bytes, not name; bad bytes become malformed lines."""
     with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
+        magic = probe.read(4)
+    if magic[:2] == b"\x1f\x8b":
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    if magic == _LZ4_MAGIC:
+        import lz4.frame  # requirements-backtest.txt: the hyperliquid-archive files are lz4
+
+        return lz4.frame.open(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[no-any-return]
     return open(path, encoding="utf-8", errors="replace")
 
 
-def read_recorded_feed(path: str | Path, stats: FeedStats | None = None) -> Iterator[MarketEvent]:
-    """Yield BBO and TRADE events from a ``<receive-time-ns> <raw JSON>`` recording.
+def detect_format(first_lines: list[str]) -> str | None:
+    """The recording format of these first lines, or None when none matches."""
+    for line in first_lines:
+        text = line.strip()
+        if not text:
+            continue
+        stamp, _, rest = text.partition(" ")
+        if stamp.isdigit() and rest.lstrip().startswith("{"):
+            return BINANCE_FORMAT
+        if text.startswith("{") and '"channel"' in text[:400]:
+            return HYPERLIQUID_FORMAT
+        return None
+    return None
 
-    ``bookTicker`` lines become BBO events, ``trade`` lines TRADE events (``m`` true means the
-    buyer was the maker, so the aggressor sold); depth diffs and the REST snapshot are counted and
-    skipped. The receive time is the event time (clamped so it never runs backwards, see
-    :class:`FeedStats`). Lines that cannot be used are counted in ``stats`` by kind (with the
-    first few line numbers) and skipped; one warning with the counts is logged at the end.
+
+def _unknown_format(path: Path, first_lines: list[str]) -> UnknownFeedFormat:
+    sample = next((line.strip() for line in first_lines if line.strip()), "")
+    shown = repr(sample[:40]) if sample else "no data lines"
+    return UnknownFeedFormat(
+        f"{path}: unknown market data format (starts with {shown}); supported: {'; '.join(SUPPORTED_FORMATS)}"
+    )
+
+
+def read_recorded_feed(
+    path: str | Path, stats: FeedStats | None = None, allow_truncated: bool = True
+) -> Iterator[MarketEvent]:
+    """Yield BBO and TRADE events from a recording, its format detected from its first lines.
+
+    Binance (``<receive-time-ns> <raw JSON>``): ``bookTicker`` lines become BBO events, ``trade``
+    lines TRADE events (``m`` true means the buyer was the maker, so the aggressor sold); depth
+    diffs and the REST snapshot are counted and skipped; the receive time is the event time.
+    Hyperliquid: see :func:`_parse_hyperliquid`. Times are clamped so they never run backwards
+    (see :class:`FeedStats`). Lines that cannot be used are counted in ``stats`` by kind (with
+    the first few line numbers) and skipped; one warning with the counts is logged at the end.
+
+    An unrecognised file raises :class:`UnknownFeedFormat` before any event. A compressed file
+    that ends early or is corrupt sets ``stats.truncated``; with ``allow_truncated`` (the live
+    paper venue) the events before the damage stand and a warning is logged, without it
+    (backtests, unless ``--allow-truncated``) :class:`TruncatedFeed` is raised once the readable
+    part has been read, so no cache is written and a run never silently uses part of a file.
     """
     feed_stats = stats if stats is not None else FeedStats()
     feed_path = Path(path)
     try:
         with _open_text(feed_path) as lines:
-            yield from _parse_lines(lines, feed_stats)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            first_lines = list(itertools.islice(lines, _SNIFF_LINES))
+            found = detect_format(first_lines)
+            if found is None:
+                raise _unknown_format(feed_path, first_lines)
+            feed_stats.format = found
+            parse = _parse_lines if found == BINANCE_FORMAT else _parse_hyperliquid
+            yield from parse(itertools.chain(first_lines, lines), feed_stats)
+    except (EOFError, gzip.BadGzipFile, zlib.error, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "LZ4" not in str(exc).upper():
+            raise
         feed_stats.truncated = True
+        if not allow_truncated:
+            raise TruncatedFeed(
+                f"{feed_path}: compressed data ends early or is corrupt after line {feed_stats.lines_read} "
+                f"({exc}); pass --allow-truncated to replay the {feed_stats.events_yielded:,} events "
+                "before it"
+            ) from None
         logger.warning("%s: feed ends early after line %d (%s)", feed_path, feed_stats.lines_read, exc)
     finally:
         if feed_stats.malformed_lines or feed_stats.clamped_timestamps:
@@ -290,6 +370,7 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
     Decimal texts are validated once, when they enter the cache.
     """
     decimal_cache: dict[str, Decimal] = {}
+    symbols = stats.symbols
 
     def to_decimal(text: str) -> Decimal:
         value = decimal_cache.get(text)
@@ -329,7 +410,12 @@ def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent
                     name_end = line.find('"', name_start)
                     if name_end < 0:
                         raise _MalformedLine(NOT_JSON)
-                    channel = line[line.find("@", name_start, name_end) + 1 : name_end]
+                    at = line.find("@", name_start, name_end)
+                    channel = line[at + 1 : name_end]
+                    if line_number <= _SYMBOL_LINES and at > name_start:
+                        symbol = line[name_start:at].upper()
+                        if symbol not in symbols:
+                            symbols.append(symbol)
                     if channel == "bookTicker":
                         match = book_search(line, name_end)
                         if match is not None:
@@ -433,6 +519,111 @@ def _parse_json_line(payload: str, timestamp: float, stats: FeedStats) -> Market
     else:
         stats.other_lines += 1
     return None
+
+
+def _parse_hyperliquid(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent]:
+    """Hyperliquid recordings: one JSON message a line, bare (``{"channel": "l2Book", "data":
+    {...}}``, as the websocket sends) or wrapped as in the public ``hyperliquid-archive``
+    (``{"time": "<receive ISO time>", "ver_num": 1, "raw": {<that message>}}``).
+
+    ``l2Book`` becomes a BBO event from the first level of each side (``levels[0]`` bids,
+    ``levels[1]`` asks, each ``{"px", "sz", "n"}``); ``trades`` gives one TRADE event per trade
+    (``side`` "B": the buyer took liquidity, "A": the seller). The venue's ``time`` (ms) is the
+    event time: the archive's receive time is kept only to the second in some files. A book with
+    an empty side, and other channels, are counted as other lines.
+    """
+    line_number = bbo_events = trade_events = other_lines = clamped = 0
+    last_time = -math.inf
+    symbols = stats.symbols
+    try:
+        for line in lines:
+            line_number += 1
+            if not line.strip():
+                other_lines += 1
+                continue
+            try:
+                message: Any = safe_json.loads(line)
+                if not isinstance(message, dict):
+                    raise _MalformedLine(NOT_JSON)
+                if "raw" in message and isinstance(message["raw"], dict):
+                    message = message["raw"]
+                channel, data = message.get("channel"), message.get("data")
+                produced: list[MarketEvent] = []
+                if channel == "l2Book":
+                    if not isinstance(data, dict) or not isinstance(data.get("levels"), list):
+                        raise _MalformedLine(BAD_FIELDS)
+                    bids, asks = data["levels"][0], data["levels"][1]
+                    if not bids or not asks:
+                        other_lines += 1
+                        continue
+                    best_bid, bid_size = _field_decimal(bids[0]["px"]), _field_decimal(bids[0]["sz"])
+                    best_ask, ask_size = _field_decimal(asks[0]["px"]), _field_decimal(asks[0]["sz"])
+                    _check_book(best_bid, best_ask, bid_size, ask_size)
+                    timestamp = _hyperliquid_time(data.get("time"))
+                    coin = data.get("coin")
+                    produced.append(MarketEvent.bbo(timestamp, best_bid, best_ask, bid_size, ask_size))
+                elif channel == "trades":
+                    if not isinstance(data, list):
+                        raise _MalformedLine(BAD_FIELDS)
+                    coin = None
+                    for trade in data:
+                        price, size = _field_decimal(trade["px"]), _field_decimal(trade["sz"])
+                        _check_trade(price, size)
+                        if trade.get("side") not in ("A", "B"):
+                            raise _MalformedLine(BAD_FIELDS)
+                        side = OrderSide.BUY if trade["side"] == "B" else OrderSide.SELL
+                        coin = trade.get("coin", coin)
+                        produced.append(
+                            MarketEvent.trade(_hyperliquid_time(trade.get("time")), price, size, side)
+                        )
+                else:
+                    other_lines += 1
+                    continue
+                if isinstance(coin, str) and line_number <= _SYMBOL_LINES and coin.upper() not in symbols:
+                    symbols.append(coin.upper())
+            except _MalformedLine as exc:
+                stats._record_malformed(line_number, exc.kind)
+                continue
+            except safe_json.MalformedJSON as exc:
+                stats._record_malformed(line_number, TOO_DEEP if exc.kind == "too deep" else NOT_JSON)
+                continue
+            except (KeyError, TypeError, AttributeError, IndexError, MalformedMessage):
+                stats._record_malformed(line_number, BAD_FIELDS)
+                continue
+            except (ArithmeticError, ValueError):
+                stats._record_malformed(line_number, BAD_NUMBER)
+                continue
+            for event in produced:
+                if event.timestamp < last_time:
+                    event = _at_time(event, last_time)
+                    clamped += 1
+                else:
+                    last_time = event.timestamp
+                if event.kind is _BBO:
+                    bbo_events += 1
+                else:
+                    trade_events += 1
+                yield event
+    finally:
+        stats.lines_read += line_number
+        stats.bbo_events += bbo_events
+        stats.trade_events += trade_events
+        stats.events_yielded += bbo_events + trade_events
+        stats.other_lines += other_lines
+        stats.clamped_timestamps += clamped
+
+
+def _hyperliquid_time(value: Any) -> float:
+    """Hyperliquid's ``time``: integer milliseconds since the epoch."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 10**15:
+        raise _MalformedLine(BAD_TIMESTAMP)
+    return value / 1000
+
+
+def _at_time(event: MarketEvent, timestamp: float) -> MarketEvent:
+    if event.kind is _BBO:
+        return MarketEvent.bbo(timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
+    return MarketEvent.trade(timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanges.base import OrderSide
+from helpers.instruments import InverseLedger
 from helpers.position_ledger import PositionLedger
 
 _ZERO = Decimal(0)
@@ -96,6 +98,10 @@ class BacktestMetrics:
     max_abs_position: Decimal
     stop_reason: str
     exit_code: int
+    #: What money is counted in: the quote currency, or the settlement coin of inverse contracts.
+    currency: str = "USD"
+    #: USD per unit of ``currency`` at the final mid (1 when money is already in USD terms).
+    usd_rate: Decimal = Decimal(1)
 
 
 @dataclass
@@ -110,6 +116,9 @@ class BacktestResult:
     samples: list[Sample] = field(default_factory=list)
     strategy_status: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    #: The orders and fills went to orders.csv and fills.csv in this folder as the run went,
+    #: and are not held here (see :class:`RecordWriter`).
+    streamed_to: Path | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -138,8 +147,8 @@ class BacktestResult:
                 "strategy_status": self.strategy_status,
                 "wall_seconds": self.wall_seconds,
                 "events_per_second": self.events_per_second,
-                "orders": [asdict(order) for order in self.orders],
-                "fills": [asdict(fill) for fill in self.fills],
+                "orders": "orders.csv" if self.streamed_to else [asdict(order) for order in self.orders],
+                "fills": "fills.csv" if self.streamed_to else [asdict(fill) for fill in self.fills],
                 "samples": [asdict(sample) for sample in self.samples],
             }
         )
@@ -158,6 +167,69 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class Tally:
+    """Running totals of a run's orders and fills: all the metrics need, in constant memory."""
+
+    def __init__(self, inverse_multiplier: Decimal | None = None) -> None:
+        self.ledger: PositionLedger | InverseLedger = (
+            InverseLedger(inverse_multiplier) if inverse_multiplier is not None else PositionLedger()
+        )
+        self.placed = self.cancelled = self.fills = self.entry_fills = self.exit_fills = self.cycles = 0
+        self.max_abs_position = _ZERO
+
+    def add_order(self, order: OrderRecord) -> None:
+        if order.action == "placed":
+            self.placed += 1
+        elif order.action == "cancelled":
+            self.cancelled += 1
+
+    def add_fill(self, fill: FillRecord) -> None:
+        self.ledger.apply_fill(fill.side, fill.price, fill.size, fill.fee)
+        self.max_abs_position = max(self.max_abs_position, abs(self.ledger.size))
+        self.fills += 1
+        if fill.role == "entry":
+            self.entry_fills += 1
+        elif fill.role == "exit":
+            self.exit_fills += 1
+        if fill.completes_take_profit:
+            self.cycles += 1
+
+
+class RecordWriter:
+    """Writes orders.csv and fills.csv row by row as a run goes, so a long run holds none of
+    them in memory; the columns are those :func:`save_result` writes."""
+
+    def __init__(self, folder: Path, tally: Tally) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.tally = tally
+        self._files = [
+            open(folder / "orders.csv", "w", newline=""),
+            open(folder / "fills.csv", "w", newline=""),
+        ]
+        self._orders, self._fills = (csv.writer(handle) for handle in self._files)
+        self._order_names = [item.name for item in fields(OrderRecord)]
+        self._fill_names = [item.name for item in fields(FillRecord)]
+        self._orders.writerow(["utc", *self._order_names])
+        self._fills.writerow(["utc", *self._fill_names])
+
+    def order(self, record: OrderRecord) -> None:
+        self.tally.add_order(record)
+        self._orders.writerow(
+            [_utc(record.time), *(_plain(getattr(record, name)) for name in self._order_names)]
+        )
+
+    def fill(self, record: FillRecord) -> None:
+        self.tally.add_fill(record)
+        self._fills.writerow(
+            [_utc(record.time), *(_plain(getattr(record, name)) for name in self._fill_names)]
+        )
+
+    def close(self) -> None:
+        for handle in self._files:
+            handle.close()
+
+
 def summarize(
     *,
     spec: dict[str, Any],
@@ -173,13 +245,24 @@ def summarize(
     exit_code: int = 0,
     strategy_status: dict[str, str] | None = None,
     wall_seconds: float = 0.0,
+    inverse_multiplier: Decimal | None = None,
+    currency: str = "USD",
+    tally: Tally | None = None,
+    streamed_to: Path | None = None,
 ) -> BacktestResult:
-    """Compute the metrics from a run's records (pure: easy to check by hand)."""
-    ledger = PositionLedger()
-    max_abs_position = _ZERO
-    for fill in fills:
-        ledger.apply_fill(fill.side, fill.price, fill.size, fill.fee)
-        max_abs_position = max(max_abs_position, abs(ledger.size))
+    """Compute the metrics from a run's records (pure: easy to check by hand).
+
+    With ``inverse_multiplier`` the fills are inverse contracts of that many USD: sizes are
+    contracts and every amount of money is in ``currency`` (the settlement coin), with its USD
+    value at the final mid kept as ``usd_rate``.
+    """
+    if tally is None:
+        tally = Tally(inverse_multiplier)
+        for order in orders:
+            tally.add_order(order)
+        for fill in fills:
+            tally.add_fill(fill)
+    ledger = tally.ledger
     mid = (final_bid + final_ask) / 2
     unrealized = ledger.unrealized_pnl(mid)
     net = ledger.realized_pnl + unrealized - ledger.fees + funding
@@ -191,12 +274,12 @@ def summarize(
         simulated_seconds=(last_time - first_time)
         if first_time is not None and last_time is not None
         else 0.0,
-        orders_placed=sum(1 for order in orders if order.action == "placed"),
-        orders_cancelled=sum(1 for order in orders if order.action == "cancelled"),
-        fills=len(fills),
-        entry_fills=sum(1 for fill in fills if fill.role == "entry"),
-        exit_fills=sum(1 for fill in fills if fill.role == "exit"),
-        completed_cycles=sum(1 for fill in fills if fill.completes_take_profit),
+        orders_placed=tally.placed,
+        orders_cancelled=tally.cancelled,
+        fills=tally.fills,
+        entry_fills=tally.entry_fills,
+        exit_fills=tally.exit_fills,
+        completed_cycles=tally.cycles,
         volume=ledger.volume,
         fees=ledger.fees,
         realized_pnl=ledger.realized_pnl,
@@ -208,9 +291,11 @@ def summarize(
         max_drawdown=drawdown,
         max_drawdown_pct=drawdown_pct,
         final_position=ledger.size,
-        max_abs_position=max_abs_position,
+        max_abs_position=tally.max_abs_position,
         stop_reason=stop_reason,
         exit_code=exit_code,
+        currency=currency,
+        usd_rate=mid if inverse_multiplier is not None else Decimal(1),
     )
     return BacktestResult(
         spec=spec,
@@ -221,6 +306,7 @@ def summarize(
         samples=list(samples),
         strategy_status=dict(strategy_status or {}),
         wall_seconds=wall_seconds,
+        streamed_to=streamed_to,
     )
 
 
@@ -246,25 +332,35 @@ def max_drawdown(equity: Sequence[Decimal]) -> tuple[Decimal, Decimal]:
 
 
 def _money(value: Decimal, places: str = "0.0001") -> str:
-    return f"{value.quantize(Decimal(places)):,}"
+    return f"{value.quantize(Decimal(places)):,f}"
+
+
+def _amount(m: BacktestMetrics, value: Decimal, places: str = "0.0001") -> str:
+    """Money in the run's currency; coin amounts get 8 places and their USD value beside."""
+    if m.usd_rate == 1:
+        return _money(value, places)
+    return f"{_money(value, '0.00000001')} {m.currency} ({_money(value * m.usd_rate, '0.01')} USD)"
 
 
 def metrics_rows(result: BacktestResult) -> list[tuple[str, str]]:
     """The summary as (name, value) rows, in the order a trader reads them."""
     m = result.metrics
     rows = [
-        ("net PnL (after fees)", _money(m.net_pnl)),
-        ("realized PnL", _money(m.realized_pnl)),
-        ("unrealized PnL", _money(m.unrealized_pnl)),
-        ("fees", _money(m.fees)),
-        ("funding", _money(m.funding)),
-        ("max drawdown", f"{_money(m.max_drawdown)} ({m.max_drawdown_pct.quantize(Decimal('0.001'))} %)"),
+        ("net PnL (after fees)", _amount(m, m.net_pnl)),
+        ("realized PnL", _amount(m, m.realized_pnl)),
+        ("unrealized PnL", _amount(m, m.unrealized_pnl)),
+        ("fees", _amount(m, m.fees)),
+        ("funding", _amount(m, m.funding)),
+        ("max drawdown", f"{_amount(m, m.max_drawdown)} ({m.max_drawdown_pct.quantize(Decimal('0.001'))} %)"),
         ("completed take-profit cycles", str(m.completed_cycles)),
         ("fills (entry / exit)", f"{m.fills} ({m.entry_fills} / {m.exit_fills})"),
-        ("traded volume", _money(m.volume, "0.01")),
+        ("traded volume", _amount(m, m.volume, "0.01")),
         ("orders placed / cancelled", f"{m.orders_placed} / {m.orders_cancelled}"),
         ("final position (max |position|)", f"{m.final_position} ({m.max_abs_position})"),
-        ("equity start -> end", f"{_money(m.start_equity, '0.01')} -> {_money(m.end_equity, '0.01')}"),
+        (
+            "equity start -> end",
+            f"{_amount(m, m.start_equity, '0.01')} -> {_amount(m, m.end_equity, '0.01')}",
+        ),
         ("market events", f"{m.events:,}"),
         *_feed_rows(result.data.get("feed_stats")),
         ("simulated time", f"{m.simulated_seconds:,.1f} s"),
@@ -311,9 +407,15 @@ def save_result(result: BacktestResult, out_dir: str | Path) -> dict[str, Path]:
         "orders": folder / "orders.csv",
         "samples": folder / "samples.csv",
     }
-    paths["json"].write_text(json.dumps(result.to_dict(), indent=1) + "\n")
-    _write_csv(paths["fills"], FillRecord, result.fills)
-    _write_csv(paths["orders"], OrderRecord, result.orders)
+    with open(paths["json"], "w") as handle:
+        json.dump(result.to_dict(), handle, indent=1)
+        handle.write("\n")
+    if result.streamed_to is None:
+        _write_csv(paths["fills"], FillRecord, result.fills)
+        _write_csv(paths["orders"], OrderRecord, result.orders)
+    elif Path(result.streamed_to).resolve() != folder.resolve():
+        for name in ("fills", "orders"):
+            shutil.copyfile(Path(result.streamed_to) / paths[name].name, paths[name])
     _write_csv(paths["samples"], Sample, result.samples)
     return paths
 
@@ -356,6 +458,31 @@ def resting_take_profits(result: BacktestResult) -> list[OrderRecord]:
     return resting
 
 
+def load_records(folder: Path) -> dict[str, Any]:
+    """Read orders.csv and fills.csv back (for the chart of a run that streamed them)."""
+    records: dict[str, Any] = {}
+    for name, kind in (("orders", OrderRecord), ("fills", FillRecord)):
+        rows = []
+        with open(folder / f"{name}.csv", newline="") as handle:
+            for row in csv.DictReader(handle):
+                values: dict[str, Any] = {}
+                for item in fields(kind):
+                    text = row[item.name]
+                    if item.name == "time":
+                        values[item.name] = float(text)
+                    elif item.name == "side":
+                        values[item.name] = OrderSide(text)
+                    elif item.name in ("maker", "completes_take_profit"):
+                        values[item.name] = text == "True"
+                    elif item.name in ("price", "size", "fee"):
+                        values[item.name] = Decimal(text)
+                    else:
+                        values[item.name] = text
+                rows.append(kind(**values))
+        records[name] = rows
+    return records
+
+
 def plot_result(result: BacktestResult, path: str | Path, title: str | None = None) -> Path:
     """Draw price with entries and take-profits, the equity curve and the inventory to a PNG."""
     import matplotlib
@@ -363,6 +490,8 @@ def plot_result(result: BacktestResult, path: str | Path, title: str | None = No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if result.streamed_to is not None and not result.fills:
+        result = replace(result, **load_records(Path(result.streamed_to)))
     figure = build_figure(result, title)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

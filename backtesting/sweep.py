@@ -1,6 +1,6 @@
 """Parameter sweeps: one backtest per combination, on any ``concurrent.futures`` executor.
 
-Each cell of the grid is a :class:`~helpers.backtest_engine.BacktestSpec` (plain values, so it
+Each cell of the grid is a :class:`~backtesting.engine.BacktestSpec` (plain values, so it
 pickles) run by :func:`run_cell` in whatever executor is given: a process pool over all cores
 by default, a thread pool, or a distributed engine's executor — Dask's
 ``distributed.Client(...).get_executor()``, or a small adapter over Ray (see the README). The
@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from helpers.backtest_engine import BacktestSpec, run_backtest
+from backtesting.engine import BacktestSpec, run_backtest
 from strategies.base_strategy import ParameterError
 from strategies.factory import StrategyFactory
 

@@ -13,31 +13,51 @@ update reaching one of the levels the strategy (and the risk manager) declared. 
 event costs the venue's book update and one comparison.
 
 A run is described by a :class:`BacktestSpec` of plain values, so runs can be shipped to other
-processes or machines (see :mod:`helpers.parameter_sweep`).
+processes or machines (see :mod:`backtesting.sweep`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from exchanges.base import ExchangeUnavailable, OrderStatus, OrderType, OrderUpdate
-from exchanges.paper import PaperExchangeClient
-from helpers.backtest_report import BacktestResult, FillRecord, OrderRecord, Sample, summarize
+from backtesting.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
+from backtesting.market_feed import MarketEventKind
+from backtesting.report import (
+    BacktestResult,
+    FillRecord,
+    OrderRecord,
+    RecordWriter,
+    Sample,
+    Tally,
+    summarize,
+)
+from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
+from exchanges.paper import PaperExchangeClient, PaperOptions
 from helpers.clock import SimulatedClock
-from helpers.feed_cache import BBO, CachedFeed, load_feed, load_synthetic
-from helpers.market_feed import MarketEventKind
+from helpers.instruments import load_instruments, price_granularity, tick_warning
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import OrderRole
 
 #: Synthetic markets start here (2024-01-01 00:00 UTC), so results carry sensible dates.
 SYNTHETIC_START_TIME = 1_704_067_200.0
+logger = logging.getLogger(__name__)
+
+#: The ticker of a synthetic market when none is given.
+SYNTHETIC_DEFAULT_TICKER = "BTC"
 #: Equity/inventory samples per run when no interval is given.
 DEFAULT_SAMPLES = 2000
+#: Latencies a backtest assumes unless told otherwise (paper venue options, milliseconds).
+#: Order entry and cancel: one way from a VPS in the venue's region to its matching engine is
+#: typically 5-50 ms over REST; 20 ms is the middle of that. Market data: recorded feeds are
+#: stamped with their receive time, which already holds the venue-to-us delay; the 10 ms is the
+#: bot's own decoding and scheduling on top. The live paper venue keeps 0 (no wire in between).
+BACKTEST_LATENCIES_MS = {"entry_latency_ms": 20.0, "cancel_latency_ms": 20.0, "market_data_latency_ms": 10.0}
 #: Exchange options the engine owns: the data source and who drives the market.
 _ENGINE_OPTIONS = frozenset({"feed_path", "replay_speed", "drive_externally"})
 
@@ -55,7 +75,8 @@ class BacktestSpec:
     """
 
     strategy: str = "grid"
-    ticker: str = "BTC"
+    #: None: the recording's symbol (BTCUSDT for a btcusdt@... feed), or BTC for synthetic data.
+    ticker: str | None = None
     quantity: Decimal = Decimal("0.002")
     strategy_params: dict[str, Any] = field(default_factory=dict)
     exchange_params: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +92,8 @@ class BacktestSpec:
     duration: float | None = None
     filter_market_wakes: bool = True
     label: str = ""
+    #: Replay the readable part of a cut-off compressed recording instead of refusing it.
+    allow_truncated: bool = False
 
     def __post_init__(self) -> None:
         if (self.feed_path is None) == (self.synthetic_events is None):
@@ -87,12 +110,12 @@ class BacktestSpec:
 
     def trading_config(self) -> TradingConfig:
         return TradingConfig(
-            ticker=self.ticker,
+            ticker=self.ticker or SYNTHETIC_DEFAULT_TICKER,
             exchange="paper",
             strategy=self.strategy,
             quantity=self.quantity,
             strategy_params=dict(self.strategy_params),
-            exchange_params={**self.exchange_params, "drive_externally": True},
+            exchange_params={**BACKTEST_LATENCIES_MS, **self.exchange_params, "drive_externally": True},
             log_dir=Path("logs"),
             duration=self.duration,
             risk=self.risk,
@@ -101,10 +124,56 @@ class BacktestSpec:
         )
 
 
-def _open_source(spec: BacktestSpec, venue: PaperExchangeClient) -> tuple[CachedFeed, int, dict[str, Any]]:
+def resolve_instrument(spec: BacktestSpec, feed: CachedFeed | None) -> tuple[BacktestSpec, list[str]]:
+    """The spec with its ticker and instrument settled, and warnings for the trader.
+
+    The ticker comes from the data (its stream names) unless given; a given ticker must name
+    the data's instrument (``BTC`` accepts ``BTCUSDT`` and becomes it). The specification comes
+    from the flags, then ``data/instruments.toml``, then the data's price granularity (tick
+    only). A tick that disagrees with the data's prices is warned about, not changed.
+    """
+    warnings: list[str] = []
+    params = dict(spec.exchange_params)
+    ticker = spec.ticker
+    if feed is None:
+        return replace(spec, ticker=ticker or SYNTHETIC_DEFAULT_TICKER), warnings
+    symbols = feed.stats.symbols
+    symbol = symbols[0] if symbols else None
+    if len(symbols) > 1:
+        warnings.append(f"the data names several symbols ({', '.join(symbols)}): treating it as {symbol}")
+    if symbol is not None:
+        if ticker is not None and not symbol.startswith(ticker.upper()):
+            raise ValueError(f"--ticker {ticker} does not match the data, which is {symbol}")
+        ticker = symbol
+    elif ticker is None:
+        ticker = SYNTHETIC_DEFAULT_TICKER
+        warnings.append(f"the data does not name its instrument: assuming {ticker}")
+    granularity = price_granularity(sample_prices(feed))
+    instrument = load_instruments().find(ticker)
+    if "tick_size" in params:
+        tick = Decimal(str(params["tick_size"]))
+    elif instrument is not None:
+        tick = instrument.tick_size
+    elif granularity is not None:
+        tick = params["tick_size"] = granularity
+        warnings.append(
+            f"{ticker} is not in data/instruments.toml: tick size {tick} taken from the data's prices "
+            "(give --paper-tick-size and the other --paper-* specs to be sure)"
+        )
+    else:
+        tick = PaperOptions().tick_size
+    problem = tick_warning(tick, granularity, ticker)
+    if problem:
+        warnings.append(problem)
+    return replace(spec, ticker=ticker, exchange_params=params), warnings
+
+
+def _open_source(
+    spec: BacktestSpec, venue: PaperExchangeClient, recorded: CachedFeed | None = None
+) -> tuple[CachedFeed, int, dict[str, Any]]:
     """The run's events as columns, and how many of them to replay."""
     if spec.feed_path is not None:
-        feed = load_feed(spec.feed_path, spec.cache_dir, spec.use_cache)
+        feed = recorded or load_feed(spec.feed_path, spec.cache_dir, spec.use_cache, spec.allow_truncated)
         stop = len(feed) if spec.max_events is None else min(spec.max_events, len(feed))
         return feed, stop, {"kind": "recorded", "path": str(spec.feed_path), "events_available": len(feed)}
     count = spec.synthetic_events or 0
@@ -123,27 +192,49 @@ def _open_source(spec: BacktestSpec, venue: PaperExchangeClient) -> tuple[Cached
 def prepare_data(spec: BacktestSpec) -> CachedFeed:
     """Load (building and caching it if needed) the data of ``spec``: a sweep calls this once
     before its workers start, so they all read one cache instead of racing to write it."""
+    if spec.feed_path is not None:
+        return load_feed(spec.feed_path, spec.cache_dir, spec.use_cache, spec.allow_truncated)
     venue = PaperExchangeClient(spec.trading_config(), SimulatedClock(0.0))
     feed, _, _ = _open_source(spec, venue)
     return feed
 
 
 class _Recorder:
-    """Subscribes to the venue's order updates: every order placed or cancelled, every fill."""
+    """Subscribes to the venue's order updates: every order placed or cancelled, every fill.
 
-    def __init__(self, venue: PaperExchangeClient, clock: SimulatedClock) -> None:
+    Kept in lists for the caller, or, with a ``writer``, written out as they happen (each fill's
+    role read from the bot's journal at that moment) and only counted here.
+    """
+
+    def __init__(
+        self, venue: PaperExchangeClient, clock: SimulatedClock, writer: RecordWriter | None
+    ) -> None:
         self.clock = clock
+        self.writer = writer
         self.orders: list[OrderRecord] = []
         self.fills: list[tuple[FillRecord, str | None, bool]] = []
-        self._seen: set[str] = set()
+        #: Orders seen and not yet final (a final order sends no more updates).
+        self._live: set[str] = set()
+        self.role_of: Any = None  # client order id -> OrderRole | None, once the bot exists
         venue.subscribe_order_updates(self.on_order_update)
+
+    def _order(self, record: OrderRecord) -> None:
+        if self.writer is not None:
+            self.writer.order(record)
+        else:
+            self.orders.append(record)
 
     def on_order_update(self, update: OrderUpdate) -> None:
         info = update.order
         now = self.clock.now()
-        if info.order_id not in self._seen:
-            self._seen.add(info.order_id)
-            self.orders.append(
+        if info.status.is_final:
+            seen = info.order_id in self._live
+            self._live.discard(info.order_id)
+        else:
+            seen = info.order_id in self._live
+            self._live.add(info.order_id)
+        if not seen and info.status is not OrderStatus.REJECTED:  # refused on arrival: never placed
+            self._order(
                 OrderRecord(
                     now, "placed", info.order_id, info.side, info.order_type.value, info.price, info.size
                 )
@@ -162,33 +253,94 @@ class _Recorder:
                 completes_take_profit=False,
             )
             completed = info.status is OrderStatus.FILLED and info.order_type is OrderType.LIMIT
-            self.fills.append((record, info.client_order_id, completed))
+            if self.writer is not None:
+                role = self.role_of(info.client_order_id or "") if self.role_of is not None else None
+                record.role = role.value if role is not None else "external"
+                record.completes_take_profit = completed and role is OrderRole.EXIT
+                self.writer.fill(record)
+            else:
+                self.fills.append((record, info.client_order_id, completed))
         elif info.status is OrderStatus.CANCELLED:
-            self.orders.append(
+            self._order(
                 OrderRecord(
                     now, "cancelled", info.order_id, info.side, info.order_type.value, info.price, info.size
                 )
             )
 
 
+def _journal_role(journal: Any) -> Any:
+    """A look-up of one order's role in the bot's journal (every order of the run is there)."""
+
+    def role_of(client_order_id: str) -> OrderRole | None:
+        record = journal.order(client_order_id) if client_order_id else None
+        return record.role if record is not None else None
+
+    return role_of
+
+
 class BacktestEngine:
     """One run of one spec. Use :func:`run_backtest` unless you need the parts."""
 
-    def __init__(self, spec: BacktestSpec) -> None:
+    def __init__(self, spec: BacktestSpec, out_dir: str | Path | None = None) -> None:
         self.spec = spec
+        #: Stream orders.csv and fills.csv into this folder as the run goes (memory stays flat).
+        self.out_dir = Path(out_dir) if out_dir is not None else None
 
     async def run(self) -> BacktestResult:
-        from trading_bot import TradingBot
 
-        spec = self.spec
         started = time.perf_counter()
+        recorded = (
+            load_feed(
+                self.spec.feed_path, self.spec.cache_dir, self.spec.use_cache, self.spec.allow_truncated
+            )
+            if self.spec.feed_path is not None
+            else None
+        )
+        spec, warnings = resolve_instrument(self.spec, recorded)
+        for warning in warnings:
+            logger.warning("%s", warning)
         config = spec.trading_config()
         clock = SimulatedClock(0.0)
         venue = PaperExchangeClient(config, clock)
-        feed, stop, description = _open_source(spec, venue)
+        step = venue.options.size_step
+        if spec.quantity % step != 0:
+            unit = "contracts" if venue.options.inverse else "base units"
+            raise ValueError(
+                f"--quantity {spec.quantity} is not a multiple of {config.ticker}'s size step {step} ({unit})"
+            )
+        feed, stop, description = _open_source(spec, venue, recorded)
+        description["warnings"] = warnings
         if stop < 1:
-            raise ValueError("the market data holds no events")
-        recorder = _Recorder(venue, clock)
+            where = spec.feed_path or "the synthetic market"
+            found = f" (format {feed.stats.format})" if feed.stats.format else ""
+            raise ValueError(f"{where}: holds no market events{found}; {feed.stats.summary()}")
+        inverse = venue.options.contract_multiplier if venue.options.inverse else None
+        tally = Tally(inverse) if self.out_dir is not None else None
+        writer = RecordWriter(self.out_dir, tally) if self.out_dir is not None and tally is not None else None
+        try:
+            return await self._run(
+                spec, started, config, clock, venue, feed, stop, description, writer, tally
+            )
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def _run(
+        self,
+        spec: BacktestSpec,
+        started: float,
+        config: TradingConfig,
+        clock: SimulatedClock,
+        venue: PaperExchangeClient,
+        feed: CachedFeed,
+        stop: int,
+        description: dict[str, Any],
+        writer: RecordWriter | None,
+        tally: Tally | None,
+    ) -> BacktestResult:
+        from trading_bot import TradingBot
+
+        recorder = _Recorder(venue, clock, writer)
         samples: list[Sample] = []
         first_time = feed.time_at(0)
         interval = spec.sample_seconds
@@ -215,6 +367,7 @@ class BacktestEngine:
             write_files=False,
             filter_market_wakes=spec.filter_market_wakes,
         )
+        recorder.role_of = _journal_role(bot.journal)
         task = asyncio.ensure_future(bot.run())
         await bot.wait_until_idle()
         next_sample = await self._sample(venue, samples, clock.now(), clock.now(), interval)
@@ -228,7 +381,7 @@ class BacktestEngine:
         await self._sample(venue, samples, end_time, end_time, interval, force=True)
 
         fills = []
-        roles = bot.journal.roles()  # every order of the run: the journal forgets none
+        roles = bot.journal.roles() if writer is None else {}  # the journal forgets no order
         for record, client_order_id, completed in recorder.fills:
             role = roles.get(client_order_id or "")
             record.role = role.value if role is not None else "external"
@@ -246,7 +399,7 @@ class BacktestEngine:
             orders=recorder.orders,
             fills=fills,
             samples=samples,
-            start_equity=venue.options.start_balance,
+            start_equity=venue.starting_balance(),
             funding=-snapshot.funding_paid,
             final_bid=final_bid,
             final_ask=final_ask,
@@ -254,6 +407,10 @@ class BacktestEngine:
             exit_code=summary.exit_code,
             strategy_status=summary.strategy_status,
             wall_seconds=time.perf_counter() - started,
+            inverse_multiplier=venue.options.contract_multiplier if venue.options.inverse else None,
+            currency=venue.options.settlement_currency,
+            tally=tally,
+            streamed_to=writer.folder if writer is not None else None,
         )
 
     async def _drive(
@@ -287,7 +444,8 @@ class BacktestEngine:
         seen_wakes = bot.wakes
         # Events applied are counted by the venue (it is given nothing else): no counter here.
         applied_before = venue.events_applied
-        bbo = BBO
+        bbo, sold = BBO, SOLD
+        buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
         for times, kinds, first, second, third, fourth in feed.chunks(start, stop):
             # The columns become objects in C (tolist, map), not one by one in this loop.
@@ -334,7 +492,7 @@ class BacktestEngine:
                 if kind == bbo:
                     apply_bbo(a, b, c, d)
                 else:
-                    apply_trade(a, b)
+                    apply_trade(a, b, seller if kind == sold else buyer)
         if bot.wakes != seen_wakes:
             await settle()
         return venue.events_applied - applied_before
@@ -394,15 +552,20 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def run_backtest(spec: BacktestSpec) -> BacktestResult:
-    """Run one backtest to completion in a fresh event loop (safe to call in a worker process)."""
+def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> BacktestResult:
+    """Run one backtest to completion in a fresh event loop (safe to call in a worker process).
+
+    With ``out_dir`` the orders and fills are written to its orders.csv and fills.csv as they
+    happen instead of being kept in the result (how the command line runs: memory stays flat
+    however long the run).
+    """
     results: list[BacktestResult] = []
 
     async def main() -> None:
         # The result is handed out here, not as the main task's result: asyncio.run's clean-up
         # formats the main task's repr (via the SIGINT handler) on the main thread, and the repr
         # of a whole BacktestResult costs a tenth of a second or more after a long run.
-        results.append(await BacktestEngine(spec).run())
+        results.append(await BacktestEngine(spec, out_dir).run())
 
     asyncio.run(main())
     return results[0]

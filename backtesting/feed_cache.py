@@ -6,13 +6,13 @@ Decimal arithmetic); a backtest wants the events themselves. The first run over 
 a cache file holding every event as fixed-width binary columns plus one table of the distinct
 decimal values. Later runs read the columns in chunks (memory stays flat however long the
 feed) and hand the venue the very Decimal objects of the table, or rebuild the same
-:class:`~helpers.market_feed.MarketEvent` objects from them.
+:class:`~backtesting.market_feed.MarketEvent` objects from them.
 
 File layout (little-endian), written atomically:
 
 * ``PDBFEED`` magic and a format version byte;
 * a JSON header (length-prefixed): the source's identity, the reader's
-  :class:`~helpers.market_feed.FeedStats`, the event count and the first/last times;
+  :class:`~backtesting.market_feed.FeedStats`, the event count and the first/last times;
 * the value table: distinct decimal strings joined by newlines (length-prefixed);
 * six columns of ``count`` entries each: time in epoch seconds exactly as the source gave it
   (float64), kind (int8: 0 BBO, 1 trade where the buyer took liquidity, 2 the seller) and four
@@ -40,13 +40,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from backtesting.market_feed import FeedStats, MarketEvent, MarketEventKind, TruncatedFeed, read_recorded_feed
 from exchanges.base import OrderSide
-from helpers.market_feed import FeedStats, MarketEvent, MarketEventKind, read_recorded_feed
 
 MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
-#: caches written by the version-1 reader are rebuilt rather than trusted.
-FORMAT_VERSION = 2
+#: caches written by the version-1 reader are rebuilt rather than trusted. 3: FeedStats names
+#: the recording's symbol (the run's ticker and instrument come from it).
+FORMAT_VERSION = 3
 BBO, BOUGHT, SOLD = 0, 1, 2
 #: Events per chunk when streaming a cache file (about 1.6 MB of columns).
 CHUNK_EVENTS = 65536
@@ -149,6 +150,16 @@ class CachedFeed:
                     yield make_trade(timestamp, values[a], values[b], buy if kind == BOUGHT else sell)
 
 
+def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
+    """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
+    the price granularity of the data without reading all of it."""
+    indexes: set[int] = set()
+    for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
+        indexes.update(first)
+        indexes.update(index for kind, index in zip(kinds, second, strict=True) if kind == BBO)
+    return {feed.values[index] for index in indexes}
+
+
 def columns_from_events(
     events: Iterable[MarketEvent], stats: FeedStats | None, source: dict[str, Any]
 ) -> CachedFeed:
@@ -202,10 +213,15 @@ def columns_from_events(
     )
 
 
-def build_cached_feed(source: str | Path) -> CachedFeed:
-    """Read the recorded feed ``source`` with the feed reader, into memory as columns."""
+def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> CachedFeed:
+    """Read the recorded feed ``source`` with the feed reader, into memory as columns.
+
+    An unknown format or (unless ``allow_truncated``) a cut-off compressed file raises a
+    ValueError before anything is cached.
+    """
     stats = FeedStats()
-    return columns_from_events(read_recorded_feed(source, stats), stats, recorded_identity(source))
+    events = read_recorded_feed(source, stats, allow_truncated=allow_truncated)
+    return columns_from_events(events, stats, recorded_identity(source))
 
 
 def write_cached_feed(feed: CachedFeed, path: Path) -> None:
@@ -320,11 +336,29 @@ def _load_or_build(
     return read_cached_feed(path)
 
 
-def load_feed(source: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True) -> CachedFeed:
-    """A recorded feed's events, from its cache when a valid one exists (writing it when not)."""
-    return _load_or_build(
-        recorded_identity(source), Path(source).name, lambda: build_cached_feed(source), cache_dir, use_cache
+def load_feed(
+    source: str | Path,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    allow_truncated: bool = False,
+) -> CachedFeed:
+    """A recorded feed's events, from its cache when a valid one exists (writing it when not).
+
+    A cache of a truncated file (written under ``allow_truncated``) is refused like the file.
+    """
+    feed = _load_or_build(
+        recorded_identity(source),
+        Path(source).name,
+        lambda: build_cached_feed(source, allow_truncated),
+        cache_dir,
+        use_cache,
     )
+    if feed.stats.truncated and not allow_truncated:
+        raise TruncatedFeed(
+            f"{source}: compressed data ends early or is corrupt; pass --allow-truncated to replay "
+            f"the {feed.count:,} events before it"
+        )
+    return feed
 
 
 def load_synthetic(
