@@ -83,6 +83,8 @@ from backtesting.market_feed import (
     MarketEvent,
     MarketEventKind,
     SyntheticMarket,
+    TruncatedFeed,
+    UnknownFeedFormat,
     read_recorded_feed,
 )
 from exchanges.base import (
@@ -661,6 +663,8 @@ class PaperExchangeClient(BaseExchangeClient):
                     raise ConfigurationError(
                         f"cannot read paper market feed {self.options.feed_path}: {exc}"
                     ) from exc
+                if isinstance(exc, UnknownFeedFormat | TruncatedFeed):
+                    raise ConfigurationError(str(exc)) from exc  # bad input: one line, exit 2
                 raise
             logger.info(
                 "paper venue connected: %s, best bid %s / ask %s",

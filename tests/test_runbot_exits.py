@@ -89,7 +89,7 @@ def assert_one_line_exit_2(done: subprocess.CompletedProcess[str], words: str) -
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def test_a_feed_with_no_quotes_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_a_feed_in_an_unknown_format_is_one_line_and_exit_2(tmp_path: Path) -> None:
     feed = tmp_path / "feed.txt"
     feed.write_text("garbage\n")
     done = run(
@@ -97,7 +97,7 @@ def test_a_feed_with_no_quotes_is_one_line_and_exit_2(tmp_path: Path) -> None:
          "--log-dir", str(tmp_path / "logs"), "--env-file", str(tmp_path / "absent.env")],
         tmp_path,
     )  # fmt: skip
-    assert_one_line_exit_2(done, "holds no best-bid/offer events")
+    assert_one_line_exit_2(done, "unknown market data format")
 
 
 @pytest.fixture(scope="module")
