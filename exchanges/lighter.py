@@ -108,8 +108,8 @@ from exchanges.base import (
     RequestTimeout,
     SlippageExceeded,
 )
+from exchanges.connector_kit import HttpSession, optional_price, slippage_bound, to_decimal
 from exchanges.connector_kit import opt_int as _opt_int
-from exchanges.connector_kit import optional_price, slippage_bound, to_decimal
 from exchanges.connector_kit import timestamp_seconds as _timestamp_seconds
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
 from helpers import safe_json, venue_validation
@@ -660,23 +660,13 @@ def _loads(text: str) -> Any:
 _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-class LighterRest:
-    """Minimal REST client: one session, limiter + retry policy, every failure typed."""
+class LighterRest(HttpSession):
+    """Minimal REST client on the shared HTTP session: limiter + retry policy, every failure typed."""
 
     def __init__(self, base_url: str, *, timeout: float, retry: RetryPolicy) -> None:
+        super().__init__("lighter", timeout)
         self.base_url = base_url
-        self.timeout = timeout
         self.retry = retry
-        self._session: aiohttp.ClientSession | None = None
-
-    async def open(self) -> None:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
 
     async def get(
         self, path: str, params: Mapping[str, Any] | None = None, *, auth: str | None = None
@@ -703,19 +693,11 @@ class LighterRest:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        if self._session is None:
-            raise NetworkError("lighter REST session is not open (call connect first)")
         url = f"{self.base_url}{path}"
-        query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (params or {}).items()}
-        try:
-            async with self._session.request(method, url, params=query, data=data, headers=headers) as resp:
-                text = await resp.text()
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-        except asyncio.TimeoutError:
-            raise RequestTimeout(f"lighter {method} {path}: no answer within {self.timeout}s") from None
-        except aiohttp.ClientError as exc:
-            raise NetworkError(f"lighter {method} {path}: {type(exc).__name__}: {exc}") from None
+        what = f"{method} {path}"
+        status, text, retry_after = await self.request(
+            method, url, params=params, data=data, headers=headers, what=what
+        )
         return self._parse(method, path, status, text, retry_after)
 
     @staticmethod
