@@ -78,42 +78,13 @@ class MockAsterVenue(EngineVenue):
     IOC_REST_STATUS = EXPIRED  # an IOC's unfilled rest expires on Binance-style venues
     ENV_NAMES = ("ASTER_BASE_URL", "ASTER_WS_URL", "ASTER_API_KEY", "ASTER_SECRET_KEY")
 
-    def __init__(
-        self,
-        *,
-        symbol: str = "ETH",
-        start_price: Decimal | str = Decimal("3000"),
-        tick_size: Decimal | str = Decimal("0.01"),
-        step_size: Decimal | str = Decimal("0.001"),
-        min_quantity: Decimal | str = Decimal("0.005"),
-        min_notional: Decimal | str = Decimal("5"),
-        collateral: Decimal | str = Decimal("10000"),
-        host: str = "127.0.0.1",
-        port: int = 0,
-        fault_seed: int = 7,
-    ) -> None:
-        engine = PerpEngine(
-            tick=Decimal(str(tick_size)),
-            start_price=Decimal(str(start_price)),
-            maker_fee=Decimal("0.0001"),
-            taker_fee=Decimal("0.00035"),
-            fee_quantum=Decimal("0.00000001"),
-            first_order_id=22_542_179,
-            first_trade_id=698_759,
-        )
-        super().__init__(
-            engine=engine,
-            update_id=156_391_349_814,
-            symbol=f"{symbol.upper()}USDT",
-            base=symbol.upper(),
-            tick=Decimal(str(tick_size)),
-            step=Decimal(str(step_size)),
-            min_quantity=Decimal(str(min_quantity)),
-            collateral=Decimal(str(collateral)),
-            host=host,
-            port=port,
-            fault_seed=fault_seed,
-        )
+    SYMBOL_FORMAT = "{base}USDT"
+    DEPTH_STREAM = "{lower}@depth@100ms"
+    TICKER_STREAM = "{lower}@bookTicker"
+    FIRST_UPDATE_ID = 156_391_349_814
+
+    def __init__(self, *, min_notional: Decimal | str = Decimal("5"), **market: Any) -> None:
+        super().__init__(**{"min_quantity": Decimal("0.005"), **market})
         self.min_notional = Decimal(str(min_notional))
         self.api_key = secrets.token_hex(32)
         self.secret_key = secrets.token_hex(32)
@@ -121,16 +92,19 @@ class MockAsterVenue(EngineVenue):
         self.user_conns: dict[str, set[MockConn]] = {}
         self.keepalives = 0
 
-    # -- addresses ---------------------------------------------------------------------------
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        return dict(
-            zip(self.ENV_NAMES, (self.base_url, self.ws_url, self.api_key, self.secret_key), strict=True)
+    def new_engine(self, tick: Decimal, start_price: Decimal) -> PerpEngine:
+        return PerpEngine(
+            tick=tick,
+            start_price=start_price,
+            maker_fee=Decimal("0.0001"),
+            taker_fee=Decimal("0.00035"),
+            fee_quantum=Decimal("0.00000001"),
+            first_order_id=22_542_179,
+            first_trade_id=698_759,
         )
+
+    def credentials(self) -> tuple[str, ...]:
+        return self.api_key, self.secret_key
 
     # -- control (thread-safe) ---------------------------------------------------------------
 
@@ -158,14 +132,6 @@ class MockAsterVenue(EngineVenue):
     # =========================================================================================
     # Everything below runs on the venue loop.
     # =========================================================================================
-
-    @property
-    def depth_stream(self) -> str:
-        return f"{self.symbol.lower()}@depth@100ms"
-
-    @property
-    def ticker_stream(self) -> str:
-        return f"{self.symbol.lower()}@bookTicker"
 
     def depth_message(self, bids: list[list[str]], asks: list[list[str]], previous: int) -> Any:
         stamp = now_ms()

@@ -118,56 +118,31 @@ class MockBackpackVenue(EngineVenue):
     }
     ENV_NAMES = ("BACKPACK_BASE_URL", "BACKPACK_WS_URL", "BACKPACK_PUBLIC_KEY", "BACKPACK_SECRET_KEY")
 
+    SYMBOL_FORMAT = "{base}_USDC_PERP"
+    WS_PATH = "/ws"
+    FIRST_UPDATE_ID = 1_027_024
+
     def __init__(
-        self,
-        *,
-        symbol: str = "ETH",
-        start_price: Decimal | str = Decimal("3000"),
-        tick_size: Decimal | str = Decimal("0.01"),
-        step_size: Decimal | str = Decimal("0.0001"),
-        min_quantity: Decimal | str = Decimal("0.001"),
-        collateral: Decimal | str = Decimal("10000"),
-        book_levels: int = 10,
-        level_size: Decimal | str = Decimal("0.5"),
-        host: str = "127.0.0.1",
-        port: int = 0,
-        fault_seed: int = 7,
+        self, *, book_levels: int = 10, level_size: Decimal | str = Decimal("0.5"), **market: Any
     ) -> None:
-        engine = PerpEngine(
-            tick=Decimal(str(tick_size)),
-            start_price=Decimal(str(start_price)),
-            levels=book_levels,
-            level_size=Decimal(str(level_size)),
-            first_order_id=4_228_978_331,
-            first_trade_id=9_748_827,
-        )
-        super().__init__(
-            engine=engine,
-            update_id=1_027_024,
-            symbol=f"{symbol.upper()}_USDC_PERP",
-            base=symbol.upper(),
-            tick=Decimal(str(tick_size)),
-            step=Decimal(str(step_size)),
-            min_quantity=Decimal(str(min_quantity)),
-            collateral=Decimal(str(collateral)),
-            host=host,
-            port=port,
-            fault_seed=fault_seed,
-        )
+        self.book_levels, self.level_size = book_levels, Decimal(str(level_size))
+        super().__init__(**{"step_size": Decimal("0.0001"), **market})
         self.public_key, self.secret_key = generate_keys()
         self._verifier = Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
         self.private_subscriptions = 0
 
-    # -- addresses ---------------------------------------------------------------------------
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
-
-    def env(self) -> dict[str, str]:
-        return dict(
-            zip(self.ENV_NAMES, (self.base_url, self.ws_url, self.public_key, self.secret_key), strict=True)
+    def new_engine(self, tick: Decimal, start_price: Decimal) -> PerpEngine:
+        return PerpEngine(
+            tick=tick,
+            start_price=start_price,
+            levels=self.book_levels,
+            level_size=self.level_size,
+            first_order_id=4_228_978_331,
+            first_trade_id=9_748_827,
         )
+
+    def credentials(self) -> tuple[str, ...]:
+        return self.public_key, self.secret_key
 
     # -- control (thread-safe) ---------------------------------------------------------------
 
@@ -192,14 +167,6 @@ class MockBackpackVenue(EngineVenue):
     # =========================================================================================
     # Everything below runs on the venue loop.
     # =========================================================================================
-
-    @property
-    def depth_stream(self) -> str:
-        return f"depth.{self.symbol}"
-
-    @property
-    def ticker_stream(self) -> str:
-        return f"bookTicker.{self.symbol}"
 
     def depth_message(self, bids: list[list[str]], asks: list[list[str]], previous: int) -> Any:
         now_us = int(time.time() * 1e6)

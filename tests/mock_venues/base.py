@@ -16,19 +16,22 @@ gaps, ``trade_through``/``inject_book_gap``/``best_bid_ask``, ``state_now``, fau
 signed-handler plumbing (``@signed``). The venue file keeps only its wire:
 
 * ``name``, ``api_prefixes``, ``CONTROL_ACTIONS`` (start from ``ENGINE_CONTROL_ACTIONS``),
-  ``fault_kinds`` (``ENGINE_FAULT_KINDS``),
+  ``fault_kinds`` (``ENGINE_FAULT_KINDS``), ``SYMBOL_FORMAT`` (``"{base}USDT"``),
+  ``DEPTH_STREAM``/``TICKER_STREAM`` (``"{lower}@depth"``), ``WS_PATH``, ``FIRST_UPDATE_ID``,
   ``ORDER_EVENTS`` (``accepted``/``fill``/``cancelled``/``expired`` -> wire event name),
   ``IOC_REST_STATUS`` (what an IOC's unfilled rest becomes: CANCELLED or EXPIRED),
   ``ENV_NAMES`` (the .env variables ``env()`` returns, in order);
-* ``__init__``: build a :class:`PerpEngine` and call ``super().__init__(engine=..., update_id=...)``;
+* ``new_engine(tick, start_price)``: the :class:`PerpEngine` with the venue's fees and id
+  ranges; ``credentials()``: the throwaway key(s); an ``__init__`` only for the venue's extra
+  knobs (its market defaults passed on to ``super().__init__``);
 * ``verify_request(request)``: the params of a signed request, or the venue's error response
   (append to ``self.signed_requests``, bump ``self.signature_failures`` on a bad signature);
 * ``order_json(order)`` and ``push_order(event, order, fill)``: the order object and the stream
   event in the venue's shape;
-* ``depth_stream``/``depth_message(bids, asks, previous_id)`` and
-  ``ticker_stream``/``ticker_message(top, bids, asks)``: the book on the wire;
+* ``depth_message(bids, asks, previous_id)`` and ``ticker_message(top, bids, asks)``: the book
+  on the wire (broadcast on ``depth_stream``/``ticker_stream``);
 * ``venue_state()`` (position in the venue's words, extra counters), ``fault_body(status)``,
-  ``env()``, ``ws_url``, ``add_routes`` (handlers decorated with ``@signed`` get the params);
+  ``add_routes`` (handlers decorated with ``@signed`` get the params);
 * a ``main`` that calls :func:`venue_main` with its parser (:func:`venue_parser`).
 """
 
@@ -498,30 +501,38 @@ class EngineVenue(MockVenueBase):
     #: What an IOC's unfilled rest becomes (Binance-style venues say EXPIRED).
     IOC_REST_STATUS = CANCELLED
     ENV_NAMES: tuple[str, ...] = ()
+    #: The market's name from its base asset (``{base}``).
+    SYMBOL_FORMAT = "{base}-PERP"
+    #: Stream names from the market's name (``{symbol}``, ``{lower}`` for it in lower case).
+    DEPTH_STREAM = "depth.{symbol}"
+    TICKER_STREAM = "bookTicker.{symbol}"
+    #: The WebSocket path below the venue's address.
+    WS_PATH = ""
+    #: The venue's first update id (captured messages' magnitude, so parsers meet real sizes).
+    FIRST_UPDATE_ID = 1
 
     def __init__(
         self,
         *,
-        engine: PerpEngine,
-        update_id: int,
-        symbol: str,
-        base: str,
-        tick: Decimal,
-        step: Decimal,
-        min_quantity: Decimal,
-        collateral: Decimal,
+        symbol: str = "ETH",
+        start_price: Decimal | str = Decimal("3000"),
+        tick_size: Decimal | str = Decimal("0.01"),
+        step_size: Decimal | str = Decimal("0.001"),
+        min_quantity: Decimal | str = Decimal("0.001"),
+        collateral: Decimal | str = Decimal("10000"),
         host: str = "127.0.0.1",
         port: int = 0,
         fault_seed: int = 7,
     ) -> None:
         super().__init__(host=host, port=port, fault_seed=fault_seed)
-        self.base = base
-        self.symbol = symbol
-        self.tick, self.step, self.min_quantity = tick, step, min_quantity
-        self.collateral = collateral
-        self.engine = engine
+        self.base = symbol.upper()
+        self.symbol = self.SYMBOL_FORMAT.format(base=self.base)
+        self.tick, self.step = Decimal(str(tick_size)), Decimal(str(step_size))
+        self.min_quantity = Decimal(str(min_quantity))
+        self.collateral = Decimal(str(collateral))
+        self.engine = self.new_engine(self.tick, Decimal(str(start_price)))
         self.engine.on_fill = self._on_fill
-        self.update_id = update_id
+        self.update_id = self.FIRST_UPDATE_ID
         self._published = self.engine.aggregate()
         self._last_ticker: tuple[Decimal, Decimal] | None = None
         self._gaps_pending = 0
@@ -530,13 +541,21 @@ class EngineVenue(MockVenueBase):
 
     # -- venue hooks -------------------------------------------------------------------------
 
+    def new_engine(self, tick: Decimal, start_price: Decimal) -> PerpEngine:
+        """The venue's engine (fees, book shape, id ranges of its captured messages)."""
+        raise NotImplementedError
+
+    def credentials(self) -> tuple[str, ...]:
+        """The test key(s) a bot signs with, in ``ENV_NAMES`` order after the two URLs."""
+        raise NotImplementedError
+
     @property
     def ws_url(self) -> str:
-        raise NotImplementedError
+        return f"ws://{self.host}:{self.port}{self.WS_PATH}"
 
     def env(self) -> dict[str, str]:
         """The .env variables (``ENV_NAMES``) pointing a bot at this venue."""
-        raise NotImplementedError
+        return dict(zip(self.ENV_NAMES, (self.base_url, self.ws_url, *self.credentials()), strict=True))
 
     async def verify_request(self, request: web.Request) -> dict[str, Any] | web.Response:
         """The params of a signed request, or the venue's refusal."""
@@ -551,11 +570,11 @@ class EngineVenue(MockVenueBase):
 
     @property
     def depth_stream(self) -> str:
-        raise NotImplementedError
+        return self.DEPTH_STREAM.format(symbol=self.symbol, lower=self.symbol.lower())
 
     @property
     def ticker_stream(self) -> str:
-        raise NotImplementedError
+        return self.TICKER_STREAM.format(symbol=self.symbol, lower=self.symbol.lower())
 
     def depth_message(self, bids: list[list[str]], asks: list[list[str]], previous: int) -> Any:
         """One depth diff (levels changed, size "0" = gone) ending at ``self.update_id``."""
