@@ -110,9 +110,7 @@ class AsterSettings:
                 raise ConfigurationError(f"{name} must be letters and digits only (as the venue issues it)")
         base_url, ws_url = venue_urls(env, params, "ASTER", (DEFAULT_BASE_URL, DEFAULT_WS_URL))
         window = milliseconds_setting(
-            params.get("recv_window") or env.get("ASTER_RECV_WINDOW") or DEFAULT_RECV_WINDOW,
-            "ASTER_RECV_WINDOW",
-            MAX_RECV_WINDOW,
+            env, params, "recv_window", "ASTER_RECV_WINDOW", DEFAULT_RECV_WINDOW, MAX_RECV_WINDOW
         )
         return cls(api_key=api_key, secret_key=secret, base_url=base_url, ws_url=ws_url, recv_window=window)
 

@@ -135,9 +135,7 @@ class BackpackSettings:
             env, params, "BACKPACK", (DEFAULT_BASE_URL, DEFAULT_WS_URL), strip_ws_slash=False
         )
         window = milliseconds_setting(
-            params.get("window_ms") or env.get("BACKPACK_WINDOW") or DEFAULT_WINDOW_MS,
-            "BACKPACK_WINDOW",
-            MAX_WINDOW_MS,
+            env, params, "window_ms", "BACKPACK_WINDOW", DEFAULT_WINDOW_MS, MAX_WINDOW_MS
         )
         return cls(public_key=public, secret_key=secret, base_url=base_url, ws_url=ws_url, window_ms=window)
 

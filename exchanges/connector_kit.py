@@ -456,8 +456,12 @@ def venue_urls(
     return base_url, ws_url
 
 
-def milliseconds_setting(raw: Any, name: str, maximum: int) -> int:
-    """A signature window in milliseconds, 1..``maximum``; a one-line ConfigurationError."""
+def milliseconds_setting(
+    env: Mapping[str, str], params: Mapping[str, Any], key: str, name: str, default: int, maximum: int
+) -> int:
+    """A signature window in milliseconds, 1..``maximum``: ``exchange_params[key]``, else the
+    environment's ``name``, else ``default``; a one-line ConfigurationError naming ``name``."""
+    raw = params.get(key) or env.get(name) or default
     try:
         value = int(str(raw).strip())
     except ValueError:
