@@ -1375,7 +1375,13 @@ class LighterClient(BaseExchangeClient):
                 # order's updated_at, so VenueOrders' timestamp rule would count them twice.
                 continue
             update = self._orders.apply_trade(trade)
-            if update is not None:
+            if update is None:
+                continue
+            if update.fill is None:
+                # Nothing new filled (an exact fee, the venue's order id): booked once the
+                # reaction this frame's neighbours started has moved on, not in its way.
+                asyncio.get_running_loop().call_soon(self._emit_order_update, update)
+            else:
                 self._emit_order_update(update)
 
     def _apply_order(self, raw: Mapping[str, Any]) -> OrderUpdate | None:
