@@ -1,0 +1,655 @@
+"""edgeX perpetuals client (contract API v2: ``{TICKER}USD`` contracts, USD collateral).
+
+How it talks to the venue, and why:
+
+* REST ``/api/v2/...`` over one aiohttp session of our own
+  (:class:`~exchanges.connector_kit.HttpSession`). Private requests carry the four
+  ``X-edgeX-*`` headers of edgex-python-sdk 2.x: an HMAC-SHA256 over
+  ``timestamp + METHOD + path + body``, where the body is the SDK's sorted ``k=v&...`` rendering
+  of the JSON body (or the sorted query of a GET) and the key is ``base64(api secret)``. The SDK's
+  own ``build_hmac_headers`` and ``get_value`` make them, afresh for every attempt. Every answer is
+  the envelope ``{"code": "SUCCESS", "data": ...}``; any other code is mapped by one function
+  (:func:`map_error`) onto our taxonomy, a body we cannot read is InvalidVenueData naming the
+  endpoint.
+* Orders are signed EIP-712 (``LimitOrderParams``, domain ``EdgeX``/``1``, chain id and verifying
+  contract from the metadata) with the trading private key, by the SDK's own order builder
+  (``edgex_sdk.order.client.Client.create_order``) run against a capturing client that returns
+  the body instead of sending it. The builder is synchronous in effect (eth-account signing is
+  CPU work) so it runs in a worker thread: the event loop never waits on a signature.
+* Two :class:`~helpers.reconnecting_websocket.ReconnectingWebSocket` connections, spoken by us
+  (the SDK's WebSocketManager runs websocket-client threads): the public
+  ``/api/v1/public/ws`` (``depth.{contractId}.15``: a local book from the snapshot plus deltas,
+  continuity checked with ``startVersion``/``endVersion``; ``ticker.{contractId}`` best bid/ask
+  while the book is rebuilt) and the private ``/api/v1/private/ws`` (authenticated in the
+  handshake headers; ``trade-event`` messages carry ``order`` and ``orderFillTransaction`` lists,
+  folded by the shared :class:`~exchanges.venue_orders.VenueOrders`, which also drops the
+  duplicated FILLED events the venue is known to send). Public data arrives as ``quote-event``
+  (live) or ``payload`` (the docs): both are read. The server's ``{"type":"ping"}`` is answered
+  with a ``pong`` carrying the same time (5 unanswered pings end the connection).
+
+Settings come from the environment (the bot loads the .env first), named as the SDK's own
+examples and tests name them: EDGEX_ACCOUNT_ID, EDGEX_API_KEY, EDGEX_API_PASSPHRASE,
+EDGEX_API_SECRET, EDGEX_TRADING_PRIVATE_KEY, optional EDGEX_BASE_URL / EDGEX_WS_URL (e.g. the
+loopback mock, tests/mock_venues/edgex_venue.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from edgex_sdk.internal.async_client import AsyncClient
+from edgex_sdk.internal.auth import build_hmac_headers, get_value
+from edgex_sdk.internal.eip712 import derive_address_from_private_key
+from edgex_sdk.order.client import Client as SdkOrderClient
+from edgex_sdk.order.types import CreateOrderParams
+from edgex_sdk.order.types import OrderSide as SdkSide
+from edgex_sdk.order.types import OrderType as SdkOrderType
+from edgex_sdk.order.types import TimeInForce as SdkTimeInForce
+
+from exchanges.base import (
+    AccountSnapshot,
+    AuthenticationError,
+    ConfigurationError,
+    ExchangeError,
+    ExchangeUnavailable,
+    FundingRate,
+    InsufficientFunds,
+    InvalidNonce,
+    InvalidOrder,
+    OrderBelowMinimum,
+    OrderNotFound,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    PostOnlyRejected,
+    RateLimitExceeded,
+)
+from exchanges.connector_kit import optional_price, timestamp_seconds, to_decimal
+from exchanges.venue_orders import OrderReport, TradeReport
+from helpers import venue_validation
+from helpers.venue_validation import InvalidVenueData
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://edgex-prod-v2.edgex.exchange"
+DEFAULT_WS_URL = "wss://edgex-quote-prod-v2.edgex.exchange"
+PUBLIC_WS_PATH = "/api/v1/public/ws"
+PRIVATE_WS_PATH = "/api/v1/private/ws"
+
+META_PATH = "/api/v2/public/meta/getMetaData"
+DEPTH_PATH = "/api/v2/public/quote/getDepth"
+TICKER_PATH = "/api/v2/public/quote/getTicker"
+FUNDING_PATH = "/api/v2/public/funding/getLatestFundingRate"
+ASSET_PATH = "/api/v2/private/account/getAccountAsset"
+CREATE_PATH = "/api/v2/private/order/createOrder"
+CANCEL_BY_ID_PATH = "/api/v2/private/order/cancelOrderById"
+CANCEL_BY_CLIENT_ID_PATH = "/api/v2/private/order/cancelOrderByClientOrderId"
+ACTIVE_PAGE_PATH = "/api/v2/private/order/getActiveOrderPage"
+BY_ID_PATH = "/api/v2/private/order/getOrderById"
+BY_CLIENT_ID_PATH = "/api/v2/private/order/getOrderByClientOrderId"
+HISTORY_BY_CLIENT_ID_PATH = "/api/v2/private/order/getHistoryOrderByClientOrderId"
+HISTORY_BY_ID_PATH = "/api/v2/private/order/getHistoryOrderById"
+
+#: Active orders per page (the venue allows 1..200).
+ACTIVE_PAGE_SIZE = 100
+#: The header prefix of edgeX's private REST and WebSocket authentication.
+HEADER_KEY = "edgeX"
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EdgexSettings:
+    """Connection settings; secrets are excluded from repr so they never reach a log."""
+
+    account_id: int
+    api_key: str
+    api_passphrase: str = field(repr=False)
+    api_secret: str = field(repr=False)
+    trading_private_key: str = field(repr=False)
+    base_url: str
+    ws_url: str
+
+    @classmethod
+    def load(cls, env: Mapping[str, str], params: Mapping[str, Any]) -> EdgexSettings:
+        """Read and validate; every problem is a one-line ConfigurationError naming the variable
+        (never its value: a key pasted into the wrong variable would reach the console)."""
+        values = {}
+        for name in (
+            "EDGEX_ACCOUNT_ID",
+            "EDGEX_API_KEY",
+            "EDGEX_API_PASSPHRASE",
+            "EDGEX_API_SECRET",
+            "EDGEX_TRADING_PRIVATE_KEY",
+        ):
+            value = (env.get(name) or "").strip()
+            if not value:
+                raise ConfigurationError(f"{name} is not set (put it in your .env file)")
+            values[name] = value
+        account = values["EDGEX_ACCOUNT_ID"]
+        if not account.isdigit() or not 0 < int(account) < 2**63:
+            raise ConfigurationError("EDGEX_ACCOUNT_ID must be your numeric edgeX account id")
+        key = values["EDGEX_TRADING_PRIVATE_KEY"]
+        digits = key[2:] if key.lower().startswith("0x") else key
+        if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ConfigurationError("EDGEX_TRADING_PRIVATE_KEY is not a 32-byte hex private key")
+        base_url = str(params.get("base_url") or env.get("EDGEX_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        ws_url = str(params.get("ws_url") or env.get("EDGEX_WS_URL") or DEFAULT_WS_URL).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError("EDGEX_BASE_URL must start with http:// or https://")
+        if not ws_url.startswith(("ws://", "wss://")):
+            raise ConfigurationError("EDGEX_WS_URL must start with ws:// or wss://")
+        return cls(
+            account_id=int(account),
+            api_key=values["EDGEX_API_KEY"],
+            api_passphrase=values["EDGEX_API_PASSPHRASE"],
+            api_secret=values["EDGEX_API_SECRET"],
+            trading_private_key="0x" + digits,
+            base_url=base_url,
+            ws_url=ws_url,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing: the SDK's HMAC headers and its EIP-712 order builder
+# ---------------------------------------------------------------------------------------------
+
+
+def hmac_headers(
+    settings: EdgexSettings, method: str, path: str, signed_body: str, stamp_ms: int
+) -> dict[str, str]:
+    """The four X-edgeX-* headers of one private request (``signed_body``: see :func:`body_text`)."""
+    return build_hmac_headers(
+        api_key=settings.api_key,
+        api_passphrase=settings.api_passphrase,
+        api_secret=settings.api_secret,
+        timestamp=str(stamp_ms),
+        method=method,
+        request_uri=path,
+        body=signed_body,
+        header_key=HEADER_KEY,
+    )
+
+
+def body_text(method: str, params: Mapping[str, Any] | None, data: Mapping[str, Any] | None) -> str:
+    """What the HMAC covers besides time, method and path: a GET's query sorted by key as
+    ``k=v&...``; any other request's JSON body in the SDK's sorted rendering."""
+    if method == "GET":
+        return "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
+    return get_value(dict(data)) if data else ""
+
+
+class _CapturingClient(AsyncClient):
+    """The SDK's client with the network taken out: a "request" returns what would be sent."""
+
+    async def make_authenticated_request(
+        self,
+        method: str,
+        path: str,
+        data: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        rewrite_version: bool = True,
+    ) -> dict[str, Any]:
+        return {"method": method, "path": path, "data": data, "params": params}
+
+
+def _run_to_completion(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Drive a coroutine that never suspends (the SDK's builder over the capturing client)."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("the SDK's order builder tried to wait on I/O")
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """One limit order as the venue is asked for it (market orders are IOC limits)."""
+
+    contract_id: str
+    side: OrderSide
+    size: str
+    price: str
+    time_in_force: str  # GOOD_TIL_CANCEL, POST_ONLY or IMMEDIATE_OR_CANCEL
+    client_order_id: str
+    reduce_only: bool = False
+
+
+class OrderSigner:
+    """Builds and EIP-712-signs createOrder bodies with the SDK, off the event loop."""
+
+    def __init__(self, settings: EdgexSettings) -> None:
+        self._sdk = SdkOrderClient(
+            _CapturingClient(
+                base_url=settings.base_url,
+                account_id=settings.account_id,
+                trading_private_key=settings.trading_private_key,
+            )
+        )
+        self.address: str | None = None
+        self._key = settings.trading_private_key
+
+    def signer_address(self) -> str:
+        """The trading key's address (derived once; CPU work, so call it from a thread)."""
+        if self.address is None:
+            self.address = derive_address_from_private_key(self._key)
+            self._sdk.async_client.trading_address = self.address
+        return self.address
+
+    def build(self, spec: OrderSpec, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """The signed body (blocking: run it with ``asyncio.to_thread``)."""
+        self.signer_address()
+        params = CreateOrderParams(
+            contract_id=spec.contract_id,
+            price=spec.price,
+            size=spec.size,
+            type=SdkOrderType.LIMIT,
+            side=SdkSide.BUY if spec.side is OrderSide.BUY else SdkSide.SELL,
+            time_in_force=SdkTimeInForce(spec.time_in_force),
+            client_order_id=spec.client_order_id,
+            reduce_only=spec.reduce_only,
+        )
+        try:
+            request = _run_to_completion(self._sdk.create_order(params, dict(metadata), Decimal(spec.price)))
+        except (ValueError, ArithmeticError) as exc:
+            # The SDK raises ValueError for metadata it cannot sign with (no chain id, no
+            # resolution): the venue's metadata is not what contract API v2 publishes.
+            raise InvalidVenueData("unusable metadata", f"{META_PATH}: {exc}") from None
+        return dict(request["data"])
+
+    async def build_async(self, spec: OrderSpec, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(self.build, spec, metadata)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: the envelope's code onto our taxonomy
+# ---------------------------------------------------------------------------------------------
+
+
+def map_error(code: str, message: str, http_status: int, what: str) -> ExchangeError:
+    """The typed error for a non-SUCCESS envelope (or a bare HTTP status).
+
+    edgeX publishes no table of its error codes; they are upper-case words (the docs show
+    ``INVALID_CONTRACT_ID``), so the words decide, and the HTTP status where there are none.
+    """
+    text = f"edgex {what}: {code or 'HTTP ' + str(http_status)} {message}".strip()
+    words = f"{code} {message}".upper()
+    if http_status == 429 or "RATE_LIMIT" in words or "TOO_MANY" in words:
+        return RateLimitExceeded(text)
+    if "POST_ONLY" in words:
+        return PostOnlyRejected(text)
+    if "SIGNATURE" in words or "API_KEY" in words or "PASSPHRASE" in words or http_status in (401, 403):
+        return AuthenticationError(text)
+    if "TIMESTAMP" in words or "EXPIRED_REQUEST" in words:
+        return InvalidNonce(text)
+    if "NOT_FOUND" in words or "NOT_EXIST" in words or http_status == 404:
+        return OrderNotFound(text)
+    if "MIN_ORDER" in words or "LESS_THAN_MIN" in words or "TOO_SMALL" in words:
+        return OrderBelowMinimum(text)
+    if "BALANCE" in words or "MARGIN" in words or "INSUFFICIENT" in words:
+        return InsufficientFunds(text)
+    if http_status >= 500 or "MAINTENANCE" in words or "SYSTEM_BUSY" in words:
+        return ExchangeUnavailable(text)
+    if "ORDER" in words or "PRICE" in words or "SIZE" in words or "CONTRACT" in words:
+        return InvalidOrder(text)
+    return ExchangeError(text)
+
+
+def envelope_data(body: Any, what: str) -> Any:
+    """The ``data`` of a SUCCESS envelope; the mapped error otherwise."""
+    if not isinstance(body, Mapping):
+        raise InvalidVenueData("malformed body", f"{what}: not a JSON object")
+    code = body.get("code")
+    if code == "SUCCESS":
+        return body.get("data")
+    if not isinstance(code, str) or not code:
+        raise InvalidVenueData("malformed body", f"{what}: no code")
+    message = body.get("msg")
+    raise map_error(code, message if isinstance(message, str) else "", 200, what)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metadata
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EdgexContract:
+    contract_id: str
+    name: str
+    base: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_size: Decimal
+    maker_fee: Decimal
+    taker_fee: Decimal
+    funding_interval_hours: Decimal
+
+
+def contracts_from_metadata(data: Any) -> dict[str, EdgexContract]:
+    """Every tradable contract of getMetaData's ``data``, by contract id."""
+    with venue_validation.rest_body(META_PATH):
+        if not isinstance(data["coinList"], list) or not isinstance(data["contractList"], list):
+            raise InvalidVenueData("malformed body", f"{META_PATH}: coinList/contractList are not lists")
+        coins = {
+            str(c["coinId"]): str(c.get("coinName") or "") for c in data["coinList"] if isinstance(c, dict)
+        }
+        result: dict[str, EdgexContract] = {}
+        for raw in data["contractList"]:
+            if not isinstance(raw, dict) or raw.get("enableTrade") is False:
+                continue
+            contract_id = str(raw["contractId"])
+            interval = venue_validation.venue_decimal(
+                raw.get("fundingRateIntervalMin") or "480", "fundingRateIntervalMin", positive=True
+            )
+            result[contract_id] = EdgexContract(
+                contract_id=contract_id,
+                name=str(raw.get("contractName") or ""),
+                base=(
+                    coins.get(str(raw.get("baseCoinId"))) or _base_of(str(raw.get("contractName") or ""))
+                ).upper(),
+                tick_size=venue_validation.price(raw.get("tickSize"), "tickSize"),
+                step_size=venue_validation.price(raw.get("stepSize"), "stepSize"),
+                min_size=venue_validation.size(raw.get("minOrderSize") or "0", "minOrderSize"),
+                maker_fee=venue_validation.size(raw.get("defaultMakerFeeRate") or "0", "defaultMakerFeeRate"),
+                taker_fee=venue_validation.size(raw.get("defaultTakerFeeRate") or "0", "defaultTakerFeeRate"),
+                funding_interval_hours=interval / 60,
+            )
+        return result
+
+
+def _base_of(name: str) -> str:
+    """The base asset of a contract name (a coin the metadata's coinList does not list)."""
+    for quote in ("USDT", "USD"):
+        if name.upper().endswith(quote):
+            return name[: -len(quote)]
+    return name
+
+
+def contract_for_ticker(contracts: Mapping[str, EdgexContract], ticker: str) -> EdgexContract:
+    """``{TICKER}USD`` (the mainnet names); ``{TICKER}USDT`` as testnet listed them in 2024."""
+    wanted = ticker.upper()
+    by_name = {c.name.upper(): c for c in contracts.values()}
+    for name in (f"{wanted}USD", f"{wanted}USDT", wanted):
+        if name in by_name:
+            return by_name[name]
+    raise ConfigurationError(f"edgeX has no contract for ticker {ticker!r} (looked for {wanted}USD)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Orders and fills -> the shared report vocabulary
+# ---------------------------------------------------------------------------------------------
+
+STATUS_TABLE: dict[str, OrderStatus] = {
+    "PENDING": OrderStatus.PENDING,
+    "OPEN": OrderStatus.OPEN,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELING": OrderStatus.OPEN,  # still resting until the venue says CANCELED
+    "CANCELED": OrderStatus.CANCELLED,
+    "UNTRIGGERED": OrderStatus.PENDING,
+}
+
+#: Cancel reasons that mean the venue refused to rest a post-only order that would have taken.
+POST_ONLY_REASONS = frozenset({"COULD_NOT_FILL", "POST_ONLY_CANCELED", "POST_ONLY_WOULD_TAKE"})
+
+
+def _side(raw: Any) -> OrderSide:
+    if raw == "BUY":
+        return OrderSide.BUY
+    if raw == "SELL":
+        return OrderSide.SELL
+    raise InvalidVenueData("bad field", f"order side {str(raw)[:20]!r}")
+
+
+def order_report(raw: Mapping[str, Any], now: float) -> OrderReport | None:
+    """An order object (REST pages and look-ups, the private stream) as an OrderReport; None
+    for an order without a client id (placed by hand on the website)."""
+    client_id = str(raw.get("clientOrderId") or "")
+    if not client_id:
+        return None
+    venue_status = str(raw.get("status") or "")
+    filled = venue_validation.size(raw.get("cumFillSize") or "0", "cumFillSize")
+    status = STATUS_TABLE.get(venue_status, OrderStatus.UNKNOWN)
+    time_in_force = str(raw.get("timeInForce") or "")
+    reason = str(raw.get("cancelReason") or "")
+    if status is OrderStatus.CANCELLED and filled == 0:
+        if reason == "EXPIRE_CANCELED":
+            status = OrderStatus.EXPIRED
+        elif time_in_force == "POST_ONLY" and reason in POST_ONLY_REASONS:
+            status = OrderStatus.REJECTED
+    if status is OrderStatus.OPEN and filled > 0:
+        status = OrderStatus.PARTIALLY_FILLED
+    is_market = raw.get("type") == "MARKET" or time_in_force in ("IMMEDIATE_OR_CANCEL", "FILL_OR_KILL")
+    fee = raw.get("cumFillFee")
+    return OrderReport(
+        client_order_id=client_id,
+        order_id=str(raw.get("id") or "") or None,
+        contract_id=str(raw.get("contractId") or ""),
+        side=_side(raw.get("side")),
+        order_type=OrderType.MARKET if is_market else OrderType.LIMIT,
+        size=venue_validation.price(raw.get("size"), "size"),
+        price=venue_validation.size(raw.get("price") or "0", "price"),
+        status=status,
+        venue_status=f"{venue_status}/{reason}" if reason and status.is_final else venue_status,
+        filled_size=filled,
+        filled_quote=venue_validation.size(raw.get("cumFillValue") or "0", "cumFillValue"),
+        filled_fee=to_decimal(fee, "cumFillFee") if fee not in (None, "") else None,
+        timestamp=timestamp_seconds(raw.get("updatedTime") or raw.get("createdTime"), now),
+        post_only=time_in_force == "POST_ONLY",
+    )
+
+
+def trade_report(raw: Mapping[str, Any], now: float) -> TradeReport:
+    """One ``orderFillTransaction`` (our execution) as a TradeReport, keyed by its id."""
+    trade_id = str(raw.get("id") or raw.get("matchFillId") or "")
+    order_id = str(raw.get("orderId") or "")
+    if not trade_id or not order_id:
+        raise InvalidVenueData("missing field", "orderFillTransaction id/orderId")
+    fee = raw.get("fillFee")
+    direction = raw.get("direction")
+    return TradeReport(
+        trade_id=trade_id,
+        client_order_id=None,
+        order_id=order_id,
+        size=venue_validation.size(raw.get("fillSize"), "fillSize"),
+        price=venue_validation.price(raw.get("fillPrice"), "fillPrice"),
+        fee=to_decimal(fee, "fillFee") if fee not in (None, "") else None,
+        is_maker=True if direction == "MAKER" else False if direction == "TAKER" else None,
+        timestamp=timestamp_seconds(raw.get("matchTime") or raw.get("createdTime"), now),
+    )
+
+
+def order_list(data: Any, what: str) -> list[Mapping[str, Any]]:
+    """The orders of a look-up (a list) or a page (``dataList``)."""
+    with venue_validation.rest_body(what):
+        rows = data["dataList"] if isinstance(data, Mapping) else data
+        if rows is None:
+            return []
+        if not isinstance(rows, list):
+            raise InvalidVenueData("malformed body", f"{what}: orders are not a list")
+        return [row for row in rows if isinstance(row, Mapping)]
+
+
+def next_page(data: Any) -> str:
+    """The cursor of the next page ('' when this was the last)."""
+    cursor = data.get("nextPageOffsetData") if isinstance(data, Mapping) else None
+    return str(cursor) if cursor else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Account
+# ---------------------------------------------------------------------------------------------
+
+
+def positions_from_asset(data: Any) -> list[Position]:
+    """getAccountAsset's ``positionList`` joined with ``positionAssetList`` (entry price,
+    unrealized PnL, liquidation price); ``openSize`` is signed."""
+    with venue_validation.rest_body(ASSET_PATH):
+        assets = {
+            str(a["contractId"]): a for a in data.get("positionAssetList") or [] if isinstance(a, Mapping)
+        }
+        result = []
+        for raw in data.get("positionList") or []:
+            if not isinstance(raw, Mapping):
+                continue
+            contract_id = str(raw["contractId"])
+            size = to_decimal(raw.get("openSize") or "0", "openSize")
+            value = to_decimal(raw.get("openValue") or "0", "openValue")
+            asset = assets.get(contract_id, {})
+            entry = asset.get("avgEntryPrice")
+            entry_price = (
+                venue_validation.size(entry, "avgEntryPrice")
+                if entry not in (None, "")
+                else abs(value / size)
+                if size
+                else Decimal(0)
+            )
+            result.append(
+                Position(
+                    contract_id=contract_id,
+                    size=size,
+                    entry_price=entry_price,
+                    unrealized_pnl=to_decimal(asset.get("unrealizePnl") or "0", "unrealizePnl"),
+                    realized_pnl=to_decimal(asset.get("totalRealizePnl") or "0", "totalRealizePnl"),
+                    liquidation_price=optional_price(asset.get("liquidatePrice"), "liquidatePrice"),
+                )
+            )
+        return result
+
+
+def account_snapshot(data: Any, now: float) -> AccountSnapshot:
+    """Equity from ``collateralAssetModelList`` (totalEquity); balance is equity without the
+    open positions' unrealized PnL; fees and funding from the collateral's running totals
+    (negative there when paid, positive here)."""
+    with venue_validation.rest_body(ASSET_PATH):
+        models = [m for m in data["collateralAssetModelList"] if isinstance(m, Mapping)]
+        if not models:
+            raise InvalidVenueData("malformed body", f"{ASSET_PATH}: no collateral")
+        equity = to_decimal(models[0]["totalEquity"], "totalEquity")
+        positions = tuple(p for p in positions_from_asset(data) if p.size != 0)
+        unrealized = sum((p.unrealized_pnl for p in positions), Decimal(0))
+        collateral = [c for c in data.get("collateralList") or [] if isinstance(c, Mapping)]
+        fees = funding = Decimal(0)
+        if collateral:
+            fees = -to_decimal(collateral[0].get("cumFillFeeAmount") or "0", "cumFillFeeAmount")
+            funding = -to_decimal(collateral[0].get("cumFundingFeeAmount") or "0", "cumFundingFeeAmount")
+        return AccountSnapshot(
+            balance=equity - unrealized,
+            equity=equity,
+            positions=positions,
+            realized_pnl=sum((p.realized_pnl for p in positions), Decimal(0)),
+            fees_paid=fees,
+            funding_paid=funding,
+            timestamp=now,
+        )
+
+
+def funding_rate(data: Any, contract: EdgexContract) -> FundingRate:
+    """getLatestFundingRate's entry for the contract: the rate per ``fundingRateIntervalMin``."""
+    with venue_validation.rest_body(FUNDING_PATH):
+        rows = data if isinstance(data, list) else [data]
+        for row in rows:
+            if isinstance(row, Mapping) and str(row.get("contractId")) == contract.contract_id:
+                minutes = row.get("fundingRateIntervalMin")
+                hours = (
+                    venue_validation.venue_decimal(minutes, "fundingRateIntervalMin", positive=True) / 60
+                    if minutes not in (None, "")
+                    else contract.funding_interval_hours
+                )
+                last = timestamp_seconds(row.get("fundingTime"), 0.0)
+                return FundingRate(
+                    contract_id=contract.contract_id,
+                    rate=to_decimal(row.get("fundingRate"), "fundingRate"),
+                    interval_hours=hours,
+                    next_funding_time=last + float(hours) * 3600 if last else None,
+                )
+        raise InvalidVenueData("missing field", f"{FUNDING_PATH}: no rate for {contract.contract_id}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Market data
+# ---------------------------------------------------------------------------------------------
+
+#: Envelope types that carry public market data: ``quote-event`` live, ``payload`` in the docs.
+QUOTE_TYPES = frozenset({"quote-event", "payload"})
+
+
+def levels(raw: Any, what: str) -> list[tuple[Any, Any]]:
+    """Book levels as (price, size) pairs, from ``{"price", "size"}`` objects (REST) or
+    ``[price, size]`` arrays (the WebSocket docs)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidVenueData("wrong type", f"{what} levels are not a list")
+    pairs = []
+    for level in raw:
+        if isinstance(level, Mapping):
+            pairs.append((level.get("price"), level.get("size")))
+        elif isinstance(level, list | tuple) and len(level) >= 2:
+            pairs.append((level[0], level[1]))
+        else:
+            raise InvalidVenueData("wrong type", f"{what} level {str(level)[:40]!r}")
+    return pairs
+
+
+def depth_entry(
+    raw: Mapping[str, Any],
+) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]], int | None, int | None, bool]:
+    """(bids, asks, startVersion, endVersion, is_snapshot) of one depth entry."""
+
+    def version(value: Any) -> int | None:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+
+    kind = str(raw.get("depthType") or "").upper()
+    return (
+        levels(raw.get("bids"), "bid"),
+        levels(raw.get("asks"), "ask"),
+        version(raw.get("startVersion")),
+        version(raw.get("endVersion")),
+        kind == "SNAPSHOT",
+    )
+
+
+def ticker_top(raw: Mapping[str, Any]) -> tuple[Decimal, Decimal] | None:
+    """Best bid and ask of a ticker entry; None when the venue shows none ("0", as live for
+    contracts without a book)."""
+    bid, ask = raw.get("bestBidPrice"), raw.get("bestAskPrice")
+    if bid in (None, "") or ask in (None, ""):
+        return None
+    best_bid = venue_validation.size(bid, "bestBidPrice")
+    best_ask = venue_validation.size(ask, "bestAskPrice")
+    return (best_bid, best_ask) if 0 < best_bid < best_ask else None
+
+
+def private_ws_query(account_id: int, stamp_ms: int) -> str:
+    return urlencode({"accountId": account_id, "timestamp": stamp_ms})
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: what the venue checks request stamps against (never the bot's
+    possibly simulated clock)."""
+    return int(time.time() * 1000)
+
+
+def json_body(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def as_rows(value: Any) -> Iterable[Mapping[str, Any]]:
+    return [row for row in value if isinstance(row, Mapping)] if isinstance(value, list) else []
