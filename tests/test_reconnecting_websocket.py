@@ -275,3 +275,33 @@ async def test_application_heartbeat_is_sent_while_connected(server: TinyServer)
         assert all(m == {"type": "ping"} for m in server.received[0])
     finally:
         await client.close()
+
+
+async def test_url_and_handshake_headers_are_built_afresh_for_every_connection() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        seen.append((ws.request.path, ws.request.headers.get("X-Stamp")))
+        await ws.close(code=1012, reason="restart")
+
+    calls = 0
+
+    def stamp() -> str:
+        nonlocal calls
+        calls += 1
+        return str(calls)
+
+    async with serve(handler, "127.0.0.1", 0) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        client = make_client(
+            lambda: f"ws://127.0.0.1:{port}/private?t={calls + 1}", headers=lambda: {"X-Stamp": stamp()}
+        )
+        client.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + TIMEOUT
+            while len(seen) < 2 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await client.close()
+    assert seen[:2] == [("/private?t=1", "1"), ("/private?t=2", "2")]
