@@ -38,11 +38,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from edgex_sdk.internal.async_client import AsyncClient
@@ -58,13 +59,17 @@ from exchanges.base import (
     AccountSnapshot,
     AuthenticationError,
     ConfigurationError,
+    ContractInfo,
     ExchangeError,
     ExchangeUnavailable,
     FundingRate,
     InsufficientFunds,
     InvalidNonce,
     InvalidOrder,
+    MalformedMessage,
+    NetworkError,
     OrderBelowMinimum,
+    OrderInfo,
     OrderNotFound,
     OrderSide,
     OrderStatus,
@@ -73,10 +78,23 @@ from exchanges.base import (
     PostOnlyRejected,
     RateLimitExceeded,
 )
-from exchanges.connector_kit import optional_price, timestamp_seconds, to_decimal
-from exchanges.venue_orders import OrderReport, TradeReport
-from helpers import venue_validation
-from helpers.venue_validation import InvalidVenueData
+from exchanges.connector_kit import (
+    HttpSession,
+    PriceLevels,
+    optional_price,
+    plain,
+    retry_after_seconds,
+    timestamp_seconds,
+    to_decimal,
+)
+from exchanges.venue_client import COMMON_PARAMS, StreamingVenueClient
+from exchanges.venue_orders import OrderReport, TradeReport, VenueOrder
+from helpers import safe_json, venue_validation
+from helpers.clock import Clock
+from helpers.rate_limiter import Priority, RetryPolicy
+from helpers.reconnecting_websocket import ReconnectingWebSocket
+from helpers.trading_config import TradingConfig
+from helpers.venue_validation import InvalidVenueData, MalformedCounter
 
 logger = logging.getLogger(__name__)
 
@@ -637,8 +655,8 @@ def ticker_top(raw: Mapping[str, Any]) -> tuple[Decimal, Decimal] | None:
     return (best_bid, best_ask) if 0 < best_bid < best_ask else None
 
 
-def private_ws_query(account_id: int, stamp_ms: int) -> str:
-    return urlencode({"accountId": account_id, "timestamp": stamp_ms})
+def as_rows(value: Any) -> list[Mapping[str, Any]]:
+    return [row for row in value if isinstance(row, Mapping)] if isinstance(value, list) else []
 
 
 def now_ms() -> int:
@@ -647,9 +665,513 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def json_body(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"))
+# ---------------------------------------------------------------------------------------------
+# REST: our session, the SDK's headers
+# ---------------------------------------------------------------------------------------------
 
 
-def as_rows(value: Any) -> Iterable[Mapping[str, Any]]:
-    return [row for row in value if isinstance(row, Mapping)] if isinstance(value, list) else []
+class EdgexRest:
+    """Public and private requests with one envelope check, limiter and retry policy."""
+
+    def __init__(self, settings: EdgexSettings, *, timeout: float, retry: RetryPolicy) -> None:
+        self.settings = settings
+        self.retry = retry
+        self.http = HttpSession("edgex", timeout)
+
+    async def public(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return await self.retry.call(lambda: self._send("GET", path, params=params))
+
+    async def private(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+        priority: Priority = Priority.NORMAL,
+    ) -> Any:
+        query = {k: str(v) for k, v in (params or {}).items()}
+        signed = body_text(method, query, data)
+        body = json.dumps(data, separators=(",", ":")) if data is not None else None
+
+        async def attempt() -> Any:
+            headers = hmac_headers(self.settings, method, path, signed, now_ms())
+            headers["Content-Type"] = "application/json"
+            return await self._send(method, path, params=query, data=body, headers=headers)
+
+        return await self.retry.call(attempt, idempotent=idempotent, priority=priority)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        what = f"{method} {path}"
+        status, text, retry_after = await self.http.request(
+            method, self.settings.base_url + path, params=params, data=data, headers=headers, what=what
+        )
+        try:
+            body = safe_json.loads(text) if text else None
+        except MalformedMessage:
+            body = None
+        if status == 429:
+            raise RateLimitExceeded(f"edgex {what}: too many requests", retry_after_seconds(retry_after))
+        if status >= 400:
+            code = str(body.get("code") or "") if isinstance(body, dict) else ""
+            message = str(body.get("msg") or "") if isinstance(body, dict) else ""
+            raise map_error(code, message[:200], status, what)
+        if body is None:
+            raise InvalidVenueData("malformed body", f"{what}: answer is not JSON")
+        return envelope_data(body, what)
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------
+
+
+class EdgexClient(StreamingVenueClient):
+    """edgeX contract API v2: SDK signing, our REST session, our two reconnecting streams."""
+
+    name = "edgex"
+    PARAMS: ClassVar[dict[str, Any]] = {**COMMON_PARAMS, "active_max_pages": 20}
+
+    def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(config, clock)
+        self.settings = EdgexSettings.load(
+            os.environ if env is None else env, dict(config.exchange_params or {})
+        )
+        self._rest = EdgexRest(self.settings, timeout=float(self.params["rest_timeout"]), retry=self.retry)
+        self._signer = OrderSigner(self.settings)
+        self._metadata: dict[str, Any] = {}
+        self._contracts: dict[str, EdgexContract] = {}
+        self._streams: set[str] = set()
+        self._public_ws: ReconnectingWebSocket | None = None
+        self._private_ws: ReconnectingWebSocket | None = None
+        self._private_stamp = 0
+        self._private_connected_once = False
+        self.malformed = MalformedCounter("edgex-ws", clock.now)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self._rest.http.open()
+        try:
+            await self._load_metadata()
+            contract = contract_for_ticker(self._contracts, self.config.ticker)
+            await asyncio.to_thread(self._signer.signer_address)
+            common = {
+                "clock": self.clock,
+                "ping_interval": float(self.params["ws_ping_interval"]),
+                "backoff_base": float(self.params["backoff_base"]),
+                "backoff_cap": float(self.params["backoff_cap"]),
+                "compression": None,
+            }
+            self._public_ws = ReconnectingWebSocket(
+                lambda: f"{self.settings.ws_url}{PUBLIC_WS_PATH}?timestamp={now_ms()}",
+                self._on_public_message,
+                on_connect=self._on_public_connect,
+                on_disconnect=self._stream_disconnected,
+                name="edgex-public-ws",
+                **common,
+            )
+            self._private_ws = ReconnectingWebSocket(
+                self._private_url,
+                self._on_private_message,
+                headers=self._private_headers,
+                on_connect=self._on_private_connect,
+                name="edgex-private-ws",
+                **common,
+            )
+            await self._ensure_streams(contract.contract_id)
+            self._public_ws.start()
+            self._private_ws.start()
+            timeout = float(self.params["ws_connect_timeout"])
+            for ws in (self._public_ws, self._private_ws):
+                if not await ws.wait_connected(timeout):
+                    why = ws.last_error or "no answer"
+                    raise ExchangeUnavailable(
+                        f"edgex stream {ws.name} not connected after {timeout}s ({why})"
+                    )
+            # A signed read proves the keys before the bot trades (a bad key fails here, typed).
+            await self._rest.private("GET", ASSET_PATH, params=self._account())
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    async def disconnect(self) -> None:
+        await super().disconnect()
+        for ws in (self._public_ws, self._private_ws):
+            if ws is not None:
+                await ws.close()
+        self._public_ws = self._private_ws = None
+        self._streams.clear()
+        await self._rest.http.close()
+
+    def _account(self, **extra: Any) -> dict[str, Any]:
+        return {"accountId": str(self.settings.account_id), **extra}
+
+    # -- markets -----------------------------------------------------------------------------
+
+    async def _load_metadata(self) -> None:
+        data = await self._rest.public(META_PATH)
+        self._contracts = contracts_from_metadata(data)
+        self._metadata = dict(data)
+
+    def _contract(self, contract_id: str) -> EdgexContract:
+        contract = self._contracts.get(contract_id)
+        if contract is None:
+            raise InvalidOrder(f"edgex: unknown contract {contract_id!r}")
+        return contract
+
+    def contract(self, contract_id: str) -> ContractInfo:
+        c = self._contract(contract_id)
+        return ContractInfo(
+            ticker=c.base,
+            contract_id=c.contract_id,
+            tick_size=c.tick_size,
+            size_step=c.step_size,
+            min_size=c.min_size,
+        )
+
+    async def get_contract_info(self, ticker: str) -> ContractInfo:
+        if not self._contracts:
+            await self._load_metadata()
+        contract = contract_for_ticker(self._contracts, ticker)
+        # The venue's own rates make the estimates of fees it did not report.
+        self._fees = (contract.maker_fee, contract.taker_fee)
+        if self._public_ws is not None:
+            await self._ensure_streams(contract.contract_id)
+        return self.contract(contract.contract_id)
+
+    async def get_funding_rate(self, contract_id: str) -> FundingRate:
+        contract = self._contract(contract_id)
+        data = await self._rest.public(FUNDING_PATH, {"contractId": contract_id})
+        return funding_rate(data, contract)
+
+    # -- order hooks -------------------------------------------------------------------------
+
+    def _rejection(self, order: VenueOrder) -> ExchangeError:
+        if order.post_only:
+            return PostOnlyRejected(
+                f"edgex: post-only order {order.client_order_id} would have taken liquidity"
+            )
+        return InvalidOrder(f"edgex: order {order.client_order_id} refused ({order.venue_status})")
+
+    async def _send_order(
+        self, order: VenueOrder, *, time_in_force: str, reduce_only: bool, priority: Priority
+    ) -> OrderReport:
+        if order.post_only:
+            venue_tif = "POST_ONLY"
+        elif time_in_force == "IOC":
+            venue_tif = "IMMEDIATE_OR_CANCEL"
+        else:
+            venue_tif = "GOOD_TIL_CANCEL"
+        spec = OrderSpec(
+            contract_id=order.contract_id,
+            side=order.side,
+            size=plain(order.size),
+            price=plain(order.price),
+            time_in_force=venue_tif,
+            client_order_id=order.client_order_id,
+            reduce_only=reduce_only,
+        )
+        body = await self._signer.build_async(spec, self._metadata)
+        data = await self._rest.private("POST", CREATE_PATH, data=body, idempotent=False, priority=priority)
+        with venue_validation.rest_body(CREATE_PATH):
+            order_id = str(data["orderId"])
+        report = OrderReport(
+            client_order_id=order.client_order_id,
+            order_id=order_id,
+            contract_id=order.contract_id,
+            side=order.side,
+            order_type=order.order_type,
+            size=order.size,
+            price=order.price,
+            status=OrderStatus.PENDING,
+            timestamp=self.clock.now(),
+            post_only=order.post_only,
+        )
+        self._apply(report)
+        # The answer is only the order id: the stream says whether it rests, traded or was
+        # refused (a crossing post-only order comes back CANCELED). Wait a bounded moment for it.
+        await self._orders.wait(
+            order,
+            lambda o: o.status is not OrderStatus.PENDING,
+            float(self.params["order_ack_timeout"]),
+            self.clock,
+        )
+        return report
+
+    async def _send_cancel(
+        self, contract_id: str, venue_id: str | None, client_id: str | None
+    ) -> OrderReport | None:
+        if venue_id:
+            path, field_name, key = CANCEL_BY_ID_PATH, "orderIdList", venue_id
+        elif client_id:
+            path, field_name, key = CANCEL_BY_CLIENT_ID_PATH, "clientOrderIdList", client_id
+        else:
+            raise OrderNotFound(f"edgex: order on {contract_id} has no id to cancel by")
+        data = await self._rest.private(
+            "POST", path, data=self._account(**{field_name: [key]}), idempotent=False, priority=Priority.HIGH
+        )
+        with venue_validation.rest_body(path):
+            results = data["cancelResultMap"]
+            outcome = str(results.get(key) or "") if isinstance(results, Mapping) else ""
+        if outcome != "SUCCESS":
+            raise map_error(outcome or "ORDER_NOT_FOUND", "", 200, f"cancel {key}")
+        tracked = self._orders.get(key)
+        if tracked is None:
+            return None
+        done = await self._orders.wait(
+            tracked, lambda o: o.status.is_final, float(self.params["order_ack_timeout"]), self.clock
+        )
+        if done or tracked.order_id is None:
+            return None
+        # The stream did not tell in time: read the order back.
+        rows = order_list(
+            await self._rest.private("GET", BY_ID_PATH, params=self._account(orderIdList=tracked.order_id)),
+            BY_ID_PATH,
+        )
+        return self._report_of(rows[0]) if rows else None
+
+    # -- reading orders back -----------------------------------------------------------------
+
+    def _report_of(self, raw: Mapping[str, Any]) -> OrderReport:
+        report = order_report(raw, self.clock.now())
+        if report is None:
+            raise InvalidVenueData("missing field", f"edgex: order {raw.get('id')} has no clientOrderId")
+        return report
+
+    async def _lookup(self, path: str, **params: str) -> Mapping[str, Any] | None:
+        rows = order_list(await self._rest.private("GET", path, params=self._account(**params)), path)
+        return rows[0] if rows else None
+
+    async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
+        raw = await self._lookup(BY_CLIENT_ID_PATH, clientOrderIdList=client_order_id)
+        if raw is None:
+            raw = await self._lookup(HISTORY_BY_CLIENT_ID_PATH, clientOrderIdList=client_order_id)
+        if raw is None:
+            raise OrderNotFound(f"edgex: no order with clientOrderId {client_order_id} (active or finished)")
+        return self._info_of(self._report_of(raw))
+
+    async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
+        tracked = self._orders.get(order_id)
+        if tracked is not None and tracked.order_id is None:
+            return await self.find_order(contract_id, tracked.client_order_id)
+        venue_id = tracked.order_id if tracked is not None and tracked.order_id else order_id
+        raw = await self._lookup(BY_ID_PATH, orderIdList=venue_id)
+        if raw is None:
+            raw = await self._lookup(HISTORY_BY_ID_PATH, orderIdList=venue_id)
+        if raw is None:
+            raise OrderNotFound(f"edgex: order {order_id} not found")
+        return self._info_of(self._report_of(raw))
+
+    async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
+        """Every page of the active orders (the venue pages by cursor), ours only."""
+        result: list[OrderInfo] = []
+        cursor = ""
+        for _page in range(int(self.params["active_max_pages"])):
+            params = self._account(size=str(ACTIVE_PAGE_SIZE), filterContractIdList=contract_id)
+            if cursor:
+                params["offsetData"] = cursor
+            data = await self._rest.private("GET", ACTIVE_PAGE_PATH, params=params)
+            for raw in order_list(data, ACTIVE_PAGE_PATH):
+                if self.client_ids.is_ours(str(raw.get("clientOrderId") or "")):
+                    info = self._info_of(self._report_of(raw))
+                    if info.status.is_active:
+                        result.append(info)
+            cursor = next_page(data)
+            if not cursor:
+                return result
+        raise ExchangeError(
+            f"edgex: more than {self.params['active_max_pages']} pages of active orders; not all were read"
+        )
+
+    # -- positions and account ---------------------------------------------------------------
+
+    async def _asset(self) -> Any:
+        return await self._rest.private("GET", ASSET_PATH, params=self._account())
+
+    async def get_position(self, contract_id: str) -> Position:
+        for position in positions_from_asset(await self._asset()):
+            if position.contract_id == contract_id:
+                return position
+        return Position(contract_id=contract_id, size=Decimal(0), entry_price=Decimal(0))
+
+    async def get_account_snapshot(self) -> AccountSnapshot:
+        return account_snapshot(await self._asset(), self.clock.now())
+
+    # -- public stream -----------------------------------------------------------------------
+
+    async def _ensure_streams(self, contract_id: str) -> None:
+        if self._public_ws is None:
+            raise NetworkError("edgex: not connected (call connect first)")
+        if contract_id in self._streams:
+            return
+        self._streams.add(contract_id)
+        book = self._add_book(contract_id, lambda: self._depth_snapshot(contract_id), depth_continues)
+        for channel in (f"depth.{contract_id}.15", f"ticker.{contract_id}"):
+            await self._public_ws.subscribe(channel, {"type": "subscribe", "channel": channel})
+        if self._public_ws.connected.is_set():
+            book.restart()
+
+    async def _depth_snapshot(self, contract_id: str) -> tuple[Any, Any, int]:
+        data = await self._rest.public(DEPTH_PATH, {"contractId": contract_id, "level": "15"})
+        with venue_validation.rest_body(DEPTH_PATH):
+            bids, asks, _start, end, _snapshot = depth_entry(data[0])
+        if end is None:
+            raise InvalidVenueData("missing field", f"{DEPTH_PATH}: endVersion")
+        return bids, asks, end
+
+    async def _on_public_connect(self) -> None:
+        self._stream_connected(reconcile=False)  # our orders travel on the private stream
+
+    async def _pong(self, ws: ReconnectingWebSocket | None, message: Mapping[str, Any]) -> None:
+        if ws is not None:
+            try:
+                await ws.send({"type": "pong", "time": str(message.get("time") or "")})
+            except ConnectionError:
+                pass
+
+    async def _on_public_message(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            self.malformed.record("not an object", str(message)[:40])
+            return
+        kind = message.get("type")
+        if kind == "ping":
+            await self._pong(self._public_ws, message)
+        elif kind in QUOTE_TYPES:
+            try:
+                self._on_quote(message)
+            except MalformedMessage as exc:
+                self.malformed.record(getattr(exc, "kind", "malformed"), str(exc))
+        elif kind == "error":
+            logger.warning("edgex-public-ws: venue error: %.200s", message.get("content"))
+
+    def _on_quote(self, message: Mapping[str, Any]) -> None:
+        channel = str(message.get("channel") or "")
+        content = message.get("content")
+        if not isinstance(content, Mapping):
+            raise InvalidVenueData("malformed frame", f"{channel}: no content")
+        rows = as_rows(content.get("data"))
+        if channel.startswith("depth."):
+            book = self._books.get(channel.split(".")[1])
+            if book is None:
+                return
+            for row in rows:
+                try:
+                    depth_entry(row)  # checked whole before the book sees any of it
+                except MalformedMessage:
+                    book.restart()
+                    raise
+                book.on_delta(row)
+        elif channel.startswith("ticker."):
+            for row in rows:
+                book = self._books.get(str(row.get("contractId") or ""))
+                top = ticker_top(row)
+                if book is not None and top is not None:
+                    book.on_ticker(*top)
+
+    # -- private stream ----------------------------------------------------------------------
+
+    def _private_url(self) -> str:
+        self._private_stamp = now_ms()
+        query = urlencode({"accountId": self.settings.account_id, "timestamp": self._private_stamp})
+        return f"{self.settings.ws_url}{PRIVATE_WS_PATH}?{query}"
+
+    def _private_headers(self) -> dict[str, str]:
+        """The handshake is a signed GET of the private path over ``accountId=...&timestamp=...``
+        (the same stamp as the URL, which is built first)."""
+        signed = f"accountId={self.settings.account_id}&timestamp={self._private_stamp}"
+        return hmac_headers(self.settings, "GET", PRIVATE_WS_PATH, signed, self._private_stamp)
+
+    async def _on_private_connect(self) -> None:
+        if self._private_connected_once:
+            self._tasks.spawn(self._reconcile_orders(), "edgex-reconcile")
+            self._emit_reconnected()
+        self._private_connected_once = True
+
+    async def _on_private_message(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            self.malformed.record("not an object", str(message)[:40])
+            return
+        kind = message.get("type")
+        if kind == "ping":
+            await self._pong(self._private_ws, message)
+        elif kind == "trade-event":
+            content = message.get("content")
+            data = content.get("data") if isinstance(content, Mapping) else None
+            if not isinstance(data, Mapping):
+                self.malformed.record("malformed frame", "trade-event without data")
+                return
+            self._on_trade_event(data)
+        elif kind == "error":
+            logger.warning("edgex-private-ws: venue error: %.200s", message.get("content"))
+
+    def _on_trade_event(self, data: Mapping[str, Any]) -> None:
+        """Orders and fills of one event. Trades of orders already known go first (exact fee and
+        maker flag), then the order reports (which teach the order ids), then the other trades;
+        the shared VenueOrders counts each quantity once whichever source told it first."""
+        now = self.clock.now()
+        trades: list[TradeReport] = []
+        for raw in as_rows(data.get("orderFillTransaction")):
+            try:
+                trades.append(trade_report(raw, now))
+            except MalformedMessage as exc:
+                self.malformed.record(getattr(exc, "kind", "malformed"), str(exc))
+        later = []
+        for trade in trades:
+            if trade.order_id is not None and self._orders.get(trade.order_id) is not None:
+                self._apply_trade(trade)
+            else:
+                later.append(trade)
+        for raw in as_rows(data.get("order")):
+            try:
+                report = order_report(raw, now)
+            except MalformedMessage as exc:
+                self.malformed.record(getattr(exc, "kind", "malformed"), str(exc))
+                continue
+            if report is not None:
+                self._apply(report)
+        for trade in later:
+            self._apply_trade(trade)
+
+    def __repr__(self) -> str:
+        return f"EdgexClient({self.settings!r})"
+
+
+def depth_continues(book: PriceLevels, data: Mapping[str, Any]) -> bool:
+    """edgeX's depth continuity: a snapshot replaces the book; a delta covering versions
+    start..end must start at most right after the last version applied (older ones are
+    skipped); False on a gap (the book is then rebuilt)."""
+    bids, asks, start, end, snapshot = depth_entry(data)
+    if snapshot and end is not None:
+        book.replace(bids, asks, end)
+        return True
+    if start is None or end is None or book.sequence is None:
+        return False
+    if end <= book.sequence:
+        return True
+    if start > book.sequence + 1:
+        return False
+    book.apply(bids, asks, end)
+    return True
+
+
+__all__ = [
+    "EdgexClient",
+    "EdgexSettings",
+    "OrderSigner",
+    "account_snapshot",
+    "contracts_from_metadata",
+    "depth_continues",
+    "map_error",
+    "order_report",
+    "trade_report",
+]
