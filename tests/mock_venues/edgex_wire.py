@@ -14,6 +14,7 @@ import copy
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from functools import cache
@@ -205,3 +206,172 @@ def verify_order_signature(body: Mapping[str, Any], metadata: Mapping[str, Any],
     if recovered.lower() != signer.lower():
         return f"signed by {recovered}, not the account's trading key"
     return None
+
+
+# -- the venue's messages, filled in from the captured ones ------------------------------------
+
+#: Engine statuses (tests/mock_venues/engine.py) in edgeX's words: a partly filled order is OPEN.
+STATUS_NAMES = {
+    "open": "OPEN",
+    "partially_filled": "OPEN",
+    "filled": "FILLED",
+    "cancelled": "CANCELED",
+    "expired": "CANCELED",
+}
+
+
+def fmt(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def envelope(data: Any) -> dict[str, Any]:
+    """A SUCCESS answer in the captured envelope (code, data, msg, times, traceId)."""
+    body = fixture("http_createOrder.json")
+    now = str(int(time.time() * 1000))
+    body.update(data=data, requestTime=now, responseTime=now)
+    return body
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    body = envelope(None)
+    body.update(code=code, msg=message)
+    return body
+
+
+def order_object(
+    *,
+    order_id: int,
+    account_id: str,
+    contract_id: str,
+    client_id: str,
+    side: str,
+    price: Decimal,
+    size: Decimal,
+    time_in_force: str,
+    reduce_only: bool,
+    status: str,
+    cancel_reason: str,
+    filled: Decimal,
+    filled_quote: Decimal,
+    fee: Decimal,
+    created_ms: int,
+    updated_ms: int,
+    request: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A full order object (the captured getOrderByClientOrderId one) with this order's values."""
+    raw = fixture("http_getOrderByClientOrderId.json")["data"][0]
+    raw.update(
+        id=str(order_id),
+        accountId=account_id,
+        contractId=contract_id,
+        clientOrderId=client_id,
+        side=side,
+        price=fmt(price),
+        size=fmt(size),
+        type="LIMIT",
+        timeInForce=time_in_force,
+        reduceOnly=reduce_only,
+        status=status,
+        cancelReason=cancel_reason,
+        cumFillSize=fmt(filled),
+        cumFillValue=fmt(filled_quote),
+        cumFillFee=fmt(fee),
+        cumMatchSize=fmt(filled),
+        cumMatchValue=fmt(filled_quote),
+        cumMatchFee=fmt(fee),
+        expireTime=str(request.get("expireTime") or "0"),
+        l2Nonce=str(request.get("l2Nonce") or "0"),
+        l2Value=str(request.get("l2Value") or ""),
+        l2Size=str(request.get("l2Size") or ""),
+        l2LimitFee=str(request.get("l2LimitFee") or ""),
+        l2ExpireTime=str(request.get("l2ExpireTime") or "0"),
+        createdTime=str(created_ms),
+        updatedTime=str(updated_ms),
+    )
+    return raw
+
+
+def fill_object(
+    *,
+    fill_id: int,
+    order_id: int,
+    account_id: str,
+    contract_id: str,
+    side: str,
+    size: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    is_maker: bool,
+    match_ms: int,
+) -> dict[str, Any]:
+    """One orderFillTransaction (the captured fill page row) with this fill's values."""
+    raw = fixture("http_getHistoryOrderFillTransactionPage.json")["data"]["dataList"][0]
+    raw.update(
+        id=str(fill_id),
+        accountId=account_id,
+        contractId=contract_id,
+        orderId=str(order_id),
+        orderSide=side,
+        fillSize=fmt(size),
+        fillValue=fmt(size * price),
+        fillFee=fmt(fee),
+        fillPrice=fmt(price),
+        direction="MAKER" if is_maker else "TAKER",
+        matchFillId=f"mock-{fill_id}",
+        matchTime=str(match_ms),
+        createdTime=str(match_ms),
+        updatedTime=str(match_ms),
+    )
+    return raw
+
+
+def trade_event(
+    event: str, version: int, orders: list[dict[str, Any]], fills: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A private ``trade-event`` in the documented envelope."""
+    message = fixture("ws_private_trade_event_envelope_doc.json")
+    message["content"].update(event=event, version=str(version))
+    message["content"]["data"].update(order=orders, orderFillTransaction=fills)
+    return message
+
+
+def quote_event(channel: str, data_type: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A public message as the venue sends it live: type ``quote-event`` (the docs say
+    ``payload``), content ``{channel, dataType, data}`` (the captured ticker.all.1s frame)."""
+    message = fixture("ws_ticker_all_1s_quote_event_live.json")
+    message["channel"] = channel
+    message["content"] = {"channel": channel, "dataType": data_type, "data": rows}
+    return message
+
+
+def depth_row(
+    contract_id: str, start: int, end: int, snapshot: bool, bids: list[list[str]], asks: list[list[str]]
+) -> dict[str, Any]:
+    """A depth entry (the documented WebSocket shape: [price, size] arrays)."""
+    row = fixture("ws_depth_snapshot_doc.json")["content"]["data"][0]
+    row.update(
+        startVersion=str(start),
+        endVersion=str(end),
+        level=15,
+        contractId=contract_id,
+        depthType="SNAPSHOT" if snapshot else "CHANGED",
+        bids=bids,
+        asks=asks,
+    )
+    return row
+
+
+def ticker_row(contract_id: str, name: str, bid: Decimal, ask: Decimal, oracle: Decimal) -> dict[str, Any]:
+    """A ticker entry (the live ticker.all.1s row) with this book's best prices."""
+    row = fixture("ws_ticker_all_1s_quote_event_live.json")["content"]["data"][0]
+    row.update(
+        contractId=contract_id,
+        contractName=name,
+        bestBidPrice=fmt(bid),
+        bestAskPrice=fmt(ask),
+        lastPrice=fmt((bid + ask) / 2),
+        oraclePrice=fmt(oracle),
+        indexPrice=fmt(oracle),
+    )
+    return row
