@@ -420,7 +420,9 @@ STATUS_TABLE: dict[str, OrderStatus] = {
     "UNTRIGGERED": OrderStatus.PENDING,
 }
 
-#: Cancel reasons that mean the venue refused to rest a post-only order that would have taken.
+#: Cancel reasons (edgeX's CancelReason enum) that mean the venue refused to rest a post-only
+#: order that would have taken; with REDUCE_ONLY_CANCELED and no fill they make a refusal
+#: (REJECTED) of an order that never rested.
 POST_ONLY_REASONS = frozenset({"COULD_NOT_FILL", "POST_ONLY_CANCELED", "POST_ONLY_WOULD_TAKE"})
 
 
@@ -447,6 +449,8 @@ def order_report(raw: Mapping[str, Any], now: float) -> OrderReport | None:
         if reason == "EXPIRE_CANCELED":
             status = OrderStatus.EXPIRED
         elif time_in_force == "POST_ONLY" and reason in POST_ONLY_REASONS:
+            status = OrderStatus.REJECTED
+        elif reason == "REDUCE_ONLY_CANCELED":
             status = OrderStatus.REJECTED
     if status is OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
@@ -1114,6 +1118,15 @@ class EdgexClient(StreamingVenueClient):
         elif kind == "error":
             logger.warning("edgex-private-ws: venue error: %.200s", message.get("content"))
 
+    def _apply_report(self, report: OrderReport) -> None:
+        """A cancel reason reads as a refusal only for an order that never rested: one that
+        rested and was then cancelled (a reduce-only order whose position closed) ended."""
+        if report.status is OrderStatus.REJECTED:
+            tracked = self._orders.get(report.client_order_id)
+            if tracked is not None and tracked.seen_resting:
+                report.status = OrderStatus.CANCELLED
+        self._apply(report)
+
     def _on_trade_event(self, data: Mapping[str, Any]) -> None:
         """Orders and fills of one event. Trades of orders already known go first (exact fee and
         maker flag), then the order reports (which teach the order ids), then the other trades;
@@ -1138,7 +1151,7 @@ class EdgexClient(StreamingVenueClient):
                 self.malformed.record(getattr(exc, "kind", "malformed"), str(exc))
                 continue
             if report is not None:
-                self._apply(report)
+                self._apply_report(report)
         for trade in later:
             self._apply_trade(trade)
 
