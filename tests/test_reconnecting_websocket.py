@@ -279,10 +279,13 @@ async def test_application_heartbeat_is_sent_while_connected(server: TinyServer)
 
 async def test_url_and_handshake_headers_are_built_afresh_for_every_connection() -> None:
     seen: list[tuple[str, str | None]] = []
+    two_seen = asyncio.Event()
 
     async def handler(ws: ServerConnection) -> None:
         assert ws.request is not None
         seen.append((ws.request.path, ws.request.headers.get("X-Stamp")))
+        if len(seen) >= 2:
+            two_seen.set()
         await ws.close(code=1012, reason="restart")
 
     calls = 0
@@ -299,9 +302,7 @@ async def test_url_and_handshake_headers_are_built_afresh_for_every_connection()
         )
         client.start()
         try:
-            deadline = asyncio.get_running_loop().time() + TIMEOUT
-            while len(seen) < 2 and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(two_seen.wait(), TIMEOUT)
         finally:
             await client.close()
     assert seen[:2] == [("/private?t=1", "1"), ("/private?t=2", "2")]
