@@ -3,11 +3,12 @@
 Both run as their own processes: the venue (``python -m tests.mock_venues.<venue>_venue``)
 writes a ready file and a .env with its URLs and a throwaway key (ED25519 for Backpack, an HMAC
 secret for Aster, HMAC credentials and an EIP-712 trading key for edgeX); the bot reads the
-.env and signs every request; the venue verifies each signature. The test plays the market through the venue's control endpoint and reads its truth
-from the state endpoint: it waits for the bot's entry, trades through it, checks the take-profit
-(reduce-only post-only sell at fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs
-a second cycle whose take-profit stays resting, and stops the bot with Ctrl-C while its third
-entry rests. Each venue's wire names are read through a small :class:`Wire` table.
+.env and signs every request; the venue verifies each signature. The test plays the market
+through the venue's control endpoint and reads its truth from the state endpoint: it waits for
+the bot's entry, trades through it, checks the take-profit (reduce-only post-only sell at
+fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs a second cycle whose
+take-profit stays resting, and stops the bot with Ctrl-C while its third entry rests. Each
+venue's wire names are read through a small :class:`Wire` table.
 """
 
 from __future__ import annotations
