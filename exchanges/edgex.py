@@ -117,8 +117,6 @@ BY_CLIENT_ID_PATH = "/api/v2/private/order/getOrderByClientOrderId"
 HISTORY_BY_CLIENT_ID_PATH = "/api/v2/private/order/getHistoryOrderByClientOrderId"
 HISTORY_BY_ID_PATH = "/api/v2/private/order/getHistoryOrderById"
 
-#: Active orders per page (the venue allows 1..200).
-ACTIVE_PAGE_SIZE = 100
 #: The header prefix of edgeX's private REST and WebSocket authentication.
 HEADER_KEY = "edgeX"
 
@@ -743,7 +741,7 @@ class EdgexClient(StreamingVenueClient):
     """edgeX contract API v2: SDK signing, our REST session, our two reconnecting streams."""
 
     name = "edgex"
-    PARAMS: ClassVar[dict[str, Any]] = {**COMMON_PARAMS, "active_max_pages": 20}
+    PARAMS: ClassVar[dict[str, Any]] = {**COMMON_PARAMS, "active_page_size": 100, "active_max_pages": 20}
 
     def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(config, clock)
@@ -769,6 +767,9 @@ class EdgexClient(StreamingVenueClient):
             await self._load_metadata()
             contract = contract_for_ticker(self._contracts, self.config.ticker)
             await asyncio.to_thread(self._signer.signer_address)
+            # A signed read proves the keys before the bot trades (a bad key fails here, typed,
+            # instead of as a private stream that never connects).
+            await self._rest.private("GET", ASSET_PATH, params=self._account())
             common = {
                 "clock": self.clock,
                 "ping_interval": float(self.params["ws_ping_interval"]),
@@ -802,8 +803,6 @@ class EdgexClient(StreamingVenueClient):
                     raise ExchangeUnavailable(
                         f"edgex stream {ws.name} not connected after {timeout}s ({why})"
                     )
-            # A signed read proves the keys before the bot trades (a bad key fails here, typed).
-            await self._rest.private("GET", ASSET_PATH, params=self._account())
         except BaseException:
             await self.disconnect()
             raise
@@ -981,7 +980,9 @@ class EdgexClient(StreamingVenueClient):
         result: list[OrderInfo] = []
         cursor = ""
         for _page in range(int(self.params["active_max_pages"])):
-            params = self._account(size=str(ACTIVE_PAGE_SIZE), filterContractIdList=contract_id)
+            params = self._account(
+                size=str(self.params["active_page_size"]), filterContractIdList=contract_id
+            )
             if cursor:
                 params["offsetData"] = cursor
             data = await self._rest.private("GET", ACTIVE_PAGE_PATH, params=params)

@@ -5,7 +5,9 @@ answered with pong, a malformed depth frame rebuilds the book) and the depth con
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -218,3 +220,171 @@ def test_depth_continuity_skips_old_deltas_and_refuses_gaps() -> None:
     gap = {"depthType": "CHANGED", "startVersion": "8", "endVersion": "8", "bids": [], "asks": []}
     assert not depth_continues(book, gap)
     assert not depth_continues(book, {"depthType": "CHANGED", "bids": [], "asks": []})
+
+
+# -- against the loopback venue, which verifies both signatures --------------------------------
+
+
+@pytest.fixture
+async def venue() -> Any:
+    from tests.mock_venues.edgex_venue import MockEdgexVenue
+
+    mock = MockEdgexVenue(start_price=Decimal("3000"), ping_interval=0.05).start()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
+def venue_client(venue: Any, **env: str) -> EdgexClient:
+    config = TradingConfig(
+        ticker="ETH",
+        exchange="edgex",
+        strategy="grid",
+        quantity=SIZE,
+        exchange_params={
+            "order_ack_timeout": 3.0,
+            "backoff_base": 0.05,
+            "ws_connect_timeout": 5.0,
+            **env.pop("params", {}),
+        },  # type: ignore[dict-item]
+    )
+    return EdgexClient(config, LiveClock(), env={**venue.env(), **env})
+
+
+async def test_an_order_signed_by_another_key_is_refused_by_the_venue(venue: Any) -> None:
+    from exchanges.base import AuthenticationError
+
+    client = venue_client(venue, EDGEX_TRADING_PRIVATE_KEY="0x" + "5a" * 32)
+    await client.connect()
+    try:
+        bid, _ask = await client.fetch_bbo_prices("10000002")
+        with pytest.raises(AuthenticationError, match="INVALID_L2_SIGNATURE"):
+            await client.place_limit_order("10000002", OrderSide.BUY, SIZE, bid - 1, track_id(client))
+        state = venue.state()
+        assert state["order_signature_failures"] == 1 and state["orders"] == []
+    finally:
+        await client.disconnect()
+
+
+async def test_a_tampered_order_signature_or_field_is_refused_and_the_true_one_accepted(venue: Any) -> None:
+    import json as _json
+    import urllib.request
+
+    from exchanges.edgex import CREATE_PATH, OrderSigner, OrderSpec, body_text, hmac_headers, now_ms
+
+    client = venue_client(venue)
+    signer = OrderSigner(client.settings)
+    spec = OrderSpec("10000002", OrderSide.BUY, "0.01", "2990", "POST_ONLY", "12345000000009")
+    body = await signer.build_async(spec, venue.metadata)
+
+    def post(data: dict[str, Any]) -> dict[str, Any]:
+        headers = hmac_headers(client.settings, "POST", CREATE_PATH, body_text("POST", None, data), now_ms())
+        request = urllib.request.Request(
+            venue.base_url + CREATE_PATH,
+            data=_json.dumps(data).encode(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return _json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return _json.loads(error.read())
+
+    flipped = (
+        body["l2Signature"][:10] + ("0" if body["l2Signature"][10] != "0" else "1") + body["l2Signature"][11:]
+    )
+    for tampered in (dict(body, l2Signature=flipped), dict(body, price="2989.99"), dict(body, side="SELL")):
+        answer = await asyncio.to_thread(post, tampered)
+        assert answer["code"] == "INVALID_L2_SIGNATURE", answer
+    assert venue.state()["orders"] == []
+    answer = await asyncio.to_thread(post, body)
+    assert answer["code"] == "SUCCESS" and answer["data"]["orderId"]
+    assert venue.state()["order_signature_failures"] == 3 and len(venue.state()["orders"]) == 1
+
+
+async def test_a_wrong_api_secret_fails_connect_typed_and_the_private_stream_refuses_it(venue: Any) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    from exchanges.base import AuthenticationError
+
+    client = venue_client(venue, EDGEX_API_SECRET="not-the-secret")
+    with pytest.raises(AuthenticationError, match="INVALID_SIGNATURE"):
+        await client.connect()
+    assert venue.state()["signature_failures"] == 1
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(client._private_url(), additional_headers=client._private_headers()):
+            pass
+    assert refused.value.response.status_code == 401
+    good = venue_client(venue)
+    async with connect(good._private_url(), additional_headers=good._private_headers()) as ws:
+        assert ws.response is not None and ws.response.status_code == 101
+
+
+async def test_the_venues_pings_are_answered_and_active_orders_are_read_page_by_page(venue: Any) -> None:
+    client = venue_client(venue, params={"active_page_size": 2})  # type: ignore[arg-type]
+    await client.connect()
+    try:
+        bid, _ask = await client.fetch_bbo_prices("10000002")
+        placed = []
+        for i in range(5):
+            client_id = track_id(client)
+            await client.place_limit_order("10000002", OrderSide.BUY, SIZE, bid - 10 - i, client_id)
+            placed.append(client_id)
+        before = venue.state()["rest_calls"].get("GET /api/v2/private/order/getActiveOrderPage", 0)
+        active = await client.get_active_orders("10000002")
+        assert sorted(o.client_order_id for o in active) == sorted(placed)
+        after = venue.state()["rest_calls"]["GET /api/v2/private/order/getActiveOrderPage"]
+        assert after - before == 3  # pages of 2, 2 and 1
+        # Seven of the venue's 50 ms pings answered: five unanswered would have ended the sockets.
+        state = await asyncio.to_thread(wait_for_state, venue, lambda st: st["pongs"] >= 14)
+        assert state["pongs"] >= 4 and state["ping_timeouts"] == 0 and state["ws_connections"] == 2
+    finally:
+        await client.disconnect()
+
+
+def wait_for_state(venue: Any, done: Any, timeout: float = 10.0) -> dict[str, Any]:
+    """Poll the venue's state (in a worker thread) until ``done`` holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = venue.state()
+        if done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"venue state never satisfied the condition: {state}")
+        time.sleep(0.02)
+
+
+def track_id(client: EdgexClient) -> str:
+    return client.client_ids.next_id(client.clock.now())
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "kind"),
+    [
+        (200, '{"code": "SUCCESS", "data": {"coinList": [], "contractList": "x"}}', "InvalidVenueData"),
+        (200, "<html>gateway</html>", "InvalidVenueData"),
+        (
+            200,
+            '{"code":"SUCCESS","data":{"coinList":[],"contractList":[{"contractId":"1","tickSize":"-1"}]}}',
+            "InvalidVenueData",
+        ),
+        (503, "", "ExchangeUnavailable"),
+        (429, "", "RateLimitExceeded"),
+    ],
+)
+async def test_a_malformed_or_failed_rest_answer_is_a_typed_error_naming_the_endpoint(
+    status: int, text: str, kind: str
+) -> None:
+    client, _updates = make_client()
+    client.retry.max_attempts = 1
+
+    async def answer(*_args: Any, **_kwargs: Any) -> tuple[int, str, str | None]:
+        return status, text, "2"
+
+    client._rest.http.request = answer  # type: ignore[method-assign]
+    with pytest.raises(Exception) as info:
+        await client.get_contract_info("ETH")
+    assert type(info.value).__name__ == kind
+    assert "getMetaData" in str(info.value) or kind != "InvalidVenueData"
