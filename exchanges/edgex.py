@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +66,6 @@ from exchanges.base import (
     InvalidNonce,
     InvalidOrder,
     MalformedMessage,
-    NetworkError,
     OrderBelowMinimum,
     OrderInfo,
     OrderNotFound,
@@ -81,15 +79,18 @@ from exchanges.base import (
 from exchanges.connector_kit import (
     HttpSession,
     PriceLevels,
+    json_or_none,
     optional_price,
     plain,
-    retry_after_seconds,
+    required_setting,
     timestamp_seconds,
     to_decimal,
+    venue_urls,
+    with_retry_after,
 )
 from exchanges.venue_client import COMMON_PARAMS, StreamingVenueClient
 from exchanges.venue_orders import OrderReport, TradeReport, VenueOrder
-from helpers import safe_json, venue_validation
+from helpers import venue_validation
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
@@ -142,36 +143,22 @@ class EdgexSettings:
     def load(cls, env: Mapping[str, str], params: Mapping[str, Any]) -> EdgexSettings:
         """Read and validate; every problem is a one-line ConfigurationError naming the variable
         (never its value: a key pasted into the wrong variable would reach the console)."""
-        values = {}
-        for name in (
-            "EDGEX_ACCOUNT_ID",
-            "EDGEX_API_KEY",
-            "EDGEX_API_PASSPHRASE",
-            "EDGEX_API_SECRET",
-            "EDGEX_TRADING_PRIVATE_KEY",
-        ):
-            value = (env.get(name) or "").strip()
-            if not value:
-                raise ConfigurationError(f"{name} is not set (put it in your .env file)")
-            values[name] = value
-        account = values["EDGEX_ACCOUNT_ID"]
+        account = required_setting(env, "EDGEX_ACCOUNT_ID")
+        api_key = required_setting(env, "EDGEX_API_KEY")
+        passphrase = required_setting(env, "EDGEX_API_PASSPHRASE")
+        secret = required_setting(env, "EDGEX_API_SECRET")
+        key = required_setting(env, "EDGEX_TRADING_PRIVATE_KEY")
         if not account.isdigit() or not 0 < int(account) < 2**63:
             raise ConfigurationError("EDGEX_ACCOUNT_ID must be your numeric edgeX account id")
-        key = values["EDGEX_TRADING_PRIVATE_KEY"]
         digits = key[2:] if key.lower().startswith("0x") else key
         if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
             raise ConfigurationError("EDGEX_TRADING_PRIVATE_KEY is not a 32-byte hex private key")
-        base_url = str(params.get("base_url") or env.get("EDGEX_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        ws_url = str(params.get("ws_url") or env.get("EDGEX_WS_URL") or DEFAULT_WS_URL).rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError("EDGEX_BASE_URL must start with http:// or https://")
-        if not ws_url.startswith(("ws://", "wss://")):
-            raise ConfigurationError("EDGEX_WS_URL must start with ws:// or wss://")
+        base_url, ws_url = venue_urls(env, params, "EDGEX", (DEFAULT_BASE_URL, DEFAULT_WS_URL))
         return cls(
             account_id=int(account),
-            api_key=values["EDGEX_API_KEY"],
-            api_passphrase=values["EDGEX_API_PASSPHRASE"],
-            api_secret=values["EDGEX_API_SECRET"],
+            api_key=api_key,
+            api_passphrase=passphrase,
+            api_secret=secret,
             trading_private_key="0x" + digits,
             base_url=base_url,
             ws_url=ws_url,
@@ -717,16 +704,11 @@ class EdgexRest:
         status, text, retry_after = await self.http.request(
             method, self.settings.base_url + path, params=params, data=data, headers=headers, what=what
         )
-        try:
-            body = safe_json.loads(text) if text else None
-        except MalformedMessage:
-            body = None
-        if status == 429:
-            raise RateLimitExceeded(f"edgex {what}: too many requests", retry_after_seconds(retry_after))
+        body = json_or_none(text)
         if status >= 400:
             code = str(body.get("code") or "") if isinstance(body, dict) else ""
             message = str(body.get("msg") or "") if isinstance(body, dict) else ""
-            raise map_error(code, message[:200], status, what)
+            raise with_retry_after(map_error(code, message[:200], status, what), retry_after)
         if body is None:
             raise InvalidVenueData("malformed body", f"{what}: answer is not JSON")
         return envelope_data(body, what)
@@ -745,14 +727,12 @@ class EdgexClient(StreamingVenueClient):
 
     def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(config, clock)
-        self.settings = EdgexSettings.load(
-            os.environ if env is None else env, dict(config.exchange_params or {})
-        )
+        self.settings: EdgexSettings = self._load_settings(EdgexSettings, env)
         self._rest = EdgexRest(self.settings, timeout=float(self.params["rest_timeout"]), retry=self.retry)
+        self._http = self._rest.http
         self._signer = OrderSigner(self.settings)
         self._metadata: dict[str, Any] = {}
-        self._contracts: dict[str, EdgexContract] = {}
-        self._streams: set[str] = set()
+        self._markets: dict[str, EdgexContract] = {}
         self._public_ws: ReconnectingWebSocket | None = None
         self._private_ws: ReconnectingWebSocket | None = None
         self._private_stamp = 0
@@ -761,73 +741,58 @@ class EdgexClient(StreamingVenueClient):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        await self._rest.http.open()
-        try:
-            await self._load_metadata()
-            contract = contract_for_ticker(self._contracts, self.config.ticker)
-            await asyncio.to_thread(self._signer.signer_address)
-            # A signed read proves the keys before the bot trades (a bad key fails here, typed,
-            # instead of as a private stream that never connects).
-            await self._rest.private("GET", ASSET_PATH, params=self._account())
-            common = {
-                "clock": self.clock,
-                "ping_interval": float(self.params["ws_ping_interval"]),
-                "backoff_base": float(self.params["backoff_base"]),
-                "backoff_cap": float(self.params["backoff_cap"]),
-                "compression": None,
-            }
-            self._public_ws = ReconnectingWebSocket(
-                lambda: f"{self.settings.ws_url}{PUBLIC_WS_PATH}?timestamp={now_ms()}",
-                self._on_public_message,
-                on_connect=self._on_public_connect,
-                on_disconnect=self._stream_disconnected,
-                name="edgex-public-ws",
-                **common,
-            )
-            self._private_ws = ReconnectingWebSocket(
-                self._private_url,
-                self._on_private_message,
-                headers=self._private_headers,
-                on_connect=self._on_private_connect,
-                name="edgex-private-ws",
-                **common,
-            )
-            await self._ensure_streams(contract.contract_id)
-            self._public_ws.start()
-            self._private_ws.start()
-            timeout = float(self.params["ws_connect_timeout"])
-            for ws in (self._public_ws, self._private_ws):
-                if not await ws.wait_connected(timeout):
-                    why = ws.last_error or "no answer"
-                    raise ExchangeUnavailable(
-                        f"edgex stream {ws.name} not connected after {timeout}s ({why})"
-                    )
-        except BaseException:
-            await self.disconnect()
-            raise
+    async def _open(self) -> None:
+        await self._load_markets()
+        contract_id = self._symbol_for_ticker(self.config.ticker)
+        await asyncio.to_thread(self._signer.signer_address)
+        # A signed read proves the keys before the bot trades (a bad key fails here, typed,
+        # instead of as a private stream that never connects).
+        await self._asset()
+        self._public_ws = self._make_socket(
+            lambda: f"{self.settings.ws_url}{PUBLIC_WS_PATH}?timestamp={now_ms()}",
+            self._on_public_message,
+            "edgex-public-ws",
+            self._on_public_connect,
+            self._stream_disconnected,
+        )
+        self._private_ws = self._make_socket(
+            self._private_url,
+            self._on_private_message,
+            "edgex-private-ws",
+            self._on_private_connect,
+            headers=self._private_headers,
+        )
+        await self._ensure_streams(contract_id)
+        self._public_ws.start()
+        self._private_ws.start()
+        await self._wait_connected(self._public_ws, PUBLIC_WS_PATH)
+        await self._wait_connected(self._private_ws, PRIVATE_WS_PATH)
 
-    async def disconnect(self) -> None:
-        await super().disconnect()
+    async def _close(self) -> None:
         for ws in (self._public_ws, self._private_ws):
             if ws is not None:
                 await ws.close()
         self._public_ws = self._private_ws = None
-        self._streams.clear()
-        await self._rest.http.close()
 
     def _account(self, **extra: Any) -> dict[str, Any]:
         return {"accountId": str(self.settings.account_id), **extra}
 
     # -- markets -----------------------------------------------------------------------------
 
-    async def _load_metadata(self) -> None:
+    async def _load_markets(self) -> None:
         data = await self._rest.public(META_PATH)
-        self._contracts = contracts_from_metadata(data)
+        self._markets = contracts_from_metadata(data)
         self._metadata = dict(data)
+        mine = next((c for c in self._markets.values() if c.base == self.config.ticker.upper()), None)
+        if mine is not None:
+            # The venue's own rates make the estimates of fees it did not report.
+            self._fees = (mine.maker_fee, mine.taker_fee)
+
+    def _symbol_for_ticker(self, ticker: str) -> str:
+        return contract_for_ticker(self._markets, ticker).contract_id
 
     def _contract(self, contract_id: str) -> EdgexContract:
-        contract = self._contracts.get(contract_id)
+        contract = self._markets.get(contract_id)
         if contract is None:
             raise InvalidOrder(f"edgex: unknown contract {contract_id!r}")
         return contract
@@ -841,16 +806,6 @@ class EdgexClient(StreamingVenueClient):
             size_step=c.step_size,
             min_size=c.min_size,
         )
-
-    async def get_contract_info(self, ticker: str) -> ContractInfo:
-        if not self._contracts:
-            await self._load_metadata()
-        contract = contract_for_ticker(self._contracts, ticker)
-        # The venue's own rates make the estimates of fees it did not report.
-        self._fees = (contract.maker_fee, contract.taker_fee)
-        if self._public_ws is not None:
-            await self._ensure_streams(contract.contract_id)
-        return self.contract(contract.contract_id)
 
     async def get_funding_rate(self, contract_id: str) -> FundingRate:
         contract = self._contract(contract_id)
@@ -986,11 +941,12 @@ class EdgexClient(StreamingVenueClient):
             if cursor:
                 params["offsetData"] = cursor
             data = await self._rest.private("GET", ACTIVE_PAGE_PATH, params=params)
-            for raw in order_list(data, ACTIVE_PAGE_PATH):
-                if self.client_ids.is_ours(str(raw.get("clientOrderId") or "")):
-                    info = self._info_of(self._report_of(raw))
-                    if info.status.is_active:
-                        result.append(info)
+            rows = [dict(row) for row in order_list(data, ACTIVE_PAGE_PATH)]
+            result += self._our_active(
+                rows,
+                lambda raw: str(raw.get("clientOrderId") or ""),
+                lambda raw: self._info_of(self._report_of(raw)),
+            )
             cursor = next_page(data)
             if not cursor:
                 return result
@@ -1003,28 +959,20 @@ class EdgexClient(StreamingVenueClient):
     async def _asset(self) -> Any:
         return await self._rest.private("GET", ASSET_PATH, params=self._account())
 
-    async def get_position(self, contract_id: str) -> Position:
-        for position in positions_from_asset(await self._asset()):
-            if position.contract_id == contract_id:
-                return position
-        return Position(contract_id=contract_id, size=Decimal(0), entry_price=Decimal(0))
+    async def _positions(self, symbol: str | None = None) -> list[Position]:
+        return positions_from_asset(await self._asset())
 
     async def get_account_snapshot(self) -> AccountSnapshot:
         return account_snapshot(await self._asset(), self.clock.now())
 
     # -- public stream -----------------------------------------------------------------------
 
-    async def _ensure_streams(self, contract_id: str) -> None:
-        if self._public_ws is None:
-            raise NetworkError("edgex: not connected (call connect first)")
-        if contract_id in self._streams:
-            return
-        self._streams.add(contract_id)
-        book = self._add_book(contract_id, lambda: self._depth_snapshot(contract_id), depth_continues)
+    def _book_socket(self) -> ReconnectingWebSocket | None:
+        return self._public_ws
+
+    async def _subscribe_market(self, ws: ReconnectingWebSocket, contract_id: str) -> None:
         for channel in (f"depth.{contract_id}.15", f"ticker.{contract_id}"):
-            await self._public_ws.subscribe(channel, {"type": "subscribe", "channel": channel})
-        if self._public_ws.connected.is_set():
-            book.restart()
+            await ws.subscribe(channel, {"type": "subscribe", "channel": channel})
 
     async def _depth_snapshot(self, contract_id: str) -> tuple[Any, Any, int]:
         data = await self._rest.public(DEPTH_PATH, {"contractId": contract_id, "level": "15"})
@@ -1158,6 +1106,10 @@ class EdgexClient(StreamingVenueClient):
 
     def __repr__(self) -> str:
         return f"EdgexClient({self.settings!r})"
+
+    @staticmethod
+    def depth_continues(book: PriceLevels, delta: Mapping[str, Any]) -> bool:
+        return depth_continues(book, delta)
 
 
 def depth_continues(book: PriceLevels, data: Mapping[str, Any]) -> bool:
