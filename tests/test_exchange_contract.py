@@ -282,7 +282,9 @@ class EdgexHarness(LoopbackHarness):
         from tests.mock_venues.edgex_venue import MockEdgexVenue
 
         # Captured edgeX contracts have minOrderSize == stepSize; apart here so the minimum is tested.
-        self.venue = MockEdgexVenue(start_price=Decimal("3000"), step_size="0.001", min_size="0.005").start()
+        self.venue = MockEdgexVenue(
+            start_price=Decimal("3000"), step_size="0.001", min_quantity="0.005"
+        ).start()
         self.client = EdgexClient(self.config("edgex"), LiveClock(), env=self.venue.env())
 
 
