@@ -236,18 +236,11 @@ async def venue() -> Any:
         mock.stop()
 
 
-def venue_client(venue: Any, **env: str) -> EdgexClient:
+def venue_client(venue: Any, params: dict[str, Any] | None = None, **env: str) -> EdgexClient:
+    """A client of ``venue`` (its .env, with ``env`` overriding variables; ``params`` tuning)."""
+    tuning = {"order_ack_timeout": 3.0, "backoff_base": 0.05, "ws_connect_timeout": 5.0, **(params or {})}
     config = TradingConfig(
-        ticker="ETH",
-        exchange="edgex",
-        strategy="grid",
-        quantity=SIZE,
-        exchange_params={
-            "order_ack_timeout": 3.0,
-            "backoff_base": 0.05,
-            "ws_connect_timeout": 5.0,
-            **env.pop("params", {}),
-        },  # type: ignore[dict-item]
+        ticker="ETH", exchange="edgex", strategy="grid", quantity=SIZE, exchange_params=tuning
     )
     return EdgexClient(config, LiveClock(), env={**venue.env(), **env})
 
@@ -323,7 +316,7 @@ async def test_a_wrong_api_secret_fails_connect_typed_and_the_private_stream_ref
 
 
 async def test_the_venues_pings_are_answered_and_active_orders_are_read_page_by_page(venue: Any) -> None:
-    client = venue_client(venue, params={"active_page_size": 2})  # type: ignore[arg-type]
+    client = venue_client(venue, params={"active_page_size": 2})
     await client.connect()
     try:
         bid, _ask = await client.fetch_bbo_prices("10000002")
