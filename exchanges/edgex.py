@@ -892,43 +892,41 @@ class EdgexClient(StreamingVenueClient):
         if done or tracked.order_id is None:
             return None
         # The stream did not tell in time: read the order back.
-        rows = order_list(
-            await self._rest.private("GET", BY_ID_PATH, params=self._account(orderIdList=tracked.order_id)),
-            BY_ID_PATH,
-        )
-        return self._report_of(rows[0]) if rows else None
+        return await self._lookup(BY_ID_PATH, orderIdList=tracked.order_id)
 
     # -- reading orders back -----------------------------------------------------------------
 
-    def _report_of(self, raw: Mapping[str, Any]) -> OrderReport:
-        report = order_report(raw, self.clock.now())
+    def _report_of(self, raw: Mapping[str, Any], what: str) -> OrderReport:
+        """One order object of the answer of ``what`` (its endpoint named if it is malformed)."""
+        with venue_validation.rest_body(what):
+            report = order_report(raw, self.clock.now())
         if report is None:
-            raise InvalidVenueData("missing field", f"edgex: order {raw.get('id')} has no clientOrderId")
+            raise InvalidVenueData("missing field", f"{what}: order {raw.get('id')} has no clientOrderId")
         return report
 
-    async def _lookup(self, path: str, **params: str) -> Mapping[str, Any] | None:
+    async def _lookup(self, path: str, **params: str) -> OrderReport | None:
         rows = order_list(await self._rest.private("GET", path, params=self._account(**params)), path)
-        return rows[0] if rows else None
+        return self._report_of(rows[0], path) if rows else None
 
     async def find_order(self, contract_id: str, client_order_id: str) -> OrderInfo:
-        raw = await self._lookup(BY_CLIENT_ID_PATH, clientOrderIdList=client_order_id)
-        if raw is None:
-            raw = await self._lookup(HISTORY_BY_CLIENT_ID_PATH, clientOrderIdList=client_order_id)
-        if raw is None:
+        report = await self._lookup(BY_CLIENT_ID_PATH, clientOrderIdList=client_order_id)
+        if report is None:
+            report = await self._lookup(HISTORY_BY_CLIENT_ID_PATH, clientOrderIdList=client_order_id)
+        if report is None:
             raise OrderNotFound(f"edgex: no order with clientOrderId {client_order_id} (active or finished)")
-        return self._info_of(self._report_of(raw))
+        return self._info_of(report)
 
     async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:
         tracked = self._orders.get(order_id)
         if tracked is not None and tracked.order_id is None:
             return await self.find_order(contract_id, tracked.client_order_id)
         venue_id = tracked.order_id if tracked is not None and tracked.order_id else order_id
-        raw = await self._lookup(BY_ID_PATH, orderIdList=venue_id)
-        if raw is None:
-            raw = await self._lookup(HISTORY_BY_ID_PATH, orderIdList=venue_id)
-        if raw is None:
+        report = await self._lookup(BY_ID_PATH, orderIdList=venue_id)
+        if report is None:
+            report = await self._lookup(HISTORY_BY_ID_PATH, orderIdList=venue_id)
+        if report is None:
             raise OrderNotFound(f"edgex: order {order_id} not found")
-        return self._info_of(self._report_of(raw))
+        return self._info_of(report)
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         """Every page of the active orders (the venue pages by cursor), ours only."""
@@ -945,7 +943,7 @@ class EdgexClient(StreamingVenueClient):
             result += self._our_active(
                 rows,
                 lambda raw: str(raw.get("clientOrderId") or ""),
-                lambda raw: self._info_of(self._report_of(raw)),
+                lambda raw: self._info_of(self._report_of(raw, ACTIVE_PAGE_PATH)),
             )
             cursor = next_page(data)
             if not cursor:

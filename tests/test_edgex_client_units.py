@@ -381,3 +381,25 @@ async def test_a_malformed_or_failed_rest_answer_is_a_typed_error_naming_the_end
         await client.get_contract_info("ETH")
     assert type(info.value).__name__ == kind
     assert "getMetaData" in str(info.value) or kind != "InvalidVenueData"
+
+
+async def test_a_hostile_order_in_a_looked_up_page_is_invalid_venue_data_naming_the_endpoint() -> None:
+    import json as _json
+
+    from exchanges.edgex import ACTIVE_PAGE_PATH, BY_CLIENT_ID_PATH
+    from helpers.venue_validation import InvalidVenueData
+
+    client, _updates = make_client()
+    client.retry.max_attempts = 1
+    ours = track_id(client)
+    row = order_row(ours, "OPEN", "NaN")
+
+    async def answer(method: str, url: str, **_kwargs: Any) -> tuple[int, str, str | None]:
+        data: Any = {"dataList": [row], "nextPageOffsetData": ""} if ACTIVE_PAGE_PATH in url else [row]
+        return 200, _json.dumps({"code": "SUCCESS", "data": data}), None
+
+    client._rest.http.request = answer  # type: ignore[method-assign]
+    with pytest.raises(InvalidVenueData, match=ACTIVE_PAGE_PATH):
+        await client.get_active_orders("10000002")
+    with pytest.raises(InvalidVenueData, match=BY_CLIENT_ID_PATH):
+        await client.find_order("10000002", ours)
