@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,8 @@ from exchanges.connector_kit import PriceLevels
 from exchanges.edgex import EdgexClient, depth_continues
 from helpers.clock import LiveClock
 from helpers.trading_config import TradingConfig
+from tests.connector_fixtures import venue_and_client, venue_config, wait_until
+from tests.mock_venues.edgex_venue import MockEdgexVenue
 from tests.mock_venues.edgex_wire import fixture
 
 ENV = {
@@ -225,24 +227,14 @@ def test_depth_continuity_skips_old_deltas_and_refuses_gaps() -> None:
 # -- against the loopback venue, which verifies both signatures --------------------------------
 
 
-@pytest.fixture
-async def venue() -> Any:
-    from tests.mock_venues.edgex_venue import MockEdgexVenue
-
-    mock = MockEdgexVenue(start_price=Decimal("3000"), ping_interval=0.05).start()
-    try:
-        yield mock
-    finally:
-        mock.stop()
+config = venue_config("edgex")
+# The venue pings every 50 ms here, so a test sees the heartbeat (and its 5-ping limit) at once.
+venue, client = venue_and_client(functools.partial(MockEdgexVenue, ping_interval=0.05), EdgexClient, config)
 
 
 def venue_client(venue: Any, params: dict[str, Any] | None = None, **env: str) -> EdgexClient:
     """A client of ``venue`` (its .env, with ``env`` overriding variables; ``params`` tuning)."""
-    tuning = {"order_ack_timeout": 3.0, "backoff_base": 0.05, "ws_connect_timeout": 5.0, **(params or {})}
-    config = TradingConfig(
-        ticker="ETH", exchange="edgex", strategy="grid", quantity=SIZE, exchange_params=tuning
-    )
-    return EdgexClient(config, LiveClock(), env={**venue.env(), **env})
+    return EdgexClient(config(**(params or {})), LiveClock(), env={**venue.env(), **env})
 
 
 async def test_an_order_signed_by_another_key_is_refused_by_the_venue(venue: Any) -> None:
@@ -315,7 +307,16 @@ async def test_a_wrong_api_secret_fails_connect_typed_and_the_private_stream_ref
         assert ws.response is not None and ws.response.status_code == 101
 
 
-async def test_the_venues_pings_are_answered_and_active_orders_are_read_page_by_page(venue: Any) -> None:
+async def test_the_venues_pings_are_answered_so_it_keeps_both_sockets(
+    venue: Any, client: EdgexClient
+) -> None:
+    # Seven of the venue's 50 ms pings answered on each socket: five unanswered would end it.
+    await wait_until(lambda: venue.state()["pongs"] >= 14)
+    state = venue.state()
+    assert state["ping_timeouts"] == 0 and state["ws_connections"] == 2 and state["private_connections"] == 1
+
+
+async def test_active_orders_are_read_page_by_page(venue: Any) -> None:
     client = venue_client(venue, params={"active_page_size": 2})
     await client.connect()
     try:
@@ -330,23 +331,8 @@ async def test_the_venues_pings_are_answered_and_active_orders_are_read_page_by_
         assert sorted(o.client_order_id for o in active) == sorted(placed)
         after = venue.state()["rest_calls"]["GET /api/v2/private/order/getActiveOrderPage"]
         assert after - before == 3  # pages of 2, 2 and 1
-        # Seven of the venue's 50 ms pings answered: five unanswered would have ended the sockets.
-        state = await asyncio.to_thread(wait_for_state, venue, lambda st: st["pongs"] >= 14)
-        assert state["pongs"] >= 4 and state["ping_timeouts"] == 0 and state["ws_connections"] == 2
     finally:
         await client.disconnect()
-
-
-def wait_for_state(venue: Any, done: Any, timeout: float = 10.0) -> dict[str, Any]:
-    """Poll the venue's state (in a worker thread) until ``done`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = venue.state()
-        if done(state):
-            return state
-        if time.monotonic() > deadline:
-            raise AssertionError(f"venue state never satisfied the condition: {state}")
-        time.sleep(0.02)
 
 
 def track_id(client: EdgexClient) -> str:
