@@ -77,7 +77,7 @@ from exchanges.connector_kit import (
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
-from helpers.reconnecting_websocket import ReconnectingWebSocket
+from helpers.reconnecting_websocket import ReconnectingWebSocket, Url
 from helpers.trading_config import TradingConfig
 
 logger = logging.getLogger(__name__)
@@ -134,19 +134,23 @@ class StreamingVenueClient(BaseExchangeClient):
 
     def _make_socket(
         self,
-        url: str,
-        on_message: Callable[[Any], None],
+        url: Url,
+        on_message: Callable[[Any], Any],
         name: str,
         on_connect: Callable[[], Awaitable[None]] | None,
         on_disconnect: Callable[..., None] | None = None,
+        *,
+        headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> ReconnectingWebSocket:
-        """A reconnecting socket tuned by the common params (ping, backoff)."""
+        """A reconnecting socket tuned by the common params (ping, backoff); ``url`` and
+        ``headers`` may be built afresh per connection (a signed handshake, as edgeX's)."""
         return ReconnectingWebSocket(
             url,
             on_message,
             self.clock,
             on_connect=on_connect,
             on_disconnect=on_disconnect,
+            headers=headers,
             ping_interval=float(self.params["ws_ping_interval"]),
             backoff_base=float(self.params["backoff_base"]),
             backoff_cap=float(self.params["backoff_cap"]),

@@ -4,7 +4,9 @@ Earlier bots lost their subscriptions on reconnect, reconnected in tight loops o
 sleeps, and let auth tokens inside subscribe messages expire. This class keeps a subscription
 tracker (every reconnect re-sends all of it, in subscription order), backs off exponentially with
 full jitter, runs an ``on_connect`` hook *before* resubscribing (refresh tokens, reset books) and
-builds callable payloads afresh on every send, so a refreshed token is what goes out. Every
+builds callable payloads afresh on every send, so a refreshed token is what goes out. The URL and
+handshake headers may be callables too, built afresh for every connection attempt (venues that
+authenticate the handshake with a timestamped signature, e.g. edgeX's private stream). Every
 failure is logged at warning with its reason; payloads are never logged (they may carry tokens).
 """
 
@@ -36,6 +38,8 @@ wire_logger.setLevel(logging.INFO)
 
 MessageHandler = Callable[[Any], Awaitable[None] | None]
 Payload = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+#: A URL, or a function making it for each connection attempt.
+Url = str | Callable[[], str]
 
 
 class Backoff:
@@ -71,13 +75,15 @@ class ReconnectingWebSocket:
     handler may be sync
     or async. ``compression`` is offered to the server ("deflate") or not (None: less CPU per
     frame, more bytes on the wire). ``subscriptions`` seeds the tracker ({key: payload});
-    payloads may be callables returning the message, evaluated at send time. ``start()`` runs
-    the loop in a task; ``close()`` stops it for good.
+    payloads may be callables returning the message, evaluated at send time. ``url`` may be a
+    callable and ``headers`` (extra handshake headers) is one: both are evaluated at every
+    connection attempt, and neither is ever logged. ``start()`` runs the loop in a task;
+    ``close()`` stops it for good.
     """
 
     def __init__(
         self,
-        url: str,
+        url: Url,
         on_message: MessageHandler,
         clock: Clock,
         *,
@@ -97,8 +103,10 @@ class ReconnectingWebSocket:
         compression: str | None = "deflate",
         loads: Callable[[str], Any] = safe_json.loads,
         name: str = "ws",
+        headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self.url = url
+        self.headers = headers
         self.on_message = on_message
         self.clock = clock
         self.on_connect = on_connect
@@ -249,7 +257,8 @@ class ReconnectingWebSocket:
         """One connection's life; returns why it ended."""
         try:
             async with connect(
-                self.url,
+                self.url() if callable(self.url) else self.url,
+                additional_headers=dict(self.headers()) if self.headers is not None else None,
                 open_timeout=self.open_timeout,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,

@@ -51,9 +51,15 @@ class Wire:
     place: str  # signed-request key of a placement, and of a cancel
     cancel: str
     placed_client_id: str  # params field of a placement holding our client id
+    ioc: str = "IOC"  # timeInForce of an immediate-or-cancel order in the state's orders
 
     def post_only(self, order: dict[str, Any]) -> bool:
-        return order.get("postOnly") is True or order.get("timeInForce") == "GTX"
+        return order.get("postOnly") is True or order.get("timeInForce") in ("GTX", "POST_ONLY")
+
+    def cancelled_order_id(self, params: dict[str, Any]) -> str:
+        """The venue order id a cancel request named (edgeX takes a list)."""
+        ids = params.get("orderIdList")
+        return str(ids[0]) if isinstance(ids, list) and ids else str(params.get("orderId"))
 
 
 WIRES = {
@@ -90,6 +96,24 @@ WIRES = {
         "POST /fapi/v1/order",
         "DELETE /fapi/v1/order",
         "newClientOrderId",
+    ),
+    "edgex": Wire(
+        "edgex",
+        "clientOrderId",
+        "id",
+        "size",
+        "cumFillSize",
+        "OPEN",
+        "FILLED",
+        "CANCELED",
+        "BUY",
+        "SELL",
+        "openSize",
+        "EDGEX_API_SECRET",
+        "/api/v2/private/order/createOrder",
+        "/api/v2/private/order/cancelOrderById",
+        "clientOrderId",
+        ioc="IMMEDIATE_OR_CANCEL",
     ),
 }
 
@@ -210,6 +234,8 @@ def venue_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ve
     """The ``venue`` fixture of the loopback process tests (parametrised over ``WIRES``)."""
     if request.param == "backpack":
         pytest.importorskip("bpx")
+    if request.param == "edgex":
+        pytest.importorskip("edgex_sdk")
     process = VenueProcess(tmp_path, WIRES[request.param])
     try:
         yield process
@@ -248,6 +274,10 @@ def start_bot(
         str(log_dir or tmp_path / "logs"),
         *extra,
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("BACKPACK_", "ASTER_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("BACKPACK_", "ASTER_", "EDGEX_"))
+    }
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)

@@ -1,13 +1,14 @@
-"""runbot.py --exchange backpack|aster as a trader runs it, against each loopback venue.
+"""runbot.py --exchange backpack|aster|edgex as a trader runs it, against each loopback venue.
 
 Both run as their own processes: the venue (``python -m tests.mock_venues.<venue>_venue``)
 writes a ready file and a .env with its URLs and a throwaway key (ED25519 for Backpack, an HMAC
-secret for Aster); the bot reads the .env and signs every request; the venue verifies each
-signature. The test plays the market through the venue's control endpoint and reads its truth
-from the state endpoint: it waits for the bot's entry, trades through it, checks the take-profit
-(reduce-only post-only sell at fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs
-a second cycle whose take-profit stays resting, and stops the bot with Ctrl-C while its third
-entry rests. Each venue's wire names are read through a small :class:`Wire` table.
+secret for Aster, HMAC credentials and an EIP-712 trading key for edgeX); the bot reads the
+.env and signs every request; the venue verifies each signature. The test plays the market
+through the venue's control endpoint and reads its truth from the state endpoint: it waits for
+the bot's entry, trades through it, checks the take-profit (reduce-only post-only sell at
+fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs a second cycle whose
+take-profit stays resting, and stops the bot with Ctrl-C while its third entry rests. Each
+venue's wire names are read through a small :class:`Wire` table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.loopback_processes import (
     wait_for,
 )
 
-venue = pytest.fixture(params=["aster", "backpack"])(venue_process)
+venue = pytest.fixture(params=["aster", "backpack", "edgex"])(venue_process)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -133,7 +134,7 @@ def test_grid_places_fills_and_takes_profit_end_to_end(venue: VenueProcess, tmp_
         assert str(params.get("reduceOnly", "")).lower() in (
             ("true",) if is_take_profit else ("", "none", "false")
         )
-    assert str(cancels[0]["orderId"]) == str(last_entry[wire.order_id])
+    assert wire.cancelled_order_id(cancels[0]) == str(last_entry[wire.order_id])
 
     # The orders CSV: entry fills at the entry price, take-profits placed at exactly the target,
     # the exit fill, and the shutdown cancel of the resting entry.
@@ -183,7 +184,7 @@ def test_boost_closes_each_filled_entry_at_market(venue: VenueProcess, tmp_path:
 
             exit_order = wait_for(closed, f"market close {cycle}", watched)
             handled.add(exit_order[cid])
-            assert exit_order["side"] == wire.sell and exit_order["timeInForce"] == "IOC"
+            assert exit_order["side"] == wire.sell and exit_order["timeInForce"] == wire.ioc
             assert exit_order["status"] == wire.filled and Decimal(exit_order[wire.quantity]) == QUANTITY
             assert Decimal(exit_order["price"]) < Decimal(entry["price"])  # the bound lies below the bid
         exit_code = bot.stop()

@@ -2,8 +2,9 @@
 
 One suite, parametrised over venue harnesses: the paper venue (driven by hand-made market
 events on a simulated clock), Lighter (the real client and the real SDK's signing, against
-the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock) and Aster
-(HMAC-SHA256, verified by its mock). A new venue joins by adding a harness here.
+the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock), Aster
+(HMAC-SHA256, verified by its mock) and edgeX (the SDK's HMAC headers and EIP-712 order
+signatures, both verified by its mock). A new venue joins by adding a harness here.
 """
 
 from __future__ import annotations
@@ -274,8 +275,22 @@ class AsterHarness(LoopbackHarness):
         self.client = AsterClient(self.config("aster"), LiveClock(), env=self.venue.env())
 
 
+class EdgexHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.edgex import EdgexClient
+        from tests.mock_venues.edgex_venue import MockEdgexVenue
+
+        # Captured edgeX contracts have minOrderSize == stepSize; apart here so the minimum is tested.
+        self.venue = MockEdgexVenue(
+            start_price=Decimal("3000"), step_size="0.001", min_quantity="0.005"
+        ).start()
+        self.client = EdgexClient(self.config("edgex"), LiveClock(), env=self.venue.env())
+
+
 HARNESSES: dict[str, type[VenueHarness]] = {
     "aster": AsterHarness,
+    "edgex": EdgexHarness,
     "paper": PaperHarness,
     "lighter": LighterHarness,
     "backpack": BackpackHarness,

@@ -275,3 +275,34 @@ async def test_application_heartbeat_is_sent_while_connected(server: TinyServer)
         assert all(m == {"type": "ping"} for m in server.received[0])
     finally:
         await client.close()
+
+
+async def test_url_and_handshake_headers_are_built_afresh_for_every_connection() -> None:
+    seen: list[tuple[str, str | None]] = []
+    two_seen = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        seen.append((ws.request.path, ws.request.headers.get("X-Stamp")))
+        if len(seen) >= 2:
+            two_seen.set()
+        await ws.close(code=1012, reason="restart")
+
+    calls = 0
+
+    def stamp() -> str:
+        nonlocal calls
+        calls += 1
+        return str(calls)
+
+    async with serve(handler, "127.0.0.1", 0) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        client = make_client(
+            lambda: f"ws://127.0.0.1:{port}/private?t={calls + 1}", headers=lambda: {"X-Stamp": stamp()}
+        )
+        client.start()
+        try:
+            await asyncio.wait_for(two_seen.wait(), TIMEOUT)
+        finally:
+            await client.close()
+    assert seen[:2] == [("/private?t=1", "1"), ("/private?t=2", "2")]
