@@ -3,7 +3,8 @@
 One suite, parametrised over venue harnesses: the paper venue (driven by hand-made market
 events on a simulated clock), Lighter (the real client and the real SDK's signing, against
 the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock) and Aster
-(HMAC-SHA256, verified by its mock). A new venue joins by adding a harness here.
+(HMAC-SHA256, verified by its mock) and Paradex (paradex-py's Stark signatures, verified by its
+mock; runs in .venv-paradex, skipped elsewhere). A new venue joins by adding a harness here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from exchanges.base import (
 )
 from helpers.clock import LiveClock, SimulatedClock
 from helpers.trading_config import TradingConfig
+from tests.paradex_support import require_paradex_sdk
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 UPDATE_TIMEOUT = 10.0
@@ -274,11 +276,23 @@ class AsterHarness(LoopbackHarness):
         self.client = AsterClient(self.config("aster"), LiveClock(), env=self.venue.env())
 
 
+class ParadexHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        require_paradex_sdk()
+        from exchanges.paradex import ParadexClient
+        from tests.mock_venues.paradex_venue import MockParadexVenue
+
+        self.venue = MockParadexVenue(start_price=Decimal("3000")).start()
+        self.client = ParadexClient(self.config("paradex"), LiveClock(), env=self.venue.env())
+
+
 HARNESSES: dict[str, type[VenueHarness]] = {
     "aster": AsterHarness,
     "paper": PaperHarness,
     "lighter": LighterHarness,
     "backpack": BackpackHarness,
+    "paradex": ParadexHarness,
 }
 
 
