@@ -378,24 +378,25 @@ async def test_a_fill_reported_twice_and_by_both_channels_is_counted_once(
     bid, _ask = await client.fetch_bbo_prices(MARKET)
     cid = client.client_ids.next_id(client.clock.now())
     await client.place_limit_order(MARKET, OrderSide.BUY, Decimal("0.01"), bid, cid)
-    await asyncio.to_thread(venue.trade_through, bid - 1)
-    await wait_until(lambda: sum(f.size for f in fills) == Decimal("0.01"))
-    (venue_fill,) = [f for f in fills]
+    half = Decimal("0.005")
+    await asyncio.to_thread(venue.trade_through, bid, half)
+    await wait_until(lambda: sum(f.size for f in fills) == half)
+    (venue_fill,) = fills
     assert venue_fill.is_maker and not venue_fill.fee_estimated  # the fills channel's exact fee
-    assert venue_fill.fee == (Decimal("0.01") * bid * Decimal("0.000075")).quantize(Decimal("0.0000001"))
+    assert venue_fill.fee == (half * bid * Decimal("0.000075")).quantize(Decimal("0.0000001"))
 
     replay = fixture("ws_fills.json")
     replay["params"]["data"].update(
-        id=venue_fill.trade_id, client_id=cid, order_id=venue_fill.order_id, size="0.01", price=str(bid)
+        id=venue_fill.trade_id, client_id=cid, order_id=venue_fill.order_id, size=str(half), price=str(bid)
     )
     order_message = fixture("ws_orders_doc.json")
     order_message["params"]["data"].update(
-        client_id=cid, id=venue_fill.order_id, market=MARKET, size="0.01", remaining_size="0", status="CLOSED"
+        client_id=cid, id=venue_fill.order_id, market=MARKET, size="0.01", remaining_size="0.005", status="OPEN"
     )
     for message in (replay, copy.deepcopy(replay), order_message):
         client._on_message(message)
     found = await client.find_order(MARKET, cid)  # the REST read-back reports it once more
-    assert found.status is OrderStatus.FILLED and found.filled_size == Decimal("0.01")
+    assert found.status is OrderStatus.PARTIALLY_FILLED and found.filled_size == half
     assert len(fills) == 1
 
 
