@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.paradex_support import require_paradex_sdk
+
 ROOT = Path(__file__).resolve().parent.parent
 QUANTITY = Decimal("0.0100")
 TAKE_PROFIT_PCT = Decimal("0.02")
@@ -52,8 +54,30 @@ class Wire:
     cancel: str
     placed_client_id: str  # params field of a placement holding our client id
 
+    def placed_reduce_only(self, params: dict[str, Any]) -> bool:
+        """Whether a placement request (signed params) asked for reduce-only."""
+        return str(params.get("reduceOnly", "")).lower() == "true" or "REDUCE_ONLY" in (
+            params.get("flags") or []
+        )
+
+    def cancelled_id(self, key: str, params: dict[str, Any]) -> str | None:
+        """The venue order id a signed request cancels (None: not a cancel). Paradex names the
+        order in the path (``DELETE /v1/orders/<id>``), the others in ``orderId``."""
+        if key == self.cancel:
+            return str(params["orderId"])
+        if key.startswith(f"{self.cancel}/"):
+            return key.rsplit("/", 1)[1]
+        return None
+
+    def immediate_or_cancel(self, order: dict[str, Any]) -> bool:
+        return order.get("timeInForce") == "IOC" or order.get("instruction") == "IOC"
+
     def post_only(self, order: dict[str, Any]) -> bool:
-        return order.get("postOnly") is True or order.get("timeInForce") == "GTX"
+        return (
+            order.get("postOnly") is True
+            or order.get("timeInForce") == "GTX"
+            or order.get("instruction") == "POST_ONLY"
+        )
 
 
 WIRES = {
@@ -90,6 +114,23 @@ WIRES = {
         "POST /fapi/v1/order",
         "DELETE /fapi/v1/order",
         "newClientOrderId",
+    ),
+    "paradex": Wire(
+        "paradex",
+        "client_id",
+        "id",
+        "size",
+        "filled_size",  # the mock's truth beside the wire's remaining_size
+        "OPEN",
+        "CLOSED",
+        "CLOSED",
+        "BUY",
+        "SELL",
+        "size",
+        "PARADEX_L2_PRIVATE_KEY",
+        "POST /v1/orders",
+        "DELETE /v1/orders",
+        "client_id",
     ),
 }
 
@@ -210,6 +251,8 @@ def venue_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ve
     """The ``venue`` fixture of the loopback process tests (parametrised over ``WIRES``)."""
     if request.param == "backpack":
         pytest.importorskip("bpx")
+    if request.param == "paradex":
+        require_paradex_sdk()
     process = VenueProcess(tmp_path, WIRES[request.param])
     try:
         yield process
@@ -248,6 +291,10 @@ def start_bot(
         str(log_dir or tmp_path / "logs"),
         *extra,
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("BACKPACK_", "ASTER_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("BACKPACK_", "ASTER_", "PARADEX_"))
+    }
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)

@@ -391,7 +391,12 @@ async def test_a_fill_reported_twice_and_by_both_channels_is_counted_once(
     )
     order_message = fixture("ws_orders_doc.json")
     order_message["params"]["data"].update(
-        client_id=cid, id=venue_fill.order_id, market=MARKET, size="0.01", remaining_size="0.005", status="OPEN"
+        client_id=cid,
+        id=venue_fill.order_id,
+        market=MARKET,
+        size="0.01",
+        remaining_size="0.005",
+        status="OPEN",
     )
     for message in (replay, copy.deepcopy(replay), order_message):
         client._on_message(message)

@@ -170,6 +170,15 @@ class MockParadexVenue(EngineVenue):
         self.call(lambda: setattr(self, "jwt_ttl", float(seconds)))
         return float(seconds)
 
+    def state_now(self) -> dict[str, Any]:
+        """The shared state, each order also carrying the venue's truth in words the loopback
+        tests share (Paradex's wire says only ``remaining_size`` and ``flags``)."""
+        state = super().state_now()
+        for row, order in zip(state["orders"], self.engine.orders.values(), strict=True):
+            row["filled_size"] = fmt(order.executed)
+            row["reduceOnly"] = order.reduce_only
+        return state
+
     def venue_state(self) -> dict[str, Any]:
         engine = self.engine
         return {
