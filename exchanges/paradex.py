@@ -28,6 +28,9 @@ How it talks to the venue, and why:
   raises :class:`PostOnlyRejected`. Market orders are IOC limit orders at the slippage bound
   (the shared layer's rule). Cancels (``DELETE /orders/{id}``) are queued by the venue; the
   cancel waits (bounded) for the ``CLOSED`` on the stream.
+* A malformed body of a read raises InvalidVenueData naming the endpoint; a malformed 2xx answer
+  to ``POST /orders`` is logged and the order stays PENDING (it most likely exists: it is
+  confirmed by the stream or looked up, never taken for refused).
 * ``find_order``: ``GET /orders/by_client_id/{id}`` (open orders only), then
   ``GET /orders-history?client_id=`` (finished ones too); only when both answer without it is it
   OrderNotFound.
@@ -725,8 +728,24 @@ class ParadexClient(StreamingVenueClient):
         body = await self._rest.private(
             "POST", "/orders", body=signed_body, idempotent=False, priority=priority
         )
-        with rest_body("POST /orders"):
-            report = order_report(body, self.clock.now())
+        try:
+            with rest_body("POST /orders"):
+                report = order_report(body, self.clock.now())
+        except InvalidVenueData as exc:
+            # A 2xx answer we cannot read: the order most likely exists. Refusing it here would
+            # tell the execution layer it was provably refused; as PENDING it is looked up.
+            self._malformed.record(exc.kind, str(exc))
+            report = OrderReport(
+                client_order_id=order.client_order_id,
+                order_id=None,
+                contract_id=order.contract_id,
+                side=order.side,
+                order_type=order.order_type,
+                size=order.size,
+                price=order.price,
+                status=OrderStatus.PENDING,
+                post_only=order.post_only,
+            )
         # NEW is "accepted, not yet in the book": the book's verdict (OPEN, or CLOSED with the
         # reason) comes on the orders channel; wait for it, bounded.
         self._apply(report)

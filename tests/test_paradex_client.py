@@ -77,6 +77,12 @@ class OffsetClock(LiveClock):
         return super().now() + self.offset
 
 
+async def stream_authenticated(venue: MockParadexVenue) -> None:
+    """Until the venue has taken the stream's ``auth`` (its private subscription is in): a token
+    revoked before that would refuse the stream too, and the test would count that refusal."""
+    await wait_until(lambda: len(venue.subscribers.get(f"orders.{MARKET}", ())) == 1)
+
+
 # -- pure mapping from the captured messages ---------------------------------------------------
 
 
@@ -214,6 +220,25 @@ async def test_a_malformed_rest_body_is_invalid_venue_data_naming_the_endpoint(
         await client.get_active_orders(MARKET)
 
 
+async def test_an_unreadable_order_answer_leaves_the_order_pending_not_refused(
+    client: ParadexClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    send = client._rest.send
+
+    async def garbled(method: str, path: str, **kwargs: Any) -> Any:
+        answer = await send(method, path, **kwargs)
+        return {"id": "7", "size": "NaN"} if (method, path) == ("POST", "/orders") else answer
+
+    monkeypatch.setattr(client._rest, "send", garbled)
+    client.params["order_ack_timeout"] = 0.2
+    bid, _ask = await client.fetch_bbo_prices(MARKET)
+    cid = client.client_ids.next_id(client.clock.now())
+    result = await client.place_limit_order(MARKET, OrderSide.BUY, Decimal("0.01"), bid - 1, cid)
+    assert result.status in (OrderStatus.PENDING, OrderStatus.OPEN)  # the stream may confirm it
+    assert client._malformed.counts == {"non-finite number": 1}
+    assert (await client.find_order(MARKET, cid)).status is OrderStatus.OPEN
+
+
 # -- settings ------------------------------------------------------------------------------------
 
 
@@ -325,6 +350,7 @@ async def test_a_refused_jwt_is_replaced_and_the_request_sent_again(
     client: ParadexClient, venue: MockParadexVenue
 ) -> None:
     assert await client.get_active_orders(MARKET) == []
+    await stream_authenticated(venue)
     assert venue.expire_tokens() == 1
     bid, _ask = await client.fetch_bbo_prices(MARKET)
     cid = client.client_ids.next_id(client.clock.now())
@@ -340,6 +366,7 @@ async def test_a_bearer_token_error_on_the_stream_reconnects_with_a_fresh_token(
 ) -> None:
     ws = client._ws
     assert ws is not None and ws.connects == 1
+    await stream_authenticated(venue)
     venue.expire_tokens()
     client._on_message(fixture("ws_error_invalid_bearer_token.json"))
     await wait_until(lambda: ws.connects == 2 and ws.connected.is_set())
