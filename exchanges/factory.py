@@ -23,6 +23,8 @@ class ExchangeEntry:
     class_path: str
     pip_package: str | None
     requirements_file: str = "requirements.txt"
+    #: The command that installs the venue, when it is more than a pip install (its own environment).
+    install_command: str | None = None
 
 
 EXCHANGE_CLASSES: dict[str, ExchangeEntry] = {
@@ -31,6 +33,13 @@ EXCHANGE_CLASSES: dict[str, ExchangeEntry] = {
     "backpack": ExchangeEntry("exchanges.backpack.BackpackClient", "bpx-py", "requirements-backpack.txt"),
     "aster": ExchangeEntry("exchanges.aster.AsterClient", None),
     "edgex": ExchangeEntry("exchanges.edgex.EdgexClient", "edgex-python-sdk", "requirements-edgex.txt"),
+    # paradex-py installs on CPython 3.10 only: the venue runs in its own environment.
+    "paradex": ExchangeEntry(
+        "exchanges.paradex.ParadexClient",
+        "paradex-py",
+        "requirements-paradex.txt",
+        install_command="bash scripts/paradex_env.sh",
+    ),
 }
 
 
@@ -51,9 +60,10 @@ class ExchangeFactory:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if entry.pip_package and exc.name and not exc.name.startswith(("exchanges", "helpers")):
+                install = entry.install_command or f"pip install -r {entry.requirements_file}"
                 raise MissingDependencyError(
                     f"exchange {name!r} needs the {entry.pip_package} package "
-                    f"(missing module {exc.name!r}): pip install -r {entry.requirements_file}"
+                    f"(missing module {exc.name!r}): {install}"
                 ) from None
             raise
         client_class = getattr(module, class_name)

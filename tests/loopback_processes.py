@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.paradex_support import require_paradex_sdk
+
 ROOT = Path(__file__).resolve().parent.parent
 QUANTITY = Decimal("0.0100")
 TAKE_PROFIT_PCT = Decimal("0.02")
@@ -51,15 +53,32 @@ class Wire:
     place: str  # signed-request key of a placement, and of a cancel
     cancel: str
     placed_client_id: str  # params field of a placement holding our client id
-    ioc: str = "IOC"  # timeInForce of an immediate-or-cancel order in the state's orders
+
+    def placed_reduce_only(self, params: dict[str, Any]) -> bool:
+        """Whether a placement request (signed params) asked for reduce-only."""
+        return str(params.get("reduceOnly", "")).lower() == "true" or "REDUCE_ONLY" in (
+            params.get("flags") or []
+        )
+
+    def cancelled_id(self, key: str, params: dict[str, Any]) -> str | None:
+        """The venue order id a signed request cancels (None: not a cancel). Paradex names the
+        order in the path (``DELETE /v1/orders/<id>``), the others in ``orderId``."""
+        if key == self.cancel:
+            ids = params.get("orderIdList")  # edgeX takes a list
+            return str(ids[0]) if isinstance(ids, list) and ids else str(params["orderId"])
+        if key.startswith(f"{self.cancel}/"):
+            return key.rsplit("/", 1)[1]
+        return None
+
+    def immediate_or_cancel(self, order: dict[str, Any]) -> bool:
+        return order.get("timeInForce") in ("IOC", "IMMEDIATE_OR_CANCEL") or order.get("instruction") == "IOC"
 
     def post_only(self, order: dict[str, Any]) -> bool:
-        return order.get("postOnly") is True or order.get("timeInForce") in ("GTX", "POST_ONLY")
-
-    def cancelled_order_id(self, params: dict[str, Any]) -> str:
-        """The venue order id a cancel request named (edgeX takes a list)."""
-        ids = params.get("orderIdList")
-        return str(ids[0]) if isinstance(ids, list) and ids else str(params.get("orderId"))
+        return (
+            order.get("postOnly") is True
+            or order.get("timeInForce") in ("GTX", "POST_ONLY")
+            or order.get("instruction") == "POST_ONLY"
+        )
 
 
 WIRES = {
@@ -97,6 +116,23 @@ WIRES = {
         "DELETE /fapi/v1/order",
         "newClientOrderId",
     ),
+    "paradex": Wire(
+        "paradex",
+        "client_id",
+        "id",
+        "size",
+        "filled_size",  # the mock's truth beside the wire's remaining_size
+        "OPEN",
+        "CLOSED",
+        "CLOSED",
+        "BUY",
+        "SELL",
+        "size",
+        "PARADEX_L2_PRIVATE_KEY",
+        "POST /v1/orders",
+        "DELETE /v1/orders",
+        "client_id",
+    ),
     "edgex": Wire(
         "edgex",
         "clientOrderId",
@@ -113,7 +149,6 @@ WIRES = {
         "/api/v2/private/order/createOrder",
         "/api/v2/private/order/cancelOrderById",
         "clientOrderId",
-        ioc="IMMEDIATE_OR_CANCEL",
     ),
 }
 
@@ -236,6 +271,8 @@ def venue_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ve
         pytest.importorskip("bpx")
     if request.param == "edgex":
         pytest.importorskip("edgex_sdk")
+    if request.param == "paradex":
+        require_paradex_sdk()
     process = VenueProcess(tmp_path, WIRES[request.param])
     try:
         yield process
@@ -277,7 +314,7 @@ def start_bot(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("BACKPACK_", "ASTER_", "EDGEX_"))
+        if not key.startswith(("BACKPACK_", "ASTER_", "EDGEX_", "PARADEX_"))
     }
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)

@@ -1,14 +1,16 @@
-"""runbot.py --exchange backpack|aster|edgex as a trader runs it, against each loopback venue.
+"""runbot.py --exchange backpack|aster|edgex|paradex as a trader runs it, against each loopback venue
+(Paradex in .venv-paradex; skipped elsewhere).
 
 Both run as their own processes: the venue (``python -m tests.mock_venues.<venue>_venue``)
 writes a ready file and a .env with its URLs and a throwaway key (ED25519 for Backpack, an HMAC
-secret for Aster, HMAC credentials and an EIP-712 trading key for edgeX); the bot reads the
-.env and signs every request; the venue verifies each signature. The test plays the market
-through the venue's control endpoint and reads its truth from the state endpoint: it waits for
-the bot's entry, trades through it, checks the take-profit (reduce-only post-only sell at
-fill x (1 + 0.02 %) rounded up to the tick), fills that too, runs a second cycle whose
-take-profit stays resting, and stops the bot with Ctrl-C while its third entry rests. Each
-venue's wire names are read through a small :class:`Wire` table.
+secret for Aster, HMAC credentials and an EIP-712 trading key for edgeX, a Stark key for
+Paradex); the bot reads the .env and signs every request; the
+venue verifies each signature. The test plays the market through the venue's control endpoint
+and reads its truth from the state endpoint: it waits for the bot's entry, trades through it,
+checks the take-profit (reduce-only post-only sell at fill x (1 + 0.02 %) rounded up to the
+tick), fills that too, runs a second cycle whose take-profit stays resting, and stops the bot
+with Ctrl-C while its third entry rests. Each venue's wire names are read through a small
+:class:`Wire` table.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from tests.loopback_processes import (
     wait_for,
 )
 
-venue = pytest.fixture(params=["aster", "backpack", "edgex"])(venue_process)
+venue = pytest.fixture(params=["aster", "backpack", "edgex", "paradex"])(venue_process)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -115,26 +117,29 @@ def test_grid_places_fills_and_takes_profit_end_to_end(venue: VenueProcess, tmp_
     # The venue's truth: cycle 1 closed, cycle 2 long with its take-profit resting, the third
     # entry cancelled by the shutdown.
     first, second = cycles
-    assert venue.order(first["entry"][cid])["status"] == wire.filled
-    assert venue.order(first["take_profit"][cid])["status"] == wire.filled
-    assert venue.order(second["entry"][cid])["status"] == wire.filled
-    assert venue.order(second["take_profit"][cid])["status"] == wire.resting
-    assert venue.order(last_entry[cid])["status"] == wire.cancelled
+    for order, status, executed in (
+        (first["entry"], wire.filled, QUANTITY),
+        (first["take_profit"], wire.filled, QUANTITY),
+        (second["entry"], wire.filled, QUANTITY),
+        (second["take_profit"], wire.resting, 0),
+        (last_entry, wire.cancelled, 0),
+    ):
+        truth = venue.order(order[cid])
+        assert truth["status"] == status and Decimal(truth[wire.executed]) == executed
     assert Decimal(state["position"][wire.position]) == QUANTITY
 
     # Every request was signed and verified; five orders and one cancel went out.
     assert state["signature_failures"] == 0
     requests = [(r.get("instruction") or r.get("path"), r["params"]) for r in state["signed_requests"]]
     places = [params for key, params in requests if key == wire.place]
-    cancels = [params for key, params in requests if key == wire.cancel]
+    cancels = [wire.cancelled_id(key, params) for key, params in requests]
+    cancels = [order_id for order_id in cancels if order_id is not None]
     assert len(places) == 5 and len(cancels) == 1
     take_profit_ids = {str(c["take_profit"][cid]) for c in cycles}
     for params in places:
         is_take_profit = str(params[wire.placed_client_id]) in take_profit_ids
-        assert str(params.get("reduceOnly", "")).lower() in (
-            ("true",) if is_take_profit else ("", "none", "false")
-        )
-    assert wire.cancelled_order_id(cancels[0]) == str(last_entry[wire.order_id])
+        assert wire.placed_reduce_only(params) is is_take_profit
+    assert cancels[0] == str(last_entry[wire.order_id])
 
     # The orders CSV: entry fills at the entry price, take-profits placed at exactly the target,
     # the exit fill, and the shutdown cancel of the resting entry.
@@ -184,8 +189,9 @@ def test_boost_closes_each_filled_entry_at_market(venue: VenueProcess, tmp_path:
 
             exit_order = wait_for(closed, f"market close {cycle}", watched)
             handled.add(exit_order[cid])
-            assert exit_order["side"] == wire.sell and exit_order["timeInForce"] == wire.ioc
+            assert exit_order["side"] == wire.sell and wire.immediate_or_cancel(exit_order)
             assert exit_order["status"] == wire.filled and Decimal(exit_order[wire.quantity]) == QUANTITY
+            assert Decimal(exit_order[wire.executed]) == QUANTITY
             assert Decimal(exit_order["price"]) < Decimal(entry["price"])  # the bound lies below the bid
         exit_code = bot.stop()
         stdout, stderr = bot.output()

@@ -3,8 +3,9 @@
 One suite, parametrised over venue harnesses: the paper venue (driven by hand-made market
 events on a simulated clock), Lighter (the real client and the real SDK's signing, against
 the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock), Aster
-(HMAC-SHA256, verified by its mock) and edgeX (the SDK's HMAC headers and EIP-712 order
-signatures, both verified by its mock). A new venue joins by adding a harness here.
+(HMAC-SHA256, verified by its mock), edgeX (the SDK's HMAC headers and EIP-712 order
+signatures, both verified by its mock) and Paradex (paradex-py's Stark signatures, verified by
+its mock; runs in .venv-paradex, skipped elsewhere). A new venue joins by adding a harness here.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from exchanges.base import (
 )
 from helpers.clock import LiveClock, SimulatedClock
 from helpers.trading_config import TradingConfig
+from tests.paradex_support import require_paradex_sdk
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 UPDATE_TIMEOUT = 10.0
@@ -288,12 +290,24 @@ class EdgexHarness(LoopbackHarness):
         self.client = EdgexClient(self.config("edgex"), LiveClock(), env=self.venue.env())
 
 
+class ParadexHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        require_paradex_sdk()
+        from exchanges.paradex import ParadexClient
+        from tests.mock_venues.paradex_venue import MockParadexVenue
+
+        self.venue = MockParadexVenue(start_price=Decimal("3000")).start()
+        self.client = ParadexClient(self.config("paradex"), LiveClock(), env=self.venue.env())
+
+
 HARNESSES: dict[str, type[VenueHarness]] = {
     "aster": AsterHarness,
     "edgex": EdgexHarness,
     "paper": PaperHarness,
     "lighter": LighterHarness,
     "backpack": BackpackHarness,
+    "paradex": ParadexHarness,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from decimal import Decimal
@@ -56,3 +57,11 @@ def test_a_paper_bot_never_imports_a_venue_sdk() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_missing_paradex_sdk_prints_the_one_command_that_installs_it() -> None:
+    if importlib.util.find_spec("paradex_py") is not None:
+        pytest.skip("paradex-py is installed here (this is the Paradex environment)")
+    with pytest.raises(MissingDependencyError) as error:
+        ExchangeFactory.create_exchange("paradex", config("paradex"), LiveClock())
+    assert str(error.value).endswith(": bash scripts/paradex_env.sh")

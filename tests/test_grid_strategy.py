@@ -794,6 +794,7 @@ async def test_unknown_take_profit_outcome_never_loses_the_filled_size():
     (unknown,) = driver.engine.active_orders(OrderRole.EXIT)
     assert unknown.status is OrderStatus.UNKNOWN and unknown.quantity == D("0.01")
     count = len(driver.exchange.placed)
+
     def sells() -> list:
         return [order for order in placed_since(driver, count) if order.side is SELL]
 

@@ -1,6 +1,6 @@
-"""Kill test on Backpack, Aster and edgeX: the bot is killed with SIGKILL at random moments while it
-trades against the loopback venue (its own process) and restarted with the same command each
-time.
+"""Kill test on Backpack, Aster, edgeX and Paradex (Paradex in .venv-paradex): the bot is killed with
+SIGKILL at random moments while it trades against the loopback venue (its own process) and
+restarted with the same command each time.
 
 After every restart, once the bot has reconciled its journal with the venue, and at the end this
 must hold against the venue's truth: position = size of the resting take-profits (nothing
@@ -26,7 +26,7 @@ import pytest
 
 from tests.loopback_processes import Child, VenueProcess, start_bot, venue_process, wait_for
 
-venue = pytest.fixture(params=["aster", "backpack", "edgex"])(venue_process)
+venue = pytest.fixture(params=["aster", "backpack", "edgex", "paradex"])(venue_process)
 
 KILLS = int(os.environ.get("KILL_TEST_KILLS", "20"))
 SEED = int(os.environ.get("KILL_TEST_SEED", "11"))

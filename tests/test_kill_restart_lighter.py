@@ -35,6 +35,8 @@ pytest.importorskip("lighter")
 
 KILLS = int(os.environ.get("KILL_TEST_ROUNDS", "20"))
 SEED = int(os.environ.get("KILL_TEST_SEED", "11"))
+
+
 async def test_kill_9_at_random_moments_never_loses_a_fill_or_leaves_one_uncovered(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     env_file = tmp_path / "bot.env"

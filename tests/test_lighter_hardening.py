@@ -223,8 +223,10 @@ async def test_fees_end_as_the_trade_records_exact_fees_not_the_estimate(
         corrections = lambda: [u.fee_correction for u in updates if u.fee_correction is not None]  # noqa: E731
         estimated = lambda: sum((f.size for f in fills() if f.fee_estimated), Decimal(0))  # noqa: E731
         await until(
-            lambda: sum(f.size for f in fills()) == Decimal("0.0100")
-            and sum((c.size for c in corrections()), Decimal(0)) == estimated()
+            lambda: (
+                sum(f.size for f in fills()) == Decimal("0.0100")
+                and sum((c.size for c in corrections()), Decimal(0)) == estimated()
+            )
         )
         state = venue.state(venue.account_index)["accounts"][str(venue.account_index)]
         venue_fees = sum(Decimal(t["fee"]) for t in state["trades"])

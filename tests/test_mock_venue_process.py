@@ -31,6 +31,7 @@ from tests.venue_process import (
 
 lighter = pytest.importorskip("lighter")
 
+
 def order_by_client_id(state: dict[str, Any], account: int, coi: int) -> dict[str, Any] | None:
     return next(
         (o for o in state["accounts"][str(account)]["orders"] if o["client_order_index"] == coi), None

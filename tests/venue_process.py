@@ -110,5 +110,3 @@ async def poll_state(
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} in /_mock/state within {STEP_TIMEOUT:.0f}s")
         await asyncio.sleep(POLL_INTERVAL)
-
-
