@@ -36,6 +36,8 @@ wire_logger.setLevel(logging.INFO)
 
 MessageHandler = Callable[[Any], Awaitable[None] | None]
 Payload = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+#: Builds the HTTP headers of the next handshake (a session cookie that may have been renewed).
+HeadersHook = Callable[[], Awaitable[Mapping[str, str]]]
 
 
 class Backoff:
@@ -72,7 +74,9 @@ class ReconnectingWebSocket:
     or async. ``compression`` is offered to the server ("deflate") or not (None: less CPU per
     frame, more bytes on the wire). ``subscriptions`` seeds the tracker ({key: payload});
     payloads may be callables returning the message, evaluated at send time. ``start()`` runs
-    the loop in a task; ``close()`` stops it for good.
+    the loop in a task; ``close()`` stops it for good. ``headers`` (optional) is awaited before
+    every connection attempt for the handshake's extra HTTP headers (venues that authenticate
+    the socket with a session cookie); a hook that raises counts as a failed attempt.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class ReconnectingWebSocket:
         subscriptions: Mapping[str, Payload] | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         on_disconnect: Callable[[str], None] | None = None,
+        headers: HeadersHook | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         rng: random.Random | None = None,
@@ -103,6 +108,7 @@ class ReconnectingWebSocket:
         self.clock = clock
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
+        self.headers = headers
         self.backoff = Backoff(backoff_base, backoff_cap, rng)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -248,8 +254,10 @@ class ReconnectingWebSocket:
     async def _connect_once(self) -> str:
         """One connection's life; returns why it ended."""
         try:
+            extra = dict(await self.headers()) if self.headers is not None else None
             async with connect(
                 self.url,
+                additional_headers=extra,
                 open_timeout=self.open_timeout,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
