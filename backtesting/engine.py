@@ -94,6 +94,9 @@ class BacktestSpec:
     label: str = ""
     #: Replay the readable part of a cut-off compressed recording instead of refusing it.
     allow_truncated: bool = False
+    #: Write the live bot's files here (on-disk journal, orders CSV), as a live bot does; None:
+    #: none, and the journal is SQLite's temporary database (a long-run memory check needs them).
+    files_dir: str | None = None
 
     def __post_init__(self) -> None:
         if (self.feed_path is None) == (self.synthetic_events is None):
@@ -116,7 +119,7 @@ class BacktestSpec:
             quantity=self.quantity,
             strategy_params=dict(self.strategy_params),
             exchange_params={**BACKTEST_LATENCIES_MS, **self.exchange_params, "drive_externally": True},
-            log_dir=Path("logs"),
+            log_dir=Path(self.files_dir or "logs"),
             duration=self.duration,
             risk=self.risk,
             cancel_take_profits_on_exit=self.cancel_take_profits_on_exit,
@@ -364,7 +367,7 @@ class BacktestEngine:
             config,
             clock=clock,
             exchange_client=venue,
-            write_files=False,
+            write_files=spec.files_dir is not None,
             filter_market_wakes=spec.filter_market_wakes,
         )
         recorder.role_of = _journal_role(bot.journal)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +49,6 @@ from exchanges.base import (
     InvalidNonce,
     InvalidOrder,
     MalformedMessage,
-    NetworkError,
     OrderBelowMinimum,
     OrderInfo,
     OrderNotFound,
@@ -65,16 +63,21 @@ from exchanges.base import (
 from exchanges.connector_kit import (
     HttpSession,
     PriceLevels,
+    depth_snapshot_levels,
+    error_for_status,
+    json_or_none,
+    milliseconds_setting,
     opt_int,
     optional_price,
     plain,
-    retry_after_seconds,
+    required_setting,
     timestamp_seconds,
     to_decimal,
+    venue_urls,
+    with_retry_after,
 )
 from exchanges.venue_client import COMMON_PARAMS, StreamingVenueClient
 from exchanges.venue_orders import OrderReport, TradeReport, VenueOrder
-from helpers import safe_json
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
@@ -100,27 +103,15 @@ class AsterSettings:
 
     @classmethod
     def load(cls, env: Mapping[str, str], params: Mapping[str, Any]) -> AsterSettings:
-        api_key = (env.get("ASTER_API_KEY") or "").strip()
-        secret = (env.get("ASTER_SECRET_KEY") or "").strip()
+        api_key, secret = required_setting(env, "ASTER_API_KEY"), required_setting(env, "ASTER_SECRET_KEY")
         for name, value in (("ASTER_API_KEY", api_key), ("ASTER_SECRET_KEY", secret)):
-            if not value:
-                raise ConfigurationError(f"{name} is not set (put it in your .env file)")
             if not value.isascii() or not value.isalnum():
                 # Never echo the value: a key pasted into the wrong variable would reach the console.
                 raise ConfigurationError(f"{name} must be letters and digits only (as the venue issues it)")
-        base_url = str(params.get("base_url") or env.get("ASTER_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        ws_url = str(params.get("ws_url") or env.get("ASTER_WS_URL") or DEFAULT_WS_URL).rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError("ASTER_BASE_URL must start with http:// or https://")
-        if not ws_url.startswith(("ws://", "wss://")):
-            raise ConfigurationError("ASTER_WS_URL must start with ws:// or wss://")
-        raw_window = params.get("recv_window") or env.get("ASTER_RECV_WINDOW") or DEFAULT_RECV_WINDOW
-        try:
-            window = int(str(raw_window).strip())
-        except ValueError:
-            raise ConfigurationError("ASTER_RECV_WINDOW must be an integer (milliseconds)") from None
-        if not 0 < window <= MAX_RECV_WINDOW:
-            raise ConfigurationError(f"ASTER_RECV_WINDOW must be between 1 and {MAX_RECV_WINDOW} ms")
+        base_url, ws_url = venue_urls(env, params, "ASTER", (DEFAULT_BASE_URL, DEFAULT_WS_URL))
+        window = milliseconds_setting(
+            env, params, "recv_window", "ASTER_RECV_WINDOW", DEFAULT_RECV_WINDOW, MAX_RECV_WINDOW
+        )
         return cls(api_key=api_key, secret_key=secret, base_url=base_url, ws_url=ws_url, recv_window=window)
 
 
@@ -172,14 +163,9 @@ def map_error(code: int | None, message: str, http_status: int) -> ExchangeError
         return RateLimitExceeded(text)
     cls = ERROR_TABLE.get(code) if code is not None else None
     if cls is None:
-        if http_status >= 500:
-            cls = ExchangeUnavailable
-        elif http_status in (401, 403):
-            cls = AuthenticationError
-        elif code is not None and -4999 <= code <= -4000:
+        cls = error_for_status(http_status)
+        if cls is ExchangeError and code is not None and -4999 <= code <= -4000:
             cls = InvalidOrder
-        else:
-            cls = ExchangeError
     return cls(text)
 
 
@@ -344,17 +330,11 @@ class AsterRest:
         status, text, retry_after = await self.http.request(
             method, f"{self.settings.base_url}{path_and_query}", headers=headers, what=f"{method} {path}"
         )
-        try:
-            body = safe_json.loads(text) if text else None
-        except MalformedMessage:
-            body = None
+        body = json_or_none(text)
         code = opt_int(body.get("code")) if isinstance(body, dict) else None
         if status >= 400 or (code is not None and code < 0):
             message = str(body.get("msg") or "") if isinstance(body, dict) else text[:120]
-            error = map_error(code, message, status)
-            if isinstance(error, RateLimitExceeded):
-                error.retry_after = retry_after_seconds(retry_after)
-            raise error
+            raise with_retry_after(map_error(code, message, status), retry_after)
         if body is None:
             raise MalformedMessage(f"aster {method} {path}: answer is not JSON")
         return body
@@ -378,13 +358,11 @@ class AsterClient(StreamingVenueClient):
 
     def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(config, clock)
-        self.settings = AsterSettings.load(
-            os.environ if env is None else env, dict(config.exchange_params or {})
-        )
+        self.settings: AsterSettings = self._load_settings(AsterSettings, env)
         self._rest = AsterRest(self.settings, timeout=float(self.params["rest_timeout"]), retry=self.retry)
+        self._http = self._rest.http
         self._markets: dict[str, ContractInfo] = {}
         self._funding_hours: dict[str, Decimal] = {}
-        self._streams: set[str] = set()
         self._market_ws: ReconnectingWebSocket | None = None
         self._user_ws: ReconnectingWebSocket | None = None
         self._listen_key: str | None = None
@@ -393,59 +371,38 @@ class AsterClient(StreamingVenueClient):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _socket(self, url: str, on_message: Any, name: str, on_connect: Any) -> ReconnectingWebSocket:
-        return ReconnectingWebSocket(
-            url,
-            on_message,
-            self.clock,
-            on_connect=on_connect,
-            on_disconnect=self._stream_disconnected if name == "aster-market" else None,
-            ping_interval=float(self.params["ws_ping_interval"]),
-            backoff_base=float(self.params["backoff_base"]),
-            backoff_cap=float(self.params["backoff_cap"]),
-            compression=None,
-            name=name,
+    async def _open(self) -> None:
+        await self._load_markets()
+        symbol = self._symbol_for_ticker(self.config.ticker)
+        self._listen_key = await self._new_listen_key()
+        self._market_ws = self._make_socket(
+            f"{self.settings.ws_url}/ws",
+            self._on_market_message,
+            "aster-market",
+            self._on_market_connect,
+            self._stream_disconnected,
         )
+        self._user_ws = self._make_socket(
+            self._user_url(), self._on_user_message, "aster-user", self._on_user_connect
+        )
+        await self._ensure_streams(symbol)
+        self._market_ws.start()
+        self._user_ws.start()
+        for ws in (self._market_ws, self._user_ws):
+            await self._wait_connected(ws)
+        self._tasks.spawn(self._keep_listen_key_alive(), "aster-listen-key")
 
-    async def connect(self) -> None:
-        await self._rest.http.open()
-        try:
-            await self._load_markets()
-            symbol = self._symbol_for_ticker(self.config.ticker)
-            self._listen_key = await self._new_listen_key()
-            self._market_ws = self._socket(
-                f"{self.settings.ws_url}/ws", self._on_market_message, "aster-market", self._on_market_connect
-            )
-            self._user_ws = self._socket(
-                self._user_url(), self._on_user_message, "aster-user", self._on_user_connect
-            )
-            await self._ensure_streams(symbol)
-            self._market_ws.start()
-            self._user_ws.start()
-            timeout = float(self.params["ws_connect_timeout"])
-            for ws in (self._market_ws, self._user_ws):
-                if not await ws.wait_connected(timeout):
-                    why = ws.last_error or "no answer"
-                    raise ExchangeUnavailable(f"aster stream {ws.name} not up after {timeout}s ({why})")
-            self._tasks.spawn(self._keep_listen_key_alive(), "aster-listen-key")
-        except BaseException:
-            await self.disconnect()
-            raise
-
-    async def disconnect(self) -> None:
-        await super().disconnect()
+    async def _close(self) -> None:
         for ws in (self._market_ws, self._user_ws):
             if ws is not None:
                 await ws.close()
         self._market_ws = self._user_ws = None
-        self._streams.clear()
         if self._listen_key is not None:
             try:
                 await self._rest.keyed("DELETE", "/fapi/v1/listenKey")
             except ExchangeError as exc:
                 logger.info("aster: closing the user stream: %s", exc)
             self._listen_key = None
-        await self._rest.http.close()
 
     # -- markets -----------------------------------------------------------------------------
 
@@ -481,14 +438,6 @@ class AsterClient(StreamingVenueClient):
         if info is None:
             raise InvalidOrder(f"aster: unknown market {contract_id!r}")
         return info
-
-    async def get_contract_info(self, ticker: str) -> ContractInfo:
-        if not self._markets:
-            await self._load_markets()
-        symbol = self._symbol_for_ticker(ticker)
-        if self._market_ws is not None:
-            await self._ensure_streams(symbol)
-        return self._markets[symbol]
 
     async def get_funding_rate(self, contract_id: str) -> FundingRate:
         self.contract(contract_id)
@@ -571,13 +520,11 @@ class AsterClient(StreamingVenueClient):
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         body = await self._rest.signed("GET", "/fapi/v1/openOrders", {"symbol": contract_id})
-        result = []
-        for raw in body if isinstance(body, list) else []:
-            if isinstance(raw, dict) and self.client_ids.is_ours(str(raw.get("clientOrderId") or "")):
-                info = self._info_of(order_report(raw, self.clock.now()))
-                if info.status.is_active:
-                    result.append(info)
-        return result
+        return self._our_active(
+            body,
+            lambda raw: str(raw.get("clientOrderId") or ""),
+            lambda raw: self._info_of(order_report(raw, self.clock.now())),
+        )
 
     # -- positions and account ---------------------------------------------------------------
 
@@ -597,12 +544,6 @@ class AsterClient(StreamingVenueClient):
             if isinstance(raw, dict)
         ]
 
-    async def get_position(self, contract_id: str) -> Position:
-        for position in await self._positions(contract_id):
-            if position.contract_id == contract_id:
-                return position
-        return Position(contract_id=contract_id, size=Decimal(0), entry_price=Decimal(0))
-
     async def get_account_snapshot(self) -> AccountSnapshot:
         body = await self._rest.signed("GET", "/fapi/v2/account")
         if not isinstance(body, dict):
@@ -617,26 +558,18 @@ class AsterClient(StreamingVenueClient):
 
     # -- market stream -----------------------------------------------------------------------
 
-    async def _ensure_streams(self, symbol: str) -> None:
-        if self._market_ws is None:
-            raise NetworkError("aster: not connected (call connect first)")
-        if symbol in self._streams:
-            return
-        self._streams.add(symbol)
-        book = self._add_book(symbol, lambda: self._depth_snapshot(symbol), depth_continues)
+    depth_continues = staticmethod(depth_continues)
+
+    def _book_socket(self) -> ReconnectingWebSocket | None:
+        return self._market_ws
+
+    async def _subscribe_market(self, ws: ReconnectingWebSocket, symbol: str) -> None:
         streams = [f"{symbol.lower()}@depth@100ms", f"{symbol.lower()}@bookTicker"]
-        await self._market_ws.subscribe(
-            symbol, {"method": "SUBSCRIBE", "params": streams, "id": len(self._streams)}
-        )
-        if self._market_ws.connected.is_set():
-            book.restart()
+        await ws.subscribe(symbol, {"method": "SUBSCRIBE", "params": streams, "id": len(self._streams)})
 
     async def _depth_snapshot(self, symbol: str) -> tuple[Any, Any, int]:
         body = await self._rest.public("/fapi/v1/depth", {"symbol": symbol, "limit": 1000})
-        last = opt_int(body.get("lastUpdateId")) if isinstance(body, dict) else None
-        if last is None:
-            raise MalformedMessage(f"aster: depth snapshot of {symbol} has no lastUpdateId")
-        return body.get("bids") or [], body.get("asks") or [], last
+        return depth_snapshot_levels(body, "aster", symbol)
 
     async def _on_market_connect(self) -> None:
         self._stream_connected(reconcile=False)  # our orders travel on the user stream
@@ -702,10 +635,7 @@ class AsterClient(StreamingVenueClient):
         kind = event.get("e")
         if kind == "ORDER_TRADE_UPDATE":
             report, trade = stream_reports(event, self.clock.now())
-            if trade is not None:
-                self._apply_trade(trade)
-            if report.client_order_id:
-                self._apply(report)
+            self._apply_stream(report if report.client_order_id else None, trade)
         elif kind == "listenKeyExpired":
             self._tasks.spawn(self._renew_listen_key("the venue expired it"), "aster-listen-key-renewal")
         elif kind not in ("ACCOUNT_UPDATE", "ACCOUNT_CONFIG_UPDATE", "MARGIN_CALL"):

@@ -41,7 +41,6 @@ import base64
 import binascii
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,7 +63,6 @@ from exchanges.base import (
     InvalidNonce,
     InvalidOrder,
     MalformedMessage,
-    NetworkError,
     OrderBelowMinimum,
     OrderInfo,
     OrderNotFound,
@@ -80,16 +78,22 @@ from exchanges.base import (
 from exchanges.connector_kit import (
     HttpSession,
     PriceLevels,
+    depth_snapshot_levels,
+    error_for_status,
+    json_or_none,
+    milliseconds_setting,
     opt_int,
     optional_price,
     plain,
+    required_setting,
     retry_after_seconds,
     timestamp_seconds,
     to_decimal,
+    venue_urls,
+    with_retry_after,
 )
 from exchanges.venue_client import COMMON_PARAMS, StreamingVenueClient
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder
-from helpers import safe_json
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
@@ -117,11 +121,9 @@ class BackpackSettings:
     @classmethod
     def load(cls, env: Mapping[str, str], params: Mapping[str, Any]) -> BackpackSettings:
         """Read and validate; every problem is a one-line ConfigurationError naming the variable."""
-        public = (env.get("BACKPACK_PUBLIC_KEY") or "").strip()
-        secret = (env.get("BACKPACK_SECRET_KEY") or "").strip()
+        public = required_setting(env, "BACKPACK_PUBLIC_KEY")
+        secret = required_setting(env, "BACKPACK_SECRET_KEY")
         for name, value in (("BACKPACK_PUBLIC_KEY", public), ("BACKPACK_SECRET_KEY", secret)):
-            if not value:
-                raise ConfigurationError(f"{name} is not set (put it in your .env file)")
             try:
                 raw = base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
@@ -129,19 +131,12 @@ class BackpackSettings:
             if len(raw) != 32:
                 # Never echo the value: a key pasted into the wrong variable would reach the console.
                 raise ConfigurationError(f"{name} is not a base64 ED25519 key (32 bytes)")
-        base_url = str(params.get("base_url") or env.get("BACKPACK_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        ws_url = str(params.get("ws_url") or env.get("BACKPACK_WS_URL") or DEFAULT_WS_URL)
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError("BACKPACK_BASE_URL must start with http:// or https://")
-        if not ws_url.startswith(("ws://", "wss://")):
-            raise ConfigurationError("BACKPACK_WS_URL must start with ws:// or wss://")
-        window_raw = params.get("window_ms") or env.get("BACKPACK_WINDOW") or DEFAULT_WINDOW_MS
-        try:
-            window = int(str(window_raw).strip())
-        except ValueError:
-            raise ConfigurationError("BACKPACK_WINDOW must be an integer (milliseconds)") from None
-        if not 0 < window <= MAX_WINDOW_MS:
-            raise ConfigurationError(f"BACKPACK_WINDOW must be between 1 and {MAX_WINDOW_MS} ms")
+        base_url, ws_url = venue_urls(
+            env, params, "BACKPACK", (DEFAULT_BASE_URL, DEFAULT_WS_URL), strip_ws_slash=False
+        )
+        window = milliseconds_setting(
+            env, params, "window_ms", "BACKPACK_WINDOW", DEFAULT_WINDOW_MS, MAX_WINDOW_MS
+        )
         return cls(public_key=public, secret_key=secret, base_url=base_url, ws_url=ws_url, window_ms=window)
 
 
@@ -195,16 +190,7 @@ def map_error(code: str, message: str, http_status: int) -> ExchangeError:
         return OrderBelowMinimum(text)
     if "not found" in lowered and code in ("INVALID_ORDER", "RESOURCE_NOT_FOUND", ""):
         return OrderNotFound(text)
-    cls = ERROR_TABLE.get(code)
-    if cls is None:
-        if http_status >= 500:
-            cls = ExchangeUnavailable
-        elif http_status in (401, 403):
-            cls = AuthenticationError
-        elif http_status == 404:
-            cls = OrderNotFound
-        else:
-            cls = ExchangeError
+    cls = ERROR_TABLE.get(code) or error_for_status(http_status, not_found_404=True)
     return cls(text)
 
 
@@ -369,10 +355,7 @@ class BackpackRest:
         status, text, retry_after = await self.http.request(
             method, url, params=params, data=data, headers=headers, what=what or f"{method} {path}"
         )
-        try:
-            body = safe_json.loads(text) if text else None
-        except MalformedMessage:
-            body = None
+        body = json_or_none(text)
         if status >= 400:
             code = str(body.get("code") or "") if isinstance(body, dict) else ""
             message = str(body.get("message") or "") if isinstance(body, dict) else text[:120]
@@ -380,10 +363,7 @@ class BackpackRest:
                 raise RateLimitExceeded(
                     f"backpack {method} {path}: too many requests", retry_after_seconds(retry_after)
                 )
-            error = map_error(code, message, status)
-            if isinstance(error, RateLimitExceeded):
-                error.retry_after = retry_after_seconds(retry_after)
-            raise error
+            raise with_retry_after(map_error(code, message, status), retry_after)
         if body is None and text:
             raise MalformedMessage(f"backpack {method} {path}: answer is not JSON")
         return body
@@ -421,17 +401,15 @@ class BackpackClient(StreamingVenueClient):
 
     def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(config, clock)
-        self.settings = BackpackSettings.load(
-            os.environ if env is None else env, dict(config.exchange_params or {})
-        )
+        self.settings: BackpackSettings = self._load_settings(BackpackSettings, env)
         try:
             self._rest = BackpackRest(
                 self.settings, timeout=float(self.params["rest_timeout"]), retry=self.retry
             )
         except ValueError:
             raise ConfigurationError("BACKPACK_SECRET_KEY is not a valid ED25519 private key") from None
+        self._http = self._rest.http
         self._markets: dict[str, BackpackMarket] = {}
-        self._streams: set[str] = set()
         self._ws: ReconnectingWebSocket | None = None
 
     def _make_client_ids(self) -> ClientOrderIdFactory:
@@ -442,43 +420,26 @@ class BackpackClient(StreamingVenueClient):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        await self._rest.http.open()
-        try:
-            await self._load_markets()
-            market = self._market_for_ticker(self.config.ticker)
-            self._ws = ReconnectingWebSocket(
-                self.settings.ws_url,
-                self._on_ws_message,
-                self.clock,
-                on_connect=self._on_ws_connect,
-                on_disconnect=self._stream_disconnected,
-                ping_interval=float(self.params["ws_ping_interval"]),
-                backoff_base=float(self.params["backoff_base"]),
-                backoff_cap=float(self.params["backoff_cap"]),
-                compression=None,
-                name="backpack-ws",
-            )
-            await self._ensure_streams(market.symbol)
-            self._ws.start()
-            if not await self._ws.wait_connected(float(self.params["ws_connect_timeout"])):
-                raise ExchangeUnavailable(
-                    f"backpack stream {self.settings.ws_url} not connected after "
-                    f"{self.params['ws_connect_timeout']}s ({self._ws.last_error or 'no answer'})"
-                )
-            # A signed read proves the keys before the bot trades (a bad key fails here, typed).
-            await self._rest.signed("GET", lambda: self._rest.account.get_open_orders(symbol=market.symbol))
-        except BaseException:
-            await self.disconnect()
-            raise
+    async def _open(self) -> None:
+        await self._load_markets()
+        market = self._market_for_ticker(self.config.ticker)
+        self._ws = self._make_socket(
+            self.settings.ws_url,
+            self._on_ws_message,
+            "backpack-ws",
+            self._on_ws_connect,
+            self._stream_disconnected,
+        )
+        await self._ensure_streams(market.symbol)
+        self._ws.start()
+        await self._wait_connected(self._ws, self.settings.ws_url)
+        # A signed read proves the keys before the bot trades (a bad key fails here, typed).
+        await self._rest.signed("GET", lambda: self._rest.account.get_open_orders(symbol=market.symbol))
 
-    async def disconnect(self) -> None:
-        await super().disconnect()
+    async def _close(self) -> None:
         if self._ws is not None:
             await self._ws.close()
             self._ws = None
-        self._streams.clear()
-        await self._rest.http.close()
 
     # -- markets -----------------------------------------------------------------------------
 
@@ -500,6 +461,9 @@ class BackpackClient(StreamingVenueClient):
             )
             self._markets[market.symbol] = market
 
+    def _symbol_for_ticker(self, ticker: str) -> str:
+        return self._market_for_ticker(ticker).symbol
+
     def _market_for_ticker(self, ticker: str) -> BackpackMarket:
         wanted = ticker.upper()
         market = self._markets.get(wanted) or self._markets.get(f"{wanted}_USDC_PERP")
@@ -515,14 +479,6 @@ class BackpackClient(StreamingVenueClient):
 
     def contract(self, contract_id: str) -> ContractInfo:
         return self._market(contract_id).contract_info()
-
-    async def get_contract_info(self, ticker: str) -> ContractInfo:
-        if not self._markets:
-            await self._load_markets()
-        market = self._market_for_ticker(ticker)
-        if self._ws is not None:
-            await self._ensure_streams(market.symbol)
-        return market.contract_info()
 
     async def get_funding_rate(self, contract_id: str) -> FundingRate:
         market = self._market(contract_id)
@@ -652,17 +608,11 @@ class BackpackClient(StreamingVenueClient):
 
     async def get_active_orders(self, contract_id: str) -> list[OrderInfo]:
         body = await self._rest.signed("GET", lambda: self._rest.account.get_open_orders(symbol=contract_id))
-        result = []
-        for raw in body if isinstance(body, list) else []:
-            if isinstance(raw, dict) and self.client_ids.is_ours(_client_id(raw.get("clientId"))):
-                info = self._order_info(raw)
-                if info.status.is_active:
-                    result.append(info)
-        return result
+        return self._our_active(body, lambda raw: _client_id(raw.get("clientId")), self._order_info)
 
     # -- positions and account ---------------------------------------------------------------
 
-    async def _positions(self) -> list[Position]:
+    async def _positions(self, symbol: str | None = None) -> list[Position]:
         body = await self._rest.signed("GET", self._rest.account.get_open_positions)
         if not isinstance(body, list):
             raise MalformedMessage("backpack: positions answer is not a list")
@@ -678,12 +628,6 @@ class BackpackClient(StreamingVenueClient):
             for raw in body
             if isinstance(raw, dict)
         ]
-
-    async def get_position(self, contract_id: str) -> Position:
-        for position in await self._positions():
-            if position.contract_id == contract_id:
-                return position
-        return Position(contract_id=contract_id, size=Decimal(0), entry_price=Decimal(0))
 
     async def get_account_snapshot(self) -> AccountSnapshot:
         body = await self._rest.signed("GET", self._rest.account.get_collateral)
@@ -706,29 +650,23 @@ class BackpackClient(StreamingVenueClient):
 
     # -- stream ------------------------------------------------------------------------------
 
-    async def _ensure_streams(self, symbol: str) -> None:
-        if self._ws is None:
-            raise NetworkError("backpack: not connected (call connect first)")
-        if symbol in self._streams:
-            return
-        self._streams.add(symbol)
-        book = self._add_book(symbol, lambda: self._depth_snapshot(symbol), depth_continues)
+    depth_continues = staticmethod(depth_continues)
+
+    def _book_socket(self) -> ReconnectingWebSocket | None:
+        return self._ws
+
+    async def _subscribe_market(self, ws: ReconnectingWebSocket, symbol: str) -> None:
         for stream in (f"depth.{symbol}", f"bookTicker.{symbol}"):
-            await self._ws.subscribe(stream, {"method": "SUBSCRIBE", "params": [stream]})
+            await ws.subscribe(stream, {"method": "SUBSCRIBE", "params": [stream]})
         private = f"account.orderUpdate.{symbol}"
-        await self._ws.subscribe(
+        await ws.subscribe(
             private,
             lambda: {"method": "SUBSCRIBE", "params": [private], "signature": self._rest.sign_subscription()},
         )
-        if self._ws.connected.is_set():
-            book.restart()
 
     async def _depth_snapshot(self, symbol: str) -> tuple[Any, Any, int]:
         snapshot = await self._rest.public("/api/v1/depth", {"symbol": symbol})
-        last = opt_int(snapshot.get("lastUpdateId")) if isinstance(snapshot, dict) else None
-        if last is None:
-            raise MalformedMessage(f"backpack: depth snapshot of {symbol} has no lastUpdateId")
-        return snapshot.get("bids") or [], snapshot.get("asks") or [], last
+        return depth_snapshot_levels(snapshot, "backpack", symbol)
 
     async def _on_ws_connect(self) -> None:
         self._stream_connected()
@@ -750,11 +688,7 @@ class BackpackClient(StreamingVenueClient):
         elif kind == "bookTicker" and book is not None:
             book.on_ticker(to_decimal(data.get("b"), "bid"), to_decimal(data.get("a"), "ask"), data.get("T"))
         elif stream.startswith("account.orderUpdate"):
-            report, trade = stream_reports(data, self.clock.now())
-            if trade is not None:
-                self._apply_trade(trade)
-            if report is not None:
-                self._apply(report)
+            self._apply_stream(*stream_reports(data, self.clock.now()))
 
     def __repr__(self) -> str:
         return f"BackpackClient({self.settings!r})"

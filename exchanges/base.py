@@ -245,11 +245,31 @@ class Fill:
 
 
 @dataclass(frozen=True)
+class FeeCorrection:
+    """The venue's exact fee for ``size`` already announced with an estimated fee.
+
+    A fill is announced as soon as the order stream shows it, so its take-profit never waits
+    for the trade record; when that record comes, its exact fee replaces the estimate.
+    """
+
+    trade_id: str
+    size: Decimal
+    fee: Decimal  # the exact fee of ``size``
+    replaces: Decimal  # the estimate that was booked for ``size``
+
+    @property
+    def delta(self) -> Decimal:
+        return self.fee - self.replaces
+
+
+@dataclass(frozen=True)
 class OrderUpdate:
-    """An order's new state, with the fill that caused it (if one did)."""
+    """An order's new state, with the fill that caused it (if one did) and any exact fee that
+    replaces an estimate booked earlier."""
 
     order: OrderInfo
     fill: Fill | None = None
+    fee_correction: FeeCorrection | None = None
 
 
 @dataclass(frozen=True)

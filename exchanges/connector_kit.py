@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 
 from exchanges.base import (
+    AuthenticationError,
+    ConfigurationError,
     ContractInfo,
     ExchangeError,
     ExchangeUnavailable,
@@ -25,13 +27,15 @@ from exchanges.base import (
     MarketUpdate,
     NetworkError,
     OrderBelowMinimum,
+    OrderNotFound,
     OrderResult,
     OrderSide,
     OrderStatus,
+    RateLimitExceeded,
     RequestTimeout,
 )
 from exchanges.venue_orders import VenueOrder
-from helpers import venue_validation
+from helpers import safe_json, venue_validation
 from helpers.clock import Clock
 from helpers.rounding import is_multiple, round_down, round_up
 from helpers.venue_validation import InvalidVenueData
@@ -380,6 +384,91 @@ def retry_after_seconds(header: str | None) -> float | None:
         return float(header) if header else None
     except ValueError:
         return None
+
+
+def json_or_none(text: str) -> Any:
+    """A REST answer's JSON, or None when it is empty or not JSON (the caller decides whether
+    that is an error: an error status is typed from the status alone, a 2xx is malformed)."""
+    try:
+        return safe_json.loads(text) if text else None
+    except MalformedMessage:
+        return None
+
+
+def with_retry_after(error: ExchangeError, header: str | None) -> ExchangeError:
+    """``error``, carrying the venue's Retry-After when it is a rate limit."""
+    if isinstance(error, RateLimitExceeded):
+        error.retry_after = retry_after_seconds(header)
+    return error
+
+
+def error_for_status(http_status: int, *, not_found_404: bool = False) -> type[ExchangeError]:
+    """The error class of an answer whose venue code says nothing we know: 5xx unavailable,
+    401/403 authentication (404 order-not-found where the venue means that), else generic."""
+    if http_status >= 500:
+        return ExchangeUnavailable
+    if http_status in (401, 403):
+        return AuthenticationError
+    if not_found_404 and http_status == 404:
+        return OrderNotFound
+    return ExchangeError
+
+
+def depth_snapshot_levels(body: Any, venue: str, symbol: str) -> tuple[Any, Any, int]:
+    """(bids, asks, lastUpdateId) of a REST depth snapshot; MalformedMessage without the id."""
+    last = opt_int(body.get("lastUpdateId")) if isinstance(body, dict) else None
+    if last is None:
+        raise MalformedMessage(f"{venue}: depth snapshot of {symbol} has no lastUpdateId")
+    return body.get("bids") or [], body.get("asks") or [], last
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings from the environment
+# ---------------------------------------------------------------------------------------------
+
+
+def required_setting(env: Mapping[str, str], name: str) -> str:
+    """The stripped value of ``name``; a one-line ConfigurationError when it is missing."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set (put it in your .env file)")
+    return value
+
+
+def venue_urls(
+    env: Mapping[str, str],
+    params: Mapping[str, Any],
+    prefix: str,
+    defaults: tuple[str, str],
+    *,
+    strip_ws_slash: bool = True,
+) -> tuple[str, str]:
+    """(REST base URL, WebSocket URL): ``exchange_params`` first, then ``<PREFIX>_BASE_URL`` /
+    ``<PREFIX>_WS_URL``, then the venue's defaults; each checked for its scheme."""
+    base_url = str(params.get("base_url") or env.get(f"{prefix}_BASE_URL") or defaults[0]).rstrip("/")
+    ws_url = str(params.get("ws_url") or env.get(f"{prefix}_WS_URL") or defaults[1])
+    if strip_ws_slash:
+        ws_url = ws_url.rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{prefix}_BASE_URL must start with http:// or https://")
+    if not ws_url.startswith(("ws://", "wss://")):
+        raise ConfigurationError(f"{prefix}_WS_URL must start with ws:// or wss://")
+    return base_url, ws_url
+
+
+def milliseconds_setting(
+    env: Mapping[str, str], params: Mapping[str, Any], key: str, name: str, default: int, maximum: int
+) -> int:
+    """A signature window in milliseconds, 1..``maximum``: ``exchange_params[key]``, else the
+    environment's ``name``, else ``default``; a one-line ConfigurationError naming ``name``."""
+    raw = params.get(key) or env.get(name) or default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer (milliseconds)") from None
+    if not 0 < value <= maximum:
+        raise ConfigurationError(f"{name} must be between 1 and {maximum} ms")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

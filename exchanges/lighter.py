@@ -155,8 +155,9 @@ _PARAM_DEFAULTS: dict[str, Any] = {
     "backoff_cap": 30.0,
     "inactive_orders_max_pages": 10,  # order look-ups read at most this many pages of finished orders
     "inactive_orders_page_size": 100,  # finished orders a page (the venue allows 1-100)
-    "trade_fees": True,  # subscribe to account_all_trades: exact fees per trade
-    "trade_fee_wait": 0.25,  # hold a fill this long for its trade record (0: estimated fees at once)
+    # Subscribe to account_all_trades: each trade's exact fee replaces the estimate a fill was
+    # announced with (a fill never waits for its trade record, so neither does its take-profit).
+    "trade_fees": True,
     "ws_orders": True,  # send transactions over the WebSocket when it is up (HTTP as the fallback)
     # Transactions a minute over the WebSocket (None: rest_requests_per_minute). Lighter's docs
     # cap a standard account's transactions at 60 a minute by default, whichever the path.
@@ -818,8 +819,6 @@ class LighterClient(BaseExchangeClient):
         #: Subscription channel (request form) -> "pending", "ok" or the venue's refusal.
         self._subscriptions: dict[str, str] = {}
         self._subscription_changed = asyncio.Event()
-        #: Order reports held for their trade record: client id -> (report, release timer).
-        self._held: dict[str, tuple[OrderReport, asyncio.TimerHandle]] = {}
         self.malformed = MalformedCounter("lighter", self.clock.now)
         self.shutdown_notices = 0
         #: sendtx requests sent over the stream and awaiting their reply: id -> (tx hash, future).
@@ -902,9 +901,6 @@ class LighterClient(BaseExchangeClient):
             ) from None
 
     async def disconnect(self) -> None:
-        for _, timer in self._held.values():
-            timer.cancel()
-        self._held.clear()
         if self._token_task is not None:
             self._token_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -1158,9 +1154,6 @@ class LighterClient(BaseExchangeClient):
         state = self._subscriptions.get(self._account_channel(market_id))
         return state if state not in (None, SUB_OK, SUB_PENDING) else None
 
-    def _trades_live(self) -> bool:
-        return self._subscriptions.get(self._trades_channel()) == SUB_OK
-
     def _refused_channel(self, text: str) -> str | None:
         pending = [c for c, state in self._subscriptions.items() if state == SUB_PENDING]
         for channel in pending:
@@ -1358,7 +1351,7 @@ class LighterClient(BaseExchangeClient):
             for raw in group:
                 if not isinstance(raw, dict):
                     raise InvalidVenueData("wrong type", "an order is not an object")
-                self._apply_order(raw, hold=True)
+                self._apply_order(raw)
 
     def _on_trades(self, message: Mapping[str, Any]) -> None:
         """Our executions with their exact fees (account_all_trades), folded into VenueOrders."""
@@ -1384,50 +1377,11 @@ class LighterClient(BaseExchangeClient):
             update = self._orders.apply_trade(trade)
             if update is not None:
                 self._emit_order_update(update)
-            self._release_held(tracked.client_order_id, covered_only=True)
 
-    # -- holding a fill for its trade record (exact fee) --------------------------------------
-
-    def _hold_for_trade(self, report: OrderReport) -> bool:
-        """Hold an order report that adds a fill, up to ``trade_fee_wait`` seconds, so that the
-        trade record (exact fee) announces the fill when it comes first; True if held."""
-        wait = float(self.params["trade_fee_wait"])
-        if wait <= 0 or not self._trades_live():
-            return False
-        tracked = self._orders.get(report.client_order_id)
-        if tracked is None or not tracked.registered or report.filled_size <= tracked.filled:
-            return False
-        held = self._held.get(report.client_order_id)
-        if held is not None:
-            if report.filled_size >= held[0].filled_size:
-                self._held[report.client_order_id] = (report, held[1])
-            return True
-        timer = asyncio.get_running_loop().call_later(wait, self._release_held, report.client_order_id)
-        self._held[report.client_order_id] = (report, timer)
-        return True
-
-    def _release_held(self, client_order_id: str, covered_only: bool = False) -> None:
-        """Apply a held report: at its deadline (the fill then carries an estimated fee), or
-        once trades have covered its fill (``covered_only``)."""
-        held = self._held.get(client_order_id)
-        if held is None:
-            return
-        report, timer = held
-        tracked = self._orders.get(client_order_id)
-        if covered_only and tracked is not None and tracked.filled < report.filled_size:
-            return
-        del self._held[client_order_id]
-        timer.cancel()
-        self._apply_report(report)
-
-    def _apply_order(self, raw: Mapping[str, Any], *, hold: bool = False) -> OrderUpdate | None:
+    def _apply_order(self, raw: Mapping[str, Any]) -> OrderUpdate | None:
         report = order_report(raw, self.clock.now())
         if report is None:
             return None
-        if hold and self._hold_for_trade(report):
-            return None
-        if report.client_order_id in self._held:
-            self._release_held(report.client_order_id)  # keep the venue's order of reports
         return self._apply_report(report)
 
     def _apply_report(self, report: OrderReport) -> OrderUpdate | None:

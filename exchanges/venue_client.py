@@ -2,20 +2,47 @@
 order, and streams order events and depth over a WebSocket (Backpack, Aster, and most CEX-style
 venues).
 
-A venue file subclasses :class:`StreamingVenueClient` and supplies hooks: ``contract`` (the
-market's tick/step/minimums), ``_send_order`` and ``_send_cancel`` (its wire format, returning
-the venue's answer as an :class:`OrderReport`), the look-ups (``find_order``...), positions and
-its streams. Everything else is here once: registering an order before it leaves (so no stream
+Everything venue-independent is here once: registering an order before it leaves (so no stream
 report can be missed), typing a failed send as unknown or refused, waiting (bounded) for the
 trades of an order that filled at once so its fills carry exact fees, refusing a post-only
 order that the venue refused, market orders as IOC limit orders at the slippage bound,
-cancels, book waits, and reading our orders back after the stream came back.
+cancels, book waits, connect/disconnect with cleanup on a failed connect, market look-up by
+ticker, stream subscription and depth books, positions, our open orders, and reading our
+orders back after the stream came back.
+
+Adding a venue
+--------------
+Subclass :class:`StreamingVenueClient`, set ``name`` and ``PARAMS`` (``COMMON_PARAMS`` plus the
+venue's own), and in ``__init__`` load the settings (``self._load_settings(XSettings, env)``,
+built with :func:`~exchanges.connector_kit.required_setting`,
+:func:`~exchanges.connector_kit.venue_urls` and
+:func:`~exchanges.connector_kit.milliseconds_setting`) and set ``self._http`` (the
+:class:`~exchanges.connector_kit.HttpSession` the venue's REST helper sends on; parse answers
+with ``json_or_none``/``error_for_status``/``with_retry_after``). Then implement the hooks:
+
+* ``_open()``: what ``connect`` does after the HTTP session opened (load markets, make the
+  sockets with ``self._make_socket``, ``await self._ensure_streams(symbol)``, start them,
+  ``await self._wait_connected(ws)``); a failure closes everything again;
+* ``_close()``: close the venue's sockets (``disconnect`` does the rest);
+* ``_load_markets()`` filling ``self._markets``; ``_symbol_for_ticker(ticker)``; ``contract(symbol)``;
+* ``_book_socket()`` (the socket carrying depth, None before connect),
+  ``_subscribe_market(ws, symbol)`` (send the venue's subscriptions),
+  ``_depth_snapshot(symbol)`` (``depth_snapshot_levels``) and ``depth_continues(book, delta)``
+  (the venue's sequence rule);
+* ``_send_order``, ``_send_cancel`` (the wire, answering with an :class:`OrderReport`),
+  ``_rejection`` (refine a REJECTED placement, e.g. post-only);
+* ``find_order``, ``get_order_info``; ``get_active_orders`` via ``_our_active(rows, client_id_of,
+  info_of)``; ``_positions(symbol)`` (``get_position`` is here); ``get_account_snapshot``;
+  ``get_funding_rate``;
+* stream handlers that call ``book.on_delta``/``book.on_ticker`` and ``_apply_stream(report,
+  trade)``, and ``_stream_connected``/``_stream_disconnected`` from the socket callbacks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -25,6 +52,7 @@ from exchanges.base import (
     ClientOrderIdFactory,
     ContractInfo,
     ExchangeError,
+    ExchangeUnavailable,
     InvalidOrder,
     NetworkError,
     OrderInfo,
@@ -33,10 +61,12 @@ from exchanges.base import (
     OrderSide,
     OrderStatus,
     OrderType,
+    Position,
     SlippageExceeded,
 )
 from exchanges.connector_kit import (
     BackgroundTasks,
+    HttpSession,
     MarketBook,
     PriceLevels,
     check_amounts,
@@ -47,6 +77,7 @@ from exchanges.connector_kit import (
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
+from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.trading_config import TradingConfig
 
 logger = logging.getLogger(__name__)
@@ -92,6 +123,63 @@ class StreamingVenueClient(BaseExchangeClient):
         self._books: dict[str, MarketBook] = {}
         self._tasks = BackgroundTasks(self.name)
         self._connected_once = False
+        self._markets: dict[str, Any] = {}
+        self._streams: set[str] = set()
+        self._http: HttpSession | None = None
+
+    def _load_settings(self, settings_cls: Any, env: Mapping[str, str] | None) -> Any:
+        """The venue's settings from ``env`` (the process environment when None) and
+        ``config.exchange_params``."""
+        return settings_cls.load(os.environ if env is None else env, dict(self.config.exchange_params or {}))
+
+    def _make_socket(
+        self,
+        url: str,
+        on_message: Callable[[Any], None],
+        name: str,
+        on_connect: Callable[[], Awaitable[None]] | None,
+        on_disconnect: Callable[..., None] | None = None,
+    ) -> ReconnectingWebSocket:
+        """A reconnecting socket tuned by the common params (ping, backoff)."""
+        return ReconnectingWebSocket(
+            url,
+            on_message,
+            self.clock,
+            on_connect=on_connect,
+            on_disconnect=on_disconnect,
+            ping_interval=float(self.params["ws_ping_interval"]),
+            backoff_base=float(self.params["backoff_base"]),
+            backoff_cap=float(self.params["backoff_cap"]),
+            compression=None,
+            name=name,
+        )
+
+    async def _wait_connected(self, ws: ReconnectingWebSocket, what: str | None = None) -> None:
+        """ExchangeUnavailable when ``ws`` is not up within ``ws_connect_timeout``."""
+        timeout = float(self.params["ws_connect_timeout"])
+        if not await ws.wait_connected(timeout):
+            why = ws.last_error or "no answer"
+            raise ExchangeUnavailable(f"{self.name} stream {what or ws.name} not up after {timeout}s ({why})")
+
+    # -- connecting --------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the HTTP session, then the venue's ``_open``; a failure anywhere closes all
+        that was opened (a failed connect leaks no session, socket or task)."""
+        if self._http is not None:
+            await self._http.open()
+        try:
+            await self._open()
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    async def _open(self) -> None:
+        """Venue hook: markets, sockets, streams (see the module docstring)."""
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        """Venue hook: close the venue's sockets and whatever else ``_open`` made."""
 
     def _make_client_ids(self) -> ClientOrderIdFactory:
         """The venue's client-id format (the default 14 digits; Backpack needs 32-bit ids)."""
@@ -147,7 +235,80 @@ class StreamingVenueClient(BaseExchangeClient):
         return await self._books[contract_id].wait_top(float(self.params["bbo_timeout"]))
 
     async def _ensure_streams(self, contract_id: str) -> None:
-        """Subscribe the market's streams (venues override)."""
+        """Subscribe the market's streams once, with a depth book kept by the venue's
+        ``depth_continues`` rule from ``_depth_snapshot``."""
+        ws = self._book_socket()
+        if ws is None:
+            raise NetworkError(f"{self.name}: not connected (call connect first)")
+        if contract_id in self._streams:
+            return
+        self._streams.add(contract_id)
+        book = self._add_book(contract_id, lambda: self._depth_snapshot(contract_id), self.depth_continues)
+        await self._subscribe_market(ws, contract_id)
+        if ws.connected.is_set():
+            book.restart()
+
+    def _book_socket(self) -> ReconnectingWebSocket | None:
+        """Venue hook: the socket that carries the depth stream (None before connect)."""
+        return None
+
+    async def _subscribe_market(self, ws: ReconnectingWebSocket, contract_id: str) -> None:
+        """Venue hook: send the market's subscriptions (depth, ticker, private)."""
+        raise NotImplementedError
+
+    async def _depth_snapshot(self, contract_id: str) -> tuple[Any, Any, int]:
+        """Venue hook: (bids, asks, sequence) of a REST depth snapshot."""
+        raise NotImplementedError
+
+    @staticmethod
+    def depth_continues(book: PriceLevels, delta: Mapping[str, Any]) -> bool:
+        """Venue hook: apply ``delta`` when it continues the book; False on a gap."""
+        raise NotImplementedError
+
+    # -- markets -----------------------------------------------------------------------------
+
+    async def _load_markets(self) -> None:
+        """Venue hook: fill ``self._markets``."""
+        raise NotImplementedError
+
+    def _symbol_for_ticker(self, ticker: str) -> str:
+        """Venue hook: the market id for the configured ticker; ConfigurationError if none."""
+        raise NotImplementedError
+
+    async def get_contract_info(self, ticker: str) -> ContractInfo:
+        if not self._markets:
+            await self._load_markets()
+        symbol = self._symbol_for_ticker(ticker)
+        if self._book_socket() is not None:
+            await self._ensure_streams(symbol)
+        return self.contract(symbol)
+
+    # -- positions and orders read back ------------------------------------------------------
+
+    async def _positions(self, symbol: str | None = None) -> list[Position]:
+        """Venue hook: open positions (of ``symbol`` where the venue can filter)."""
+        raise NotImplementedError
+
+    async def get_position(self, contract_id: str) -> Position:
+        for position in await self._positions(contract_id):
+            if position.contract_id == contract_id:
+                return position
+        return Position(contract_id=contract_id, size=Decimal(0), entry_price=Decimal(0))
+
+    def _our_active(
+        self,
+        rows: Any,
+        client_id_of: Callable[[Mapping[str, Any]], str | None],
+        info_of: Callable[[Mapping[str, Any]], OrderInfo],
+    ) -> list[OrderInfo]:
+        """Our still-active orders among the venue's open-order rows (others' are skipped)."""
+        result = []
+        for raw in rows if isinstance(rows, list) else []:
+            if isinstance(raw, dict) and self.client_ids.is_ours(client_id_of(raw)):
+                info = info_of(raw)
+                if info.status.is_active:
+                    result.append(info)
+        return result
 
     def _stream_connected(self, *, reconcile: bool = True) -> None:
         """Call from the stream's on_connect: rebuild books; after a break, reconcile orders
@@ -173,6 +334,13 @@ class StreamingVenueClient(BaseExchangeClient):
         if update.order.status is OrderStatus.EXPIRED:
             logger.warning("%s: order %s expired on the venue", self.name, update.order.client_order_id)
         self._emit_order_update(update)
+
+    def _apply_stream(self, report: OrderReport | None, trade: TradeReport | None) -> None:
+        """One stream event: its trade first (exact fee), then the order's state."""
+        if trade is not None:
+            self._apply_trade(trade)
+        if report is not None:
+            self._apply(report)
 
     def _apply_trade(self, trade: TradeReport) -> None:
         update = self._orders.apply_trade(trade)
@@ -309,3 +477,7 @@ class StreamingVenueClient(BaseExchangeClient):
 
     async def disconnect(self) -> None:
         await self._tasks.cancel_all()
+        await self._close()
+        self._streams.clear()
+        if self._http is not None:
+            await self._http.close()

@@ -58,7 +58,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from exchanges.base import ExchangeError, Fill, OrderInfo, OrderSide, OrderStatus, OrderType, OrderUpdate
+from exchanges.base import (
+    ExchangeError,
+    FeeCorrection,
+    Fill,
+    OrderInfo,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+)
 from helpers.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -170,6 +179,10 @@ class VenueOrder:
     #: Sum of the sizes of the distinct trades reported, and their ids.
     trade_filled: Decimal = _ZERO
     trade_ids: set[str] = field(default_factory=set, repr=False)
+    #: Announced size whose fee is still an estimate, and that estimate (trade records that
+    #: come later replace it with the exact fee).
+    estimated_size: Decimal = _ZERO
+    estimated_fees: Decimal = _ZERO
     #: Placed by this process (False: first seen in a report, a baseline).
     registered: bool = True
     #: For a baseline: the venue time of the report it was taken from.
@@ -412,8 +425,10 @@ class VenueOrders:
         order.trade_filled = trade_total
         learned = self._learn_order_id(order, trade.order_id)
         fill = None
-        if trade_total > order.filled:
-            size = trade_total - order.filled
+        new_size = max(trade_total - order.filled, _ZERO)
+        correction = self._correct_fee(order, trade, trade.size - new_size)
+        if new_size > 0:
+            size = new_size
             fee = trade.fee
             if fee is not None and size != trade.size:
                 fee = self._quantize(fee * size / trade.size)
@@ -428,12 +443,25 @@ class VenueOrders:
             )
         status = OrderStatus.FILLED if order.filled >= order.size else OrderStatus.PARTIALLY_FILLED
         changed = fill is not None and self._set_status(order, status, order.venue_status, True)
-        if fill is None and not learned:
+        if fill is None and correction is None and not learned:
             return None
         if fill is not None or changed:
             order.timestamp = trade.timestamp
         order.event.set()
-        return OrderUpdate(order=order.info(), fill=fill)
+        return OrderUpdate(order=order.info(), fill=fill, fee_correction=correction)
+
+    def _correct_fee(self, order: VenueOrder, trade: TradeReport, covered: Decimal) -> FeeCorrection | None:
+        """The trade's exact fee for the part of it an order report already announced with an
+        estimated fee (the estimate replaced pro rata); None when there is nothing to correct."""
+        size = min(covered, order.estimated_size)
+        if size <= 0 or trade.fee is None:
+            return None
+        replaces = self._quantize(order.estimated_fees * size / order.estimated_size)
+        exact = trade.fee if size == trade.size else self._quantize(trade.fee * size / trade.size)
+        order.estimated_size -= size
+        order.estimated_fees -= replaces
+        order.fees += exact - replaces
+        return FeeCorrection(trade.trade_id, size, exact, replaces)
 
     # -- shared rules ------------------------------------------------------------------------
 
@@ -452,6 +480,8 @@ class VenueOrders:
         if fee is None:
             maker_rate, taker_rate = self.fee_rates(order.contract_id)
             fee = self._quantize(price * size * (maker_rate if is_maker else taker_rate))
+            order.estimated_size += size
+            order.estimated_fees += fee
         order.filled += size
         order.filled_quote += price * size
         order.fees += fee

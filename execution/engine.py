@@ -35,6 +35,7 @@ from decimal import Decimal
 from exchanges.base import (
     BaseExchangeClient,
     ExchangeError,
+    FeeCorrection,
     Fill,
     NetworkError,
     OrderInfo,
@@ -385,7 +386,29 @@ class ExecutionEngine:
         if record is None:
             logger.debug("update for an order that is not ours: %s", info.order_id)
             return
-        self._apply_info(record, info, update.fill)
+        # One report can acknowledge, fill and end the order: one commit, not three.
+        with self.journal.atomic():
+            self._apply_info(record, info, update.fill)
+            if update.fee_correction is not None:
+                self._correct_fee(record, update.fee_correction)
+
+    def _correct_fee(self, record: OrderRecord, correction: FeeCorrection) -> None:
+        """The exact fee of size booked earlier with an estimate (the fill did not wait for it)."""
+        size = min(correction.size, record.estimated_size)
+        if size <= 0:
+            return  # nothing of it was booked with an estimate here (a look-up booked it, say)
+        if size == record.estimated_size:
+            replaces = record.estimated_fees
+        else:
+            replaces = record.estimated_fees * size / record.estimated_size
+        exact = correction.fee if size == correction.size else correction.fee * size / correction.size
+        record.estimated_size -= size
+        record.estimated_fees -= replaces
+        delta = exact - replaces
+        record.fees += delta
+        self.ledger.fees += delta
+        self.journal.correct_fee(record, size, delta, self.ledger, self.clock.now())
+        logger.debug("fee of %s %s: %s exact, %s estimated", record.client_order_id, size, exact, replaces)
 
     def _find_record(self, client_order_id: str | None, venue_order_id: str | None) -> OrderRecord | None:
         if client_order_id:
@@ -463,6 +486,9 @@ class ExecutionEngine:
         record.filled_size = cumulative
         record.filled_quote += price * delta
         record.fees += fee
+        if fee_estimated and fill is not None:
+            record.estimated_size += delta
+            record.estimated_fees += fee
         record.updated_at = now
         booked = FillRecord(
             fill_id=fill_id,

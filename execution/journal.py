@@ -16,13 +16,11 @@ Backtests use SQLite's private temporary database (no sync, deleted on close, me
 
 from __future__ import annotations
 
+import asyncio
 import csv
-import io
-import logging
-import logging.handlers
 import queue
 import sqlite3
-from collections.abc import Iterable
+import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -85,6 +83,9 @@ CSV_COLUMNS = (
     "realized_pnl",
     "detail",
 )
+#: How long a row may wait on the loop before its batch goes to the CSV writer thread: long
+#: enough that a fill's take-profit has left before any formatting, short enough to tail.
+CSV_HANDOVER_SECONDS = 0.05
 
 
 def journal_path(log_dir: Path, bot_name: str) -> Path:
@@ -140,55 +141,80 @@ def _dec(text: str | None) -> Decimal | None:
 class OrdersCsv:
     """The trader's spreadsheet view of the journal: one row per order event, appended.
 
-    Rows are formatted on the event loop but written by a listener thread, so a slow disk never
-    sits between a fill and its take-profit (the journal commit already made the event durable).
+    The event loop only appends the row's raw values to a list: a fill and its take-profit are
+    never held up by formatting or a disk. ``CSV_HANDOVER_SECONDS`` after the first row of a
+    batch, the batch goes to a writer thread that formats and appends it (the journal commit
+    already made each event durable; the CSV is a view).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="")
-        self._rows: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         path.parent.mkdir(parents=True, exist_ok=True)
-        is_new = not path.exists() or path.stat().st_size == 0
-        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        if is_new:
-            handler.handle(logging.makeLogRecord({"msg": self._line(CSV_COLUMNS)}))
-        self._listener: logging.handlers.QueueListener | None = logging.handlers.QueueListener(
-            self._rows, handler
+        self._file = path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        if self._file.tell() == 0:
+            self._writer.writerow(CSV_COLUMNS)
+            self._file.flush()
+        self._pending: list[tuple[object, ...]] = []
+        self._batches: queue.SimpleQueue[list[tuple[object, ...]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._write_batches, name="orders-csv", daemon=True
         )
-        self._listener.start()
-
-    def _line(self, values: Iterable[object]) -> str:
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._writer.writerow(values)
-        return self._buffer.getvalue()
+        self._thread.start()
 
     def write(self, timestamp: float, event: str, order: OrderRecord, **fields: object) -> None:
-        row: dict[str, object] = {
-            "time": datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(),
-            "event": event,
-            "role": order.role.value,
-            "side": order.side.value,
-            "type": order.order_type.value,
-            "quantity": order.quantity,
-            "price": order.price,
-            "order_id": order.venue_order_id,
-            "client_order_id": order.client_order_id,
-            "status": order.status.value,
-        }
-        row.update(fields)
-        line = self._line("" if row.get(column) is None else row.get(column, "") for column in CSV_COLUMNS)
-        self._rows.put(logging.makeLogRecord({"msg": line}))
+        self._pending.append(
+            (
+                timestamp,
+                event,
+                order.role.value,
+                order.side.value,
+                order.order_type.value,
+                order.quantity,
+                order.price,
+                order.venue_order_id,
+                order.client_order_id,
+                order.status.value,
+                fields,
+            )
+        )
+        if len(self._pending) > 1:
+            return  # a handover is already due
+        try:
+            asyncio.get_running_loop().call_later(CSV_HANDOVER_SECONDS, self._hand_over)
+        except RuntimeError:  # no event loop (a tool, a test): hand over at once
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._batches.put(batch)
+
+    def _write_batches(self) -> None:
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
+            self._writer.writerows(self._format(row) for row in batch)
+            self._file.flush()
+
+    @staticmethod
+    def _format(row: tuple[object, ...]) -> list[object]:
+        timestamp, *named, fields = row
+        values: dict[str, object] = dict(zip(CSV_COLUMNS[1:10], named, strict=True))
+        values["time"] = datetime.fromtimestamp(float(timestamp), tz=timezone.utc).isoformat()  # type: ignore[arg-type]
+        values.update(fields)  # type: ignore[call-overload]
+        return ["" if values.get(column) is None else values.get(column, "") for column in CSV_COLUMNS]
 
     def close(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()
-            for handler in self._listener.handlers:
-                handler.close()
-            self._listener = None
+        """Write everything still waiting, then stop the writer thread."""
+        if self._thread is None:
+            return
+        self._hand_over()
+        self._batches.put(None)
+        self._thread.join()
+        self._thread = None
+        self._file.close()
 
 
 class _Transaction:
@@ -420,6 +446,27 @@ class ExecutionJournal:
                 fee=f"{fill.fee}{' (estimate)' if fill.fee_estimated else ''}",
                 realized_pnl=f"{fill.realized_pnl:.8f}".rstrip("0").rstrip(".") if fill.realized_pnl else "0",
             )
+
+    def correct_fee(
+        self, order: OrderRecord, size: Decimal, delta: Decimal, ledger: PositionLedger, timestamp: float
+    ) -> None:
+        """The venue's exact fee arrived for ``size`` of the order booked with an estimate: the
+        difference goes onto its oldest estimated fill (marked exact once ``size`` covers it),
+        the order and the ledger, in one commit, with a CSV row."""
+        with self.atomic():
+            row = self._db.execute(
+                "SELECT fill_id, fee, size FROM fills WHERE client_order_id = ? AND fee_estimated = 1 "
+                "ORDER BY ts, rowid LIMIT 1",
+                (order.client_order_id,),
+            ).fetchone()
+            if row is not None:
+                still_estimated = int(Decimal(row[2]) > size)
+                self._db.execute(
+                    "UPDATE fills SET fee = ?, fee_estimated = ? WHERE fill_id = ?",
+                    (str(Decimal(row[1]) + delta), still_estimated, row[0]),
+                )
+            self.save_ledger(ledger)
+            self.save_order(order, "fee_corrected", timestamp, fee=f"{delta:+}", fill_size=size)
 
     def fills(self) -> list[FillRecord]:
         rows = self._db.execute("SELECT * FROM fills ORDER BY ts, rowid").fetchall()

@@ -54,6 +54,10 @@ class OrderRecord:
     #: Look-ups that did not find it (unknown outcomes), and when to look next.
     misses: int = 0
     next_lookup_at: float = 0.0
+    #: Filled size booked this run with an estimated fee, and that estimate (the venue's trade
+    #: records replace it with the exact fee when they come).
+    estimated_size: Decimal = ZERO
+    estimated_fees: Decimal = ZERO
 
     @property
     def remaining(self) -> Decimal:

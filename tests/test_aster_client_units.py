@@ -5,8 +5,6 @@ contract suite does not reach (HMAC refusal, GTX expiry as a post-only rejection
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +32,7 @@ from exchanges.base import (
 )
 from exchanges.connector_kit import PriceLevels
 from helpers.clock import LiveClock
-from helpers.trading_config import TradingConfig
+from tests.connector_fixtures import captured, venue_and_client, venue_config, wait_until
 from tests.mock_venues.aster_venue import MockAsterVenue
 from tests.shared_paths import FIXTURES_DIR
 
@@ -42,18 +40,8 @@ FIXTURES = FIXTURES_DIR / "aster"
 SYMBOL = "ETHUSDT"
 
 
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def config(**params: Any) -> TradingConfig:
-    return TradingConfig(
-        ticker="ETH",
-        exchange="aster",
-        strategy="grid",
-        quantity=Decimal("0.01"),
-        exchange_params={"order_ack_timeout": 2.0, "backoff_base": 0.05, "bbo_timeout": 5.0, **params},
-    )
+fixture = captured(FIXTURES)
+config = venue_config("aster")
 
 
 # -- pure mapping ------------------------------------------------------------------------------
@@ -136,31 +124,7 @@ def test_settings_name_the_variable_and_never_echo_a_key() -> None:
 # -- against the venue -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def venue() -> AsyncIterator[MockAsterVenue]:
-    mock = MockAsterVenue(start_price=Decimal("3000")).start()
-    try:
-        yield mock
-    finally:
-        mock.stop()
-
-
-@pytest.fixture
-async def client(venue: MockAsterVenue) -> AsyncIterator[AsterClient]:
-    bot = AsterClient(config(), LiveClock(), env=venue.env())
-    await bot.connect()
-    try:
-        yield bot
-    finally:
-        await bot.disconnect()
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+venue, client = venue_and_client(MockAsterVenue, AsterClient, config)
 
 
 async def test_a_wrong_secret_is_refused_by_the_venue_as_authentication(venue: MockAsterVenue) -> None:

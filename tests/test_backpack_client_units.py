@@ -5,10 +5,7 @@ the loopback venue that verifies ED25519 signatures."""
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
@@ -30,24 +27,15 @@ from exchanges.base import (
 )
 from helpers.clock import LiveClock
 from helpers.trading_config import TradingConfig
+from tests.connector_fixtures import captured, venue_and_client, venue_config, wait_until
 from tests.mock_venues.backpack_venue import MockBackpackVenue, generate_keys
 from tests.shared_paths import FIXTURES_DIR
 
 FIXTURES = FIXTURES_DIR / "backpack"
 
 
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def config() -> TradingConfig:
-    return TradingConfig(
-        ticker="ETH",
-        exchange="backpack",
-        strategy="grid",
-        quantity=Decimal("0.01"),
-        exchange_params={"order_ack_timeout": 2.0, "backoff_base": 0.05, "bbo_timeout": 5.0},
-    )
+fixture = captured(FIXTURES)
+config = venue_config("backpack")
 
 
 # -- pure mapping ------------------------------------------------------------------------------
@@ -112,31 +100,7 @@ def test_client_ids_fit_32_bits_and_keep_the_prefix() -> None:
 # -- against the venue -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def venue() -> AsyncIterator[MockBackpackVenue]:
-    mock = MockBackpackVenue(start_price=Decimal("3000")).start()
-    try:
-        yield mock
-    finally:
-        mock.stop()
-
-
-@pytest.fixture
-async def client(venue: MockBackpackVenue) -> AsyncIterator[BackpackClient]:
-    bot = BackpackClient(config(), LiveClock(), env=venue.env())
-    await bot.connect()
-    try:
-        yield bot
-    finally:
-        await bot.disconnect()
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+venue, client = venue_and_client(MockBackpackVenue, BackpackClient, config)
 
 
 async def test_a_wrong_secret_is_refused_by_the_venue_as_authentication(venue: MockBackpackVenue) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from exchanges.base import (
     ExchangeUnavailable,
+    FeeCorrection,
     InsufficientFunds,
     OrderSide,
     OrderStatus,
@@ -163,6 +164,34 @@ async def test_duplicated_and_reordered_cumulative_reports_book_each_fill_once()
     ]
     assert engine.position == D("0.010") and engine.ledger.fees == D("0.03")
     assert sum((lot.size for lot in engine.uncovered_lots()), D(0)) == D("0.010")
+
+
+async def test_an_exact_fee_that_comes_after_the_fill_replaces_the_estimate_everywhere(tmp_path: Path):
+    clock = SimulatedClock(1_000.0)
+    config = TradingConfig(ticker="BTC", exchange="mock", strategy="grid", quantity=D("0.01"))
+    venue = MockExchangeClient(config, clock, best_bid="59990.0", best_ask="60000.0")
+    csv_file = tmp_path / "orders.csv"
+    journal = ExecutionJournal(tmp_path / "journal.sqlite3", csv_file)
+    engine = ExecutionEngine(venue, clock, journal, size_step=D("0.001"))
+    record = await engine.submit(entry(), CONTRACT)
+    venue._order_handlers.clear()  # this test hands the engine each update itself
+    update = venue.fill(record.venue_order_id, fee="0.0120")
+    assert update.fill is not None
+    estimated = replace(update, fill=replace(update.fill, fee_estimated=True))
+    engine.on_venue_update(estimated)
+    assert engine.journal.fills()[0].fee_estimated and engine.ledger.fees == D("0.0120")
+    exact = FeeCorrection(trade_id="t1", size=D("0.01"), fee=D("0.0150"), replaces=D("0.0120"))
+    engine.on_venue_update(replace(update, fill=None, fee_correction=exact))
+    (fill,) = engine.journal.fills()
+    assert (fill.fee, fill.fee_estimated) == (D("0.0150"), False)
+    assert record.fees == engine.ledger.fees == journal.load_ledger().fees == D("0.0150")
+    assert engine.position == D("0.01")  # only the fee changed
+    # A second report of the same trade corrects nothing more.
+    engine.on_venue_update(replace(update, fill=None, fee_correction=exact))
+    assert engine.ledger.fees == D("0.0150")
+    journal.close()
+    rows = csv_file.read_text().splitlines()
+    assert rows[-1].split(",")[1] == "fee_corrected" and "+0.0030" in rows[-1]
 
 
 async def test_a_report_filling_more_than_the_order_is_dropped():

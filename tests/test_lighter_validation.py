@@ -422,7 +422,7 @@ def test_fuzz_order_and_trade_parsers_raise_only_malformed(raw: Any) -> None:
 def test_fuzz_stream_never_crashes_and_no_invalid_number_reaches_the_bot(
     messages: list[dict[str, Any]],
 ) -> None:
-    client = offline_client(trade_fee_wait=0)
+    client = offline_client()
     client._books["0"] = LocalBook("0")
     client._orders.register(
         OUR_CID, "0", OrderSide.SELL, OrderType.LIMIT, Decimal("0.0050"), Decimal("2352.74")

@@ -295,13 +295,22 @@ def test_a_cumulative_report_after_its_trades_adds_nothing() -> None:
 def test_trades_after_a_cumulative_report_add_only_what_it_did_not_cover() -> None:
     orders = book()
     register(orders)
-    orders.apply(report("0.003"))
-    assert orders.apply_trade(trade("t1", "0.002", fee="0.002")) is None
+    announced = orders.apply(report("0.003"))
+    assert announced is not None and announced.fill is not None and announced.fill.fee_estimated
+    estimate = announced.fill.fee
+    covered = orders.apply_trade(trade("t1", "0.002", fee="0.002"))
+    # Nothing new is filled; the trade's exact fee replaces the estimate for its size, pro rata.
+    assert covered is not None and covered.fill is None and covered.fee_correction is not None
+    assert (covered.fee_correction.size, covered.fee_correction.fee) == (D("0.002"), D("0.002"))
+    assert covered.fee_correction.replaces == (estimate * 2 / 3).quantize(D("0.000001"))
     partly = orders.apply_trade(trade("t2", "0.002", fee="0.002"))  # trades now 0.004, cumulative 0.003
-    assert partly is not None and partly.fill is not None
+    assert partly is not None and partly.fill is not None and partly.fee_correction is not None
     assert (partly.fill.size, partly.fill.fee, partly.fill.fee_estimated) == (D("0.001"), D("0.001"), False)
+    assert partly.fee_correction.size == D("0.001")  # the rest of what the report announced
     assert orders.apply(report("0.004")) is None
-    assert orders.get(CID).filled == D("0.004")  # type: ignore[union-attr]
+    order = orders.get(CID)
+    assert order is not None and order.filled == D("0.004")
+    assert order.fees == D("0.004") and order.estimated_size == 0  # every fee now the venue's
 
 
 def test_trades_of_untracked_orders_and_overfilling_trades_are_dropped() -> None:

@@ -23,40 +23,34 @@ Run as its own process: ``python -m tests.mock_venues.aster_venue --help``.
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import hmac
-import json
 import os
 import secrets
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tests.mock_venues.base import (
-    BASE_CONTROL_ACTIONS,
-    BASE_FAULT_KINDS,
+    ENGINE_CONTROL_ACTIONS,
+    ENGINE_FAULT_KINDS,
+    EngineVenue,
     MockConn,
-    MockVenueBase,
-    add_common_options,
-    run_foreground,
+    fixture_loader,
+    now_ms,
+    signed,
+    venue_main,
+    venue_parser,
 )
 from tests.mock_venues.engine import BUY, CANCELLED, EXPIRED, SELL, EngineFill, EngineOrder, PerpEngine, fmt
 from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
 
 FIXTURES_DIR = Path(os.environ.get("ASTER_FIXTURES_DIR", str(SHARED_FIXTURES_DIR / "aster")))
-FAULT_KINDS = (*BASE_FAULT_KINDS, "book_gap")
-CONTROL_ACTIONS = {
-    **BASE_CONTROL_ACTIONS,
-    "set_fault_rates": {"seed", *FAULT_KINDS},
-    "trade_through": {"price", "size"},
-    "inject_book_gap": {"n"},
-    "expire_listen_key": set(),
-}
+FAULT_KINDS = ENGINE_FAULT_KINDS
+CONTROL_ACTIONS = {**ENGINE_CONTROL_ACTIONS, "expire_listen_key": set()}
 LISTEN_KEY_TTL = 3600.0
 STATUS_NAMES = {
     "open": "NEW",
@@ -66,96 +60,53 @@ STATUS_NAMES = {
     EXPIRED: "EXPIRED",
 }
 
-
-def fixture(name: str) -> Any:
-    return copy.deepcopy(json.loads((FIXTURES_DIR / name).read_text()))
+fixture = fixture_loader(FIXTURES_DIR)
 
 
-class MockAsterVenue(MockVenueBase):
+class MockAsterVenue(EngineVenue):
     """Loopback Aster venue with one USDT perpetual market."""
 
     name = "aster"
-    fault_kinds = FAULT_KINDS
     CONTROL_ACTIONS = CONTROL_ACTIONS
     api_prefixes = ("/fapi/",)
+    ORDER_EVENTS: ClassVar[dict[str, str]] = {
+        "accepted": "NEW",
+        "fill": "TRADE",
+        CANCELLED: "CANCELED",
+        EXPIRED: "EXPIRED",
+    }
+    IOC_REST_STATUS = EXPIRED  # an IOC's unfilled rest expires on Binance-style venues
+    ENV_NAMES = ("ASTER_BASE_URL", "ASTER_WS_URL", "ASTER_API_KEY", "ASTER_SECRET_KEY")
 
-    def __init__(
-        self,
-        *,
-        symbol: str = "ETH",
-        start_price: Decimal | str = Decimal("3000"),
-        tick_size: Decimal | str = Decimal("0.01"),
-        step_size: Decimal | str = Decimal("0.001"),
-        min_quantity: Decimal | str = Decimal("0.005"),
-        min_notional: Decimal | str = Decimal("5"),
-        collateral: Decimal | str = Decimal("10000"),
-        host: str = "127.0.0.1",
-        port: int = 0,
-        fault_seed: int = 7,
-    ) -> None:
-        super().__init__(host=host, port=port, fault_seed=fault_seed)
-        self.base = symbol.upper()
-        self.symbol = f"{self.base}USDT"
-        self.tick = Decimal(str(tick_size))
-        self.step = Decimal(str(step_size))
-        self.min_quantity = Decimal(str(min_quantity))
+    SYMBOL_FORMAT = "{base}USDT"
+    DEPTH_STREAM = "{lower}@depth@100ms"
+    TICKER_STREAM = "{lower}@bookTicker"
+    FIRST_UPDATE_ID = 156_391_349_814
+
+    def __init__(self, *, min_notional: Decimal | str = Decimal("5"), **market: Any) -> None:
+        super().__init__(**{"min_quantity": Decimal("0.005"), **market})
         self.min_notional = Decimal(str(min_notional))
-        self.collateral = Decimal(str(collateral))
         self.api_key = secrets.token_hex(32)
         self.secret_key = secrets.token_hex(32)
-        self.engine = PerpEngine(
-            tick=self.tick,
-            start_price=Decimal(str(start_price)),
+        self.listen_keys: dict[str, float] = {}  # key -> expiry (venue clock)
+        self.user_conns: dict[str, set[MockConn]] = {}
+        self.keepalives = 0
+
+    def new_engine(self, tick: Decimal, start_price: Decimal) -> PerpEngine:
+        return PerpEngine(
+            tick=tick,
+            start_price=start_price,
             maker_fee=Decimal("0.0001"),
             taker_fee=Decimal("0.00035"),
             fee_quantum=Decimal("0.00000001"),
             first_order_id=22_542_179,
             first_trade_id=698_759,
         )
-        self.engine.on_fill = self._on_fill
-        self.update_id = 156_391_349_814
-        self._published = self.engine.aggregate()
-        self._last_ticker: tuple[Decimal, Decimal] | None = None
-        self._gaps_pending = 0
-        self.listen_keys: dict[str, float] = {}  # key -> expiry (venue clock)
-        self.user_conns: dict[str, set[MockConn]] = {}
-        self.signed_requests: list[dict[str, Any]] = []
-        self.signature_failures = 0
-        self.keepalives = 0
 
-    # -- addresses ---------------------------------------------------------------------------
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        return {
-            "ASTER_BASE_URL": self.base_url,
-            "ASTER_WS_URL": self.ws_url,
-            "ASTER_API_KEY": self.api_key,
-            "ASTER_SECRET_KEY": self.secret_key,
-        }
+    def credentials(self) -> tuple[str, ...]:
+        return self.api_key, self.secret_key
 
     # -- control (thread-safe) ---------------------------------------------------------------
-
-    def trade_through(
-        self, price: Decimal | str | float, size: Decimal | str | float | None = None
-    ) -> list[dict]:
-        """An external trade at ``price``: fills our resting orders it crosses, moves the book."""
-
-        def do() -> list[dict[str, Any]]:
-            fills = self.engine.trade_through(
-                Decimal(str(price)), None if size is None else Decimal(str(size))
-            )
-            self._publish_book()
-            return [fill.as_dict() for fill in fills]
-
-        return list(self.call(do))
-
-    def inject_book_gap(self, n: int = 1) -> None:
-        """Skip the next ``n`` depth diffs (ids still advance: subscribers see pu != last u)."""
-        self.call(lambda: setattr(self, "_gaps_pending", self._gaps_pending + int(n)))
 
     def expire_listen_key(self) -> int:
         """End every listenKey now: its sockets get ``listenKeyExpired`` and are closed."""
@@ -165,83 +116,48 @@ class MockAsterVenue(MockVenueBase):
             for key in keys:
                 del self.listen_keys[key]
                 for conn in list(self.user_conns.pop(key, set())):
-                    conn.send({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key})
+                    conn.send({"e": "listenKeyExpired", "E": now_ms(), "listenKey": key})
             return len(keys)
 
         return int(self.call(do))
 
-    def clear_venue_faults(self) -> None:
-        self._gaps_pending = 0
-
-    def best_bid_ask(self) -> tuple[Decimal, Decimal]:
-        return tuple(self.call(self.engine.top))  # type: ignore[return-value]
-
-    def state_now(self) -> dict[str, Any]:
+    def venue_state(self) -> dict[str, Any]:
         engine = self.engine
-        bid, ask = engine.top()
         return {
-            "symbol": self.symbol,
-            "best_bid": fmt(bid),
-            "best_ask": fmt(ask),
-            "update_id": self.update_id,
-            "orders": [self._order_json(o) for o in engine.orders.values()],
             "position": {"positionAmt": fmt(engine.position), "entryPrice": fmt(engine.entry_price)},
-            "realized_pnl": fmt(engine.realized),
-            "fees_paid": fmt(engine.fees),
-            "signed_requests": list(self.signed_requests),
-            "signature_failures": self.signature_failures,
             "listen_keys": len(self.listen_keys),
             "keepalives": self.keepalives,
-            "ws_connections": len(self.conns),
         }
 
     # =========================================================================================
     # Everything below runs on the venue loop.
     # =========================================================================================
 
-    def _publish_book(self) -> None:
-        bids, asks = self.engine.aggregate()
-        old_bids, old_asks = self._published
-        self._published = (bids, asks)
+    def depth_message(self, bids: list[list[str]], asks: list[list[str]], previous: int) -> Any:
+        stamp = now_ms()
+        data = fixture("ws_depth_update.json")
+        data.update(E=stamp, T=stamp, s=self.symbol, U=self.update_id, u=self.update_id, pu=previous)
+        data.update(b=bids, a=asks)
+        return data
 
-        def diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> list[list[str]]:
-            changed = {p: s for p, s in new.items() if old.get(p) != s}
-            changed.update({p: Decimal(0) for p in old if p not in new})
-            return [[fmt(p), fmt(s)] for p, s in sorted(changed.items())]
+    def ticker_message(
+        self, top: tuple[Decimal, Decimal], bids: dict[Decimal, Decimal], asks: dict[Decimal, Decimal]
+    ) -> Any:
+        stamp = now_ms()
+        ticker = fixture("ws_book_ticker_bbo.json")
+        ticker.update(
+            u=self.update_id,
+            s=self.symbol,
+            b=fmt(top[0]),
+            B=fmt(bids[top[0]]),
+            a=fmt(top[1]),
+            A=fmt(asks[top[1]]),
+            T=stamp,
+            E=stamp,
+        )
+        return ticker
 
-        b, a = diff(old_bids, bids), diff(old_asks, asks)
-        now_ms = int(time.time() * 1000)
-        stream = f"{self.symbol.lower()}@depth@100ms"
-        if b or a:
-            previous = self.update_id
-            self.update_id += 1
-            if self._gaps_pending > 0 or (self.subscribers.get(stream) and self._roll("book_gap")):
-                self._gaps_pending = max(0, self._gaps_pending - 1)
-                self._count("book_gap")
-            else:
-                data = fixture("ws_depth_update.json")
-                data.update(
-                    E=now_ms, T=now_ms, s=self.symbol, U=self.update_id, u=self.update_id, pu=previous
-                )
-                data.update(b=b, a=a)
-                self.broadcast(stream, data)
-        top = (max(bids), min(asks))
-        if top != self._last_ticker:
-            self._last_ticker = top
-            ticker = fixture("ws_book_ticker_bbo.json")
-            ticker.update(
-                u=self.update_id,
-                s=self.symbol,
-                b=fmt(top[0]),
-                B=fmt(bids[top[0]]),
-                a=fmt(top[1]),
-                A=fmt(asks[top[1]]),
-                T=now_ms,
-                E=now_ms,
-            )
-            self.broadcast(f"{self.symbol.lower()}@bookTicker", ticker)
-
-    def _order_json(self, order: EngineOrder) -> dict[str, Any]:
+    def order_json(self, order: EngineOrder) -> dict[str, Any]:
         raw = fixture("http_new_order_response_doc.json")
         for key in ("stopPrice", "activatePrice", "priceRate", "positionSide", "closePosition"):
             raw.pop(key, None)
@@ -265,10 +181,10 @@ class MockAsterVenue(MockVenueBase):
         )
         return raw
 
-    def _push_order(self, execution: str, order: EngineOrder, fill: EngineFill | None = None) -> None:
-        now_ms = int(time.time() * 1000)
-        event = fixture("ws_order_trade_update_doc.json")
-        o = event["o"]
+    def push_order(self, event: str, order: EngineOrder, fill: EngineFill | None = None) -> None:
+        stamp = now_ms()
+        message = fixture("ws_order_trade_update_doc.json")
+        o = message["o"]
         o.update(
             s=self.symbol,
             c=order.client_id,
@@ -279,14 +195,14 @@ class MockAsterVenue(MockVenueBase):
             p=fmt(order.price),
             ap=fmt(order.average_price),
             sp="0",
-            x=execution,
+            x=event,
             X=STATUS_NAMES[order.status],
             i=order.id,
             l=fmt(fill.quantity) if fill else "0",
             z=fmt(order.executed),
             L=fmt(fill.price) if fill else "0",
             n=fmt(fill.fee) if fill else "0",
-            T=now_ms,
+            T=stamp,
             t=fill.trade_id if fill else 0,
             m=fill.is_maker if fill else False,
             R=order.reduce_only,
@@ -296,30 +212,22 @@ class MockAsterVenue(MockVenueBase):
         )
         for key in ("AP", "cr"):
             o.pop(key, None)
-        event.update(E=now_ms, T=now_ms)
+        message.update(E=stamp, T=stamp)
         for conns in self.user_conns.values():
             for conn in list(conns):
-                conn.send(event)
-
-    def _on_fill(self, fill: EngineFill) -> None:
-        self._push_order("TRADE", fill.order, fill)
+                conn.send(message)
 
     def _error(self, code: int, message: str, status: int = 400) -> web.Response:
         return web.json_response({"code": code, "msg": message}, status=status)
 
-    def fault_response(self, status: int, retry_after: float | None) -> web.Response:
+    def fault_body(self, status: int) -> Any:
         if status == 429:
-            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-            return web.json_response(
-                {"code": -1003, "msg": "Too many requests."}, status=429, headers=headers
-            )
-        return web.json_response(
-            {"code": -1001, "msg": "Internal error; unable to process your request."}, status=status
-        )
+            return {"code": -1003, "msg": "Too many requests."}
+        return {"code": -1001, "msg": "Internal error; unable to process your request."}
 
     # -- signatures --------------------------------------------------------------------------
 
-    async def _signed(self, request: web.Request) -> dict[str, str] | web.Response:
+    async def verify_request(self, request: web.Request) -> dict[str, Any] | web.Response:
         """The request's params once key, signature and timestamp check out, else the error."""
         if request.headers.get("X-MBX-APIKEY") != self.api_key:
             return self._error(-2015, "Invalid API-key, IP, or permissions for action.", 401)
@@ -384,11 +292,11 @@ class MockAsterVenue(MockVenueBase):
             return self._error(-1121, "Invalid symbol.")
         bids, asks = self.engine.aggregate()
         snapshot = fixture("http_depth_snapshot_doc.json")
-        now_ms = int(time.time() * 1000)
+        stamp = now_ms()
         snapshot.update(
             lastUpdateId=self.update_id,
-            E=now_ms,
-            T=now_ms,
+            E=stamp,
+            T=stamp,
             bids=[[fmt(p), fmt(s)] for p, s in sorted(bids.items(), reverse=True)],
             asks=[[fmt(p), fmt(s)] for p, s in sorted(asks.items())],
         )
@@ -397,7 +305,7 @@ class MockAsterVenue(MockVenueBase):
     async def _h_premium_index(self, request: web.Request) -> web.Response:
         item = fixture("http_premium_index.json")
         mark = fmt(self.engine.mark_price())
-        item.update(symbol=self.symbol, markPrice=mark, indexPrice=mark, time=int(time.time() * 1000))
+        item.update(symbol=self.symbol, markPrice=mark, indexPrice=mark, time=now_ms())
         return web.json_response(item)
 
     async def _h_funding_info(self, request: web.Request) -> web.Response:
@@ -407,10 +315,8 @@ class MockAsterVenue(MockVenueBase):
             row["symbol"] = self.symbol
         return web.json_response(rows[:1])
 
-    async def _h_new_order(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_new_order(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         if params.get("symbol") != self.symbol:
             return self._error(-1121, "Invalid symbol.")
         if params.get("side") not in ("BUY", "SELL") or params.get("type") != "LIMIT":
@@ -436,7 +342,7 @@ class MockAsterVenue(MockVenueBase):
         client_id = params.get("newClientOrderId") or f"mock{secrets.token_hex(6)}"
         if any(o.client_id == client_id for o in self.engine.orders.values()):
             return self._error(-4015, "Client order id is not valid.")
-        order = self.engine.new_order(
+        order = self.place(  # a GTX order that would take expires unfilled
             client_id=client_id,
             side=side,
             quantity=quantity,
@@ -444,60 +350,33 @@ class MockAsterVenue(MockVenueBase):
             time_in_force="IOC" if tif in ("IOC", "FOK") else "GTC",
             post_only=tif == "GTX",
             reduce_only=reduce_only,
-            created_ms=int(time.time() * 1000),
             extra={"tif": tif},
         )
-        if order.post_only and self.engine.would_take(side, price):
-            order.status = EXPIRED  # a GTX order never takes: it expires unfilled
-            self._push_order("EXPIRED", order)
-            return web.json_response(self._order_json(order))
-        self._push_order("NEW", order)
-        self.engine.match(order)
-        if order.status == CANCELLED:
-            order.status = EXPIRED  # an IOC's unfilled rest expires on Binance-style venues
-            self._push_order("EXPIRED", order)
-        self._publish_book()
-        return web.json_response(self._order_json(order))
+        return web.json_response(self.order_json(order))
 
-    def _lookup(self, params: dict[str, str]) -> EngineOrder | None:
-        if params.get("orderId"):
-            return self.engine.orders.get(int(params["orderId"])) if params["orderId"].isdigit() else None
-        wanted = params.get("origClientOrderId")
-        return (
-            next((o for o in self.engine.orders.values() if o.client_id == wanted), None) if wanted else None
-        )
+    def _lookup(self, params: dict[str, Any]) -> EngineOrder | None:
+        return self.lookup(params.get("orderId"), params.get("origClientOrderId") or None)
 
-    async def _h_cancel(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_cancel(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         order = self._lookup(params)
-        if order is None or not order.is_open:
+        if order is None or not self.end_order(order, CANCELLED):
             return self._error(-2011, "Unknown order sent.")
-        order.status = CANCELLED
-        self._push_order("CANCELED", order)
-        self._publish_book()
-        return web.json_response(self._order_json(order))
+        return web.json_response(self.order_json(order))
 
-    async def _h_query(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_query(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         order = self._lookup(params)
         if order is None:
             return self._error(-2013, "Order does not exist.")
-        return web.json_response(self._order_json(order))
+        return web.json_response(self.order_json(order))
 
-    async def _h_open_orders(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
-        return web.json_response([self._order_json(o) for o in self.engine.orders.values() if o.is_open])
+    @signed
+    async def _h_open_orders(self, request: web.Request, params: dict[str, Any]) -> web.Response:
+        return web.json_response(self.open_orders(params.get("symbol")))
 
-    async def _h_position_risk(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_position_risk(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         (item,) = fixture("http_position_risk_v3_doc.json")
         engine = self.engine
         item.update(
@@ -506,16 +385,14 @@ class MockAsterVenue(MockVenueBase):
             entryPrice=fmt(engine.entry_price),
             markPrice=fmt(engine.mark_price()),
             unRealizedProfit=fmt(engine.unrealized()),
-            updateTime=int(time.time() * 1000),
+            updateTime=now_ms(),
         )
         return web.json_response([item])
 
-    async def _h_account(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_account(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         account = fixture("http_account_v3_doc.json")
-        wallet = self.collateral + self.engine.realized - self.engine.fees
+        wallet = self.wallet()
         unrealized = self.engine.unrealized()
         account.update(
             totalWalletBalance=fmt(wallet),
@@ -547,83 +424,40 @@ class MockAsterVenue(MockVenueBase):
 
     # -- WebSocket ---------------------------------------------------------------------------
 
+    def _on_market_frame(self, conn: MockConn, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("method") != "SUBSCRIBE":
+            conn.send({"code": 1, "msg": "Invalid request", "id": None})
+            return
+        for stream in data.get("params") or []:
+            self.subscribe(conn, str(stream))
+        conn.send({"result": None, "id": data.get("id")})
+
     async def _ws_market(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        conn = self.open_conn(ws)
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    data = json.loads(msg.data)
-                except json.JSONDecodeError:
-                    conn.send({"code": 3, "msg": "Invalid JSON"})
-                    continue
-                if not isinstance(data, dict) or data.get("method") != "SUBSCRIBE":
-                    conn.send({"code": 1, "msg": "Invalid request", "id": None})
-                    continue
-                for stream in data.get("params") or []:
-                    self.subscribe(conn, str(stream))
-                conn.send({"result": None, "id": data.get("id")})
-        finally:
-            self.close_conn(conn)
-        return ws
+        return await self.serve_ws(
+            request, self._on_market_frame, lambda conn: conn.send({"code": 3, "msg": "Invalid JSON"})
+        )
 
     async def _ws_user(self, request: web.Request) -> web.StreamResponse:
         key = request.match_info["key"]
         if self.listen_keys.get(key, 0.0) <= time.time():
             return web.json_response({"code": -1125, "msg": "This listenKey does not exist."}, status=400)
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        conn = self.open_conn(ws)
-        self.user_conns.setdefault(key, set()).add(conn)
-        try:
-            async for _msg in ws:
-                pass
-        finally:
-            self.user_conns.get(key, set()).discard(conn)
-            self.close_conn(conn)
-        return ws
+        return await self.serve_ws(
+            request,
+            on_open=lambda conn: self.user_conns.setdefault(key, set()).add(conn),
+            on_close=lambda conn: self.user_conns.get(key, set()).discard(conn),
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.mock_venues.aster_venue",
-        description="Run a loopback mock Aster venue (REST + WebSocket) that verifies HMAC-SHA256 "
-        "signatures. GET /_mock/state shows its truth; POST /_mock/control moves the market "
-        "(trade_through), expires the listenKey and queues or clears faults.",
+    return venue_parser(
+        "aster", signatures="HMAC-SHA256", fault_kinds=FAULT_KINDS, default_port=8789, market="<SYMBOL>USDT"
     )
-    add_common_options(parser, FAULT_KINDS, default_port=8789)
-    parser.add_argument("--price", type=Decimal, default=Decimal("3000"), help="start price")
-    parser.add_argument("--symbol", default="ETH", help="base asset of the <SYMBOL>USDT market")
-    parser.add_argument("--collateral", type=Decimal, default=Decimal("10000"))
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not (FIXTURES_DIR / "http_exchange_info_symbol_btcusdt_perp.json").is_file():
-        print(
-            f"error: captured Aster messages not found in {FIXTURES_DIR} (set BOT_SHARED_DIR)",
-            file=sys.stderr,
-        )
-        return 2
-    venue = MockAsterVenue(
-        symbol=args.symbol,
-        start_price=args.price,
-        collateral=args.collateral,
-        host=args.host,
-        port=args.port,
-        fault_seed=args.fault_seed,
+    return venue_main(
+        build_parser(), argv, MockAsterVenue, FIXTURES_DIR / "http_exchange_info_symbol_btcusdt_perp.json"
     )
-    env: dict[str, Any] = {
-        "ASTER_BASE_URL": lambda: venue.base_url,
-        "ASTER_WS_URL": lambda: venue.ws_url,
-        "ASTER_API_KEY": venue.api_key,
-        "ASTER_SECRET_KEY": venue.secret_key,
-    }
-    return run_foreground(venue, args, env, {"ws_url": lambda: venue.ws_url, "symbol": venue.symbol})
 
 
 if __name__ == "__main__":

@@ -32,26 +32,27 @@ from __future__ import annotations
 
 import argparse
 import base64
-import copy
 import json
 import os
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from tests.mock_venues.base import (
-    BASE_CONTROL_ACTIONS,
-    BASE_FAULT_KINDS,
-    MockVenueBase,
-    add_common_options,
-    run_foreground,
+    ENGINE_CONTROL_ACTIONS,
+    ENGINE_FAULT_KINDS,
+    EngineVenue,
+    MockConn,
+    fixture_loader,
+    signed,
+    venue_main,
+    venue_parser,
 )
 from tests.mock_venues.engine import BUY, CANCELLED, EXPIRED, SELL, EngineFill, EngineOrder, PerpEngine, fmt
 from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
@@ -69,18 +70,10 @@ INSTRUCTIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/position"): "positionQuery",
     ("GET", "/api/v1/capital/collateral"): "collateralQuery",
 }
-FAULT_KINDS = (*BASE_FAULT_KINDS, "book_gap")
-CONTROL_ACTIONS = {
-    **BASE_CONTROL_ACTIONS,
-    "set_fault_rates": {"seed", *FAULT_KINDS},
-    "trade_through": {"price", "size"},
-    "inject_book_gap": {"n"},
-    "expire_order": {"client_id"},
-}
+FAULT_KINDS = ENGINE_FAULT_KINDS
+CONTROL_ACTIONS = {**ENGINE_CONTROL_ACTIONS, "expire_order": {"client_id"}}
 
-
-def fixture(name: str) -> Any:
-    return copy.deepcopy(json.loads((FIXTURES_DIR / name).read_text()))
+fixture = fixture_loader(FIXTURES_DIR)
 
 
 def sign_string(instruction: str, params: dict[str, Any], timestamp: str, window: str) -> bytes:
@@ -111,181 +104,99 @@ STATUS_NAMES = {
 }
 
 
-class MockBackpackVenue(MockVenueBase):
+class MockBackpackVenue(EngineVenue):
     """Loopback Backpack venue with one USDC perpetual market."""
 
     name = "backpack"
-    fault_kinds = FAULT_KINDS
     CONTROL_ACTIONS = CONTROL_ACTIONS
     api_prefixes = ("/api/", "/wapi/")
+    ORDER_EVENTS: ClassVar[dict[str, str]] = {
+        "accepted": "orderAccepted",
+        "fill": "orderFill",
+        CANCELLED: "orderCancelled",
+        EXPIRED: "orderExpired",
+    }
+    ENV_NAMES = ("BACKPACK_BASE_URL", "BACKPACK_WS_URL", "BACKPACK_PUBLIC_KEY", "BACKPACK_SECRET_KEY")
+
+    SYMBOL_FORMAT = "{base}_USDC_PERP"
+    WS_PATH = "/ws"
+    FIRST_UPDATE_ID = 1_027_024
 
     def __init__(
-        self,
-        *,
-        symbol: str = "ETH",
-        start_price: Decimal | str = Decimal("3000"),
-        tick_size: Decimal | str = Decimal("0.01"),
-        step_size: Decimal | str = Decimal("0.0001"),
-        min_quantity: Decimal | str = Decimal("0.001"),
-        collateral: Decimal | str = Decimal("10000"),
-        book_levels: int = 10,
-        level_size: Decimal | str = Decimal("0.5"),
-        host: str = "127.0.0.1",
-        port: int = 0,
-        fault_seed: int = 7,
+        self, *, book_levels: int = 10, level_size: Decimal | str = Decimal("0.5"), **market: Any
     ) -> None:
-        super().__init__(host=host, port=port, fault_seed=fault_seed)
-        self.base = symbol.upper()
-        self.symbol = f"{self.base}_USDC_PERP"
-        self.tick = Decimal(str(tick_size))
-        self.step = Decimal(str(step_size))
-        self.min_quantity = Decimal(str(min_quantity))
-        self.collateral = Decimal(str(collateral))
+        self.book_levels, self.level_size = book_levels, Decimal(str(level_size))
+        super().__init__(**{"step_size": Decimal("0.0001"), **market})
         self.public_key, self.secret_key = generate_keys()
         self._verifier = Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
-        self.engine = PerpEngine(
-            tick=self.tick,
-            start_price=Decimal(str(start_price)),
-            levels=book_levels,
-            level_size=Decimal(str(level_size)),
+        self.private_subscriptions = 0
+
+    def new_engine(self, tick: Decimal, start_price: Decimal) -> PerpEngine:
+        return PerpEngine(
+            tick=tick,
+            start_price=start_price,
+            levels=self.book_levels,
+            level_size=self.level_size,
             first_order_id=4_228_978_331,
             first_trade_id=9_748_827,
         )
-        self.engine.on_fill = self._on_fill
-        self.update_id = 1_027_024
-        self._published = self.engine.aggregate()
-        self._last_ticker: tuple[Decimal, Decimal] | None = None
-        self._gaps_pending = 0
-        self.signed_requests: list[dict[str, Any]] = []
-        self.signature_failures = 0
-        self.private_subscriptions = 0
 
-    # -- addresses ---------------------------------------------------------------------------
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
-
-    def env(self) -> dict[str, str]:
-        return {
-            "BACKPACK_BASE_URL": self.base_url,
-            "BACKPACK_WS_URL": self.ws_url,
-            "BACKPACK_PUBLIC_KEY": self.public_key,
-            "BACKPACK_SECRET_KEY": self.secret_key,
-        }
+    def credentials(self) -> tuple[str, ...]:
+        return self.public_key, self.secret_key
 
     # -- control (thread-safe) ---------------------------------------------------------------
-
-    def trade_through(
-        self, price: Decimal | str | float, size: Decimal | str | float | None = None
-    ) -> list[dict]:
-        """An external trade at ``price`` (for ``size``, unlimited when None): fills our resting
-        buys at or above it and sells at or below it at their own prices, then moves the book
-        there. Returns the fills as dicts."""
-
-        def do() -> list[dict[str, Any]]:
-            fills = self.engine.trade_through(
-                Decimal(str(price)), None if size is None else Decimal(str(size))
-            )
-            self._publish_book()
-            return [fill.as_dict() for fill in fills]
-
-        return list(self.call(do))
-
-    def inject_book_gap(self, n: int = 1) -> None:
-        """Skip the next ``n`` depth deltas (the update ids still advance: subscribers see a gap)."""
-        self.call(lambda: setattr(self, "_gaps_pending", self._gaps_pending + int(n)))
 
     def expire_order(self, client_id: int) -> bool:
         """End one of our open orders as Expired (as the venue does on its own)."""
 
         def do() -> bool:
-            for order in self.engine.orders.values():
-                if order.client_id == int(client_id) and order.is_open:
-                    order.status = EXPIRED
-                    self._push_order("orderExpired", order)
-                    self._publish_book()
-                    return True
-            return False
+            open_ones = (
+                o for o in self.engine.orders.values() if o.client_id == int(client_id) and o.is_open
+            )
+            return self.end_order(next(open_ones, None), EXPIRED)
 
         return bool(self.call(do))
 
-    def clear_venue_faults(self) -> None:
-        self._gaps_pending = 0
-
-    def best_bid_ask(self) -> tuple[Decimal, Decimal]:
-        return tuple(self.call(self.engine.top))  # type: ignore[return-value]
-
-    # -- state -------------------------------------------------------------------------------
-
-    def state_now(self) -> dict[str, Any]:
+    def venue_state(self) -> dict[str, Any]:
         engine = self.engine
-        bid, ask = engine.top()
         return {
-            "symbol": self.symbol,
-            "best_bid": fmt(bid),
-            "best_ask": fmt(ask),
-            "update_id": self.update_id,
-            "orders": [self._order_json(o) for o in engine.orders.values()],
             "position": {"netQuantity": fmt(engine.position), "entryPrice": fmt(engine.entry_price)},
-            "realized_pnl": fmt(engine.realized),
-            "fees_paid": fmt(engine.fees),
-            "signed_requests": list(self.signed_requests),
-            "signature_failures": self.signature_failures,
             "private_subscriptions": self.private_subscriptions,
-            "ws_connections": len(self.conns),
         }
 
     # =========================================================================================
     # Everything below runs on the venue loop.
     # =========================================================================================
 
-    def _publish_book(self) -> None:
-        bids, asks = self.engine.aggregate()
-        old_bids, old_asks = self._published
-        self._published = (bids, asks)
-
-        def diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> list[list[str]]:
-            changed = {p: s for p, s in new.items() if old.get(p) != s}
-            changed.update({p: Decimal(0) for p in old if p not in new})
-            return [[fmt(p), fmt(s)] for p, s in sorted(changed.items())]
-
-        b, a = diff(old_bids, bids), diff(old_asks, asks)
+    def depth_message(self, bids: list[list[str]], asks: list[list[str]], previous: int) -> Any:
         now_us = int(time.time() * 1e6)
-        if b or a:
-            self.update_id += 1
-            if self._gaps_pending > 0 or (
-                self.subscribers.get(f"depth.{self.symbol}") and self._roll("book_gap")
-            ):
-                self._gaps_pending = max(0, self._gaps_pending - 1)
-                self._count("book_gap")
-            else:
-                data = fixture("ws_depth_update.json")
-                data["stream"] = f"depth.{self.symbol}"
-                data["data"].update(
-                    E=now_us, T=now_us, s=self.symbol, U=self.update_id, u=self.update_id, b=b, a=a
-                )
-                self.broadcast(data["stream"], data)
-        top = (max(bids), min(asks))
-        if top != self._last_ticker:
-            self._last_ticker = top
-            stream = f"bookTicker.{self.symbol}"
-            ticker = {
-                "e": "bookTicker",
-                "E": now_us,
-                "s": self.symbol,
-                "a": fmt(top[1]),
-                "A": fmt(asks[top[1]]),
-                "b": fmt(top[0]),
-                "B": fmt(bids[top[0]]),
-                "u": self.update_id,
-                "T": now_us,
-            }
-            self.broadcast(stream, {"stream": stream, "data": ticker})
+        data = fixture("ws_depth_update.json")
+        data["stream"] = self.depth_stream
+        data["data"].update(
+            E=now_us, T=now_us, s=self.symbol, U=self.update_id, u=self.update_id, b=bids, a=asks
+        )
+        return data
+
+    def ticker_message(
+        self, top: tuple[Decimal, Decimal], bids: dict[Decimal, Decimal], asks: dict[Decimal, Decimal]
+    ) -> Any:
+        now_us = int(time.time() * 1e6)
+        ticker = {
+            "e": "bookTicker",
+            "E": now_us,
+            "s": self.symbol,
+            "a": fmt(top[1]),
+            "A": fmt(asks[top[1]]),
+            "b": fmt(top[0]),
+            "B": fmt(bids[top[0]]),
+            "u": self.update_id,
+            "T": now_us,
+        }
+        return {"stream": self.ticker_stream, "data": ticker}
 
     # -- orders and fills --------------------------------------------------------------------
 
-    def _order_json(self, order: EngineOrder) -> dict[str, Any]:
+    def order_json(self, order: EngineOrder) -> dict[str, Any]:
         raw = fixture("http_order_limit_postonly_new.json")
         raw.update(
             clientId=order.client_id,
@@ -305,7 +216,7 @@ class MockBackpackVenue(MockVenueBase):
         )
         return raw
 
-    def _push_order(self, event: str, order: EngineOrder, fill: EngineFill | None = None) -> None:
+    def push_order(self, event: str, order: EngineOrder, fill: EngineFill | None = None) -> None:
         now_us = int(time.time() * 1e6)
         data: dict[str, Any] = {
             "e": event,
@@ -331,18 +242,13 @@ class MockBackpackVenue(MockVenueBase):
         stream = f"account.orderUpdate.{self.symbol}"
         self.broadcast(stream, {"stream": stream, "data": data})
 
-    def _on_fill(self, fill: EngineFill) -> None:
-        self._push_order("orderFill", fill.order, fill)
-
     def _error(self, status: int, code: str, message: str) -> web.Response:
         return web.json_response({"code": code, "message": message}, status=status)
 
-    def fault_response(self, status: int, retry_after: float | None) -> web.Response:
+    def fault_body(self, status: int) -> Any:
         if status == 429:
-            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-            body = {"code": "TOO_MANY_REQUESTS", "message": "Too many requests"}
-            return web.json_response(body, status=429, headers=headers)
-        return web.json_response(fixture("http_error_service_unavailable.json"), status=status)
+            return {"code": "TOO_MANY_REQUESTS", "message": "Too many requests"}
+        return fixture("http_error_service_unavailable.json")
 
     # -- signatures --------------------------------------------------------------------------
 
@@ -367,7 +273,7 @@ class MockBackpackVenue(MockVenueBase):
             return "TIMESTAMP_OUT_OF_RANGE"
         return None
 
-    async def _signed(self, request: web.Request) -> dict[str, Any] | web.Response:
+    async def verify_request(self, request: web.Request) -> dict[str, Any] | web.Response:
         """The request's params once its signature checks out, else the error response."""
         instruction = INSTRUCTIONS[(request.method, request.path)]
         if request.method == "GET":
@@ -441,10 +347,8 @@ class MockBackpackVenue(MockVenueBase):
         item.update(symbol=self.symbol, markPrice=mid, indexPrice=mid)
         return web.json_response([item])
 
-    async def _h_execute(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_execute(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         try:
             quantity = Decimal(str(params["quantity"]))
             price = Decimal(str(params["price"]))
@@ -471,7 +375,7 @@ class MockBackpackVenue(MockVenueBase):
             return web.json_response(fixture("http_error_post_only_would_take_liquidity.json"), status=400)
         if reduce_only and not self.engine.reduces(side):
             return self._error(400, "INVALID_ORDER", "Reduce only order not reduced")
-        order = self.engine.new_order(
+        order = self.place(
             client_id=client_id,
             side=side,
             quantity=quantity,
@@ -479,64 +383,33 @@ class MockBackpackVenue(MockVenueBase):
             time_in_force=str(params.get("timeInForce") or "GTC"),
             post_only=post_only,
             reduce_only=reduce_only,
-            created_ms=int(time.time() * 1000),
         )
-        self._push_order("orderAccepted", order)
-        self.engine.match(order)
-        if order.status == CANCELLED:  # an IOC's unfilled rest
-            self._push_order("orderCancelled", order)
-        self._publish_book()
-        return web.json_response(self._order_json(order))
+        return web.json_response(self.order_json(order))
 
     def _lookup(self, params: dict[str, Any]) -> EngineOrder | None:
-        """By orderId; else by clientId, the open order with it first, then the newest."""
-        order_id, client_id = params.get("orderId"), params.get("clientId")
-        if order_id:
-            return self.engine.orders.get(int(order_id)) if str(order_id).isdigit() else None
-        if client_id in (None, ""):
-            return None
-        matches = [o for o in self.engine.orders.values() if o.client_id == int(str(client_id))]
-        matches.sort(key=lambda o: (o.is_open, o.created_ms))
-        return matches[-1] if matches else None
+        client_id = params.get("clientId")
+        return self.lookup(params.get("orderId"), None if client_id in (None, "") else int(str(client_id)))
 
-    async def _h_cancel(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_cancel(self, request: web.Request, params: dict[str, Any]) -> web.Response:
+        order = self._lookup(params)
+        if order is None or not self.end_order(order, CANCELLED):
+            return self._error(404, "RESOURCE_NOT_FOUND", "Order not found")
+        return web.json_response(self.order_json(order))
+
+    @signed
+    async def _h_order(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         order = self._lookup(params)
         if order is None or not order.is_open:
             return self._error(404, "RESOURCE_NOT_FOUND", "Order not found")
-        order.status = CANCELLED
-        self._push_order("orderCancelled", order)
-        self._publish_book()
-        return web.json_response(self._order_json(order))
+        return web.json_response(self.order_json(order))
 
-    async def _h_order(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
-        order = self._lookup(params)
-        if order is None or not order.is_open:
-            return self._error(404, "RESOURCE_NOT_FOUND", "Order not found")
-        return web.json_response(self._order_json(order))
+    @signed
+    async def _h_orders(self, request: web.Request, params: dict[str, Any]) -> web.Response:
+        return web.json_response(self.open_orders(params.get("symbol")))
 
-    async def _h_orders(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
-        wanted = params.get("symbol")
-        return web.json_response(
-            [
-                self._order_json(o)
-                for o in self.engine.orders.values()
-                if o.is_open and wanted in (None, self.symbol)
-            ]
-        )
-
-    async def _h_history(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_history(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         try:
             limit, offset = int(params.get("limit", 100)), int(params.get("offset", 0))
         except ValueError:
@@ -546,12 +419,10 @@ class MockBackpackVenue(MockVenueBase):
             for o in sorted(self.engine.orders.values(), key=lambda o: (o.created_ms, o.id), reverse=True)
             if not o.is_open and (not params.get("orderId") or str(o.id) == params["orderId"])
         ]
-        return web.json_response([self._order_json(o) for o in rows[offset : offset + limit]])
+        return web.json_response([self.order_json(o) for o in rows[offset : offset + limit]])
 
-    async def _h_position(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_position(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         engine = self.engine
         if engine.position == 0:
             return web.json_response([])
@@ -567,12 +438,10 @@ class MockBackpackVenue(MockVenueBase):
         )
         return web.json_response([item])
 
-    async def _h_collateral(self, request: web.Request) -> web.Response:
-        params = await self._signed(request)
-        if isinstance(params, web.Response):
-            return params
+    @signed
+    async def _h_collateral(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         body = fixture("http_collateral_balances_partial.json")
-        total = self.collateral + self.engine.realized - self.engine.fees
+        total = self.wallet()
         body["netEquity"] = body["netEquityAvailable"] = fmt(total)
         body["collateral"] = [
             {"symbol": "USDC", "totalQuantity": fmt(total), "availableQuantity": fmt(total)}
@@ -581,74 +450,43 @@ class MockBackpackVenue(MockVenueBase):
 
     # -- WebSocket ---------------------------------------------------------------------------
 
+    def _on_frame(self, conn: MockConn, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("method") != "SUBSCRIBE":
+            conn.send({"id": None, "error": {"code": 4001, "message": "Unknown method"}})
+            return
+        for stream in data.get("params") or []:
+            if str(stream).startswith("account."):
+                sig = data.get("signature")
+                if not (isinstance(sig, list) and len(sig) == 4) or self._verify(
+                    "subscribe", {}, str(sig[0]), str(sig[1]), str(sig[2]), str(sig[3])
+                ):
+                    conn.send({"id": None, "error": {"code": 4006, "message": "Invalid signature"}})
+                    continue
+                self.private_subscriptions += 1
+            self.subscribe(conn, str(stream))
+
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        conn = self.open_conn(ws)
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    data = json.loads(msg.data)
-                except json.JSONDecodeError:
-                    conn.send({"id": None, "error": {"code": 4000, "message": "Invalid JSON"}})
-                    continue
-                if not isinstance(data, dict) or data.get("method") != "SUBSCRIBE":
-                    conn.send({"id": None, "error": {"code": 4001, "message": "Unknown method"}})
-                    continue
-                for stream in data.get("params") or []:
-                    if str(stream).startswith("account."):
-                        sig = data.get("signature")
-                        if not (isinstance(sig, list) and len(sig) == 4) or self._verify(
-                            "subscribe", {}, str(sig[0]), str(sig[1]), str(sig[2]), str(sig[3])
-                        ):
-                            conn.send({"id": None, "error": {"code": 4006, "message": "Invalid signature"}})
-                            continue
-                        self.private_subscriptions += 1
-                    self.subscribe(conn, str(stream))
-        finally:
-            self.close_conn(conn)
-        return ws
+        return await self.serve_ws(
+            request,
+            self._on_frame,
+            lambda conn: conn.send({"id": None, "error": {"code": 4000, "message": "Invalid JSON"}}),
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.mock_venues.backpack_venue",
-        description="Run a loopback mock Backpack venue (REST + WebSocket) that verifies ED25519 "
-        "signatures. GET /_mock/state shows its truth; POST /_mock/control moves the market "
-        "(trade_through) and queues or clears faults. SIGTERM or SIGINT stops it cleanly.",
+    return venue_parser(
+        "backpack",
+        signatures="ED25519",
+        fault_kinds=FAULT_KINDS,
+        default_port=8788,
+        market="<SYMBOL>_USDC_PERP",
     )
-    add_common_options(parser, FAULT_KINDS, default_port=8788)
-    parser.add_argument("--price", type=Decimal, default=Decimal("3000"), help="start price")
-    parser.add_argument("--symbol", default="ETH", help="base asset of the <SYMBOL>_USDC_PERP market")
-    parser.add_argument("--collateral", type=Decimal, default=Decimal("10000"))
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not (FIXTURES_DIR / "http_markets_sol_spot_and_perp.json").is_file():
-        print(
-            f"error: captured Backpack messages not found in {FIXTURES_DIR} (set BOT_SHARED_DIR)",
-            file=sys.stderr,
-        )
-        return 2
-    venue = MockBackpackVenue(
-        symbol=args.symbol,
-        start_price=args.price,
-        collateral=args.collateral,
-        host=args.host,
-        port=args.port,
-        fault_seed=args.fault_seed,
+    return venue_main(
+        build_parser(), argv, MockBackpackVenue, FIXTURES_DIR / "http_markets_sol_spot_and_perp.json"
     )
-    env: dict[str, Any] = {
-        "BACKPACK_BASE_URL": lambda: venue.base_url,
-        "BACKPACK_WS_URL": lambda: venue.ws_url,
-        "BACKPACK_PUBLIC_KEY": venue.public_key,
-        "BACKPACK_SECRET_KEY": venue.secret_key,
-    }
-    return run_foreground(venue, args, env, {"ws_url": lambda: venue.ws_url, "symbol": venue.symbol})
 
 
 if __name__ == "__main__":

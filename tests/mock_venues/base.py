@@ -6,6 +6,33 @@ A venue subclass adds its routes (``add_routes``), its truth (``state_now``) and
 actions (``CONTROL_ACTIONS``: method name -> the JSON fields it takes); everything here behaves
 the same on every venue, so a test that drives one mock by HTTP drives them all the same way.
 Faults change only what is *delivered*, never the venue's own state.
+
+Adding a venue
+--------------
+A CEX-style venue (REST answers with the order, a WebSocket pushes depth and order events)
+subclasses :class:`EngineVenue`, which owns the matching engine, the order flow (place, match,
+IOC rest, cancel, expire, look-up by id or client id), depth/ticker publishing with injectable
+gaps, ``trade_through``/``inject_book_gap``/``best_bid_ask``, ``state_now``, fault bodies and the
+signed-handler plumbing (``@signed``). The venue file keeps only its wire:
+
+* ``name``, ``api_prefixes``, ``CONTROL_ACTIONS`` (start from ``ENGINE_CONTROL_ACTIONS``),
+  ``fault_kinds`` (``ENGINE_FAULT_KINDS``), ``SYMBOL_FORMAT`` (``"{base}USDT"``),
+  ``DEPTH_STREAM``/``TICKER_STREAM`` (``"{lower}@depth"``), ``WS_PATH``, ``FIRST_UPDATE_ID``,
+  ``ORDER_EVENTS`` (``accepted``/``fill``/``cancelled``/``expired`` -> wire event name),
+  ``IOC_REST_STATUS`` (what an IOC's unfilled rest becomes: CANCELLED or EXPIRED),
+  ``ENV_NAMES`` (the .env variables ``env()`` returns, in order);
+* ``new_engine(tick, start_price)``: the :class:`PerpEngine` with the venue's fees and id
+  ranges; ``credentials()``: the throwaway key(s); an ``__init__`` only for the venue's extra
+  knobs (its market defaults passed on to ``super().__init__``);
+* ``verify_request(request)``: the params of a signed request, or the venue's error response
+  (append to ``self.signed_requests``, bump ``self.signature_failures`` on a bad signature);
+* ``order_json(order)`` and ``push_order(event, order, fill)``: the order object and the stream
+  event in the venue's shape;
+* ``depth_message(bids, asks, previous_id)`` and ``ticker_message(top, bids, asks)``: the book
+  on the wire (broadcast on ``depth_stream``/``ticker_stream``);
+* ``venue_state()`` (position in the venue's words, extra counters), ``fault_body(status)``,
+  ``add_routes`` (handlers decorated with ``@signed`` get the params);
+* a ``main`` that calls :func:`venue_main` with its parser (:func:`venue_parser`).
 """
 
 from __future__ import annotations
@@ -14,17 +41,23 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
+import functools
 import json
 import os
 import random
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
+
+from tests.mock_venues.engine import CANCELLED, EXPIRED, EngineFill, EngineOrder, PerpEngine, fmt
 
 #: Seeded fault kinds every mock offers (``set_fault_rates``, CLI ``--<kind>-rate``).
 BASE_FAULT_KINDS = ("http_429", "http_5xx", "ws_drop")
@@ -323,9 +356,45 @@ class MockVenueBase:
         return response
 
     def fault_response(self, status: int, retry_after: float | None) -> web.Response:
-        """The body of an injected fault (venues override with their own error shape)."""
+        """An injected fault: the venue's body (``fault_body``), Retry-After on a 429."""
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-        return web.json_response({"message": f"injected HTTP {status}"}, status=status, headers=headers)
+        return web.json_response(self.fault_body(status), status=status, headers=headers)
+
+    def fault_body(self, status: int) -> Any:
+        """The JSON body of an injected HTTP ``status`` (venues answer in their error shape)."""
+        return {"message": f"injected HTTP {status}"}
+
+    async def serve_ws(
+        self,
+        request: web.Request,
+        on_message: Callable[[MockConn, Any], None] | None = None,
+        on_bad_json: Callable[[MockConn], None] | None = None,
+        on_open: Callable[[MockConn], None] | None = None,
+        on_close: Callable[[MockConn], None] | None = None,
+    ) -> web.WebSocketResponse:
+        """One WebSocket session: each JSON text frame goes to ``on_message``; the connection is
+        registered for broadcasts and drops, and forgotten when it ends."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = self.open_conn(ws)
+        if on_open is not None:
+            on_open(conn)
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT or on_message is None:
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except json.JSONDecodeError:
+                    if on_bad_json is not None:
+                        on_bad_json(conn)
+                    continue
+                on_message(conn, data)
+        finally:
+            if on_close is not None:
+                on_close(conn)
+            self.close_conn(conn)
+        return ws
 
     # -- /_mock endpoints --------------------------------------------------------------------
 
@@ -374,6 +443,278 @@ class MockVenueBase:
         return web.json_response(
             {"action": action, "result": result}, dumps=lambda obj: json.dumps(obj, default=str)
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# A venue around the matching engine (CEX-style: REST answers with the order)
+# ---------------------------------------------------------------------------------------------
+
+#: Fault kinds and control actions of every engine venue (venues add their own).
+ENGINE_FAULT_KINDS = (*BASE_FAULT_KINDS, "book_gap")
+ENGINE_CONTROL_ACTIONS: dict[str, set[str]] = {
+    **BASE_CONTROL_ACTIONS,
+    "set_fault_rates": {"seed", *ENGINE_FAULT_KINDS},
+    "trade_through": {"price", "size"},
+    "inject_book_gap": {"n"},
+}
+
+
+def fixture_loader(directory: Path) -> Callable[[str], Any]:
+    """A reader of captured messages in ``directory``: a fresh deep copy per call (a template
+    the venue fills in must never leak into the next message)."""
+
+    def fixture(name: str) -> Any:
+        return copy.deepcopy(json.loads((directory / name).read_text()))
+
+    return fixture
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+Handler = Callable[[Any, web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
+def signed(handler: Handler) -> Callable[[Any, web.Request], Awaitable[web.StreamResponse]]:
+    """A REST handler that runs only once ``verify_request`` accepted the request; it gets the
+    request's params (the venue's refusal is answered otherwise)."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: web.Request) -> web.StreamResponse:
+        params = await self.verify_request(request)
+        if isinstance(params, web.StreamResponse):
+            return params
+        return await handler(self, request, params)
+
+    return wrapper
+
+
+class EngineVenue(MockVenueBase):
+    """One perpetual market on a :class:`PerpEngine`: the venue-independent order flow and book
+    publishing; the subclass supplies the wire (see "Adding a venue" above)."""
+
+    fault_kinds = ENGINE_FAULT_KINDS
+    CONTROL_ACTIONS = ENGINE_CONTROL_ACTIONS
+    #: Our words for an order's events -> the venue's (accepted, fill, cancelled, expired).
+    ORDER_EVENTS: ClassVar[dict[str, str]] = {}
+    #: What an IOC's unfilled rest becomes (Binance-style venues say EXPIRED).
+    IOC_REST_STATUS = CANCELLED
+    ENV_NAMES: tuple[str, ...] = ()
+    #: The market's name from its base asset (``{base}``).
+    SYMBOL_FORMAT = "{base}-PERP"
+    #: Stream names from the market's name (``{symbol}``, ``{lower}`` for it in lower case).
+    DEPTH_STREAM = "depth.{symbol}"
+    TICKER_STREAM = "bookTicker.{symbol}"
+    #: The WebSocket path below the venue's address.
+    WS_PATH = ""
+    #: The venue's first update id (captured messages' magnitude, so parsers meet real sizes).
+    FIRST_UPDATE_ID = 1
+
+    def __init__(
+        self,
+        *,
+        symbol: str = "ETH",
+        start_price: Decimal | str = Decimal("3000"),
+        tick_size: Decimal | str = Decimal("0.01"),
+        step_size: Decimal | str = Decimal("0.001"),
+        min_quantity: Decimal | str = Decimal("0.001"),
+        collateral: Decimal | str = Decimal("10000"),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fault_seed: int = 7,
+    ) -> None:
+        super().__init__(host=host, port=port, fault_seed=fault_seed)
+        self.base = symbol.upper()
+        self.symbol = self.SYMBOL_FORMAT.format(base=self.base)
+        self.tick, self.step = Decimal(str(tick_size)), Decimal(str(step_size))
+        self.min_quantity = Decimal(str(min_quantity))
+        self.collateral = Decimal(str(collateral))
+        self.engine = self.new_engine(self.tick, Decimal(str(start_price)))
+        self.engine.on_fill = self._on_fill
+        self.update_id = self.FIRST_UPDATE_ID
+        self._published = self.engine.aggregate()
+        self._last_ticker: tuple[Decimal, Decimal] | None = None
+        self._gaps_pending = 0
+        self.signed_requests: list[dict[str, Any]] = []
+        self.signature_failures = 0
+
+    # -- venue hooks -------------------------------------------------------------------------
+
+    def new_engine(self, tick: Decimal, start_price: Decimal) -> PerpEngine:
+        """The venue's engine (fees, book shape, id ranges of its captured messages)."""
+        raise NotImplementedError
+
+    def credentials(self) -> tuple[str, ...]:
+        """The test key(s) a bot signs with, in ``ENV_NAMES`` order after the two URLs."""
+        raise NotImplementedError
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{self.WS_PATH}"
+
+    def env(self) -> dict[str, str]:
+        """The .env variables (``ENV_NAMES``) pointing a bot at this venue."""
+        return dict(zip(self.ENV_NAMES, (self.base_url, self.ws_url, *self.credentials()), strict=True))
+
+    async def verify_request(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The params of a signed request, or the venue's refusal."""
+        raise NotImplementedError
+
+    def order_json(self, order: EngineOrder) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def push_order(self, event: str, order: EngineOrder, fill: EngineFill | None = None) -> None:
+        """Send an order event (``event`` is the venue's word, from ``ORDER_EVENTS``)."""
+        raise NotImplementedError
+
+    @property
+    def depth_stream(self) -> str:
+        return self.DEPTH_STREAM.format(symbol=self.symbol, lower=self.symbol.lower())
+
+    @property
+    def ticker_stream(self) -> str:
+        return self.TICKER_STREAM.format(symbol=self.symbol, lower=self.symbol.lower())
+
+    def depth_message(self, bids: list[list[str]], asks: list[list[str]], previous: int) -> Any:
+        """One depth diff (levels changed, size "0" = gone) ending at ``self.update_id``."""
+        raise NotImplementedError
+
+    def ticker_message(
+        self, top: tuple[Decimal, Decimal], bids: dict[Decimal, Decimal], asks: dict[Decimal, Decimal]
+    ) -> Any:
+        raise NotImplementedError
+
+    def venue_state(self) -> dict[str, Any]:
+        """The venue's own part of ``state_now`` (position in its words, counters)."""
+        return {}
+
+    # -- control (thread-safe) ---------------------------------------------------------------
+
+    def trade_through(
+        self, price: Decimal | str | float, size: Decimal | str | float | None = None
+    ) -> list[dict]:
+        """An external trade at ``price`` (for ``size``, unlimited when None): fills our resting
+        buys at or above it and sells at or below it at their own prices, then moves the book
+        there. Returns the fills as dicts."""
+
+        def do() -> list[dict[str, Any]]:
+            fills = self.engine.trade_through(
+                Decimal(str(price)), None if size is None else Decimal(str(size))
+            )
+            self.publish_book()
+            return [fill.as_dict() for fill in fills]
+
+        return list(self.call(do))
+
+    def inject_book_gap(self, n: int = 1) -> None:
+        """Skip the next ``n`` depth diffs (the update ids still advance: subscribers see a gap)."""
+        self.call(lambda: setattr(self, "_gaps_pending", self._gaps_pending + int(n)))
+
+    def clear_venue_faults(self) -> None:
+        self._gaps_pending = 0
+
+    def best_bid_ask(self) -> tuple[Decimal, Decimal]:
+        return tuple(self.call(self.engine.top))  # type: ignore[return-value]
+
+    def state_now(self) -> dict[str, Any]:
+        engine = self.engine
+        bid, ask = engine.top()
+        venue = self.venue_state()
+        return {
+            "symbol": self.symbol,
+            "best_bid": fmt(bid),
+            "best_ask": fmt(ask),
+            "update_id": self.update_id,
+            "orders": [self.order_json(o) for o in engine.orders.values()],
+            "position": venue.pop("position"),
+            "realized_pnl": fmt(engine.realized),
+            "fees_paid": fmt(engine.fees),
+            "signed_requests": list(self.signed_requests),
+            "signature_failures": self.signature_failures,
+            **venue,
+            "ws_connections": len(self.conns),
+        }
+
+    # =========================================================================================
+    # Everything below runs on the venue loop.
+    # =========================================================================================
+
+    def publish_book(self) -> None:
+        """Push what changed since the last call: a depth diff (unless a gap is due) and the top."""
+        bids, asks = self.engine.aggregate()
+        old_bids, old_asks = self._published
+        self._published = (bids, asks)
+
+        def diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> list[list[str]]:
+            changed = {p: s for p, s in new.items() if old.get(p) != s}
+            changed.update({p: Decimal(0) for p in old if p not in new})
+            return [[fmt(p), fmt(s)] for p, s in sorted(changed.items())]
+
+        b, a = diff(old_bids, bids), diff(old_asks, asks)
+        if b or a:
+            previous = self.update_id
+            self.update_id += 1
+            stream = self.depth_stream
+            if self._gaps_pending > 0 or (self.subscribers.get(stream) and self._roll("book_gap")):
+                self._gaps_pending = max(0, self._gaps_pending - 1)
+                self._count("book_gap")
+            else:
+                self.broadcast(stream, self.depth_message(b, a, previous))
+        top = (max(bids), min(asks))
+        if top != self._last_ticker:
+            self._last_ticker = top
+            self.broadcast(self.ticker_stream, self.ticker_message(top, bids, asks))
+
+    def _on_fill(self, fill: EngineFill) -> None:
+        self.push_order(self.ORDER_EVENTS["fill"], fill.order, fill)
+
+    def place(self, **fields: Any) -> EngineOrder:
+        """A new order (``PerpEngine.new_order`` fields): a post-only order that would take
+        expires unfilled (a venue that refuses it instead answers before calling this); else it
+        is accepted, matched, and an IOC's unfilled rest ends as ``IOC_REST_STATUS``."""
+        order = self.engine.new_order(created_ms=now_ms(), **fields)
+        if order.post_only and self.engine.would_take(order.side, order.price):
+            order.status = EXPIRED
+            self.push_order(self.ORDER_EVENTS[EXPIRED], order)
+            return order
+        self.push_order(self.ORDER_EVENTS["accepted"], order)
+        self.engine.match(order)
+        if order.status == CANCELLED:
+            order.status = self.IOC_REST_STATUS
+            self.push_order(self.ORDER_EVENTS[self.IOC_REST_STATUS], order)
+        self.publish_book()
+        return order
+
+    def end_order(self, order: EngineOrder | None, status: str = CANCELLED) -> bool:
+        """End an open order as ``status`` (CANCELLED or EXPIRED); False when it is not open."""
+        if order is None or not order.is_open:
+            return False
+        order.status = status
+        self.push_order(self.ORDER_EVENTS[status], order)
+        self.publish_book()
+        return True
+
+    def lookup(self, order_id: Any, client_id: Any) -> EngineOrder | None:
+        """By venue order id; else by client id, the open order with it first, then the newest."""
+        if order_id:
+            return self.engine.orders.get(int(order_id)) if str(order_id).isdigit() else None
+        if client_id is None:
+            return None
+        matches = [o for o in self.engine.orders.values() if o.client_id == client_id]
+        matches.sort(key=lambda o: (o.is_open, o.created_ms))
+        return matches[-1] if matches else None
+
+    def open_orders(self, symbol: str | None) -> list[dict[str, Any]]:
+        return [
+            self.order_json(o)
+            for o in self.engine.orders.values()
+            if o.is_open and symbol in (None, self.symbol)
+        ]
+
+    def wallet(self) -> Decimal:
+        """Collateral plus realized PnL less fees (what the account endpoints report)."""
+        return self.collateral + self.engine.realized - self.engine.fees
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,3 +839,49 @@ def run_foreground(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def venue_parser(
+    venue: str, *, signatures: str, fault_kinds: tuple[str, ...], default_port: int, market: str
+) -> argparse.ArgumentParser:
+    """The command line of an engine venue: the common options plus price, symbol, collateral."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tests.mock_venues.{venue}_venue",
+        description=f"Run a loopback mock {venue.capitalize()} venue (REST + WebSocket) that verifies "
+        f"{signatures} signatures. GET /_mock/state shows its truth; POST /_mock/control moves the "
+        "market (trade_through) and queues or clears faults. SIGTERM or SIGINT stops it cleanly.",
+    )
+    add_common_options(parser, fault_kinds, default_port=default_port)
+    parser.add_argument("--price", type=Decimal, default=Decimal("3000"), help="start price")
+    parser.add_argument("--symbol", default="ETH", help=f"base asset of the {market} market")
+    parser.add_argument("--collateral", type=Decimal, default=Decimal("10000"))
+    return parser
+
+
+def venue_main(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    venue_cls: type[EngineVenue],
+    required_fixture: Path,
+) -> int:
+    """Parse, check the captured messages are there (a clear error otherwise), build and serve."""
+    args = parser.parse_args(argv)
+    if not required_fixture.is_file():
+        print(
+            f"error: captured {venue_cls.name.capitalize()} messages not found in {required_fixture.parent} "
+            "(set BOT_SHARED_DIR)",
+            file=sys.stderr,
+        )
+        return 2
+    venue = venue_cls(
+        symbol=args.symbol,
+        start_price=args.price,
+        collateral=args.collateral,
+        host=args.host,
+        port=args.port,
+        fault_seed=args.fault_seed,
+    )
+    env: dict[str, Any] = {
+        name: functools.partial(lambda n: venue.env()[n], name) for name in venue.ENV_NAMES
+    }
+    return run_foreground(venue, args, env, {"ws_url": lambda: venue.ws_url, "symbol": venue.symbol})
