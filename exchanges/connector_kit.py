@@ -366,13 +366,30 @@ class HttpSession:
         headers: Mapping[str, str] | None = None,
         what: str = "",
     ) -> tuple[int, str, str | None]:
+        status, text, answer_headers = await self.exchange(
+            method, url, params=params, data=data, headers=headers, what=what
+        )
+        return status, text, answer_headers.get("Retry-After")
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str = "",
+    ) -> tuple[int, str, Mapping[str, str]]:
+        """Like :meth:`request`, with all the answer's headers (a login answer carries its session
+        cookie in ``Set-Cookie``)."""
         if self._session is None:
             raise NetworkError(f"{self.name} HTTP session is not open (call connect first)")
         query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (params or {}).items()}
         label = what or f"{method} {url.split('?')[0]}"
         try:
             async with self._session.request(method, url, params=query, data=data, headers=headers) as resp:
-                return resp.status, await resp.text(), resp.headers.get("Retry-After")
+                return resp.status, await resp.text(), resp.headers
         except asyncio.TimeoutError:
             raise RequestTimeout(f"{self.name} {label}: no answer within {self.timeout}s") from None
         except aiohttp.ClientError as exc:

@@ -77,7 +77,7 @@ from exchanges.connector_kit import (
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
-from helpers.reconnecting_websocket import ReconnectingWebSocket
+from helpers.reconnecting_websocket import HeadersHook, ReconnectingWebSocket
 from helpers.trading_config import TradingConfig
 
 logger = logging.getLogger(__name__)
@@ -139,14 +139,17 @@ class StreamingVenueClient(BaseExchangeClient):
         name: str,
         on_connect: Callable[[], Awaitable[None]] | None,
         on_disconnect: Callable[..., None] | None = None,
+        headers: HeadersHook | None = None,
     ) -> ReconnectingWebSocket:
-        """A reconnecting socket tuned by the common params (ping, backoff)."""
+        """A reconnecting socket tuned by the common params (ping, backoff); ``headers`` builds
+        each handshake's extra HTTP headers (a session cookie)."""
         return ReconnectingWebSocket(
             url,
             on_message,
             self.clock,
             on_connect=on_connect,
             on_disconnect=on_disconnect,
+            headers=headers,
             ping_interval=float(self.params["ws_ping_interval"]),
             backoff_base=float(self.params["backoff_base"]),
             backoff_cap=float(self.params["backoff_cap"]),
