@@ -319,12 +319,14 @@ class MarketBook:
 def check_amounts(info: ContractInfo, quantity: Decimal, price: Decimal | None) -> None:
     """Refuse, before anything is sent, what the venue would refuse: off-step sizes, off-tick
     prices (InvalidOrder), sizes or notionals below the minimum (OrderBelowMinimum)."""
+    if 0 < quantity < info.min_size:
+        # Before the step check: where the step is the minimum (GRVT), a smaller size is off-step
+        # too, and "below the minimum" is the reason worth telling.
+        raise OrderBelowMinimum(f"quantity {quantity} below the minimum {info.min_size}")
     if quantity <= 0 or not is_multiple(quantity, info.size_step):
         raise InvalidOrder(f"quantity {quantity} is not a positive multiple of {info.size_step}")
     if price is not None and (price <= 0 or not is_multiple(price, info.tick_size)):
         raise InvalidOrder(f"price {price} is not a positive multiple of {info.tick_size}")
-    if quantity < info.min_size:
-        raise OrderBelowMinimum(f"quantity {quantity} below the minimum {info.min_size}")
     if price is not None and quantity * price < info.min_notional:
         raise OrderBelowMinimum(f"notional {quantity * price} below the minimum {info.min_notional}")
 
