@@ -3,7 +3,8 @@
 One suite, parametrised over venue harnesses: the paper venue (driven by hand-made market
 events on a simulated clock), Lighter (the real client and the real SDK's signing, against
 the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock), Aster
-(HMAC-SHA256, verified by its mock) and GRVT (grvt-pysdk's EIP-712 signing, verified by its mock). A new venue joins by adding a harness here.
+(HMAC-SHA256, verified by its mock) and GRVT (grvt-pysdk's EIP-712 signing, verified by its
+mock). A new venue joins by adding a harness here.
 """
 
 from __future__ import annotations
