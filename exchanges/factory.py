@@ -30,6 +30,7 @@ EXCHANGE_CLASSES: dict[str, ExchangeEntry] = {
     "lighter": ExchangeEntry("exchanges.lighter.LighterClient", "lighter-sdk", "requirements-lighter.txt"),
     "backpack": ExchangeEntry("exchanges.backpack.BackpackClient", "bpx-py", "requirements-backpack.txt"),
     "aster": ExchangeEntry("exchanges.aster.AsterClient", None),
+    "grvt": ExchangeEntry("exchanges.grvt.GrvtClient", "grvt-pysdk", "requirements-grvt.txt"),
 }
 
 

@@ -74,6 +74,23 @@ WIRES = {
         "orderCancel",
         "clientId",
     ),
+    "grvt": Wire(
+        "grvt",
+        "clientOrderId",
+        "orderId",
+        "size",
+        "tradedSize",
+        "OPEN",
+        "FILLED",
+        "CANCELLED",
+        "buy",
+        "sell",
+        "size",
+        "GRVT_PRIVATE_KEY",
+        "create_order",
+        "cancel_order",
+        "clientOrderId",
+    ),
     "aster": Wire(
         "aster",
         "clientOrderId",
@@ -210,6 +227,8 @@ def venue_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ve
     """The ``venue`` fixture of the loopback process tests (parametrised over ``WIRES``)."""
     if request.param == "backpack":
         pytest.importorskip("bpx")
+    if request.param == "grvt":
+        pytest.importorskip("pysdk")
     process = VenueProcess(tmp_path, WIRES[request.param])
     try:
         yield process
@@ -248,6 +267,7 @@ def start_bot(
         str(log_dir or tmp_path / "logs"),
         *extra,
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("BACKPACK_", "ASTER_"))}
+    venue_variables = ("BACKPACK_", "ASTER_", "GRVT_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(venue_variables)}
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)

@@ -28,7 +28,7 @@ from tests.loopback_processes import (
     wait_for,
 )
 
-venue = pytest.fixture(params=["aster", "backpack"])(venue_process)
+venue = pytest.fixture(params=["aster", "backpack", "grvt"])(venue_process)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

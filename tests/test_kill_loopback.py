@@ -26,7 +26,7 @@ import pytest
 
 from tests.loopback_processes import Child, VenueProcess, start_bot, venue_process, wait_for
 
-venue = pytest.fixture(params=["aster", "backpack"])(venue_process)
+venue = pytest.fixture(params=["aster", "backpack", "grvt"])(venue_process)
 
 KILLS = int(os.environ.get("KILL_TEST_KILLS", "20"))
 SEED = int(os.environ.get("KILL_TEST_SEED", "11"))
