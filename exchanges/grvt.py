@@ -638,7 +638,9 @@ class GrvtClient(StreamingVenueClient):
         return True
 
     def _feed(self, stream: str, selector: str) -> FeedSequence:
-        key = (stream, selector)
+        """The sequence of one feed, keyed by its primary selector (the venue answers deltas
+        with and without the ``@rate`` part)."""
+        key = (stream, selector.split("@")[0])
         feed = self._feeds.get(key)
         if feed is None:
             feed = self._feeds[key] = FeedSequence()
@@ -699,9 +701,9 @@ class GrvtClient(StreamingVenueClient):
         is_snapshot = str(message.get("sequence_number")) == "0"
         waiter = self._snapshot_waiters.get(symbol)
         if is_snapshot:
+            # The feed's numbering after it was set by the subscription's answer.
             self._snapshot_requested.discard(symbol)
             self._awaiting_snapshot.discard(symbol)
-            self._feed("v1.book.d", str(message.get("selector"))).reset()
             levels = message["feed"]
             bids = book_levels(levels.get("bids") or [], "bids")
             asks = book_levels(levels.get("asks") or [], "asks")
@@ -735,6 +737,18 @@ class GrvtClient(StreamingVenueClient):
             self._books[symbol].on_ticker(top[0], top[1], stamp)
 
     def _rpc_answer(self, message: Mapping[str, Any]) -> None:
+        """A subscription's answer names the first sequence number of each feed: the first delta
+        after the snapshot must carry it (one lost in between is a gap, as any other)."""
+        result = message.get("result")
+        if isinstance(result, Mapping) and isinstance(result.get("first_sequence_number"), list):
+            subs, firsts = result.get("subs") or [], result["first_sequence_number"]
+            for selector, first in zip(subs, firsts, strict=False):
+                feed = self._feed(str(result.get("stream")), str(selector))
+                number = venue_validation.venue_decimal(first, "first_sequence_number")
+                if number > 0 and number == number.to_integral_value():
+                    feed.expect(int(number))
+                else:
+                    feed.reset()
         error = message.get("error")
         if isinstance(error, Mapping):
             logger.warning(

@@ -659,8 +659,9 @@ SNAPSHOT, DELTA, DUPLICATE, GAP = "snapshot", "delta", "duplicate", "gap"
 class FeedSequence:
     """Continuity of one feed (stream + selector): GRVT numbers a feed's messages 1, 2, 3...
     and every snapshot 0. ``classify`` names each message SNAPSHOT, DELTA (the next one),
-    DUPLICATE (already seen: ignore it) or GAP (messages were lost: resync). The first delta
-    after a snapshot or a reset is taken as the start."""
+    DUPLICATE (already seen: ignore it) or GAP (messages were lost: resync). ``expect`` sets the
+    number the next delta must carry (a subscription's ``first_sequence_number``); without it
+    (after a reset or a gap) the first delta is taken as the start."""
 
     def __init__(self) -> None:
         self.last: int | None = None
@@ -668,6 +669,10 @@ class FeedSequence:
 
     def reset(self) -> None:
         self.last = None
+
+    def expect(self, first: int) -> None:
+        """The next delta must carry ``first`` (what a subscription's answer announces)."""
+        self.last = first - 1
 
     def classify(self, message: Mapping[str, Any]) -> str:
         sequence = _sequence(message.get("sequence_number"), "sequence_number")

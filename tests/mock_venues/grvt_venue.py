@@ -195,6 +195,15 @@ class MockGrvtVenue(EngineVenue):
 
         return int(self.call(do))
 
+    def order_status(self, client_id: str) -> tuple[str, str] | None:
+        """(status, reject reason) of our newest order with this client id, in GRVT's words."""
+
+        def do() -> tuple[str, str] | None:
+            order = self._by_client_id(str(client_id))
+            return None if order is None else self.grvt_status(order)
+
+        return self.call(do)  # type: ignore[no-any-return]
+
     def expire_sessions(self) -> int:
         """Forget every session cookie (the next private request answers 1000)."""
 
