@@ -219,12 +219,12 @@ async def test_a_fill_sent_twice_is_booked_once(client: GrvtClient) -> None:
     updates = recorder(client)
     client_id = await rest_buy(client)
     fill = fixture("ws_fill.json")["feed"]
-    fill.update(client_order_id=client_id, size="0.01", price="2990", order_id="0x0a", instrument=ETH)
+    fill.update(client_order_id=client_id, size="0.005", price="2990", order_id="0x0a", instrument=ETH)
     client._on_trades_message(private_message("v1.fill", 1000, fill))
     client._on_trades_message(private_message("v1.fill", 1000, fill))  # the same message again
     client._on_trades_message(private_message("v1.fill", 1001, fill))  # re-sent with a new number
     fills = [u.fill for u in updates if u.fill is not None]
-    assert len(fills) == 1 and fills[0].size == SIZE and fills[0].fee == Decimal("0.040263")
+    assert len(fills) == 1 and fills[0].size == SIZE / 2 and fills[0].fee == Decimal("0.040263")
 
 
 @pytest.mark.parametrize(
