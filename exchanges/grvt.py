@@ -278,7 +278,8 @@ class GrvtClient(StreamingVenueClient):
     async def _open(self) -> None:
         await self._load_markets()
         symbol = self._symbol_for_ticker(self.config.ticker)
-        await self._rest.login()  # a refused API key fails here, typed, before anything trades
+        # A refused API key fails here, typed, before anything trades (a 5xx is retried).
+        await self.retry.call(self._rest.login)
         endpoints = self.settings.endpoints
         self._market_ws = self._make_socket(
             endpoints.market_data_ws,

@@ -31,21 +31,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from eth_account import Account
-from pysdk.grvt_raw_base import GrvtApiConfig
-from pysdk.grvt_raw_env import GrvtEnv, get_env_config
-from pysdk.grvt_raw_signing import CHAIN_IDS, sign_order
-from pysdk.grvt_raw_types import (
-    Instrument,
-    InstrumentSettlementPeriod,
-    Kind,
-    Order,
-    OrderLeg,
-    OrderMetadata,
-    Signature,
-    TimeInForce,
-)
-
 from exchanges.base import (
     AuthenticationError,
     ClientOrderIdFactory,
@@ -64,8 +49,27 @@ from exchanges.base import (
 )
 from exchanges.connector_kit import to_decimal
 from exchanges.venue_orders import OrderReport, TradeReport
-from helpers import venue_validation
+from helpers import safe_json, venue_validation
 from helpers.venue_validation import InvalidVenueData
+
+# eth-account imports py_ecc, which raises the recursion limit to 100,000 for its own pairing
+# code (never used here); that disables the interpreter's guard for every C recursion, so the
+# limit is put back once the SDK and eth-account are loaded.
+with safe_json.recursion_limit_kept():
+    from eth_account import Account
+    from pysdk.grvt_raw_base import GrvtApiConfig
+    from pysdk.grvt_raw_env import GrvtEnv, get_env_config
+    from pysdk.grvt_raw_signing import CHAIN_IDS, sign_order
+    from pysdk.grvt_raw_types import (
+        Instrument,
+        InstrumentSettlementPeriod,
+        Kind,
+        Order,
+        OrderLeg,
+        OrderMetadata,
+        Signature,
+        TimeInForce,
+    )
 
 #: Price scale of the signed order (the SDK's PRICE_MULTIPLIER).
 PRICE_DECIMALS = 9

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+import subprocess
+import sys
 import time
 from decimal import Decimal
 from typing import Any
@@ -51,7 +53,7 @@ from exchanges.grvt_wire import (
     trade_report,
 )
 from tests.mock_venues.grvt_signing import SignatureRefused, SigningInstrument, verify_order
-from tests.shared_paths import FIXTURES_DIR
+from tests.shared_paths import FIXTURES_DIR, ROOT
 
 FIXTURES = FIXTURES_DIR / "grvt"
 NOW = 1_767_000_000.0
@@ -378,3 +380,17 @@ def test_feed_sequence_tells_snapshots_deltas_duplicates_and_gaps_apart() -> Non
     for junk in ("NaN", "-5", "1.5", None, "x" * 100):
         with pytest.raises(MalformedMessage, match="sequence"):
             feed.classify({"sequence_number": junk})
+
+
+def test_importing_the_connector_keeps_the_interpreter_recursion_limit() -> None:
+    """eth-account pulls in py_ecc, which raises the limit to 100,000 (a C-stack overflow guard
+    gone); the connector puts it back."""
+    code = (
+        "import sys; before = sys.getrecursionlimit(); import exchanges.grvt; "
+        "print(before, sys.getrecursionlimit())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    before, after = result.stdout.split()
+    assert before == after

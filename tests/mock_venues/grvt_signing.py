@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
+from helpers import safe_json
+
+with safe_json.recursion_limit_kept():  # eth-account's py_ecc raises it (see exchanges/grvt_wire.py)
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
 
 NANOS = 1_000_000_000
 MAX_EXPIRY_NS = 30 * 86_400 * NANOS

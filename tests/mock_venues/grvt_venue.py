@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aiohttp import web
-from eth_account import Account
 
 from tests.mock_venues.base import (
     ENGINE_CONTROL_ACTIONS,
@@ -72,7 +71,7 @@ from tests.mock_venues.engine import (
     PerpEngine,
     fmt,
 )
-from tests.mock_venues.grvt_signing import SignatureRefused, SigningInstrument, verify_order
+from tests.mock_venues.grvt_signing import Account, SignatureRefused, SigningInstrument, verify_order
 from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
 
 FIXTURES_DIR = Path(os.environ.get("GRVT_FIXTURES_DIR", str(SHARED_FIXTURES_DIR / "grvt")))
