@@ -405,10 +405,16 @@ class GrvtClient(StreamingVenueClient):
             expiration_ns=now_ns + lifetime,
         )
         body = await asyncio.to_thread(self.signer.sign, intent)
-        answer = await self._rest.private("/full/v1/create_order", body, idempotent=False, priority=priority)
-        report = self._answer(answer, "create_order")
-        if report.client_order_id != order.client_order_id:
-            raise InvalidVenueData("malformed body", "grvt create_order: answered for another order")
+        path = "/full/v1/create_order"
+        try:
+            answer = await self._rest.private(path, body, idempotent=False, priority=priority)
+            report = self._answer(answer, path)
+            if report.client_order_id != order.client_order_id:
+                raise InvalidVenueData("malformed body", f"grvt {path}: answered for another order")
+        except MalformedMessage as exc:
+            # An answer we cannot read proves nothing about the order: its fate is unknown (a
+            # NetworkError), to be looked up, never "refused" and placed again.
+            raise ExchangeUnavailable(f"{exc}; the order's outcome is unknown") from None
         if report.status is OrderStatus.PENDING:
             # The venue decides on the stream: give it a bounded moment, so a refused post-only
             # order raises here as on every venue (still PENDING after it: the caller looks up).
@@ -454,7 +460,7 @@ class GrvtClient(StreamingVenueClient):
         answer = await self._rest.private(
             "/full/v1/order", {"sub_account_id": self.settings.trading_account_id, **by}
         )
-        return self._answer(answer, "order")
+        return self._answer(answer, "/full/v1/order")
 
     async def _history(self, contract_id: str, client_order_id: str) -> OrderReport | None:
         """Our order in the order history; None when the history ends without it."""

@@ -20,6 +20,7 @@ from exchanges import grvt
 from exchanges.base import (
     AuthenticationError,
     InvalidOrder,
+    NetworkError,
     OrderNotFound,
     OrderSide,
     OrderStatus,
@@ -320,3 +321,21 @@ async def test_the_history_search_is_bounded_and_says_so(
     assert (await client.find_order(ETH, ids[0])).status is OrderStatus.CANCELLED
     with pytest.raises(OrderNotFound):
         await client.find_order(ETH, client.client_ids.next_id(client.clock.now()))
+
+
+async def test_an_unreadable_answer_to_a_placement_leaves_the_order_unknown_not_refused(
+    client: GrvtClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue may have taken the order: a garbled answer must not read as a refusal (the
+    execution layer would place it again)."""
+
+    async def garbage(*args: Any, **kwargs: Any) -> Any:
+        return 200, "<html>bad gateway</html>", {}
+
+    await client.fetch_bbo_prices(ETH)
+    monkeypatch.setattr(client._rest.http, "exchange", garbage)
+    client_id = client.client_ids.next_id(client.clock.now())
+    with pytest.raises(NetworkError, match="/full/v1/create_order"):
+        await client.place_limit_order(ETH, OrderSide.BUY, SIZE, Decimal("2990"), client_id)
+    tracked = client._orders.get(client_id)
+    assert tracked is not None and tracked.status is OrderStatus.UNKNOWN
