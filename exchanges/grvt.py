@@ -121,6 +121,8 @@ COOKIE_MARGIN = 60.0
 COOKIE_DEFAULT_LIFETIME = 300.0
 HISTORY_PAGE_SIZE = 500
 PRIVATE_STREAMS = ("v1.order", "v1.state", "v1.fill", "v1.position")
+#: Least seconds between two read-backs of our orders caused by malformed private messages.
+MALFORMED_RESYNC_INTERVAL = 5.0
 
 
 class GrvtRest:
@@ -266,6 +268,7 @@ class GrvtClient(StreamingVenueClient):
         self._request_ids = itertools.count(1)
         self.malformed = MalformedCounter("grvt", clock.now)
         self.stream_gaps = 0
+        self._last_malformed_resync = float("-inf")
         #: The latest position of each instrument from the ``v1.position`` stream (information
         #: only: positions the bot acts on are read by REST, which never lags a fill).
         self.streamed_positions: dict[str, Position] = {}
@@ -624,20 +627,25 @@ class GrvtClient(StreamingVenueClient):
 
     def depth_continues(self, book: PriceLevels, delta: Mapping[str, Any]) -> bool:  # type: ignore[override]
         """GRVT's rule: a book delta must be the next of its feed (sequence + 1); a repeat is
-        dropped, a gap makes the book resubscribe for a fresh snapshot."""
-        feed = self._feed("v1.book.d", str(delta.get("selector")))
-        kind = feed.classify(delta)
+        dropped, a gap makes the book resubscribe for a fresh snapshot. So does a delta that
+        fails validation: skipping it would leave the book silently wrong."""
         levels = delta.get("feed") or {}
+        symbol = str(levels.get("instrument"))
+        feed = self._feed("v1.book.d", str(delta.get("selector")))
+        try:
+            kind = feed.classify(delta)
+            bids = book_levels(levels.get("bids") or [], "bids")
+            asks = book_levels(levels.get("asks") or [], "asks")
+        except MalformedMessage as exc:
+            self.malformed.record(getattr(exc, "kind", "malformed"), f"book of {symbol}: {exc}")
+            kind = GAP
         if kind == GAP:
             self.stream_gaps += 1
-            self._awaiting_snapshot.add(str(levels.get("instrument")))
+            feed.reset()
+            self._awaiting_snapshot.add(symbol)
             return False
         if kind == DUPLICATE:
             return True
-        bids, asks = (
-            book_levels(levels.get("bids") or [], "bids"),
-            book_levels(levels.get("asks") or [], "asks"),
-        )
         if kind == SNAPSHOT:
             book.replace(bids, asks, None)
         else:
@@ -734,12 +742,20 @@ class GrvtClient(StreamingVenueClient):
             self._tasks.spawn(self._resubscribe("v1.mini.d", symbol), "grvt-mini-resync")
             return
         if kind == SNAPSHOT:
-            self._minis[symbol] = dict(feed)
+            merged = dict(feed)
         elif symbol in self._minis:
-            self._minis[symbol].update(feed)
+            merged = {**self._minis[symbol], **feed}
         else:
             return  # a delta without its snapshot: wait for the next one
-        top = best_bid_ask(self._minis[symbol])
+        try:
+            top = best_bid_ask(merged)
+        except MalformedMessage:
+            # A bad field would stay in the merged ticker: drop it and start from a snapshot.
+            self._minis.pop(symbol, None)
+            self._feed("v1.mini.d", selector).reset()
+            self._tasks.spawn(self._resubscribe("v1.mini.d", symbol), "grvt-mini-resync")
+            raise
+        self._minis[symbol] = merged
         if top is not None:
             self._books[symbol].on_ticker(top[0], top[1], stamp)
 
@@ -767,6 +783,12 @@ class GrvtClient(StreamingVenueClient):
             self._trades_message(message)
         except MalformedMessage as exc:
             self.malformed.record(getattr(exc, "kind", "malformed"), str(exc))
+            # What it said about our orders is lost: read them back (at most every few seconds,
+            # so a venue sending junk cannot turn into a flood of reads).
+            now = self.clock.now()
+            if now - self._last_malformed_resync >= MALFORMED_RESYNC_INTERVAL:
+                self._last_malformed_resync = now
+                self._private_resync("a private message failed validation")
 
     def _trades_message(self, message: Any) -> None:
         if not isinstance(message, dict):

@@ -177,6 +177,7 @@ async def test_a_post_only_order_that_would_cross_is_refused_on_the_stream(
 async def test_a_book_gap_resubscribes_for_a_fresh_snapshot(venue: MockGrvtVenue, client: GrvtClient) -> None:
     await client.fetch_bbo_prices(ETH)
     market = client._books[ETH]
+    await wait_until(lambda: market.book.valid and not market.resyncing)
     venue.inject_book_gap(1)
     await asyncio.to_thread(venue.trade_through, Decimal("2990"))  # this delta is skipped
     await asyncio.to_thread(venue.trade_through, Decimal("2980"))  # this one shows the gap
@@ -339,3 +340,20 @@ async def test_an_unreadable_answer_to_a_placement_leaves_the_order_unknown_not_
         await client.place_limit_order(ETH, OrderSide.BUY, SIZE, Decimal("2990"), client_id)
     tracked = client._orders.get(client_id)
     assert tracked is not None and tracked.status is OrderStatus.UNKNOWN
+
+
+async def test_a_book_delta_failing_validation_rebuilds_the_book_instead_of_skipping_it(
+    venue: MockGrvtVenue, client: GrvtClient
+) -> None:
+    await client.fetch_bbo_prices(ETH)
+    market = client._books[ETH]
+    feed = client._feeds[("v1.book.d", ETH)]
+    await wait_until(lambda: market.book.valid and not market.resyncing and feed.last is not None)
+    bad = fixture("ws_book_delta_doc.json")
+    bad.update(selector=f"{ETH}@100", sequence_number=str(feed.last + 1), prev_sequence_number=str(feed.last))
+    bad["feed"].update(instrument=ETH, bids=[{"price": "NaN", "size": "1", "num_orders": 1}], asks=[])
+    client._on_market_message(bad)
+    assert market.book.gaps == 1 and client.malformed.total == 1
+    await wait_until(lambda: market.book.valid and market.book.top() == venue.best_bid_ask())
+    await asyncio.to_thread(venue.trade_through, Decimal("2985"))
+    await wait_until(lambda: market.book.top() == (Decimal("2984.99"), Decimal("2985.01")))
