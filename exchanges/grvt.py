@@ -90,6 +90,7 @@ from exchanges.grvt_wire import (
     GrvtSettings,
     OrderIntent,
     OrderSigner,
+    SessionExpired,
     StateUpdate,
     best_bid_ask,
     book_levels,
@@ -208,9 +209,7 @@ class GrvtRest:
         async def attempt() -> Any:
             try:
                 return await self._send(url, body, await self.auth_headers(), path)
-            except AuthenticationError as exc:
-                if "1000" not in str(exc):
-                    raise
+            except SessionExpired:
                 # The venue dropped our session early: nothing was executed, log in and resend once.
                 self.forget_cookie()
                 return await self._send(url, body, await self.auth_headers(), path)

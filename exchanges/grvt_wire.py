@@ -390,9 +390,14 @@ def plain_number(value: Decimal) -> str:
 # Errors
 # ---------------------------------------------------------------------------------------------
 
+class SessionExpired(AuthenticationError):
+    """Code 1000: the request carried no valid session (the venue dropped our cookie early).
+    Nothing was executed, so the client logs in again and resends once."""
+
+
 #: GRVT error codes (``code`` of an error body) -> our taxonomy (codes from the api-spec tables).
 ERROR_TABLE: dict[int, type[ExchangeError]] = {
-    1000: AuthenticationError,
+    1000: SessionExpired,
     1001: AuthenticationError,
     1002: ExchangeUnavailable,
     1004: OrderNotFound,

@@ -18,7 +18,6 @@ import pytest
 pytest.importorskip("pysdk")
 
 from exchanges.base import (
-    AuthenticationError,
     ConfigurationError,
     InvalidOrder,
     MalformedMessage,
@@ -41,6 +40,7 @@ from exchanges.grvt_wire import (
     GrvtSettings,
     OrderIntent,
     OrderSigner,
+    SessionExpired,
     best_bid_ask,
     book_levels,
     error_fields,
@@ -225,7 +225,7 @@ def test_error_bodies_in_both_schemas_are_typed() -> None:
     full = fixture("http_error_envelope_full_doc.json")
     assert error_fields(full) == (1000, full["message"])
     assert error_fields(fixture("http_error_envelope_lite_doc.json"))[0] == 1000
-    assert isinstance(map_error(1000, "auth", 401, "x"), AuthenticationError)
+    assert isinstance(map_error(1000, "auth", 401, "x"), SessionExpired)  # an AuthenticationError
     assert isinstance(map_error(1004, "Data Not Found", 404, "x"), OrderNotFound)
     assert isinstance(map_error(2062, "small", 400, "x"), OrderBelowMinimum)
     assert isinstance(map_error(None, "", 429, "x"), RateLimitExceeded)
