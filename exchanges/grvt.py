@@ -179,10 +179,19 @@ class GrvtRest:
 
     async def auth_headers(self) -> dict[str, str]:
         """Cookie and account headers, renewing the cookie first when it is about to expire."""
+        await self.fresh_session()
+        return self.session_headers()
+
+    async def fresh_session(self) -> None:
+        """Log in unless the cookie has more than COOKIE_MARGIN seconds left."""
         async with self._login_lock:
             if self._cookie is None or self.clock.now() > self._cookie_expires - COOKIE_MARGIN:
                 await self.login()
-        headers = {"Cookie": f"gravity={self._cookie}"}
+
+    def session_headers(self) -> dict[str, str]:
+        """The current session's headers, as they stand (the private stream's handshake takes
+        them; the client renews the session before every reconnect)."""
+        headers = {"Cookie": f"gravity={self._cookie}"} if self._cookie else {}
         if self._account_header:
             headers["X-Grvt-Account-Id"] = self._account_header
         return headers
@@ -295,7 +304,8 @@ class GrvtClient(StreamingVenueClient):
             self._on_trades_message,
             "grvt-trades",
             self._on_trades_connect,
-            headers=self._rest.auth_headers,
+            self._on_trades_disconnect,
+            headers=self._rest.session_headers,
         )
         await self._ensure_streams(symbol)
         self._market_ws.start()
@@ -677,6 +687,13 @@ class GrvtClient(StreamingVenueClient):
         if self._trades_connected_once:
             self._private_resync("the private stream reconnected")
         self._trades_connected_once = True
+
+    def _on_trades_disconnect(self, reason: str = "") -> None:
+        """Renew the session while the socket backs off, so its next handshake carries a live
+        cookie (the venue may have closed the socket because the old one expired)."""
+        if "401" in reason:  # the handshake was refused: the cookie is dead whatever its date
+            self._rest.forget_cookie()
+        self._tasks.spawn(self._rest.fresh_session(), "grvt-session")
 
     def _private_resync(self, why: str) -> None:
         """Private messages may have been lost: read our orders back and let the bot reconcile."""

@@ -139,6 +139,7 @@ class StreamingVenueClient(BaseExchangeClient):
         name: str,
         on_connect: Callable[[], Awaitable[None]] | None,
         on_disconnect: Callable[..., None] | None = None,
+        *,
         headers: HeadersHook | None = None,
     ) -> ReconnectingWebSocket:
         """A reconnecting socket tuned by the common params (ping, backoff); ``headers`` builds

@@ -37,7 +37,7 @@ wire_logger.setLevel(logging.INFO)
 MessageHandler = Callable[[Any], Awaitable[None] | None]
 Payload = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 #: Builds the HTTP headers of the next handshake (a session cookie that may have been renewed).
-HeadersHook = Callable[[], Awaitable[Mapping[str, str]]]
+HeadersHook = Callable[[], Mapping[str, str]]
 
 
 class Backoff:
@@ -74,7 +74,7 @@ class ReconnectingWebSocket:
     or async. ``compression`` is offered to the server ("deflate") or not (None: less CPU per
     frame, more bytes on the wire). ``subscriptions`` seeds the tracker ({key: payload});
     payloads may be callables returning the message, evaluated at send time. ``start()`` runs
-    the loop in a task; ``close()`` stops it for good. ``headers`` (optional) is awaited before
+    the loop in a task; ``close()`` stops it for good. ``headers`` (optional) is called before
     every connection attempt for the handshake's extra HTTP headers (venues that authenticate
     the socket with a session cookie); a hook that raises counts as a failed attempt.
     """
@@ -254,7 +254,7 @@ class ReconnectingWebSocket:
     async def _connect_once(self) -> str:
         """One connection's life; returns why it ended."""
         try:
-            extra = dict(await self.headers()) if self.headers is not None else None
+            extra = dict(self.headers()) if self.headers is not None else None
             async with connect(
                 self.url,
                 additional_headers=extra,

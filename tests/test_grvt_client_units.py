@@ -146,6 +146,21 @@ async def test_a_dropped_session_logs_in_again_once(venue: MockGrvtVenue, client
     assert state["logins"] == 2 and state["unauthenticated"] == 1
 
 
+async def test_the_private_stream_comes_back_with_a_new_session(
+    venue: MockGrvtVenue, client: GrvtClient
+) -> None:
+    """The venue logs everyone out and drops the sockets: the trades socket's next handshake is
+    refused (401) until the client has logged in again, then it reconnects."""
+    trades = client._trades_ws
+    assert trades is not None and trades.connects == 1
+    venue.expire_sessions()
+    venue.drop_connections()
+    await wait_until(lambda: trades.connects >= 2, timeout=10)
+    state = venue.state()
+    assert state["logins"] >= 2 and state["unauthenticated"] >= 1
+    assert await client.get_active_orders(ETH) == []
+
+
 async def test_orders_are_signed_off_the_event_loop(client: GrvtClient) -> None:
     threads: list[threading.Thread] = []
     sign = client.signer.sign

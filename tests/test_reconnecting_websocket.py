@@ -282,7 +282,7 @@ async def test_handshake_headers_are_built_afresh_for_every_connection(server: T
     each handshake must carry the hook's current answer, not the first one."""
     issued: list[str] = []
 
-    async def headers() -> dict[str, str]:
+    def headers() -> dict[str, str]:
         issued.append(f"gravity=session{len(issued)}")
         return {"Cookie": issued[-1]}
 
