@@ -372,3 +372,19 @@ async def test_a_book_delta_failing_validation_rebuilds_the_book_instead_of_skip
     await wait_until(lambda: market.book.valid and market.book.top() == venue.best_bid_ask())
     await asyncio.to_thread(venue.trade_through, Decimal("2985"))
     await wait_until(lambda: market.book.top() == (Decimal("2984.99"), Decimal("2985.01")))
+
+
+async def test_account_equity_positions_and_funding(venue: MockGrvtVenue, client: GrvtClient) -> None:
+    snapshot = await client.get_account_snapshot()
+    assert (snapshot.balance, snapshot.equity, snapshot.positions) == (Decimal("10000"), Decimal("10000"), ())
+    await client.place_market_order(
+        ETH, OrderSide.BUY, SIZE, client.client_ids.next_id(client.clock.now()), Decimal(1)
+    )
+    position = await client.get_position(ETH)
+    assert position.size == SIZE and position.entry_price == Decimal("3000.01")
+    snapshot = await client.get_account_snapshot()
+    assert [p.size for p in snapshot.positions] == [SIZE] and snapshot.balance < Decimal("10000")  # the fee
+    await wait_until(lambda: ETH in client.streamed_positions)  # the v1.position feed agrees
+    assert client.streamed_positions[ETH].size == SIZE
+    funding = await client.get_funding_rate(ETH)
+    assert (funding.rate, funding.interval_hours) == (Decimal("0.0001"), Decimal(8))  # "0.01" percent
