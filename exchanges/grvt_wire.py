@@ -390,6 +390,7 @@ def plain_number(value: Decimal) -> str:
 # Errors
 # ---------------------------------------------------------------------------------------------
 
+
 class SessionExpired(AuthenticationError):
     """Code 1000: the request carried no valid session (the venue dropped our cookie early).
     Nothing was executed, so the client logs in again and resends once."""
@@ -670,18 +671,36 @@ class FeedSequence:
     and every snapshot 0. ``classify`` names each message SNAPSHOT, DELTA (the next one),
     DUPLICATE (already seen: ignore it) or GAP (messages were lost: resync). ``expect`` sets the
     number the next delta must carry (a subscription's ``first_sequence_number``); without it
-    (after a reset or a gap) the first delta is taken as the start."""
+    (after a reset or a gap) the first delta is taken as the start.
+
+    The api-spec documents the announced number as the first delta's; should the venue mean
+    something else, every resubscription would "gap" at once and resubscribe forever. So after
+    ``TRUSTED_FIRST_MISSES`` misses in a row at the announced number, announcements are ignored
+    for this feed (continuity is still checked from the first delta on)."""
+
+    TRUSTED_FIRST_MISSES = 3
 
     def __init__(self) -> None:
         self.last: int | None = None
         self.gaps = 0
+        self.first_misses = 0
+        self._expecting = False
+
+    @property
+    def trusts_announcements(self) -> bool:
+        return self.first_misses < self.TRUSTED_FIRST_MISSES
 
     def reset(self) -> None:
         self.last = None
+        self._expecting = False
 
     def expect(self, first: int) -> None:
         """The next delta must carry ``first`` (what a subscription's answer announces)."""
-        self.last = first - 1
+        if self.trusts_announcements:
+            self.last = first - 1
+            self._expecting = True
+        else:
+            self.reset()
 
     def classify(self, message: Mapping[str, Any]) -> str:
         sequence = _sequence(message.get("sequence_number"), "sequence_number")
@@ -694,8 +713,12 @@ class FeedSequence:
         if last is not None and sequence != last + 1:
             if previous in (None, "") or _sequence(previous, "prev_sequence_number") != last:
                 self.gaps += 1
-                self.last = None
+                self.first_misses = self.first_misses + 1 if self._expecting else 0
+                self.reset()
                 return GAP
+        if self._expecting:
+            self.first_misses = 0
+        self._expecting = False
         self.last = sequence
         return DELTA
 

@@ -394,3 +394,25 @@ def test_importing_the_connector_keeps_the_interpreter_recursion_limit() -> None
     )
     before, after = result.stdout.split()
     assert before == after
+
+
+def test_announced_first_numbers_that_never_match_stop_being_trusted() -> None:
+    """A venue whose first delta never carries the announced number would otherwise make every
+    resubscription "gap" at once, forever: after three misses in a row the feed stops trusting
+    the announcements (and still checks continuity from the first delta on)."""
+    feed = FeedSequence()
+    delta = {"sequence_number": "12", "prev_sequence_number": "11"}
+    for _ in range(FeedSequence.TRUSTED_FIRST_MISSES):
+        feed.expect(10)
+        assert feed.classify(delta) == GAP
+    feed.expect(10)
+    assert not feed.trusts_announcements and feed.classify(delta) == DELTA
+    assert feed.classify({"sequence_number": "14", "prev_sequence_number": "13"}) == GAP
+
+    honest = FeedSequence()  # a hit resets the count
+    for first in (10, 20, 30, 40):
+        honest.expect(first)
+        assert honest.classify({"sequence_number": str(first + 2)}) == GAP
+        honest.expect(first)
+        assert honest.classify({"sequence_number": str(first)}) == DELTA
+    assert honest.trusts_announcements
