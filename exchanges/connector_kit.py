@@ -319,12 +319,14 @@ class MarketBook:
 def check_amounts(info: ContractInfo, quantity: Decimal, price: Decimal | None) -> None:
     """Refuse, before anything is sent, what the venue would refuse: off-step sizes, off-tick
     prices (InvalidOrder), sizes or notionals below the minimum (OrderBelowMinimum)."""
+    if 0 < quantity < info.min_size:
+        # Before the step check: where the step is the minimum (GRVT), a smaller size is off-step
+        # too, and "below the minimum" is the reason worth telling.
+        raise OrderBelowMinimum(f"quantity {quantity} below the minimum {info.min_size}")
     if quantity <= 0 or not is_multiple(quantity, info.size_step):
         raise InvalidOrder(f"quantity {quantity} is not a positive multiple of {info.size_step}")
     if price is not None and (price <= 0 or not is_multiple(price, info.tick_size)):
         raise InvalidOrder(f"price {price} is not a positive multiple of {info.tick_size}")
-    if quantity < info.min_size:
-        raise OrderBelowMinimum(f"quantity {quantity} below the minimum {info.min_size}")
     if price is not None and quantity * price < info.min_notional:
         raise OrderBelowMinimum(f"notional {quantity * price} below the minimum {info.min_notional}")
 
@@ -366,13 +368,30 @@ class HttpSession:
         headers: Mapping[str, str] | None = None,
         what: str = "",
     ) -> tuple[int, str, str | None]:
+        status, text, answer_headers = await self.exchange(
+            method, url, params=params, data=data, headers=headers, what=what
+        )
+        return status, text, answer_headers.get("Retry-After")
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str = "",
+    ) -> tuple[int, str, Mapping[str, str]]:
+        """Like :meth:`request`, with all the answer's headers (a login answer carries its session
+        cookie in ``Set-Cookie``)."""
         if self._session is None:
             raise NetworkError(f"{self.name} HTTP session is not open (call connect first)")
         query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (params or {}).items()}
         label = what or f"{method} {url.split('?')[0]}"
         try:
             async with self._session.request(method, url, params=query, data=data, headers=headers) as resp:
-                return resp.status, await resp.text(), resp.headers.get("Retry-After")
+                return resp.status, await resp.text(), resp.headers
         except asyncio.TimeoutError:
             raise RequestTimeout(f"{self.name} {label}: no answer within {self.timeout}s") from None
         except aiohttp.ClientError as exc:

@@ -40,6 +40,7 @@ EXCHANGE_CLASSES: dict[str, ExchangeEntry] = {
         "requirements-paradex.txt",
         install_command="bash scripts/paradex_env.sh",
     ),
+    "grvt": ExchangeEntry("exchanges.grvt.GrvtClient", "grvt-pysdk", "requirements-grvt.txt"),
 }
 
 

@@ -77,7 +77,7 @@ from exchanges.connector_kit import (
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
 from helpers.clock import Clock
 from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
-from helpers.reconnecting_websocket import ReconnectingWebSocket, Url
+from helpers.reconnecting_websocket import HeadersHook, ReconnectingWebSocket, Url
 from helpers.trading_config import TradingConfig
 
 logger = logging.getLogger(__name__)
@@ -140,10 +140,11 @@ class StreamingVenueClient(BaseExchangeClient):
         on_connect: Callable[[], Awaitable[None]] | None,
         on_disconnect: Callable[..., None] | None = None,
         *,
-        headers: Callable[[], Mapping[str, str]] | None = None,
+        headers: HeadersHook | None = None,
     ) -> ReconnectingWebSocket:
         """A reconnecting socket tuned by the common params (ping, backoff); ``url`` and
-        ``headers`` may be built afresh per connection (a signed handshake, as edgeX's)."""
+        ``headers`` may be built afresh per connection (edgeX signs its handshake, GRVT sends a
+        session cookie that may have been renewed)."""
         return ReconnectingWebSocket(
             url,
             on_message,

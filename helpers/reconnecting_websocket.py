@@ -40,6 +40,9 @@ MessageHandler = Callable[[Any], Awaitable[None] | None]
 Payload = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 #: A URL, or a function making it for each connection attempt.
 Url = str | Callable[[], str]
+#: Builds the HTTP headers of the next handshake (a session cookie that may have been renewed,
+#: a signature over the current time).
+HeadersHook = Callable[[], Mapping[str, str]]
 
 
 class Backoff:
@@ -77,8 +80,8 @@ class ReconnectingWebSocket:
     frame, more bytes on the wire). ``subscriptions`` seeds the tracker ({key: payload});
     payloads may be callables returning the message, evaluated at send time. ``url`` may be a
     callable and ``headers`` (extra handshake headers) is one: both are evaluated at every
-    connection attempt, and neither is ever logged. ``start()`` runs the loop in a task;
-    ``close()`` stops it for good.
+    connection attempt (a hook that raises counts as a failed attempt), and neither is ever
+    logged. ``start()`` runs the loop in a task; ``close()`` stops it for good.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class ReconnectingWebSocket:
         subscriptions: Mapping[str, Payload] | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         on_disconnect: Callable[[str], None] | None = None,
+        headers: HeadersHook | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         rng: random.Random | None = None,
@@ -103,14 +107,13 @@ class ReconnectingWebSocket:
         compression: str | None = "deflate",
         loads: Callable[[str], Any] = safe_json.loads,
         name: str = "ws",
-        headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self.url = url
-        self.headers = headers
         self.on_message = on_message
         self.clock = clock
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
+        self.headers = headers
         self.backoff = Backoff(backoff_base, backoff_cap, rng)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -256,9 +259,10 @@ class ReconnectingWebSocket:
     async def _connect_once(self) -> str:
         """One connection's life; returns why it ended."""
         try:
+            extra = dict(self.headers()) if self.headers is not None else None
             async with connect(
                 self.url() if callable(self.url) else self.url,
-                additional_headers=dict(self.headers()) if self.headers is not None else None,
+                additional_headers=extra,
                 open_timeout=self.open_timeout,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,

@@ -99,6 +99,23 @@ WIRES = {
         "orderCancel",
         "clientId",
     ),
+    "grvt": Wire(
+        "grvt",
+        "clientOrderId",
+        "orderId",
+        "size",
+        "tradedSize",
+        "OPEN",
+        "FILLED",
+        "CANCELLED",
+        "buy",
+        "sell",
+        "size",
+        "GRVT_PRIVATE_KEY",
+        "create_order",
+        "cancel_order",
+        "clientOrderId",
+    ),
     "aster": Wire(
         "aster",
         "clientOrderId",
@@ -273,6 +290,8 @@ def venue_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ve
         pytest.importorskip("edgex_sdk")
     if request.param == "paradex":
         require_paradex_sdk()
+    if request.param == "grvt":
+        pytest.importorskip("pysdk")
     process = VenueProcess(tmp_path, WIRES[request.param])
     try:
         yield process
@@ -311,10 +330,7 @@ def start_bot(
         str(log_dir or tmp_path / "logs"),
         *extra,
     ]
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("BACKPACK_", "ASTER_", "EDGEX_", "PARADEX_"))
-    }
+    venue_variables = ("BACKPACK_", "ASTER_", "EDGEX_", "GRVT_", "PARADEX_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(venue_variables)}
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)

@@ -1,4 +1,4 @@
-"""runbot.py --exchange backpack|aster|edgex|paradex as a trader runs it, against each loopback venue
+"""runbot.py --exchange backpack|aster|edgex|grvt|paradex as a trader runs it, against each loopback venue
 (Paradex in .venv-paradex; skipped elsewhere).
 
 Both run as their own processes: the venue (``python -m tests.mock_venues.<venue>_venue``)
@@ -31,7 +31,7 @@ from tests.loopback_processes import (
     wait_for,
 )
 
-venue = pytest.fixture(params=["aster", "backpack", "edgex", "paradex"])(venue_process)
+venue = pytest.fixture(params=["aster", "backpack", "edgex", "grvt", "paradex"])(venue_process)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

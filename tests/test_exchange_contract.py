@@ -4,8 +4,9 @@ One suite, parametrised over venue harnesses: the paper venue (driven by hand-ma
 events on a simulated clock), Lighter (the real client and the real SDK's signing, against
 the loopback mock venue), Backpack (bpx-py's ED25519 signing, verified by its mock), Aster
 (HMAC-SHA256, verified by its mock), edgeX (the SDK's HMAC headers and EIP-712 order
-signatures, both verified by its mock) and Paradex (paradex-py's Stark signatures, verified by
-its mock; runs in .venv-paradex, skipped elsewhere). A new venue joins by adding a harness here.
+signatures, both verified by its mock), GRVT (grvt-pysdk's EIP-712 signing, verified by its
+mock) and Paradex (paradex-py's Stark signatures, verified by its mock; runs in .venv-paradex,
+skipped elsewhere). A new venue joins by adding a harness here.
 """
 
 from __future__ import annotations
@@ -301,9 +302,20 @@ class ParadexHarness(LoopbackHarness):
         self.client = ParadexClient(self.config("paradex"), LiveClock(), env=self.venue.env())
 
 
+class GrvtHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.grvt import GrvtClient
+        from tests.mock_venues.grvt_venue import MockGrvtVenue
+
+        self.venue = MockGrvtVenue(start_price=Decimal("3000")).start()
+        self.client = GrvtClient(self.config("grvt"), LiveClock(), env=self.venue.env())
+
+
 HARNESSES: dict[str, type[VenueHarness]] = {
     "aster": AsterHarness,
     "edgex": EdgexHarness,
+    "grvt": GrvtHarness,
     "paper": PaperHarness,
     "lighter": LighterHarness,
     "backpack": BackpackHarness,
@@ -436,7 +448,9 @@ async def test_off_tick_price_and_off_step_size_are_refused(venue: VenueHarness)
 
 async def test_below_minimum_size_is_refused(venue: VenueHarness) -> None:
     bid, _ask = await venue.client.fetch_bbo_prices(venue.contract.contract_id)
-    too_small = venue.contract.min_size - venue.contract.size_step
+    step, minimum = venue.contract.size_step, venue.contract.min_size
+    # One step below the minimum; where the step is the minimum (GRVT), half of it.
+    too_small = minimum - step if minimum > step else minimum / 2
     assert too_small > 0
     with pytest.raises(OrderBelowMinimum):
         await venue.client.place_limit_order(

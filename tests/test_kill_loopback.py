@@ -1,4 +1,4 @@
-"""Kill test on Backpack, Aster, edgeX and Paradex (Paradex in .venv-paradex): the bot is killed with
+"""Kill test on Backpack, Aster, edgeX, GRVT and Paradex (Paradex in .venv-paradex): the bot is killed with
 SIGKILL at random moments while it trades against the loopback venue (its own process) and
 restarted with the same command each time.
 
@@ -26,7 +26,7 @@ import pytest
 
 from tests.loopback_processes import Child, VenueProcess, start_bot, venue_process, wait_for
 
-venue = pytest.fixture(params=["aster", "backpack", "edgex", "paradex"])(venue_process)
+venue = pytest.fixture(params=["aster", "backpack", "edgex", "grvt", "paradex"])(venue_process)
 
 KILLS = int(os.environ.get("KILL_TEST_KILLS", "20"))
 SEED = int(os.environ.get("KILL_TEST_SEED", "11"))

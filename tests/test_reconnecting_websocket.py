@@ -306,3 +306,24 @@ async def test_url_and_handshake_headers_are_built_afresh_for_every_connection()
         finally:
             await client.close()
     assert seen[:2] == [("/private?t=1", "1"), ("/private?t=2", "2")]
+
+
+async def test_handshake_headers_are_built_afresh_for_every_connection(server: TinyServer) -> None:
+    """A venue that authenticates the socket with a session cookie renews it between connects:
+    each handshake must carry the hook's current answer, not the first one."""
+    issued: list[str] = []
+
+    def headers() -> dict[str, str]:
+        issued.append(f"gravity=session{len(issued)}")
+        return {"Cookie": issued[-1]}
+
+    client = make_client(server.url, headers=headers, subscriptions={"a": {"channel": "a"}})
+    client.start()
+    try:
+        assert await client.wait_connected(TIMEOUT)
+        await server.drop_all()
+        await server.wait_for(lambda: len(server.received) == 2 and len(server.received[1]) == 1)
+        seen = [ws.request.headers.get("Cookie") for ws in server.connections if ws.request is not None]
+        assert seen == ["gravity=session0", "gravity=session1"]
+    finally:
+        await client.close()
