@@ -76,6 +76,12 @@ def build_parser() -> OneLineErrorParser:
         default=2.0,
         help="sync the gzip stream to disk this often (what a hard kill can lose; default 2)",
     )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=30.0,
+        help="give up when the stream is not up this many seconds after the start (default 30)",
+    )
     parser.add_argument("--env-file", type=Path, help="a .env file with the venue's endpoint variables")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -102,7 +108,14 @@ async def _main(args: argparse.Namespace, out: Path) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    counts = await record(hook, out, duration=args.duration, stop=stop, flush_seconds=args.flush_seconds)
+    counts = await record(
+        hook,
+        out,
+        duration=args.duration,
+        stop=stop,
+        flush_seconds=args.flush_seconds,
+        connect_timeout=args.connect_timeout,
+    )
     print(
         f"recorded {args.exchange} {args.ticker.upper()} to {out}: {counts.lines:,} lines "
         f"({counts.snapshots} snapshot(s), {counts.depth_updates:,} book diffs, {counts.book_tickers:,} "

@@ -379,6 +379,12 @@ async def record(
             await clock.wait_for_event(stop, left)
             writer.flush()  # also when no message arrives: the file stays current
         return writer.counts
+    except BaseException:
+        if writer is not None and writer.counts.lines <= 1:
+            writer.close()
+            # A failed start leaves no header-only file behind.
+            await asyncio.to_thread(out.unlink, missing_ok=True)
+        raise
     finally:
         closing.set()
         if ws is not None:

@@ -231,6 +231,14 @@ async def test_record_lighter_venue_then_backtest_the_recording(tmp_path: Path) 
         )
         assert code == 2 and err.count("\n") == 1 and "no perpetual market 'NOSUCH'" in err
         assert not (tmp_path / "x.gz").exists()
+        # The market's metadata is read, but the stream never comes up: one line, exit 1, no file.
+        no_stream = {**env, "LIGHTER_WS_URL": "ws://127.0.0.1:9/stream"}
+        code, _out, err = await run_tool(
+            "record.py", "--exchange", "lighter", "--ticker", "ETH", "--out", str(tmp_path / "x.gz"),
+            "--connect-timeout", "0.5", env=no_stream,
+        )  # fmt: skip
+        assert code == 1 and "not connected after 0.5s" in err.strip().splitlines()[-1]
+        assert not (tmp_path / "x.gz").exists()
 
         short = tmp_path / "short.gz"
         timed = asyncio.create_task(
