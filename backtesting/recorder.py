@@ -15,6 +15,7 @@ duration or on a signal, closing the gzip) is :func:`record`'s, once for every v
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -300,8 +301,213 @@ class LighterHook(VenueHook):
                 writer.trade(trade_id, price, size, not maker_is_ask, stamp)
 
 
+# ---------------------------------------------------------------------------------------------
+# Aster (Binance-futures style)
+# ---------------------------------------------------------------------------------------------
+
+#: Diffs held while a depth snapshot is fetched; more than this and the snapshot starts again.
+MAX_BUFFERED_DIFFS = 10_000
+
+
+class AsterHook(VenueHook):
+    """Aster: ``<symbol>@depth@100ms`` diffs on a REST snapshot (``/fapi/v1/depth``, Binance's
+    sync rule, the connector's :func:`~exchanges.aster.depth_continues`) and
+    ``<symbol>@aggTrade`` (``m`` as the venue sends it, the aggregate id ``a`` as the trade id).
+
+    Endpoints: ``ASTER_BASE_URL``/``ASTER_WS_URL`` as for the trading client; no keys. The
+    tick, size step, minimum size and notional come from ``exchangeInfo``; Aster publishes fees
+    only to a signed account (``commissionRate``), so the header carries its standard tier
+    (maker 0.01 %, taker 0.035 %, from Aster's fee page; check yours and give --paper-maker-fee
+    / --paper-taker-fee to the backtest if they differ). The first diff after a snapshot spans
+    it (``U <= lastUpdateId <= u``); after that ``pu`` is the previous ``u``.
+    """
+
+    name = "aster"
+    MAKER_FEE_PCT = Decimal("0.01")
+    TAKER_FEE_PCT = Decimal("0.035")
+
+    def __init__(self, ticker: str, env: Mapping[str, str]) -> None:
+        super().__init__(ticker, env)
+        from exchanges import aster
+
+        self._aster = aster
+        self.rest_url = str(env.get("ASTER_BASE_URL") or aster.DEFAULT_BASE_URL).rstrip("/")
+        self.ws_url = str(env.get("ASTER_WS_URL") or aster.DEFAULT_WS_URL).rstrip("/")
+        if not self.rest_url.startswith(("http://", "https://")):
+            raise ConfigurationError("ASTER_BASE_URL must start with http:// or https://")
+        if not self.ws_url.startswith(("ws://", "wss://")):
+            raise ConfigurationError("ASTER_WS_URL must start with ws:// or wss://")
+        # Public requests only: the REST client is given no keys (none are sent unsigned).
+        settings = aster.AsterSettings(
+            api_key="", secret_key="", base_url=self.rest_url, ws_url=self.ws_url, recv_window=5000
+        )
+        clock = LiveClock()
+        retry = aster.RetryPolicy(clock, max_attempts=4, name="aster-record-rest")
+        self._rest = aster.AsterRest(settings, timeout=10.0, retry=retry)
+        self.symbol = ""
+        self.book = aster.PriceLevels("aster-record")
+        self._buffer: list[Mapping[str, Any]] = []
+        self._syncing = False
+        self._sync_task: asyncio.Task[None] | None = None
+
+    async def load_market(self) -> VenueMarket:
+        aster = self._aster
+        await self._rest.http.open()
+        body = await self._rest.public("/fapi/v1/exchangeInfo")
+        symbols = {
+            str(raw.get("symbol")): raw
+            for raw in (body.get("symbols") or [] if isinstance(body, dict) else [])
+            if isinstance(raw, dict)
+            and raw.get("contractType") == "PERPETUAL"
+            and raw.get("status") == "TRADING"
+        }
+        raw = next((symbols[s] for s in (self.ticker, f"{self.ticker}USDT") if s in symbols), None)
+        if raw is None:
+            known = ", ".join(sorted(symbols)[:20]) or "none"
+            raise ConfigurationError(f"Aster has no USDT perpetual market {self.ticker!r} (markets: {known})")
+        filters = {f.get("filterType"): f for f in raw.get("filters") or [] if isinstance(f, dict)}
+        price, lot = filters.get("PRICE_FILTER") or {}, filters.get("LOT_SIZE") or {}
+        notional = filters.get("MIN_NOTIONAL") or {}
+        self.symbol = str(raw["symbol"])
+        quote = str(raw.get("quoteAsset") or "USDT").upper()
+        instrument = Instrument(
+            symbol=self.ticker,
+            kind="linear",
+            base=str(raw.get("baseAsset") or self.ticker).upper(),
+            quote=quote,
+            settlement=str(raw.get("marginAsset") or quote).upper(),
+            tick_size=aster.to_decimal(price.get("tickSize"), "tickSize"),
+            size_step=aster.to_decimal(lot.get("stepSize"), "stepSize"),
+            min_size=aster.to_decimal(lot.get("minQty") or "0", "minQty"),
+            min_notional=aster.to_decimal(
+                notional.get("notional") or notional.get("minNotional") or "0", "notional"
+            ),
+            contract_multiplier=Decimal(1),
+            maker_fee_pct=self.MAKER_FEE_PCT,
+            taker_fee_pct=self.TAKER_FEE_PCT,
+        )
+        return VenueMarket(self.ticker, self.symbol, instrument, self.rest_url, f"{self.ws_url}/ws")
+
+    def subscriptions(self) -> dict[str, Payload]:
+        streams = [f"{self.symbol.lower()}@depth@100ms", f"{self.symbol.lower()}@aggTrade"]
+        return {self.symbol: {"method": "SUBSCRIBE", "params": streams, "id": 1}}
+
+    async def on_connect(self) -> None:
+        self.book.invalidate()
+        self._start_sync()
+
+    async def request_snapshot(self) -> None:
+        self.book.invalidate()
+        self._start_sync()
+
+    async def close(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+        await self._rest.http.close()
+
+    def _start_sync(self) -> None:
+        """Buffer diffs from now on and fetch a snapshot (once at a time)."""
+        self._buffer = []
+        if self._syncing:
+            return
+        self._syncing = True
+        self._sync_task = asyncio.create_task(self._sync(), name="aster-record-snapshot")
+
+    async def _sync(self) -> None:
+        aster, writer = self._aster, self.writer
+        assert writer is not None
+        pause = 1.0
+        try:
+            while True:
+                if self.ws is not None:
+                    await self.ws.wait_connected(None)  # diffs are subscribed (and buffered) first
+                try:
+                    body = await self._rest.public("/fapi/v1/depth", {"symbol": self.symbol, "limit": 1000})
+                    last = aster.opt_int(body.get("lastUpdateId")) if isinstance(body, dict) else None
+                    if last is None:
+                        raise MalformedMessage("aster: depth snapshot has no lastUpdateId")
+                    self.book.replace(body.get("bids") or [], body.get("asks") or [], last)
+                except (aster.ExchangeError, MalformedMessage) as exc:
+                    logger.warning("aster: depth snapshot failed (%s); retrying in %.0f s", exc, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 30.0)
+                    continue
+                writer.snapshot(last, self.book.sorted_bids(), self.book.sorted_asks())
+                buffered, self._buffer = self._buffer, []
+                if all(self._apply(diff) for diff in buffered):
+                    break
+                writer.gap("depth did not continue its snapshot")
+        finally:
+            self._syncing = False
+        self._write_top(None)
+
+    def _apply(self, diff: Mapping[str, Any]) -> bool:
+        """Apply one diff by the venue's rule and write it; False on a gap."""
+        aster, writer = self._aster, self.writer
+        assert writer is not None
+        before = self.book.sequence
+        if not aster.depth_continues(self.book, diff):
+            return False
+        last = aster.opt_int(diff.get("u"))
+        if self.book.sequence == last and before != last:  # applied (not older than the snapshot)
+            writer.depth(
+                aster.opt_int(diff.get("U")) or 0,
+                last or 0,
+                aster.opt_int(diff.get("pu")) or 0,
+                [(aster.to_decimal(p, "price"), aster.to_decimal(q, "size")) for p, q in diff.get("b") or []],
+                [(aster.to_decimal(p, "price"), aster.to_decimal(q, "size")) for p, q in diff.get("a") or []],
+                aster.opt_int(diff.get("E")) or time.time_ns() // 1_000_000,
+            )
+        return True
+
+    def _write_top(self, stamp: Any) -> None:
+        top = self.book.top()
+        if top is not None and self.writer is not None:
+            bid, ask = top
+            event_ms = self._aster.opt_int(stamp) or time.time_ns() // 1_000_000
+            self.writer.top(bid, self.book.bids[bid], ask, self.book.asks[ask], event_ms)
+
+    async def on_message(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        data = message.get("data") if isinstance(message.get("data"), dict) else message
+        if str(data.get("s") or "") != self.symbol:
+            return
+        kind = data.get("e")
+        try:
+            if kind == "depthUpdate":
+                if self._syncing:
+                    self._buffer.append(data)
+                    if len(self._buffer) > MAX_BUFFERED_DIFFS:
+                        self._buffer = []  # the snapshot is too late: it starts again after it
+                    return
+                if not self.book.valid:
+                    return
+                if not self._apply(data):
+                    await self.resync("book gap: a depth diff does not continue the last one")
+                    return
+                self._write_top(data.get("E"))
+            elif kind == "aggTrade":
+                trade_id = int(data["a"])
+                price = self._aster.to_decimal(data["p"], "trade price")
+                size = self._aster.to_decimal(data["q"], "trade size")
+                if not isinstance(data["m"], bool) or price <= 0 or size <= 0:
+                    raise ValueError("bad trade fields")
+                if self.first_time(trade_id) and self.writer is not None:
+                    self.writer.trade(
+                        trade_id, price, size, data["m"], int(data.get("T") or data.get("E") or 0)
+                    )
+        except (MalformedMessage, KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            if kind == "depthUpdate":
+                await self.resync(f"malformed depth message: {exc}"[:200])
+            else:
+                logger.warning("aster: malformed %s skipped (%s)", str(kind)[:20], str(exc)[:120])
+
+
 #: Venues ``record.py`` can record: name -> hook class. A new venue adds its hook here.
-HOOKS: dict[str, type[VenueHook]] = {"lighter": LighterHook}
+HOOKS: dict[str, type[VenueHook]] = {"lighter": LighterHook, "aster": AsterHook}
 
 
 # ---------------------------------------------------------------------------------------------

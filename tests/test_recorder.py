@@ -365,3 +365,60 @@ async def test_record_lighter_venue_then_backtest_the_recording(tmp_path: Path) 
     stats = result["data"]["feed_stats"]
     assert stats["format"] == "binance" and stats["malformed_lines"] == 0
     assert stats["events"] == sum(stream_of(x) in ("bookTicker", "trade") for x in lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Aster: the same loop, one more hook
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_record_aster_venue_book_gap_and_trades(tmp_path: Path) -> None:
+    from backtesting.recorder import AsterHook, record
+    from tests.mock_venues.aster_venue import MockAsterVenue
+    from tests.shared_paths import FIXTURES_DIR
+
+    out = tmp_path / "aster.gz"
+    venue = MockAsterVenue(start_price=Decimal("3000")).start()
+    try:
+        env = {k: v for k, v in venue.env().items() if k in ("ASTER_BASE_URL", "ASTER_WS_URL")}
+        hook = AsterHook("ETH", env)
+        stop = asyncio.Event()
+        task = asyncio.create_task(record(hook, out, duration=None, stop=stop, flush_seconds=0.05))
+
+        async def until(probe: Any, what: str) -> list[str]:
+            deadline = time.monotonic() + STEP_TIMEOUT
+            while not probe(lines := read_lines(out)):
+                assert not task.done(), f"recorder ended before {what}"
+                assert time.monotonic() < deadline, f"no {what}: {lines[-4:]}"
+                await asyncio.sleep(0.02)
+            return lines
+
+        await until(lambda ls: any(stream_of(x) == "bookTicker" for x in ls[1:]), "first quote")
+        # An aggTrade as the venue sends it (the mock has no public trade stream).
+        trade = json.loads((FIXTURES_DIR / "aster" / "ws_agg_trade.json").read_text())
+        trade["s"] = hook.symbol
+        await hook.on_message({"stream": f"{hook.symbol.lower()}@aggTrade", "data": trade})
+        await hook.on_message({"stream": f"{hook.symbol.lower()}@aggTrade", "data": trade})  # repeated
+        tops = sum(stream_of(x) == "bookTicker" for x in read_lines(out))
+        await asyncio.to_thread(venue.trade_through, venue.best_bid_ask()[1] + 5)
+        await until(lambda ls: sum(stream_of(x) == "bookTicker" for x in ls) > tops, "quote after the trade")
+        await asyncio.to_thread(venue.inject_book_gap, 1)
+        await asyncio.to_thread(venue.trade_through, venue.best_bid_ask()[0] - 5)
+        await asyncio.to_thread(venue.trade_through, venue.best_bid_ask()[1] + 5)
+        await until(lambda ls: sum("lastUpdateId" in x for x in ls) >= 2, "snapshot after the gap")
+        stop.set()
+        counts = await asyncio.wait_for(task, STEP_TIMEOUT)
+    finally:
+        venue.stop()
+    lines = gzip.decompress(out.read_bytes()).decode().splitlines()
+    header = parsed(lines[0])["recording"]
+    assert (header["venue"], header["ticker"], header["market_id"]) == ("aster", "ETH", hook.symbol)
+    assert Decimal(header["instrument"]["tick_size"]) > 0 and header["instrument"]["settlement"]
+    gaps = [i for i, line in enumerate(lines) if stream_of(line) == "gap"]
+    assert counts.gaps == len(gaps) == 1 and parsed(lines[gaps[0]])["data"]["reason"].startswith("book gap")
+    assert "lastUpdateId" in parsed(lines[gaps[0] + 1])
+    trades = [parsed(x)["data"] for x in lines if stream_of(x) == "trade"]
+    assert [(t["t"], t["p"], t["q"], t["m"]) for t in trades] == [(20505890, "114783.7", "0.020", False)]
+    assert stream_of(lines[-1]) in ("bookTicker", "depth")
+    events = list(read_recorded_feed(out, FeedStats(), allow_truncated=False))
+    assert sum(e.kind is MarketEventKind.TRADE for e in events) == 1
