@@ -316,15 +316,14 @@ class AsterHook(VenueHook):
 
     Endpoints: ``ASTER_BASE_URL``/``ASTER_WS_URL`` as for the trading client; no keys. The
     tick, size step, minimum size and notional come from ``exchangeInfo``; Aster publishes fees
-    only to a signed account (``commissionRate``), so the header carries its standard tier
-    (maker 0.01 %, taker 0.035 %, from Aster's fee page; check yours and give --paper-maker-fee
-    / --paper-taker-fee to the backtest if they differ). The first diff after a snapshot spans
+    only to a signed account (``commissionRate``), so the header carries the trading client's
+    own fee estimate (``AsterClient.PARAMS``: maker 0.01 %, taker 0.035 %; give
+    --paper-maker-fee / --paper-taker-fee to the backtest if your account's differ). The first
+    diff after a snapshot spans
     it (``U <= lastUpdateId <= u``); after that ``pu`` is the previous ``u``.
     """
 
     name = "aster"
-    MAKER_FEE_PCT = Decimal("0.01")
-    TAKER_FEE_PCT = Decimal("0.035")
 
     def __init__(self, ticker: str, env: Mapping[str, str]) -> None:
         super().__init__(ticker, env)
@@ -383,8 +382,9 @@ class AsterHook(VenueHook):
                 notional.get("notional") or notional.get("minNotional") or "0", "notional"
             ),
             contract_multiplier=Decimal(1),
-            maker_fee_pct=self.MAKER_FEE_PCT,
-            taker_fee_pct=self.TAKER_FEE_PCT,
+            # The client's estimate is a fraction (0.0001); the header's unit is percent.
+            maker_fee_pct=Decimal(str(aster.AsterClient.PARAMS["maker_fee"])) * 100,
+            taker_fee_pct=Decimal(str(aster.AsterClient.PARAMS["taker_fee"])) * 100,
         )
         return VenueMarket(self.ticker, self.symbol, instrument, self.rest_url, f"{self.ws_url}/ws")
 

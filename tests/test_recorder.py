@@ -414,6 +414,10 @@ async def test_record_aster_venue_book_gap_and_trades(tmp_path: Path) -> None:
     header = parsed(lines[0])["recording"]
     assert (header["venue"], header["ticker"], header["market_id"]) == ("aster", "ETH", hook.symbol)
     assert Decimal(header["instrument"]["tick_size"]) > 0 and header["instrument"]["settlement"]
+    assert (header["instrument"]["maker_fee_pct"], header["instrument"]["taker_fee_pct"]) == (
+        "0.0100",
+        "0.03500",
+    )
     gaps = [i for i, line in enumerate(lines) if stream_of(line) == "gap"]
     assert counts.gaps == len(gaps) == 1 and parsed(lines[gaps[0]])["data"]["reason"].startswith("book gap")
     assert "lastUpdateId" in parsed(lines[gaps[0] + 1])
