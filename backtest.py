@@ -126,8 +126,14 @@ def build_parser() -> runbot.OneLineErrorParser:
         default=[],
         help="strategy parameters to sweep; every combination is one backtest",
     )
-    sweep.add_argument("--executor", choices=["process", "thread"], default="process", help="sweep executor")
+    sweep.add_argument(
+        "--executor",
+        choices=["process", "thread", "dask"],
+        default="process",
+        help="sweep executor (dask: a Dask cluster, --scheduler or a local one)",
+    )
     sweep.add_argument("--workers", type=positive_int, help="sweep workers (default: all CPU cores)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: tcp://host:8786")
     sweep.add_argument("--top", type=positive_int, default=20, help="rows of the ranked table to print")
     return parser
 
@@ -143,6 +149,8 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
             parser.error(f"argument --{name.replace('_', '-')}: not used in a backtest; {instead}")
     if args.feed is None and args.synthetic_events is None:
         parser.error("give the market data: --feed FILE or --synthetic-events N")
+    if args.scheduler is not None and args.executor != "dask":
+        parser.error("argument --scheduler: needs --executor dask")
     if args.max_events is not None and args.feed is None:
         parser.error("argument --max-events: applies to --feed (use --synthetic-events N)")
     if args.emergency_loss_pct < args.max_loss_pct:
@@ -315,7 +323,7 @@ def run_sweep_cli(
     if spec.use_cache:
         prepare_data(spec)  # once here, not in every worker at the same time
     specs = sweep_specs(spec, grid)
-    executor = default_executor(args.executor, args.workers)
+    executor = default_executor(args.executor, args.workers, args.scheduler)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),

@@ -28,6 +28,7 @@ from typing import Any
 
 from backtesting.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
 from backtesting.market_feed import MarketEventKind
+from backtesting.recording import read_header
 from backtesting.report import (
     BacktestResult,
     FillRecord,
@@ -40,7 +41,13 @@ from backtesting.report import (
 from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
 from exchanges.paper import PaperExchangeClient, PaperOptions
 from helpers.clock import SimulatedClock
-from helpers.instruments import load_instruments, price_granularity, tick_warning
+from helpers.instruments import (
+    Instrument,
+    instrument_from_metadata,
+    load_instruments,
+    price_granularity,
+    tick_warning,
+)
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import OrderRole
 
@@ -132,14 +139,21 @@ def resolve_instrument(spec: BacktestSpec, feed: CachedFeed | None) -> tuple[Bac
 
     The ticker comes from the data (its stream names) unless given; a given ticker must name
     the data's instrument (``BTC`` accepts ``BTCUSDT`` and becomes it). The specification comes
-    from the flags, then ``data/instruments.toml``, then the data's price granularity (tick
-    only). A tick that disagrees with the data's prices is warned about, not changed.
+    from the flags, then the venue's metadata in a recording's header (``record.py``), then
+    ``data/instruments.toml``, then the data's price granularity (tick only). A tick that
+    disagrees with the data's prices is warned about, not changed.
     """
+    resolved, warnings, _source = _resolve_instrument(spec, feed)
+    return resolved, warnings
+
+
+def _resolve_instrument(spec: BacktestSpec, feed: CachedFeed | None) -> tuple[BacktestSpec, list[str], str]:
+    """:func:`resolve_instrument`, and where the specification came from (for the report)."""
     warnings: list[str] = []
     params = dict(spec.exchange_params)
     ticker = spec.ticker
     if feed is None:
-        return replace(spec, ticker=ticker or SYNTHETIC_DEFAULT_TICKER), warnings
+        return replace(spec, ticker=ticker or SYNTHETIC_DEFAULT_TICKER), warnings, "synthetic"
     symbols = feed.stats.symbols
     symbol = symbols[0] if symbols else None
     if len(symbols) > 1:
@@ -152,23 +166,48 @@ def resolve_instrument(spec: BacktestSpec, feed: CachedFeed | None) -> tuple[Bac
         ticker = SYNTHETIC_DEFAULT_TICKER
         warnings.append(f"the data does not name its instrument: assuming {ticker}")
     granularity = price_granularity(sample_prices(feed))
-    instrument = load_instruments().find(ticker)
-    if "tick_size" in params:
+    recorded = _recording_instrument(spec.feed_path, ticker)
+    instrument = recorded or load_instruments().find(ticker)
+    source = "recording header" if recorded is not None else "data/instruments.toml"
+    if recorded is not None:
+        # The venue's own metadata, as recorded: every key the flags did not set.
+        for key, value in recorded.paper_params().items():
+            params.setdefault(key, value)
+    if instrument is None:
+        source = "flags"
+    if "tick_size" in params:  # a flag, or the recording's metadata just above
         tick = Decimal(str(params["tick_size"]))
     elif instrument is not None:
         tick = instrument.tick_size
     elif granularity is not None:
         tick = params["tick_size"] = granularity
+        source = "data"
         warnings.append(
             f"{ticker} is not in data/instruments.toml: tick size {tick} taken from the data's prices "
             "(give --paper-tick-size and the other --paper-* specs to be sure)"
         )
     else:
         tick = PaperOptions().tick_size
+        source = "defaults"
     problem = tick_warning(tick, granularity, ticker)
     if problem:
         warnings.append(problem)
-    return replace(spec, ticker=ticker, exchange_params=params), warnings
+    return replace(spec, ticker=ticker, exchange_params=params), warnings, source
+
+
+def _recording_instrument(feed_path: str | None, ticker: str) -> Instrument | None:
+    """The instrument a ``record.py`` recording's header describes, or None for other data."""
+    if feed_path is None:
+        return None
+    header = read_header(feed_path)
+    if header is None or "instrument" not in header:
+        return None
+    recorded_ticker = str(header.get("ticker") or ticker).upper()
+    if recorded_ticker != ticker.upper():
+        raise ValueError(
+            f"{feed_path}: the recording header names {recorded_ticker} but its streams are {ticker}"
+        )
+    return instrument_from_metadata(recorded_ticker, header["instrument"], f"{feed_path} recording header")
 
 
 def _open_source(
@@ -299,7 +338,7 @@ class BacktestEngine:
             if self.spec.feed_path is not None
             else None
         )
-        spec, warnings = resolve_instrument(self.spec, recorded)
+        spec, warnings, instrument_source = _resolve_instrument(self.spec, recorded)
         for warning in warnings:
             logger.warning("%s", warning)
         config = spec.trading_config()
@@ -313,6 +352,7 @@ class BacktestEngine:
             )
         feed, stop, description = _open_source(spec, venue, recorded)
         description["warnings"] = warnings
+        description["instrument_source"] = instrument_source
         if stop < 1:
             where = spec.feed_path or "the synthetic market"
             found = f" (format {feed.stats.format})" if feed.stats.format else ""

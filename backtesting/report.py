@@ -483,16 +483,149 @@ def load_records(folder: Path) -> dict[str, Any]:
     return records
 
 
+@dataclass
+class ChartInput:
+    """What the chart draws, as floats: built from a result in memory or streamed from its files.
+
+    Why a separate shape: the chart of a long run is drawn from result.json and the CSVs by a
+    process of its own (see :func:`plot_result`), which should not rebuild every order and fill
+    as Decimal records just to place markers.
+    """
+
+    heading: str
+    ticker: str
+    metrics: BacktestMetrics
+    times: list[float] = field(default_factory=list)
+    mids: list[float] = field(default_factory=list)
+    equity: list[float] = field(default_factory=list)
+    positions: list[float] = field(default_factory=list)
+    #: label -> (times, prices) of the fill markers; labels as in :data:`_FILL_GROUPS`.
+    fills: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    #: (time placed, price) of each take-profit still resting at the end.
+    resting: list[tuple[float, float]] = field(default_factory=list)
+
+
+_FILL_GROUPS = (("entry", "^", "#1f77b4"), ("take-profit", "v", "#2ca02c"), ("other exit", "x", "#d62728"))
+
+
+def _fill_group(role: str, completes_take_profit: bool) -> str:
+    if role == "entry":
+        return "entry"
+    return "take-profit" if completes_take_profit else "other exit"
+
+
+def _heading(spec: dict[str, Any], title: str | None) -> str:
+    return title or f"{spec.get('strategy', '')} {spec.get('ticker', '')} backtest"
+
+
+def chart_input(result: BacktestResult, title: str | None = None) -> ChartInput:
+    """The chart of a result whose records are in memory."""
+    chart = ChartInput(_heading(result.spec, title), result.spec.get("ticker") or "base", result.metrics)
+    for sample in result.samples:
+        chart.times.append(sample.time)
+        chart.mids.append(float(sample.mid))
+        chart.equity.append(float(sample.equity))
+        chart.positions.append(float(sample.position))
+    for fill in result.fills:
+        times, prices = chart.fills.setdefault(_fill_group(fill.role, fill.completes_take_profit), ([], []))
+        times.append(fill.time)
+        prices.append(float(fill.price))
+    chart.resting = [(order.time, float(order.price)) for order in resting_take_profits(result)]
+    return chart
+
+
+def chart_input_from_folder(folder: str | Path, title: str | None = None) -> ChartInput:
+    """The chart of a saved run, streamed from result.json, fills.csv and orders.csv.
+
+    Memory: the samples (about 2000), two floats per fill, and the take-profits placed (to tell
+    which still rest at the end, as :func:`resting_take_profits` does).
+    """
+    base = Path(folder)
+    saved = json.loads((base / "result.json").read_text())
+    values = saved["metrics"]
+    metrics = BacktestMetrics(
+        **{
+            item.name: Decimal(values[item.name]) if item.type == "Decimal" else values[item.name]
+            for item in fields(BacktestMetrics)
+            if item.name in values
+        }
+    )
+    spec = saved.get("spec", {})
+    chart = ChartInput(_heading(spec, title), spec.get("ticker") or "base", metrics)
+    for sample in saved.get("samples", []):
+        chart.times.append(float(sample["time"]))
+        chart.mids.append(float((Decimal(sample["best_bid"]) + Decimal(sample["best_ask"])) / 2))
+        chart.equity.append(float(sample["equity"]))
+        chart.positions.append(float(sample["position"]))
+    entry_sides: set[str] = set()
+    filled: dict[str, Decimal] = {}
+    with open(base / "fills.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            group = _fill_group(row["role"], row["completes_take_profit"] == "True")
+            times, prices = chart.fills.setdefault(group, ([], []))
+            times.append(float(row["time"]))
+            prices.append(float(row["price"]))
+            if row["role"] == "entry":
+                entry_sides.add(row["side"])
+            filled[row["order_id"]] = filled.get(row["order_id"], _ZERO) + Decimal(row["size"])
+    if len(entry_sides) != 1:
+        return chart
+    (entry_side,) = entry_sides
+    placed: dict[str, tuple[float, float, Decimal]] = {}
+    with open(base / "orders.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["action"] == "cancelled":
+                placed.pop(row["order_id"], None)
+            elif row["side"] != entry_side and row["order_type"] == "limit":
+                placed[row["order_id"]] = (float(row["time"]), float(row["price"]), Decimal(row["size"]))
+    chart.resting = [
+        (placed_at, price)
+        for order_id, (placed_at, price, size) in placed.items()
+        if size - filled.get(order_id, _ZERO) > 0
+    ]
+    return chart
+
+
 def plot_result(result: BacktestResult, path: str | Path, title: str | None = None) -> Path:
-    """Draw price with entries and take-profits, the equity curve and the inventory to a PNG."""
+    """Draw price with entries and take-profits, the equity curve and the inventory to a PNG.
+
+    A run that streamed its records (the command line) and whose result.json is saved is drawn
+    by a child process (``python -m backtesting.report``) from the files: matplotlib alone
+    takes about 56 MB, which would otherwise sit on top of the backtest's own memory, and a
+    chart's cost then does not grow with the records the run kept. ImportError when matplotlib
+    is missing; RuntimeError (its last line) when the chart process fails.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("matplotlib is not installed")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(result.streamed_to) if result.streamed_to is not None else None
+    if folder is not None and (folder / "result.json").is_file():
+        import subprocess
+        import sys
+
+        command = [sys.executable, "-m", "backtesting.report", str(folder), str(target)]
+        if title is not None:
+            command += ["--title", title]
+        done = subprocess.run(
+            command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise RuntimeError(f"the chart process failed: {lines[-1] if lines else done.returncode}")
+        return target
+    return draw_chart(chart_input(result, title), target)
+
+
+def draw_chart(chart: ChartInput, path: str | Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if result.streamed_to is not None and not result.fills:
-        result = replace(result, **load_records(Path(result.streamed_to)))
-    figure = build_figure(result, title)
+    figure = _figure(chart)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(target, dpi=110)
@@ -502,64 +635,63 @@ def plot_result(result: BacktestResult, path: str | Path, title: str | None = No
 
 def build_figure(result: BacktestResult, title: str | None = None) -> Any:
     """The chart as a matplotlib Figure (``plot_result`` saves it; tests read its axes)."""
+    return _figure(chart_input(result, title))
+
+
+def _figure(chart: ChartInput) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    samples = result.samples
-    times = [datetime.fromtimestamp(sample.time, tz=timezone.utc) for sample in samples]
+    def when(stamps: Sequence[float]) -> list[datetime]:
+        return [datetime.fromtimestamp(stamp, tz=timezone.utc) for stamp in stamps]
+
+    times = when(chart.times)
     figure, (price_ax, equity_ax, inventory_ax) = plt.subplots(
         3, 1, figsize=(13, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1.2]}
     )
-    m = result.metrics
-    heading = title or f"{result.spec.get('strategy', '')} {result.spec.get('ticker', '')} backtest"
+    m = chart.metrics
     figure.suptitle(
-        f"{heading}   net PnL {_money(m.net_pnl, '0.01')}   max drawdown {_money(m.max_drawdown, '0.01')} "
+        f"{chart.heading}   net PnL {_money(m.net_pnl, '0.01')}   "
+        f"max drawdown {_money(m.max_drawdown, '0.01')} "
         f"({m.max_drawdown_pct.quantize(Decimal('0.01'))} %)   cycles {m.completed_cycles}   fills {m.fills}",
         fontsize=12,
     )
 
-    price_ax.plot(times, [float(sample.mid) for sample in samples], color="#555555", lw=0.8, label="mid")
-    groups = (
-        ("entry", lambda f: f.role == "entry", "^", "#1f77b4"),
-        ("take-profit", lambda f: f.completes_take_profit, "v", "#2ca02c"),
-        ("other exit", lambda f: f.role != "entry" and not f.completes_take_profit, "x", "#d62728"),
-    )
-    for label, wanted, marker, colour in groups:
-        chosen = [fill for fill in result.fills if wanted(fill)]
-        if chosen:
+    price_ax.plot(times, chart.mids, color="#555555", lw=0.8, label="mid")
+    for label, marker, colour in _FILL_GROUPS:
+        fill_times, fill_prices = chart.fills.get(label, ([], []))
+        if fill_times:
             price_ax.scatter(
-                [datetime.fromtimestamp(fill.time, tz=timezone.utc) for fill in chosen],
-                [float(fill.price) for fill in chosen],
+                when(fill_times),
+                fill_prices,
                 marker=marker,
                 s=36,
                 color=colour,
-                label=f"{label} ({len(chosen)})",
+                label=f"{label} ({len(fill_times)})",
                 zorder=3,
                 edgecolors="white" if marker != "x" else None,
                 linewidths=0.5,
             )
-    resting = resting_take_profits(result)
-    if resting and times:
+    if chart.resting and times:
         # From the time each was placed to the end of the run: how long it has been waiting.
         price_ax.hlines(
-            [float(order.price) for order in resting],
-            [datetime.fromtimestamp(order.time, tz=timezone.utc) for order in resting],
+            [price for _, price in chart.resting],
+            when([placed for placed, _ in chart.resting]),
             times[-1],
             colors="#2ca02c",
             linestyles="dashed",
             linewidths=0.9,
-            label=f"resting take-profit at the end ({len(resting)})",
+            label=f"resting take-profit at the end ({len(chart.resting)})",
             zorder=2,
         )
-    ticker = result.spec.get("ticker") or "base"
     price_ax.set_ylabel("price (quote currency)")
     price_ax.legend(loc="best", fontsize=9, framealpha=0.8)
     price_ax.grid(alpha=0.3)
 
-    equity = [float(sample.equity) for sample in samples]
+    equity = chart.equity
     equity_ax.plot(times, equity, color="#1f77b4", lw=1.2)
     if equity:
         running_peak = []
@@ -573,14 +705,36 @@ def build_figure(result: BacktestResult, title: str | None = None) -> Any:
     equity_ax.set_ylabel("equity (quote currency)")
     equity_ax.grid(alpha=0.3)
 
-    inventory_ax.step(times, [float(sample.position) for sample in samples], where="post", color="#9467bd")
+    inventory_ax.step(times, chart.positions, where="post", color="#9467bd")
     inventory_ax.axhline(0, color="#999999", lw=0.8)
     for axis in (price_ax, equity_ax, inventory_ax):
         axis.ticklabel_format(axis="y", useOffset=False, style="plain")
-    inventory_ax.set_ylabel(f"position ({ticker})")
+    inventory_ax.set_ylabel(f"position ({chart.ticker})")
     inventory_ax.grid(alpha=0.3)
     inventory_ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M:%S", tz=timezone.utc))
     inventory_ax.set_xlabel("time (UTC)")
     figure.autofmt_xdate()
     figure.tight_layout()
     return figure
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m backtesting.report FOLDER CHART.png [--title T]``: draw a saved run's chart."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m backtesting.report", description=main.__doc__)
+    parser.add_argument("folder", type=Path, help="a results folder (result.json, fills.csv, orders.csv)")
+    parser.add_argument("chart", type=Path, help="the PNG to write")
+    parser.add_argument("--title")
+    args = parser.parse_args(argv)
+    try:
+        draw_chart(chart_input_from_folder(args.folder, args.title), args.chart)
+    except (OSError, ValueError, KeyError, ArithmeticError) as exc:
+        sys.stderr.write(f"chart: {type(exc).__name__}: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -112,14 +112,63 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Decimal) else value
 
 
-def default_executor(kind: str = "process", workers: int | None = None) -> Executor:
-    """A local executor: ``process`` (all cores; the default) or ``thread``."""
+def default_executor(
+    kind: str = "process", workers: int | None = None, scheduler: str | None = None
+) -> Executor:
+    """An executor for a sweep: ``process`` (all cores; the default), ``thread``, or ``dask``.
+
+    ``dask`` submits each cell to a Dask cluster through ``distributed.Client.get_executor()``:
+    the scheduler at ``scheduler`` (``tcp://host:8786``), or without one a LocalCluster of
+    ``workers`` worker processes started here. ``shutdown()`` closes the client (and a cluster
+    it started). Needs ``pip install dask[distributed]`` (pinned in requirements-dev.txt).
+    """
+    if scheduler is not None and kind != "dask":
+        raise ValueError("a scheduler address needs the dask executor")
     count = workers or os.cpu_count() or 1
     if kind == "process":
         return ProcessPoolExecutor(max_workers=count)
     if kind == "thread":
         return ThreadPoolExecutor(max_workers=count)
-    raise ValueError(f"unknown executor {kind!r} (process or thread)")
+    if kind == "dask":
+        return DaskExecutor(scheduler, workers=count)
+    raise ValueError(f"unknown executor {kind!r} (process, thread or dask)")
+
+
+class DaskExecutor(Executor):
+    """``distributed.Client(...).get_executor()`` that also owns its client (and local cluster).
+
+    Why a wrapper: the client's executor stops submitting on ``shutdown`` but leaves the client
+    and any LocalCluster running; a sweep's executor must release what it started.
+    """
+
+    def __init__(self, scheduler: str | None = None, workers: int = 1, **cluster_options: Any) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ValueError(
+                "the dask executor needs dask[distributed]: pip install -r requirements-dev.txt"
+            ) from None
+        self.cluster: Any = None
+        if scheduler is None:
+            options = {
+                "n_workers": workers,
+                "threads_per_worker": 1,
+                "dashboard_address": None,
+                **cluster_options,
+            }
+            self.cluster = LocalCluster(**options)
+            scheduler = self.cluster.scheduler_address
+        self.client = Client(scheduler)
+        self._executor = self.client.get_executor(pure=False)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait)
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
 
 
 def run_sweep(

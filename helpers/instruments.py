@@ -68,6 +68,11 @@ class Instrument:
     def inverse(self) -> bool:
         return self.kind == "inverse"
 
+    def metadata(self) -> dict[str, str]:
+        """The keys :func:`instrument_from_metadata` reads, as strings (a recording's header)."""
+        keys = {"kind": self.kind, "base": self.base, "quote": self.quote, "settlement": self.settlement}
+        return {**keys, **{key: str(getattr(self, key)) for key in _SPEC_KEYS}}
+
     def paper_params(self) -> dict[str, Any]:
         """The paper venue options this specification sets."""
         params: dict[str, Any] = {key: getattr(self, key) for key in _SPEC_KEYS}
@@ -103,6 +108,33 @@ def _decimal(value: Any, where: str) -> Decimal:
     return number
 
 
+def instrument_from_metadata(symbol: str, entry: Mapping[str, Any], where: str) -> Instrument:
+    """One instrument from its keys (an instruments-file entry or a venue recording's header).
+
+    The same keys and checks for both, so a recording's metadata means exactly what a file
+    entry does; ConfigurationError names ``where`` and the bad key.
+    """
+    if not isinstance(entry, Mapping):
+        raise ConfigurationError(f"{where}: the instrument is not a table of keys")
+    kind = str(entry.get("kind", "linear"))
+    if kind not in ("linear", "inverse"):
+        raise ConfigurationError(f"{where}: kind must be linear or inverse, got {kind!r}")
+    missing = [key for key in (*_SPEC_KEYS, "base", "settlement") if key not in entry]
+    if missing:
+        raise ConfigurationError(f"{where}: missing {', '.join(missing)}")
+    values = {key: _decimal(entry[key], f"{where} {key}") for key in _SPEC_KEYS}
+    if values["tick_size"] <= 0 or values["size_step"] <= 0 or values["contract_multiplier"] <= 0:
+        raise ConfigurationError(f"{where}: tick_size, size_step and contract_multiplier must be > 0")
+    return Instrument(
+        symbol=symbol.upper(),
+        kind=kind,
+        base=str(entry["base"]).upper(),
+        quote=str(entry.get("quote", "USD")).upper(),
+        settlement=str(entry["settlement"]).upper(),
+        **values,
+    )
+
+
 def parse_instruments(text: str, source: str = "instruments file") -> InstrumentTable:
     """Parse the TOML text of an instruments file; ConfigurationError names the bad entry."""
     try:
@@ -111,23 +143,8 @@ def parse_instruments(text: str, source: str = "instruments file") -> Instrument
         raise ConfigurationError(f"{source}: not valid TOML ({exc})") from None
     instruments: dict[str, Instrument] = {}
     for symbol, entry in dict(data.get("instruments", {})).items():
-        where = f"{source} [instruments.{symbol}]"
-        kind = str(entry.get("kind", "linear"))
-        if kind not in ("linear", "inverse"):
-            raise ConfigurationError(f"{where}: kind must be linear or inverse, got {kind!r}")
-        missing = [key for key in (*_SPEC_KEYS, "base", "settlement") if key not in entry]
-        if missing:
-            raise ConfigurationError(f"{where}: missing {', '.join(missing)}")
-        values = {key: _decimal(entry[key], f"{where} {key}") for key in _SPEC_KEYS}
-        if values["tick_size"] <= 0 or values["size_step"] <= 0 or values["contract_multiplier"] <= 0:
-            raise ConfigurationError(f"{where}: tick_size, size_step and contract_multiplier must be > 0")
-        instruments[symbol.upper()] = Instrument(
-            symbol=symbol.upper(),
-            kind=kind,
-            base=str(entry["base"]).upper(),
-            quote=str(entry.get("quote", "USD")).upper(),
-            settlement=str(entry["settlement"]).upper(),
-            **values,
+        instruments[symbol.upper()] = instrument_from_metadata(
+            symbol, entry, f"{source} [instruments.{symbol}]"
         )
     synthetic: dict[str, dict[str, Decimal]] = {}
     for ticker, entry in dict(data.get("synthetic", {})).items():

@@ -34,10 +34,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from helpers.log_setup import SecretRedactor, secret_values_from_environment
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +234,10 @@ class Notifier:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._queue = asyncio.Queue()
+        # Imported here, not at module load: aiohttp costs ~15 MB of memory, and every backtest
+        # and paper run imports this module without ever sending a notification.
+        import aiohttp
+
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._request_timeout))
         self._outboxes = [
             _Outbox(channel, TokenBucket(channel.capacity, channel.per_second, self._monotonic))
@@ -381,6 +387,8 @@ class Notifier:
         return len(parts)
 
     async def _post(self, outbox: _Outbox, text: str) -> None:
+        import aiohttp  # loaded by start() already
+
         assert self._session is not None
         channel = outbox.channel
         url, body = channel.request(text)
