@@ -143,7 +143,7 @@ async def test_refusal_after_connect_is_recovered_and_orders_do_not_wait_meanwhi
     assert client._ws is not None
     await client._ws.send({"type": "unsubscribe", "channel": channel})
     key = channel.replace("/", ":")
-    await wait_until(lambda: not venue._call(lambda: venue._subs.get(key)))
+    await wait_until(lambda: not venue.call(lambda: venue.subscribers.get(key)))
     client._subscriptions[channel] = "refused: test"
     reads = venue.stats().rest_calls.get("/api/v1/accountActiveOrders", 0)
     pending = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 2, next_id(client))
@@ -202,8 +202,8 @@ async def test_fees_end_as_the_trade_records_exact_fees_not_the_estimate(
         updates = []
         client.subscribe_order_updates(updates.append)
         # The venue now charges other rates than orderBookDetails advertised at connect.
-        venue._call(lambda: setattr(venue.markets[0], "maker_fee", Decimal("0.0003")))
-        venue._call(lambda: setattr(venue.markets[0], "taker_fee", Decimal("0.0007")))
+        venue.call(lambda: setattr(venue.markets[0], "maker_fee", Decimal("0.0003")))
+        venue.call(lambda: setattr(venue.markets[0], "taker_fee", Decimal("0.0007")))
         bid, _ = await client.fetch_bbo_prices("0")
         if taker:  # trades are pushed before the order's final state: exact at once
             await client.place_market_order(

@@ -722,3 +722,15 @@ async def test_walk_fills_resting_orders_on_both_sides_and_is_seeded(
 
     again = MockLighterVenue(start_price=Decimal("3000"))  # same default seed, never started
     assert [again.walk_step(MARKET) for _ in range(len(prices))] == prices
+
+
+def test_stopping_the_venue_ends_its_walk() -> None:
+    """The shared stop runs the venue's ``on_stop``: a walking market is cancelled, never left
+    pending on a closed loop."""
+    walking = MockLighterVenue(start_price=Decimal("3000")).start()
+    try:
+        walking.start_walk(0.01)
+        task = walking.call(lambda: walking._walk_task)
+    finally:
+        walking.stop()
+    assert task is not None and task.cancelled()
