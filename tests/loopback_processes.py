@@ -277,7 +277,7 @@ def start_bot(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("BACKPACK_", "ASTER_", "EDGEX_"))
+        if not key.startswith(("BACKPACK_", "ASTER_", "EDGEX_", "LIGHTER_"))
     }
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)
