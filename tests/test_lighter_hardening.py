@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +32,7 @@ from exchanges.base import (
 from helpers.clock import LiveClock
 from helpers.rate_limiter import Priority
 from helpers.trading_config import TradingConfig
-from tests.connector_fixtures import wait_until
+from tests.connector_fixtures import started_venue, wait_until
 from tests.shared_paths import FIXTURES_DIR
 
 pytest.importorskip("lighter")
@@ -47,13 +47,7 @@ def config(**params: Any) -> TradingConfig:
     )
 
 
-@pytest.fixture
-def venue() -> Iterator[MockLighterVenue]:
-    v = MockLighterVenue(start_price=Decimal("3000")).start()
-    try:
-        yield v
-    finally:
-        v.stop()
+venue = started_venue(MockLighterVenue)
 
 
 def offline_client() -> LighterClient:
