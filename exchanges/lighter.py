@@ -108,7 +108,16 @@ from exchanges.base import (
     RequestTimeout,
     SlippageExceeded,
 )
-from exchanges.connector_kit import HttpSession, optional_price, slippage_bound, to_decimal
+from exchanges.connector_kit import (
+    HttpSession,
+    error_for_status,
+    json_or_none,
+    optional_price,
+    order_result,
+    slippage_bound,
+    to_decimal,
+    with_retry_after,
+)
 from exchanges.connector_kit import opt_int as _opt_int
 from exchanges.connector_kit import timestamp_seconds as _timestamp_seconds
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
@@ -361,12 +370,10 @@ def map_error(code: int | None, message: str = "", http_status: int | None = Non
         cls = RateLimitExceeded
     elif code is not None and 21600 <= code < 22000:
         cls = InvalidOrder
-    elif http_status is not None and http_status >= 500:
-        cls = ExchangeUnavailable
-    elif http_status in (401, 403) or any(word in message.lower() for word in _AUTH_WORDS):
-        cls = AuthenticationError
     else:
-        cls = ExchangeError
+        cls = error_for_status(http_status) if http_status is not None else ExchangeError
+        if cls is ExchangeError and any(word in message.lower() for word in _AUTH_WORDS):
+            cls = AuthenticationError
     return cls(text)
 
 
@@ -703,21 +710,15 @@ class LighterRest(HttpSession):
 
     @staticmethod
     def _parse(method: str, path: str, status: int, text: str, retry_after: str | None) -> Any:
-        try:
-            body = _loads(text) if text else None
-        except MalformedMessage:
-            body = None
+        body = json_or_none(text)
         code = None
         message = ""
         if isinstance(body, dict):
             code = _opt_int(body.get("code"))
             message = str(body.get("message") or "")
         if status == 429 or (code is not None and 23000 <= code < 24000):
-            try:
-                delay = float(retry_after) if retry_after else None
-            except ValueError:
-                delay = None
-            raise RateLimitExceeded(f"lighter {path}: too many requests ({message or status})", delay)
+            error = RateLimitExceeded(f"lighter {path}: too many requests ({message or status})")
+            raise with_retry_after(error, retry_after)
         if status >= 500:
             raise ExchangeUnavailable(f"lighter {method} {path}: HTTP {status} {message or text[:120]}")
         if code is not None and code not in (0, 200):
@@ -1919,21 +1920,11 @@ class LighterClient(BaseExchangeClient):
             logger.warning("lighter: order %s not yet visible on the venue (%s)", order.client_order_id, exc)
         return order
 
-    def _result(self, order: VenueOrder) -> OrderResult:
-        info = order.info()
-        status = OrderStatus.PENDING if order.status is OrderStatus.UNKNOWN else order.status
-        return OrderResult(
-            success=status not in (OrderStatus.REJECTED, OrderStatus.EXPIRED),
-            order_id=order.order_id,
-            client_order_id=order.client_order_id,
-            side=order.side,
-            size=order.size,
-            price=order.price,
-            status=status,
-            filled_size=info.filled_size,
-            average_fill_price=info.average_fill_price,
-            error_message=order.venue_status if order.venue_status.startswith("canceled-") else None,
-        )
+    @staticmethod
+    def _result(order: VenueOrder) -> OrderResult:
+        """The shared result, naming Lighter's cancel reason (``canceled-post-only``...)."""
+        reason = order.venue_status if order.venue_status.startswith("canceled-") else None
+        return order_result(order, reason)
 
     def _raise_rejection(self, order: VenueOrder) -> None:
         if order.status is not OrderStatus.REJECTED:

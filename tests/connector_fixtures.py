@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -54,19 +54,27 @@ def venue_config(exchange: str) -> Callable[..., TradingConfig]:
     return config
 
 
-def venue_and_client(
-    venue_cls: Callable[..., Any], client_cls: Callable[..., Any], config: Callable[..., TradingConfig]
-) -> tuple[Any, Any]:
-    """The ``venue`` fixture (a started loopback venue at 3000, stopped after the test) and the
-    ``client`` fixture (connected to it with the venue's .env, disconnected after)."""
+def started_venue(venue_cls: Callable[..., Any]) -> Any:
+    """The ``venue`` fixture: a loopback venue started at 3000 (in its own thread, so the fixture
+    needs no event loop), stopped after the test."""
 
     @pytest.fixture
-    async def venue() -> AsyncIterator[Any]:
+    def venue() -> Iterator[Any]:
         mock = venue_cls(start_price=Decimal("3000")).start()
         try:
             yield mock
         finally:
             mock.stop()
+
+    return venue
+
+
+def venue_and_client(
+    venue_cls: Callable[..., Any], client_cls: Callable[..., Any], config: Callable[..., TradingConfig]
+) -> tuple[Any, Any]:
+    """The ``venue`` fixture (:func:`started_venue`) and the ``client`` fixture (connected to it
+    with the venue's .env, disconnected after)."""
+    venue = started_venue(venue_cls)
 
     @pytest.fixture
     async def client(venue: Any) -> AsyncIterator[Any]:

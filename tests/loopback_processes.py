@@ -330,7 +330,7 @@ def start_bot(
         str(log_dir or tmp_path / "logs"),
         *extra,
     ]
-    venue_variables = ("BACKPACK_", "ASTER_", "EDGEX_", "GRVT_", "PARADEX_")
+    venue_variables = ("BACKPACK_", "ASTER_", "EDGEX_", "GRVT_", "LIGHTER_", "PARADEX_")
     env = {key: value for key, value in os.environ.items() if not key.startswith(venue_variables)}
     env["COLUMNS"] = "200"
     return Child("bot", command, tmp_path, env)

@@ -14,114 +14,22 @@ no output or log.
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 pytest.importorskip("lighter")
 
+from tests.loopback_processes import QUANTITY, start_bot, take_profit_target, wait_for
 from tests.mock_venues import MockLighterVenue
 
-ROOT = Path(__file__).resolve().parent.parent
-QUANTITY = Decimal("0.0100")  # the mock's ETH market: minimum 0.005 ETH and 10 USDC
-TAKE_PROFIT_PCT = Decimal("0.02")
-TICK = Decimal("0.01")
+# QUANTITY (0.0100) clears the mock's ETH market minimums (0.005 ETH and 10 USDC).
 TX_CREATE_ORDER = 14
 TX_CANCEL_ORDER = 15
 TIF_POST_ONLY = 2
 STEP_TIMEOUT = 20.0
-POLL_INTERVAL = 0.02
-
-T = TypeVar("T")
-
-
-def take_profit_target(fill_price: Decimal) -> Decimal:
-    raw = fill_price * (1 + TAKE_PROFIT_PCT / 100)
-    return (raw / TICK).to_integral_value(rounding=ROUND_CEILING) * TICK
-
-
-class BotProcess:
-    """The runbot.py child process, with its output collected for failure messages."""
-
-    def __init__(self, tmp_path: Path, env_file: Path) -> None:
-        self.log_dir = tmp_path / "logs"
-        command = [
-            sys.executable,
-            str(ROOT / "runbot.py"),
-            "--exchange",
-            "lighter",
-            "--ticker",
-            "ETH",
-            "--quantity",
-            str(QUANTITY),
-            "--take-profit",
-            str(TAKE_PROFIT_PCT),
-            "--wait-time",
-            "0",
-            "--requote-ticks",
-            "100000",  # the test moves the market in jumps; a requote would race its trades
-            "--duration",
-            "60",  # safety net only: the test stops the bot with SIGINT long before
-            "--env-file",
-            str(env_file),
-            "--log-dir",
-            str(self.log_dir),
-        ]
-        env = {key: value for key, value in os.environ.items() if not key.startswith("LIGHTER_")}
-        env["COLUMNS"] = "200"
-        self.stdout_path = tmp_path / "stdout.txt"
-        self.stderr_path = tmp_path / "stderr.txt"
-        self._stdout = self.stdout_path.open("w")
-        self._stderr = self.stderr_path.open("w")
-        self.process = subprocess.Popen(
-            command, stdout=self._stdout, stderr=self._stderr, text=True, env=env, cwd=tmp_path
-        )
-
-    def output(self) -> tuple[str, str]:
-        self._stdout.flush()
-        self._stderr.flush()
-        return self.stdout_path.read_text(), self.stderr_path.read_text()
-
-    def describe(self) -> str:
-        stdout, stderr = self.output()
-        return f"\n--- bot stdout ---\n{stdout[-4000:]}\n--- bot stderr ---\n{stderr[-4000:]}"
-
-    def wait_for(self, probe: Callable[[], T | None], what: str, timeout: float = STEP_TIMEOUT) -> T:
-        """Poll ``probe`` until it returns something, the bot dies, or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value is not None:
-                return value
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"bot exited ({self.process.returncode}) while waiting for {what}{self.describe()}"
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout:.0f}s{self.describe()}")
-            time.sleep(POLL_INTERVAL)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=STEP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"bot did not stop within {STEP_TIMEOUT:.0f}s of SIGINT{self.describe()}")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._stdout.close()
-        self._stderr.close()
 
 
 @pytest.fixture
@@ -171,13 +79,17 @@ def test_grid_on_lighter_places_fills_and_takes_profit_end_to_end(
     env_file = tmp_path / "lighter.env"
     env_file.write_text("".join(f"{key}={value}\n" for key, value in venue.env().items()))
     private_key = venue.api_private_key
-    bot = BotProcess(tmp_path, env_file)
+    log_dir = tmp_path / "logs"
+    bot = start_bot(tmp_path, "lighter", env_file, log_dir=log_dir)
     try:
         handled: set[int] = set()
         cycles: list[dict[str, Any]] = []
         for cycle in (1, 2):
-            entry = bot.wait_for(
-                lambda: resting(venue, reduce_only=False, exclude=handled), f"resting entry {cycle}"
+            entry = wait_for(
+                lambda: resting(venue, reduce_only=False, exclude=handled),
+                f"resting entry {cycle}",
+                [bot],
+                STEP_TIMEOUT,
             )
             handled.add(entry["client_order_index"])
             assert entry["side"] == "buy" and entry["time_in_force"] == "post-only"
@@ -188,8 +100,11 @@ def test_grid_on_lighter_places_fills_and_takes_profit_end_to_end(
                 (entry["client_order_index"], entry_price)
             ]
 
-            take_profit = bot.wait_for(
-                lambda: resting(venue, reduce_only=True, exclude=handled), f"take-profit {cycle}"
+            take_profit = wait_for(
+                lambda: resting(venue, reduce_only=True, exclude=handled),
+                f"take-profit {cycle}",
+                [bot],
+                STEP_TIMEOUT,
             )
             handled.add(take_profit["client_order_index"])
             assert take_profit["side"] == "sell" and take_profit["time_in_force"] == "post-only"
@@ -200,19 +115,24 @@ def test_grid_on_lighter_places_fills_and_takes_profit_end_to_end(
             if cycle == 1:  # the first take-profit fills; the second is left resting
                 trades = venue.trade_through(Decimal(take_profit["price"]))
                 assert [t["ask_client_id"] for t in trades] == [take_profit["client_order_index"]]
-                bot.wait_for(
+                wait_for(
                     lambda cid=take_profit["client_order_index"]: (
                         any(
                             r["event"] == "fill" and r["client_order_id"] == str(cid)
-                            for r in read_rows(bot.log_dir)
+                            for r in read_rows(log_dir)
                         )
                         or None
                     ),
                     "take-profit fill in the orders CSV",
+                    [bot],
+                    STEP_TIMEOUT,
                 )
 
-        last_entry = bot.wait_for(
-            lambda: resting(venue, reduce_only=False, exclude=handled), "third entry resting"
+        last_entry = wait_for(
+            lambda: resting(venue, reduce_only=False, exclude=handled),
+            "third entry resting",
+            [bot],
+            STEP_TIMEOUT,
         )
         exit_code = bot.stop()
         stdout, stderr = bot.output()
@@ -254,7 +174,7 @@ def test_grid_on_lighter_places_fills_and_takes_profit_end_to_end(
 
     # The orders CSV: entry fills, take-profits placed at exactly the target, the exit fill,
     # and the shutdown cancel of the resting entry (never of the resting take-profit).
-    rows = read_rows(bot.log_dir)
+    rows = read_rows(log_dir)
     for c in cycles:
         entry_id, tp_id = c["entry"]["client_order_index"], c["take_profit"]["client_order_index"]
         (entry_fill,) = rows_for(rows, "fill", "entry", entry_id)
@@ -272,8 +192,8 @@ def test_grid_on_lighter_places_fills_and_takes_profit_end_to_end(
     assert [r["order_id"] for r in shutdown_cancels] == [str(last_entry["order_index"])]
 
     # The key never leaves the .env file.
-    activity_log = (bot.log_dir / "lighter_ETH_grid_buy_activity.log").read_text()
+    activity_log = (log_dir / "lighter_ETH_grid_buy_activity.log").read_text()
     assert "FILL entry buy" in activity_log
-    for text in (stdout, stderr, activity_log, (bot.log_dir / "lighter_ETH_grid_buy_orders.csv").read_text()):
+    for text in (stdout, stderr, activity_log, (log_dir / "lighter_ETH_grid_buy_orders.csv").read_text()):
         assert private_key not in text
         assert private_key.lower() not in text.lower()

@@ -41,6 +41,7 @@ from exchanges.base import (
 from helpers.clock import LiveClock
 from helpers.rate_limiter import Priority
 from helpers.trading_config import TradingConfig
+from tests.connector_fixtures import wait_until
 from tests.shared_paths import FIXTURES_DIR
 
 lighter_sdk = pytest.importorskip("lighter")
@@ -60,7 +61,7 @@ from exchanges.lighter import (  # noqa: E402
     rejection_error,
     to_units,
 )
-from exchanges.venue_orders import OrderSearchTruncated, VenueOrders  # noqa: E402
+from exchanges.venue_orders import OrderSearchTruncated, VenueOrder, VenueOrders  # noqa: E402
 
 FIXTURES = FIXTURES_DIR / "lighter"
 KEY = "ab" * 40
@@ -214,6 +215,25 @@ def test_fixture_ccxt_order_status_maps_to_rejected() -> None:
 def test_error_codes_map_to_the_taxonomy(code: int | None, status: int, expected: type) -> None:
     error = map_error(code, "msg", status)
     assert type(error) is expected
+
+
+def test_errors_without_a_known_code_are_typed_by_status_then_by_wording() -> None:
+    """A venue that words a refused key without a code is still an authentication failure, but
+    a 5xx stays "unavailable" whatever its text says (it is worth retrying)."""
+    assert type(map_error(None, "invalid signature", 400)) is AuthenticationError
+    assert type(map_error(1001, "API key not found")) is AuthenticationError
+    assert type(map_error(None, "auth backend down", 503)) is ExchangeUnavailable
+    assert type(map_error(None, "not found", 404)) is ExchangeError
+
+
+def test_an_order_result_names_lighters_cancel_reason() -> None:
+    order = VenueOrder("7", "0", OrderSide.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("3000"))
+    order.status, order.venue_status = OrderStatus.REJECTED, "canceled-post-only"
+    result = LighterClient._result(order)
+    assert (result.success, result.error_message) == (False, "canceled-post-only")
+    order.status, order.venue_status = OrderStatus.UNKNOWN, "open"
+    result = LighterClient._result(order)
+    assert (result.status, result.error_message) == (OrderStatus.PENDING, None)
 
 
 def test_every_ccxt_code_maps_consistently() -> None:
@@ -515,14 +535,6 @@ async def client(venue: Any) -> AsyncIterator[LighterClient]:
         await c.disconnect()
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
-
-
 def next_id(client: LighterClient) -> str:
     return client.client_ids.next_id(time.time())
 
@@ -547,7 +559,7 @@ async def test_e2e_place_fill_cancel(venue: Any, client: LighterClient) -> None:
     venue.duplicate_next_message("account_orders", n=2)
     venue.trade_through(bid - 1, size=Decimal("0.004"))
     venue.trade_through(bid - 1)
-    await until(lambda: client._orders.get(cid).status is OrderStatus.FILLED)  # type: ignore[union-attr]
+    await wait_until(lambda: client._orders.get(cid).status is OrderStatus.FILLED)  # type: ignore[union-attr]
     fills = [u.fill for u in updates if u.fill is not None and u.fill.client_order_id == cid]
     assert sum(f.size for f in fills) == Decimal("0.0100")
     assert (await client.get_position(info.contract_id)).size == Decimal("0.0100")
@@ -597,7 +609,7 @@ async def test_e2e_reconnect_resubscribes_and_recovers_missed_fills(
     await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 3, cid)
     venue.drop_connections()
     venue.trade_through(bid - 3)
-    await until(lambda: any(u.fill and u.fill.client_order_id == cid for u in updates))
+    await wait_until(lambda: any(u.fill and u.fill.client_order_id == cid for u in updates))
     assert client._ws is not None and client._ws.reconnects >= 1
     assert await client.fetch_bbo_prices("0") == venue.best_bid_ask()
 
@@ -607,8 +619,8 @@ async def test_e2e_book_gap_triggers_a_fresh_snapshot(venue: Any, client: Lighte
     venue.inject_book_gap(n=1)
     venue.seed_book(Decimal("3010"))
     venue.seed_book(Decimal("3020"))
-    await until(lambda: client._books["0"].gaps == 1 and client._books["0"].ready.is_set())
-    await until(lambda: client._books["0"].top() == venue.best_bid_ask())
+    await wait_until(lambda: client._books["0"].gaps == 1 and client._books["0"].ready.is_set())
+    await wait_until(lambda: client._books["0"].top() == venue.best_bid_ask())
 
 
 async def test_e2e_rate_limit_slows_down_instead_of_failing(venue: Any, client: LighterClient) -> None:
@@ -803,7 +815,7 @@ async def test_e2e_venue_rejection_is_typed_and_next_order_works(venue: Any, cli
 
 async def test_e2e_thin_book_market_order_reports_the_partial_fill(venue: Any, client: LighterClient) -> None:
     venue.set_book([("2999", "0.5")], [("3001", "0.003"), ("3100", "5")])
-    await until(lambda: client._books["0"].top() == (Decimal("2999.00"), Decimal("3001.00")))
+    await wait_until(lambda: client._books["0"].top() == (Decimal("2999.00"), Decimal("3001.00")))
     result = await client.place_market_order(
         "0", OrderSide.BUY, Decimal("0.0100"), next_id(client), Decimal("0.5")
     )
@@ -955,7 +967,7 @@ async def test_e2e_restarted_client_finds_an_old_finished_order_page_by_page(ven
                 venue.trade_through(bid - 5, size=Decimal("0.004"))
                 tracked = first._orders.get(cid)
                 assert tracked is not None
-                await until(lambda tracked=tracked: tracked.filled == Decimal("0.0040"))
+                await wait_until(lambda tracked=tracked: tracked.filled == Decimal("0.0040"))
             assert result.order_id is not None
             await first.cancel_order("0", result.order_id)
             placed.append(cid)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,7 @@ from exchanges.base import (
 from helpers.clock import LiveClock
 from helpers.rate_limiter import Priority
 from helpers.trading_config import TradingConfig
+from tests.connector_fixtures import started_venue, wait_until
 from tests.shared_paths import FIXTURES_DIR
 
 pytest.importorskip("lighter")
@@ -46,13 +47,7 @@ def config(**params: Any) -> TradingConfig:
     )
 
 
-@pytest.fixture
-def venue() -> Iterator[MockLighterVenue]:
-    v = MockLighterVenue(start_price=Decimal("3000")).start()
-    try:
-        yield v
-    finally:
-        v.stop()
+venue = started_venue(MockLighterVenue)
 
 
 def offline_client() -> LighterClient:
@@ -79,14 +74,6 @@ async def client(venue: MockLighterVenue) -> AsyncIterator[LighterClient]:
         yield c
     finally:
         await c.disconnect()
-
-
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 def next_id(client: LighterClient) -> str:
@@ -138,9 +125,9 @@ async def test_refusal_after_connect_is_recovered_and_orders_do_not_wait_meanwhi
     venue.refuse_next_subscription("account_orders", code=20001, message="denied")
     with caplog.at_level(logging.WARNING, logger="exchanges.lighter"):
         await client._refresh_account_streams()
-        await until(lambda: "refused the account_orders" in caplog.text)
+        await wait_until(lambda: "refused the account_orders" in caplog.text)
     # The recovery (new token, subscribe again) is answered "already subscribed": confirmed.
-    await until(lambda: client._subscriptions.get(channel) == "ok")
+    await wait_until(lambda: client._subscriptions.get(channel) == "ok")
     bid, _ = await client.fetch_bbo_prices("0")
     result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
     assert result.status is OrderStatus.OPEN
@@ -150,7 +137,7 @@ async def test_refusal_after_connect_is_recovered_and_orders_do_not_wait_meanwhi
     assert client._ws is not None
     await client._ws.send({"type": "unsubscribe", "channel": channel})
     key = channel.replace("/", ":")
-    await until(lambda: not venue._call(lambda: venue._subs.get(key)))
+    await wait_until(lambda: not venue.call(lambda: venue.subscribers.get(key)))
     client._subscriptions[channel] = "refused: test"
     reads = venue.stats().rest_calls.get("/api/v1/accountActiveOrders", 0)
     pending = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 2, next_id(client))
@@ -170,7 +157,7 @@ async def test_token_renewal_subscribes_again_without_a_gap(
     client._token_expiry = 0.0  # due for renewal
     with caplog.at_level(logging.WARNING, logger="exchanges.lighter"):
         await client._refresh_account_streams()
-        await until(lambda: all(client._subscriptions.get(c) == "ok" for c in client._auth_channels()))
+        await wait_until(lambda: all(client._subscriptions.get(c) == "ok" for c in client._auth_channels()))
     assert client._token != first_token
     sent = [m for m in venue.stats().ws_messages_in if m.get("channel") == client._account_channel("0")]
     assert [m["type"] for m in sent] == ["subscribe", "subscribe"]  # no unsubscribe: no gap
@@ -181,7 +168,7 @@ async def test_token_renewal_subscribes_again_without_a_gap(
     cid = next_id(client)
     await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, cid)
     venue.trade_through(bid - 1)
-    await until(lambda: any(u.fill and u.fill.client_order_id == cid for u in updates))
+    await wait_until(lambda: any(u.fill and u.fill.client_order_id == cid for u in updates))
 
 
 # -- 4. fees from the venue's trade records ----------------------------------------------------
@@ -209,8 +196,8 @@ async def test_fees_end_as_the_trade_records_exact_fees_not_the_estimate(
         updates = []
         client.subscribe_order_updates(updates.append)
         # The venue now charges other rates than orderBookDetails advertised at connect.
-        venue._call(lambda: setattr(venue.markets[0], "maker_fee", Decimal("0.0003")))
-        venue._call(lambda: setattr(venue.markets[0], "taker_fee", Decimal("0.0007")))
+        venue.call(lambda: setattr(venue.markets[0], "maker_fee", Decimal("0.0003")))
+        venue.call(lambda: setattr(venue.markets[0], "taker_fee", Decimal("0.0007")))
         bid, _ = await client.fetch_bbo_prices("0")
         if taker:  # trades are pushed before the order's final state: exact at once
             await client.place_market_order(
@@ -222,7 +209,7 @@ async def test_fees_end_as_the_trade_records_exact_fees_not_the_estimate(
         fills = lambda: [u.fill for u in updates if u.fill is not None]  # noqa: E731
         corrections = lambda: [u.fee_correction for u in updates if u.fee_correction is not None]  # noqa: E731
         estimated = lambda: sum((f.size for f in fills() if f.fee_estimated), Decimal(0))  # noqa: E731
-        await until(
+        await wait_until(
             lambda: (
                 sum(f.size for f in fills()) == Decimal("0.0100")
                 and sum((c.size for c in corrections()), Decimal(0)) == estimated()
@@ -246,7 +233,7 @@ async def test_without_trade_records_fees_are_estimated_and_marked(venue: MockLi
         bid, _ = await client.fetch_bbo_prices("0")
         await client.place_limit_order("0", OrderSide.BUY, Decimal("0.0100"), bid - 1, next_id(client))
         venue.trade_through(bid - 1)
-        await until(lambda: len(fills) == 1)
+        await wait_until(lambda: len(fills) == 1)
         assert fills[0].fee_estimated
     finally:
         await client.disconnect()
@@ -261,7 +248,7 @@ async def test_shutdown_notice_reconnects_before_the_venue_closes(
     assert client._ws is not None
     connects = client._ws.connects
     assert venue.announce_shutdown(close_in_ms=600) == 1
-    await until(lambda: client._ws is not None and client._ws.connects == connects + 1)
+    await wait_until(lambda: client._ws is not None and client._ws.connects == connects + 1)
     assert client.shutdown_notices == 1
     await asyncio.sleep(0.8)  # past the venue's deadline: nothing of ours was left to close
     assert venue.shutdown_forced_closes == 0

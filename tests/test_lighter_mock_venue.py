@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.connector_fixtures import started_venue
 from tests.mock_venues import MockLighterVenue
 from tests.mock_venues.lighter_venue import fixture, now_ms
 
@@ -120,13 +121,7 @@ def the_order(msg: dict[str, Any], client_order_index: int) -> dict[str, Any]:
     )
 
 
-@pytest.fixture
-def venue() -> Iterator[MockLighterVenue]:
-    v = MockLighterVenue(start_price=Decimal("3000")).start()
-    try:
-        yield v
-    finally:
-        v.stop()
+venue = started_venue(MockLighterVenue)
 
 
 @pytest.fixture
@@ -722,3 +717,15 @@ async def test_walk_fills_resting_orders_on_both_sides_and_is_seeded(
 
     again = MockLighterVenue(start_price=Decimal("3000"))  # same default seed, never started
     assert [again.walk_step(MARKET) for _ in range(len(prices))] == prices
+
+
+def test_stopping_the_venue_ends_its_walk() -> None:
+    """The shared stop runs the venue's ``on_stop``: a walking market is cancelled, never left
+    pending on a closed loop."""
+    walking = MockLighterVenue(start_price=Decimal("3000")).start()
+    try:
+        walking.start_walk(0.01)
+        task = walking.call(lambda: walking._walk_task)
+    finally:
+        walking.stop()
+    assert task is not None and task.cancelled()

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +38,7 @@ from tests.shared_paths import FIXTURES_DIR
 pytest.importorskip("lighter")
 
 from exchanges.lighter import LighterClient, LocalBook, order_report, trade_reports
+from tests.connector_fixtures import started_venue
 from tests.mock_venues.lighter_venue import MockLighterVenue
 
 KEY = "ab" * 40
@@ -269,13 +269,7 @@ async def test_malformed_rest_bodies_are_typed_errors_naming_the_endpoint(
 # -- the bot's side of it, end to end: faults from the mock venue ------------------------------
 
 
-@pytest.fixture
-def venue() -> Iterator[MockLighterVenue]:
-    v = MockLighterVenue(start_price=Decimal("3000")).start()
-    try:
-        yield v
-    finally:
-        v.stop()
+venue = started_venue(MockLighterVenue)
 
 
 async def test_malformed_frames_from_the_venue_never_reach_the_bot(venue: MockLighterVenue) -> None:

@@ -77,18 +77,24 @@ class MockConn:
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, Callable[[], None] | None] | None] = asyncio.Queue()
         self.streams: set[str] = set()
         self.writer = asyncio.ensure_future(self._write_loop())
 
-    def send(self, message: Any) -> None:
-        self.queue.put_nowait(message if isinstance(message, str) else json.dumps(message))
+    def send(self, message: Any, before_write: Callable[[], None] | None = None) -> None:
+        """Queue a frame (text as given: broken or padded frames; anything else as JSON);
+        ``before_write`` runs right before it is written (timing marks of a benchmark)."""
+        text = message if isinstance(message, str) else json.dumps(message)
+        self.queue.put_nowait((text, before_write))
 
     async def _write_loop(self) -> None:
         while True:
-            text = await self.queue.get()
-            if text is None or self.ws.closed:
+            item = await self.queue.get()
+            if item is None or self.ws.closed:
                 return
+            text, before_write = item
+            if before_write is not None:
+                before_write()
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
@@ -133,6 +139,10 @@ class MockVenueBase:
 
     def state_now(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    async def on_stop(self) -> None:
+        """End the venue's own background work; runs as the venue stops, before its
+        connections close."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -190,6 +200,7 @@ class MockVenueBase:
             return
         self._ready.set()
         await self._stopped.wait()
+        await self.on_stop()
         for conn in list(self.conns):
             conn.queue.put_nowait(None)
             with contextlib.suppress(Exception):
@@ -430,12 +441,14 @@ class MockVenueBase:
             known = ", ".join(sorted(self.CONTROL_ACTIONS))
             return web.json_response({"error": f"unknown action {action!r}; known: {known}"}, status=400)
         args = {key: value for key, value in body.items() if key != "action"}
-        extra = sorted(set(args) - allowed)
+        extra = sorted(set(args) - allowed - ({"rates"} if action == "set_fault_rates" else set()))
         if extra:
             return web.json_response(
                 {"error": f"{action} takes no argument(s) {', '.join(extra)}; it takes {sorted(allowed)}"},
                 status=400,
             )
+        if action == "set_fault_rates" and isinstance(args.get("rates"), dict):
+            args.update(args.pop("rates"))  # the rates may also come as one object
         try:
             result = getattr(self, action)(**args)
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
@@ -461,10 +474,14 @@ ENGINE_CONTROL_ACTIONS: dict[str, set[str]] = {
 
 def fixture_loader(directory: Path) -> Callable[[str], Any]:
     """A reader of captured messages in ``directory``: a fresh deep copy per call (a template
-    the venue fills in must never leak into the next message)."""
+    the venue fills in must never leak into the next message). Each file is read once: venues
+    build messages from templates while a client waits for them (reaction benchmarks)."""
+    templates: dict[str, Any] = {}
 
     def fixture(name: str) -> Any:
-        return copy.deepcopy(json.loads((directory / name).read_text()))
+        if name not in templates:
+            templates[name] = json.loads((directory / name).read_text())
+        return copy.deepcopy(templates[name])
 
     return fixture
 

@@ -64,7 +64,6 @@ import argparse
 import asyncio
 import base64
 import collections
-import concurrent.futures
 import contextlib
 import copy
 import hashlib
@@ -86,9 +85,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.mock_venues.base import MockConn, MockVenueBase, fixture_loader, now_ms, write_private_file
 from tests.mock_venues.base import non_negative as _non_negative
 from tests.mock_venues.base import probability as _probability
-from tests.mock_venues.base import write_private_file
 from tests.shared_paths import FIXTURES_DIR as SHARED_FIXTURES_DIR
 
 log = logging.getLogger(__name__)
@@ -220,15 +219,8 @@ WALK_REVERSION = Decimal("0.02")  # share of the distance to the anchor the walk
 # Fixture templates
 # ---------------------------------------------------------------------------------------------
 
-_template_cache: dict[str, Any] = {}
-
-
-def fixture(name: str) -> Any:
-    """A deep copy of a captured Lighter message from the fixtures directory."""
-    if name not in _template_cache:
-        with (FIXTURES_DIR / name).open() as fh:
-            _template_cache[name] = json.load(fh)
-    return copy.deepcopy(_template_cache[name])
+#: A deep copy of a captured Lighter message from the fixtures directory.
+fixture = fixture_loader(FIXTURES_DIR)
 
 
 def _fill(template: dict[str, Any], **values: Any) -> dict[str, Any]:
@@ -238,10 +230,6 @@ def _fill(template: dict[str, Any], **values: Any) -> dict[str, Any]:
             raise KeyError(f"{key!r} is not a field of the captured message")
         template[key] = value
     return template
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _tx_hash(seed: str) -> str:
@@ -456,34 +444,12 @@ TimingHook = Callable[[TimingMark], None]
 # ---------------------------------------------------------------------------------------------
 
 
-class _Conn:
+class _Conn(MockConn):
+    """A shared mock connection with the session id of Lighter's ``connected`` frame."""
+
     def __init__(self, ws: web.WebSocketResponse, session_id: str) -> None:
-        self.ws = ws
+        super().__init__(ws)
         self.session_id = session_id
-        self.queue: asyncio.Queue[tuple[str, Callable[[], None] | None] | None] = asyncio.Queue()
-        self.channels: set[str] = set()
-        self.writer: asyncio.Task[None] | None = None
-
-    def send(self, message: dict[str, Any], before_write: Callable[[], None] | None = None) -> None:
-        """Queue a frame; ``before_write`` runs right before it is written (timing marks)."""
-        self.queue.put_nowait((json.dumps(message), before_write))
-
-    def send_raw(self, text: str) -> None:
-        """Queue a frame as given (fault injection: broken or oversized frames)."""
-        self.queue.put_nowait((text, None))
-
-    async def write_loop(self) -> None:
-        while True:
-            item = await self.queue.get()
-            if item is None or self.ws.closed:
-                return
-            text, before_write = item
-            if before_write is not None:
-                before_write()
-            try:
-                await self.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,13 +467,17 @@ def generate_api_key() -> tuple[str, str]:
     return private_key, public_key
 
 
-class MockLighterVenue:
+class MockLighterVenue(MockVenueBase):
     """Loopback Lighter venue for tests and manual runs.
 
     >>> venue = MockLighterVenue(start_price=Decimal("3000")); venue.start()
     >>> venue.base_url, venue.ws_url, venue.account_index, venue.api_key_index, venue.api_private_key
     >>> venue.stop()
     """
+
+    name = "lighter"
+    fault_kinds = FAULT_KINDS
+    CONTROL_ACTIONS = CONTROL_ACTIONS
 
     def __init__(
         self,
@@ -527,12 +497,7 @@ class MockLighterVenue:
         seed: int = 7,
         fault_seed: int | None = None,
     ) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._stopped: asyncio.Event | None = None
-        self._start_error: BaseException | None = None
+        super().__init__(host=host, port=port, fault_seed=seed if fault_seed is None else fault_seed)
         self.markets: dict[int, MarketSpec] = {m.market_id: m for m in (markets or [MarketSpec()])}
         if api_private_key is None and api_public_key is None:
             api_private_key, api_public_key = generate_api_key()
@@ -542,9 +507,6 @@ class MockLighterVenue:
         self.api_public_key: str = api_public_key
         self.account_index = account_index
         self.api_key_index = api_key_index
-        self.host = host
-        self._requested_port = port
-        self.port: int | None = None
         self.chain_id = 304  # what SignerClient guesses for a non-Lighter URL; pass it explicitly
         self._book_levels = book_levels
         self._level_size = Decimal(str(level_size))
@@ -567,9 +529,6 @@ class MockLighterVenue:
         self._engine_nonce = 9182389000
         self._block_height = 227535000
         self._stats = VenueStats()
-        self._conns: set[_Conn] = set()
-        self._subs: dict[str, set[_Conn]] = {}
-        self._bg_tasks: set[asyncio.Future[Any]] = set()
         for mid, spec in self.markets.items():
             book = self._books[mid] = BookState(spec=spec)
             self._seed_book_now(mid, Decimal(str(start_price)))
@@ -577,12 +536,10 @@ class MockLighterVenue:
             book.book_nonce = self._next_engine_nonce()
             self._walk_anchor[mid] = self._walk_price[mid] = spec.price_int(Decimal(str(start_price)))
 
-        # Fault state. Queues filled by the *_next methods or by seeded draws (_roll); popped
-        # where the fault applies, which is also where it is counted.
-        self._rest_faults: list[tuple[int, float | None]] = []  # (status, retry_after)
-        self._holding = False  # hold_connections: sockets refused (an outage)
+        # Fault state beyond the shared queues (``_rest_faults``, ``_slow``, ``_refusing``...).
+        # Queues filled by the *_next methods or by seeded draws (_roll); popped where the fault
+        # applies, which is also where it is counted.
         self._delay_s = 0.0
-        self._slow_pending: list[float] = []  # extra seconds before one REST reply
         self._dup_pending: list[str | None] = []
         self._reorder_pending: list[str | None] = []
         self._malformed_pending: list[tuple[str | None, str | None]] = []  # (prefix, kind)
@@ -590,10 +547,7 @@ class MockLighterVenue:
         self._held: tuple[str, list[tuple[_Conn, dict[str, Any]]]] | None = None
         self._tx_faults: list[tuple[int, str]] = []
         self._timing_hook: TimingHook | None = None
-        self._fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS + COUNTED_ONLY_FAULTS, 0)
-        self._fault_rates: dict[str, float] = dict.fromkeys(FAULT_KINDS, 0.0)
-        self._fault_seed = seed if fault_seed is None else fault_seed
-        self._fault_rngs = self._seeded_fault_rngs(self._fault_seed)
+        self._fault_counts = dict.fromkeys(FAULT_KINDS + COUNTED_ONLY_FAULTS, 0)
         self._slow_s = DEFAULT_SLOW_MS / 1000.0
         self._retry_after = 1.0
         self._oversize_bytes = DEFAULT_OVERSIZE_BYTES
@@ -608,12 +562,6 @@ class MockLighterVenue:
         self.shutdown_forced_closes = 0  # connections still open when a shutdown notice ran out
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("venue not started")
-        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -632,85 +580,18 @@ class MockLighterVenue:
             "LIGHTER_CHAIN_ID": str(self.chain_id),
         }
 
-    def start(self, timeout: float = 10.0) -> MockLighterVenue:
-        if self._thread is not None:
-            raise RuntimeError("already started")
-        self._thread = threading.Thread(target=self._thread_main, name="mock-lighter-venue", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("mock Lighter venue did not start in time")
-        if self._start_error is not None:
-            raise RuntimeError("mock Lighter venue failed to start") from self._start_error
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._stopped is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._stopped.set)
-        thread.join(timeout)
-        self._thread = None
-
     def __enter__(self) -> MockLighterVenue:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _thread_main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stopped = asyncio.Event()
-        try:
-            app = web.Application(middlewares=[self._fault_middleware])
-            self._add_routes(app)
-            self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self._requested_port)
-            await site.start()
-            self.port = int(self._runner.addresses[0][1])
-        except Exception as exc:  # start() re-raises it in the caller's thread
-            self._start_error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        await self._stopped.wait()
+    async def on_stop(self) -> None:
         if self._walk_task is not None:
             self._walk_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._walk_task
-        for conn in list(self._conns):
-            conn.queue.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await conn.ws.close()
-        await self._runner.cleanup()
-
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` on the venue loop and return its result (thread-safe)."""
-        loop = self._loop
-        if loop is None or self._thread is None:
-            return fn(*args, **kwargs)  # not started: plain state change
-        if threading.current_thread() is self._thread:
-            return fn(*args, **kwargs)
-        result: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                result.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                result.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return result.result(timeout=10)
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -727,7 +608,7 @@ class MockLighterVenue:
                 acct.positions[mid] = PositionState(imf=spec.default_imf)
             self._accounts[index] = acct
 
-        self._call(do)
+        self.call(do)
 
     def add_api_key(self, account_index: int, api_key_index: int, public_key: str, nonce: int = 1) -> None:
         def do() -> None:
@@ -735,14 +616,14 @@ class MockLighterVenue:
             acct.api_keys[api_key_index] = public_key
             acct.next_nonce[api_key_index] = nonce
 
-        self._call(do)
+        self.call(do)
 
     def set_funding_rate(self, market_id: int, rate: Decimal | str) -> None:
-        self._call(lambda: setattr(self.markets[market_id], "funding_rate", Decimal(str(rate))))
+        self.call(lambda: setattr(self.markets[market_id], "funding_rate", Decimal(str(rate))))
 
     def next_nonce(self, account_index: int | None = None, api_key_index: int | None = None) -> int:
         acct = self._accounts[account_index if account_index is not None else self.account_index]
-        return self._call(
+        return self.call(
             lambda: acct.next_nonce[api_key_index if api_key_index is not None else self.api_key_index]
         )
 
@@ -754,7 +635,7 @@ class MockLighterVenue:
         For latency benchmarks: the hook must be quick and must not call back into the venue
         synchronously (hand the mark to another thread or loop instead).
         """
-        self._call(lambda: setattr(self, "_timing_hook", hook))
+        self.call(lambda: setattr(self, "_timing_hook", hook))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the venue loop without waiting for it (e.g. ``trade_through``)."""
@@ -779,12 +660,12 @@ class MockLighterVenue:
 
     def stats(self) -> VenueStats:
         """A snapshot copy of what the venue received."""
-        return self._call(lambda: copy.deepcopy(self._stats))
+        return self.call(lambda: copy.deepcopy(self._stats))
 
     def orders(self, account_index: int | None = None) -> list[dict[str, Any]]:
         """All orders (any status) of the account as Lighter order objects."""
         acct = account_index if account_index is not None else self.account_index
-        return self._call(
+        return self.call(
             lambda: [self._order_json(o) for o in self._orders.values() if o.account_index == acct]
         )
 
@@ -792,11 +673,11 @@ class MockLighterVenue:
         """Signed position size in base units (Decimal)."""
         acct = self._accounts[account_index if account_index is not None else self.account_index]
         spec = self.markets[market_id]
-        return self._call(lambda: spec.size_dec(acct.positions[market_id].size))
+        return self.call(lambda: spec.size_dec(acct.positions[market_id].size))
 
     def collateral(self, account_index: int | None = None) -> Decimal:
         acct = self._accounts[account_index if account_index is not None else self.account_index]
-        return self._call(lambda: acct.collateral)
+        return self.call(lambda: acct.collateral)
 
     def best_bid_ask(self, market_id: int = 0) -> tuple[Decimal | None, Decimal | None]:
         def do() -> tuple[Decimal | None, Decimal | None]:
@@ -807,7 +688,7 @@ class MockLighterVenue:
                 spec.price_dec(min(asks)) if asks else None,
             )
 
-        return self._call(do)
+        return self.call(do)
 
     # -- moving the market -------------------------------------------------------------------
 
@@ -821,7 +702,7 @@ class MockLighterVenue:
             self._match_resting_against_book(market_id)
             self._publish_book(market_id)
 
-        self._call(do)
+        self.call(do)
 
     def set_book(
         self,
@@ -844,7 +725,7 @@ class MockLighterVenue:
             self._publish_book(market_id)
             return trades
 
-        return self._call(do)
+        return self.call(do)
 
     def trade_through(
         self,
@@ -861,7 +742,7 @@ class MockLighterVenue:
         ``price`` afterwards; otherwise only the swept external levels are removed. Returns the
         trades (Lighter trade objects). The random walk (``walk_step``) continues from ``price``.
         """
-        return self._call(self._trade_through_now, price, size, market_id, reseed)
+        return self.call(self._trade_through_now, price, size, market_id, reseed)
 
     def _trade_through_now(
         self, price: Decimal | str | int, size: Decimal | str | int | None, market_id: int, reseed: bool
@@ -908,7 +789,7 @@ class MockLighterVenue:
         drifting away, so resting orders on both sides of it (a buy grid and its take-profit
         sells) keep filling over minutes. Same seed, same sequence of prices.
         """
-        return self._call(self._walk_step_now, market_id)
+        return self.call(self._walk_step_now, market_id)
 
     def _walk_step_now(self, market_id: int) -> Decimal:
         spec = self.markets[market_id]
@@ -940,7 +821,7 @@ class MockLighterVenue:
                 self._walk_task.cancel()
             self._walk_task = asyncio.ensure_future(walk())
 
-        self._call(do)
+        self.call(do)
 
     def apply_funding(self, market_id: int = 0) -> dict[int, Decimal]:
         """Settle one funding interval at the market's rate and mark price.
@@ -964,7 +845,7 @@ class MockLighterVenue:
                 self._push_account_state(acct.index)
             return paid
 
-        return self._call(do)
+        return self.call(do)
 
     def expire_orders(self, at_ms: int | None = None) -> list[int]:
         """Cancel (status ``canceled-expired``) resting orders whose expiry is before ``at_ms``
@@ -980,63 +861,28 @@ class MockLighterVenue:
                 self._publish_book(mid)
             return [o.order_index for o in expired]
 
-        return self._call(do)
+        return self.call(do)
 
     # -- fault injection ---------------------------------------------------------------------
-
-    def drop_connections(self) -> int:
-        """Close every WebSocket connection (close code 1012); returns how many were open."""
-        return self._call(self._drop_connections_now)
-
-    def _drop_connections_now(self) -> int:
-        conns = list(self._conns)
-        for conn in conns:
-            self._conns.discard(conn)
-            conn.queue.put_nowait(None)
-            self._bg_tasks.add(task := asyncio.ensure_future(conn.ws.close(code=1012, message=b"restart")))
-            task.add_done_callback(self._bg_tasks.discard)
-        if conns:
-            self._count("ws_drop")
-        return len(conns)
-
-    def hold_connections(self, hold: bool = True) -> int:
-        """An outage: close every WebSocket and refuse new ones (HTTP 503) until released with
-        ``hold=False``; what is pushed meanwhile is lost. Returns how many were closed."""
-
-        def do() -> int:
-            self._holding = bool(hold)
-            return self._drop_connections_now() if hold else 0
-
-        return int(self._call(do))
-
-    def rate_limit_next(self, n: int = 1, retry_after: float | None = 1.0) -> None:
-        """The next ``n`` REST calls answer HTTP 429 with code 23000, with a Retry-After header
-        of ``retry_after`` seconds (None: no header)."""
-        self._call(lambda: self._rest_faults.extend([(429, retry_after)] * n))
-
-    def fail_next(self, n: int = 1, status: int = 503) -> None:
-        """The next ``n`` REST calls answer a 5xx ``status``.
-
-        504 (gateway timeout) is answered *after* the venue handled the request, so a sendTx in
-        it was executed although the client sees an error; other statuses refuse the request.
-        """
-        self._call(lambda: self._rest_faults.extend([(status, None)] * n))
+    # Shared (MockVenueBase): drop_connections, hold_connections, fault_counts, clear_faults,
+    # rate_limit_next (429 with code 23000, see fault_body) and fail_next (a 504 is answered
+    # *after* the request was handled, so a sendTx in it was executed; other statuses refuse).
 
     def set_delay(self, ms: float) -> None:
         """Delay every REST response by ``ms`` milliseconds (0 to turn off).
 
         The request is handled first, as a slow network would: a client that gives up waiting
         does not undo it."""
-        self._call(lambda: setattr(self, "_delay_s", ms / 1000.0))
+        self.call(lambda: setattr(self, "_delay_s", ms / 1000.0))
 
     def slow_next(self, n: int = 1, ms: float | None = None) -> None:
         """Answer the next ``n`` REST calls ``ms`` milliseconds late (default: the slow-reply
         delay, just over the client's timeout). The request itself is handled at once."""
-        self._call(lambda: self._slow_pending.extend([self._slow_s if ms is None else ms / 1000.0] * n))
+        self.call(lambda: self._slow.extend([self._slow_s if ms is None else ms / 1000.0] * n))
 
     def reject_next_tx(self, code: int = 21029, message: str = "insufficient margin", n: int = 1) -> None:
         """The next ``n`` valid transactions answer HTTP 400 ``{"code":code,"message":message}``."""
-        self._call(lambda: self._tx_faults.extend([(code, message)] * n))
+        self.call(lambda: self._tx_faults.extend([(code, message)] * n))
 
     def set_account_limits(self, rest_per_minute: int | None = 60, tx_per_minute: int | None = 60) -> None:
         """Model a standard account's limits (apidocs.lighter.xyz "Rate Limits"): at most
@@ -1050,7 +896,7 @@ class MockLighterVenue:
             self._rest_times.clear()
             self._tx_times.clear()
 
-        self._call(do)
+        self.call(do)
 
     @staticmethod
     def _over_limit(times: collections.deque[float], limit: int | None) -> bool:
@@ -1071,7 +917,7 @@ class MockLighterVenue:
         so clients must treat every cancelled form alike."""
         if status is not None and not status.startswith("canceled"):
             raise ValueError("status must be a cancelled status (canceled or canceled-...)")
-        self._call(lambda: setattr(self, "_ioc_unfilled_status", status))
+        self.call(lambda: setattr(self, "_ioc_unfilled_status", status))
 
     def refuse_next_subscription(
         self, channel_prefix: str = "account_orders", code: int = 20001, message: str = "denied", n: int = 1
@@ -1080,7 +926,7 @@ class MockLighterVenue:
         frame ``{"error": {"code": code, "message": message}}``. Unsourced: the venue's words
         for a refused subscription are not known beyond the auth errors, so a client must
         treat any error answering its subscription as a refusal."""
-        self._call(lambda: self._refusals.extend([(channel_prefix, code, message)] * n))
+        self.call(lambda: self._refusals.extend([(channel_prefix, code, message)] * n))
 
     def announce_shutdown(self, close_in_ms: int = 1000) -> int:
         """Send every connection ``{"type": "shutdown", "close_in_ms": N}`` (the frame lighter-sdk's
@@ -1088,40 +934,39 @@ class MockLighterVenue:
         ``shutdown_forced_closes``. Returns how many connections were told."""
 
         def do() -> int:
-            conns = list(self._conns)
+            conns = list(self.conns)
             for conn in conns:
                 conn.send({"type": "shutdown", "close_in_ms": close_in_ms})
 
             def close_remaining() -> None:
                 for conn in conns:
-                    if conn in self._conns and not conn.ws.closed:
+                    if conn in self.conns and not conn.ws.closed:
                         self.shutdown_forced_closes += 1
-                        self._conns.discard(conn)
-                        conn.queue.put_nowait(None)
+                        self.close_conn(conn)
                         task = asyncio.ensure_future(conn.ws.close(code=1001, message=b"shutdown"))
-                        self._bg_tasks.add(task)
-                        task.add_done_callback(self._bg_tasks.discard)
+                        self._closing.add(task)
+                        task.add_done_callback(self._closing.discard)
 
             assert self._loop is not None
             self._loop.call_later(close_in_ms / 1000.0, close_remaining)
             return len(conns)
 
-        return self._call(do)
+        return self.call(do)
 
     def duplicate_next_message(self, channel_prefix: str | None = None, n: int = 1) -> None:
         """Send the next ``n`` pushed WS messages (optionally: whose channel starts with the
         prefix, e.g. ``"account_orders"``) twice."""
-        self._call(lambda: self._dup_pending.extend([channel_prefix] * n))
+        self.call(lambda: self._dup_pending.extend([channel_prefix] * n))
 
     def reorder_next_messages(self, channel_prefix: str | None = None) -> None:
         """Send the next two pushed WS messages (matching the prefix) in swapped order."""
-        self._call(lambda: self._reorder_pending.append(channel_prefix))
+        self.call(lambda: self._reorder_pending.append(channel_prefix))
 
     def inject_book_gap(self, market_id: int = 0, n: int = 1) -> None:
         """Drop the next ``n`` order-book updates of the market: the book state still changes,
         so subscribers see a skipped offset and a begin_nonce that does not match their last
         nonce, and their local book is stale until they resubscribe."""
-        self._call(
+        self.call(
             lambda: setattr(self._books[market_id], "gaps_pending", self._books[market_id].gaps_pending + n)
         )
 
@@ -1134,13 +979,13 @@ class MockLighterVenue:
         genuine message still follows: a client must discard the bad frame, not act on it."""
         if kind is not None and kind not in MALFORMED_KINDS:
             raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}")
-        self._call(lambda: self._malformed_pending.extend([(channel_prefix, kind)] * n))
+        self.call(lambda: self._malformed_pending.extend([(channel_prefix, kind)] * n))
 
     def oversize_next_message(self, channel_prefix: str | None = None, n: int = 1) -> None:
         """Before each of the next ``n`` pushed WS messages (matching the prefix), send a copy
         padded past the oversize limit (``set_fault_rates(oversize_bytes=...)``); the genuine
         message follows, if the client kept the connection."""
-        self._call(lambda: self._oversized_pending.extend([channel_prefix] * n))
+        self.call(lambda: self._oversized_pending.extend([channel_prefix] * n))
 
     def set_fault_rates(
         self,
@@ -1181,7 +1026,7 @@ class MockLighterVenue:
             self._fault_rates.update(checked)
             if seed is not None:
                 self._fault_seed = int(seed)
-                self._fault_rngs = self._seeded_fault_rngs(self._fault_seed)
+                self._rngs = self._seeded(self._fault_seed)
             if slow_ms is not None:
                 self._slow_s = float(slow_ms) / 1000.0
             if retry_after is not None:
@@ -1189,41 +1034,18 @@ class MockLighterVenue:
             if oversize_bytes is not None:
                 self._oversize_bytes = int(oversize_bytes)
 
-        self._call(do)
+        self.call(do)
 
-    def fault_counts(self) -> dict[str, int]:
-        """How many faults of each kind were applied so far (queued by hand or drawn)."""
-        return self._call(lambda: dict(self._fault_counts))
-
-    def clear_faults(self) -> None:
-        """Forget every queued fault and set every fault rate to zero (counters are kept)."""
-
-        def do() -> None:
-            self._rest_faults.clear()
-            self._delay_s = 0.0
-            self._slow_pending.clear()
-            self._dup_pending.clear()
-            self._reorder_pending.clear()
-            self._malformed_pending.clear()
-            self._oversized_pending.clear()
-            self._tx_faults.clear()
-            self._fault_rates = dict.fromkeys(FAULT_KINDS, 0.0)
-            for book in self._books.values():
-                book.gaps_pending = 0
-
-        self._call(do)
-
-    @staticmethod
-    def _seeded_fault_rngs(seed: int) -> dict[str, random.Random]:
-        return {kind: random.Random(f"{seed}:{kind}") for kind in FAULT_KINDS}
-
-    def _roll(self, kind: str) -> bool:
-        """One seeded draw for an eligible event of ``kind`` (no draw while its rate is 0)."""
-        rate = self._fault_rates[kind]
-        return rate > 0.0 and self._fault_rngs[kind].random() < rate
-
-    def _count(self, kind: str) -> None:
-        self._fault_counts[kind] += 1
+    def clear_venue_faults(self) -> None:
+        """Lighter's own queued faults and the constant delay, cleared with the shared ones."""
+        self._delay_s = 0.0
+        self._dup_pending.clear()
+        self._reorder_pending.clear()
+        self._malformed_pending.clear()
+        self._oversized_pending.clear()
+        self._tx_faults.clear()
+        for book in self._books.values():
+            book.gaps_pending = 0
 
     # -- inspection and remote control (the /_mock endpoints) ------------------------------
 
@@ -1231,7 +1053,7 @@ class MockLighterVenue:
         """The venue's truth as JSON-ready data (what ``GET /_mock/state`` answers).
 
         Raises KeyError for an unknown ``account_index``."""
-        return self._call(self._state_now, account_index)
+        return self.call(self.state_now, account_index)
 
     # =========================================================================================
     # Everything below runs on the venue loop.
@@ -1305,7 +1127,7 @@ class MockLighterVenue:
         begin = book.book_nonce
         book.book_nonce = self._next_engine_nonce()
         book.offset += 1
-        if self._subs.get(f"order_book:{market_id}") and self._roll("book_gap"):
+        if self.subscribers.get(f"order_book:{market_id}") and self._roll("book_gap"):
             book.gaps_pending += 1
         if book.gaps_pending > 0:
             book.gaps_pending -= 1
@@ -2069,7 +1891,8 @@ class MockLighterVenue:
             "trades": [dict(t) for t in acct.trades],
         }
 
-    def _state_now(self, account_index: int | None = None) -> dict[str, Any]:
+    def state_now(self, account_index: int | None = None) -> dict[str, Any]:
+        """The truth ``state`` answers (all accounts, or one: KeyError if unknown)."""
         if account_index is not None and account_index not in self._accounts:
             raise KeyError(f"unknown account {account_index}")
         markets = {}
@@ -2098,7 +1921,7 @@ class MockLighterVenue:
                 "rates": dict(self._fault_rates),
                 "counts": dict(self._fault_counts),
             },
-            "ws_connections_open": len(self._conns),
+            "ws_connections_open": len(self.conns),
             "rest_calls": sum(self._stats.rest_calls.values()),
         }
 
@@ -2250,11 +2073,11 @@ class MockLighterVenue:
     def _broadcast(
         self, channel: str, message: dict[str, Any], before_write: Callable[[], None] | None = None
     ) -> None:
-        conns = list(self._subs.get(channel, ()))
+        conns = list(self.subscribers.get(channel, ()))
         if not conns:
             return
         if self._roll("ws_drop"):
-            self._drop_connections_now()  # this message is lost with the connections
+            self._drop_now()  # this message is lost with the connections
             return
         if self._roll("ws_duplicate"):
             self._dup_pending.append(None)
@@ -2296,10 +2119,10 @@ class MockLighterVenue:
         for i, (prefix, kind) in enumerate(self._malformed_pending):
             if self._matches(prefix, channel):
                 del self._malformed_pending[i]
-                kind = kind or self._fault_rngs["malformed_frame"].choice(MALFORMED_KINDS)
+                kind = kind or self._rngs["malformed_frame"].choice(MALFORMED_KINDS)
                 text = malformed_frame(message, kind)
                 for conn in conns:
-                    conn.send_raw(text)
+                    conn.send(text)
                 self._count("malformed_frame")
                 break
         for i, prefix in enumerate(self._oversized_pending):
@@ -2307,7 +2130,7 @@ class MockLighterVenue:
                 del self._oversized_pending[i]
                 text = json.dumps({**message, "padding": "x" * self._oversize_bytes})
                 for conn in conns:
-                    conn.send_raw(text)
+                    conn.send(text)
                 self._count("oversized_frame")
                 break
 
@@ -2337,13 +2160,12 @@ class MockLighterVenue:
         self._stats.rest_calls[request.path] = self._stats.rest_calls.get(request.path, 0) + 1
         if request.path.startswith("/api/") and self._over_limit(self._rest_times, self._rest_limit):
             self.limit_refusals["rest"] += 1
-            code, message = ERR_TOO_MANY_REQUESTS
-            return web.json_response({"code": code, "message": message}, status=429)
+            return self._error(ERR_TOO_MANY_REQUESTS, 429)
         if request.path.startswith("/api/"):
             self._roll_rest_faults()
         delay = self._delay_s
-        if self._slow_pending:
-            delay += self._slow_pending.pop(0)
+        if self._slow:
+            delay += self._slow.pop(0)
             self._count("slow_reply")
         fault = self._rest_faults.pop(0) if self._rest_faults else None
         response: web.StreamResponse
@@ -2353,14 +2175,11 @@ class MockLighterVenue:
             status, retry_after = fault
             if status == 429:
                 self._count("http_429" if retry_after is None else "http_429_retry_after")
-                headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-                code, message = ERR_TOO_MANY_REQUESTS
-                response = web.json_response({"code": code, "message": message}, status=429, headers=headers)
             else:
                 self._count("http_5xx")
                 if status == EXECUTED_THEN_FAILED_STATUS:
                     await handler(request)  # handled; only the answer is lost
-                response = web.json_response({"code": ERR_SERVER[0], "message": ERR_SERVER[1]}, status=status)
+            response = self.fault_response(status, retry_after)
         if delay and self._stopped is not None:
             # After handling, as a slow network: a client that gave up does not undo the request.
             # Cut short when the venue stops, so a long slow reply never holds up a shutdown.
@@ -2368,20 +2187,25 @@ class MockLighterVenue:
                 await asyncio.wait_for(self._stopped.wait(), delay)
         return response
 
+    def fault_body(self, status: int) -> Any:
+        """Lighter's error body: code 23000 for a 429, 29500 for a server error."""
+        code, message = ERR_TOO_MANY_REQUESTS if status == 429 else ERR_SERVER
+        return {"code": code, "message": message}
+
     def _roll_rest_faults(self) -> None:
         """Seeded draws for one REST request; at most one status fault is queued per request."""
         statuses = [kind for kind in ("http_429_retry_after", "http_429", "http_5xx") if self._roll(kind)]
         if statuses:
             kind = statuses[0]
             if kind == "http_5xx":
-                status = self._fault_rngs["http_5xx"].choice(SERVER_ERROR_STATUSES)
+                status = self._rngs["http_5xx"].choice(SERVER_ERROR_STATUSES)
                 self._rest_faults.append((status, None))
             else:
                 self._rest_faults.append((429, self._retry_after if kind == "http_429_retry_after" else None))
         if self._roll("slow_reply"):
-            self._slow_pending.append(self._slow_s)
+            self._slow.append(self._slow_s)
 
-    def _add_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application) -> None:
         r = app.router
         r.add_get("/stream", self._ws_handler)
         r.add_get("/api/v1/nextNonce", self._h_next_nonce)
@@ -2399,8 +2223,6 @@ class MockLighterVenue:
         r.add_get("/api/v1/accountInactiveOrders", self._h_inactive_orders)
         r.add_get("/api/v1/funding-rates", self._h_funding_rates)
         r.add_get("/", self._h_root)
-        r.add_get("/_mock/state", self._h_mock_state)
-        r.add_post("/_mock/control", self._h_mock_control)
 
     @staticmethod
     def _error(code_message: tuple[int, str], status: int = 400) -> web.Response:
@@ -2450,42 +2272,14 @@ class MockLighterVenue:
             return None
         return self._error((ERR_INVALID_AUTH[0], f"{ERR_INVALID_AUTH[1]}: {reason}"))
 
-    async def _h_mock_state(self, request: web.Request) -> web.Response:
+    async def _h_state(self, request: web.Request) -> web.Response:
+        """``GET /_mock/state[?account_index=N]``: 404 for an unknown account."""
         account = self._int_param(request, "account_index")
         try:
-            state = self._state_now(account)
+            state = self.state_now(account)
         except KeyError:
             return web.json_response({"error": f"unknown account {account}"}, status=404)
         return web.json_response(state)
-
-    async def _h_mock_control(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return web.json_response({"error": "body must be a JSON object"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "body must be a JSON object"}, status=400)
-        action = body.get("action")
-        allowed = CONTROL_ACTIONS.get(action) if isinstance(action, str) else None
-        if allowed is None:
-            known = ", ".join(sorted(CONTROL_ACTIONS))
-            return web.json_response({"error": f"unknown action {action!r}; known: {known}"}, status=400)
-        args = {key: value for key, value in body.items() if key != "action"}
-        extra = sorted(set(args) - allowed - ({"rates"} if action == "set_fault_rates" else set()))
-        if extra:
-            return web.json_response(
-                {"error": f"{action} takes no argument(s) {', '.join(extra)}; it takes {sorted(allowed)}"},
-                status=400,
-            )
-        if action == "set_fault_rates" and isinstance(args.get("rates"), dict):
-            args.update(args.pop("rates"))
-        try:
-            result = getattr(self, action)(**args)
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            return web.json_response({"error": f"{action}: {type(exc).__name__}: {exc}"}, status=400)
-        return web.json_response(
-            {"action": action, "result": result}, dumps=lambda obj: json.dumps(obj, default=str)
-        )
 
     async def _h_root(self, request: web.Request) -> web.Response:
         return web.json_response({"code": 200, "message": "mock lighter venue"})
@@ -2798,13 +2592,14 @@ class MockLighterVenue:
     # -- WebSocket ---------------------------------------------------------------------------
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        if self._holding:
+        """Not the shared ``serve_ws``: a frame's arrival is stamped before it is decoded (the
+        "tx_received" timing mark), and the first frame carries the session id."""
+        if self._refusing:
             return web.json_response({"code": ERR_SERVER[0], "message": "stream unavailable"}, status=503)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = _Conn(ws, str(uuid.uuid4()))
-        conn.writer = asyncio.ensure_future(conn.write_loop())
-        self._conns.add(conn)
+        self.conns.add(conn)
         self._stats.ws_connections += 1
         conn.send(_fill(fixture("ws_connected.json"), session_id=conn.session_id))
         try:
@@ -2820,10 +2615,7 @@ class MockLighterVenue:
                 if isinstance(data, dict):
                     self._on_ws_message(conn, data, received_at)
         finally:
-            self._conns.discard(conn)
-            for channel in conn.channels:
-                self._subs.get(channel, set()).discard(conn)
-            conn.queue.put_nowait(None)
+            self.close_conn(conn)
         return ws
 
     def _on_ws_message(self, conn: _Conn, data: dict[str, Any], received_at: float = 0.0) -> None:
@@ -2837,13 +2629,13 @@ class MockLighterVenue:
             self._subscribe(conn, str(data.get("channel", "")), data.get("auth"))
         elif kind == "unsubscribe":
             channel = str(data.get("channel", "")).replace("/", ":")
-            if channel not in conn.channels:
+            if channel not in conn.streams:
                 conn.send(
                     {"error": {"code": WS_ERR_NOT_SUBSCRIBED, "message": f"Not Subscribed to : {channel}"}}
                 )
                 return
-            conn.channels.discard(channel)
-            self._subs.get(channel, set()).discard(conn)
+            conn.streams.discard(channel)
+            self.subscribers.get(channel, set()).discard(conn)
             conn.send({"type": "unsubscribed", "channel": channel})
         elif kind in ("jsonapi/sendtx", "jsonapi/sendtxbatch"):
             self._ws_send_tx(conn, kind, data.get("data") or {}, received_at)
@@ -2905,7 +2697,7 @@ class MockLighterVenue:
                 del self._refusals[i]
                 conn.send({"error": {"code": code, "message": message}})  # unsourced wording
                 return
-        if key in conn.channels:
+        if key in conn.streams:
             conn.send(
                 {"error": {"code": WS_ERR_ALREADY_SUBSCRIBED, "message": f"Already Subscribed to : {key}"}}
             )
@@ -2975,8 +2767,7 @@ class MockLighterVenue:
         else:
             invalid()
             return
-        conn.channels.add(key)
-        self._subs.setdefault(key, set()).add(conn)
+        self.subscribe(conn, key)
         self._stats.subscriptions.append(key)
         conn.send(snapshot)
 
