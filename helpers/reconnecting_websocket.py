@@ -259,9 +259,11 @@ class ReconnectingWebSocket:
     async def _connect_once(self) -> str:
         """One connection's life; returns why it ended."""
         try:
+            # The URL first: a signed handshake (edgeX) signs the timestamp the URL carries.
+            url = self.url() if callable(self.url) else self.url
             extra = dict(self.headers()) if self.headers is not None else None
             async with connect(
-                self.url() if callable(self.url) else self.url,
+                url,
                 additional_headers=extra,
                 open_timeout=self.open_timeout,
                 ping_interval=self.ping_interval,
