@@ -27,6 +27,7 @@ floats the source produced, so a cached replay is identical to reading the sourc
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -160,57 +161,98 @@ def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     return {feed.values[index] for index in indexes}
 
 
+class _ColumnBuilder:
+    """Columns being filled, each distinct decimal value interned once.
+
+    Sources hand out the same Decimal objects again and again (the reader's and the synthetic
+    market's memos), so most values are found by identity, without formatting their text.
+    Only objects held in ``values`` are keyed by id: they stay alive, so an id never changes
+    hands while this runs. ``bbo`` and ``trade`` take an event's fields, as the feed reader's
+    builders (see :func:`~backtesting.market_feed.read_recorded_feed`), so the first read of a
+    recording goes straight into columns without building event objects.
+    """
+
+    def __init__(self) -> None:
+        self.columns: Columns = (array("d"), array("b"), array("I"), array("I"), array("I"), array("I"))
+        self.values: list[Decimal] = []
+        self._index_of: dict[tuple[Decimal, str], int] = {}
+        self._by_identity: dict[int, int] = {}
+        times, kinds, first, second, third, fourth = self.columns
+        by_identity = self._by_identity.get
+        intern = self._intern
+        add_time, add_kind = times.append, kinds.append
+        add_first, add_second, add_third, add_fourth = (
+            first.append,
+            second.append,
+            third.append,
+            fourth.append,
+        )
+
+        def bbo(
+            timestamp: float, best_bid: Decimal, best_ask: Decimal, bid_size: Decimal, ask_size: Decimal
+        ) -> None:
+            add_time(timestamp)
+            add_kind(BBO)
+            index = by_identity(id(best_bid))
+            add_first(intern(best_bid) if index is None else index)
+            index = by_identity(id(best_ask))
+            add_second(intern(best_ask) if index is None else index)
+            index = by_identity(id(bid_size))
+            add_third(intern(bid_size) if index is None else index)
+            index = by_identity(id(ask_size))
+            add_fourth(intern(ask_size) if index is None else index)
+
+        def trade(timestamp: float, price: Decimal, size: Decimal, aggressor: OrderSide) -> None:
+            add_time(timestamp)
+            add_kind(BOUGHT if aggressor is OrderSide.BUY else SOLD)
+            index = by_identity(id(price))
+            add_first(intern(price) if index is None else index)
+            index = by_identity(id(size))
+            add_second(intern(size) if index is None else index)
+            add_third(0)
+            add_fourth(0)
+
+        self.bbo = bbo
+        self.trade = trade
+
+    def _intern(self, value: Decimal) -> int:
+        # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
+        key = (value, str(value))
+        index = self._index_of.get(key)
+        if index is None:
+            index = self._index_of[key] = len(self.values)
+            self.values.append(value)
+            self._by_identity[id(value)] = index
+        return index
+
+    def add(self, event: MarketEvent) -> None:
+        if event.kind is MarketEventKind.BBO:
+            self.bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
+        else:
+            self.trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
+
+    def feed(self, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
+        times = self.columns[0]
+        return CachedFeed(
+            count=len(times),
+            values=self.values,
+            stats=stats if stats is not None else FeedStats(),
+            source=source,
+            first_time=times[0] if times else None,
+            last_time=times[-1] if times else None,
+            columns=self.columns,
+        )
+
+
 def columns_from_events(
     events: Iterable[MarketEvent], stats: FeedStats | None, source: dict[str, Any]
 ) -> CachedFeed:
     """Turn events into an in-memory :class:`CachedFeed` (interning each distinct value once)."""
-    index_of: dict[tuple[Decimal, str], int] = {}
-    values: list[Decimal] = []
-    # Sources hand out the same Decimal objects again and again (the reader's and the synthetic
-    # market's memos), so most values are found by identity, without formatting their text.
-    # Only objects held in ``values`` are keyed by id: they stay alive, so an id never changes
-    # hands while this runs.
-    by_identity: dict[int, int] = {}
-
-    def intern(value: Decimal) -> int:
-        index = by_identity.get(id(value))
-        if index is not None:
-            return index
-        # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
-        key = (value, str(value))
-        index = index_of.get(key)
-        if index is None:
-            index = index_of[key] = len(values)
-            values.append(value)
-            by_identity[id(value)] = index
-        return index
-
-    columns: Columns = (array("d"), array("b"), array("I"), array("I"), array("I"), array("I"))
-    times, kinds, first, second, third, fourth = columns
-    bbo = MarketEventKind.BBO
+    builder = _ColumnBuilder()
+    add = builder.add
     for event in events:
-        times.append(event.timestamp)
-        if event.kind is bbo:
-            kinds.append(BBO)
-            first.append(intern(event.best_bid))  # type: ignore[arg-type]
-            second.append(intern(event.best_ask))  # type: ignore[arg-type]
-            third.append(intern(event.bid_size))  # type: ignore[arg-type]
-            fourth.append(intern(event.ask_size))  # type: ignore[arg-type]
-        else:
-            kinds.append(BOUGHT if event.aggressor_side is OrderSide.BUY else SOLD)
-            first.append(intern(event.price))  # type: ignore[arg-type]
-            second.append(intern(event.size))  # type: ignore[arg-type]
-            third.append(0)
-            fourth.append(0)
-    return CachedFeed(
-        count=len(times),
-        values=values,
-        stats=stats if stats is not None else FeedStats(),
-        source=source,
-        first_time=times[0] if times else None,
-        last_time=times[-1] if times else None,
-        columns=columns,
-    )
+        add(event)
+    return builder.feed(stats, source)
 
 
 def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> CachedFeed:
@@ -220,8 +262,12 @@ def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> Cach
     ValueError before anything is cached.
     """
     stats = FeedStats()
-    events = read_recorded_feed(source, stats, allow_truncated=allow_truncated)
-    return columns_from_events(events, stats, recorded_identity(source))
+    builder = _ColumnBuilder()
+    # The reader calls the builder for each event; what it yields (None) is dropped in C.
+    collections.deque(
+        read_recorded_feed(source, stats, allow_truncated, builder.bbo, builder.trade), maxlen=0
+    )
+    return builder.feed(stats, recorded_identity(source))
 
 
 def write_cached_feed(feed: CachedFeed, path: Path) -> None:
