@@ -19,14 +19,19 @@ processes or machines (see :mod:`backtesting.sweep`).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from backtesting.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
+import numpy as np
+
+from backtesting.feed_cache import BBO, SOLD, CachedFeed, Columns, load_feed, load_synthetic, sample_prices
 from backtesting.market_feed import MarketEventKind
 from backtesting.report import (
     BacktestResult,
@@ -38,7 +43,7 @@ from backtesting.report import (
     summarize,
 )
 from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
-from exchanges.paper import PaperExchangeClient, PaperOptions
+from exchanges.paper import PaperExchangeClient, PaperOptions, QuietLimits
 from helpers.clock import SimulatedClock
 from helpers.instruments import load_instruments, price_granularity, tick_warning
 from helpers.trading_config import RiskLimits, TradingConfig
@@ -430,7 +435,9 @@ class BacktestEngine:
 
         Per event it costs a venue book update; per new instant one comparison with the bot's
         wake counter and one with the horizon (the next timer or sample), and moving the clock.
-        The bot runs only when woken.
+        The bot runs only when woken. While it sleeps, runs of events that can change nothing
+        but the book's last state (see :meth:`PaperExchangeClient.quiet_limits`) are found with
+        array operations and handed to the venue at once (:class:`_QuietRuns`).
         """
         values = feed.values
         apply_bbo, apply_trade = venue.apply_bbo, venue.apply_trade
@@ -447,7 +454,12 @@ class BacktestEngine:
         bbo, sold = BBO, SOLD
         buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
-        for times, kinds, first, second, third, fourth in feed.chunks(start, stop):
+        runs = _QuietRuns(values)
+        chunk_start = start
+        for columns in feed.chunks(start, stop):
+            times, kinds, first, second, third, fourth = columns
+            count = len(times)
+            runs.load(columns, venue)
             # The columns become objects in C (tolist, map), not one by one in this loop.
             rows = zip(
                 times.tolist(),
@@ -458,7 +470,38 @@ class BacktestEngine:
                 map(value, fourth),
                 strict=True,
             )
+            position = 0
+            try_at = 0
             for timestamp, kind, a, b, c, d in rows:
+                position += 1
+                if position > try_at and bot.wakes == seen_wakes:
+                    limits = venue.quiet_limits()
+                    begin = position - 1
+                    end = begin if limits is None else runs.end(begin, count, limits, deadline)
+                    if end > begin:
+                        # Events begin .. end-1 change nothing but the book's last state: applied
+                        # as one run, cut where a sample falls due (taken as the loop would).
+                        while True:
+                            split = runs.first_at_or_after(next_sample, begin, end)
+                            if split == end:
+                                break
+                            runs.apply(venue, begin, split)
+                            next_sample = await self._sample(
+                                venue, samples, runs.time_at(split), next_sample, interval
+                            )
+                            begin = split
+                        runs.apply(venue, begin, end)
+                        last = runs.time_at(end - 1)
+                        if last > clock._now:
+                            clock._now = last
+                        current = last
+                        horizon = next_sample if deadline is None else min(deadline, next_sample)
+                        if end > position:
+                            deque(islice(rows, end - position), maxlen=0)
+                        position = end
+                        try_at = position + 1
+                        continue
+                    try_at = position + runs.backoff()
                 if timestamp != current:
                     if bot.wakes == seen_wakes and timestamp < horizon:
                         # Nothing woke the bot and no timer or sample is due: only time moves
@@ -493,6 +536,7 @@ class BacktestEngine:
                     apply_bbo(a, b, c, d)
                 else:
                     apply_trade(a, b, seller if kind == sold else buyer)
+            chunk_start += count
         if bot.wakes != seen_wakes:
             await settle()
         return venue.events_applied - applied_before
@@ -569,3 +613,132 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
 
     asyncio.run(main())
     return results[0]
+
+
+class _QuietRuns:
+    """Finds runs of events inside a venue's :class:`~exchanges.paper.QuietLimits`, with numpy.
+
+    Prices are compared as ranks: every distinct value of the feed's table sorted once, so a
+    Decimal bound becomes a rank bound by bisection (exact, no floats) and a chunk's quotes
+    become rank arrays in one indexing step. A search looks at a window that grows while the
+    run goes on, so a short run costs little and a long one a few array passes. What a run
+    leaves behind (the last quote, the last trade, the last update the bot's band would have
+    discarded) depends on the data alone, so it is worked out once per chunk.
+    """
+
+    _FIRST_WINDOW = 128
+    _MAX_BACKOFF = 256
+
+    def __init__(self, values: list[Decimal]) -> None:
+        self._values = values
+        order = sorted(range(len(values)), key=values.__getitem__)
+        self._sorted: list[Decimal] = []
+        ranks = np.zeros(len(values), dtype=np.int64)
+        for index in order:
+            value = values[index]
+            if not self._sorted or self._sorted[-1] != value:
+                self._sorted.append(value)
+            ranks[index] = len(self._sorted) - 1
+        self._ranks = ranks
+        self._backoff = 1
+
+    def load(self, columns: Columns, venue: PaperExchangeClient) -> None:
+        """Take a chunk's columns; ``venue``'s book is the quote before the chunk's first event."""
+        times, kinds, first, second, _third, _fourth = columns
+        self._columns = columns
+        self._times_list = times
+        self._times = np.frombuffer(times, dtype=np.float64) if len(times) else np.zeros(0)
+        self._kinds = np.frombuffer(kinds, dtype=np.int8) if len(kinds) else np.zeros(0, np.int8)
+        empty = np.zeros(0, np.int64)
+        self._first = self._ranks[np.frombuffer(first, dtype=np.uint32)] if len(first) else empty
+        self._second = self._ranks[np.frombuffer(second, dtype=np.uint32)] if len(second) else empty
+        count = len(times)
+        indexes = np.arange(count)
+        is_quote = self._kinds == BBO
+        self._last_quote = np.maximum.accumulate(np.where(is_quote, indexes, -1)) if count else empty
+        self._last_trade = np.maximum.accumulate(np.where(is_quote, -1, indexes)) if count else empty
+        # The venue notes a skipped update for every trade and every quote that differs from
+        # the quote before it.
+        quotes = np.flatnonzero(is_quote)
+        bids, asks = self._first[quotes], self._second[quotes]
+        previous_bid, previous_ask = np.empty_like(bids), np.empty_like(asks)
+        if len(quotes):
+            previous_bid[0] = self._rank_of(venue._best_bid)
+            previous_ask[0] = self._rank_of(venue._best_ask)
+            previous_bid[1:], previous_ask[1:] = bids[:-1], asks[:-1]
+        noted = ~is_quote
+        noted[quotes] = (bids != previous_bid) | (asks != previous_ask)
+        self._last_noted = np.maximum.accumulate(np.where(noted, indexes, -1)) if count else empty
+
+    def backoff(self) -> int:
+        """Events to go before trying again after a run was not found (doubles, up to a limit)."""
+        self._backoff = min(self._backoff * 2, self._MAX_BACKOFF)
+        return self._backoff
+
+    def time_at(self, index: int) -> float:
+        return self._times_list[index]  # type: ignore[no-any-return]
+
+    def first_at_or_after(self, moment: float, begin: int, end: int) -> int:
+        """The first index in ``begin .. end-1`` whose time is >= ``moment`` (``end`` if none)."""
+        return begin + int(np.searchsorted(self._times[begin:end], moment, side="left"))
+
+    def _above(self, bound: Decimal) -> int:
+        """The least rank of a value > bound."""
+        return bisect.bisect_right(self._sorted, bound)
+
+    def _below(self, bound: Decimal) -> int:
+        """One past the greatest rank of a value < bound."""
+        return bisect.bisect_left(self._sorted, bound)
+
+    def _rank_of(self, price: Decimal | None) -> int:
+        """The rank of a price of this feed (-1 for None or a price the feed never shows)."""
+        if price is None:
+            return -1
+        rank = bisect.bisect_left(self._sorted, price)
+        return rank if rank < len(self._sorted) and self._sorted[rank] == price else -1
+
+    def end(self, begin: int, count: int, limits: QuietLimits, deadline: float | None) -> int:
+        """The index of the first event at or after ``begin`` outside ``limits`` or at or after
+        ``deadline`` (the next timer), or ``count``."""
+        bid_low, bid_high = self._above(limits.bid_low), self._below(limits.bid_high)
+        ask_low, ask_high = self._above(limits.ask_low), self._below(limits.ask_high)
+        trade_low, trade_high = self._above(limits.trade_low), self._below(limits.trade_high)
+        bid_excluded = [rank for rank in map(self._rank_of, limits.bid_excluded) if rank >= 0]
+        ask_excluded = [rank for rank in map(self._rank_of, limits.ask_excluded) if rank >= 0]
+        time_limit = limits.before if deadline is None else min(limits.before, deadline)
+        window = self._FIRST_WINDOW
+        position = begin
+        while position < count:
+            stop = min(count, position + window)
+            first, second = self._first[position:stop], self._second[position:stop]
+            quote = (first >= bid_low) & (first < bid_high) & (second >= ask_low) & (second < ask_high)
+            for rank in bid_excluded:
+                quote &= first != rank
+            for rank in ask_excluded:
+                quote &= second != rank
+            trade = (first >= trade_low) & (first < trade_high)
+            times = self._times[position:stop]
+            quiet = np.where(self._kinds[position:stop] == BBO, quote, trade)
+            quiet &= times < time_limit
+            quiet &= times <= limits.until
+            if not quiet.all():
+                return position + int(np.argmin(quiet))
+            position = stop
+            window *= 4
+        return count
+
+    def apply(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
+        """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue."""
+        if end <= begin:
+            return
+        self._backoff = 1
+        times, _kinds, first, second, third, fourth = self._columns
+        values = self._values
+        at = int(self._last_quote[end - 1])
+        last_quote = None
+        if at >= begin:
+            last_quote = (values[first[at]], values[second[at]], values[third[at]], values[fourth[at]])
+        at = int(self._last_trade[end - 1])
+        last_trade = values[first[at]] if at >= begin else None
+        at = int(self._last_noted[end - 1])
+        venue.apply_quiet_run(end - begin, last_quote, last_trade, times[at] if at >= begin else None)
