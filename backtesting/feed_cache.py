@@ -225,12 +225,6 @@ class _ColumnBuilder:
             self._by_identity[id(value)] = index
         return index
 
-    def add(self, event: MarketEvent) -> None:
-        if event.kind is MarketEventKind.BBO:
-            self.bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
-        else:
-            self.trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
-
     def feed(self, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
         times = self.columns[0]
         return CachedFeed(
@@ -249,9 +243,12 @@ def columns_from_events(
 ) -> CachedFeed:
     """Turn events into an in-memory :class:`CachedFeed` (interning each distinct value once)."""
     builder = _ColumnBuilder()
-    add = builder.add
+    bbo, trade, quote = builder.bbo, builder.trade, MarketEventKind.BBO
     for event in events:
-        add(event)
+        if event.kind is quote:
+            bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
+        else:
+            trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
     return builder.feed(stats, source)
 
 
