@@ -22,6 +22,7 @@ import asyncio
 import bisect
 import logging
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -31,7 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from backtesting.feed_cache import BBO, SOLD, CachedFeed, Columns, load_feed, load_synthetic, sample_prices
+from backtesting.feed_cache import (
+    BBO,
+    SOLD,
+    CachedFeed,
+    Columns,
+    feed_ranks,
+    load_feed,
+    load_synthetic,
+    sample_prices,
+)
 from backtesting.market_feed import MarketEventKind
 from backtesting.report import (
     BacktestResult,
@@ -454,7 +464,7 @@ class BacktestEngine:
         bbo, sold = BBO, SOLD
         buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
-        runs = _QuietRuns(values)
+        runs = _QuietRuns(values, feed_ranks(feed))
         chunk_start = start
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
@@ -629,17 +639,15 @@ class _QuietRuns:
     _FIRST_WINDOW = 128
     _MAX_BACKOFF = 256
 
-    def __init__(self, values: list[Decimal]) -> None:
+    def __init__(self, values: list[Decimal], ranks: array) -> None:
         self._values = values
-        order = sorted(range(len(values)), key=values.__getitem__)
-        self._sorted: list[Decimal] = []
-        ranks = np.zeros(len(values), dtype=np.int64)
-        for index in order:
-            value = values[index]
-            if not self._sorted or self._sorted[-1] != value:
-                self._sorted.append(value)
-            ranks[index] = len(self._sorted) - 1
-        self._ranks = ranks
+        self._ranks = (
+            np.frombuffer(ranks, dtype=np.uint32).astype(np.int64) if len(ranks) else np.zeros(0, np.int64)
+        )
+        distinct = max(ranks) + 1 if len(ranks) else 0
+        self._sorted: list[Decimal] = [values[0]] * distinct if distinct else []
+        for index, rank in enumerate(ranks):
+            self._sorted[rank] = values[index]
         self._backoff = 1
 
     def load(self, columns: Columns, venue: PaperExchangeClient) -> None:

@@ -14,6 +14,9 @@ File layout (little-endian), written atomically:
 * a JSON header (length-prefixed): the source's identity, the reader's
   :class:`~backtesting.market_feed.FeedStats`, the event count and the first/last times;
 * the value table: distinct decimal strings joined by newlines (length-prefixed);
+* the values' ranks (length-prefixed uint32s): each value's place among the distinct values
+  sorted by size, equal values (``1.0`` and ``1.00``) sharing one, so a backtest can compare
+  prices as integers without sorting the table again;
 * six columns of ``count`` entries each: time in epoch seconds exactly as the source gave it
   (float64), kind (int8: 0 BBO, 1 trade where the buyer took liquidity, 2 the seller) and four
   uint32 indexes into the value table (BBO: bid, ask, bid size, ask size; trade: price, size,
@@ -47,8 +50,8 @@ from exchanges.base import OrderSide
 MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
 #: caches written by the version-1 reader are rebuilt rather than trusted. 3: FeedStats names
-#: the recording's symbol (the run's ticker and instrument come from it).
-FORMAT_VERSION = 3
+#: the recording's symbol (the run's ticker and instrument come from it). 4: the values' ranks.
+FORMAT_VERSION = 4
 BBO, BOUGHT, SOLD = 0, 1, 2
 #: Events per chunk when streaming a cache file (about 1.6 MB of columns).
 CHUNK_EVENTS = 65536
@@ -98,6 +101,8 @@ class CachedFeed:
     last_time: float | None
     columns: Columns | None = None
     path: Path | None = None
+    #: Each value's rank by size (see :func:`value_ranks`); None until worked out.
+    ranks: array | None = None
     column_offsets: tuple[int, ...] = field(default_factory=tuple)
 
     def __len__(self) -> int:
@@ -151,13 +156,37 @@ class CachedFeed:
                     yield make_trade(timestamp, values[a], values[b], buy if kind == BOUGHT else sell)
 
 
+def value_ranks(values: list[Decimal]) -> array:
+    """Each value's place among the distinct values sorted by size (equal values share one)."""
+    ranks = array("I", bytes(4 * len(values)))
+    rank, previous = -1, None
+    for index in sorted(range(len(values)), key=values.__getitem__):
+        value = values[index]
+        if previous is None or value != previous:
+            rank += 1
+            previous = value
+        ranks[index] = rank
+    return ranks
+
+
+def feed_ranks(feed: CachedFeed) -> array:
+    """The feed's value ranks, worked out once."""
+    if feed.ranks is None:
+        feed.ranks = value_ranks(feed.values)
+    return feed.ranks
+
+
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
     the price granularity of the data without reading all of it."""
+    import numpy as np  # the live paper venue reads feeds without it
+
     indexes: set[int] = set()
     for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
         indexes.update(first)
-        indexes.update(index for kind, index in zip(kinds, second, strict=True) if kind == BBO)
+        if len(kinds):
+            quotes = np.frombuffer(kinds, dtype=np.int8) == BBO
+            indexes.update(np.unique(np.frombuffer(second, dtype=np.uint32)[quotes]).tolist())
     return {feed.values[index] for index in indexes}
 
 
@@ -280,12 +309,13 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
         }
     ).encode()
     table = "\n".join(str(value) for value in feed.values).encode()
+    ranks = _little_endian(feed_ranks(feed)).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(MAGIC + bytes([FORMAT_VERSION]))
-            for blob in (header, table):
+            for blob in (header, table, ranks):
                 out.write(_LENGTH.pack(len(blob)))
                 out.write(blob)
             for column in feed.columns:
@@ -308,7 +338,7 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
         if len(prefix) < len(MAGIC) + 1 or not prefix.startswith(MAGIC) or prefix[-1] != FORMAT_VERSION:
             raise ValueError(f"{path}: not a feed cache of format {FORMAT_VERSION}")
         blobs = []
-        for _ in range(2):
+        for _ in range(3):
             raw = handle.read(_LENGTH.size)
             if len(raw) != _LENGTH.size:
                 raise ValueError(f"{path}: truncated feed cache")
@@ -321,6 +351,10 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
     header = json.loads(blobs[0])
     text = blobs[1].decode()
     values = [Decimal(item) for item in text.split("\n")] if text else []
+    ranks = array("I")
+    ranks.frombytes(blobs[2])
+    if len(ranks) != len(values):
+        raise ValueError(f"{path}: truncated or corrupt feed cache")
     count = int(header["count"])
     offsets = []
     offset = data_start
@@ -332,6 +366,7 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
     feed = CachedFeed(
         count=count,
         values=values,
+        ranks=_little_endian(ranks),
         stats=FeedStats(**header["stats"]),
         source=header["source"],
         first_time=header["first_time"],
