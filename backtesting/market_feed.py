@@ -198,6 +198,18 @@ _BOOK_TICKER_FIELDS = re.compile(
 )
 _TRADE_FIELDS = re.compile(r'"p":"([^"]{1,40})","q":"([^"]{1,40})".*?"m":(true|false)')
 _STREAM_PREFIX = '{"stream":"'
+#: Whole-line layouts of the two streams as Binance sends them: one anchored match gives the
+#: timestamp, the symbol and the fields. They accept only lines the general path reads the same
+#: way (nanosecond digits, one "@" before the channel, the fields' first occurrence before any
+#: nested object), so a line either takes one of them or the general path, with one result.
+_FAST_BOOK_TICKER = re.compile(
+    r'([0-9]{1,19}) \{"stream":"([^"@]*)@bookTicker","data":\{[^{}]*?'
+    r'"b":"([^"]{1,40})","B":"([^"]{1,40})","a":"([^"]{1,40})","A":"([^"]{1,40})"'
+)
+_FAST_TRADE = re.compile(
+    r'([0-9]{1,19}) \{"stream":"([^"@]*)@trade","data":\{[^{}]*?'
+    r'"p":"([^"]{1,40})","q":"([^"]{1,40})".*?"m":(true|false)'
+)
 _ZERO = Decimal(0)
 #: Distinct number texts remembered (a few MB at most): 5.7 minutes of BTCUSDT hold ~16,000.
 _DECIMAL_CACHE_LIMIT = 32768
@@ -417,6 +429,8 @@ def _parse_lines(
 
     book_search = _BOOK_TICKER_FIELDS.search
     trade_search = _TRADE_FIELDS.search
+    fast_book = _FAST_BOOK_TICKER.match
+    fast_trade = _FAST_TRADE.match
     buy, sell = OrderSide.BUY, OrderSide.SELL
     zero = _ZERO
     prefix, prefix_length = _STREAM_PREFIX, len(_STREAM_PREFIX)
@@ -426,71 +440,92 @@ def _parse_lines(
     try:
         for line in lines:
             line_number += 1
-            space = line.find(" ")
             try:
-                if space <= 0:
-                    if line.strip():
-                        raise _MalformedLine(BAD_TIMESTAMP)
-                    other_lines += 1
-                    continue
-                stamp = line[:space]
-                if space <= max_digits and stamp.isascii() and stamp.isdigit():
-                    timestamp = int(stamp) / _ONE_BILLION
+                # The usual layouts in one anchored match each; anything else (and a line these
+                # do not match) takes the general path below, which gives the same answer.
+                match = fast_book(line)
+                if match is not None:
+                    stamp, name, bid_text, bid_size_text, ask_text, ask_size_text = match.groups()
+                    is_book = True
                 else:
-                    timestamp = _parse_timestamp(stamp)
-                if line.startswith(prefix, space + 1):
-                    name_start = space + 1 + prefix_length
-                    name_end = line.find('"', name_start)
-                    if name_end < 0:
-                        raise _MalformedLine(NOT_JSON)
-                    at = line.find("@", name_start, name_end)
-                    channel = line[at + 1 : name_end]
-                    if line_number <= _SYMBOL_LINES and at > name_start:
-                        symbol = line[name_start:at].upper()
+                    match = fast_trade(line)
+                    if match is not None:
+                        stamp, name, price_text, size_text, buyer_is_maker = match.groups()
+                        is_book = False
+                if match is not None:
+                    timestamp = int(stamp) / _ONE_BILLION
+                    if line_number <= _SYMBOL_LINES and name:
+                        symbol = name.upper()
                         if symbol not in symbols:
                             symbols.append(symbol)
-                    if channel == "bookTicker":
-                        match = book_search(line, name_end)
-                        if match is not None:
-                            bid_text, bid_size_text, ask_text, ask_size_text = match.groups()
-                            best_bid = cached(bid_text) or to_decimal(bid_text)
-                            best_ask = cached(ask_text) or to_decimal(ask_text)
-                            bid_size = cached(bid_size_text) or to_decimal(bid_size_text)
-                            ask_size = cached(ask_size_text) or to_decimal(ask_size_text)
-                            if not (zero < best_bid <= best_ask and zero <= bid_size and zero <= ask_size):
-                                _check_book(best_bid, best_ask, bid_size, ask_size)
-                            if timestamp < last_time:
-                                timestamp = last_time
-                                clamped += 1
-                            else:
-                                last_time = timestamp
-                            bbo_events += 1
-                            yield make_bbo(timestamp, best_bid, best_ask, bid_size, ask_size)
-                            continue
-                    elif channel == "trade":
-                        match = trade_search(line, name_end)
-                        if match is not None:
-                            price_text, size_text, buyer_is_maker = match.groups()
-                            price = cached(price_text) or to_decimal(price_text)
-                            size = cached(size_text) or to_decimal(size_text)
-                            if not (zero < price and zero < size):
-                                _check_trade(price, size)
-                            if timestamp < last_time:
-                                timestamp = last_time
-                                clamped += 1
-                            else:
-                                last_time = timestamp
-                            trade_events += 1
-                            yield make_trade(
-                                timestamp, price, size, sell if buyer_is_maker == "true" else buy
-                            )
-                            continue
-                    elif channel.startswith("depth"):
-                        depth_lines += 1
-                        continue
-                    else:
+                else:
+                    space = line.find(" ")
+                    if space <= 0:
+                        if line.strip():
+                            raise _MalformedLine(BAD_TIMESTAMP)
                         other_lines += 1
                         continue
+                    stamp = line[:space]
+                    if space <= max_digits and stamp.isascii() and stamp.isdigit():
+                        timestamp = int(stamp) / _ONE_BILLION
+                    else:
+                        timestamp = _parse_timestamp(stamp)
+                    if line.startswith(prefix, space + 1):
+                        name_start = space + 1 + prefix_length
+                        name_end = line.find('"', name_start)
+                        if name_end < 0:
+                            raise _MalformedLine(NOT_JSON)
+                        at = line.find("@", name_start, name_end)
+                        channel = line[at + 1 : name_end]
+                        if line_number <= _SYMBOL_LINES and at > name_start:
+                            symbol = line[name_start:at].upper()
+                            if symbol not in symbols:
+                                symbols.append(symbol)
+                        if channel == "bookTicker":
+                            match = book_search(line, name_end)
+                            if match is not None:
+                                bid_text, bid_size_text, ask_text, ask_size_text = match.groups()
+                                is_book = True
+                        elif channel == "trade":
+                            match = trade_search(line, name_end)
+                            if match is not None:
+                                price_text, size_text, buyer_is_maker = match.groups()
+                                is_book = False
+                        elif channel.startswith("depth"):
+                            depth_lines += 1
+                            continue
+                        else:
+                            other_lines += 1
+                            continue
+                if match is not None:
+                    if is_book:
+                        best_bid = cached(bid_text) or to_decimal(bid_text)
+                        best_ask = cached(ask_text) or to_decimal(ask_text)
+                        bid_size = cached(bid_size_text) or to_decimal(bid_size_text)
+                        ask_size = cached(ask_size_text) or to_decimal(ask_size_text)
+                        if not (zero < best_bid <= best_ask and zero <= bid_size and zero <= ask_size):
+                            _check_book(best_bid, best_ask, bid_size, ask_size)
+                        if timestamp < last_time:
+                            timestamp = last_time
+                            clamped += 1
+                        else:
+                            last_time = timestamp
+                        bbo_events += 1
+                        yield make_bbo(timestamp, best_bid, best_ask, bid_size, ask_size)
+                        continue
+                    price = cached(price_text) or to_decimal(price_text)
+                    size = cached(size_text) or to_decimal(size_text)
+                    if not (zero < price and zero < size):
+                        _check_trade(price, size)
+                    if timestamp < last_time:
+                        timestamp = last_time
+                        clamped += 1
+                    else:
+                        last_time = timestamp
+                    trade_events += 1
+                    yield make_trade(timestamp, price, size, sell if buyer_is_maker == "true" else buy)
+                    continue
+                space = line.find(" ")
                 event = _parse_json_line(line[space + 1 :], max(timestamp, last_time), stats)
                 if event is not None:
                     if timestamp < last_time:
