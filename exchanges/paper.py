@@ -906,8 +906,10 @@ class PaperExchangeClient(BaseExchangeClient):
             bid_high=bid_high,
             ask_low=ask_low,
             ask_high=ask_high,
-            bid_excluded=tuple(buy_levels),
-            ask_excluded=tuple(sell_levels),
+            # Only levels a quote inside the bounds could reach (usually none: our orders rest
+            # at or behind the touch, below the bid bound for buys, above the ask bound for sells).
+            bid_excluded=tuple(price for price in buy_levels if price > bid_low),
+            ask_excluded=tuple(price for price in sell_levels if price < ask_high),
             trade_low=best_buy,
             trade_high=best_sell,
             before=self._next_funding_time,
