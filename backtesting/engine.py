@@ -30,8 +30,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from backtesting.feed_cache import (
     BBO,
     SOLD,
@@ -469,11 +467,12 @@ class BacktestEngine:
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
             count = len(times)
-            runs.load(columns, venue)
+            time_list, kind_list = times.tolist(), kinds.tolist()
+            runs.load(columns, time_list, kind_list)
             # The columns become objects in C (tolist, map), not one by one in this loop.
             rows = zip(
-                times.tolist(),
-                kinds.tolist(),
+                time_list,
+                kind_list,
                 map(value, first),
                 map(value, second),
                 map(value, third),
@@ -626,57 +625,34 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
 
 
 class _QuietRuns:
-    """Finds runs of events inside a venue's :class:`~exchanges.paper.QuietLimits`, with numpy.
+    """Finds runs of events inside a venue's :class:`~exchanges.paper.QuietLimits`.
 
-    Prices are compared as ranks: every distinct value of the feed's table sorted once, so a
-    Decimal bound becomes a rank bound by bisection (exact, no floats) and a chunk's quotes
-    become rank arrays in one indexing step. A search looks at a window that grows while the
-    run goes on, so a short run costs little and a long one a few array passes. What a run
-    leaves behind (the last quote, the last trade, the last update the bot's band would have
-    discarded) depends on the data alone, so it is worked out once per chunk.
+    Prices are compared as ranks: the cache stores each value's place among the distinct values
+    sorted by size, so a Decimal bound becomes a rank bound by one bisection (exact, no floats)
+    and the search compares small integers. The search is a plain loop over the chunk's lists:
+    a few comparisons an event, against a few microseconds for applying the event, and no
+    array library to load (numpy alone would add 16 MB to a backtest's memory).
     """
 
-    _FIRST_WINDOW = 128
     _MAX_BACKOFF = 256
 
     def __init__(self, values: list[Decimal], ranks: array) -> None:
         self._values = values
-        self._ranks = (
-            np.frombuffer(ranks, dtype=np.uint32).astype(np.int64) if len(ranks) else np.zeros(0, np.int64)
-        )
-        distinct = max(ranks) + 1 if len(ranks) else 0
+        self._rank = ranks.tolist()
+        distinct = max(self._rank) + 1 if self._rank else 0
         self._sorted: list[Decimal] = [values[0]] * distinct if distinct else []
-        for index, rank in enumerate(ranks):
+        for index, rank in enumerate(self._rank):
             self._sorted[rank] = values[index]
         self._backoff = 1
 
-    def load(self, columns: Columns, venue: PaperExchangeClient) -> None:
-        """Take a chunk's columns; ``venue``'s book is the quote before the chunk's first event."""
-        times, kinds, first, second, _third, _fourth = columns
+    def load(self, columns: Columns, times: list[float], kinds: list[int]) -> None:
+        """Take a chunk's columns (``times`` and ``kinds`` as lists, shared with the loop)."""
         self._columns = columns
-        self._times_list = times
-        self._times = np.frombuffer(times, dtype=np.float64) if len(times) else np.zeros(0)
-        self._kinds = np.frombuffer(kinds, dtype=np.int8) if len(kinds) else np.zeros(0, np.int8)
-        empty = np.zeros(0, np.int64)
-        self._first = self._ranks[np.frombuffer(first, dtype=np.uint32)] if len(first) else empty
-        self._second = self._ranks[np.frombuffer(second, dtype=np.uint32)] if len(second) else empty
-        count = len(times)
-        indexes = np.arange(count)
-        is_quote = self._kinds == BBO
-        self._last_quote = np.maximum.accumulate(np.where(is_quote, indexes, -1)) if count else empty
-        self._last_trade = np.maximum.accumulate(np.where(is_quote, -1, indexes)) if count else empty
-        # The venue notes a skipped update for every trade and every quote that differs from
-        # the quote before it.
-        quotes = np.flatnonzero(is_quote)
-        bids, asks = self._first[quotes], self._second[quotes]
-        previous_bid, previous_ask = np.empty_like(bids), np.empty_like(asks)
-        if len(quotes):
-            previous_bid[0] = self._rank_of(venue._best_bid)
-            previous_ask[0] = self._rank_of(venue._best_ask)
-            previous_bid[1:], previous_ask[1:] = bids[:-1], asks[:-1]
-        noted = ~is_quote
-        noted[quotes] = (bids != previous_bid) | (asks != previous_ask)
-        self._last_noted = np.maximum.accumulate(np.where(noted, indexes, -1)) if count else empty
+        self._times = times
+        self._kinds = kinds
+        rank = self._rank.__getitem__
+        self._first = list(map(rank, columns[2]))
+        self._second = list(map(rank, columns[3]))
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -684,19 +660,11 @@ class _QuietRuns:
         return self._backoff
 
     def time_at(self, index: int) -> float:
-        return self._times_list[index]  # type: ignore[no-any-return]
+        return self._times[index]
 
     def first_at_or_after(self, moment: float, begin: int, end: int) -> int:
         """The first index in ``begin .. end-1`` whose time is >= ``moment`` (``end`` if none)."""
-        return begin + int(np.searchsorted(self._times[begin:end], moment, side="left"))
-
-    def _above(self, bound: Decimal) -> int:
-        """The least rank of a value > bound."""
-        return bisect.bisect_right(self._sorted, bound)
-
-    def _below(self, bound: Decimal) -> int:
-        """One past the greatest rank of a value < bound."""
-        return bisect.bisect_left(self._sorted, bound)
+        return bisect.bisect_left(self._times, moment, begin, end)
 
     def _rank_of(self, price: Decimal | None) -> int:
         """The rank of a price of this feed (-1 for None or a price the feed never shows)."""
@@ -708,45 +676,78 @@ class _QuietRuns:
     def end(self, begin: int, count: int, limits: QuietLimits, deadline: float | None) -> int:
         """The index of the first event at or after ``begin`` outside ``limits`` or at or after
         ``deadline`` (the next timer), or ``count``."""
-        bid_low, bid_high = self._above(limits.bid_low), self._below(limits.bid_high)
-        ask_low, ask_high = self._above(limits.ask_low), self._below(limits.ask_high)
-        trade_low, trade_high = self._above(limits.trade_low), self._below(limits.trade_high)
-        bid_excluded = [rank for rank in map(self._rank_of, limits.bid_excluded) if rank >= 0]
-        ask_excluded = [rank for rank in map(self._rank_of, limits.ask_excluded) if rank >= 0]
+        ordered = self._sorted
+        # x > bound  <=>  rank(x) >= bisect_right(bound);  x < bound  <=>  rank(x) < bisect_left(bound)
+        bid_low, bid_high = (
+            bisect.bisect_right(ordered, limits.bid_low),
+            bisect.bisect_left(ordered, limits.bid_high),
+        )
+        ask_low, ask_high = (
+            bisect.bisect_right(ordered, limits.ask_low),
+            bisect.bisect_left(ordered, limits.ask_high),
+        )
+        trade_low = bisect.bisect_right(ordered, limits.trade_low)
+        trade_high = bisect.bisect_left(ordered, limits.trade_high)
+        bid_excluded = {rank for rank in map(self._rank_of, limits.bid_excluded) if rank >= 0}
+        ask_excluded = {rank for rank in map(self._rank_of, limits.ask_excluded) if rank >= 0}
         time_limit = limits.before if deadline is None else min(limits.before, deadline)
-        window = self._FIRST_WINDOW
-        position = begin
-        while position < count:
-            stop = min(count, position + window)
-            first, second = self._first[position:stop], self._second[position:stop]
-            quote = (first >= bid_low) & (first < bid_high) & (second >= ask_low) & (second < ask_high)
-            for rank in bid_excluded:
-                quote &= first != rank
-            for rank in ask_excluded:
-                quote &= second != rank
-            trade = (first >= trade_low) & (first < trade_high)
-            times = self._times[position:stop]
-            quiet = np.where(self._kinds[position:stop] == BBO, quote, trade)
-            quiet &= times < time_limit
-            quiet &= times <= limits.until
-            if not quiet.all():
-                return position + int(np.argmin(quiet))
-            position = stop
-            window *= 4
+        until = limits.until
+        times, kinds, first, second = self._times, self._kinds, self._first, self._second
+        quote = BBO
+        for index in range(begin, count):
+            moment = times[index]
+            if moment >= time_limit or moment > until:
+                return index
+            if kinds[index] == quote:
+                bid, ask = first[index], second[index]
+                if not (bid_low <= bid < bid_high and ask_low <= ask < ask_high):
+                    return index
+                if (bid_excluded and bid in bid_excluded) or (ask_excluded and ask in ask_excluded):
+                    return index
+            elif not trade_low <= first[index] < trade_high:
+                return index
         return count
 
     def apply(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
-        """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue."""
+        """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue:
+        its last quote, its last trade and when the venue last noted a skipped update (every
+        trade, and every quote that differs from the quote before it)."""
         if end <= begin:
             return
         self._backoff = 1
         times, _kinds, first, second, third, fourth = self._columns
-        values = self._values
-        at = int(self._last_quote[end - 1])
-        last_quote = None
-        if at >= begin:
-            last_quote = (values[first[at]], values[second[at]], values[third[at]], values[fourth[at]])
-        at = int(self._last_trade[end - 1])
-        last_trade = values[first[at]] if at >= begin else None
-        at = int(self._last_noted[end - 1])
-        venue.apply_quiet_run(end - begin, last_quote, last_trade, times[at] if at >= begin else None)
+        kinds, first_rank, second_rank, values = self._kinds, self._first, self._second, self._values
+        quote = BBO
+        last_quote = end - 1
+        while last_quote >= begin and kinds[last_quote] != quote:
+            last_quote -= 1
+        last_trade = end - 1
+        while last_trade >= begin and kinds[last_trade] == quote:
+            last_trade -= 1
+        noted = last_trade
+        at = last_quote
+        while at > noted:  # the last quote that changed, if it comes after the last trade
+            before = at - 1
+            while before >= begin and kinds[before] != quote:
+                before -= 1
+            if before >= begin:
+                previous = (first_rank[before], second_rank[before])
+            else:
+                previous = (self._rank_of(venue._best_bid), self._rank_of(venue._best_ask))
+            if (first_rank[at], second_rank[at]) != previous:
+                noted = at
+                break
+            at = before
+        venue.apply_quiet_run(
+            end - begin,
+            (
+                values[first[last_quote]],
+                values[second[last_quote]],
+                values[third[last_quote]],
+                values[fourth[last_quote]],
+            )
+            if last_quote >= begin
+            else None,
+            values[first[last_trade]] if last_trade >= begin else None,
+            times[noted] if noted >= begin else None,
+        )

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -179,14 +180,10 @@ def feed_ranks(feed: CachedFeed) -> array:
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
     the price granularity of the data without reading all of it."""
-    import numpy as np  # the live paper venue reads feeds without it
-
     indexes: set[int] = set()
     for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
         indexes.update(first)
-        if len(kinds):
-            quotes = np.frombuffer(kinds, dtype=np.int8) == BBO
-            indexes.update(np.unique(np.frombuffer(second, dtype=np.uint32)[quotes]).tolist())
+        indexes.update(itertools.compress(second, map(BBO.__eq__, kinds)))
     return {feed.values[index] for index in indexes}
 
 
@@ -447,7 +444,6 @@ def load_synthetic(
     use_cache: bool = True,
 ) -> CachedFeed:
     """The first ``count`` of ``events`` (a synthetic market described by ``parameters``), cached."""
-    import itertools
 
     identity = {"synthetic": {key: str(value) for key, value in sorted(parameters.items())}, "count": count}
     return _load_or_build(
