@@ -200,12 +200,25 @@ class _ColumnBuilder:
 
     def __init__(self) -> None:
         self.columns: Columns = (array("d"), array("b"), array("I"), array("I"), array("I"), array("I"))
-        self.values: list[Decimal] = []
-        self._index_of: dict[tuple[Decimal, str], int] = {}
-        self._by_identity: dict[int, int] = {}
+        values: list[Decimal] = []
+        self.values = values
+        # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
+        # the columns) alive after the feed is built until the garbage collector runs.
+        index_of: dict[tuple[Decimal, str], int] = {}
+        identities: dict[int, int] = {}
+        by_identity = identities.get
+
+        def intern(value: Decimal) -> int:
+            # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
+            key = (value, str(value))
+            index = index_of.get(key)
+            if index is None:
+                index = index_of[key] = len(values)
+                values.append(value)
+                identities[id(value)] = index
+            return index
+
         times, kinds, first, second, third, fourth = self.columns
-        by_identity = self._by_identity.get
-        intern = self._intern
         add_time, add_kind = times.append, kinds.append
         add_first, add_second, add_third, add_fourth = (
             first.append,
@@ -240,16 +253,6 @@ class _ColumnBuilder:
 
         self.bbo = bbo
         self.trade = trade
-
-    def _intern(self, value: Decimal) -> int:
-        # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
-        key = (value, str(value))
-        index = self._index_of.get(key)
-        if index is None:
-            index = self._index_of[key] = len(self.values)
-            self.values.append(value)
-            self._by_identity[id(value)] = index
-        return index
 
     def feed(self, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
         times = self.columns[0]
