@@ -19,14 +19,27 @@ processes or machines (see :mod:`backtesting.sweep`).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
+from array import array
+from collections import deque
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from backtesting.feed_cache import BBO, SOLD, CachedFeed, load_feed, load_synthetic, sample_prices
+from backtesting.feed_cache import (
+    BBO,
+    SOLD,
+    CachedFeed,
+    Columns,
+    feed_ranks,
+    load_feed,
+    load_synthetic,
+    sample_prices,
+)
 from backtesting.market_feed import MarketEventKind
 from backtesting.recording import read_header
 from backtesting.report import (
@@ -39,7 +52,7 @@ from backtesting.report import (
     summarize,
 )
 from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
-from exchanges.paper import PaperExchangeClient, PaperOptions
+from exchanges.paper import PaperExchangeClient, PaperOptions, QuietLimits
 from helpers.clock import SimulatedClock
 from helpers.instruments import (
     Instrument,
@@ -473,7 +486,9 @@ class BacktestEngine:
 
         Per event it costs a venue book update; per new instant one comparison with the bot's
         wake counter and one with the horizon (the next timer or sample), and moving the clock.
-        The bot runs only when woken.
+        The bot runs only when woken. While it sleeps, runs of events that can change nothing
+        but the book's last state (see :meth:`PaperExchangeClient.quiet_limits`) are found with
+        array operations and handed to the venue at once (:class:`_QuietRuns`).
         """
         values = feed.values
         apply_bbo, apply_trade = venue.apply_bbo, venue.apply_trade
@@ -490,18 +505,55 @@ class BacktestEngine:
         bbo, sold = BBO, SOLD
         buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
-        for times, kinds, first, second, third, fourth in feed.chunks(start, stop):
+        runs = _QuietRuns(values, feed_ranks(feed))
+        chunk_start = start
+        for columns in feed.chunks(start, stop):
+            times, kinds, first, second, third, fourth = columns
+            count = len(times)
+            time_list, kind_list = times.tolist(), kinds.tolist()
+            runs.load(columns, time_list, kind_list)
             # The columns become objects in C (tolist, map), not one by one in this loop.
             rows = zip(
-                times.tolist(),
-                kinds.tolist(),
+                time_list,
+                kind_list,
                 map(value, first),
                 map(value, second),
                 map(value, third),
                 map(value, fourth),
                 strict=True,
             )
+            position = 0
+            try_at = 0
             for timestamp, kind, a, b, c, d in rows:
+                position += 1
+                if position > try_at and bot.wakes == seen_wakes:
+                    limits = venue.quiet_limits()
+                    begin = position - 1
+                    end = begin if limits is None else runs.end(begin, count, limits, deadline)
+                    if end > begin:
+                        # Events begin .. end-1 change nothing but the book's last state: applied
+                        # as one run, cut where a sample falls due (taken as the loop would).
+                        while True:
+                            split = runs.first_at_or_after(next_sample, begin, end)
+                            if split == end:
+                                break
+                            runs.apply(venue, begin, split)
+                            next_sample = await self._sample(
+                                venue, samples, runs.time_at(split), next_sample, interval
+                            )
+                            begin = split
+                        runs.apply(venue, begin, end)
+                        last = runs.time_at(end - 1)
+                        if last > clock._now:
+                            clock._now = last
+                        current = last
+                        horizon = next_sample if deadline is None else min(deadline, next_sample)
+                        if end > position:
+                            deque(islice(rows, end - position), maxlen=0)
+                        position = end
+                        try_at = position + 1
+                        continue
+                    try_at = position + runs.backoff()
                 if timestamp != current:
                     if bot.wakes == seen_wakes and timestamp < horizon:
                         # Nothing woke the bot and no timer or sample is due: only time moves
@@ -536,6 +588,7 @@ class BacktestEngine:
                     apply_bbo(a, b, c, d)
                 else:
                     apply_trade(a, b, seller if kind == sold else buyer)
+            chunk_start += count
         if bot.wakes != seen_wakes:
             await settle()
         return venue.events_applied - applied_before
@@ -612,3 +665,132 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
 
     asyncio.run(main())
     return results[0]
+
+
+class _QuietRuns:
+    """Finds runs of events inside a venue's :class:`~exchanges.paper.QuietLimits`.
+
+    Prices are compared as ranks: the cache stores each value's place among the distinct values
+    sorted by size, so a Decimal bound becomes a rank bound by one bisection (exact, no floats)
+    and the search compares small integers. The search is a plain loop over the chunk's lists:
+    a few comparisons an event, against a few microseconds for applying the event, and no
+    array library to load (numpy alone would add 16 MB to a backtest's memory).
+    """
+
+    _MAX_BACKOFF = 256
+
+    def __init__(self, values: list[Decimal], ranks: array) -> None:
+        self._values = values
+        self._rank = ranks.tolist()
+        distinct = max(self._rank) + 1 if self._rank else 0
+        self._sorted: list[Decimal] = [values[0]] * distinct if distinct else []
+        for index, rank in enumerate(self._rank):
+            self._sorted[rank] = values[index]
+        self._backoff = 1
+
+    def load(self, columns: Columns, times: list[float], kinds: list[int]) -> None:
+        """Take a chunk's columns (``times`` and ``kinds`` as lists, shared with the loop)."""
+        self._columns = columns
+        self._times = times
+        self._kinds = kinds
+        rank = self._rank.__getitem__
+        self._first = list(map(rank, columns[2]))
+        self._second = list(map(rank, columns[3]))
+
+    def backoff(self) -> int:
+        """Events to go before trying again after a run was not found (doubles, up to a limit)."""
+        self._backoff = min(self._backoff * 2, self._MAX_BACKOFF)
+        return self._backoff
+
+    def time_at(self, index: int) -> float:
+        return self._times[index]
+
+    def first_at_or_after(self, moment: float, begin: int, end: int) -> int:
+        """The first index in ``begin .. end-1`` whose time is >= ``moment`` (``end`` if none)."""
+        return bisect.bisect_left(self._times, moment, begin, end)
+
+    def _rank_of(self, price: Decimal | None) -> int:
+        """The rank of a price of this feed (-1 for None or a price the feed never shows)."""
+        if price is None:
+            return -1
+        rank = bisect.bisect_left(self._sorted, price)
+        return rank if rank < len(self._sorted) and self._sorted[rank] == price else -1
+
+    def end(self, begin: int, count: int, limits: QuietLimits, deadline: float | None) -> int:
+        """The index of the first event at or after ``begin`` outside ``limits`` or at or after
+        ``deadline`` (the next timer), or ``count``."""
+        ordered = self._sorted
+        # x > bound  <=>  rank(x) >= bisect_right(bound);  x < bound  <=>  rank(x) < bisect_left(bound)
+        bid_low, bid_high = (
+            bisect.bisect_right(ordered, limits.bid_low),
+            bisect.bisect_left(ordered, limits.bid_high),
+        )
+        ask_low, ask_high = (
+            bisect.bisect_right(ordered, limits.ask_low),
+            bisect.bisect_left(ordered, limits.ask_high),
+        )
+        trade_low = bisect.bisect_right(ordered, limits.trade_low)
+        trade_high = bisect.bisect_left(ordered, limits.trade_high)
+        bid_excluded = {rank for rank in map(self._rank_of, limits.bid_excluded) if rank >= 0}
+        ask_excluded = {rank for rank in map(self._rank_of, limits.ask_excluded) if rank >= 0}
+        time_limit = limits.before if deadline is None else min(limits.before, deadline)
+        until = limits.until
+        times, kinds, first, second = self._times, self._kinds, self._first, self._second
+        quote = BBO
+        for index in range(begin, count):
+            moment = times[index]
+            if moment >= time_limit or moment > until:
+                return index
+            if kinds[index] == quote:
+                bid, ask = first[index], second[index]
+                if not (bid_low <= bid < bid_high and ask_low <= ask < ask_high):
+                    return index
+                if (bid_excluded and bid in bid_excluded) or (ask_excluded and ask in ask_excluded):
+                    return index
+            elif not trade_low <= first[index] < trade_high:
+                return index
+        return count
+
+    def apply(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
+        """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue:
+        its last quote, its last trade and when the venue last noted a skipped update (every
+        trade, and every quote that differs from the quote before it)."""
+        if end <= begin:
+            return
+        self._backoff = 1
+        times, _kinds, first, second, third, fourth = self._columns
+        kinds, first_rank, second_rank, values = self._kinds, self._first, self._second, self._values
+        quote = BBO
+        last_quote = end - 1
+        while last_quote >= begin and kinds[last_quote] != quote:
+            last_quote -= 1
+        last_trade = end - 1
+        while last_trade >= begin and kinds[last_trade] == quote:
+            last_trade -= 1
+        noted = last_trade
+        at = last_quote
+        while at > noted:  # the last quote that changed, if it comes after the last trade
+            before = at - 1
+            while before >= begin and kinds[before] != quote:
+                before -= 1
+            if before >= begin:
+                previous = (first_rank[before], second_rank[before])
+            else:
+                previous = (self._rank_of(venue._best_bid), self._rank_of(venue._best_ask))
+            if (first_rank[at], second_rank[at]) != previous:
+                noted = at
+                break
+            at = before
+        venue.apply_quiet_run(
+            end - begin,
+            (
+                values[first[last_quote]],
+                values[second[last_quote]],
+                values[third[last_quote]],
+                values[fourth[last_quote]],
+            )
+            if last_quote >= begin
+            else None,
+            values[first[last_trade]] if last_trade >= begin else None,
+            times[noted] if noted >= begin else None,
+        )

@@ -14,6 +14,9 @@ File layout (little-endian), written atomically:
 * a JSON header (length-prefixed): the source's identity, the reader's
   :class:`~backtesting.market_feed.FeedStats`, the event count and the first/last times;
 * the value table: distinct decimal strings joined by newlines (length-prefixed);
+* the values' ranks (length-prefixed uint32s): each value's place among the distinct values
+  sorted by size, equal values (``1.0`` and ``1.00``) sharing one, so a backtest can compare
+  prices as integers without sorting the table again;
 * six columns of ``count`` entries each: time in epoch seconds exactly as the source gave it
   (float64), kind (int8: 0 BBO, 1 trade where the buyer took liquidity, 2 the seller) and four
   uint32 indexes into the value table (BBO: bid, ask, bid size, ask size; trade: price, size,
@@ -27,7 +30,9 @@ floats the source produced, so a cached replay is identical to reading the sourc
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -46,8 +51,8 @@ from exchanges.base import OrderSide
 MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
 #: caches written by the version-1 reader are rebuilt rather than trusted. 3: FeedStats names
-#: the recording's symbol (the run's ticker and instrument come from it).
-FORMAT_VERSION = 3
+#: the recording's symbol (the run's ticker and instrument come from it). 4: the values' ranks.
+FORMAT_VERSION = 4
 BBO, BOUGHT, SOLD = 0, 1, 2
 #: Events per chunk when streaming a cache file (about 1.6 MB of columns).
 CHUNK_EVENTS = 65536
@@ -97,6 +102,8 @@ class CachedFeed:
     last_time: float | None
     columns: Columns | None = None
     path: Path | None = None
+    #: Each value's rank by size (see :func:`value_ranks`); None until worked out.
+    ranks: array | None = None
     column_offsets: tuple[int, ...] = field(default_factory=tuple)
 
     def __len__(self) -> int:
@@ -150,67 +157,128 @@ class CachedFeed:
                     yield make_trade(timestamp, values[a], values[b], buy if kind == BOUGHT else sell)
 
 
+def value_ranks(values: list[Decimal]) -> array:
+    """Each value's place among the distinct values sorted by size (equal values share one)."""
+    ranks = array("I", bytes(4 * len(values)))
+    rank, previous = -1, None
+    for index in sorted(range(len(values)), key=values.__getitem__):
+        value = values[index]
+        if previous is None or value != previous:
+            rank += 1
+            previous = value
+        ranks[index] = rank
+    return ranks
+
+
+def feed_ranks(feed: CachedFeed) -> array:
+    """The feed's value ranks, worked out once."""
+    if feed.ranks is None:
+        feed.ranks = value_ranks(feed.values)
+    return feed.ranks
+
+
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
     the price granularity of the data without reading all of it."""
     indexes: set[int] = set()
     for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
         indexes.update(first)
-        indexes.update(index for kind, index in zip(kinds, second, strict=True) if kind == BBO)
+        indexes.update(itertools.compress(second, map(BBO.__eq__, kinds)))
     return {feed.values[index] for index in indexes}
+
+
+class _ColumnBuilder:
+    """Columns being filled, each distinct decimal value interned once.
+
+    Sources hand out the same Decimal objects again and again (the reader's and the synthetic
+    market's memos), so most values are found by identity, without formatting their text.
+    Only objects held in ``values`` are keyed by id: they stay alive, so an id never changes
+    hands while this runs. ``bbo`` and ``trade`` take an event's fields, as the feed reader's
+    builders (see :func:`~backtesting.market_feed.read_recorded_feed`), so the first read of a
+    recording goes straight into columns without building event objects.
+    """
+
+    def __init__(self) -> None:
+        self.columns: Columns = (array("d"), array("b"), array("I"), array("I"), array("I"), array("I"))
+        values: list[Decimal] = []
+        self.values = values
+        # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
+        # the columns) alive after the feed is built until the garbage collector runs.
+        index_of: dict[tuple[Decimal, str], int] = {}
+        identities: dict[int, int] = {}
+        by_identity = identities.get
+
+        def intern(value: Decimal) -> int:
+            # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
+            key = (value, str(value))
+            index = index_of.get(key)
+            if index is None:
+                index = index_of[key] = len(values)
+                values.append(value)
+                identities[id(value)] = index
+            return index
+
+        times, kinds, first, second, third, fourth = self.columns
+        add_time, add_kind = times.append, kinds.append
+        add_first, add_second, add_third, add_fourth = (
+            first.append,
+            second.append,
+            third.append,
+            fourth.append,
+        )
+
+        def bbo(
+            timestamp: float, best_bid: Decimal, best_ask: Decimal, bid_size: Decimal, ask_size: Decimal
+        ) -> None:
+            add_time(timestamp)
+            add_kind(BBO)
+            index = by_identity(id(best_bid))
+            add_first(intern(best_bid) if index is None else index)
+            index = by_identity(id(best_ask))
+            add_second(intern(best_ask) if index is None else index)
+            index = by_identity(id(bid_size))
+            add_third(intern(bid_size) if index is None else index)
+            index = by_identity(id(ask_size))
+            add_fourth(intern(ask_size) if index is None else index)
+
+        def trade(timestamp: float, price: Decimal, size: Decimal, aggressor: OrderSide) -> None:
+            add_time(timestamp)
+            add_kind(BOUGHT if aggressor is OrderSide.BUY else SOLD)
+            index = by_identity(id(price))
+            add_first(intern(price) if index is None else index)
+            index = by_identity(id(size))
+            add_second(intern(size) if index is None else index)
+            add_third(0)
+            add_fourth(0)
+
+        self.bbo = bbo
+        self.trade = trade
+
+    def feed(self, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
+        times = self.columns[0]
+        return CachedFeed(
+            count=len(times),
+            values=self.values,
+            stats=stats if stats is not None else FeedStats(),
+            source=source,
+            first_time=times[0] if times else None,
+            last_time=times[-1] if times else None,
+            columns=self.columns,
+        )
 
 
 def columns_from_events(
     events: Iterable[MarketEvent], stats: FeedStats | None, source: dict[str, Any]
 ) -> CachedFeed:
     """Turn events into an in-memory :class:`CachedFeed` (interning each distinct value once)."""
-    index_of: dict[tuple[Decimal, str], int] = {}
-    values: list[Decimal] = []
-    # Sources hand out the same Decimal objects again and again (the reader's and the synthetic
-    # market's memos), so most values are found by identity, without formatting their text.
-    # Only objects held in ``values`` are keyed by id: they stay alive, so an id never changes
-    # hands while this runs.
-    by_identity: dict[int, int] = {}
-
-    def intern(value: Decimal) -> int:
-        index = by_identity.get(id(value))
-        if index is not None:
-            return index
-        # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
-        key = (value, str(value))
-        index = index_of.get(key)
-        if index is None:
-            index = index_of[key] = len(values)
-            values.append(value)
-            by_identity[id(value)] = index
-        return index
-
-    columns: Columns = (array("d"), array("b"), array("I"), array("I"), array("I"), array("I"))
-    times, kinds, first, second, third, fourth = columns
-    bbo = MarketEventKind.BBO
+    builder = _ColumnBuilder()
+    bbo, trade, quote = builder.bbo, builder.trade, MarketEventKind.BBO
     for event in events:
-        times.append(event.timestamp)
-        if event.kind is bbo:
-            kinds.append(BBO)
-            first.append(intern(event.best_bid))  # type: ignore[arg-type]
-            second.append(intern(event.best_ask))  # type: ignore[arg-type]
-            third.append(intern(event.bid_size))  # type: ignore[arg-type]
-            fourth.append(intern(event.ask_size))  # type: ignore[arg-type]
+        if event.kind is quote:
+            bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
         else:
-            kinds.append(BOUGHT if event.aggressor_side is OrderSide.BUY else SOLD)
-            first.append(intern(event.price))  # type: ignore[arg-type]
-            second.append(intern(event.size))  # type: ignore[arg-type]
-            third.append(0)
-            fourth.append(0)
-    return CachedFeed(
-        count=len(times),
-        values=values,
-        stats=stats if stats is not None else FeedStats(),
-        source=source,
-        first_time=times[0] if times else None,
-        last_time=times[-1] if times else None,
-        columns=columns,
-    )
+            trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
+    return builder.feed(stats, source)
 
 
 def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> CachedFeed:
@@ -220,8 +288,12 @@ def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> Cach
     ValueError before anything is cached.
     """
     stats = FeedStats()
-    events = read_recorded_feed(source, stats, allow_truncated=allow_truncated)
-    return columns_from_events(events, stats, recorded_identity(source))
+    builder = _ColumnBuilder()
+    # The reader calls the builder for each event; what it yields (None) is dropped in C.
+    collections.deque(
+        read_recorded_feed(source, stats, allow_truncated, builder.bbo, builder.trade), maxlen=0
+    )
+    return builder.feed(stats, recorded_identity(source))
 
 
 def write_cached_feed(feed: CachedFeed, path: Path) -> None:
@@ -237,12 +309,13 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
         }
     ).encode()
     table = "\n".join(str(value) for value in feed.values).encode()
+    ranks = _little_endian(feed_ranks(feed)).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(MAGIC + bytes([FORMAT_VERSION]))
-            for blob in (header, table):
+            for blob in (header, table, ranks):
                 out.write(_LENGTH.pack(len(blob)))
                 out.write(blob)
             for column in feed.columns:
@@ -265,7 +338,7 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
         if len(prefix) < len(MAGIC) + 1 or not prefix.startswith(MAGIC) or prefix[-1] != FORMAT_VERSION:
             raise ValueError(f"{path}: not a feed cache of format {FORMAT_VERSION}")
         blobs = []
-        for _ in range(2):
+        for _ in range(3):
             raw = handle.read(_LENGTH.size)
             if len(raw) != _LENGTH.size:
                 raise ValueError(f"{path}: truncated feed cache")
@@ -278,6 +351,10 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
     header = json.loads(blobs[0])
     text = blobs[1].decode()
     values = [Decimal(item) for item in text.split("\n")] if text else []
+    ranks = array("I")
+    ranks.frombytes(blobs[2])
+    if len(ranks) != len(values):
+        raise ValueError(f"{path}: truncated or corrupt feed cache")
     count = int(header["count"])
     offsets = []
     offset = data_start
@@ -289,6 +366,7 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
     feed = CachedFeed(
         count=count,
         values=values,
+        ranks=_little_endian(ranks),
         stats=FeedStats(**header["stats"]),
         source=header["source"],
         first_time=header["first_time"],
@@ -369,7 +447,6 @@ def load_synthetic(
     use_cache: bool = True,
 ) -> CachedFeed:
     """The first ``count`` of ``events`` (a synthetic market described by ``parameters``), cached."""
-    import itertools
 
     identity = {"synthetic": {key: str(value) for key, value in sorted(parameters.items())}, "count": count}
     return _load_or_build(

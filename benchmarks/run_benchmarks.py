@@ -50,11 +50,17 @@ TARGETS = {
 }
 
 
-def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: bool) -> None:
-    """Runs inside the child process: prints one JSON line with the measurements."""
-    sys.path.insert(0, str(ROOT))
+def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: bool, root: Path) -> None:
+    """Runs inside the child process: prints one JSON line with the measurements.
+
+    ``root`` is the checkout whose code is measured (this one, or ``--baseline``'s), so two
+    versions run under the same harness, side by side.
+    """
+    sys.path.insert(0, str(root))
+    os.chdir(root)
     from decimal import Decimal
 
+    import trading_bot  # noqa: F401  (imports are not part of a run: the engine imports it lazily)
     from backtesting.engine import BacktestSpec, run_backtest
 
     params: dict[str, Any] = {
@@ -87,7 +93,7 @@ def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: boo
 
 
 def run_child(
-    kind: str, source: str, repeat: int, cache_dir: str, wake_filter: bool = True
+    kind: str, source: str, repeat: int, cache_dir: str, wake_filter: bool = True, root: Path = ROOT
 ) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -98,6 +104,7 @@ def run_child(
         str(repeat),
         cache_dir,
         "1" if wake_filter else "0",
+        str(root),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if completed.returncode != 0:
@@ -151,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["--child"]:
         kind, source, repeat, cache_dir, wake_filter = arguments[1:6]
-        _child(kind, source, int(repeat), cache_dir, wake_filter == "1")
+        root = Path(arguments[6]) if len(arguments) > 6 else ROOT
+        _child(kind, source, int(repeat), cache_dir, wake_filter == "1", root)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feed", type=Path, default=DEFAULT_FEED, help="recorded feed (shared/data format)")
@@ -159,7 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per backtest measurement (best is kept)")
     parser.add_argument("--paper-seconds", type=float, default=5.0, help="how long the paper bot runs")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json", help="write here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/base <commit>`): its backtests run "
+        "alternately with this one's, under this harness, and the table shows both and the ratio",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --baseline: rounds of each measurement, alternating the versions (best is kept; "
+        "a cold run is one run on an empty cache)",
+    )
     args = parser.parse_args(arguments)
+    if args.baseline is not None:
+        return compare(args)
 
     from rich.console import Console
     from rich.table import Table
@@ -241,6 +264,83 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(*row)
     console.print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    console.print(f"saved {args.json}")
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """This checkout against ``--baseline``, measurement by measurement, alternating which goes
+    first, so load on a shared machine falls on both alike; ratios are what to read."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    baseline = args.baseline.resolve()
+    trees = {"baseline": baseline, "this": ROOT}
+    feed, synthetic = str(args.feed), str(args.synthetic_events)
+    results: dict[str, dict[str, Any]] = {"baseline": {}, "this": {}}
+
+    def measure(name: str, kind: str, source: str, repeat: int, cold: bool, order: list[str]) -> None:
+        # Rounds alternate the two versions (and which goes first), so a burst of load from
+        # other jobs hits both; the best of the rounds is kept for each.
+        for round_number in range(args.rounds):
+            for label in order if round_number % 2 == 0 else order[::-1]:
+                with tempfile.TemporaryDirectory() as cache_dir:
+                    if not cold:
+                        run_child(kind, source, 1, cache_dir, root=trees[label])  # writes the cache
+                    result = run_child(kind, source, repeat, cache_dir, root=trees[label])
+                best = results[label].get(name)
+                if best is None or result["events_per_second"] > best["events_per_second"]:
+                    results[label][name] = result
+
+    with console.status("measuring side by side..."):
+        measure("recorded, cold (decode + cache)", "recorded", feed, 1, True, ["baseline", "this"])
+        measure(
+            f"recorded, warm (best of {args.repeat})",
+            "recorded",
+            feed,
+            args.repeat,
+            False,
+            ["this", "baseline"],
+        )
+        measure(
+            f"{args.synthetic_events:,} synthetic, cold",
+            "synthetic",
+            synthetic,
+            1,
+            True,
+            ["baseline", "this"],
+        )
+        measure(
+            f"{args.synthetic_events:,} synthetic, warm (best of {args.repeat})",
+            "synthetic",
+            synthetic,
+            args.repeat,
+            False,
+            ["this", "baseline"],
+        )
+    load = os.getloadavg()[0]
+    table = Table(
+        title=f"side by side: {ROOT.name} vs baseline {baseline} | {os.cpu_count()} cores, load {load:.2f}"
+    )
+    for column in ("measurement", "baseline events/s", "this events/s", "ratio", "fills (both)"):
+        table.add_column(column, justify="right" if column != "measurement" else "left")
+    for name, before in results["baseline"].items():
+        after = results["this"][name]
+        same = (
+            "same" if (before["fills"], before["orders"]) == (after["fills"], after["orders"]) else "DIFFER"
+        )
+        table.add_row(
+            name,
+            f"{before['events_per_second']:,.0f}",
+            f"{after['events_per_second']:,.0f}",
+            f"{after['events_per_second'] / before['events_per_second']:.2f}x",
+            f"{after['fills']} ({same})",
+        )
+    console.print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {"baseline": str(baseline), "load_average_1m": load, "results": results}
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     console.print(f"saved {args.json}")
     return 0

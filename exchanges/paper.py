@@ -121,6 +121,7 @@ logger = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 _INFINITY = Decimal("Infinity")
+_MINUS_INFINITY = -_INFINITY
 _HUNDRED = Decimal(100)
 _BBO = MarketEventKind.BBO
 _BUY = OrderSide.BUY
@@ -478,6 +479,25 @@ def _take_batch(source: Iterator[MarketEvent], count: int) -> list[MarketEvent]:
 # ---------------------------------------------------------------------------------------------
 # The venue
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuietLimits:
+    """See :meth:`PaperExchangeClient.quiet_limits`: bounds are exclusive; a BBO must also not
+    be at a price in ``bid_excluded``/``ask_excluded``; events must come before ``before`` and
+    not after ``until``; ``notes_skips``: a subscriber's band records the skipped updates."""
+
+    bid_low: Decimal
+    bid_high: Decimal
+    ask_low: Decimal
+    ask_high: Decimal
+    bid_excluded: tuple[Decimal, ...]
+    ask_excluded: tuple[Decimal, ...]
+    trade_low: Decimal
+    trade_high: Decimal
+    before: float
+    until: float
+    notes_skips: bool
 
 
 class PaperExchangeClient(BaseExchangeClient):
@@ -844,6 +864,77 @@ class PaperExchangeClient(BaseExchangeClient):
                 quiet.skipped_at = now
             else:
                 self._emit_market_update(MarketUpdate.quick(self.contract_id, best_bid, best_ask, now, price))
+
+    # -- quiet runs: events a backtest may apply in bulk ------------------------------------------
+
+    def quiet_limits(self) -> QuietLimits | None:
+        """Which market events would change nothing right now but the book's last state.
+
+        A BBO strictly inside the bounds, at a price where none of our orders rests, and a
+        trade strictly between our best buy and best sell: no fill, no queue change, no market
+        update a subscriber wants (it lies inside the lone subscriber's quiet band) and, before
+        the times given, no funding and no order arriving. A driver that finds a run of such
+        events may hand over its last state with :meth:`apply_quiet_run` instead of applying
+        them one by one. None when no event can be skipped (a subscriber that wants every
+        quote, or the book already outside the band).
+        """
+        quiet = self._market_quiet
+        bid, ask = self._best_bid, self._best_ask
+        if bid is None or ask is None:
+            return None
+        if self._market_handlers:
+            if quiet is None or not quiet.contains(bid, ask):
+                return None
+            bid_low, bid_high = quiet.bid_low, quiet.bid_high
+            ask_low, ask_high = quiet.ask_low, quiet.ask_high
+        else:
+            bid_low = ask_low = _MINUS_INFINITY
+            bid_high = ask_high = _INFINITY
+        buy_levels, sell_levels = self._buy_levels, self._sell_levels
+        if bid in buy_levels or ask in sell_levels:
+            return None  # leaving a level of ours changes what is known of its queue
+        best_buy = self._best_buy_price if self._best_buy_price is not None else _MINUS_INFINITY
+        best_sell = self._best_sell_price if self._best_sell_price is not None else _INFINITY
+        if self._queue_model:
+            # Our best order better than the touch empties the levels it passed, every quote.
+            bid_low, ask_high = max(bid_low, best_buy), min(ask_high, best_sell)
+        else:
+            # The touch model fills on a quote reaching our price.
+            ask_low, bid_high = max(ask_low, best_buy), min(bid_high, best_sell)
+        return QuietLimits(
+            bid_low=bid_low,
+            bid_high=bid_high,
+            ask_low=ask_low,
+            ask_high=ask_high,
+            # Only levels a quote inside the bounds could reach (usually none: our orders rest
+            # at or behind the touch, below the bid bound for buys, above the ask bound for sells).
+            bid_excluded=tuple(price for price in buy_levels if price > bid_low),
+            ask_excluded=tuple(price for price in sell_levels if price < ask_high),
+            trade_low=best_buy,
+            trade_high=best_sell,
+            before=self._next_funding_time,
+            until=self._next_arrival,
+            notes_skips=bool(self._market_handlers),
+        )
+
+    def apply_quiet_run(
+        self,
+        count: int,
+        last_quote: tuple[Decimal, Decimal, Decimal, Decimal] | None,
+        last_trade_price: Decimal | None,
+        skipped_at: float | None,
+    ) -> None:
+        """``count`` events within :meth:`quiet_limits` applied at once: the book takes the last
+        quote, the last trade price is kept and the subscriber's band notes when the last update
+        it would have discarded came (exactly what applying them one by one leaves)."""
+        self.events_applied += count
+        if last_quote is not None:
+            self._best_bid, self._best_ask, self._bid_size, self._ask_size = last_quote
+        if last_trade_price is not None:
+            self._last_trade_price = last_trade_price
+        quiet = self._market_quiet
+        if skipped_at is not None and quiet is not None:
+            quiet.skipped_at = skipped_at
 
     # -- queue fill model (see exchanges/paper_queue.py) -----------------------------------------
 

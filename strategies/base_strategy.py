@@ -9,6 +9,7 @@ named flags) without guessing types from the text.
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,6 +123,239 @@ class WakeLevels:
         ):
             return self  # other adds nothing (the levels are immutable, so no copy is needed)
         return WakeLevels(bid_low, bid_high, ask_low, ask_high)
+
+
+class DecisionBand:
+    """The quotes and the time within which a decision stays what it is, recorded as it is made.
+
+    A strategy that decides through this object instead of reading the quote asks it
+    questions ("is the best ask at least the stop price?", "is it before the cool-down's
+    end?"); each answer also records the threshold it was given, so the band in which every
+    answer would come out the same is the intersection of those thresholds. That band is what
+    lets the bot skip market updates and timers that cannot change the decision, and because
+    it is a by-product of the decision code it cannot drift from it (no hand-written mirror).
+
+    Quotes used other than through a comparison (an order priced at the touch) make the
+    decision depend on the exact quote: :meth:`pin` says so, and :meth:`levels` is then None.
+    Prices worked out from a quote by a non-decreasing function (an entry one tick inside the
+    ask, its take-profit) are compared through :meth:`derived`; their thresholds are turned
+    into quote thresholds when the levels are asked for.
+
+    Bounds are conservative: a quote equal to a threshold wakes the bot even where the answer
+    would not change (an extra wake costs a loop iteration, a missed one a wrong decision).
+    """
+
+    __slots__ = (
+        "_ask",
+        "_bid",
+        "_derived",
+        "ask_high",
+        "ask_low",
+        "bid_high",
+        "bid_low",
+        "now",
+        "pinned",
+        "until",
+    )
+
+    def __init__(self, best_bid: Decimal, best_ask: Decimal, now: float) -> None:
+        self._bid = best_bid
+        self._ask = best_ask
+        self.now = now
+        self.bid_low = self.ask_low = _MINUS_INFINITY
+        self.bid_high = self.ask_high = _INFINITY
+        #: The first time at which some answer about time would change (inf: none would).
+        self.until = math.inf
+        self.pinned = False
+        self._derived: list[DerivedPrice] = []
+
+    @classmethod
+    def of(cls, market: MarketData, now: float) -> DecisionBand:
+        return cls(market.best_bid, market.best_ask, now)
+
+    # -- the quotes ------------------------------------------------------------------------------
+
+    def bid_at_least(self, level: Decimal) -> bool:
+        """best bid >= level."""
+        if self._bid >= level:
+            if level > self.bid_low:
+                self.bid_low = level
+            return True
+        if level < self.bid_high:
+            self.bid_high = level
+        return False
+
+    def bid_above(self, level: Decimal) -> bool:
+        """best bid > level."""
+        if self._bid > level:
+            if level > self.bid_low:
+                self.bid_low = level
+            return True
+        if level < self.bid_high:
+            self.bid_high = level
+        return False
+
+    def ask_at_least(self, level: Decimal) -> bool:
+        """best ask >= level."""
+        if self._ask >= level:
+            if level > self.ask_low:
+                self.ask_low = level
+            return True
+        if level < self.ask_high:
+            self.ask_high = level
+        return False
+
+    def ask_above(self, level: Decimal) -> bool:
+        """best ask > level."""
+        if self._ask > level:
+            if level > self.ask_low:
+                self.ask_low = level
+            return True
+        if level < self.ask_high:
+            self.ask_high = level
+        return False
+
+    def bid_at_most(self, level: Decimal) -> bool:
+        return not self.bid_above(level)
+
+    def ask_at_most(self, level: Decimal) -> bool:
+        return not self.ask_above(level)
+
+    def ask_below(self, level: Decimal) -> bool:
+        return not self.ask_at_least(level)
+
+    def pin(self) -> tuple[Decimal, Decimal]:
+        """The quote itself, for a decision that uses its value (the band shrinks to it)."""
+        self.pinned = True
+        return self._bid, self._ask
+
+    def derived(self, on_ask: bool, function: Callable[[Decimal], Decimal], step: Decimal) -> DerivedPrice:
+        """A price worked out from the ask (``on_ask``) or the bid by ``function``, which must
+        be non-decreasing and change only at multiples of ``step``; compare it through the
+        returned object."""
+        price = DerivedPrice(self._ask if on_ask else self._bid, on_ask, function, step)
+        self._derived.append(price)
+        return price
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def before(self, deadline: float) -> bool:
+        """now < deadline; once past, time never makes it true again, so only True records."""
+        if self.now < deadline:
+            if deadline < self.until:
+                self.until = deadline
+            return True
+        return False
+
+    # -- the band --------------------------------------------------------------------------------
+
+    def levels(self) -> WakeLevels | None:
+        """The quotes inside which every answer would be the same, or None when pinned."""
+        if self.pinned:
+            return None
+        bid_low, bid_high, ask_low, ask_high = self.bid_low, self.bid_high, self.ask_low, self.ask_high
+        for price in self._derived:
+            low, high = price.quote_bounds()
+            if price.on_ask:
+                ask_low, ask_high = max(ask_low, low), min(ask_high, high)
+            else:
+                bid_low, bid_high = max(bid_low, low), min(bid_high, high)
+        return WakeLevels(bid_low, bid_high, ask_low, ask_high)
+
+
+#: Ticks a derived price's band is searched for on each side of the quote (beyond: a bound there).
+_DERIVED_SEARCH_TICKS = 1 << 20
+
+
+class DerivedPrice:
+    """A price worked out from one quote by a non-decreasing step function, compared against
+    thresholds; see :meth:`DecisionBand.derived`.
+
+    Its answers narrow an interval of the derived value; :meth:`quote_bounds` finds, on the
+    quote's tick grid, how far the quote may move each way with the value staying inside it
+    (the function is evaluated, never inverted by hand, so rounding cannot make it wrong).
+    """
+
+    __slots__ = (
+        "_function",
+        "_high",
+        "_high_open",
+        "_low",
+        "_low_open",
+        "_quote",
+        "_step",
+        "on_ask",
+        "value",
+    )
+
+    def __init__(
+        self, quote: Decimal, on_ask: bool, function: Callable[[Decimal], Decimal], step: Decimal
+    ) -> None:
+        self._quote = quote
+        self.on_ask = on_ask
+        self._function = function
+        self._step = step
+        self.value = function(quote)
+        self._low, self._low_open = _MINUS_INFINITY, True
+        self._high, self._high_open = _INFINITY, True
+
+    def above(self, level: Decimal) -> bool:
+        """value > level."""
+        if self.value > level:
+            self._raise_low(level, True)
+            return True
+        self._lower_high(level, False)
+        return False
+
+    def below(self, level: Decimal) -> bool:
+        """value < level."""
+        if self.value < level:
+            self._lower_high(level, True)
+            return True
+        self._raise_low(level, False)
+        return False
+
+    def _raise_low(self, level: Decimal, is_open: bool) -> None:
+        if level > self._low or (level == self._low and is_open):
+            self._low, self._low_open = level, is_open
+
+    def _lower_high(self, level: Decimal, is_open: bool) -> None:
+        if level < self._high or (level == self._high and is_open):
+            self._high, self._high_open = level, is_open
+
+    def _holds(self, quote: Decimal) -> bool:
+        value = self._function(quote)
+        low, high = self._low, self._high
+        if value < low or (self._low_open and value == low):
+            return False
+        return not (value > high or (self._high_open and value == high))
+
+    def quote_bounds(self) -> tuple[Decimal, Decimal]:
+        """(low, high): every quote strictly between keeps the value inside its interval.
+
+        Each bound is the last grid point, counted from the quote, at which the value still
+        holds (found by doubling then halving the distance): quotes between the two lie
+        between points that hold, and the value is monotonic, so they hold too.
+        """
+        low = _MINUS_INFINITY if self._low == _MINUS_INFINITY else self._last_holding(-self._step)
+        high = _INFINITY if self._high == _INFINITY else self._last_holding(self._step)
+        return low, high
+
+    def _last_holding(self, step: Decimal) -> Decimal:
+        quote, holds = self._quote, self._holds
+        good, bad = 0, 1
+        while holds(quote + bad * step):
+            good = bad
+            if bad >= _DERIVED_SEARCH_TICKS:
+                return quote + good * step
+            bad *= 2
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            if holds(quote + middle * step):
+                good = middle
+            else:
+                bad = middle
+        return quote + good * step
 
 
 @dataclass(frozen=True)

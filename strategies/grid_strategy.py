@@ -16,6 +16,7 @@ fragments; a lot below the venue's minimum joins the next take-profit.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from helpers.rounding import round_down, round_up
 from helpers.trading_config import TradingConfig
 from strategies.base_strategy import (
     BaseStrategy,
+    DecisionBand,
+    DerivedPrice,
     MarketData,
     OrderParams,
     OrderRole,
@@ -63,8 +66,6 @@ logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
-_INFINITY = Decimal("Infinity")
-_MINUS_INFINITY = Decimal("-Infinity")
 
 #: Seconds to hold off after a refused order (other than post-only) before trying again.
 FAILURE_BACKOFF_SECONDS = 1.0
@@ -74,11 +75,31 @@ TARGETS_KEPT = 4096
 
 @dataclass
 class _Decision:
-    """What the next step would do; built without side effects so should_execute can ask too."""
+    """What the next step would do; built without side effects so should_execute can ask too.
+
+    ``band`` holds every threshold the decision compared the market and the clock against:
+    the same decision comes out while the quotes stay inside it and the clock before its end.
+    """
 
     result: StrategyResult
+    band: DecisionBand
     entry: OrderParams | None = None
     cancels: list[OrderRecord] = field(default_factory=list)
+
+
+class _FixedPrice:
+    """A given price where the decision code expects a :class:`DerivedPrice` (records nothing)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Decimal) -> None:
+        self.value = value
+
+    def above(self, level: Decimal) -> bool:
+        return self.value > level
+
+    def below(self, level: Decimal) -> bool:
+        return self.value < level
 
 
 def _as_decimal(value: Any) -> Decimal | None:
@@ -246,6 +267,8 @@ class GridStrategy(BaseStrategy):
         self._take_profit_factor = self._factor(self.take_profit_pct)
         # should_execute's decision, reused by execute_strategy when nothing changed in between.
         self._prepared: tuple[MarketData, float, int, _Decision] | None = None
+        #: The last decision, what it was made on and the state it was made in (see _current).
+        self._last: tuple[MarketData, tuple[int, str | None], _Decision] | None = None
 
     def get_strategy_name(self) -> str:
         return "grid"
@@ -361,7 +384,7 @@ class GridStrategy(BaseStrategy):
                 self._group_pct.popitem(last=False)
         return pct
 
-    def exit_price(self, target: Decimal, refused: Decimal | None, market: MarketData) -> Decimal:
+    def exit_price(self, target: Decimal, refused: Decimal | None, market: DecisionBand) -> Decimal:
         """The take-profit target, unless the market is already beyond it.
 
         Then the order goes to the touch on its own side (best ask for a sell), never worse than
@@ -373,13 +396,15 @@ class GridStrategy(BaseStrategy):
         if self.close_side is OrderSide.SELL:
             if refused is not None:
                 price = max(price, refused + tick)
-            if market.best_bid >= price:
-                price = max(price, round_up(market.best_ask, tick), market.best_bid + tick)
+            if market.bid_at_least(price):
+                best_bid, best_ask = market.pin()
+                price = max(price, round_up(best_ask, tick), best_bid + tick)
         else:
             if refused is not None:
                 price = min(price, refused - tick)
-            if market.best_ask <= price:
-                price = min(price, round_down(market.best_bid, tick), market.best_ask - tick)
+            if market.ask_at_most(price):
+                best_bid, best_ask = market.pin()
+                price = min(price, round_down(best_bid, tick), best_ask - tick)
         return price
 
     # -- what the execution layer holds, as the grid sees it ---------------------------------
@@ -446,10 +471,14 @@ class GridStrategy(BaseStrategy):
         return self.wait_time / 4
 
     def cooldown_remaining(self, now: float) -> float:
+        end = self._cooldown_end()
+        return 0.0 if end is None else max(0.0, end - now)
+
+    def _cooldown_end(self) -> float | None:
         if self._cooldown_started is None:
-            return 0.0
+            return None
         duration = self.cooldown_duration(self.active_take_profit_count()) * self._cooldown_factor
-        return max(0.0, self._cooldown_started + duration - now)
+        return self._cooldown_started + duration
 
     def _start_cooldown(self, why: str) -> None:
         self._cooldown_started = self.clock.now()
@@ -474,25 +503,27 @@ class GridStrategy(BaseStrategy):
 
     # -- market rules ------------------------------------------------------------------------
 
-    def stop_reason(self, market: MarketData) -> str | None:
+    def stop_reason(self, market: DecisionBand) -> str | None:
         if self.stop_price is None:
             return None
-        if self.direction is OrderSide.BUY and market.best_ask >= self.stop_price:
-            return f"stop price reached: best ask {market.best_ask} >= stop_price {self.stop_price}"
-        if self.direction is OrderSide.SELL and market.best_bid <= self.stop_price:
-            return f"stop price reached: best bid {market.best_bid} <= stop_price {self.stop_price}"
+        if self.direction is OrderSide.BUY and market.ask_at_least(self.stop_price):
+            return f"stop price reached: best ask {market.pin()[1]} >= stop_price {self.stop_price}"
+        if self.direction is OrderSide.SELL and market.bid_at_most(self.stop_price):
+            return f"stop price reached: best bid {market.pin()[0]} <= stop_price {self.stop_price}"
         return None
 
-    def pause_reason(self, market: MarketData) -> str | None:
+    def pause_reason(self, market: DecisionBand) -> str | None:
+        """Why entries are paused, or None. The text names the quote only when the pause
+        starts (it is logged then); while it lasts, the decision depends on the threshold alone."""
         if self.pause_price is None:
             return None
-        if self.direction is OrderSide.BUY and market.best_ask >= self.pause_price:
-            return f"best ask {market.best_ask} >= pause_price {self.pause_price}"
-        if self.direction is OrderSide.SELL and market.best_bid <= self.pause_price:
-            return f"best bid {market.best_bid} <= pause_price {self.pause_price}"
+        if self.direction is OrderSide.BUY and market.ask_at_least(self.pause_price):
+            return f"best ask >= pause_price {self.pause_price}"
+        if self.direction is OrderSide.SELL and market.bid_at_most(self.pause_price):
+            return f"best bid <= pause_price {self.pause_price}"
         return None
 
-    def _track_pause(self, market: MarketData) -> bool:
+    def _track_pause(self, market: DecisionBand) -> bool:
         reason = self.pause_reason(market)
         if reason != self._pause_reason:
             if reason:
@@ -507,24 +538,42 @@ class GridStrategy(BaseStrategy):
 
     def grid_step_conflict(self, entry_price: Decimal) -> Decimal | None:
         """The resting take-profit price a new entry's take-profit would sit too close to, if any."""
+        prospective = _FixedPrice(self.take_profit_price(entry_price, self.take_profit_pct))
+        return self._grid_step_conflict(prospective)  # type: ignore[arg-type]
+
+    def _grid_step_conflict(self, prospective: DerivedPrice) -> Decimal | None:
+        """:meth:`grid_step_conflict` for a prospective take-profit compared through the band.
+
+        The nearest resting take-profit (the first in order on a tie) is found by comparing
+        with the midpoints between candidates, and "closer than grid_step %" as the open
+        interval nearest x (1 +- grid_step / 100) around it: the same answers as measuring
+        each distance, asked as thresholds the band can record.
+        """
         if self.grid_step_pct < 0:
             return None
         prices = self._take_profit_prices()
         if not prices:
             return None
-        prospective = self.take_profit_price(entry_price, self.take_profit_pct)
-        nearest = min(prices, key=lambda price: abs(price - prospective))
-        gap_pct = abs(prospective - nearest) / nearest * HUNDRED
-        return nearest if gap_pct < self.grid_step_pct else None
+        nearest = prices[0]
+        for price in prices[1:]:
+            if price == nearest:
+                continue
+            middle = (price + nearest) / 2
+            if prospective.above(middle) if price > nearest else prospective.below(middle):
+                nearest = price
+        reach = nearest * self.grid_step_pct / HUNDRED
+        if prospective.above(nearest - reach) and prospective.below(nearest + reach):
+            return nearest
+        return None
 
-    def requote_due(self, entry: OrderRecord, market: MarketData) -> bool:
+    def requote_due(self, entry: OrderRecord, market: DecisionBand) -> bool:
         """A live entry the market has left by more than ``requote_ticks`` ticks (partly filled
         or not: its filled part gets its take-profit once the cancel has ended it)."""
         assert entry.price is not None
         limit = self.requote_ticks * self.tick
         if entry.side is OrderSide.BUY:
-            return market.best_bid - entry.price > limit
-        return entry.price - market.best_ask > limit
+            return market.bid_above(entry.price + limit)
+        return market.ask_below(entry.price - limit)
 
     def _note_hold(self, key: str | None, text: str = "") -> None:
         """Log why entries are held, once per change of reason rather than every tick."""
@@ -560,134 +609,76 @@ class GridStrategy(BaseStrategy):
         self._commit(decision, market_data)
         return decision.result
 
+    def _state_key(self) -> tuple[int, str | None]:
+        """What a decision depends on besides the market and the clock: the execution layer's
+        state (its version moves with every order event the grid reacts to) and the orchestrator's
+        block."""
+        return self.execution.version, self.entries_blocked
+
+    def _current(self) -> _Decision | None:
+        """The last decision if it still stands (same state, its time not over), else it is made
+        again on the last market data seen (deciding is free of side effects that matter)."""
+        last = self._last
+        if last is None:
+            return None
+        market, key, decision = last
+        if key == self._state_key() and self.clock.now() < decision.band.until:
+            return decision
+        return self._decide(market)
+
     def seconds_until_next_decision(self) -> float | None:
-        now = self.clock.now()
-        waits: list[float] = []
-        cooldown = self.cooldown_remaining(now)
-        if cooldown > 0 and not self._entries() and self.active_take_profit_count() < self.max_orders:
-            waits.append(cooldown)
-        for deadline in (self._entry_not_before, self._exits_not_before):
-            if deadline > now:
-                waits.append(deadline - now)
-        return min(waits) if waits else None
+        """Until the first time threshold the decision compared the clock against."""
+        decision = self._current()
+        if decision is None:
+            return None
+        until = decision.band.until
+        return None if until == math.inf else until - self.clock.now()
 
     def market_wake_levels(self) -> WakeLevels | None:
-        """The quotes that could change :meth:`_decide`'s answer before the next timer or event.
+        """The quotes that could change the decision: the band it recorded while it was made.
 
-        Mirrors ``_decide`` rule by rule: the stop price, the pause price, the requote distance
-        of the live entry and, while a grid-step conflict holds entries back, the band of
-        quotes in which the same take-profit stays in the way. Anything due at once (lots to
-        close, an entry from an earlier run to cancel, an entry ready to go) answers None.
+        A decision that acts (an order, a cancel, a stop) answers None: it is due at once.
         """
-        if self.contract is None or self._refusal or self._stop_message:
+        if self.contract is None:
             return None
-        now = self.clock.now()
-        if now >= self._exits_not_before and self._lots_to_close():
+        decision = self._current()
+        if decision is None or decision.result.action is not StrategyAction.NONE:
             return None
-        entries = self._entries()
-        if any(e.previous_run and e.cancel_requested_at is None for e in entries):
-            return None
-        bid_low, bid_high, ask_low, ask_high = _MINUS_INFINITY, _INFINITY, _MINUS_INFINITY, _INFINITY
-        buy = self.direction is OrderSide.BUY
-        stop = self.stop_price
-        if stop is not None:
-            if buy:
-                ask_high = stop
-            else:
-                bid_low = stop
-        pause = self.pause_price
-        if pause is not None:
-            # Paused while beyond the pause price: watch for the way back, else for getting there.
-            paused = self._pause_reason is not None
-            if buy:
-                if paused:
-                    ask_low = max(ask_low, pause)
-                else:
-                    ask_high = min(ask_high, pause)
-            elif paused:
-                bid_high = min(bid_high, pause)
-            else:
-                bid_low = max(bid_low, pause)
-        if entries:
-            for entry in entries:
-                if entry.acknowledged and entry.cancel_requested_at is None and entry.price is not None:
-                    limit = self.requote_ticks * self.tick
-                    if entry.side is OrderSide.BUY:
-                        bid_high = min(bid_high, entry.price + limit)
-                    else:
-                        ask_low = max(ask_low, entry.price - limit)
-            return WakeLevels(bid_low, bid_high, ask_low, ask_high)
-        if (
-            self.entries_blocked is not None
-            or self._pause_reason is not None
-            or now < self._entry_not_before
-            or self.cooldown_remaining(now) > 0
-            or self.active_take_profit_count() >= self.max_orders
-        ):
-            return WakeLevels(bid_low, bid_high, ask_low, ask_high)
-        band = self._grid_step_band()
-        return None if band is None else WakeLevels(bid_low, bid_high, ask_low, ask_high).narrowed(band)
-
-    def _grid_step_band(self) -> WakeLevels | None:
-        """Quotes for which a new entry keeps conflicting with the same resting take-profit.
-
-        Entries are held back only by this conflict here (every other rule has passed), so the
-        band is where the hold cannot end. Worked from the take-profit price interval in which
-        that take-profit is both the nearest one and closer than ``grid_step`` %, shrunk by a
-        tick on each side and checked exactly at both ends, so rounding can only make it
-        narrower. None when no conflict holds (the entry is ready) or the band is unsure.
-        """
-        hold = self._hold_key or ""
-        if not hold.startswith("grid_step:"):
-            return None
-        tick = self.tick
-        buy = self.direction is OrderSide.BUY
-        nearest = Decimal(hold.partition(":")[2])
-        prices = sorted(set(self._take_profit_prices()))
-        if nearest not in prices:
-            return None
-        index = prices.index(nearest)
-        step = self.grid_step_pct / HUNDRED
-        tp_low = nearest - nearest * step
-        tp_high = nearest + nearest * step
-        if index > 0:
-            tp_low = max(tp_low, (prices[index - 1] + nearest) / 2)
-        if index + 1 < len(prices):
-            tp_high = min(tp_high, (nearest + prices[index + 1]) / 2)
-        factor = self._take_profit_factor
-        entry_low = round_up(tp_low / factor, tick) + 2 * tick
-        entry_high = round_down(tp_high / factor, tick) - 2 * tick
-        if entry_low > entry_high:
-            return None
-        if self.grid_step_conflict(entry_low) != nearest or self.grid_step_conflict(entry_high) != nearest:
-            return None
-        if buy:  # entry = round_down(ask - tick): in [low, high] while ask in [low + tick, high + 2 tick)
-            return WakeLevels(ask_low=entry_low + tick, ask_high=entry_high + 2 * tick)
-        # entry = round_up(bid + tick): in [low, high] while bid in (low - 2 tick, high - tick]
-        return WakeLevels(bid_low=entry_low - 2 * tick, bid_high=entry_high - tick)
+        return decision.band.levels()
 
     def _decide(self, market: MarketData) -> _Decision:
-        """Priority: closing filled lots, refusal or stop, cancels, then a new entry."""
+        """Priority: closing filled lots, refusal or stop, cancels, then a new entry.
+
+        Every comparison with the market or the clock goes through ``band``, which is how the
+        decision knows the quotes and the time in which it stays what it is.
+        """
         now = self.clock.now()
-        paused = self._track_pause(market)
-        if now >= self._exits_not_before:
-            exits = [self._exit_params(lots, market) for lots in self._lots_to_close()]
+        band = DecisionBand.of(market, now)
+        decision = self._decide_in(band, now)
+        self._last = (market, self._state_key(), decision)
+        return decision
+
+    def _decide_in(self, band: DecisionBand, now: float) -> _Decision:
+        paused = self._track_pause(band)
+        if not band.before(self._exits_not_before):
+            exits = [self._exit_params(lots, band) for lots in self._lots_to_close()]
             if exits:
                 return _Decision(
                     StrategyResult(
                         StrategyAction.PLACE_ORDERS,
                         orders=exits,
                         message=f"closing {len(exits)} filled lot(s)",
-                    )
+                    ),
+                    band,
                 )
-        stop = self._refusal or self._stop_message or self.stop_reason(market)
+        stop = self._refusal or self._stop_message or self.stop_reason(band)
         if stop:
             uncovered = self._uncovered_size()
             if uncovered > 0:
                 stop += f" ({uncovered} filled size not yet covered by a take-profit)"
             error = ConfigurationError(self._refusal) if self._refusal else None
-            return _Decision(StrategyResult(StrategyAction.STOP, message=stop, error=error))
-        cancels = self._cancels_due(market)
+            return _Decision(StrategyResult(StrategyAction.STOP, message=stop, error=error), band)
+        cancels = self._cancels_due(band)
         if cancels:
             return _Decision(
                 StrategyResult(
@@ -695,11 +686,12 @@ class GridStrategy(BaseStrategy):
                     cancel_client_ids=[entry.client_order_id for entry in cancels],
                     message="cancelling stale or requoted entries",
                 ),
+                band,
                 cancels=cancels,
             )
-        entry = self._entry_params(market, now, paused)
+        entry = self._entry_params(band, paused)
         if entry is None:
-            return _Decision(StrategyResult(StrategyAction.NONE))
+            return _Decision(StrategyResult(StrategyAction.NONE), band)
         contract = self.contract
         assert contract is not None and entry.price is not None
         if self.entry_size * entry.price < contract.min_notional:
@@ -708,57 +700,70 @@ class GridStrategy(BaseStrategy):
                 f"notional {contract.min_notional}"
             )
             return _Decision(
-                StrategyResult(StrategyAction.STOP, message=message, error=ConfigurationError(message))
+                StrategyResult(StrategyAction.STOP, message=message, error=ConfigurationError(message)), band
             )
         return _Decision(
             StrategyResult(StrategyAction.PLACE_ORDERS, orders=[entry], message="grid entry"),
+            band,
             entry=entry,
         )
 
-    def _cancels_due(self, market: MarketData) -> list[OrderRecord]:
+    def _cancels_due(self, band: DecisionBand) -> list[OrderRecord]:
         """Entries from an earlier run, entries the market has left, and entries while the
         orchestrator has blocked entries to reduce risk."""
         due = []
         for entry in self._entries():
             if entry.cancel_requested_at is not None or not entry.acknowledged:
                 continue
-            if entry.previous_run or self.requote_due(entry, market):
+            if entry.previous_run or self.requote_due(entry, band):
                 due.append(entry)
             elif self.entries_blocked is not None and self.entries_blocked.startswith("risk"):
                 due.append(entry)
         return due
 
-    def _entry_params(self, market: MarketData, now: float, paused: bool) -> OrderParams | None:
+    def _entry_params(self, band: DecisionBand, paused: bool) -> OrderParams | None:
         """A new entry if every rule allows one right now, else None (noting why)."""
         if self._entries() or paused or self.entries_blocked is not None:
-            return None
-        if now < self._entry_not_before or self.cooldown_remaining(now) > 0:
             return None
         active = self.active_take_profit_count()
         if active >= self.max_orders:
             self._note_hold("max_orders", f"{active} take-profits resting, max_orders is {self.max_orders}")
             return None
-        price = self.entry_price(market.best_bid, market.best_ask)
-        conflict = self.grid_step_conflict(price)
+        if band.before(self._entry_not_before):
+            return None
+        cooldown_end = self._cooldown_end()
+        if cooldown_end is not None and band.before(cooldown_end):
+            return None
+        tick = self.tick
+        if self.direction is OrderSide.BUY:
+            prospective = band.derived(True, self._prospective_take_profit, tick)
+        else:
+            prospective = band.derived(False, self._prospective_take_profit, tick)
+        conflict = self._grid_step_conflict(prospective)
         if conflict is not None:
-            prospective = self.take_profit_price(price, self.take_profit_pct)
             self._note_hold(
                 f"grid_step:{conflict}",
-                f"take-profit {prospective} of an entry at {price} would be within grid_step "
-                f"{self.grid_step_pct} % of the resting take-profit at {conflict}",
+                f"take-profit {prospective.value} of an entry near the touch would be within "
+                f"grid_step {self.grid_step_pct} % of the resting take-profit at {conflict}",
             )
             return None
+        best_bid, best_ask = band.pin()  # the entry is priced from the quote itself
         return OrderParams(
             side=self.direction,
             quantity=self.entry_size,
-            price=price,
+            price=self.entry_price(best_bid, best_ask),
             order_type=OrderType.LIMIT,
             post_only=True,
             reduce_only=False,
             role=OrderRole.ENTRY,
         )
 
-    def _exit_params(self, lots: list[Lot], market: MarketData) -> OrderParams:
+    def _prospective_take_profit(self, quote: Decimal) -> Decimal:
+        """The take-profit of an entry priced from this quote (the ask for a buy grid, the bid
+        for a sell grid): non-decreasing in the quote, as DecisionBand.derived needs."""
+        return self.take_profit_price(self.entry_price(quote, quote), self.take_profit_pct)
+
+    def _exit_params(self, lots: list[Lot], market: DecisionBand) -> OrderParams:
         size = sum((lot.size for lot in lots), ZERO)
         covers = tuple(lot.lot_id for lot in lots)
         if self.boost:
@@ -817,7 +822,9 @@ class GridStrategy(BaseStrategy):
             for entry in decision.cancels:
                 if entry.previous_run:
                     logger.info("cancelling entry %s from an earlier run", entry.describe())
-                elif self.entries_blocked is not None and not self.requote_due(entry, market):
+                elif self.entries_blocked is not None and not self.requote_due(
+                    entry, DecisionBand.of(market, self.clock.now())
+                ):
                     logger.info("cancelling entry %s: %s", entry.describe(), self.entries_blocked)
                 else:
                     logger.info(

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
-from strategies.base_strategy import WakeLevels
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backtesting.engine import BacktestSpec, run_backtest
+from strategies.base_strategy import DecisionBand, WakeLevels
 from tests.test_grid_strategy import entry_order, make_session, started
 
 INF = D("Infinity")
@@ -72,6 +77,74 @@ async def test_grid_step_band_holds_exactly_where_the_conflict_holds() -> None:
     # Beyond the band the hold ends within a few ticks (the band is tight, not just safe).
     outside = levels.ask_high + D("0.4")
     assert strategy.grid_step_conflict(strategy.entry_price(outside - D("0.1"), outside)) != held
+
+
+# -- the band is the decision's own: a property over random markets and parameters ----------------
+
+
+def _percent(low: str, high: str) -> st.SearchStrategy[D]:
+    return st.integers(int(D(low) * 1000), int(D(high) * 1000)).map(lambda n: D(n) / 1000)
+
+
+@st.composite
+def grid_runs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A synthetic market (seed, volatility, spread) and grid parameters that make
+    every rule bite: grid step, pause and stop prices near the start, short requotes, random
+    timing and profit."""
+    direction = draw(st.sampled_from(["buy", "sell"]))
+    sign = 1 if direction == "buy" else -1
+    params: dict[str, Any] = {
+        "direction": direction,
+        "take_profit": draw(_percent("0.005", "0.06")),
+        "wait_time": float(draw(st.integers(0, 20))),
+        "max_orders": draw(st.integers(1, 8)),
+        "requote_ticks": draw(st.integers(1, 12)),
+        "grid_step": draw(st.one_of(st.just(D(-100)), _percent("0", "0.08"))),
+        "random_timing": draw(st.booleans()),
+        "dynamic_profit": draw(st.booleans()),
+        "seed": draw(st.integers(0, 5)),
+    }
+    if draw(st.booleans()):
+        params["pause_price"] = D(60000) + sign * draw(st.integers(1, 60))
+    if draw(st.booleans()):
+        params["stop_price"] = D(60000) + sign * draw(st.integers(20, 150))
+    market = {
+        "seed": draw(st.integers(0, 10_000)),
+        "volatility_bps": str(draw(st.sampled_from(["0.2", "0.5", "1.5"]))),
+        "spread_ticks": draw(st.integers(1, 4)),
+    }
+    return params, market
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grid_runs())
+def test_wake_filter_never_changes_a_decision_on_random_markets(
+    run: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """The bot skips market updates inside the band the decision recorded, and sleeps until the
+    time it recorded: every order, cancel and fill must be what waking on every update gives."""
+    params, market = run
+    base = BacktestSpec(
+        synthetic_events=4_000, strategy_params=params, exchange_params=market, use_cache=False
+    )
+    filtered = run_backtest(base)
+    unfiltered = run_backtest(BacktestSpec(**{**base.__dict__, "filter_market_wakes": False}))
+    assert filtered.decisions() == unfiltered.decisions()
+    assert [fill.__dict__ for fill in filtered.fills] == [fill.__dict__ for fill in unfiltered.fills]
+    assert filtered.metrics.stop_reason == unfiltered.metrics.stop_reason
+
+
+def test_a_derived_price_band_is_found_on_the_tick_grid() -> None:
+    """An entry one tick inside the ask, compared with 100.05: true while the ask stays at or
+    above 100.2 (entry 100.1), so the band's low end is the last tick where it holds."""
+    band = DecisionBand(D("99.9"), D("100.5"), 0.0)
+    tick = D("0.1")
+    entry = band.derived(True, lambda ask: (ask - tick).quantize(tick, rounding="ROUND_FLOOR"), tick)
+    assert entry.above(D("100.05"))
+    assert band.levels() == WakeLevels(ask_low=D("100.2"))
+    assert band.before(5.0) and not band.before(-1.0) and band.until == 5.0
+    band.pin()
+    assert band.levels() is None
 
 
 # -- the risk manager's part -------------------------------------------------------------------
