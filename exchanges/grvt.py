@@ -418,15 +418,12 @@ class GrvtClient(StreamingVenueClient):
         )
         body = await asyncio.to_thread(self.signer.sign, intent)
         path = "/full/v1/create_order"
-        try:
-            answer = await self._rest.private(path, body, idempotent=False, priority=priority)
-            report = self._answer(answer, path)
-            if report.client_order_id != order.client_order_id:
-                raise InvalidVenueData("malformed body", f"grvt {path}: answered for another order")
-        except MalformedMessage as exc:
-            # An answer we cannot read proves nothing about the order: its fate is unknown (a
-            # NetworkError), to be looked up, never "refused" and placed again.
-            raise ExchangeUnavailable(f"{exc}; the order's outcome is unknown") from None
+        # An unreadable answer (MalformedMessage) leaves the order's outcome unknown: the shared
+        # placement path's rule (StreamingVenueClient._place).
+        answer = await self._rest.private(path, body, idempotent=False, priority=priority)
+        report = self._answer(answer, path)
+        if report.client_order_id != order.client_order_id:
+            raise InvalidVenueData("malformed body", f"grvt {path}: answered for another order")
         if report.status is OrderStatus.PENDING:
             # The venue decides on the stream: give it a bounded moment, so a refused post-only
             # order raises here as on every venue (still PENDING after it: the caller looks up).

@@ -54,6 +54,7 @@ from exchanges.base import (
     ExchangeError,
     ExchangeUnavailable,
     InvalidOrder,
+    MalformedMessage,
     NetworkError,
     OrderInfo,
     OrderNotFound,
@@ -403,6 +404,11 @@ class StreamingVenueClient(BaseExchangeClient):
         except NetworkError:
             self._orders.send_failed(order, ambiguous=True)
             raise
+        except MalformedMessage as exc:
+            # An answer we cannot read proves nothing about the order: the venue may have taken
+            # it. Its outcome is unknown (looked up), never "refused" and so placed again.
+            self._orders.send_failed(order, ambiguous=True)
+            raise ExchangeUnavailable(f"{exc}; the order's outcome is unknown") from None
         except ExchangeError:
             self._orders.send_failed(order, ambiguous=False)
             raise
