@@ -177,43 +177,38 @@ class DecisionBand:
 
     def bid_at_least(self, level: Decimal) -> bool:
         """best bid >= level."""
-        if self._bid >= level:
-            if level > self.bid_low:
-                self.bid_low = level
-            return True
-        if level < self.bid_high:
-            self.bid_high = level
-        return False
+        return self._bid_compared(self._bid >= level, level)
 
     def bid_above(self, level: Decimal) -> bool:
         """best bid > level."""
-        if self._bid > level:
-            if level > self.bid_low:
-                self.bid_low = level
-            return True
-        if level < self.bid_high:
-            self.bid_high = level
-        return False
+        return self._bid_compared(self._bid > level, level)
 
     def ask_at_least(self, level: Decimal) -> bool:
         """best ask >= level."""
-        if self._ask >= level:
-            if level > self.ask_low:
-                self.ask_low = level
-            return True
-        if level < self.ask_high:
-            self.ask_high = level
-        return False
+        return self._ask_compared(self._ask >= level, level)
 
     def ask_above(self, level: Decimal) -> bool:
         """best ask > level."""
-        if self._ask > level:
+        return self._ask_compared(self._ask > level, level)
+
+    def _bid_compared(self, held: bool, level: Decimal) -> bool:
+        """Narrow the bid's band by a level it was just compared with: the decision stands
+        while the bid stays on the side of ``level`` it is on now."""
+        if held:
+            if level > self.bid_low:
+                self.bid_low = level
+        elif level < self.bid_high:
+            self.bid_high = level
+        return held
+
+    def _ask_compared(self, held: bool, level: Decimal) -> bool:
+        """As :meth:`_bid_compared`, for the ask."""
+        if held:
             if level > self.ask_low:
                 self.ask_low = level
-            return True
-        if level < self.ask_high:
+        elif level < self.ask_high:
             self.ask_high = level
-        return False
+        return held
 
     def bid_at_most(self, level: Decimal) -> bool:
         return not self.bid_above(level)
