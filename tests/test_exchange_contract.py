@@ -168,55 +168,9 @@ class PaperHarness(VenueHarness):
         await self.client.disconnect()
 
 
-class LighterHarness(VenueHarness):
-    ticker = "ETH"
-    quantity = Decimal("0.0100")
-
-    def __init__(self) -> None:
-        super().__init__()
-        from exchanges.lighter import LighterClient
-        from tests.mock_venues.lighter_venue import MockLighterVenue
-
-        self.venue = MockLighterVenue(start_price=Decimal("3000"), api_key_index=5).start()
-        config = TradingConfig(
-            ticker="ETH",
-            exchange="lighter",
-            strategy="grid",
-            quantity=self.quantity,
-            exchange_params={"order_ack_timeout": 3.0, "backoff_base": 0.05},
-        )
-        self.client = LighterClient(config, LiveClock(), env=self.venue.env())
-
-    async def trade_at(self, price: Decimal, size: Decimal | None = None) -> None:
-        await asyncio.to_thread(self.venue.trade_through, price, size)
-
-    async def break_connection(self) -> None:
-        await asyncio.to_thread(self.venue.drop_connections)
-
-    async def outage(self, during: Callable[[], Awaitable[None]]) -> None:
-        await asyncio.to_thread(self.venue.hold_connections, True)
-        try:
-            await during()
-        finally:
-            await asyncio.to_thread(self.venue.hold_connections, False)
-
-    def fail_account_reads(self) -> None:
-        self.venue.fail_next(n=1000, status=503)
-
-    def fail_order_reads(self) -> None:
-        self.venue.fail_next(n=1000, status=503)
-
-    async def close(self) -> None:
-        self.venue.clear_faults()
-        try:
-            await self.client.disconnect()
-        finally:
-            self.venue.stop()
-
-
 class LoopbackHarness(VenueHarness):
     """A venue client against one of the loopback mocks built on tests/mock_venues/base.py (they
-    share the matching engine, the faults and the controls)."""
+    share the faults and the controls)."""
 
     ticker = "ETH"
     quantity = Decimal("0.0100")
@@ -256,6 +210,16 @@ class LoopbackHarness(VenueHarness):
             await self.client.disconnect()
         finally:
             self.venue.stop()
+
+
+class LighterHarness(LoopbackHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        from exchanges.lighter import LighterClient
+        from tests.mock_venues.lighter_venue import MockLighterVenue
+
+        self.venue = MockLighterVenue(start_price=Decimal("3000"), api_key_index=5).start()
+        self.client = LighterClient(self.config("lighter"), LiveClock(), env=self.venue.env())
 
 
 class BackpackHarness(LoopbackHarness):
