@@ -40,7 +40,7 @@ from exchanges.factory import ExchangeFactory
 from execution.engine import ExecutionEngine
 from execution.journal import ExecutionJournal, journal_path, orders_csv_path
 from execution.records import OrderRecord
-from helpers.clock import Clock, LiveClock
+from helpers.clock import Clock, LiveClock, Signal
 from helpers.combined_account import CombinedAccount
 from helpers.log_setup import activity_log_path
 from helpers.risk_manager import RiskAction, RiskDecision, RiskManager
@@ -199,7 +199,7 @@ class TradingBot:
         self.risk_manager = RiskManager(account, config, self.clock, store=self.journal)
         self.activity_log = activity_log_path(config.log_dir, config.bot_name)
 
-        self._wake = asyncio.Event()
+        self._wake = Signal()
         self._idle = asyncio.Event()
         self._stop_reason: str | None = None
         self._exit_code = EXIT_OK

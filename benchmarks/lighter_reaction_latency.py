@@ -261,15 +261,15 @@ def instrument(client: LighterClient, probe: Probe) -> None:
 
     on_account_orders = client._on_account_orders
 
-    def timed_account_orders(message: Any) -> None:
+    def timed_account_orders(message: Any) -> bool:
         orders = message.get("orders") or {}
         groups = orders.values() if isinstance(orders, dict) else [orders]
         if any(Decimal(str(o.get("filled_base_amount", "0"))) > 0 for g in groups for o in g or []):
             probe.stamp("recv", probe.last_frame)
-            on_account_orders(message)
+            changed = on_account_orders(message)
             probe.stamp("parsed")
-        else:
-            on_account_orders(message)
+            return changed
+        return on_account_orders(message)
 
     client._on_account_orders = timed_account_orders  # type: ignore[method-assign]
 

@@ -561,15 +561,27 @@ class U32ClientOrderIdFactory(ClientOrderIdFactory):
         return text.isdigit() and len(text) <= 10 and int(text) // U32_ID_SPAN == int(self.prefix)
 
 
+def _no_gate() -> None:
+    return None
+
+
 class BaseExchangeClient(ABC):
     """What every venue client does. Methods raise :class:`ExchangeError` subclasses on failure."""
 
     #: Name used in logs, file names and the factory.
     name: str = "base"
+    #: True when the client calls :attr:`send_gate` right before every order or cancel request
+    #: leaves the process (after signing it). The execution layer then lets its journal writes
+    #: wait for that moment, so they run while the order is signed; otherwise it writes them
+    #: before calling the client.
+    gates_sends: bool = False
 
     def __init__(self, config: TradingConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
+        #: Set by the execution layer: makes its journal durable. Raises if it cannot, and then
+        #: the request must not be sent.
+        self.send_gate: Callable[[], None] = _no_gate
         self.client_ids = ClientOrderIdFactory(prefix=config.client_id_prefix)
         self._order_handlers: list[OrderUpdateHandler] = []
         self._market_handlers: list[MarketUpdateHandler] = []

@@ -122,7 +122,7 @@ from exchanges.connector_kit import opt_int as _opt_int
 from exchanges.connector_kit import timestamp_seconds as _timestamp_seconds
 from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeReport, VenueOrder, VenueOrders
 from helpers import safe_json, venue_validation
-from helpers.clock import Clock
+from helpers.clock import Clock, Signal
 from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.trading_config import TradingConfig
@@ -777,9 +777,13 @@ class LighterClient(BaseExchangeClient):
     """Lighter perpetuals through lighter-sdk's signer, our own REST and one reconnecting stream."""
 
     name = "lighter"
+    gates_sends = True
 
     def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(config, clock)
+        #: Signatures being computed, and a signal for when none is (see _on_ws_message).
+        self._signing = 0
+        self._signing_done = Signal()
         params = dict(config.exchange_params or {})
         self.settings = LighterSettings.load(os.environ if env is None else env, params)
         self.params = {key: params.get(key, default) for key, default in _PARAM_DEFAULTS.items()}
@@ -1236,7 +1240,14 @@ class LighterClient(BaseExchangeClient):
             elif kind in ("subscribed/account_orders", "update/account_orders"):
                 if kind.startswith("subscribed"):
                     self._subscription_confirmed(_request_channel(message.get("channel")))
-                self._on_account_orders(message)
+                if self._on_account_orders(message):
+                    # Let the bot react before the frames buffered behind this one (the fill's
+                    # trade record, the book it moved) are parsed: they wait, not the reaction.
+                    # A signature it started finishes first too: parsing beside it would hold
+                    # the GIL the signing thread needs to hand its result back.
+                    await asyncio.sleep(0)
+                    if self._signing:
+                        await self._signing_done.wait()
             elif kind in ("subscribed/account_all_trades", "update/account_all_trades"):
                 if kind.startswith("subscribed"):
                     self._subscription_confirmed(self._trades_channel())
@@ -1343,16 +1354,20 @@ class LighterClient(BaseExchangeClient):
         except (ConnectionError, WebSocketException) as exc:
             logger.warning("lighter-ws: could not resubscribe %s (%s); the reconnect will", channel, exc)
 
-    def _on_account_orders(self, message: Mapping[str, Any]) -> None:
+    def _on_account_orders(self, message: Mapping[str, Any]) -> bool:
+        """Apply the frame's order reports; True when one of them changed an order."""
         orders = message.get("orders") or {}
         groups = orders.values() if isinstance(orders, dict) else [orders]
+        changed = False
         for group in groups:
             if not isinstance(group, list):
                 raise InvalidVenueData("wrong type", "account_orders group is not a list")
             for raw in group:
                 if not isinstance(raw, dict):
                     raise InvalidVenueData("wrong type", "an order is not an object")
-                self._apply_order(raw)
+                if self._apply_order(raw) is not None:
+                    changed = True
+        return changed
 
     def _on_trades(self, message: Mapping[str, Any]) -> None:
         """Our executions with their exact fees (account_all_trades), folded into VenueOrders."""
@@ -1693,9 +1708,22 @@ class LighterClient(BaseExchangeClient):
                 else:
                     _, nonce = await self._sdk(manager.async_next_nonce(key), "nonce fetch")
                 started = self.clock.now()
-                tx_type, tx_info, tx_hash, error = await asyncio.get_running_loop().run_in_executor(
-                    self._signing_thread(), sign, nonce, key
-                )
+                signing = asyncio.get_running_loop().run_in_executor(self._signing_thread(), sign, nonce, key)
+                self._signing += 1
+                self._signing_done.clear()
+                try:
+                    try:
+                        # The journal commits while the signature is computed: durable before the send.
+                        self.send_gate()
+                    except BaseException:
+                        await asyncio.wait([signing])
+                        manager.acknowledge_failure(key)  # the signed nonce is never sent
+                        raise
+                    tx_type, tx_info, tx_hash, error = await signing
+                finally:
+                    self._signing -= 1
+                    if not self._signing:
+                        self._signing_done.set()
                 self.sign_seconds.append(self.clock.now() - started)
                 if error:
                     manager.acknowledge_failure(key)

@@ -27,6 +27,7 @@ own call returns, so the engine's view is current whenever the orchestrator or a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -48,7 +49,7 @@ from exchanges.base import (
     PostOnlyRejected,
     RateLimitExceeded,
 )
-from execution.journal import ExecutionJournal
+from execution.journal import ExecutionJournal, JournalWriteError
 from execution.records import ExecutionEvent, ExecutionEventKind, FillRecord, Lot, OrderRecord
 from helpers.clock import Clock
 from helpers.position_ledger import PositionLedger
@@ -119,6 +120,7 @@ class ExecutionEngine:
         for lot in journal.open_lots():
             self.lots[lot.lot_id] = lot
         client.subscribe_order_updates(self.on_venue_update)
+        client.send_gate = journal.flush
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -206,11 +208,18 @@ class ExecutionEngine:
             covers=tuple(params.covers),
             group=covered[0].group if covered else client_order_id,
         )
-        with self.journal.atomic():
+        gated = self.client.gates_sends
+        with self.journal.deferred() if gated else contextlib.nullcontext(), self.journal.atomic():
             for lot in covered:
                 lot.covered_by = client_order_id
                 self.journal.save_lot(lot)
             self.journal.save_order(record, "intent", now)
+        if gated:
+            # The client flushes the journal (with any fill this reacts to) while it signs,
+            # before the request leaves; if the loop gets there first, so much the better.
+            self.journal.flush_soon()
+        else:
+            self._flush_intent(record, covered)
         self._remember(record)
         self.version += 1
         try:
@@ -235,6 +244,9 @@ class ExecutionEngine:
                     post_only=params.post_only,
                     reduce_only=params.reduce_only,
                 )
+        except JournalWriteError:
+            self._drop_unsent(record, covered)  # the client refused to send it unjournaled
+            raise
         except RateLimitExceeded as exc:
             self._refused(record, exc)  # a 429 is the venue declining to process the request
         except NetworkError as exc:
@@ -244,6 +256,23 @@ class ExecutionEngine:
         else:
             self._accepted(record, result)
         return record
+
+    def _flush_intent(self, record: OrderRecord, covered: list[Lot]) -> None:
+        try:
+            self.journal.flush()
+        except JournalWriteError:
+            self._drop_unsent(record, covered)
+            raise
+
+    def _drop_unsent(self, record: OrderRecord, covered: list[Lot]) -> None:
+        """An order whose intent could not be journaled was never sent: it does not exist.
+        (Its queued intent may still be written later; a restart finds it not on the venue.)"""
+        for lot in covered:
+            lot.covered_by = None
+        self.orders.pop(record.client_order_id, None)
+        self._live.pop(record.client_order_id, None)
+        record.status = OrderStatus.REJECTED
+        record.error = "not sent: the journal could not write its intent"
 
     def _accepted(self, record: OrderRecord, result: OrderResult) -> None:
         if result.order_id and record.venue_order_id != result.order_id:
@@ -386,11 +415,17 @@ class ExecutionEngine:
         if record is None:
             logger.debug("update for an order that is not ours: %s", info.order_id)
             return
-        # One report can acknowledge, fill and end the order: one commit, not three.
-        with self.journal.atomic():
-            self._apply_info(record, info, update.fill)
-            if update.fee_correction is not None:
+        # One report can acknowledge, fill and end the order: one commit, not three. It is
+        # queued (see ExecutionJournal.deferred): the reaction it starts commits it together
+        # with its own intent, else the loop's next step does.
+        if update.fee_correction is not None:
+            with self.journal.atomic():  # reads the journal: not on the reaction path anyway
+                self._apply_info(record, info, update.fill)
                 self._correct_fee(record, update.fee_correction)
+            return
+        with self.journal.deferred(), self.journal.atomic():
+            self._apply_info(record, info, update.fill)
+        self.journal.flush_soon()
 
     def _correct_fee(self, record: OrderRecord, correction: FeeCorrection) -> None:
         """The exact fee of size booked earlier with an estimate (the fill did not wait for it)."""
@@ -479,7 +514,7 @@ class ExecutionEngine:
             else:
                 price = record.price if record.price is not None else info.price
         fill_id = f"{record.client_order_id}#{cumulative.normalize()}"
-        if self.journal.has_fill(fill_id):
+        if record.from_journal and self.journal.has_fill(fill_id):
             record.filled_size = cumulative
             return
         realized = self.ledger.apply_fill(record.side, price, delta, fee)

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import queue
 import sqlite3
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +31,8 @@ from exchanges.base import OrderSide, OrderStatus, OrderType
 from execution.records import FillRecord, Lot, OrderRecord
 from helpers.position_ledger import PositionLedger
 from strategies.base_strategy import OrderRole
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 
@@ -57,6 +61,7 @@ CREATE TABLE IF NOT EXISTS lots (
     size TEXT NOT NULL, price TEXT NOT NULL, created_at REAL NOT NULL,
     covered_by TEXT, refused_price TEXT, closed INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
 CREATE INDEX IF NOT EXISTS lots_open ON lots (closed);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL,
@@ -217,30 +222,136 @@ class OrdersCsv:
         self._file.close()
 
 
+class JournalWriteError(RuntimeError):
+    """The journal could not write what was queued (disk full, I/O error). The writes stay
+    queued for the next flush; a request that was waiting for them must not be sent."""
+
+
 class _Transaction:
     """``with journal.atomic():`` - BEGIN at the outermost entry, COMMIT (or ROLLBACK) at its exit.
+
+    Inside ``journal.deferred()`` the writes are not executed but queued, and the queue runs as
+    one transaction at the next :meth:`flush`: the execution layer defers a fill's and its
+    take-profit's writes and the venue client flushes them while the order is being signed,
+    right before it sends (see :meth:`ExecutionJournal.deferred`). A block that raises drops
+    what it queued, as a rollback would.
 
     A plain class rather than a generator-based context manager: the journal opens one for
     every write, and this costs a third as much.
     """
 
-    __slots__ = ("_db", "_depth", "_durable")
+    __slots__ = (
+        "_db",
+        "_deferring",
+        "_depth",
+        "_durable",
+        "_fills_mark",
+        "_mark",
+        "pending",
+        "pending_fills",
+    )
 
     def __init__(self, db: sqlite3.Connection, durable: bool) -> None:
         self._db = db
         self._depth = 0
         #: An in-memory journal (backtests) dies with the process anyway: no transactions.
         self._durable = durable
+        self._deferring = 0
+        self._mark = 0
+        self._fills_mark = 0
+        self.pending: list[tuple[str, tuple[object, ...]]] = []
+        #: Fill ids among the queued writes (a duplicate must be known before the flush); a
+        #: handful at most, so a list, which a failed block can cut back like the queue.
+        self.pending_fills: list[str] = []
+
+    @property
+    def queueing(self) -> bool:
+        return self._deferring > 0
 
     def __enter__(self) -> None:
-        if self._depth == 0 and self._durable:
-            self._db.execute("BEGIN")
+        if self._depth == 0:
+            if self._deferring:
+                self._mark = len(self.pending)
+                self._fills_mark = len(self.pending_fills)
+            elif self._durable:
+                self.flush()
+                self._db.execute("BEGIN")
         self._depth += 1
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         self._depth -= 1
-        if self._depth == 0 and self._durable:
-            self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if self._depth == 0:
+            if self._deferring:
+                if kind is not None:
+                    del self.pending[self._mark :]
+                    del self.pending_fills[self._fills_mark :]
+            elif self._durable:
+                self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def write(self, sql: str, args: tuple[object, ...]) -> None:
+        if self._deferring:
+            self.pending.append((sql, args))
+        else:
+            self._db.execute(sql, args)
+
+    def defer(self, on: bool) -> None:
+        self._deferring += 1 if on else -1
+
+    def flush(self) -> None:
+        """Run the queued writes as one transaction (nothing to do when none wait)."""
+        if not self.pending:
+            return
+        fills = self.pending_fills
+        if self._depth and self._deferring:
+            # A read inside a queueing block: the block's own writes stay queued, all or none.
+            pending, self.pending = self.pending[: self._mark], self.pending[self._mark :]
+            fills, self.pending_fills = fills[: self._fills_mark], fills[self._fills_mark :]
+        else:
+            pending, self.pending = self.pending, []
+            self.pending_fills = []
+        self._mark = self._fills_mark = 0
+        if not pending:
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            for sql, args in pending:
+                db.execute(sql, args)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self.pending[:0] = pending
+            self.pending_fills[:0] = fills
+            raise JournalWriteError(f"the journal could not write: {exc}") from exc
+
+
+class _Deferred:
+    """``with journal.deferred():`` - see :meth:`ExecutionJournal.deferred`."""
+
+    __slots__ = ("_transaction",)
+
+    def __init__(self, transaction: _Transaction) -> None:
+        self._transaction = transaction
+
+    def __enter__(self) -> None:
+        self._transaction.defer(True)
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self._transaction.defer(False)
+
+
+class _NoDeferral:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        return None
+
+
+_NOT_DEFERRED = _NoDeferral()
 
 
 class ExecutionJournal:
@@ -261,6 +372,7 @@ class ExecutionJournal:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._transaction = _Transaction(self._db, durable=path is not None)
+        self._flush_scheduled = False
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -274,7 +386,51 @@ class ExecutionJournal:
         """Group writes into one commit; nested uses join the outer one."""
         return self._transaction
 
+    def deferred(self) -> _Deferred:
+        """Queue the writes of the block instead of running them, until :meth:`flush`.
+
+        For the reaction path: a fill's writes and its take-profit's intent become one
+        transaction that the venue client runs while it signs the order and before it sends it
+        (``BaseExchangeClient.send_gate``), instead of two commits ahead of the signature.
+        Reads flush first, so nothing reads around the queue; :meth:`flush_soon` makes sure a
+        queue nobody flushes is written within the loop's next step. An in-memory journal
+        (backtests) has no durability to buy this way: there it is the plain path.
+        """
+        return _Deferred(self._transaction) if self.path is not None else _NOT_DEFERRED
+
+    def flush(self) -> None:
+        """Write what :meth:`deferred` queued, as one transaction (raises if it cannot)."""
+        self._transaction.flush()
+
+    def flush_soon(self) -> None:
+        """Flush at the loop's next step (at once without a running loop)."""
+        if not self._transaction.pending or self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            self.flush()
+        except JournalWriteError as exc:
+            # Nothing is lost yet: the writes stay queued and the next flush (every send
+            # waits for one) tries again, or refuses to send.
+            logger.error("%s; the writes stay queued", exc)
+
+    def _read(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        """A query, after any queued writes (so it sees them)."""
+        if self._transaction.pending:
+            self._transaction.flush()
+        return self._db.execute(sql, args)
+
     def close(self) -> None:
+        self.flush()
         if self.csv is not None:
             self.csv.close()
         self._db.close()
@@ -282,12 +438,12 @@ class ExecutionJournal:
     # -- meta --------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._read("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self.atomic():
-            self._db.execute(
+            self._transaction.write(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
@@ -300,7 +456,7 @@ class ExecutionJournal:
     ) -> None:
         """Upsert the order's current state and append the event that changed it (and its CSV row)."""
         with self.atomic():
-            self._db.execute(
+            self._transaction.write(
                 "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(client_order_id) DO UPDATE SET status = excluded.status, "
                 "venue_order_id = excluded.venue_order_id, filled_size = excluded.filled_size, "
@@ -337,7 +493,7 @@ class ExecutionJournal:
             )
 
     def _event(self, timestamp: float, kind: str, client_order_id: str | None, detail: str) -> None:
-        self._db.execute(
+        self._transaction.write(
             "INSERT INTO events (ts, kind, client_order_id, detail) VALUES (?, ?, ?, ?)",
             (timestamp, kind, client_order_id, detail),
         )
@@ -350,27 +506,23 @@ class ExecutionJournal:
     def open_orders(self) -> list[OrderRecord]:
         """Every order not yet in a final state (what a restart must account for)."""
         placeholders = ",".join("?" for _ in _FINAL)
-        rows = self._db.execute(
+        rows = self._read(
             f"SELECT * FROM orders WHERE status NOT IN ({placeholders}) ORDER BY created_at", _FINAL
         ).fetchall()
         return [self._order_from_row(row) for row in rows]
 
     def order(self, client_order_id: str) -> OrderRecord | None:
-        row = self._db.execute(
-            "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)
-        ).fetchone()
+        row = self._read("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
         return None if row is None else self._order_from_row(row)
 
     def orders(self) -> list[OrderRecord]:
         """Every order ever journaled, oldest first (reports and tests; not for the hot path)."""
-        rows = self._db.execute("SELECT * FROM orders ORDER BY created_at, rowid").fetchall()
+        rows = self._read("SELECT * FROM orders ORDER BY created_at, rowid").fetchall()
         return [self._order_from_row(row) for row in rows]
 
     def roles(self) -> dict[str, OrderRole]:
         """Every journaled order's role by client id (reports)."""
-        return {
-            cid: OrderRole(role) for cid, role in self._db.execute("SELECT client_order_id, role FROM orders")
-        }
+        return {cid: OrderRole(role) for cid, role in self._read("SELECT client_order_id, role FROM orders")}
 
     def count_orders(self, *, role: OrderRole | None = None, status: OrderStatus | None = None) -> int:
         query = "SELECT COUNT(*) FROM orders WHERE 1=1"
@@ -381,7 +533,7 @@ class ExecutionJournal:
         if status is not None:
             query += " AND status = ?"
             args.append(status.value)
-        return int(self._db.execute(query, args).fetchone()[0])
+        return int(self._read(query, args).fetchone()[0])
 
     @staticmethod
     def _order_from_row(row: tuple) -> OrderRecord:  # type: ignore[type-arg]
@@ -407,18 +559,25 @@ class ExecutionJournal:
             error=row[18],
             cancel_reason=row[19],
             previous_run=True,
+            from_journal=True,
             acknowledged=row[9] not in (OrderStatus.PENDING.value, OrderStatus.UNKNOWN.value),
         )
 
     # -- fills -------------------------------------------------------------------------------
 
     def has_fill(self, fill_id: str) -> bool:
+        if fill_id in self._transaction.pending_fills:
+            return True
+        # Not through _read: the queue is known not to hold it, and a flush here would put a
+        # commit back on the reaction path.
         return self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone() is not None
 
     def save_fill(self, fill: FillRecord, order: OrderRecord, ledger: PositionLedger) -> None:
         """The fill, the order's new cumulative state and the ledger, in one commit."""
         with self.atomic():
-            self._db.execute(
+            if self._transaction.queueing:
+                self._transaction.pending_fills.append(fill.fill_id)
+            self._transaction.write(
                 "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     fill.fill_id,
@@ -454,14 +613,14 @@ class ExecutionJournal:
         difference goes onto its oldest estimated fill (marked exact once ``size`` covers it),
         the order and the ledger, in one commit, with a CSV row."""
         with self.atomic():
-            row = self._db.execute(
+            row = self._read(
                 "SELECT fill_id, fee, size FROM fills WHERE client_order_id = ? AND fee_estimated = 1 "
                 "ORDER BY ts, rowid LIMIT 1",
                 (order.client_order_id,),
             ).fetchone()
             if row is not None:
                 still_estimated = int(Decimal(row[2]) > size)
-                self._db.execute(
+                self._transaction.write(
                     "UPDATE fills SET fee = ?, fee_estimated = ? WHERE fill_id = ?",
                     (str(Decimal(row[1]) + delta), still_estimated, row[0]),
                 )
@@ -469,7 +628,7 @@ class ExecutionJournal:
             self.save_order(order, "fee_corrected", timestamp, fee=f"{delta:+}", fill_size=size)
 
     def fills(self) -> list[FillRecord]:
-        rows = self._db.execute("SELECT * FROM fills ORDER BY ts, rowid").fetchall()
+        rows = self._read("SELECT * FROM fills ORDER BY ts, rowid").fetchall()
         return [
             FillRecord(
                 fill_id=row[0],
@@ -507,7 +666,7 @@ class ExecutionJournal:
 
     def save_lot(self, lot: Lot, closed: bool = False) -> None:
         with self.atomic():
-            self._db.execute(
+            self._transaction.write(
                 "INSERT INTO lots VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(lot_id) DO UPDATE SET "
                 "covered_by = excluded.covered_by, refused_price = excluded.refused_price, "
                 "closed = excluded.closed",
@@ -525,7 +684,7 @@ class ExecutionJournal:
             )
 
     def open_lots(self) -> list[Lot]:
-        rows = self._db.execute("SELECT * FROM lots WHERE closed = 0 ORDER BY created_at, rowid").fetchall()
+        rows = self._read("SELECT * FROM lots WHERE closed = 0 ORDER BY created_at, rowid").fetchall()
         return [
             Lot(
                 lot_id=row[0],
@@ -542,7 +701,7 @@ class ExecutionJournal:
 
     def lots(self) -> list[tuple[Lot, bool]]:
         """Every lot with its closed flag (tests and audits)."""
-        rows = self._db.execute("SELECT * FROM lots ORDER BY created_at, rowid").fetchall()
+        rows = self._read("SELECT * FROM lots ORDER BY created_at, rowid").fetchall()
         return [
             (
                 Lot(
@@ -562,9 +721,9 @@ class ExecutionJournal:
 
     def events(self, kind: str | None = None) -> list[tuple[float, str, str | None, str]]:
         if kind is None:
-            rows = self._db.execute("SELECT ts, kind, client_order_id, detail FROM events ORDER BY seq")
+            rows = self._read("SELECT ts, kind, client_order_id, detail FROM events ORDER BY seq")
         else:
-            rows = self._db.execute(
+            rows = self._read(
                 "SELECT ts, kind, client_order_id, detail FROM events WHERE kind = ? ORDER BY seq", (kind,)
             )
         return [(row[0], row[1], row[2], row[3]) for row in rows.fetchall()]

@@ -49,6 +49,9 @@ class OrderRecord:
     cancel_requested_at: float | None = None
     #: Placed by an earlier run of this bot (found in the journal or on the venue at start-up).
     previous_run: bool = False
+    #: Read back from the journal (this run or an earlier one), rather than made by this run:
+    #: only such a record can meet a fill the journal already holds.
+    from_journal: bool = False
     #: The venue has acknowledged it (an answer, a stream message or a look-up).
     acknowledged: bool = False
     #: Look-ups that did not find it (unknown outcomes), and when to look next.

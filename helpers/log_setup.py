@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import enum
 import errno
 import logging
 import logging.handlers
@@ -31,6 +32,7 @@ import queue
 import re
 import sys
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -80,6 +82,18 @@ def activity_log_path(log_dir: Path, bot_name: str) -> Path:
     return log_dir / f"{bot_name}_activity.log"
 
 
+_IMMUTABLE_ARGS = (str, int, float, Decimal, enum.Enum, type(None))
+
+
+def _immutable_args(args: object) -> bool:
+    """Whether rendering the message later gives the same text as now."""
+    if args is None:
+        return True
+    if isinstance(args, tuple):
+        return all(isinstance(arg, _IMMUTABLE_ARGS) for arg in args)
+    return False
+
+
 class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
     """Queues a self-contained record: message rendered, traceback kept apart as text.
 
@@ -89,6 +103,10 @@ class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         prepared = copy.copy(record)
+        if not prepared.exc_info and _immutable_args(record.args):
+            # Rendered (and redacted) by the listener thread: a fill's log line is on the loop
+            # between the fill and its take-profit, and its formatting need not be.
+            return prepared
         prepared.msg, prepared.args = record.getMessage(), None
         if prepared.exc_info:
             prepared.exc_text = logging.Formatter().formatException(prepared.exc_info)
@@ -236,7 +254,9 @@ def configure_logging(
 
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     queue_handler = _DetachedRecordQueueHandler(records)
-    queue_handler.addFilter(redactor)
+    for handler in handlers:
+        # In the listener thread, where the message is rendered (see the queue handler).
+        handler.addFilter(redactor)
     root.addHandler(queue_handler)
     _listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
     _listener.start()

@@ -1,0 +1,202 @@
+"""ExecutionJournal.deferred(): writes queued for the reaction path, flushed before any send.
+
+The execution layer queues a fill's writes and its take-profit's intent, and the venue client
+commits them while it signs (``send_gate``). What must hold: nothing queued is visible to a
+crash (another connection) until the flush; every read through the journal sees the queue; a
+block that raises queues nothing (its fill id included); a flush that fails keeps the writes
+and says so with a typed error; a queue nobody flushes is written within the loop's next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exchanges.base import OrderSide, OrderStatus, OrderType
+from execution.journal import ExecutionJournal, JournalWriteError
+from execution.records import FillRecord, OrderRecord
+from helpers.position_ledger import PositionLedger
+from strategies.base_strategy import OrderRole
+
+
+class FlakyConnection:
+    """A sqlite connection whose writes fail while ``failing`` is set (a full disk, say)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.failing = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        if self.failing and sql.startswith(("INSERT", "UPDATE")):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, args)
+
+
+def order(cid: str = "c1") -> OrderRecord:
+    return OrderRecord(
+        client_order_id=cid,
+        role=OrderRole.ENTRY,
+        side=OrderSide.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=Decimal("1"),
+        price=Decimal("100"),
+        contract_id="ETH",
+        created_at=1.0,
+        updated_at=1.0,
+        group=cid,
+    )
+
+
+def fill(record: OrderRecord, fill_id: str) -> FillRecord:
+    return FillRecord(
+        fill_id=fill_id,
+        client_order_id=record.client_order_id,
+        role=record.role,
+        side=record.side,
+        price=Decimal("100"),
+        size=Decimal("1"),
+        fee=Decimal("0"),
+        timestamp=2.0,
+        is_maker=True,
+        fee_estimated=False,
+        inferred=False,
+        realized_pnl=Decimal("0"),
+    )
+
+
+def committed(path: Path, table: str) -> int:
+    """Rows another connection sees: what a crash at this moment would leave."""
+    with sqlite3.connect(path) as reader:
+        return int(reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_queued_writes_are_invisible_until_the_flush(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = ExecutionJournal(path)
+    with journal.deferred(), journal.atomic():
+        journal.save_order(order(), "intent", 1.0)
+    assert committed(path, "orders") == 0
+    journal.flush()
+    assert committed(path, "orders") == 1
+
+
+def test_a_read_through_the_journal_sees_the_queue(tmp_path: Path) -> None:
+    journal = ExecutionJournal(tmp_path / "j.sqlite")
+    with journal.deferred(), journal.atomic():
+        journal.save_order(order(), "intent", 1.0)
+    found = journal.order("c1")
+    assert found is not None and found.status is OrderStatus.PENDING
+    assert committed(tmp_path / "j.sqlite", "orders") == 1
+
+
+def test_a_queued_fill_is_known_without_flushing(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = ExecutionJournal(path)
+    record = order()
+    with journal.deferred(), journal.atomic():
+        journal.save_fill(fill(record, "c1#1"), record, PositionLedger())
+    assert journal.has_fill("c1#1")
+    assert committed(path, "fills") == 0  # has_fill put no commit on the reaction path
+
+
+def test_a_block_that_raises_queues_nothing_not_even_its_fill_id(tmp_path: Path) -> None:
+    journal = ExecutionJournal(tmp_path / "j.sqlite")
+    record = order()
+    with journal.deferred(), journal.atomic():
+        journal.save_order(record, "intent", 1.0)
+    with pytest.raises(RuntimeError), journal.deferred(), journal.atomic():
+        journal.save_fill(fill(record, "c1#1"), record, PositionLedger())
+        raise RuntimeError("the booking failed half way")
+    assert not journal.has_fill("c1#1")
+    journal.flush()
+    assert [o.client_order_id for o in journal.orders()] == ["c1"]
+    assert journal.fills() == []
+
+
+def test_a_failed_flush_keeps_the_writes_and_raises_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = ExecutionJournal(path)
+    flaky = FlakyConnection(journal._transaction._db)
+    journal._transaction._db = flaky  # type: ignore[assignment]
+    record = order()
+    with journal.deferred(), journal.atomic():
+        journal.save_fill(fill(record, "c1#1"), record, PositionLedger())
+    flaky.failing = True
+    with pytest.raises(JournalWriteError, match="disk is full"):
+        journal.flush()
+    assert committed(path, "fills") == 0
+    assert journal.has_fill("c1#1")  # still queued, so a duplicate report is still a duplicate
+    flaky.failing = False
+    journal.flush()
+    assert committed(path, "fills") == 1
+
+
+async def test_a_queue_nobody_flushes_is_written_at_the_loops_next_step(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = ExecutionJournal(path)
+    with journal.deferred(), journal.atomic():
+        journal.save_order(order(), "intent", 1.0)
+    journal.flush_soon()
+    assert committed(path, "orders") == 0
+    await asyncio.sleep(0)
+    assert committed(path, "orders") == 1
+
+
+def test_an_in_memory_journal_does_not_queue() -> None:
+    journal = ExecutionJournal(None)
+    with journal.deferred(), journal.atomic():
+        journal.save_order(order(), "intent", 1.0)
+    assert journal._transaction.pending == []
+    assert journal.order("c1") is not None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["queue", "queue_fail", "read", "flush", "plain"]), st.integers(0, 5)),
+        max_size=25,
+    )
+)
+def test_any_interleaving_ends_with_exactly_the_blocks_that_completed(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int]]
+) -> None:
+    """Random queueing blocks (some raising), reads, flushes and plain writes: after a final
+    flush the journal holds the orders of the blocks that completed and nothing else, and
+    the committed rows never include a write of a block that raised."""
+    path = tmp_path_factory.mktemp("j") / "j.sqlite"
+    journal = ExecutionJournal(path)
+    expected: set[str] = set()
+    for number, (kind, key) in enumerate(steps):
+        cid = f"c{number}-{key}"
+        if kind == "queue":
+            with journal.deferred(), journal.atomic():
+                journal.save_order(order(cid), "intent", 1.0)
+            expected.add(cid)
+        elif kind == "queue_fail":
+            with pytest.raises(ValueError), journal.deferred(), journal.atomic():
+                journal.save_order(order(cid), "intent", 1.0)
+                raise ValueError
+        elif kind == "read":
+            assert {o.client_order_id for o in journal.orders()} == expected
+        elif kind == "flush":
+            journal.flush()
+        else:
+            journal.save_order(order(cid), "intent", 1.0)
+            expected.add(cid)
+        with sqlite3.connect(path) as reader:
+            seen = {row[0] for row in reader.execute("SELECT client_order_id FROM orders")}
+        assert seen <= expected
+    journal.flush()
+    assert {o.client_order_id for o in journal.orders()} == expected
+    journal.close()

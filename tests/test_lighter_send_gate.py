@@ -1,0 +1,108 @@
+"""Journal before action while the journal commits beside the signature (Lighter's send gate).
+
+The execution layer queues an order's intent (and the fill it reacts to); the Lighter client
+commits the queue on the loop while its worker thread signs, before the transaction leaves.
+These tests pin the ordering that makes that safe: the intent row is committed before the
+transaction is sent, and a commit that fails means the signed transaction never leaves, its
+nonce is handed back, and the engine does not remember the order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exchanges.base import OrderSide
+from execution.engine import ExecutionEngine
+from execution.journal import ExecutionJournal, JournalWriteError
+from helpers.clock import LiveClock
+from helpers.trading_config import TradingConfig
+from strategies.base_strategy import OrderParams
+from tests.connector_fixtures import started_venue
+from tests.test_journal_deferral import FlakyConnection
+
+pytest.importorskip("lighter")
+
+from exchanges.lighter import LighterClient
+from tests.mock_venues.lighter_venue import MockLighterVenue
+
+venue = started_venue(MockLighterVenue)
+
+
+@pytest.fixture
+async def client(venue: MockLighterVenue) -> AsyncIterator[LighterClient]:
+    config = TradingConfig(
+        ticker="ETH",
+        exchange="lighter",
+        strategy="grid",
+        quantity=Decimal("0.01"),
+        exchange_params={"order_ack_timeout": 3.0},
+    )
+    c = LighterClient(config, LiveClock(), env=venue.env())
+    await c.connect()
+    try:
+        yield c
+    finally:
+        await c.disconnect()
+
+
+def entry() -> OrderParams:
+    return OrderParams(side=OrderSide.BUY, quantity=Decimal("0.01"), price=Decimal("2900"))
+
+
+async def test_the_intent_is_committed_before_the_transaction_is_sent(
+    client: LighterClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    engine = ExecutionEngine(client, LiveClock(), ExecutionJournal(path))
+    seen: list[list[tuple[Any, ...]]] = []
+    send_tx = client._send_tx
+
+    async def checking_send(*args: Any, **kwargs: Any) -> Any:
+        # Another connection sees only committed rows: what a crash right now would leave.
+        with sqlite3.connect(path) as reader:
+            seen.append(
+                reader.execute("SELECT client_order_id, kind FROM events WHERE kind = 'intent'").fetchall()
+            )
+        return await send_tx(*args, **kwargs)
+
+    client._send_tx = checking_send  # type: ignore[method-assign]
+    record = await engine.submit(entry(), "0")
+    assert record.acknowledged
+    assert seen == [[(record.client_order_id, "intent")]]
+
+
+async def test_a_failed_intent_commit_never_sends_the_signed_transaction(
+    client: LighterClient, venue: MockLighterVenue, tmp_path: Path
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = ExecutionJournal(path)
+    engine = ExecutionEngine(client, LiveClock(), journal)
+    flaky = FlakyConnection(journal._transaction._db)
+    journal._transaction._db = flaky  # type: ignore[assignment]
+    sent: list[int] = []
+    send_tx = client._send_tx
+
+    async def counting_send(*args: Any, **kwargs: Any) -> Any:
+        sent.append(1)
+        return await send_tx(*args, **kwargs)
+
+    client._send_tx = counting_send  # type: ignore[method-assign]
+    before = len(venue.stats().txs)
+    flaky.failing = True
+    with pytest.raises(JournalWriteError):
+        await engine.submit(entry(), "0")
+    assert sent == []
+    assert len(venue.stats().txs) == before
+    assert engine.active_orders() == []
+    # The nonce the dropped transaction used is handed back: the next order is accepted.
+    flaky.failing = False
+    record = await engine.submit(entry(), "0")
+    assert record.acknowledged
+    assert len(venue.stats().txs) == before + 1
+    assert sent == [1]
