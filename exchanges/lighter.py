@@ -2189,7 +2189,12 @@ class LighterClient(BaseExchangeClient):
                         outcomes[i] = exc
                     return outcomes
                 except ExchangeError as exc:
+                    # An invalid nonce means the first one was stale (the rest follow it), so
+                    # none went through; any other refusal came with valid nonces, and the
+                    # venue's next nonce says how far it got.
                     used = await self._nonces_used(nonces[0], len(todo))
+                    if isinstance(exc, InvalidNonce):
+                        used = 0
                     refused_at = todo[used] if used < len(todo) else None
                     rest = todo[used + 1 :]
                     if isinstance(exc, InvalidNonce) and attempt == 1 and used == 0:
