@@ -2121,8 +2121,7 @@ class LighterClient(BaseExchangeClient):
             self.ws_batches += 1
             timeout = float(self.params["rest_timeout"])
             try:
-                async with asyncio.timeout(timeout):
-                    return await future
+                return await asyncio.wait_for(future, timeout)  # one Task per batch is cheap
             except asyncio.TimeoutError:
                 raise RequestTimeout(
                     f"lighter: no answer to sendtxbatch {request_id} within {timeout}s"

@@ -169,3 +169,15 @@ async def test_a_batch_reply_without_an_id_is_matched_by_its_first_hash(client: 
     assert second.done() and not first.done()
     first.cancel()
     client._pending_txs.clear()
+
+
+async def test_a_batch_frame_that_cannot_be_written_goes_over_http(venue: Any, client: LighterClient) -> None:
+    assert client._ws is not None
+
+    async def refuse(frame: Any) -> None:
+        raise ConnectionError("socket closed under us")
+
+    client._ws.send = refuse  # type: ignore[method-assign]
+    placed = await client.place_limit_orders(await bids(client, 2))
+    assert all(o.ok for o in placed)
+    assert venue.stats().rest_calls.get("/api/v1/sendTxBatch") == 1 and client.http_batches == 1
