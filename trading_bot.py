@@ -626,8 +626,9 @@ class TradingBot:
     async def _cancel_redundant_exits(self) -> None:
         """Cancel the exits a risk close made redundant (only for the size it closed)."""
         for engine in self.engines:
-            for record in engine.exits_to_cancel():
-                await engine.cancel(record.client_order_id, "position closed by the risk manager")
+            redundant = [record.client_order_id for record in engine.exits_to_cancel()]
+            if redundant:
+                await engine.cancel_batch(redundant, "position closed by the risk manager")
 
     async def _handle_risk_decision(self, decision: RiskDecision) -> None:
         """Act on a risk decision through the execution layer, and tell the strategy."""
@@ -685,9 +686,13 @@ class TradingBot:
             await self._deliver_events()
             for engine in self.engines:
                 await engine.resolve_pending()
-                for record in engine.active_orders(OrderRole.ENTRY):
-                    if record.cancel_requested_at is None:
-                        await engine.cancel(record.client_order_id, "shutdown")
+                entries = [
+                    record.client_order_id
+                    for record in engine.active_orders(OrderRole.ENTRY)
+                    if record.cancel_requested_at is None
+                ]
+                if entries:
+                    await engine.cancel_batch(entries, "shutdown")
             try:
                 market_data = await self.strategy.get_market_data()
                 if close_fills and await self.strategy.should_execute(market_data):
@@ -741,8 +746,9 @@ class TradingBot:
                 await self._drain()
                 if self.config.cancel_take_profits_on_exit:
                     for engine in self.engines:
-                        for record in engine.active_orders(OrderRole.EXIT):
-                            await engine.cancel(record.client_order_id, "shutdown")
+                        exits = [record.client_order_id for record in engine.active_orders(OrderRole.EXIT)]
+                        if exits:
+                            await engine.cancel_batch(exits, "shutdown")
                     await self._drain(close_fills=False)
             except Exception:
                 logger.exception("error while cleaning up at shutdown")

@@ -8,10 +8,11 @@ price and size, and typed errors instead of empty or zero "results" when somethi
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -148,6 +149,11 @@ class SlippageExceeded(InvalidOrder):
 
 class OrderNotFound(ExchangeError):
     """The venue does not know the order (already gone, or never arrived)."""
+
+
+class NotProcessed(ExchangeError):
+    """The venue provably did not execute this request (a batch stopped before reaching it);
+    sending it again is safe."""
 
 
 class NotSupported(ExchangeError):
@@ -317,6 +323,42 @@ class OrderResult:
             error_message=error_message,
         )
         return result
+
+
+@dataclass(frozen=True)
+class LimitOrderRequest:
+    """One limit order of a batch (the arguments :meth:`BaseExchangeClient.place_limit_order` takes)."""
+
+    contract_id: str
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal
+    client_order_id: str
+    post_only: bool = True
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one order of a batch came to: exactly one of ``result`` and ``error`` is set.
+
+    ``key`` names the order as the caller did (the client id of a placement, the order id of a
+    cancel). ``error`` carries the same typed meaning as the single call's exception: a
+    NetworkError subclass is an unknown outcome (look the order up), any other ExchangeError a
+    refusal of that order alone.
+    """
+
+    key: str
+    result: OrderResult | None = None
+    error: ExchangeError | None = None
+
+    def __post_init__(self) -> None:
+        if (self.result is None) == (self.error is None):
+            raise ValueError("a batch outcome has exactly one of result and error")
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -643,6 +685,51 @@ class BaseExchangeClient(ABC):
     @abstractmethod
     async def cancel_order(self, contract_id: str, order_id: str) -> OrderResult:
         """Cancel one order. Raises OrderNotFound if the venue no longer has it."""
+
+    # -- batches -----------------------------------------------------------------------------
+
+    async def place_limit_orders(self, requests: Sequence[LimitOrderRequest]) -> list[BatchOutcome]:
+        """Place several limit orders; one outcome per request, in the order given.
+
+        A venue with a batch endpoint sends them in one request (Lighter); this default runs
+        :meth:`place_limit_order` for each, concurrently: the orders are independent, so the
+        batch takes about as long as its slowest order instead of the sum, and each venue's
+        own rate limiter still paces the requests. One order's refusal never affects another.
+        """
+        return await self._each([(request.client_order_id, self._place_one(request)) for request in requests])
+
+    async def cancel_orders(self, contract_id: str, order_ids: Sequence[str]) -> list[BatchOutcome]:
+        """Cancel several orders; one outcome per id, in the order given (concurrently by
+        default, for the reasons :meth:`place_limit_orders` gives)."""
+        return await self._each(
+            [(order_id, self.cancel_order(contract_id, order_id)) for order_id in order_ids]
+        )
+
+    def _place_one(self, request: LimitOrderRequest) -> Awaitable[OrderResult]:
+        return self.place_limit_order(
+            request.contract_id,
+            request.side,
+            request.quantity,
+            request.price,
+            request.client_order_id,
+            post_only=request.post_only,
+            reduce_only=request.reduce_only,
+        )
+
+    @staticmethod
+    async def _each(calls: list[tuple[str, Awaitable[OrderResult]]]) -> list[BatchOutcome]:
+        """Run single calls concurrently; a typed venue error becomes that order's outcome, any
+        other exception (a bug) propagates after every call has finished."""
+        answers = await asyncio.gather(*(call for _, call in calls), return_exceptions=True)
+        outcomes = []
+        for (key, _), answer in zip(calls, answers, strict=True):
+            if isinstance(answer, ExchangeError):
+                outcomes.append(BatchOutcome(key, error=answer))
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                outcomes.append(BatchOutcome(key, result=answer))
+        return outcomes
 
     @abstractmethod
     async def get_order_info(self, contract_id: str, order_id: str) -> OrderInfo:

@@ -63,6 +63,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -70,7 +71,7 @@ import os
 import re
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -83,6 +84,7 @@ from exchanges.base import (
     AccountSnapshot,
     AuthenticationError,
     BaseExchangeClient,
+    BatchOutcome,
     ConfigurationError,
     ContractInfo,
     ExchangeError,
@@ -91,9 +93,11 @@ from exchanges.base import (
     InsufficientFunds,
     InvalidNonce,
     InvalidOrder,
+    LimitOrderRequest,
     MalformedMessage,
     MarketUpdate,
     NetworkError,
+    NotProcessed,
     OrderBelowMinimum,
     OrderInfo,
     OrderNotFound,
@@ -191,6 +195,10 @@ RECONCILE_MAX_PAGES = 3  # a reconnect's read-back looks no deeper into the fini
 AUTH_RECOVERY_INTERVAL = 30.0  # at most one token-rejected recovery per this many seconds
 FEE_QUANTUM = Decimal("0.000001")  # USDC's precision on Lighter
 MAX_INACTIVE_PAGE_SIZE = 100  # accountInactiveOrders' largest page (the SDK checks 1 <= limit <= 100)
+#: Transactions per sendTxBatch. Lighter's own pages do not state a cap; third-party clients
+#: use 15 (NautilusTrader's LIGHTER_MAX_BATCH_TX) and 50 (a Rust SDK's example): we take the
+#: smaller (unsourced at Lighter) and split longer batches.
+MAX_BATCH_TXS = 15
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{80}$")
 
 
@@ -692,6 +700,19 @@ class LighterRest(HttpSession):
             priority=priority,
         )
 
+    async def send_tx_batch(
+        self, tx_types: list[int], tx_infos: list[str], priority: Priority = Priority.NORMAL
+    ) -> Any:
+        """POST /api/v1/sendTxBatch (form fields ``tx_types``/``tx_infos``: JSON arrays as text,
+        as lighter-sdk's ``TransactionApi.send_tx_batch`` sends them); one request of the
+        budget, retried only on 429 like sendTx."""
+        body = urlencode({"tx_types": json.dumps(tx_types), "tx_infos": json.dumps(tx_infos)}).encode()
+        return await self.retry.call(
+            lambda: self._request("POST", "/api/v1/sendTxBatch", data=body, headers=_FORM_HEADERS),
+            idempotent=False,
+            priority=priority,
+        )
+
     async def _request(
         self,
         method: str,
@@ -826,8 +847,11 @@ class LighterClient(BaseExchangeClient):
         self._subscription_changed = asyncio.Event()
         self.malformed = MalformedCounter("lighter", self.clock.now)
         self.shutdown_notices = 0
-        #: sendtx requests sent over the stream and awaiting their reply: id -> (tx hash, future).
+        #: sendtx requests sent over the stream and awaiting their reply: id -> (tx hash, future);
+        #: a batch waits under its first transaction's hash.
         self._pending_txs: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+        self.ws_batches = 0
+        self.http_batches = 0
         self._tx_ids = itertools.count(1)
         self.ws_txs = 0
         self.sign_seconds: deque[float] = deque(maxlen=10_000)  # recent signing times, for stats
@@ -1707,24 +1731,9 @@ class LighterClient(BaseExchangeClient):
                     _, nonce = await self._sdk_rest(lambda: manager.async_next_nonce(key), "nonce fetch")
                 else:
                     _, nonce = await self._sdk(manager.async_next_nonce(key), "nonce fetch")
-                started = self.clock.now()
-                signing = asyncio.get_running_loop().run_in_executor(self._signing_thread(), sign, nonce, key)
-                self._signing += 1
-                self._signing_done.clear()
-                try:
-                    try:
-                        # The journal commits while the signature is computed: durable before the send.
-                        self.send_gate()
-                    except BaseException:
-                        await asyncio.wait([signing])
-                        manager.acknowledge_failure(key)  # the signed nonce is never sent
-                        raise
-                    tx_type, tx_info, tx_hash, error = await signing
-                finally:
-                    self._signing -= 1
-                    if not self._signing:
-                        self._signing_done.set()
-                self.sign_seconds.append(self.clock.now() - started)
+                tx_type, tx_info, tx_hash, error = await self._sign_beside_gate(
+                    functools.partial(sign, nonce, key), nonces=1
+                )
                 if error:
                     manager.acknowledge_failure(key)
                     raise InvalidOrder(f"lighter: could not sign {what}: {self._scrub(str(error))}")
@@ -1806,6 +1815,8 @@ class LighterClient(BaseExchangeClient):
         body = data if isinstance(data, Mapping) else message
         request_id = body.get("id", message.get("id"))
         tx_hash = body.get("tx_hash", message.get("tx_hash"))
+        if isinstance(tx_hash, list) and tx_hash:
+            tx_hash = tx_hash[0]  # a batch's reply lists its hashes; it waits under the first
         key = str(request_id) if request_id is not None and str(request_id) in self._pending_txs else None
         if key is None and isinstance(tx_hash, str) and tx_hash:
             key = next((k for k, (h, _) in self._pending_txs.items() if h == tx_hash), None)
@@ -2066,6 +2077,322 @@ class LighterClient(BaseExchangeClient):
             )
 
         await self._send_signed(sign, f"cancel {order_id}", Priority.HIGH)
+        tracked = self._orders.get(order_index) or (self._orders.get(client_id) if client_id else None)
+        if tracked is None:
+            return OrderResult(
+                success=True, order_id=order_index, client_order_id=client_id, status=OrderStatus.PENDING
+            )
+        await self._await_order(tracked, until_final=True)
+        result = self._result(tracked)
+        if not tracked.status.is_final:
+            return dataclasses.replace(result, status=OrderStatus.PENDING)
+        return result
+
+    # -- batches -----------------------------------------------------------------------------
+    #
+    # A batch is signed with consecutive nonces (under the nonce manager's lock, in the signing
+    # thread) and sent as one ``jsonapi/sendtxbatch`` frame while the stream is up, else as one
+    # POST /api/v1/sendTxBatch (``tx_types``/``tx_infos`` are JSON arrays as text, as the SDK
+    # sends them). Its reply is matched like a single transaction's (the ``id`` we put in
+    # ``data``, else its first transaction's hash, else the oldest request waiting).
+    # Lighter's rate-limit page weighs sendTxBatch like sendTx (6) and says the WebSocket
+    # channels share the REST limits, so a batch takes ONE token from the limiter of its path.
+    # Outcomes per transaction: accepted; refused (the venue answered the batch with an error:
+    # the nonce is read back from the venue, which both resyncs the nonce manager and tells how
+    # many of the batch's consecutive nonces it used, i.e. which transactions went through,
+    # which one the error belongs to, and which it never processed: NotProcessed); or unknown
+    # for all (no answer, lost stream, 5xx: RequestTimeout/NetworkError, the nonce marked for
+    # resync and the orders looked up exactly as after a single send). An invalid nonce on the
+    # first transaction resends the unprocessed rest once with fresh nonces.
+
+    async def _send_batch(
+        self, types: list[int], infos: list[str], first_hash: str, priority: Priority
+    ) -> Any:
+        """One batch over the stream when it is up, HTTP otherwise (as :meth:`_send_tx`)."""
+        ws = self._ws
+        if self.params["ws_orders"] and ws is not None and ws.connected.is_set():
+            request_id = str(next(self._tx_ids))
+            frame = json.dumps(
+                {
+                    "type": "jsonapi/sendtxbatch",
+                    "data": {"id": request_id, "tx_types": json.dumps(types), "tx_infos": json.dumps(infos)},
+                },
+                separators=(",", ":"),
+            )
+            await self._tx_limiter.acquire(priority=priority)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending_txs[request_id] = (first_hash, future)
+            try:
+                await ws.send(frame)
+            except (ConnectionError, WebSocketException, OSError) as exc:
+                self._pending_txs.pop(request_id, None)
+                logger.warning("lighter: sendtxbatch over the stream failed (%s); sending over HTTP", exc)
+                self.http_batches += 1
+                try:
+                    return await self._rest.send_tx_batch(types, infos, priority)
+                except InvalidNonce:
+                    raise RequestTimeout("lighter: batch outcome unknown (the stream send failed)") from None
+            self.ws_batches += 1
+            timeout = float(self.params["rest_timeout"])
+            try:
+                return await asyncio.wait_for(future, timeout)  # one Task per batch is cheap
+            except asyncio.TimeoutError:
+                raise RequestTimeout(
+                    f"lighter: no answer to sendtxbatch {request_id} within {timeout}s"
+                ) from None
+            except RateLimitExceeded as exc:
+                self._tx_limiter.penalize(exc.retry_after)
+                raise
+            finally:
+                self._pending_txs.pop(request_id, None)
+        self.http_batches += 1
+        return await self._rest.send_tx_batch(types, infos, priority)
+
+    async def _sign_beside_gate(self, sign: Callable[[], T], *, nonces: int) -> T:
+        """Run ``sign`` in the signing thread while the execution layer's journal commits on the
+        loop (``send_gate``): the request is durable before it is sent, and the commit costs no
+        time of its own. A gate that fails hands the ``nonces`` just taken back (the signed
+        transactions are never sent) and raises."""
+        manager = self._signer.nonce_manager
+        key = self.settings.api_key_index
+        started = self.clock.now()
+        signing = asyncio.get_running_loop().run_in_executor(self._signing_thread(), sign)
+        self._signing += 1
+        self._signing_done.clear()
+        try:
+            try:
+                self.send_gate()
+            except BaseException:
+                await asyncio.wait([signing])
+                for _ in range(nonces):
+                    manager.acknowledge_failure(key)
+                raise
+            signed = await signing
+        finally:
+            self._signing -= 1
+            if not self._signing:
+                self._signing_done.set()
+        self.sign_seconds.append(self.clock.now() - started)
+        return signed
+
+    async def _send_signed_batch(
+        self,
+        signs: list[Callable[[int, int], tuple[Any, Any, Any, Any]]],
+        what: str,
+        priority: Priority,
+    ) -> list[ExchangeError | None]:
+        """Sign ``signs`` with consecutive nonces and send them as one batch; one entry per
+        transaction: None (accepted) or the typed error of that transaction."""
+        manager = self._signer.nonce_manager
+        key = self.settings.api_key_index
+        outcomes: list[ExchangeError | None] = [None] * len(signs)
+        todo = list(range(len(signs)))
+        for attempt in (1, 2):
+            async with manager.lock(key):
+                if self._nonce_dirty:
+                    await self._sdk_rest(lambda: manager.async_hard_refresh_nonce(key), "nonce resync")
+                    self._nonce_dirty = False
+                known = getattr(manager, "nonce", None)
+                nonces = []
+                for _ in todo:
+                    if isinstance(known, dict) and key not in known:
+                        _, nonce = await self._sdk_rest(lambda: manager.async_next_nonce(key), "nonce fetch")
+                    else:
+                        _, nonce = await self._sdk(manager.async_next_nonce(key), "nonce fetch")
+                    nonces.append(nonce)
+
+                def sign_all(chosen: list[int] = todo, nonces: list[int] = nonces) -> list[tuple[Any, ...]]:
+                    return [signs[i](n, key) for i, n in zip(chosen, nonces, strict=True)]
+
+                signed = await self._sign_beside_gate(sign_all, nonces=len(todo))
+                failed = [self._scrub(str(s[3])) for s in signed if s[3]]
+                if failed:
+                    # Nothing left: give every nonce back, and refuse the batch as specified.
+                    for _ in todo:
+                        manager.acknowledge_failure(key)
+                    error = InvalidOrder(f"lighter: could not sign {what}: {failed[0]}")
+                    for i in todo:
+                        outcomes[i] = error
+                    return outcomes
+                types = [int(s[0]) for s in signed]
+                infos = [str(s[1]) for s in signed]
+                try:
+                    await self._send_batch(types, infos, str(signed[0][2] or ""), priority)
+                    return outcomes
+                except (RequestTimeout, ExchangeUnavailable, NetworkError) as exc:
+                    # Unknown (or a 429: declined, the nonces unused): the venue's nonce is read
+                    # again before the next transaction, and each order is judged on its own.
+                    self._nonce_dirty = True
+                    for i in todo:
+                        outcomes[i] = exc
+                    return outcomes
+                except ExchangeError as exc:
+                    # An invalid nonce means the first one was stale (the rest follow it), so
+                    # none went through; any other refusal came with valid nonces, and the
+                    # venue's next nonce says how far it got.
+                    used = await self._nonces_used(nonces[0], len(todo))
+                    if isinstance(exc, InvalidNonce):
+                        used = 0
+                    refused_at = todo[used] if used < len(todo) else None
+                    rest = todo[used + 1 :]
+                    if isinstance(exc, InvalidNonce) and attempt == 1 and used == 0:
+                        logger.warning("lighter: invalid nonce on %s; resynced, resending once", what)
+                        continue
+                    if refused_at is not None:
+                        outcomes[refused_at] = exc
+                    for i in rest:
+                        outcomes[i] = NotProcessed(f"lighter: {what}: the batch stopped before it ({exc})")
+                    return outcomes
+        return outcomes
+
+    async def _nonces_used(self, first: int, count: int) -> int:
+        """After a refused batch: resync the nonce from the venue (so the manager is never left
+        ahead of it) and return how many of the batch's nonces, from ``first``, it used."""
+        manager = self._signer.nonce_manager
+        key = self.settings.api_key_index
+        try:
+            await self._sdk_rest(lambda: manager.async_hard_refresh_nonce(key), "nonce resync")
+        except ExchangeError:
+            self._nonce_dirty = True
+            return 0  # unreadable: count none as used (the refused one carries the error)
+        self._nonce_dirty = False
+        venue_next = int(manager.nonce[key]) + 1
+        return max(0, min(count, venue_next - first))
+
+    async def place_limit_orders(self, requests: Sequence[LimitOrderRequest]) -> list[BatchOutcome]:
+        """Sign every order and send them in batches of at most MAX_BATCH_TXS (see above)."""
+        outcomes: dict[int, BatchOutcome] = {}
+        prepared: list[tuple[int, LighterMarket, VenueOrder, int, int, LimitOrderRequest]] = []
+        for i, request in enumerate(requests):
+            try:
+                market = await self._market(request.contract_id)
+                base, units = self._check_amounts(market, request.quantity, request.price)
+                order = self._track(
+                    request.client_order_id,
+                    request.contract_id,
+                    request.side,
+                    OrderType.LIMIT,
+                    request.quantity,
+                    request.price,
+                    post_only=request.post_only,
+                )
+            except ExchangeError as exc:
+                outcomes[i] = BatchOutcome(request.client_order_id, error=exc)
+                continue
+            prepared.append((i, market, order, base, units, request))
+        sent: list[tuple[int, VenueOrder]] = []
+        for start in range(0, len(prepared), MAX_BATCH_TXS):
+            chunk = prepared[start : start + MAX_BATCH_TXS]
+            signs = [
+                self._create_signer(market, order, base, units, request)
+                for _, market, order, base, units, request in chunk
+            ]
+            priority = Priority.HIGH if all(item[5].reduce_only for item in chunk) else Priority.LOW
+            errors = await self._send_signed_batch(signs, f"batch of {len(chunk)} orders", priority)
+            for (i, _, order, _, _, request), error in zip(chunk, errors, strict=True):
+                if error is None:
+                    sent.append((i, order))
+                    continue
+                self._orders.send_failed(order, ambiguous=isinstance(error, NetworkError))
+                outcomes[i] = BatchOutcome(request.client_order_id, error=error)
+        await asyncio.gather(*(self._await_order(order, until_final=False) for _, order in sent))
+        for i, order in sent:
+            try:
+                self._raise_rejection(order)
+            except ExchangeError as exc:
+                outcomes[i] = BatchOutcome(order.client_order_id, error=exc)
+            else:
+                outcomes[i] = BatchOutcome(order.client_order_id, result=self._result(order))
+        return [outcomes[i] for i in range(len(requests))]
+
+    def _create_signer(
+        self, market: LighterMarket, order: VenueOrder, base: int, units: int, request: LimitOrderRequest
+    ) -> Callable[[int, int], tuple[Any, Any, Any, Any]]:
+        sdk = lighter.SignerClient
+        client_index = int(order.client_order_id)
+        tif = (
+            sdk.ORDER_TIME_IN_FORCE_POST_ONLY if request.post_only else sdk.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME
+        )
+
+        def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
+            return self._signer.sign_create_order(
+                int(market.market_id),
+                client_index,
+                base,
+                units,
+                int(order.side is OrderSide.SELL),
+                sdk.ORDER_TYPE_LIMIT,
+                tif,
+                request.reduce_only,
+                sdk.NIL_TRIGGER_PRICE,
+                sdk.DEFAULT_28_DAY_ORDER_EXPIRY,
+                nonce=nonce,
+                api_key_index=key,
+            )
+
+        return sign
+
+    async def _cancel_target(self, contract_id: str, order_id: str) -> tuple[int, str | None]:
+        """The order index to cancel and our client id (the resolution cancel_order does)."""
+        order_index, client_id = self._resolve_order_id(order_id)
+        tracked = self._orders.get(order_id)
+        if tracked is not None and tracked.status.is_final:
+            raise OrderNotFound(f"lighter: order {order_id} is already {tracked.status.value}")
+        if order_index is None and tracked is not None:
+            await self._await_order(tracked, until_final=False)
+            order_index = tracked.order_id
+        if order_index is None:
+            info = await self.get_order_info(contract_id, order_id)
+            order_index = info.order_id or None
+            if not info.status.is_active:
+                raise OrderNotFound(f"lighter: order {order_id} is already {info.status.value}")
+        if order_index is None:
+            raise OrderNotFound(f"lighter: order {order_id} has no order index on the venue yet")
+        return int(order_index), client_id
+
+    async def cancel_orders(self, contract_id: str, order_ids: Sequence[str]) -> list[BatchOutcome]:
+        """Cancel several orders with batches of cancel transactions (see above)."""
+        market = await self._market(contract_id)
+        targets = await asyncio.gather(
+            *(self._cancel_target(contract_id, order_id) for order_id in order_ids), return_exceptions=True
+        )
+        outcomes: dict[int, BatchOutcome] = {}
+        ready: list[tuple[int, int, str | None]] = []
+        for i, (order_id, target) in enumerate(zip(order_ids, targets, strict=True)):
+            if isinstance(target, ExchangeError):
+                outcomes[i] = BatchOutcome(order_id, error=target)
+            elif isinstance(target, BaseException):
+                raise target
+            else:
+                ready.append((i, *target))
+        sent: list[tuple[int, int, str | None]] = []
+        for start in range(0, len(ready), MAX_BATCH_TXS):
+            chunk = ready[start : start + MAX_BATCH_TXS]
+            signs = [self._cancel_signer(int(market.market_id), index) for _, index, _ in chunk]
+            errors = await self._send_signed_batch(signs, f"batch of {len(chunk)} cancels", Priority.HIGH)
+            for item, error in zip(chunk, errors, strict=True):
+                if error is None:
+                    sent.append(item)
+                else:
+                    outcomes[item[0]] = BatchOutcome(order_ids[item[0]], error=error)
+        results = await asyncio.gather(
+            *(self._cancel_result(index, client_id) for _, index, client_id in sent)
+        )
+        for (i, _, _), result in zip(sent, results, strict=True):
+            outcomes[i] = BatchOutcome(order_ids[i], result=result)
+        return [outcomes[i] for i in range(len(order_ids))]
+
+    def _cancel_signer(
+        self, market_index: int, index: int
+    ) -> Callable[[int, int], tuple[Any, Any, Any, Any]]:
+        def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
+            return self._signer.sign_cancel_order(market_index, index, nonce=nonce, api_key_index=key)
+
+        return sign
+
+    async def _cancel_result(self, index: int, client_id: str | None) -> OrderResult:
+        """A sent cancel's result, as cancel_order reports it (PENDING until the stream ends it)."""
+        order_index = str(index)
         tracked = self._orders.get(order_index) or (self._orders.get(client_id) if client_id else None)
         if tracked is None:
             return OrderResult(

@@ -30,14 +30,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
 from exchanges.base import (
     BaseExchangeClient,
+    BatchOutcome,
     ExchangeError,
     FeeCorrection,
     Fill,
+    LimitOrderRequest,
     NetworkError,
     OrderInfo,
     OrderNotFound,
@@ -386,25 +388,146 @@ class ExecutionEngine:
             return
         try:
             result = await self.client.cancel_order(record.contract_id, record.venue_order_id)
-        except OrderNotFound:
+        except ExchangeError as exc:
+            self._cancel_answered(record, None, exc, now)
+            return
+        self._cancel_answered(record, result, None, now)
+
+    def _cancel_answered(
+        self, record: OrderRecord, result: OrderResult | None, error: ExchangeError | None, now: float
+    ) -> None:
+        """A cancel's answer (single or from a batch): the final state, or what to look up when."""
+        if isinstance(error, OrderNotFound):
             # Gone already (filled, cancelled, expired): read its final state back.
             self._schedule(record, now)
             return
-        except NetworkError as exc:
-            logger.warning("cancel of %s: no answer (%s); will look it up", record.describe(), exc)
+        if isinstance(error, NetworkError):
+            logger.warning("cancel of %s: no answer (%s); will look it up", record.describe(), error)
             self._schedule(record, now + LOOKUP_DELAY)
             return
-        except ExchangeError as exc:
-            logger.warning("cancel of %s refused: %s", record.describe(), exc)
+        if error is not None:
+            logger.warning("cancel of %s refused: %s", record.describe(), error)
             record.cancel_requested_at = None
-            self._emit(ExecutionEvent(ExecutionEventKind.CANCEL_FAILED, record, error=exc))
+            self._emit(ExecutionEvent(ExecutionEventKind.CANCEL_FAILED, record, error=error))
             return
+        assert result is not None
         if result.status.is_final and not record.is_final:
             # The answer's cumulative fill counts too: a fill whose message was lost is booked
             # here rather than lost with an order that is final from now on.
             self._apply_info(record, self._info_from_result(record, result), None)
         elif not record.is_final:
             self._schedule(record, now + CANCEL_CONFIRM_SECONDS)
+
+    # -- batches -----------------------------------------------------------------------------
+
+    async def submit_batch(self, batch: Sequence[OrderParams], contract_id: str) -> list[OrderRecord]:
+        """Place several limit orders in one venue batch (see BaseExchangeClient.place_limit_orders).
+
+        Every intent (and every lot it covers) is journaled in ONE commit before the batch
+        leaves, so a crash after it restarts knowing all of them may be on the venue (each is
+        looked up, as after a single send). Each order's outcome is then handled exactly as
+        :meth:`submit` handles its own. Never raises ExchangeError."""
+        if any(p.order_type is not OrderType.LIMIT or p.price is None for p in batch):
+            raise ValueError("a batch holds limit orders with a price only")
+        now = self.clock.now()
+        records: list[OrderRecord] = []
+        claimed: set[str] = set()
+        for params in batch:
+            params.client_order_id = self.client.client_ids.next_id(now)
+            for lot_id in params.covers:
+                if self.lots[lot_id].covered_by is not None or lot_id in claimed:
+                    raise ValueError(f"lot {lot_id} is already covered")
+                claimed.add(lot_id)
+        with self.journal.atomic():
+            for params in batch:
+                covered = [self.lots[lot_id] for lot_id in params.covers]
+                client_order_id = params.client_order_id
+                record = OrderRecord(
+                    client_order_id=client_order_id,
+                    role=params.role,
+                    side=params.side,
+                    order_type=params.order_type,
+                    quantity=params.quantity,
+                    price=params.price,
+                    contract_id=contract_id,
+                    reduce_only=params.reduce_only,
+                    post_only=params.post_only,
+                    created_at=now,
+                    updated_at=now,
+                    covers=tuple(params.covers),
+                    group=covered[0].group if covered else client_order_id,
+                )
+                for lot in covered:
+                    lot.covered_by = client_order_id
+                    self.journal.save_lot(lot)
+                self.journal.save_order(record, "intent", now)
+                records.append(record)
+        for record in records:
+            self._remember(record)
+        self.version += 1
+        requests = [
+            LimitOrderRequest(
+                contract_id,
+                r.side,
+                r.quantity,
+                r.price or ZERO,
+                r.client_order_id,
+                post_only=r.post_only,
+                reduce_only=r.reduce_only,
+            )
+            for r in records
+        ]
+        try:
+            outcomes = await self.client.place_limit_orders(requests)
+        except ExchangeError as exc:  # the batch as a whole could not be judged: unknown, each
+            outcomes = [BatchOutcome(r.client_order_id, error=NetworkError(str(exc))) for r in records]
+        for record, outcome in zip(records, outcomes, strict=True):
+            self._placement_answered(record, outcome)
+        return records
+
+    def _placement_answered(self, record: OrderRecord, outcome: BatchOutcome) -> None:
+        """One order's outcome from a batch, judged as :meth:`submit` judges a single answer."""
+        error = outcome.error
+        if error is None:
+            assert outcome.result is not None
+            self._accepted(record, outcome.result)
+        elif isinstance(error, RateLimitExceeded):
+            self._refused(record, error)  # a 429 is the venue declining to process the request
+        elif isinstance(error, NetworkError):
+            self._unknown(record, error)
+        else:
+            self._refused(record, error)
+
+    async def cancel_batch(self, client_order_ids: Sequence[str], reason: str) -> None:
+        """Cancel several of our orders with one venue batch per contract; every cancel request
+        is journaled in one commit first, and each answer is handled as :meth:`cancel` does."""
+        now = self.clock.now()
+        records = [
+            r
+            for r in (self.orders.get(cid) for cid in dict.fromkeys(client_order_ids))
+            if r is not None and not r.is_final
+        ]
+        with self.journal.atomic():
+            for record in records:
+                first = record.cancel_requested_at is None
+                record.cancel_reason = reason
+                record.cancel_requested_at = now
+                if first:
+                    self.journal.save_order(record, "cancel_requested", now, reason)
+        by_contract: dict[str, list[OrderRecord]] = {}
+        for record in records:
+            if not record.venue_order_id:
+                self._schedule(record, now)  # sent but not acknowledged: the look-up cancels it
+            else:
+                by_contract.setdefault(record.contract_id, []).append(record)
+        for contract_id, group in by_contract.items():
+            order_ids = [r.venue_order_id or "" for r in group]
+            try:
+                outcomes = await self.client.cancel_orders(contract_id, order_ids)
+            except ExchangeError as exc:
+                outcomes = [BatchOutcome(o, error=NetworkError(str(exc))) for o in order_ids]
+            for record, outcome in zip(group, outcomes, strict=True):
+                self._cancel_answered(record, outcome.result, outcome.error, now)
 
     # -- venue updates -----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from exchanges.base import (
     ExchangeUnavailable,
     Fill,
     InvalidOrder,
+    LimitOrderRequest,
     NetworkError,
     OrderBelowMinimum,
     OrderNotFound,
@@ -346,6 +347,36 @@ async def test_place_rest_and_cancel(venue: VenueHarness) -> None:
         await venue.client.cancel_order(venue.contract.contract_id, active[0].order_id)
     final = await venue.client.get_order_info(venue.contract.contract_id, active[0].order_id)
     assert final.status is OrderStatus.CANCELLED
+
+
+async def test_batches_place_and_cancel_with_one_outcome_per_order(venue: VenueHarness) -> None:
+    """place_limit_orders / cancel_orders: every order is judged on its own, in the order given
+    (an off-tick order is refused without touching the two valid ones)."""
+    contract = venue.contract.contract_id
+    bid, _ask = await venue.client.fetch_bbo_prices(contract)
+    tick = venue.contract.tick_size
+    ids = [venue.new_client_id() for _ in range(3)]
+    prices = [bid - tick * 10, bid - tick * 10 + tick / 2, bid - tick * 12]
+    requests = [
+        LimitOrderRequest(contract, BUY, venue.quantity, p, c) for p, c in zip(prices, ids, strict=True)
+    ]
+    placed = await venue.client.place_limit_orders(requests)
+    assert [o.key for o in placed] == ids
+    assert placed[0].ok and placed[2].ok and isinstance(placed[1].error, InvalidOrder)
+    for outcome in (placed[0], placed[2]):
+        assert outcome.result is not None and outcome.result.client_order_id == outcome.key
+        await venue.wait_for_update(is_update_of(outcome.key, OrderStatus.OPEN))
+    active = {o.client_order_id: o.order_id for o in await venue.client.get_active_orders(contract)}
+    assert set(active) == {ids[0], ids[2]}
+
+    order_ids = [active[ids[0]], active[ids[2]]]
+    cancelled = await venue.client.cancel_orders(contract, order_ids)
+    assert [o.key for o in cancelled] == order_ids and all(o.ok for o in cancelled)
+    for client_id in (ids[0], ids[2]):
+        await venue.wait_for_update(is_update_of(client_id, OrderStatus.CANCELLED))
+    assert await venue.client.get_active_orders(contract) == []
+    again = await venue.client.cancel_orders(contract, order_ids[:1])
+    assert isinstance(again[0].error, OrderNotFound)
 
 
 async def test_fill_arrives_as_an_event_with_price_and_size(venue: VenueHarness) -> None:

@@ -408,6 +408,7 @@ class VenueStats:
     ws_connections: int = 0
     ws_messages_in: list[dict[str, Any]] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
+    batches: int = 0  # sendTxBatch / jsonapi/sendtxbatch requests received (HTTP and WS)
 
 
 class TxRejected(Exception):
@@ -545,7 +546,8 @@ class MockLighterVenue(MockVenueBase):
         self._malformed_pending: list[tuple[str | None, str | None]] = []  # (prefix, kind)
         self._oversized_pending: list[str | None] = []
         self._held: tuple[str, list[tuple[_Conn, dict[str, Any]]]] | None = None
-        self._tx_faults: list[tuple[int, str]] = []
+        #: Queued transaction refusals; None lets one transaction through (see reject_next_tx).
+        self._tx_faults: list[tuple[int, str] | None] = []
         self._timing_hook: TimingHook | None = None
         self._fault_counts = dict.fromkeys(FAULT_KINDS + COUNTED_ONLY_FAULTS, 0)
         self._slow_s = DEFAULT_SLOW_MS / 1000.0
@@ -880,9 +882,12 @@ class MockLighterVenue(MockVenueBase):
         delay, just over the client's timeout). The request itself is handled at once."""
         self.call(lambda: self._slow.extend([self._slow_s if ms is None else ms / 1000.0] * n))
 
-    def reject_next_tx(self, code: int = 21029, message: str = "insufficient margin", n: int = 1) -> None:
-        """The next ``n`` valid transactions answer HTTP 400 ``{"code":code,"message":message}``."""
-        self.call(lambda: self._tx_faults.extend([(code, message)] * n))
+    def reject_next_tx(
+        self, code: int = 21029, message: str = "insufficient margin", n: int = 1, after: int = 0
+    ) -> None:
+        """The next ``n`` valid transactions, after letting ``after`` through (a refusal inside
+        a batch), answer HTTP 400 ``{"code":code,"message":message}``."""
+        self.call(lambda: self._tx_faults.extend([None] * after + [(code, message)] * n))
 
     def set_account_limits(self, rest_per_minute: int | None = 60, tx_per_minute: int | None = 60) -> None:
         """Model a standard account's limits (apidocs.lighter.xyz "Rate Limits"): at most
@@ -1570,8 +1575,11 @@ class MockLighterVenue(MockVenueBase):
                 raise TxRejected(ERR_INVALID_TX_INFO[0], f"invalid tx info: {key}")
         return info
 
-    def _submit_tx(self, tx_type: int, tx_info: Any) -> dict[str, Any]:
-        """Validate and apply one transaction; returns the sendTx body or raises TxRejected."""
+    def _submit_tx(self, tx_type: int, tx_info: Any, *, counted: bool = False) -> dict[str, Any]:
+        """Validate and apply one transaction; returns the sendTx body or raises TxRejected.
+
+        ``counted``: the transaction's request was already counted against the account's
+        transaction limit (a batch counts once, see :meth:`_submit_batch`)."""
         info = self._decode_tx(tx_type, tx_info)
         self._stats.txs.append({"tx_type": tx_type, **info})
         account, key, nonce = info["AccountIndex"], info["ApiKeyIndex"], info["Nonce"]
@@ -1584,10 +1592,11 @@ class MockLighterVenue(MockVenueBase):
             raise TxRejected(*ERR_INVALID_NONCE)
         if info["ExpiredAt"] < now_ms():
             raise TxRejected(*ERR_INVALID_EXPIRY)
-        if self._tx_faults:
+        fault = self._tx_faults.pop(0) if self._tx_faults else None
+        if fault is not None:
             self._count("tx_reject")
-            raise TxRejected(*self._tx_faults.pop(0))
-        if self._over_limit(self._tx_times, self._tx_limit):
+            raise TxRejected(*fault)
+        if not counted and self._over_limit(self._tx_times, self._tx_limit):
             self.limit_refusals["tx"] += 1
             raise TxRejected(*ERR_TOO_MANY_REQUESTS)
 
@@ -2326,23 +2335,58 @@ class MockLighterVenue(MockVenueBase):
     async def _h_send_tx_batch(self, request: web.Request) -> web.Response:
         form = await request.post()
         try:
-            tx_types = json.loads(str(form.get("tx_types", "")))
-            tx_infos = json.loads(str(form.get("tx_infos", "")))
-        except json.JSONDecodeError:
-            return self._error(ERR_INVALID_TX_INFO)
-        if not isinstance(tx_types, list) or not isinstance(tx_infos, list) or len(tx_types) != len(tx_infos):
-            return self._error(ERR_INVALID_TX_INFO)
-        hashes = []
-        for tx_type, tx_info in zip(tx_types, tx_infos, strict=True):
-            try:
-                hashes.append(self._submit_tx(int(tx_type), tx_info)["tx_hash"])
-            except TxRejected as rej:
-                self._stats.rejected.append((rej.code, rej.message))
-                return self._error((rej.code, rej.message))
+            hashes = self._submit_batch(form.get("tx_types"), form.get("tx_infos"))
+        except TxRejected as rej:
+            return self._error((rej.code, rej.message))
         body = fixture("http_sendtx_response.json")
         _fill(body, tx_hash=hashes, predicted_execution_time_ms=now_ms() + 3)
         body["volume_quota_remaining"] = 100000
         return web.json_response(body)
+
+    def _submit_batch(self, tx_types: Any, tx_infos: Any) -> list[str]:
+        """Validate and apply a batch; returns its hashes (one a transaction, in order).
+
+        Sourced: the fields are JSON arrays as text (lighter-sdk's ``send_tx_batch`` json.dumps
+        both lists; lists are accepted too), the answer is RespSendTxBatch (``tx_hash`` is a
+        list), and a batch is one request of the account's limits (apidocs "Rate Limits":
+        sendTxBatch weighs as sendTx, and WebSocket transactions share the REST limits).
+        Unsourced: a refused batch. Here every transaction is verified (nonce, signature
+        format, expiry, order checks) and applied in order until the first refusal, whose code
+        answers the whole batch; those before it stay applied (their nonces used), those after
+        it are never looked at. The venue's own behaviour (all-or-nothing or in order) is not
+        documented; the client reads the nonce back to learn which went through, which is
+        right either way. Also unsourced: any limit on the number of transactions a batch.
+        """
+        self._stats.batches += 1
+        try:
+            types = json.loads(tx_types) if isinstance(tx_types, str) else tx_types
+            infos = json.loads(tx_infos) if isinstance(tx_infos, str) else tx_infos
+        except json.JSONDecodeError:
+            self._stats.rejected.append(ERR_INVALID_TX_INFO)
+            raise TxRejected(*ERR_INVALID_TX_INFO) from None
+        if (
+            not isinstance(types, list)
+            or not isinstance(infos, list)
+            or len(types) != len(infos)
+            or not types
+        ):
+            self._stats.rejected.append(ERR_INVALID_TX_INFO)
+            raise TxRejected(*ERR_INVALID_TX_INFO)
+        if self._over_limit(self._tx_times, self._tx_limit):
+            self.limit_refusals["tx"] += 1
+            self._stats.rejected.append(ERR_TOO_MANY_REQUESTS)
+            raise TxRejected(*ERR_TOO_MANY_REQUESTS)
+        hashes = []
+        for tx_type, tx_info in zip(types, infos, strict=True):
+            try:
+                hashes.append(self._submit_tx(int(tx_type), tx_info, counted=True)["tx_hash"])
+            except (ValueError, TypeError):
+                self._stats.rejected.append(ERR_INVALID_TX_INFO)
+                raise TxRejected(*ERR_INVALID_TX_INFO) from None
+            except TxRejected as rej:
+                self._stats.rejected.append((rej.code, rej.message))
+                raise
+        return hashes
 
     async def _h_api_keys(self, request: web.Request) -> web.Response:
         account = self._int_param(request, "account_index")
@@ -2658,14 +2702,30 @@ class MockLighterVenue(MockVenueBase):
                 )
                 reply["volume_quota_remaining"] = body["volume_quota_remaining"]
             else:
-                types = data.get("tx_types")
-                infos = data.get("tx_infos")
-                types = json.loads(types) if isinstance(types, str) else types
-                infos = json.loads(infos) if isinstance(infos, str) else infos
-                if not isinstance(types, list) or not isinstance(infos, list) or len(types) != len(infos):
-                    raise TxRejected(*ERR_INVALID_TX_INFO)
-                hashes = [self._submit_tx(int(t), i)["tx_hash"] for t, i in zip(types, infos, strict=True)]
-                reply = {"code": 200, "id": req_id, "tx_hash": hashes, "type": kind}
+                try:
+                    hashes = self._submit_batch(data.get("tx_types"), data.get("tx_infos"))
+                except TxRejected as rej:
+                    # The batch's refusal: the single reply's shape with the batch's type and
+                    # our id (unsourced: no capture of a refused sendtxbatch exists).
+                    reply = _fill(
+                        fixture("ws_sendtx_rejected_insufficient_margin.json"),
+                        code=rej.code,
+                        message=rej.message,
+                    )
+                    reply["type"] = kind
+                    if req_id is not None:
+                        reply["id"] = req_id
+                    conn.send(reply)
+                    return
+                # Unsourced shape: the single ack's fields (ws_sendtx_ack.json) with
+                # RespSendTxBatch's list of hashes.
+                reply = _fill(
+                    fixture("ws_sendtx_ack.json"),
+                    id=req_id,
+                    predicted_execution_time_ms=now_ms() + 3,
+                    tx_hash=hashes,
+                    type=kind,
+                )
         except (TxRejected, ValueError, TypeError) as exc:
             code, message = (exc.code, exc.message) if isinstance(exc, TxRejected) else ERR_INVALID_TX_INFO
             self._stats.rejected.append((code, message))
