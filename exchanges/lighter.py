@@ -2055,38 +2055,10 @@ class LighterClient(BaseExchangeClient):
     async def cancel_order(self, contract_id: str, order_id: str) -> OrderResult:
         """Cancel by Lighter order index or by our client id (the index is looked up if needed)."""
         market = await self._market(contract_id)
-        order_index, client_id = self._resolve_order_id(order_id)
-        tracked = self._orders.get(order_id)
-        if tracked is not None and tracked.status.is_final:
-            raise OrderNotFound(f"lighter: order {order_id} is already {tracked.status.value}")
-        if order_index is None and tracked is not None:
-            await self._await_order(tracked, until_final=False)
-            order_index = tracked.order_id
-        if order_index is None:
-            info = await self.get_order_info(contract_id, order_id)
-            order_index = info.order_id or None
-            if not info.status.is_active:
-                raise OrderNotFound(f"lighter: order {order_id} is already {info.status.value}")
-        if order_index is None:
-            raise OrderNotFound(f"lighter: order {order_id} has no order index on the venue yet")
-        index = int(order_index)
-
-        def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
-            return self._signer.sign_cancel_order(
-                int(market.market_id), index, nonce=nonce, api_key_index=key
-            )
-
+        index, client_id = await self._cancel_target(contract_id, order_id)
+        sign = self._cancel_signer(int(market.market_id), index)
         await self._send_signed(sign, f"cancel {order_id}", Priority.HIGH)
-        tracked = self._orders.get(order_index) or (self._orders.get(client_id) if client_id else None)
-        if tracked is None:
-            return OrderResult(
-                success=True, order_id=order_index, client_order_id=client_id, status=OrderStatus.PENDING
-            )
-        await self._await_order(tracked, until_final=True)
-        result = self._result(tracked)
-        if not tracked.status.is_final:
-            return dataclasses.replace(result, status=OrderStatus.PENDING)
-        return result
+        return await self._cancel_result(index, client_id)
 
     # -- batches -----------------------------------------------------------------------------
     #

@@ -195,21 +195,7 @@ class ExecutionEngine:
         for lot in covered:
             if lot.covered_by is not None:
                 raise ValueError(f"lot {lot.lot_id} is already covered by {lot.covered_by}")
-        record = OrderRecord(
-            client_order_id=client_order_id,
-            role=params.role,
-            side=params.side,
-            order_type=params.order_type,
-            quantity=params.quantity,
-            price=params.price,
-            contract_id=contract_id,
-            reduce_only=params.reduce_only,
-            post_only=params.post_only,
-            created_at=now,
-            updated_at=now,
-            covers=tuple(params.covers),
-            group=covered[0].group if covered else client_order_id,
-        )
+        record = self._new_record(params, contract_id, covered, now)
         gated = self.client.gates_sends
         with self.journal.deferred() if gated else contextlib.nullcontext(), self.journal.atomic():
             for lot in covered:
@@ -258,6 +244,27 @@ class ExecutionEngine:
         else:
             self._accepted(record, result)
         return record
+
+    @staticmethod
+    def _new_record(params: OrderParams, contract_id: str, covered: list[Lot], now: float) -> OrderRecord:
+        """The record of an order about to be sent (``params.client_order_id`` already set)."""
+        client_order_id = params.client_order_id
+        assert client_order_id is not None
+        return OrderRecord(
+            client_order_id=client_order_id,
+            role=params.role,
+            side=params.side,
+            order_type=params.order_type,
+            quantity=params.quantity,
+            price=params.price,
+            contract_id=contract_id,
+            reduce_only=params.reduce_only,
+            post_only=params.post_only,
+            created_at=now,
+            updated_at=now,
+            covers=tuple(params.covers),
+            group=covered[0].group if covered else client_order_id,
+        )
 
     def _flush_intent(self, record: OrderRecord, covered: list[Lot]) -> None:
         try:
@@ -441,24 +448,9 @@ class ExecutionEngine:
         with self.journal.atomic():
             for params in batch:
                 covered = [self.lots[lot_id] for lot_id in params.covers]
-                client_order_id = params.client_order_id
-                record = OrderRecord(
-                    client_order_id=client_order_id,
-                    role=params.role,
-                    side=params.side,
-                    order_type=params.order_type,
-                    quantity=params.quantity,
-                    price=params.price,
-                    contract_id=contract_id,
-                    reduce_only=params.reduce_only,
-                    post_only=params.post_only,
-                    created_at=now,
-                    updated_at=now,
-                    covers=tuple(params.covers),
-                    group=covered[0].group if covered else client_order_id,
-                )
+                record = self._new_record(params, contract_id, covered, now)
                 for lot in covered:
-                    lot.covered_by = client_order_id
+                    lot.covered_by = record.client_order_id
                     self.journal.save_lot(lot)
                 self.journal.save_order(record, "intent", now)
                 records.append(record)
