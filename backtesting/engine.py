@@ -425,11 +425,15 @@ class BacktestEngine:
         )
         recorder.role_of = _journal_role(bot.journal)
         task = asyncio.ensure_future(bot.run())
-        await bot.wait_until_idle()
-        next_sample = await self._sample(venue, samples, clock.now(), clock.now(), interval)
-        applied = opening + await self._drive(
-            feed, opening, stop, clock, venue, bot, task, samples, next_sample, interval
-        )
+        try:
+            await bot.wait_until_idle()
+            next_sample = await self._sample(venue, samples, clock.now(), clock.now(), interval)
+            applied = opening + await self._drive(
+                feed, opening, stop, clock, venue, bot, task, samples, next_sample, interval
+            )
+        except BaseException:
+            await _stop_bot(bot, task, clock)
+            raise
         end_time = clock.now()
         if not task.done():
             bot.request_shutdown("end of market data")
@@ -622,6 +626,39 @@ class BacktestEngine:
         if now < due:
             return due
         return due + interval * (1 + (now - due) // interval)
+
+
+async def _stop_bot(bot: Any, task: asyncio.Future[Any], clock: SimulatedClock) -> None:
+    """End the bot after the drive failed, so the error reaches the caller instead of a hang.
+
+    Left alone, the pending bot task is cancelled by ``asyncio.run``'s clean-up, and its
+    shutdown (which catches the cancellation in a ``finally``) then parks on the simulated
+    clock waiting for cancel confirmations: nothing advances that clock any more, so the
+    clean-up waits forever. Here the bot is asked to stop and its timers are released in data
+    time (its shutdown has a deadline in that time), and cancelled outright if that is not
+    enough.
+    """
+    bot.request_shutdown("backtest aborted by an error")
+    for _ in range(_STOP_PASSES):
+        if task.done():
+            break
+        await asyncio.sleep(0)
+        deadline = clock.next_deadline()
+        if deadline is not None:
+            clock.advance_to(deadline)
+    for _ in range(_STOP_PASSES):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.sleep(0)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        logger.warning("the bot also failed while stopping: %r", task.exception())
+    elif not task.done():
+        logger.warning("the bot did not stop after the error; abandoning it")
+
+
+#: Event-loop passes allowed for stopping the bot after an error (each releases one timer).
+_STOP_PASSES = 10_000
 
 
 def spec_summary(spec: BacktestSpec) -> dict[str, Any]:
