@@ -223,13 +223,14 @@ class _ColumnBuilder:
         self.values = values
         # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
         # the columns) alive after the feed is built until the garbage collector runs.
-        index_of: dict[tuple[Decimal, str], int] = {}
+        index_of: dict[str, int] = {}
         identities: dict[int, int] = {}
         by_identity = identities.get
 
         def intern(value: Decimal) -> int:
-            # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
-            key = (value, str(value))
+            # Keyed by the text: 1.0 and 1.00 are equal Decimals with different digits, and a
+            # text names one value with its digits (a smaller table than (value, text) pairs).
+            key = str(value)
             index = index_of.get(key)
             if index is None:
                 index = index_of[key] = len(values)
