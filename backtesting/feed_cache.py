@@ -148,14 +148,14 @@ class CachedFeed:
             for block in range(start // size, (end + size - 1) // size if end > start else 0):
                 first = block * size
                 events = min(size, self.count - first)
-                handle.seek(self._block_start(block))
-                raw = memoryview(handle.read(events * _EVENT_BYTES))
                 low, high = max(start - first, 0), min(end - first, events)
                 columns = []
-                offset = 0
+                # Column by column: only the events asked for are read, one column's bytes at a time.
+                offset = self._block_start(block)
                 for typecode, itemsize in zip(_TYPECODES, _ITEMSIZES, strict=True):
                     column = array(typecode)
-                    column.frombytes(raw[offset + low * itemsize : offset + high * itemsize])
+                    handle.seek(offset + low * itemsize)
+                    column.frombytes(handle.read((high - low) * itemsize))
                     columns.append(_little_endian(column))
                     offset += events * itemsize
                 yield tuple(columns)  # type: ignore[misc]
