@@ -23,10 +23,8 @@ import bisect
 import logging
 import time
 from array import array
-from collections import deque
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -504,31 +502,21 @@ class BacktestEngine:
         applied_before = venue.events_applied
         bbo, sold = BBO, SOLD
         buyer, seller = OrderSide.BUY, OrderSide.SELL
-        value = values.__getitem__
         runs = _QuietRuns(values, feed_ranks(feed))
-        chunk_start = start
+        sample_now = self._sample_now
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
             count = len(times)
             time_list, kind_list = times.tolist(), kinds.tolist()
             runs.load(columns, time_list, kind_list)
-            # The columns become objects in C (tolist, map), not one by one in this loop.
-            rows = zip(
-                time_list,
-                kind_list,
-                map(value, first),
-                map(value, second),
-                map(value, third),
-                map(value, fourth),
-                strict=True,
-            )
-            position = 0
+            # Events are read by index, only those applied one by one: a quiet run is jumped
+            # over without touching its events here.
+            index = 0
             try_at = 0
-            for timestamp, kind, a, b, c, d in rows:
-                position += 1
-                if position > try_at and bot.wakes == seen_wakes:
+            while index < count:
+                if index >= try_at and bot.wakes == seen_wakes:
                     limits = venue.quiet_limits()
-                    begin = position - 1
+                    begin = index
                     end = begin if limits is None else runs.end(begin, count, limits, deadline)
                     if end > begin:
                         # Events begin .. end-1 change nothing but the book's last state: applied
@@ -538,22 +526,25 @@ class BacktestEngine:
                             if split == end:
                                 break
                             runs.apply(venue, begin, split)
-                            next_sample = await self._sample(
-                                venue, samples, runs.time_at(split), next_sample, interval
+                            moment = time_list[split]
+                            sampled = sample_now(venue, samples, moment, next_sample, interval)
+                            next_sample = (
+                                sampled
+                                if sampled is not None
+                                else await self._sample(venue, samples, moment, next_sample, interval)
                             )
                             begin = split
                         runs.apply(venue, begin, end)
-                        last = runs.time_at(end - 1)
+                        last = time_list[end - 1]
                         if last > clock._now:
                             clock._now = last
                         current = last
                         horizon = next_sample if deadline is None else min(deadline, next_sample)
-                        if end > position:
-                            deque(islice(rows, end - position), maxlen=0)
-                        position = end
-                        try_at = position + 1
+                        index = end
+                        try_at = end + 1
                         continue
-                    try_at = position + runs.backoff()
+                    try_at = index + 1 + runs.backoff()
+                timestamp = time_list[index]
                 if timestamp != current:
                     if bot.wakes == seen_wakes and timestamp < horizon:
                         # Nothing woke the bot and no timer or sample is due: only time moves
@@ -577,21 +568,49 @@ class BacktestEngine:
                         if task.done():
                             return venue.events_applied - applied_before
                         if timestamp >= next_sample:
-                            next_sample = await self._sample(venue, samples, timestamp, next_sample, interval)
+                            sampled = sample_now(venue, samples, timestamp, next_sample, interval)
+                            next_sample = (
+                                sampled
+                                if sampled is not None
+                                else await self._sample(venue, samples, timestamp, next_sample, interval)
+                            )
                         if advance(timestamp):
                             expect()
                         # Timers only change while the bot runs (in settle), so this stays exact
                         # until the bot is woken again.
                         horizon = next_sample if deadline is None else min(deadline, next_sample)
                     current = timestamp
+                kind = kind_list[index]
                 if kind == bbo:
-                    apply_bbo(a, b, c, d)
+                    apply_bbo(
+                        values[first[index]],
+                        values[second[index]],
+                        values[third[index]],
+                        values[fourth[index]],
+                    )
                 else:
-                    apply_trade(a, b, seller if kind == sold else buyer)
-            chunk_start += count
+                    apply_trade(
+                        values[first[index]], values[second[index]], seller if kind == sold else buyer
+                    )
+                index += 1
         if bot.wakes != seen_wakes:
             await settle()
         return venue.events_applied - applied_before
+
+    @staticmethod
+    def _sample_now(
+        venue: PaperExchangeClient, samples: list[Sample], now: float, due: float, interval: float
+    ) -> float | None:
+        """:meth:`_sample` without awaiting (the venue's state read at once); None when the
+        venue must be asked as a live caller would (failures injected): call :meth:`_sample`."""
+        if now < due:
+            return due
+        state = venue.equity_sample()
+        if state is None:
+            return None
+        bid, ask, position, equity, realized, fees = state
+        samples.append(Sample(now, bid, ask, position, equity, realized, fees))
+        return due + interval * (1 + (now - due) // interval)
 
     @staticmethod
     async def _sample(
