@@ -712,9 +712,9 @@ class _QuietRuns:
         self._columns = columns
         self._times = times
         self._kinds = kinds
-        rank = self._rank.__getitem__
-        self._first = list(map(rank, columns[2]))
-        self._second = list(map(rank, columns[3]))
+        # Value indexes as lists (cheap to index); the search maps the few it reads to ranks.
+        self._first = columns[2].tolist()
+        self._second = columns[3].tolist()
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -753,22 +753,24 @@ class _QuietRuns:
         bid_excluded = {rank for rank in map(self._rank_of, limits.bid_excluded) if rank >= 0}
         ask_excluded = {rank for rank in map(self._rank_of, limits.ask_excluded) if rank >= 0}
         time_limit = limits.before if deadline is None else min(limits.before, deadline)
-        until = limits.until
-        times, kinds, first, second = self._times, self._kinds, self._first, self._second
+        times = self._times
+        # Times never run backwards: the time bounds are two bisections, not a test per event.
+        stop = min(
+            bisect.bisect_left(times, time_limit, begin, count),
+            bisect.bisect_right(times, limits.until, begin, count),
+        )
+        kinds, first, second, rank = self._kinds, self._first, self._second, self._rank
         quote = BBO
-        for index in range(begin, count):
-            moment = times[index]
-            if moment >= time_limit or moment > until:
-                return index
+        for index in range(begin, stop):
             if kinds[index] == quote:
-                bid, ask = first[index], second[index]
+                bid, ask = rank[first[index]], rank[second[index]]
                 if not (bid_low <= bid < bid_high and ask_low <= ask < ask_high):
                     return index
                 if (bid_excluded and bid in bid_excluded) or (ask_excluded and ask in ask_excluded):
                     return index
-            elif not trade_low <= first[index] < trade_high:
+            elif not trade_low <= rank[first[index]] < trade_high:
                 return index
-        return count
+        return stop
 
     def apply(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
         """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue:
@@ -777,8 +779,8 @@ class _QuietRuns:
         if end <= begin:
             return
         self._backoff = 1
-        times, _kinds, first, second, third, fourth = self._columns
-        kinds, first_rank, second_rank, values = self._kinds, self._first, self._second, self._values
+        times, _kinds, _first, _second, third, fourth = self._columns
+        kinds, values, rank, first, second = self._kinds, self._values, self._rank, self._first, self._second
         quote = BBO
         last_quote = end - 1
         while last_quote >= begin and kinds[last_quote] != quote:
@@ -793,10 +795,10 @@ class _QuietRuns:
             while before >= begin and kinds[before] != quote:
                 before -= 1
             if before >= begin:
-                previous = (first_rank[before], second_rank[before])
+                previous = (rank[first[before]], rank[second[before]])
             else:
                 previous = (self._rank_of(venue._best_bid), self._rank_of(venue._best_ask))
-            if (first_rank[at], second_rank[at]) != previous:
+            if (rank[first[at]], rank[second[at]]) != previous:
                 noted = at
                 break
             at = before
