@@ -521,11 +521,12 @@ class BacktestEngine:
                     if end > begin:
                         # Events begin .. end-1 change nothing but the book's last state: applied
                         # as one run, cut where a sample falls due (taken as the loop would).
+                        run_begin, opening = begin, (venue._best_bid, venue._best_ask)
                         while True:
                             split = runs.first_at_or_after(next_sample, begin, end)
                             if split == end:
                                 break
-                            runs.apply(venue, begin, split)
+                            runs.apply(venue, begin, split, None)
                             moment = time_list[split]
                             sampled = sample_now(venue, samples, moment, next_sample, interval)
                             next_sample = (
@@ -534,7 +535,7 @@ class BacktestEngine:
                                 else await self._sample(venue, samples, moment, next_sample, interval)
                             )
                             begin = split
-                        runs.apply(venue, begin, end)
+                        runs.apply(venue, begin, end, run_begin, opening)
                         last = time_list[end - 1]
                         if last > clock._now:
                             clock._now = last
@@ -772,36 +773,64 @@ class _QuietRuns:
                 return index
         return stop
 
-    def apply(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
+    def _last_quote(self, low: int, high: int) -> int:
+        """The index of the last quote in ``low .. high-1`` (``low - 1`` if none)."""
+        kinds, quote = self._kinds, BBO
+        index = high - 1
+        while index >= low and kinds[index] != quote:
+            index -= 1
+        return index
+
+    def _last_trade(self, low: int, high: int) -> int:
+        """The index of the last trade in ``low .. high-1`` (``low - 1`` if none)."""
+        kinds, quote = self._kinds, BBO
+        index = high - 1
+        while index >= low and kinds[index] == quote:
+            index -= 1
+        return index
+
+    def apply(
+        self,
+        venue: PaperExchangeClient,
+        begin: int,
+        end: int,
+        note_from: int | None,
+        opening: tuple[Decimal | None, Decimal | None] | None = None,
+    ) -> None:
         """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue:
         its last quote, its last trade and when the venue last noted a skipped update (every
-        trade, and every quote that differs from the quote before it)."""
+        trade, and every quote that differs from the quote before it).
+
+        A run cut where samples fall due is handed over piece by piece: only the last piece
+        notes the skipped update (``note_from``: where the run began; ``opening``: the book's
+        quote there), found once over the whole run. Nothing reads that note between pieces
+        (only samples are taken there), and the last noted update of the run is what applying
+        the events one by one would leave. ``note_from`` None: a piece that notes nothing.
+        """
         if end <= begin:
             return
         self._backoff = 1
         times, _kinds, _first, _second, third, fourth = self._columns
-        kinds, values, rank, first, second = self._kinds, self._values, self._rank, self._first, self._second
-        quote = BBO
-        last_quote = end - 1
-        while last_quote >= begin and kinds[last_quote] != quote:
-            last_quote -= 1
-        last_trade = end - 1
-        while last_trade >= begin and kinds[last_trade] == quote:
-            last_trade -= 1
-        noted = last_trade
-        at = last_quote
-        while at > noted:  # the last quote that changed, if it comes after the last trade
-            before = at - 1
-            while before >= begin and kinds[before] != quote:
-                before -= 1
-            if before >= begin:
-                previous = (rank[first[before]], rank[second[before]])
-            else:
-                previous = (self._rank_of(venue._best_bid), self._rank_of(venue._best_ask))
-            if (rank[first[at]], rank[second[at]]) != previous:
-                noted = at
-                break
-            at = before
+        values, rank, first, second = self._values, self._rank, self._first, self._second
+        last_quote = self._last_quote(begin, end)
+        last_trade = self._last_trade(begin, end)
+        skipped_at = None
+        if note_from is not None:
+            noted = last_trade if last_trade >= begin else self._last_trade(note_from, begin)
+            at = last_quote if last_quote >= begin else self._last_quote(note_from, begin)
+            while at > noted:  # the last quote that changed, if it comes after the last trade
+                before = self._last_quote(note_from, at)
+                if before >= note_from:
+                    previous = (rank[first[before]], rank[second[before]])
+                else:
+                    bid, ask = opening if opening is not None else (venue._best_bid, venue._best_ask)
+                    previous = (self._rank_of(bid), self._rank_of(ask))
+                if (rank[first[at]], rank[second[at]]) != previous:
+                    noted = at
+                    break
+                at = before
+            if noted >= note_from:
+                skipped_at = times[noted]
         venue.apply_quiet_run(
             end - begin,
             (
@@ -813,5 +842,5 @@ class _QuietRuns:
             if last_quote >= begin
             else None,
             values[first[last_trade]] if last_trade >= begin else None,
-            times[noted] if noted >= begin else None,
+            skipped_at,
         )
