@@ -713,9 +713,11 @@ class _QuietRuns:
         self._columns = columns
         self._times = times
         self._kinds = kinds
-        # Value indexes as lists (cheap to index); the search maps the few it reads to ranks.
-        self._first = columns[2].tolist()
-        self._second = columns[3].tolist()
+        rank = self._rank.__getitem__
+        # Ranks, not value indexes: the list then shares the rank list's int objects (a chunk's
+        # own ints would cost megabytes), and the search compares them as they are.
+        self._first = list(map(rank, columns[2]))
+        self._second = list(map(rank, columns[3]))
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -760,16 +762,16 @@ class _QuietRuns:
             bisect.bisect_left(times, time_limit, begin, count),
             bisect.bisect_right(times, limits.until, begin, count),
         )
-        kinds, first, second, rank = self._kinds, self._first, self._second, self._rank
+        kinds, first, second = self._kinds, self._first, self._second
         quote = BBO
         for index in range(begin, stop):
             if kinds[index] == quote:
-                bid, ask = rank[first[index]], rank[second[index]]
+                bid, ask = first[index], second[index]
                 if not (bid_low <= bid < bid_high and ask_low <= ask < ask_high):
                     return index
                 if (bid_excluded and bid in bid_excluded) or (ask_excluded and ask in ask_excluded):
                     return index
-            elif not trade_low <= rank[first[index]] < trade_high:
+            elif not trade_low <= first[index] < trade_high:
                 return index
         return stop
 
@@ -810,8 +812,8 @@ class _QuietRuns:
         if end <= begin:
             return
         self._backoff = 1
-        times, _kinds, _first, _second, third, fourth = self._columns
-        values, rank, first, second = self._values, self._rank, self._first, self._second
+        times, _kinds, first, second, third, fourth = self._columns
+        values, first_rank, second_rank = self._values, self._first, self._second
         last_quote = self._last_quote(begin, end)
         last_trade = self._last_trade(begin, end)
         skipped_at = None
@@ -821,11 +823,11 @@ class _QuietRuns:
             while at > noted:  # the last quote that changed, if it comes after the last trade
                 before = self._last_quote(note_from, at)
                 if before >= note_from:
-                    previous = (rank[first[before]], rank[second[before]])
+                    previous = (first_rank[before], second_rank[before])
                 else:
                     bid, ask = opening if opening is not None else (venue._best_bid, venue._best_ask)
                     previous = (self._rank_of(bid), self._rank_of(ask))
-                if (rank[first[at]], rank[second[at]]) != previous:
+                if (first_rank[at], second_rank[at]) != previous:
                     noted = at
                     break
                 at = before
