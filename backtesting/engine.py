@@ -502,6 +502,7 @@ class BacktestEngine:
         applied_before = venue.events_applied
         bbo, sold = BBO, SOLD
         buyer, seller = OrderSide.BUY, OrderSide.SELL
+        value = values.__getitem__
         runs = _QuietRuns(values, feed_ranks(feed))
         sample_now = self._sample_now
         for columns in feed.chunks(start, stop):
@@ -509,14 +510,34 @@ class BacktestEngine:
             count = len(times)
             time_list, kind_list = times.tolist(), kinds.tolist()
             runs.load(columns, time_list, kind_list)
-            # Events are read by index, only those applied one by one: a quiet run is jumped
-            # over without touching its events here.
-            index = 0
+            # The columns become objects in C (tolist, map), not one by one in this loop. A quiet
+            # run is jumped over by moving the column iterators (their __setstate__, the pickle
+            # protocol's position), so its events are never read here.
+            iterators = (
+                iter(time_list),
+                iter(kind_list),
+                iter(first),
+                iter(second),
+                iter(third),
+                iter(fourth),
+            )
+            time_it, kind_it, first_it, second_it, third_it, fourth_it = iterators
+            rows = zip(
+                time_it,
+                kind_it,
+                map(value, first_it),
+                map(value, second_it),
+                map(value, third_it),
+                map(value, fourth_it),
+                strict=True,
+            )
+            position = 0
             try_at = 0
-            while index < count:
-                if index >= try_at and bot.wakes == seen_wakes:
+            for timestamp, kind, a, b, c, d in rows:
+                position += 1
+                if position > try_at and bot.wakes == seen_wakes:
                     limits = venue.quiet_limits()
-                    begin = index
+                    begin = position - 1
                     end = begin if limits is None else runs.end(begin, count, limits, deadline)
                     if end > begin:
                         # Events begin .. end-1 change nothing but the book's last state: applied
@@ -541,11 +562,13 @@ class BacktestEngine:
                             clock._now = last
                         current = last
                         horizon = next_sample if deadline is None else min(deadline, next_sample)
-                        index = end
-                        try_at = end + 1
+                        if end > position:
+                            for iterator in iterators:
+                                iterator.__setstate__(end)
+                        position = end
+                        try_at = position + 1
                         continue
-                    try_at = index + 1 + runs.backoff()
-                timestamp = time_list[index]
+                    try_at = position + runs.backoff()
                 if timestamp != current:
                     if bot.wakes == seen_wakes and timestamp < horizon:
                         # Nothing woke the bot and no timer or sample is due: only time moves
@@ -581,19 +604,10 @@ class BacktestEngine:
                         # until the bot is woken again.
                         horizon = next_sample if deadline is None else min(deadline, next_sample)
                     current = timestamp
-                kind = kind_list[index]
                 if kind == bbo:
-                    apply_bbo(
-                        values[first[index]],
-                        values[second[index]],
-                        values[third[index]],
-                        values[fourth[index]],
-                    )
+                    apply_bbo(a, b, c, d)
                 else:
-                    apply_trade(
-                        values[first[index]], values[second[index]], seller if kind == sold else buyer
-                    )
-                index += 1
+                    apply_trade(a, b, seller if kind == sold else buyer)
         if bot.wakes != seen_wakes:
             await settle()
         return venue.events_applied - applied_before
