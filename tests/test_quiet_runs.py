@@ -117,3 +117,31 @@ def test_a_run_in_pieces_leaves_what_its_events_one_by_one_leave(
     # And every piece boundary alone (the last piece may hold no trade and no changed quote).
     for cut in cuts:
         assert _as_run(feed, columns, begin, end, [cut]) == expected
+
+
+async def test_an_equity_sample_reads_what_the_awaited_calls_report() -> None:
+    """The backtest's samples read the venue at once (equity_sample); they must equal what
+    fetch_bbo_prices and get_account_snapshot report, flat and with a position, and defer to
+    those calls while failures are injected."""
+    from exchanges.base import ExchangeUnavailable
+
+    clock = SimulatedClock(100.0)
+    config = TradingConfig(ticker="BTC", exchange="paper", strategy="grid", quantity=D("0.002"))
+    venue = PaperExchangeClient(config, clock)
+    venue.apply_bbo(D("60000.1"), D("60000.3"), D("1.5"), D("2"))
+
+    async def awaited() -> tuple[Any, ...]:
+        bid, ask = await venue.fetch_bbo_prices(venue.contract_id)
+        account = await venue.get_account_snapshot()
+        position = account.positions[0].size if account.positions else D(0)
+        return bid, ask, position, account.equity, account.realized_pnl, account.fees_paid
+
+    assert venue.equity_sample() == await awaited()
+    await venue.place_market_order(venue.contract_id, OrderSide.BUY, D("0.004"), "a1", D("0.5"))
+    clock.advance_to(101.0)
+    venue.apply_bbo(D("60010.1"), D("60010.4"), D("1"), D("1"))
+    sample = venue.equity_sample()
+    assert sample == await awaited()
+    assert sample is not None and sample[2] == D("0.004") and sample[5] > 0
+    venue.inject_failure("fetch_bbo_prices", ExchangeUnavailable("down"))
+    assert venue.equity_sample() is None
