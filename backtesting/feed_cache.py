@@ -196,13 +196,17 @@ def feed_ranks(feed: CachedFeed) -> array:
     return feed.ranks
 
 
+#: bytes.translate table: a kind byte becomes 1 for a quote, 0 for a trade (a C-speed selector).
+_IS_BBO = bytes(1 if kind == BBO else 0 for kind in range(256))
+
+
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
     the price granularity of the data without reading all of it."""
     indexes: set[int] = set()
     for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
         indexes.update(first)
-        indexes.update(itertools.compress(second, map(BBO.__eq__, kinds)))
+        indexes.update(itertools.compress(second, kinds.tobytes().translate(_IS_BBO)))
     return {feed.values[index] for index in indexes}
 
 
