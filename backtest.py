@@ -26,6 +26,8 @@ from exchanges.paper import PaperOptions
 from strategies.base_strategy import ParameterError
 
 EXIT_BAD_INPUT = 2
+#: A Ctrl-C (the shell convention: 128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 EXAMPLES = """\
 examples:
@@ -267,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("backtest").debug("fatal error", exc_info=True)
         sys.stderr.write(f"backtest.py: error: {type(exc).__name__}: {exc}\n")
         return 1
+    except KeyboardInterrupt:
+        _drop_if_empty(out_dir, args.out)
+        sys.stderr.write("backtest.py: interrupted\n")
+        return EXIT_INTERRUPTED
 
 
 def _drop_if_empty(out_dir: Path | None, given: Path | None) -> None:

@@ -43,7 +43,7 @@ from execution.records import OrderRecord
 from helpers.clock import Clock, LiveClock, Signal
 from helpers.combined_account import CombinedAccount
 from helpers.log_setup import activity_log_path
-from helpers.risk_manager import RiskAction, RiskDecision, RiskManager
+from helpers.risk_manager import RiskAction, RiskDecision, RiskManager, inverse_multiplier_of
 from helpers.status_line import StatusLine
 from helpers.trading_config import RiskLimits, TradingConfig
 from strategies.base_strategy import (
@@ -196,7 +196,13 @@ class TradingBot:
         # A strategy on several venues is judged on their combined account (a hedge's legs net out).
         clients = [venue.client for venue in self.venues]
         account = CombinedAccount(clients) if len(clients) > 1 else self.exchange_client
-        self.risk_manager = RiskManager(account, config, self.clock, store=self.journal)
+        self.risk_manager = RiskManager(
+            account,
+            config,
+            self.clock,
+            store=self.journal,
+            inverse_multiplier=inverse_multiplier_of(account),
+        )
         self.activity_log = activity_log_path(config.log_dir, config.bot_name)
 
         self._wake = Signal()

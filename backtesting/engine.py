@@ -23,10 +23,8 @@ import bisect
 import logging
 import time
 from array import array
-from collections import deque
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -425,11 +423,15 @@ class BacktestEngine:
         )
         recorder.role_of = _journal_role(bot.journal)
         task = asyncio.ensure_future(bot.run())
-        await bot.wait_until_idle()
-        next_sample = await self._sample(venue, samples, clock.now(), clock.now(), interval)
-        applied = opening + await self._drive(
-            feed, opening, stop, clock, venue, bot, task, samples, next_sample, interval
-        )
+        try:
+            await bot.wait_until_idle()
+            next_sample = await self._sample(venue, samples, clock.now(), clock.now(), interval)
+            applied = opening + await self._drive(
+                feed, opening, stop, clock, venue, bot, task, samples, next_sample, interval
+            )
+        except BaseException:
+            await _stop_bot(bot, task, clock)
+            raise
         end_time = clock.now()
         if not task.done():
             bot.request_shutdown("end of market data")
@@ -506,20 +508,31 @@ class BacktestEngine:
         buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
         runs = _QuietRuns(values, feed_ranks(feed))
-        chunk_start = start
+        sample_now = self._sample_now
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
             count = len(times)
             time_list, kind_list = times.tolist(), kinds.tolist()
             runs.load(columns, time_list, kind_list)
-            # The columns become objects in C (tolist, map), not one by one in this loop.
+            # The columns become objects in C (tolist, map), not one by one in this loop. A quiet
+            # run is jumped over by moving the column iterators (their __setstate__, the pickle
+            # protocol's position), so its events are never read here.
+            iterators = (
+                iter(time_list),
+                iter(kind_list),
+                iter(first),
+                iter(second),
+                iter(third),
+                iter(fourth),
+            )
+            time_it, kind_it, first_it, second_it, third_it, fourth_it = iterators
             rows = zip(
-                time_list,
-                kind_list,
-                map(value, first),
-                map(value, second),
-                map(value, third),
-                map(value, fourth),
+                time_it,
+                kind_it,
+                map(value, first_it),
+                map(value, second_it),
+                map(value, third_it),
+                map(value, fourth_it),
                 strict=True,
             )
             position = 0
@@ -533,23 +546,29 @@ class BacktestEngine:
                     if end > begin:
                         # Events begin .. end-1 change nothing but the book's last state: applied
                         # as one run, cut where a sample falls due (taken as the loop would).
+                        run_begin, opening = begin, (venue._best_bid, venue._best_ask)
                         while True:
                             split = runs.first_at_or_after(next_sample, begin, end)
                             if split == end:
                                 break
-                            runs.apply(venue, begin, split)
-                            next_sample = await self._sample(
-                                venue, samples, runs.time_at(split), next_sample, interval
+                            runs.apply(venue, begin, split, None)
+                            moment = time_list[split]
+                            sampled = sample_now(venue, samples, moment, next_sample, interval)
+                            next_sample = (
+                                sampled
+                                if sampled is not None
+                                else await self._sample(venue, samples, moment, next_sample, interval)
                             )
                             begin = split
-                        runs.apply(venue, begin, end)
-                        last = runs.time_at(end - 1)
+                        runs.apply(venue, begin, end, run_begin, opening)
+                        last = time_list[end - 1]
                         if last > clock._now:
                             clock._now = last
                         current = last
                         horizon = next_sample if deadline is None else min(deadline, next_sample)
                         if end > position:
-                            deque(islice(rows, end - position), maxlen=0)
+                            for iterator in iterators:
+                                iterator.__setstate__(end)
                         position = end
                         try_at = position + 1
                         continue
@@ -577,7 +596,12 @@ class BacktestEngine:
                         if task.done():
                             return venue.events_applied - applied_before
                         if timestamp >= next_sample:
-                            next_sample = await self._sample(venue, samples, timestamp, next_sample, interval)
+                            sampled = sample_now(venue, samples, timestamp, next_sample, interval)
+                            next_sample = (
+                                sampled
+                                if sampled is not None
+                                else await self._sample(venue, samples, timestamp, next_sample, interval)
+                            )
                         if advance(timestamp):
                             expect()
                         # Timers only change while the bot runs (in settle), so this stays exact
@@ -588,10 +612,24 @@ class BacktestEngine:
                     apply_bbo(a, b, c, d)
                 else:
                     apply_trade(a, b, seller if kind == sold else buyer)
-            chunk_start += count
         if bot.wakes != seen_wakes:
             await settle()
         return venue.events_applied - applied_before
+
+    @staticmethod
+    def _sample_now(
+        venue: PaperExchangeClient, samples: list[Sample], now: float, due: float, interval: float
+    ) -> float | None:
+        """:meth:`_sample` without awaiting (the venue's state read at once); None when the
+        venue must be asked as a live caller would (failures injected): call :meth:`_sample`."""
+        if now < due:
+            return due
+        state = venue.equity_sample()
+        if state is None:
+            return None
+        bid, ask, position, equity, realized, fees = state
+        samples.append(Sample(now, bid, ask, position, equity, realized, fees))
+        return due + interval * (1 + (now - due) // interval)
 
     @staticmethod
     async def _sample(
@@ -622,6 +660,39 @@ class BacktestEngine:
         if now < due:
             return due
         return due + interval * (1 + (now - due) // interval)
+
+
+async def _stop_bot(bot: Any, task: asyncio.Future[Any], clock: SimulatedClock) -> None:
+    """End the bot after the drive failed, so the error reaches the caller instead of a hang.
+
+    Left alone, the pending bot task is cancelled by ``asyncio.run``'s clean-up, and its
+    shutdown (which catches the cancellation in a ``finally``) then parks on the simulated
+    clock waiting for cancel confirmations: nothing advances that clock any more, so the
+    clean-up waits forever. Here the bot is asked to stop and its timers are released in data
+    time (its shutdown has a deadline in that time), and cancelled outright if that is not
+    enough.
+    """
+    bot.request_shutdown("backtest aborted by an error")
+    for _ in range(_STOP_PASSES):
+        if task.done():
+            break
+        await asyncio.sleep(0)
+        deadline = clock.next_deadline()
+        if deadline is not None:
+            clock.advance_to(deadline)
+    for _ in range(_STOP_PASSES):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.sleep(0)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        logger.warning("the bot also failed while stopping: %r", task.exception())
+    elif not task.done():
+        logger.warning("the bot did not stop after the error; abandoning it")
+
+
+#: Event-loop passes allowed for stopping the bot after an error (each releases one timer).
+_STOP_PASSES = 10_000
 
 
 def spec_summary(spec: BacktestSpec) -> dict[str, Any]:
@@ -694,6 +765,8 @@ class _QuietRuns:
         self._times = times
         self._kinds = kinds
         rank = self._rank.__getitem__
+        # Ranks, not value indexes: the list then shares the rank list's int objects (a chunk's
+        # own ints would cost megabytes), and the search compares them as they are.
         self._first = list(map(rank, columns[2]))
         self._second = list(map(rank, columns[3]))
 
@@ -734,13 +807,15 @@ class _QuietRuns:
         bid_excluded = {rank for rank in map(self._rank_of, limits.bid_excluded) if rank >= 0}
         ask_excluded = {rank for rank in map(self._rank_of, limits.ask_excluded) if rank >= 0}
         time_limit = limits.before if deadline is None else min(limits.before, deadline)
-        until = limits.until
-        times, kinds, first, second = self._times, self._kinds, self._first, self._second
+        times = self._times
+        # Times never run backwards: the time bounds are two bisections, not a test per event.
+        stop = min(
+            bisect.bisect_left(times, time_limit, begin, count),
+            bisect.bisect_right(times, limits.until, begin, count),
+        )
+        kinds, first, second = self._kinds, self._first, self._second
         quote = BBO
-        for index in range(begin, count):
-            moment = times[index]
-            if moment >= time_limit or moment > until:
-                return index
+        for index in range(begin, stop):
             if kinds[index] == quote:
                 bid, ask = first[index], second[index]
                 if not (bid_low <= bid < bid_high and ask_low <= ask < ask_high):
@@ -749,38 +824,66 @@ class _QuietRuns:
                     return index
             elif not trade_low <= first[index] < trade_high:
                 return index
-        return count
+        return stop
 
-    def apply(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
+    def _last_quote(self, low: int, high: int) -> int:
+        """The index of the last quote in ``low .. high-1`` (``low - 1`` if none)."""
+        kinds, quote = self._kinds, BBO
+        index = high - 1
+        while index >= low and kinds[index] != quote:
+            index -= 1
+        return index
+
+    def _last_trade(self, low: int, high: int) -> int:
+        """The index of the last trade in ``low .. high-1`` (``low - 1`` if none)."""
+        kinds, quote = self._kinds, BBO
+        index = high - 1
+        while index >= low and kinds[index] == quote:
+            index -= 1
+        return index
+
+    def apply(
+        self,
+        venue: PaperExchangeClient,
+        begin: int,
+        end: int,
+        note_from: int | None,
+        opening: tuple[Decimal | None, Decimal | None] | None = None,
+    ) -> None:
         """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue:
         its last quote, its last trade and when the venue last noted a skipped update (every
-        trade, and every quote that differs from the quote before it)."""
+        trade, and every quote that differs from the quote before it).
+
+        A run cut where samples fall due is handed over piece by piece: only the last piece
+        notes the skipped update (``note_from``: where the run began; ``opening``: the book's
+        quote there), found once over the whole run. Nothing reads that note between pieces
+        (only samples are taken there), and the last noted update of the run is what applying
+        the events one by one would leave. ``note_from`` None: a piece that notes nothing.
+        """
         if end <= begin:
             return
         self._backoff = 1
         times, _kinds, first, second, third, fourth = self._columns
-        kinds, first_rank, second_rank, values = self._kinds, self._first, self._second, self._values
-        quote = BBO
-        last_quote = end - 1
-        while last_quote >= begin and kinds[last_quote] != quote:
-            last_quote -= 1
-        last_trade = end - 1
-        while last_trade >= begin and kinds[last_trade] == quote:
-            last_trade -= 1
-        noted = last_trade
-        at = last_quote
-        while at > noted:  # the last quote that changed, if it comes after the last trade
-            before = at - 1
-            while before >= begin and kinds[before] != quote:
-                before -= 1
-            if before >= begin:
-                previous = (first_rank[before], second_rank[before])
-            else:
-                previous = (self._rank_of(venue._best_bid), self._rank_of(venue._best_ask))
-            if (first_rank[at], second_rank[at]) != previous:
-                noted = at
-                break
-            at = before
+        values, first_rank, second_rank = self._values, self._first, self._second
+        last_quote = self._last_quote(begin, end)
+        last_trade = self._last_trade(begin, end)
+        skipped_at = None
+        if note_from is not None:
+            noted = last_trade if last_trade >= begin else self._last_trade(note_from, begin)
+            at = last_quote if last_quote >= begin else self._last_quote(note_from, begin)
+            while at > noted:  # the last quote that changed, if it comes after the last trade
+                before = self._last_quote(note_from, at)
+                if before >= note_from:
+                    previous = (first_rank[before], second_rank[before])
+                else:
+                    bid, ask = opening if opening is not None else (venue._best_bid, venue._best_ask)
+                    previous = (self._rank_of(bid), self._rank_of(ask))
+                if (first_rank[at], second_rank[at]) != previous:
+                    noted = at
+                    break
+                at = before
+            if noted >= note_from:
+                skipped_at = times[noted]
         venue.apply_quiet_run(
             end - begin,
             (
@@ -792,5 +895,5 @@ class _QuietRuns:
             if last_quote >= begin
             else None,
             values[first[last_trade]] if last_trade >= begin else None,
-            times[noted] if noted >= begin else None,
+            skipped_at,
         )

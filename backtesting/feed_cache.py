@@ -8,19 +8,22 @@ decimal values. Later runs read the columns in chunks (memory stays flat however
 feed) and hand the venue the very Decimal objects of the table, or rebuild the same
 :class:`~backtesting.market_feed.MarketEvent` objects from them.
 
-File layout (little-endian), written atomically:
+File layout (little-endian), written atomically and front to back, so the first run streams the
+source into it a block at a time (memory stays flat however long the feed, writing included):
 
 * ``PDBFEED`` magic and a format version byte;
+* the events in blocks of ``block_events`` (the last one shorter), each block six columns of its
+  events: time in epoch seconds exactly as the source gave it (float64), kind (int8: 0 BBO, 1
+  trade where the buyer took liquidity, 2 the seller) and four uint32 indexes into the value
+  table (BBO: bid, ask, bid size, ask size; trade: price, size, 0, 0);
 * a JSON header (length-prefixed): the source's identity, the reader's
-  :class:`~backtesting.market_feed.FeedStats`, the event count and the first/last times;
+  :class:`~backtesting.market_feed.FeedStats`, the event count, ``block_events`` and the
+  first/last times;
 * the value table: distinct decimal strings joined by newlines (length-prefixed);
 * the values' ranks (length-prefixed uint32s): each value's place among the distinct values
   sorted by size, equal values (``1.0`` and ``1.00``) sharing one, so a backtest can compare
   prices as integers without sorting the table again;
-* six columns of ``count`` entries each: time in epoch seconds exactly as the source gave it
-  (float64), kind (int8: 0 BBO, 1 trade where the buyer took liquidity, 2 the seller) and four
-  uint32 indexes into the value table (BBO: bid, ask, bid size, ask size; trade: price, size,
-  0, 0).
+* the offset of the header (uint64), last, since it is known only once every event is written.
 
 A recorded feed's cache is keyed by the file's resolved path, size and modification time (a
 changed feed gets a new file); a synthetic market's by its parameters and event count. Decimal
@@ -40,7 +43,7 @@ import sys
 import tempfile
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,11 +55,14 @@ MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
 #: caches written by the version-1 reader are rebuilt rather than trusted. 3: FeedStats names
 #: the recording's symbol (the run's ticker and instrument come from it). 4: the values' ranks.
-FORMAT_VERSION = 4
+#: 5: events in blocks, the header and table after them (written as the source is read).
+FORMAT_VERSION = 5
 BBO, BOUGHT, SOLD = 0, 1, 2
-#: Events per chunk when streaming a cache file (about 1.6 MB of columns).
+#: Events per block of a cache file, and per chunk when streaming it (about 1.4 MB of columns).
 CHUNK_EVENTS = 65536
 _TYPECODES = ("d", "b", "I", "I", "I", "I")
+_ITEMSIZES = tuple(array(typecode).itemsize for typecode in _TYPECODES)
+_EVENT_BYTES = sum(_ITEMSIZES)
 _LENGTH = struct.Struct("<Q")
 
 Columns = tuple[array, array, array, array, array, array]
@@ -104,7 +110,9 @@ class CachedFeed:
     path: Path | None = None
     #: Each value's rank by size (see :func:`value_ranks`); None until worked out.
     ranks: array | None = None
-    column_offsets: tuple[int, ...] = field(default_factory=tuple)
+    #: Where the first block starts in ``path``, and the events a block holds.
+    data_start: int = 0
+    block_events: int = CHUNK_EVENTS
 
     def __len__(self) -> int:
         return self.count
@@ -116,12 +124,17 @@ class CachedFeed:
         assert self.path is not None
         column = array("d")
         with open(self.path, "rb") as handle:
-            handle.seek(self.column_offsets[0] + index * column.itemsize)
+            handle.seek(
+                self._block_start(index // self.block_events) + index % self.block_events * column.itemsize
+            )
             column.frombytes(handle.read(column.itemsize))
         return _little_endian(column)[0]
 
+    def _block_start(self, block: int) -> int:
+        return self.data_start + block * self.block_events * _EVENT_BYTES
+
     def chunks(self, start: int = 0, stop: int | None = None) -> Iterator[Columns]:
-        """Columns of events ``start`` to ``stop`` (indexes), a chunk at a time."""
+        """Columns of events ``start`` to ``stop`` (indexes), a block at a time."""
         end = self.count if stop is None else min(stop, self.count)
         if self.columns is not None:
             if start == 0 and end == self.count:
@@ -130,15 +143,21 @@ class CachedFeed:
                 yield tuple(column[start:end] for column in self.columns)  # type: ignore[misc]
             return
         assert self.path is not None
+        size = self.block_events
         with open(self.path, "rb") as handle:
-            for chunk_start in range(start, end, CHUNK_EVENTS):
-                chunk_end = min(end, chunk_start + CHUNK_EVENTS)
+            for block in range(start // size, (end + size - 1) // size if end > start else 0):
+                first = block * size
+                events = min(size, self.count - first)
+                low, high = max(start - first, 0), min(end - first, events)
                 columns = []
-                for typecode, offset in zip(_TYPECODES, self.column_offsets, strict=True):
+                # Column by column: only the events asked for are read, one column's bytes at a time.
+                offset = self._block_start(block)
+                for typecode, itemsize in zip(_TYPECODES, _ITEMSIZES, strict=True):
                     column = array(typecode)
-                    handle.seek(offset + chunk_start * column.itemsize)
-                    column.frombytes(handle.read((chunk_end - chunk_start) * column.itemsize))
+                    handle.seek(offset + low * itemsize)
+                    column.frombytes(handle.read((high - low) * itemsize))
                     columns.append(_little_endian(column))
+                    offset += events * itemsize
                 yield tuple(columns)  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[MarketEvent]:
@@ -177,13 +196,17 @@ def feed_ranks(feed: CachedFeed) -> array:
     return feed.ranks
 
 
+#: bytes.translate table: a kind byte becomes 1 for a quote, 0 for a trade (a C-speed selector).
+_IS_BBO = bytes(1 if kind == BBO else 0 for kind in range(256))
+
+
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
     the price granularity of the data without reading all of it."""
     indexes: set[int] = set()
     for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
         indexes.update(first)
-        indexes.update(itertools.compress(second, map(BBO.__eq__, kinds)))
+        indexes.update(itertools.compress(second, kinds.tobytes().translate(_IS_BBO)))
     return {feed.values[index] for index in indexes}
 
 
@@ -204,13 +227,14 @@ class _ColumnBuilder:
         self.values = values
         # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
         # the columns) alive after the feed is built until the garbage collector runs.
-        index_of: dict[tuple[Decimal, str], int] = {}
+        index_of: dict[str, int] = {}
         identities: dict[int, int] = {}
         by_identity = identities.get
 
         def intern(value: Decimal) -> int:
-            # Keyed by the text too: 1.0 and 1.00 are equal Decimals with different digits.
-            key = (value, str(value))
+            # Keyed by the text: 1.0 and 1.00 are equal Decimals with different digits, and a
+            # text names one value with its digits (a smaller table than (value, text) pairs).
+            key = str(value)
             index = index_of.get(key)
             if index is None:
                 index = index_of[key] = len(values)
@@ -254,6 +278,14 @@ class _ColumnBuilder:
         self.bbo = bbo
         self.trade = trade
 
+    def take(self) -> Columns:
+        """The columns filled so far, emptied for the next block (the arrays stay the same
+        objects: the builders hold their ``append`` methods)."""
+        taken: Columns = tuple(array(column.typecode, column) for column in self.columns)  # type: ignore[assignment]
+        for column in self.columns:
+            del column[:]
+        return taken
+
     def feed(self, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
         times = self.columns[0]
         return CachedFeed(
@@ -296,47 +328,111 @@ def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> Cach
     return builder.feed(stats, recorded_identity(source))
 
 
+class _CacheWriter:
+    """A cache file written front to back: blocks of events as they come, then the header and
+    the value table. Atomic: a temporary file renamed into place by :meth:`finish`, removed by
+    :meth:`discard` (an error, a refused truncated feed: no cache is left behind)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, self.temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        self.out = os.fdopen(handle, "wb")
+        self.out.write(MAGIC + bytes([FORMAT_VERSION]))
+        self.count = 0
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+
+    def write_block(self, columns: Columns) -> None:
+        """One block: ``CHUNK_EVENTS`` events (fewer only for the last block)."""
+        times = columns[0]
+        if not times:
+            return
+        if self.first_time is None:
+            self.first_time = times[0]
+        self.last_time = times[-1]
+        self.count += len(times)
+        for column in columns:
+            _little_endian(column).tofile(self.out)
+
+    def finish(self, values: list[Decimal], stats: FeedStats, source: dict[str, Any]) -> None:
+        header = json.dumps(
+            {
+                "source": source,
+                "stats": asdict(stats),
+                "count": self.count,
+                "block_events": CHUNK_EVENTS,
+                "first_time": self.first_time,
+                "last_time": self.last_time,
+            }
+        ).encode()
+        table = "\n".join(str(value) for value in values).encode()
+        ranks = _little_endian(value_ranks(values)).tobytes()
+        header_offset = self.out.tell()
+        for blob in (header, table, ranks):
+            self.out.write(_LENGTH.pack(len(blob)))
+            self.out.write(blob)
+        self.out.write(_LENGTH.pack(header_offset))
+        self.out.close()
+        os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        self.out.close()
+        Path(self.temporary).unlink(missing_ok=True)
+
+
 def write_cached_feed(feed: CachedFeed, path: Path) -> None:
     """Write an in-memory ``feed`` to ``path`` atomically (a temporary file renamed into place)."""
     assert feed.columns is not None
-    header = json.dumps(
-        {
-            "source": feed.source,
-            "stats": asdict(feed.stats),
-            "count": feed.count,
-            "first_time": feed.first_time,
-            "last_time": feed.last_time,
-        }
-    ).encode()
-    table = "\n".join(str(value) for value in feed.values).encode()
-    ranks = _little_endian(feed_ranks(feed)).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    writer = _CacheWriter(path)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(MAGIC + bytes([FORMAT_VERSION]))
-            for blob in (header, table, ranks):
-                out.write(_LENGTH.pack(len(blob)))
-                out.write(blob)
-            for column in feed.columns:
-                _little_endian(column).tofile(out)
-        os.replace(temporary, path)
+        for start in range(0, feed.count, CHUNK_EVENTS):
+            writer.write_block(tuple(column[start : start + CHUNK_EVENTS] for column in feed.columns))  # type: ignore[arg-type]
+        writer.finish(feed.values, feed.stats, feed.source)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        writer.discard()
+        raise
+
+
+def _streamed(
+    path: Path, steps: Iterator[Any], builder: _ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]
+) -> None:
+    """Write the cache file of a source as it is read: ``steps`` adds one event to ``builder``
+    per item, taken ``CHUNK_EVENTS`` at a time and written out as one block, so only a block of
+    columns (and the value table) is ever held, however many events."""
+    writer = _CacheWriter(path)
+    try:
+        while True:
+            collections.deque(itertools.islice(steps, CHUNK_EVENTS), maxlen=0)
+            block = builder.take()
+            writer.write_block(block)
+            if len(block[0]) < CHUNK_EVENTS:
+                break
+        writer.finish(builder.values, stats if stats is not None else FeedStats(), source)
+    except BaseException:
+        writer.discard()
         raise
 
 
 def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
-    """Open a cache file (its columns streamed in chunks unless ``in_memory``).
+    """Open a cache file (its columns streamed in blocks unless ``in_memory``).
 
     ValueError when it is not a cache of this format version or is truncated.
     """
     file_path = Path(path)
     size = file_path.stat().st_size
+    data_start = len(MAGIC) + 1
     with open(file_path, "rb") as handle:
-        prefix = handle.read(len(MAGIC) + 1)
-        if len(prefix) < len(MAGIC) + 1 or not prefix.startswith(MAGIC) or prefix[-1] != FORMAT_VERSION:
+        prefix = handle.read(data_start)
+        if len(prefix) < data_start or not prefix.startswith(MAGIC) or prefix[-1] != FORMAT_VERSION:
             raise ValueError(f"{path}: not a feed cache of format {FORMAT_VERSION}")
+        if size < data_start + _LENGTH.size:
+            raise ValueError(f"{path}: truncated feed cache")
+        handle.seek(size - _LENGTH.size)
+        (header_offset,) = _LENGTH.unpack(handle.read(_LENGTH.size))
+        if not data_start <= header_offset <= size - _LENGTH.size:
+            raise ValueError(f"{path}: truncated or corrupt feed cache")
+        handle.seek(header_offset)
         blobs = []
         for _ in range(3):
             raw = handle.read(_LENGTH.size)
@@ -347,7 +443,8 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
             if len(blob) != length:
                 raise ValueError(f"{path}: truncated feed cache")
             blobs.append(blob)
-        data_start = handle.tell()
+        if handle.tell() != size - _LENGTH.size:
+            raise ValueError(f"{path}: truncated or corrupt feed cache")
     header = json.loads(blobs[0])
     text = blobs[1].decode()
     values = [Decimal(item) for item in text.split("\n")] if text else []
@@ -356,12 +453,8 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
     if len(ranks) != len(values):
         raise ValueError(f"{path}: truncated or corrupt feed cache")
     count = int(header["count"])
-    offsets = []
-    offset = data_start
-    for typecode in _TYPECODES:
-        offsets.append(offset)
-        offset += array(typecode).itemsize * count
-    if offset != size:
+    block_events = int(header["block_events"])
+    if block_events < 1 or data_start + count * _EVENT_BYTES != header_offset:
         raise ValueError(f"{path}: truncated or corrupt feed cache")
     feed = CachedFeed(
         count=count,
@@ -372,7 +465,8 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
         first_time=header["first_time"],
         last_time=header["last_time"],
         path=file_path,
-        column_offsets=tuple(offsets),
+        data_start=data_start,
+        block_events=block_events,
     )
     if in_memory:
         feed.columns = _whole(feed)
@@ -397,8 +491,15 @@ def _little_endian(column: array) -> array:
 
 
 def _load_or_build(
-    identity: dict[str, Any], name: str, build: Any, cache_dir: str | Path | None, use_cache: bool
+    identity: dict[str, Any],
+    name: str,
+    build: Any,
+    stream: Any,
+    cache_dir: str | Path | None,
+    use_cache: bool,
 ) -> CachedFeed:
+    """The cached feed of ``identity``: read when valid, else written by ``stream(path)`` (the
+    source read straight into the file); ``build()`` gives it in memory when not caching."""
     if not use_cache:
         return build()
     path = cache_path(identity, name, cache_dir)
@@ -409,9 +510,32 @@ def _load_or_build(
             feed = None
         if feed is not None and feed.source == identity:
             return feed
-    built = build()
-    write_cached_feed(built, path)
+    stream(path)
     return read_cached_feed(path)
+
+
+def _events_into(builder: _ColumnBuilder, events: Iterable[MarketEvent]) -> Iterator[None]:
+    """Each of ``events`` added to ``builder``, one step each (for :func:`_streamed`)."""
+    bbo, trade, quote = builder.bbo, builder.trade, MarketEventKind.BBO
+    for event in events:
+        if event.kind is quote:
+            bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
+        else:
+            trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
+        yield None
+
+
+def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> None:
+    builder = _ColumnBuilder()
+    _streamed(path, _events_into(builder, events), builder, None, identity)
+
+
+def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> None:
+    stats = FeedStats()
+    identity = recorded_identity(source)
+    builder = _ColumnBuilder()
+    steps = read_recorded_feed(source, stats, allow_truncated, builder.bbo, builder.trade)
+    _streamed(path, steps, builder, stats, identity)
 
 
 def load_feed(
@@ -428,6 +552,7 @@ def load_feed(
         recorded_identity(source),
         Path(source).name,
         lambda: build_cached_feed(source, allow_truncated),
+        lambda path: _stream_recorded(source, allow_truncated, path),
         cache_dir,
         use_cache,
     )
@@ -453,6 +578,7 @@ def load_synthetic(
         identity,
         f"synthetic-{count}",
         lambda: columns_from_events(itertools.islice(events, count), None, identity),
+        lambda path: _stream_events(itertools.islice(events, count), identity, path),
         cache_dir,
         use_cache,
     )

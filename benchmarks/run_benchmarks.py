@@ -2,6 +2,7 @@
 """One command, one table: backtest throughput and memory, paper-bot memory and start-up time.
 
     python benchmarks/run_benchmarks.py [--feed FILE] [--synthetic-events N] [--repeat 3] [--json FILE]
+    python benchmarks/run_benchmarks.py --breakdown [--baseline CHECKOUT]   # the cold run's parts
 
 What is measured, exactly:
 
@@ -92,8 +93,52 @@ def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: boo
     print(json.dumps({**best, "runs": runs, "peak_rss_mb": peak_kb / 1024}))
 
 
+def _breakdown(source: str, cache_dir: str, root: Path) -> None:
+    """Runs inside the child process: the cold run of the recorded feed taken apart, one JSON
+    line. A cold run streams the source into the cache (decode, parse and write interleaved),
+    so the parts are timed apart: ``decode`` reads every line (decompression and text
+    decoding), ``parse`` is reading the feed into in-memory columns less ``decode``, ``write``
+    writes those columns as a cache file, ``run`` is a warm run on that cache, and ``cold`` the
+    whole cold ``run_backtest`` (on an empty cache directory) for comparison."""
+    sys.path.insert(0, str(root))
+    os.chdir(root)
+    from decimal import Decimal
+
+    import trading_bot  # noqa: F401  (imports are not part of a run)
+    from backtesting import feed_cache, market_feed
+    from backtesting.engine import BacktestSpec, run_backtest
+
+    params: dict[str, Any] = {
+        "take_profit": Decimal(PARAMS["take_profit"]),
+        "wait_time": float(PARAMS["wait_time"]),
+    }
+    spec = BacktestSpec(feed_path=source, cache_dir=cache_dir, strategy_params=params)
+    cold = run_backtest(spec).wall_seconds
+    started = time.perf_counter()
+    # The baseline's reader (before blocks) opens its lines with _open_text.
+    opener = getattr(market_feed, "_open_blocks", None) or market_feed._open_text
+    with opener(Path(source)) as blocks:
+        for _ in blocks:
+            pass
+    decode = time.perf_counter() - started
+    started = time.perf_counter()
+    feed = feed_cache.build_cached_feed(source)
+    parse = time.perf_counter() - started - decode
+    started = time.perf_counter()
+    feed_cache.write_cached_feed(feed, Path(cache_dir) / "breakdown.pdbfeed")
+    write = time.perf_counter() - started
+    run = min(run_backtest(spec).wall_seconds for _ in range(2))
+    parts = {"decode": decode, "parse": parse, "write": write, "run": run, "cold": cold}
+    print(json.dumps({**parts, "events": feed.count}))
+
+
 def run_child(
-    kind: str, source: str, repeat: int, cache_dir: str, wake_filter: bool = True, root: Path = ROOT
+    kind: str,
+    source: str,
+    repeat: int,
+    cache_dir: str,
+    wake_filter: bool = True,
+    root: Path = ROOT,
 ) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -151,22 +196,43 @@ def paper_bot(duration: float) -> dict[str, Any]:
                     if row.get("event") == "placed":
                         first_order = datetime.fromisoformat(row["time"]).timestamp() - started
                         break
-        return {"peak_rss_mb": usage.ru_maxrss / 1024, "first_order_seconds": first_order}
+        return {
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+            "first_order_seconds": first_order,
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--child-breakdown"]:
+        _breakdown(arguments[1], arguments[2], Path(arguments[3]))
+        return 0
     if arguments[:1] == ["--child"]:
         kind, source, repeat, cache_dir, wake_filter = arguments[1:6]
         root = Path(arguments[6]) if len(arguments) > 6 else ROOT
         _child(kind, source, int(repeat), cache_dir, wake_filter == "1", root)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--feed", type=Path, default=DEFAULT_FEED, help="recorded feed (shared/data format)")
+    parser.add_argument(
+        "--feed",
+        type=Path,
+        default=DEFAULT_FEED,
+        help="recorded feed (shared/data format)",
+    )
     parser.add_argument("--synthetic-events", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per backtest measurement (best is kept)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per backtest measurement (best is kept)",
+    )
     parser.add_argument("--paper-seconds", type=float, default=5.0, help="how long the paper bot runs")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json", help="write here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "benchmarks" / "results.json",
+        help="write here",
+    )
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -180,7 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         help="with --baseline: rounds of each measurement, alternating the versions (best is kept; "
         "a cold run is one run on an empty cache)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="only take the recorded feed's cold run apart: decode, parse, cache write, run",
+    )
     args = parser.parse_args(arguments)
+    if args.breakdown:
+        return breakdown(args)
     if args.baseline is not None:
         return compare(args)
 
@@ -228,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
 
     target_rate = f">= {TARGETS['events_per_second']:,} /s"
     rows += [
-        (f"backtest, recorded feed (warm cache, best of {args.repeat})", rate(recorded), target_rate),
+        (
+            f"backtest, recorded feed (warm cache, best of {args.repeat})",
+            rate(recorded),
+            target_rate,
+        ),
         ("backtest, recorded feed (cold: decode + cache)", rate(cold), ""),
         ("backtest, recorded feed, wake filter off", rate(unfiltered), ""),
         (
@@ -236,8 +313,16 @@ def main(argv: list[str] | None = None) -> int:
             rate(synthetic),
             target_rate,
         ),
-        (f"backtest, {args.synthetic_events:,} synthetic (cold: draw + cache)", rate(synthetic_cold), ""),
-        ("backtest peak RSS, recorded feed", f"{recorded['peak_rss_mb']:.1f} MB", "<= 60 MB"),
+        (
+            f"backtest, {args.synthetic_events:,} synthetic (cold: draw + cache)",
+            rate(synthetic_cold),
+            "",
+        ),
+        (
+            "backtest peak RSS, recorded feed",
+            f"{recorded['peak_rss_mb']:.1f} MB",
+            "<= 60 MB",
+        ),
         (
             f"backtest peak RSS, {args.synthetic_events:,} synthetic",
             f"{synthetic['peak_rss_mb']:.1f} MB",
@@ -269,6 +354,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def breakdown(args: argparse.Namespace) -> int:
+    """Print the cold run's parts for this checkout (and ``--baseline``'s, when given)."""
+    trees = {"this": ROOT} if args.baseline is None else {"baseline": args.baseline.resolve(), "this": ROOT}
+    for label, root in trees.items():
+        with tempfile.TemporaryDirectory() as cache_dir:
+            command = [
+                sys.executable,
+                __file__,
+                "--child-breakdown",
+                str(args.feed),
+                cache_dir,
+                str(root),
+            ]
+            completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"breakdown child failed: {completed.stderr.strip()[-2000:]}")
+        parts = json.loads(completed.stdout.strip().splitlines()[-1])
+        print(
+            f"{label}: cold {parts['cold'] * 1000:.0f} ms = decode {parts['decode'] * 1000:.0f} + parse "
+            f"{parts['parse'] * 1000:.0f} + cache write {parts['write'] * 1000:.0f} + run "
+            f"{parts['run'] * 1000:.0f} ms (+ opening the cache); {parts['events']:,} events, "
+            f"cold {parts['events'] / parts['cold']:,.0f} events/s"
+        )
+    return 0
+
+
 def compare(args: argparse.Namespace) -> int:
     """This checkout against ``--baseline``, measurement by measurement, alternating which goes
     first, so load on a shared machine falls on both alike; ratios are what to read."""
@@ -295,7 +406,14 @@ def compare(args: argparse.Namespace) -> int:
                     results[label][name] = result
 
     with console.status("measuring side by side..."):
-        measure("recorded, cold (decode + cache)", "recorded", feed, 1, True, ["baseline", "this"])
+        measure(
+            "recorded, cold (decode + cache)",
+            "recorded",
+            feed,
+            1,
+            True,
+            ["baseline", "this"],
+        )
         measure(
             f"recorded, warm (best of {args.repeat})",
             "recorded",
@@ -324,7 +442,13 @@ def compare(args: argparse.Namespace) -> int:
     table = Table(
         title=f"side by side: {ROOT.name} vs baseline {baseline} | {os.cpu_count()} cores, load {load:.2f}"
     )
-    for column in ("measurement", "baseline events/s", "this events/s", "ratio", "fills (both)"):
+    for column in (
+        "measurement",
+        "baseline events/s",
+        "this events/s",
+        "ratio",
+        "fills (both)",
+    ):
         table.add_column(column, justify="right" if column != "measurement" else "left")
     for name, before in results["baseline"].items():
         after = results["this"][name]

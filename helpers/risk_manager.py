@@ -26,6 +26,15 @@ A failed account read is never read as a loss or as flat positions (an earlier b
 positions because a retry helper turned an error into ``0``): it contributes nothing to the
 decision until a fresh snapshot succeeds, and only a long streak of failures pauses trading.
 Time comes from the injected clock only, and money is Decimal throughout.
+
+Units: every money figure is the account's settlement currency, as the venue's snapshot gives
+it (the quote currency for linear contracts; the coin for inverse contracts such as
+BTCUSD_PERP, whose equity and unrealized PnL the paper venue books in BTC). Drawdown is a ratio
+of two such equities and the close-worst ranking compares unrealized PnLs of one account, so
+neither depends on the contract type. The one price-level computation, the market wake levels,
+does: an inverse position of ``N`` contracts of ``M`` USD entered at ``E`` is worth
+``N * M * (1/E - 1/P)`` coin at ``P``, not ``N * (P - E)``; the manager is told the multiplier
+(:func:`inverse_multiplier_of`) and solves for ``P`` in coin.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from strategies.base_strategy import WakeLevels
 logger = logging.getLogger(__name__)
 
 _HUNDRED = Decimal(100)
+_ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 
 
@@ -96,6 +106,17 @@ _BASELINE_KEY = "risk.baseline_equity"
 _HIGH_WATER_KEY = "risk.high_water_equity"
 
 
+def inverse_multiplier_of(client: object) -> Decimal | None:
+    """USD per contract if ``client`` trades an inverse contract, else None (linear).
+
+    Only the paper venue simulates inverse contracts; it says so in its options.
+    """
+    options = getattr(client, "options", None)
+    if options is None or not getattr(options, "inverse", False):
+        return None
+    return _as_decimal(options.contract_multiplier)
+
+
 def _as_decimal(value: object) -> Decimal:
     """Config values may arrive as int/float/str from a CLI; compare them as exact Decimals."""
     if isinstance(value, Decimal):
@@ -117,8 +138,14 @@ class RiskManager:
         reissue_step_pct: Decimal | float | str = Decimal("2"),
         failure_log_interval: float = 60.0,
         store: BaselineStore | None = None,
+        inverse_multiplier: Decimal | None = None,
     ) -> None:
         limits = config.risk
+        #: USD per contract of an inverse instrument (money in the coin); None for linear ones.
+        self.inverse_multiplier = inverse_multiplier
+        #: The snapshot the inverse wake levels last used, with the bot's position and entry
+        #: when it was first used (a change means fills the snapshot does not know of yet).
+        self._inverse_basis: tuple[AccountSnapshot, Decimal, Decimal] | None = None
         #: Keeps the baseline and high-water mark across restarts, so they do not re-arm.
         self._store = store
         self.high_water_equity: Decimal | None = None
@@ -192,6 +219,8 @@ class RiskManager:
             raise ValueError("max_consecutive_snapshot_failures must be at least 1")
         if self.reissue_step_pct <= 0:
             raise ValueError("reissue_step_pct must be positive")
+        if self.inverse_multiplier is not None and self.inverse_multiplier <= 0:
+            raise ValueError("inverse_multiplier must be positive")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -532,6 +561,8 @@ class RiskManager:
         drawdown = self._drawdown_pct(self._last_snapshot)
         if drawdown is None or drawdown <= -self.loss_pct / 2:
             return None
+        if self.inverse_multiplier is not None:
+            return self._inverse_wake_levels(position, entry_price, baseline)
         # Headroom: how much more the position may lose before equity is half-way to the limit.
         headroom = baseline * self.loss_pct / (2 * _HUNDRED) + realized_after_fees
         if headroom <= 0:
@@ -540,6 +571,43 @@ class RiskManager:
             return _UNBOUNDED
         level = entry_price - headroom / position
         # Long: losing as the mid falls, and the bid is below the mid; short: the ask is above it.
+        return WakeLevels(bid_low=level) if position > 0 else WakeLevels(ask_high=level)
+
+    def _inverse_wake_levels(
+        self, position: Decimal, entry_price: Decimal, baseline: Decimal
+    ) -> WakeLevels | None:
+        """:meth:`market_wake_levels` for inverse contracts, from the last account snapshot.
+
+        The bot's own ledger is linear (its realized PnL is not coin), so the coin figures come
+        from the venue: headroom = half the limit + (balance - baseline), the balance holding
+        realized PnL, fees and funding in coin; entry is the venue's (harmonic) entry. Solving
+        ``N * M * (1/E - 1/P) = -headroom`` gives ``1/P = 1/E + headroom / (N * M)``. A short
+        loses at most ``|N| * M / E`` however high the price goes, so if that is within the
+        headroom no level exists. None (wake on every update) while the bot's position or entry
+        differs from what it was when this snapshot was first used: fills the snapshot has not
+        seen yet (until the next account read).
+        """
+        snapshot = self._last_snapshot
+        if snapshot is None:
+            return None
+        basis = self._inverse_basis
+        if basis is None or basis[0] is not snapshot:
+            basis = self._inverse_basis = (snapshot, position, entry_price)
+        if basis[1] != position or basis[2] != entry_price:
+            return None
+        held = [p for p in snapshot.positions if p.size != 0]
+        if len(held) > 1 or (held[0].size if held else _ZERO) != position:
+            return None
+        headroom = baseline * self.loss_pct / (2 * _HUNDRED) + (snapshot.balance - baseline)
+        if headroom <= 0:
+            return None
+        if position == 0:
+            return _UNBOUNDED
+        assert self.inverse_multiplier is not None
+        reciprocal = 1 / held[0].entry_price + headroom / (position * self.inverse_multiplier)
+        if reciprocal <= 0:
+            return _UNBOUNDED
+        level = 1 / reciprocal
         return WakeLevels(bid_low=level) if position > 0 else WakeLevels(ask_high=level)
 
     def seconds_until_stall(self) -> float:

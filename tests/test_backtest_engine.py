@@ -111,9 +111,15 @@ def test_wake_filter_never_changes_a_decision_with_every_wake_rule(
     assert filtered.metrics.stop_reason == unfiltered.metrics.stop_reason
 
 
-async def live_paper_run(feed: Path, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+async def live_paper_run(
+    feed: Path, params: dict[str, Any], latencies: dict[str, float] | None = None
+) -> tuple[list[tuple[Any, ...]], int]:
     """The live path: the paper venue's own pump replaying ``feed`` in real time, the bot, on a
-    simulated clock that this driver moves to the next timer whenever everyone is parked."""
+    simulated clock that this driver moves to the next timer whenever everyone is parked.
+
+    Returns the decisions, recorded as the backtest records them (an order the venue refused on
+    arrival, a post-only one the market crossed during its entry latency, was never placed),
+    and how many orders were refused so."""
     first = next(iter(read_recorded_feed(feed)))
     clock = SimulatedClock(first.timestamp)
     config = TradingConfig(
@@ -122,14 +128,18 @@ async def live_paper_run(feed: Path, params: dict[str, Any]) -> list[tuple[Any, 
         strategy="grid",
         quantity=D("0.002"),
         strategy_params=params,
-        exchange_params={"feed_path": str(feed), "replay_speed": 1},
+        exchange_params={"feed_path": str(feed), "replay_speed": 1, **(latencies or {})},
     )
     venue = PaperExchangeClient(config, clock)
     seen: set[str] = set()
     orders: list[tuple[Any, ...]] = []
+    refused: list[str] = []
 
     def record(update: OrderUpdate) -> None:
         info = update.order
+        if info.status is OrderStatus.REJECTED and info.order_id not in seen:
+            refused.append(info.order_id)
+            return
         if info.order_id not in seen:
             seen.add(info.order_id)
             orders.append(
@@ -155,23 +165,29 @@ async def live_paper_run(feed: Path, params: dict[str, Any]) -> list[tuple[Any, 
             break
         clock.advance_to(clock.next_deadline())  # type: ignore[arg-type]
     await asyncio.wait_for(task, timeout=30)
-    return [(round(order[0], 6), *order[1:]) for order in orders]
+    return [(round(order[0], 6), *order[1:]) for order in orders], len(refused)
 
 
-async def test_live_paper_run_and_backtest_make_the_same_decisions(feed_slice: Path, cache_dir: str) -> None:
-    live = await live_paper_run(feed_slice, ACTIVE)
+@pytest.mark.parametrize(
+    "latencies",
+    [dict.fromkeys(BACKTEST_LATENCIES_MS, 0.0), dict(BACKTEST_LATENCIES_MS)],
+    ids=["no-latency", "backtest-latencies"],
+)
+async def test_live_paper_run_and_backtest_make_the_same_decisions(
+    feed_slice: Path, cache_dir: str, latencies: dict[str, float]
+) -> None:
+    """With latency, post-only entries the market crosses before they arrive are refused (three
+    in this slice, the first after 58 decisions): both paths refuse the same ones and neither
+    counts them as placed."""
+    live, refused = await live_paper_run(feed_slice, ACTIVE, latencies)
     backtest = await asyncio.to_thread(
         run_backtest,
         BacktestSpec(
-            feed_path=str(feed_slice),
-            cache_dir=cache_dir,
-            strategy_params=ACTIVE,
-            # The live paper venue's latencies (0). With latency the two paths agree on the
-            # first 58 decisions of this slice and then part (an open item).
-            exchange_params=dict.fromkeys(BACKTEST_LATENCIES_MS, 0),
+            feed_path=str(feed_slice), cache_dir=cache_dir, strategy_params=ACTIVE, exchange_params=latencies
         ),
     )
     assert len(live) > 10
+    assert refused == (3 if latencies["entry_latency_ms"] else 0)
     assert live == decisions(backtest)
 
 

@@ -140,3 +140,70 @@ def test_fast_synthetic_draws_match_the_plain_random_module(seed: int, kwargs: d
     """The generator inlines gauss and randint for speed; the stream must stay the same."""
     fast = list(itertools.islice(iter(SyntheticMarket(seed=seed, **kwargs)), 20_000))  # type: ignore[arg-type]
     assert same_events(fast, reference_synthetic(seed, 20_000, **kwargs))
+
+
+def columns_of(feed: feed_cache.CachedFeed) -> tuple[list[list[object]], list[str]]:
+    """Every column of ``feed`` whole, and its value table as texts (digits included)."""
+    merged: list[list[object]] = [[] for _ in range(6)]
+    for chunk in feed.chunks():
+        for target, part in zip(merged, chunk, strict=True):
+            target.extend(part)
+    return merged, [str(value) for value in feed.values]
+
+
+@pytest.mark.parametrize("block", [997, 4096])
+def test_the_cache_is_written_a_block_at_a_time_with_the_columns_built_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """The first run streams the source into the file (memory stays flat at any length): no
+    block written holds more than CHUNK_EVENTS events, and the file holds exactly the columns
+    and value table that reading the source into memory gives, for the shared feed and for a
+    hostile one, with the same counts."""
+    monkeypatch.setattr(feed_cache, "CHUNK_EVENTS", block)
+    written: list[int] = []
+    original = feed_cache._CacheWriter.write_block
+
+    def spy(self: feed_cache._CacheWriter, columns: feed_cache.Columns) -> None:
+        written.append(len(columns[0]))
+        original(self, columns)
+
+    monkeypatch.setattr(feed_cache._CacheWriter, "write_block", spy)
+    hostile = write_feed(
+        tmp_path / "hostile.gz",
+        [
+            BOOK.format(ns=3_000_000_000, bid="100.0", ask="100.1"),
+            BOOK.format(ns="9" * 40, bid="100.0", ask="100.1"),
+            TRADE.format(ns=1_000_000_000, price="100.10", maker="true"),
+            BOOK.format(ns=4_000_000_000, bid="NaN", ask="100.1"),
+            "",
+            '4000000000 {"stream":"btcusdt@depth@0ms","data":{"b":[["1","2"]],"a":[]}}',
+        ]
+        + [
+            BOOK.format(ns=5_000_000_000 + step, bid=f"{100 + step % 7}.0", ask="200.00")
+            for step in range(3000)
+        ],
+    )
+    for source in (RECORDED_FEED, hostile):
+        written.clear()
+        in_memory = feed_cache.build_cached_feed(source)
+        cached = load_feed(source, tmp_path / "cache")
+        assert cached.path is not None and cached.columns is None
+        assert written and max(written) <= block and sum(written) == cached.count == in_memory.count
+        assert all(size == block for size in written[:-1])
+        assert columns_of(cached) == columns_of(in_memory)
+        assert cached.stats == in_memory.stats
+        assert list(cached.events(block - 3, block + 5)) == list(in_memory.events(block - 3, block + 5))
+        last = min(block + 1, cached.count - 1)
+        assert cached.time_at(last) == in_memory.time_at(last)
+    assert cached.stats.clamped_timestamps == 1 and cached.stats.malformed_lines == 2
+
+
+def test_a_synthetic_cache_is_streamed_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed_cache, "CHUNK_EVENTS", 500)
+    params = {"seed": 5}
+    # 1500: a whole number of blocks, the end found by an empty last read.
+    for count in (1500, 1234):
+        cached = load_synthetic(params, iter(SyntheticMarket(seed=5)), count, tmp_path)
+        direct = list(itertools.islice(iter(SyntheticMarket(seed=5)), count))
+        assert cached.path is not None and same_events(list(cached), direct)
+        assert same_events(list(cached.events(499, 1001)), direct[499:1001])

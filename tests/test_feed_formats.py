@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -129,3 +130,31 @@ def test_a_cut_off_gzip_is_refused_unless_allowed(tmp_path: Path) -> None:
     assert partial.stats.truncated and 0 < partial.count < 3000
     with pytest.raises(TruncatedFeed):  # its cache does not make it acceptable later
         load_feed(cut, cache)
+
+
+def test_a_recording_killed_after_a_few_lines_still_reads_them(tmp_path: Path) -> None:
+    # As record.py leaves it after a kill -9: a gzip stream sync-flushed, never finished. Fewer
+    # lines than the format sniffer looks at, so the read error comes before detection ends.
+    payload = '{"stream":"btcusdt@bookTicker","data":{"b":"100.0","B":"1","a":"100.1","A":"1"}}'
+    text = "".join(f"{1_000_000_000 + step} {payload}\n" for step in range(5))
+    compressor = zlib.compressobj(wbits=31)
+    cut = tmp_path / "killed.gz"
+    cut.write_bytes(compressor.compress(text.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))
+    stats = FeedStats()
+    events = list(read_recorded_feed(cut, stats, allow_truncated=True))
+    assert len(events) == 5 and stats.truncated and stats.format == BINANCE_FORMAT
+    assert stats.symbols == ["BTCUSDT"]
+    with pytest.raises(TruncatedFeed, match="after line 5"):
+        list(read_recorded_feed(cut, allow_truncated=False))
+    partial = load_feed(cut, tmp_path / "cache", allow_truncated=True)
+    assert partial.count == 5
+
+
+def test_an_unknown_short_cut_off_file_is_still_unknown_or_truncated(tmp_path: Path) -> None:
+    compressor = zlib.compressobj(wbits=31)
+    cut = tmp_path / "killed.gz"
+    cut.write_bytes(
+        compressor.compress(b"time,bid,ask\n1,100.0,100.1\n") + compressor.flush(zlib.Z_SYNC_FLUSH)
+    )
+    with pytest.raises(UnknownFeedFormat):
+        list(read_recorded_feed(cut, allow_truncated=True))
