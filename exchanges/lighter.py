@@ -1954,24 +1954,9 @@ class LighterClient(BaseExchangeClient):
         reduce_only: bool,
         expiry: int,
     ) -> None:
-        client_index = int(order.client_order_id)
-
-        def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
-            return self._signer.sign_create_order(
-                int(market.market_id),
-                client_index,
-                base,
-                price_units,
-                int(order.side is OrderSide.SELL),
-                order_type,
-                time_in_force,
-                reduce_only,
-                lighter.SignerClient.NIL_TRIGGER_PRICE,
-                expiry,
-                nonce=nonce,
-                api_key_index=key,
-            )
-
+        sign = self._order_signer(
+            market, order, base, price_units, order_type, time_in_force, reduce_only, expiry
+        )
         try:
             # Reduce-only orders close a position (take-profits, risk closes): they go first.
             priority = Priority.HIGH if reduce_only else Priority.LOW
@@ -2327,23 +2312,48 @@ class LighterClient(BaseExchangeClient):
         self, market: LighterMarket, order: VenueOrder, base: int, units: int, request: LimitOrderRequest
     ) -> Callable[[int, int], tuple[Any, Any, Any, Any]]:
         sdk = lighter.SignerClient
-        client_index = int(order.client_order_id)
         tif = (
             sdk.ORDER_TIME_IN_FORCE_POST_ONLY if request.post_only else sdk.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME
         )
+        return self._order_signer(
+            market,
+            order,
+            base,
+            units,
+            sdk.ORDER_TYPE_LIMIT,
+            tif,
+            request.reduce_only,
+            sdk.DEFAULT_28_DAY_ORDER_EXPIRY,
+        )
+
+    def _order_signer(
+        self,
+        market: LighterMarket,
+        order: VenueOrder,
+        base: int,
+        price_units: int,
+        order_type: int,
+        time_in_force: int,
+        reduce_only: bool,
+        expiry: int,
+    ) -> Callable[[int, int], tuple[Any, Any, Any, Any]]:
+        """The signing call of one order, for a nonce and key chosen when it is sent."""
+        market_index = int(market.market_id)
+        client_index = int(order.client_order_id)
+        is_ask = int(order.side is OrderSide.SELL)
 
         def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
             return self._signer.sign_create_order(
-                int(market.market_id),
+                market_index,
                 client_index,
                 base,
-                units,
-                int(order.side is OrderSide.SELL),
-                sdk.ORDER_TYPE_LIMIT,
-                tif,
-                request.reduce_only,
-                sdk.NIL_TRIGGER_PRICE,
-                sdk.DEFAULT_28_DAY_ORDER_EXPIRY,
+                price_units,
+                is_ask,
+                order_type,
+                time_in_force,
+                reduce_only,
+                lighter.SignerClient.NIL_TRIGGER_PRICE,
+                expiry,
                 nonce=nonce,
                 api_key_index=key,
             )
