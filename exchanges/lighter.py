@@ -199,8 +199,6 @@ MAX_INACTIVE_PAGE_SIZE = 100  # accountInactiveOrders' largest page (the SDK che
 #: use 15 (NautilusTrader's LIGHTER_MAX_BATCH_TX) and 50 (a Rust SDK's example): we take the
 #: smaller (unsourced at Lighter) and split longer batches.
 MAX_BATCH_TXS = 15
-#: The longest the stream holds frames back while a reaction's request is signed and written.
-SEND_HOLD_SECONDS = 0.005
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{80}$")
 
 
@@ -796,31 +794,6 @@ def _minute_budget(clock: Clock, per_minute: float, name: str) -> RateLimiter:
     return RateLimiter(clock, max(per_minute - burst, 1.0), 60.0, burst=burst, name=name)
 
 
-def _nothing() -> None:
-    return None
-
-
-class _SendInFlight:
-    """A request being signed or written: the stream holds the frames behind a reaction's
-    trigger until :meth:`written` (see ``LighterClient._on_ws_message``). Idempotent."""
-
-    __slots__ = ("_client", "_open")
-
-    def __init__(self, client: LighterClient) -> None:
-        self._client = client
-        self._open = True
-        client._sends_in_flight += 1
-        client._sends_written.clear()
-
-    def written(self) -> None:
-        if self._open:
-            self._open = False
-            client = self._client
-            client._sends_in_flight -= 1
-            if not client._sends_in_flight:
-                client._sends_written.set()
-
-
 class LighterClient(BaseExchangeClient):
     """Lighter perpetuals through lighter-sdk's signer, our own REST and one reconnecting stream."""
 
@@ -829,9 +802,9 @@ class LighterClient(BaseExchangeClient):
 
     def __init__(self, config: TradingConfig, clock: Clock, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(config, clock)
-        #: Requests being signed or written, and a signal for when none is (see _on_ws_message).
-        self._sends_in_flight = 0
-        self._sends_written = Signal()
+        #: Signatures being computed, and a signal for when none is (see _on_ws_message).
+        self._signing = 0
+        self._signing_done = Signal()
         params = dict(config.exchange_params or {})
         self.settings = LighterSettings.load(os.environ if env is None else env, params)
         self.params = {key: params.get(key, default) for key, default in _PARAM_DEFAULTS.items()}
@@ -1294,12 +1267,11 @@ class LighterClient(BaseExchangeClient):
                 if self._on_account_orders(message):
                     # Let the bot react before the frames buffered behind this one (the fill's
                     # trade record, the book it moved) are parsed: they wait, not the reaction.
-                    # A request it started is signed and written first (parsing beside the
-                    # signature would hold the GIL the signing thread needs, and parsing after
-                    # it would come before the send); bounded, so a paced send never stalls it.
+                    # A signature it started finishes first too: parsing beside it would hold
+                    # the GIL the signing thread needs to hand its result back.
                     await asyncio.sleep(0)
-                    if self._sends_in_flight:
-                        await self.clock.wait_for_event(self._sends_written, SEND_HOLD_SECONDS)
+                    if self._signing:
+                        await self._signing_done.wait()
             elif kind in ("subscribed/account_all_trades", "update/account_all_trades"):
                 if kind.startswith("subscribed"):
                     self._subscription_confirmed(self._trades_channel())
@@ -1747,19 +1719,6 @@ class LighterClient(BaseExchangeClient):
 
         ``priority`` orders the send at the rate limiter: exits and cancels (HIGH) go before new
         entries (LOW), so a fill still gets its take-profit at once while entries are paced."""
-        hold = _SendInFlight(self)
-        try:
-            return await self._sign_and_send(sign, what, priority, hold)
-        finally:
-            hold.written()
-
-    async def _sign_and_send(
-        self,
-        sign: Callable[[int, int], tuple[Any, Any, Any, Any]],
-        what: str,
-        priority: Priority,
-        hold: _SendInFlight,
-    ) -> Any:
         manager = self._signer.nonce_manager
         key = self.settings.api_key_index
         for attempt in (1, 2):
@@ -1779,9 +1738,7 @@ class LighterClient(BaseExchangeClient):
                     manager.acknowledge_failure(key)
                     raise InvalidOrder(f"lighter: could not sign {what}: {self._scrub(str(error))}")
                 try:
-                    return await self._send_tx(
-                        int(tx_type), tx_info, str(tx_hash or ""), priority, hold.written
-                    )
+                    return await self._send_tx(int(tx_type), tx_info, str(tx_hash or ""), priority)
                 except InvalidNonce:
                     self._nonce_dirty = True
                     if attempt == 2:
@@ -1810,15 +1767,8 @@ class LighterClient(BaseExchangeClient):
     # lost while waiting, is an unknown outcome (RequestTimeout / NetworkError), as over HTTP.
 
     async def _send_tx(
-        self,
-        tx_type: int,
-        tx_info: str,
-        tx_hash: str,
-        priority: Priority = Priority.NORMAL,
-        written: Callable[[], None] = _nothing,
+        self, tx_type: int, tx_info: str, tx_hash: str, priority: Priority = Priority.NORMAL
     ) -> Any:
-        """Send one signed transaction; ``written`` is called once it has left (or goes over
-        HTTP), before the answer is awaited."""
         ws = self._ws
         if self.params["ws_orders"] and ws is not None and ws.connected.is_set():
             request_id = str(next(self._tx_ids))
@@ -1834,7 +1784,6 @@ class LighterClient(BaseExchangeClient):
             try:
                 await ws.send(frame)
             except (ConnectionError, WebSocketException, OSError) as exc:
-                written()
                 self._pending_txs.pop(request_id, None)
                 logger.warning("lighter: sendtx over the stream failed (%s); sending over HTTP", exc)
                 try:
@@ -1842,7 +1791,6 @@ class LighterClient(BaseExchangeClient):
                 except InvalidNonce:
                     # The frame may have left after all and used the nonce: not provably refused.
                     raise RequestTimeout("lighter: outcome unknown (the stream send failed)") from None
-            written()
             self.ws_txs += 1
             timeout = float(self.params["rest_timeout"])
             try:
@@ -1857,7 +1805,6 @@ class LighterClient(BaseExchangeClient):
                 raise
             finally:
                 self._pending_txs.pop(request_id, None)
-        written()
         return await self._rest.send_tx(tx_type, tx_info, priority)
 
     def _on_tx_reply(self, message: Mapping[str, Any]) -> bool:
@@ -2167,14 +2114,21 @@ class LighterClient(BaseExchangeClient):
         key = self.settings.api_key_index
         started = self.clock.now()
         signing = asyncio.get_running_loop().run_in_executor(self._signing_thread(), sign)
+        self._signing += 1
+        self._signing_done.clear()
         try:
-            self.send_gate()
-        except BaseException:
-            await asyncio.wait([signing])
-            for _ in range(nonces):
-                manager.acknowledge_failure(key)
-            raise
-        signed = await signing
+            try:
+                self.send_gate()
+            except BaseException:
+                await asyncio.wait([signing])
+                for _ in range(nonces):
+                    manager.acknowledge_failure(key)
+                raise
+            signed = await signing
+        finally:
+            self._signing -= 1
+            if not self._signing:
+                self._signing_done.set()
         self.sign_seconds.append(self.clock.now() - started)
         return signed
 

@@ -9,7 +9,6 @@ nonce is handed back, and the engine does not remember the order.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -29,8 +28,7 @@ from tests.test_journal_deferral import FlakyConnection
 
 pytest.importorskip("lighter")
 
-import exchanges.lighter as lighter_module
-from exchanges.lighter import LighterClient, _SendInFlight
+from exchanges.lighter import LighterClient
 from tests.mock_venues.lighter_venue import MockLighterVenue
 
 venue = started_venue(MockLighterVenue)
@@ -77,7 +75,6 @@ async def test_the_intent_is_committed_before_the_transaction_is_sent(
     record = await engine.submit(entry(), "0")
     assert record.acknowledged
     assert seen == [[(record.client_order_id, "intent")]]
-    assert client._sends_in_flight == 0  # the stream is not held once the request is out
 
 
 async def test_a_failed_intent_commit_never_sends_the_signed_transaction(
@@ -103,59 +100,9 @@ async def test_a_failed_intent_commit_never_sends_the_signed_transaction(
     assert sent == []
     assert len(venue.stats().txs) == before
     assert engine.active_orders() == []
-    assert client._sends_in_flight == 0
     # The nonce the dropped transaction used is handed back: the next order is accepted.
     flaky.failing = False
     record = await engine.submit(entry(), "0")
     assert record.acknowledged
     assert len(venue.stats().txs) == before + 1
     assert sent == [1]
-
-
-def offline_client() -> LighterClient:
-    env = {
-        "LIGHTER_API_PRIVATE_KEY": "ab" * 40,
-        "LIGHTER_ACCOUNT_INDEX": "712440",
-        "LIGHTER_API_KEY_INDEX": "4",
-    }
-    config = TradingConfig(ticker="ETH", exchange="lighter", strategy="grid", quantity=Decimal("0.01"))
-    return LighterClient(config, LiveClock(), env=env)
-
-
-ORDER_FRAME = {"type": "update/account_orders", "channel": "account_orders:0:712440", "orders": {}}
-
-
-async def test_the_stream_waits_behind_an_order_frame_until_the_reaction_is_written() -> None:
-    """After a frame that changed one of our orders, the next frames wait while a request is
-    being signed or written (they would compete with it), and go on once it is out."""
-    client = offline_client()
-    client._on_account_orders = lambda message: True  # type: ignore[method-assign]
-    hold = _SendInFlight(client)
-    handled = asyncio.ensure_future(client._on_ws_message(dict(ORDER_FRAME)))
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert not handled.done()
-    hold.written()
-    hold.written()  # idempotent: one release per request
-    await asyncio.wait_for(handled, 1.0)
-    assert client._sends_in_flight == 0
-
-
-async def test_a_frame_that_changed_nothing_or_no_request_in_flight_does_not_wait() -> None:
-    client = offline_client()
-    client._on_account_orders = lambda message: False  # type: ignore[method-assign]
-    hold = _SendInFlight(client)
-    await asyncio.wait_for(client._on_ws_message(dict(ORDER_FRAME)), 1.0)  # nothing changed
-    hold.written()
-    client._on_account_orders = lambda message: True  # type: ignore[method-assign]
-    await asyncio.wait_for(client._on_ws_message(dict(ORDER_FRAME)), 1.0)  # nothing in flight
-
-
-async def test_a_send_that_never_leaves_holds_the_stream_only_briefly(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(lighter_module, "SEND_HOLD_SECONDS", 0.01)
-    client = offline_client()
-    client._on_account_orders = lambda message: True  # type: ignore[method-assign]
-    _SendInFlight(client)  # a send paced by the rate limiter, say: never written here
-    await asyncio.wait_for(client._on_ws_message(dict(ORDER_FRAME)), 1.0)
