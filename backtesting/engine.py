@@ -512,14 +512,14 @@ class BacktestEngine:
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
             count = len(times)
-            time_list, kind_list = times.tolist(), kinds.tolist()
-            runs.load(columns, time_list, kind_list)
-            # The columns become objects in C (tolist, map), not one by one in this loop. A quiet
+            runs.load(columns)
+            # The columns are iterated as the arrays they are (an event's objects are made in C,
+            # as it is reached; lists of a whole chunk's floats would cost megabytes). A quiet
             # run is jumped over by moving the column iterators (their __setstate__, the pickle
             # protocol's position), so its events are never read here.
             iterators = (
-                iter(time_list),
-                iter(kind_list),
+                iter(times),
+                iter(kinds),
                 iter(first),
                 iter(second),
                 iter(third),
@@ -552,7 +552,7 @@ class BacktestEngine:
                             if split == end:
                                 break
                             runs.apply(venue, begin, split, None)
-                            moment = time_list[split]
+                            moment = times[split]
                             sampled = sample_now(venue, samples, moment, next_sample, interval)
                             next_sample = (
                                 sampled
@@ -561,7 +561,7 @@ class BacktestEngine:
                             )
                             begin = split
                         runs.apply(venue, begin, end, run_begin, opening)
-                        last = time_list[end - 1]
+                        last = times[end - 1]
                         if last > clock._now:
                             clock._now = last
                         current = last
@@ -752,23 +752,23 @@ class _QuietRuns:
 
     def __init__(self, values: list[Decimal], ranks: array) -> None:
         self._values = values
-        self._rank = ranks.tolist()
-        distinct = max(self._rank) + 1 if self._rank else 0
+        self._rank = ranks
+        distinct = max(ranks) + 1 if ranks else 0
         self._sorted: list[Decimal] = [values[0]] * distinct if distinct else []
-        for index, rank in enumerate(self._rank):
+        for index, rank in enumerate(ranks):
             self._sorted[rank] = values[index]
         self._backoff = 1
 
-    def load(self, columns: Columns, times: list[float], kinds: list[int]) -> None:
-        """Take a chunk's columns (``times`` and ``kinds`` as lists, shared with the loop)."""
+    def load(self, columns: Columns) -> None:
+        """Take a chunk's columns."""
         self._columns = columns
-        self._times = times
-        self._kinds = kinds
+        self._times = columns[0]
+        self._kinds = columns[1]
         rank = self._rank.__getitem__
-        # Ranks, not value indexes: the list then shares the rank list's int objects (a chunk's
-        # own ints would cost megabytes), and the search compares them as they are.
-        self._first = list(map(rank, columns[2]))
-        self._second = list(map(rank, columns[3]))
+        # Ranks, not value indexes, kept as uint32 arrays like the columns: lists would hold an
+        # int object per event (megabytes a chunk) or a list of the whole rank table's ints.
+        self._first = array("I", map(rank, columns[2]))
+        self._second = array("I", map(rank, columns[3]))
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
