@@ -419,7 +419,7 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
 
 def _streamed(
     path: Path, steps: Iterator[Any], builder: _ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]
-) -> None:
+) -> list[Decimal]:
     """Write the cache file of a source as it is read: ``steps`` adds one event to ``builder``
     per item, taken ``CHUNK_EVENTS`` at a time and written out as one block, so only a block of
     columns (and the value table) is ever held, however many events."""
@@ -436,10 +436,16 @@ def _streamed(
     except BaseException:
         writer.discard()
         raise
+    return builder.values
 
 
-def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
+def read_cached_feed(
+    path: str | Path, in_memory: bool = False, values: list[Decimal] | None = None
+) -> CachedFeed:
     """Open a cache file (its columns streamed in blocks unless ``in_memory``).
+
+    ``values``: the file's value table as its writer held it (the file's table is then not
+    parsed again).
 
     ValueError when it is not a cache of this format version or is truncated.
     """
@@ -470,8 +476,9 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
         if handle.tell() != size - _LENGTH.size:
             raise ValueError(f"{path}: truncated or corrupt feed cache")
     header = json.loads(blobs[0])
-    text = blobs[1].decode()
-    values = [Decimal(item) for item in text.split("\n")] if text else []
+    if values is None:
+        text = blobs[1].decode()
+        values = [Decimal(item) for item in text.split("\n")] if text else []
     ranks = array("I")
     ranks.frombytes(blobs[2])
     if len(ranks) != len(values):
@@ -534,8 +541,9 @@ def _load_or_build(
             feed = None
         if feed is not None and feed.source == identity:
             return feed
-    stream(path)
-    return read_cached_feed(path)
+    # The values just written are handed over rather than parsed back from the file: the same
+    # digits, without a second table of Decimals (and their texts) made while the first is freed.
+    return read_cached_feed(path, values=stream(path))
 
 
 def _events_into(builder: _ColumnBuilder, events: Iterable[MarketEvent]) -> Iterator[None]:
@@ -549,17 +557,17 @@ def _events_into(builder: _ColumnBuilder, events: Iterable[MarketEvent]) -> Iter
         yield None
 
 
-def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> None:
+def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> list[Decimal]:
     builder = _ColumnBuilder()
-    _streamed(path, _events_into(builder, events), builder, None, identity)
+    return _streamed(path, _events_into(builder, events), builder, None, identity)
 
 
-def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> None:
+def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> list[Decimal]:
     stats = FeedStats()
     identity = recorded_identity(source)
     builder = _ColumnBuilder()
     steps = read_recorded_feed(source, stats, allow_truncated, builder.bbo, builder.trade)
-    _streamed(path, steps, builder, stats, identity)
+    return _streamed(path, steps, builder, stats, identity)
 
 
 def load_feed(
@@ -599,13 +607,14 @@ def load_synthetic(
 
     identity = {"synthetic": {key: str(value) for key, value in sorted(parameters.items())}, "count": count}
 
-    def stream(path: Path) -> None:
-        _stream_events(itertools.islice(events, count), identity, path)
+    def stream(path: Path) -> list[Decimal]:
+        values = _stream_events(itertools.islice(events, count), identity, path)
         # A generator's memos (the synthetic market's prices) go now, before the cache is read
         # back, rather than when the caller drops it: ``events`` is not read again.
         close = getattr(events, "close", None)
         if close is not None:
             close()
+        return values
 
     return _load_or_build(
         identity,
