@@ -738,6 +738,16 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
     return results[0]
 
 
+def _mapped(function: Any, column: array, piece: int = 4096) -> array:
+    """``function`` of each item of ``column``, as a uint32 array: a piece at a time through a
+    short list (array's fromlist is C; appending from an iterator is not), so only a piece's
+    int objects exist at once."""
+    out = array("I")
+    for start in range(0, len(column), piece):
+        out.fromlist(list(map(function, column[start : start + piece])))
+    return out
+
+
 class _QuietRuns:
     """Finds runs of events inside a venue's :class:`~exchanges.paper.QuietLimits`.
 
@@ -767,8 +777,8 @@ class _QuietRuns:
         rank = self._rank.__getitem__
         # Ranks, not value indexes, kept as uint32 arrays like the columns: lists would hold an
         # int object per event (megabytes a chunk) or a list of the whole rank table's ints.
-        self._first = array("I", map(rank, columns[2]))
-        self._second = array("I", map(rank, columns[3]))
+        self._first = _mapped(rank, columns[2])
+        self._second = _mapped(rank, columns[3])
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -813,16 +823,19 @@ class _QuietRuns:
             bisect.bisect_left(times, time_limit, begin, count),
             bisect.bisect_right(times, limits.until, begin, count),
         )
-        kinds, first, second = self._kinds, self._first, self._second
+        # The columns are walked by iterators started at ``begin`` (zip, no indexing per event).
+        kinds, first, second = iter(self._kinds), iter(self._first), iter(self._second)
+        kinds.__setstate__(begin)
+        first.__setstate__(begin)
+        second.__setstate__(begin)
         quote = BBO
-        for index in range(begin, stop):
-            if kinds[index] == quote:
-                bid, ask = first[index], second[index]
+        for index, kind, bid, ask in zip(range(begin, stop), kinds, first, second, strict=False):
+            if kind == quote:
                 if not (bid_low <= bid < bid_high and ask_low <= ask < ask_high):
                     return index
                 if (bid_excluded and bid in bid_excluded) or (ask_excluded and ask in ask_excluded):
                     return index
-            elif not trade_low <= first[index] < trade_high:
+            elif not trade_low <= bid < trade_high:
                 return index
         return stop
 
