@@ -20,7 +20,6 @@ from typing import Any
 
 import runbot
 from backtesting.engine import BACKTEST_LATENCIES_MS, BacktestSpec
-from backtesting.sweep import parse_sweep
 from exchanges.base import ConfigurationError
 from exchanges.paper import PaperOptions
 from strategies.base_strategy import ParameterError
@@ -164,7 +163,12 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, BacktestSpec, dict[s
         if getattr(args, flag[2:].replace("-", "_")) is not None
     }
     try:
-        grid = parse_sweep(args.sweep, args.strategy) if args.sweep else {}
+        grid = {}
+        if args.sweep:
+            # Only a sweep needs its module (and the process pool it brings in).
+            from backtesting.sweep import parse_sweep
+
+            grid = parse_sweep(args.sweep, args.strategy)
         spec = BacktestSpec(
             strategy=args.strategy,
             ticker=args.ticker,

@@ -23,8 +23,6 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from dotenv import load_dotenv
-
 from exchanges import base as exchanges_base
 from exchanges.base import AuthenticationError, ConfigurationError, ExchangeError
 from exchanges.factory import ExchangeFactory
@@ -437,6 +435,8 @@ def load_env_file(parser: OneLineErrorParser, path: Path) -> bool:
         text = None
     if text is None or "\x00" in text:
         parser.error(f"argument --env-file: {path} is not a text file (expected KEY=VALUE lines in UTF-8)")
+    from dotenv import load_dotenv  # only runs with an env file read it (never a backtest)
+
     load_dotenv(stream=io.StringIO(text), override=False)
     return os.name == "posix" and bool(mode & (stat.S_IRGRP | stat.S_IROTH))
 

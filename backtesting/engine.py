@@ -512,14 +512,14 @@ class BacktestEngine:
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
             count = len(times)
-            time_list, kind_list = times.tolist(), kinds.tolist()
-            runs.load(columns, time_list, kind_list)
-            # The columns become objects in C (tolist, map), not one by one in this loop. A quiet
+            runs.load(columns)
+            # The columns are iterated as the arrays they are (an event's objects are made in C,
+            # as it is reached; lists of a whole chunk's floats would cost megabytes). A quiet
             # run is jumped over by moving the column iterators (their __setstate__, the pickle
             # protocol's position), so its events are never read here.
             iterators = (
-                iter(time_list),
-                iter(kind_list),
+                iter(times),
+                iter(kinds),
                 iter(first),
                 iter(second),
                 iter(third),
@@ -552,7 +552,7 @@ class BacktestEngine:
                             if split == end:
                                 break
                             runs.apply(venue, begin, split, None)
-                            moment = time_list[split]
+                            moment = times[split]
                             sampled = sample_now(venue, samples, moment, next_sample, interval)
                             next_sample = (
                                 sampled
@@ -561,7 +561,7 @@ class BacktestEngine:
                             )
                             begin = split
                         runs.apply(venue, begin, end, run_begin, opening)
-                        last = time_list[end - 1]
+                        last = times[end - 1]
                         if last > clock._now:
                             clock._now = last
                         current = last
@@ -738,6 +738,16 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
     return results[0]
 
 
+def _mapped(function: Any, column: array, piece: int = 4096) -> array:
+    """``function`` of each item of ``column``, as a uint32 array: a piece at a time through a
+    short list (array's fromlist is C; appending from an iterator is not), so only a piece's
+    int objects exist at once."""
+    out = array("I")
+    for start in range(0, len(column), piece):
+        out.fromlist(list(map(function, column[start : start + piece])))
+    return out
+
+
 class _QuietRuns:
     """Finds runs of events inside a venue's :class:`~exchanges.paper.QuietLimits`.
 
@@ -752,23 +762,23 @@ class _QuietRuns:
 
     def __init__(self, values: list[Decimal], ranks: array) -> None:
         self._values = values
-        self._rank = ranks.tolist()
-        distinct = max(self._rank) + 1 if self._rank else 0
+        self._rank = ranks
+        distinct = max(ranks) + 1 if ranks else 0
         self._sorted: list[Decimal] = [values[0]] * distinct if distinct else []
-        for index, rank in enumerate(self._rank):
+        for index, rank in enumerate(ranks):
             self._sorted[rank] = values[index]
         self._backoff = 1
 
-    def load(self, columns: Columns, times: list[float], kinds: list[int]) -> None:
-        """Take a chunk's columns (``times`` and ``kinds`` as lists, shared with the loop)."""
+    def load(self, columns: Columns) -> None:
+        """Take a chunk's columns."""
         self._columns = columns
-        self._times = times
-        self._kinds = kinds
+        self._times = columns[0]
+        self._kinds = columns[1]
         rank = self._rank.__getitem__
-        # Ranks, not value indexes: the list then shares the rank list's int objects (a chunk's
-        # own ints would cost megabytes), and the search compares them as they are.
-        self._first = list(map(rank, columns[2]))
-        self._second = list(map(rank, columns[3]))
+        # Ranks, not value indexes, kept as uint32 arrays like the columns: lists would hold an
+        # int object per event (megabytes a chunk) or a list of the whole rank table's ints.
+        self._first = _mapped(rank, columns[2])
+        self._second = _mapped(rank, columns[3])
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -813,16 +823,19 @@ class _QuietRuns:
             bisect.bisect_left(times, time_limit, begin, count),
             bisect.bisect_right(times, limits.until, begin, count),
         )
-        kinds, first, second = self._kinds, self._first, self._second
+        # The columns are walked by iterators started at ``begin`` (zip, no indexing per event).
+        kinds, first, second = iter(self._kinds), iter(self._first), iter(self._second)
+        kinds.__setstate__(begin)
+        first.__setstate__(begin)
+        second.__setstate__(begin)
         quote = BBO
-        for index in range(begin, stop):
-            if kinds[index] == quote:
-                bid, ask = first[index], second[index]
+        for index, kind, bid, ask in zip(range(begin, stop), kinds, first, second, strict=False):
+            if kind == quote:
                 if not (bid_low <= bid < bid_high and ask_low <= ask < ask_high):
                     return index
                 if (bid_excluded and bid in bid_excluded) or (ask_excluded and ask in ask_excluded):
                     return index
-            elif not trade_low <= first[index] < trade_high:
+            elif not trade_low <= bid < trade_high:
                 return index
         return stop
 

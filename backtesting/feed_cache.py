@@ -213,12 +213,18 @@ def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
 class _ColumnBuilder:
     """Columns being filled, each distinct decimal value interned once.
 
-    Sources hand out the same Decimal objects again and again (the reader's and the synthetic
-    market's memos), so most values are found by identity, without formatting their text.
-    Only objects held in ``values`` are keyed by id: they stay alive, so an id never changes
-    hands while this runs. ``bbo`` and ``trade`` take an event's fields, as the feed reader's
-    builders (see :func:`~backtesting.market_feed.read_recorded_feed`), so the first read of a
-    recording goes straight into columns without building event objects.
+    Values are looked up by value (a Decimal caches its hash), and the entry found is the value
+    when it is the very object the table holds: sources hand out the same Decimal objects again
+    and again (the reader's and the synthetic market's memos), so most look-ups end there,
+    without formatting any text and without a table keyed by ``id`` or by text beside the
+    values (those cost about 10 MB at 77,000 distinct values). An equal value that is another
+    object is compared by text, since ``1.0`` and ``1.00`` are equal Decimals with different
+    digits: the same text takes the table's place (so the source's current object is found by
+    identity from then on), another text is a value of its own, kept in a small second table.
+    ``bbo`` and ``trade`` take an event's fields, as the feed reader's builders (see
+    :func:`~backtesting.market_feed.read_recorded_feed`), so the first read of a recording goes
+    straight into columns without building event objects. The values must be hashable (the
+    sources' values are finite).
     """
 
     def __init__(self) -> None:
@@ -227,20 +233,27 @@ class _ColumnBuilder:
         self.values = values
         # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
         # the columns) alive after the feed is built until the garbage collector runs.
-        index_of: dict[str, int] = {}
-        identities: dict[int, int] = {}
-        by_identity = identities.get
+        by_value: dict[Decimal, int] = {}
+        #: Values equal to an earlier one but written with other digits (rare): text -> index.
+        by_text: dict[str, int] = {}
+        find = by_value.get
 
-        def intern(value: Decimal) -> int:
-            # Keyed by the text: 1.0 and 1.00 are equal Decimals with different digits, and a
-            # text names one value with its digits (a smaller table than (value, text) pairs).
-            key = str(value)
-            index = index_of.get(key)
+        def intern(value: Decimal, index: int | None) -> int:
+            # ``index``: where an equal value is (None: nowhere), not this very object.
+            text = str(value)
+            if index is not None and str(values[index]) == text:
+                values[index] = value
+                return index
+            found = by_text.get(text)
+            if found is not None:
+                return found
+            found = len(values)
+            values.append(value)
             if index is None:
-                index = index_of[key] = len(values)
-                values.append(value)
-                identities[id(value)] = index
-            return index
+                by_value[value] = found
+            else:
+                by_text[text] = found
+            return found
 
         times, kinds, first, second, third, fourth = self.columns
         add_time, add_kind = times.append, kinds.append
@@ -256,27 +269,34 @@ class _ColumnBuilder:
         ) -> None:
             add_time(timestamp)
             add_kind(BBO)
-            index = by_identity(id(best_bid))
-            add_first(intern(best_bid) if index is None else index)
-            index = by_identity(id(best_ask))
-            add_second(intern(best_ask) if index is None else index)
-            index = by_identity(id(bid_size))
-            add_third(intern(bid_size) if index is None else index)
-            index = by_identity(id(ask_size))
-            add_fourth(intern(ask_size) if index is None else index)
+            index = find(best_bid)
+            add_first(index if index is not None and values[index] is best_bid else intern(best_bid, index))
+            index = find(best_ask)
+            add_second(index if index is not None and values[index] is best_ask else intern(best_ask, index))
+            index = find(bid_size)
+            add_third(index if index is not None and values[index] is bid_size else intern(bid_size, index))
+            index = find(ask_size)
+            add_fourth(index if index is not None and values[index] is ask_size else intern(ask_size, index))
 
         def trade(timestamp: float, price: Decimal, size: Decimal, aggressor: OrderSide) -> None:
             add_time(timestamp)
             add_kind(BOUGHT if aggressor is OrderSide.BUY else SOLD)
-            index = by_identity(id(price))
-            add_first(intern(price) if index is None else index)
-            index = by_identity(id(size))
-            add_second(intern(size) if index is None else index)
+            index = find(price)
+            add_first(index if index is not None and values[index] is price else intern(price, index))
+            index = find(size)
+            add_second(index if index is not None and values[index] is size else intern(size, index))
             add_third(0)
             add_fourth(0)
 
+        def release() -> None:
+            # The look-up tables are only needed while events come in: emptied before the value
+            # table is written and ranked, so those steps reuse their memory.
+            by_value.clear()
+            by_text.clear()
+
         self.bbo = bbo
         self.trade = trade
+        self.release = release
 
     def take(self) -> Columns:
         """The columns filled so far, emptied for the next block (the arrays stay the same
@@ -366,7 +386,10 @@ class _CacheWriter:
                 "last_time": self.last_time,
             }
         ).encode()
-        table = "\n".join(str(value) for value in values).encode()
+        # Joined a slice at a time: never a string object per value of the whole table at once.
+        table = "\n".join(
+            "\n".join(map(str, values[start : start + 4096])) for start in range(0, len(values), 4096)
+        ).encode()
         ranks = _little_endian(value_ranks(values)).tobytes()
         header_offset = self.out.tell()
         for blob in (header, table, ranks):
@@ -396,7 +419,7 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
 
 def _streamed(
     path: Path, steps: Iterator[Any], builder: _ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]
-) -> None:
+) -> list[Decimal]:
     """Write the cache file of a source as it is read: ``steps`` adds one event to ``builder``
     per item, taken ``CHUNK_EVENTS`` at a time and written out as one block, so only a block of
     columns (and the value table) is ever held, however many events."""
@@ -408,14 +431,21 @@ def _streamed(
             writer.write_block(block)
             if len(block[0]) < CHUNK_EVENTS:
                 break
+        builder.release()
         writer.finish(builder.values, stats if stats is not None else FeedStats(), source)
     except BaseException:
         writer.discard()
         raise
+    return builder.values
 
 
-def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
+def read_cached_feed(
+    path: str | Path, in_memory: bool = False, values: list[Decimal] | None = None
+) -> CachedFeed:
     """Open a cache file (its columns streamed in blocks unless ``in_memory``).
+
+    ``values``: the file's value table as its writer held it (the file's table is then not
+    parsed again).
 
     ValueError when it is not a cache of this format version or is truncated.
     """
@@ -446,8 +476,9 @@ def read_cached_feed(path: str | Path, in_memory: bool = False) -> CachedFeed:
         if handle.tell() != size - _LENGTH.size:
             raise ValueError(f"{path}: truncated or corrupt feed cache")
     header = json.loads(blobs[0])
-    text = blobs[1].decode()
-    values = [Decimal(item) for item in text.split("\n")] if text else []
+    if values is None:
+        text = blobs[1].decode()
+        values = [Decimal(item) for item in text.split("\n")] if text else []
     ranks = array("I")
     ranks.frombytes(blobs[2])
     if len(ranks) != len(values):
@@ -510,8 +541,9 @@ def _load_or_build(
             feed = None
         if feed is not None and feed.source == identity:
             return feed
-    stream(path)
-    return read_cached_feed(path)
+    # The values just written are handed over rather than parsed back from the file: the same
+    # digits, without a second table of Decimals (and their texts) made while the first is freed.
+    return read_cached_feed(path, values=stream(path))
 
 
 def _events_into(builder: _ColumnBuilder, events: Iterable[MarketEvent]) -> Iterator[None]:
@@ -525,17 +557,17 @@ def _events_into(builder: _ColumnBuilder, events: Iterable[MarketEvent]) -> Iter
         yield None
 
 
-def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> None:
+def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> list[Decimal]:
     builder = _ColumnBuilder()
-    _streamed(path, _events_into(builder, events), builder, None, identity)
+    return _streamed(path, _events_into(builder, events), builder, None, identity)
 
 
-def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> None:
+def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> list[Decimal]:
     stats = FeedStats()
     identity = recorded_identity(source)
     builder = _ColumnBuilder()
     steps = read_recorded_feed(source, stats, allow_truncated, builder.bbo, builder.trade)
-    _streamed(path, steps, builder, stats, identity)
+    return _streamed(path, steps, builder, stats, identity)
 
 
 def load_feed(
@@ -574,11 +606,21 @@ def load_synthetic(
     """The first ``count`` of ``events`` (a synthetic market described by ``parameters``), cached."""
 
     identity = {"synthetic": {key: str(value) for key, value in sorted(parameters.items())}, "count": count}
+
+    def stream(path: Path) -> list[Decimal]:
+        values = _stream_events(itertools.islice(events, count), identity, path)
+        # A generator's memos (the synthetic market's prices) go now, before the cache is read
+        # back, rather than when the caller drops it: ``events`` is not read again.
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+        return values
+
     return _load_or_build(
         identity,
         f"synthetic-{count}",
         lambda: columns_from_events(itertools.islice(events, count), None, identity),
-        lambda path: _stream_events(itertools.islice(events, count), identity, path),
+        stream,
         cache_dir,
         use_cache,
     )

@@ -24,8 +24,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from isal import igzip
-
 from exchanges.base import MalformedMessage, OrderSide
 from helpers import safe_json
 
@@ -310,6 +308,8 @@ def _gzip_blocks(path: Path) -> Iterator[list[str]]:
     standard library's, but on a cut-off file (a recording killed mid-write) it stops at its last
     whole block; the standard decoder then yields every line that was flushed before the cut,
     and raises the same EOFError at the end."""
+    from isal import igzip  # only a recording's first read decodes gzip (a backtest's import stays lean)
+
     delivered = 0
     try:
         with igzip.open(path, "rt", encoding="utf-8", errors="replace") as fast:

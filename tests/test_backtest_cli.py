@@ -274,3 +274,40 @@ def test_an_impossible_instrument_is_one_line_exit_2_and_no_folder(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+#: Modules a single backtest has no use for: the sweep's process pool, the recorded-feed gzip
+#: decoder, the env-file reader, the live connectors' HTTP client, array and chart libraries
+#: (the chart is drawn by a process of its own). Each one that creeps back into the run's
+#: imports costs every backtest its memory.
+NOT_IN_A_BACKTEST = (
+    "backtesting.sweep",
+    "concurrent.futures.process",
+    "multiprocessing",
+    "isal",
+    "dotenv",
+    "aiohttp",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "hypothesis",
+)
+
+
+def test_a_synthetic_backtest_imports_none_of_the_heavy_modules(tmp_path: Path) -> None:
+    """A whole run (cache written, run, result files saved) in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        "import backtest\n"
+        f"argv = ['--synthetic-events', '3000', '--paper-seed', '7', '--take-profit', '0.02',"
+        f" '--wait-time', '30', '--no-plot', '--cache-dir', {str(tmp_path / 'cache')!r},"
+        f" '--out', {str(tmp_path / 'out')!r}]\n"
+        "code = backtest.main(argv)\n"
+        f"heavy = {NOT_IN_A_BACKTEST!r}\n"
+        "print(code, sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert completed.stdout.strip().splitlines()[-1] == "0 []"
+    assert (tmp_path / "out" / "result.json").is_file()

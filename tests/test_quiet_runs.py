@@ -86,7 +86,7 @@ def _as_run(feed: Any, columns: Any, begin: int, end: int, cuts: list[int]) -> t
             venue.apply_trade(values[first[index]], values[second[index]], OrderSide.BUY)
     quiet.skipped_at = None
     runs = _QuietRuns(values, feed_ranks(feed))
-    runs.load(columns, times.tolist(), kinds.tolist())
+    runs.load(columns)
     opening = (venue._best_bid, venue._best_ask)
     piece = begin
     for cut in cuts:
