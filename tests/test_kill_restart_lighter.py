@@ -22,19 +22,33 @@ import os
 import random
 import signal
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.bot_process import Bot, ours, read_journal, settled
+from tests.bot_process import POLL, SETTLE_TIMEOUT, Bot, ours, read_journal, settled
 from tests.venue_process import HTTP_TIMEOUT, control, get_state, venue_process
 
 pytest.importorskip("lighter")
 
 KILLS = int(os.environ.get("KILL_TEST_ROUNDS", "20"))
 SEED = int(os.environ.get("KILL_TEST_SEED", "11"))
+
+
+async def live_entry(http: aiohttp.ClientSession, venue: Any) -> dict[str, Any]:
+    """The bot's entry resting on the venue, once there is one (bounded wait)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        account = (await get_state(http, venue))["accounts"][str(venue.info["account_index"])]
+        for order in account["orders"]:
+            if ours(order) and order["status"] == "open" and not order["reduce_only"]:
+                return dict(order)
+        await asyncio.sleep(POLL)
+    pytest.fail(f"no entry of the bot rested on the venue within {SETTLE_TIMEOUT} s")
 
 
 async def test_kill_9_at_random_moments_never_loses_a_fill_or_leaves_one_uncovered(tmp_path: Path) -> None:
@@ -64,10 +78,10 @@ async def test_kill_9_at_random_moments_never_loses_a_fill_or_leaves_one_uncover
                     bot.start()
                 await settled(http, venue, bot, reconciliations=KILLS + 1)
                 # One full fill of the live entry: anything below the minimum joins its take-profit.
-                account = (await get_state(http, venue))["accounts"][str(venue.info["account_index"])]
-                for order in account["orders"]:
-                    if ours(order) and order["status"] == "open" and not order["reduce_only"]:
-                        await control(http, venue, action="trade_through", price=order["price"])
+                # (An entry whose request the last kill cut off is looked up for at least 12 s
+                # before the bot places another: wait for the one that rests.)
+                entry = await live_entry(http, venue)
+                await control(http, venue, action="trade_through", price=entry["price"])
                 await settled(http, venue, bot, reconciliations=KILLS + 1, strict=True)
                 final = read_journal(bot.journal)
                 account = (await get_state(http, venue))["accounts"][str(venue.info["account_index"])]
