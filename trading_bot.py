@@ -38,7 +38,7 @@ from exchanges.base import (
 )
 from exchanges.factory import ExchangeFactory
 from execution.engine import ExecutionEngine
-from execution.journal import ExecutionJournal, journal_path, orders_csv_path
+from execution.journal import ExecutionJournal, JournalWriteError, journal_path, orders_csv_path
 from execution.records import OrderRecord
 from helpers.clock import Clock, LiveClock, Signal
 from helpers.combined_account import CombinedAccount
@@ -344,6 +344,11 @@ class TradingBot:
             self.request_shutdown(f"{type(exc).__name__}: {exc}", EXIT_BAD_CONFIGURATION)
         except ExchangeError as exc:
             self.request_shutdown(f"{type(exc).__name__}: {exc}", EXIT_ERROR)
+        except JournalWriteError as exc:
+            # No order may leave unjournaled: stop as a kill would, touching nothing on the venue.
+            self.request_shutdown(
+                f"{exc}; stopped without touching the venue (the next start reconciles)", EXIT_ERROR
+            )
         except Exception as exc:
             logger.exception("unexpected error")
             self.request_shutdown(
@@ -369,6 +374,9 @@ class TradingBot:
 
     async def _run_iteration(self) -> None:
         self._wake.clear()
+        for engine in self.engines:
+            if engine.journal.write_error is not None:
+                raise engine.journal.write_error  # a write queued for the loop's next step failed
         if self._duration_elapsed():
             self.request_shutdown(f"duration of {self.config.duration:g} s reached")
             return
@@ -748,16 +756,19 @@ class TradingBot:
         facts = [_VenueFacts() for _ in self.venues]
         if strategy_ready:
             self.strategy.block_entries("shutting down")
-            try:
-                await self._drain()
-                if self.config.cancel_take_profits_on_exit:
-                    for engine in self.engines:
-                        exits = [record.client_order_id for record in engine.active_orders(OrderRole.EXIT)]
-                        if exits:
-                            await engine.cancel_batch(exits, "shutdown")
-                    await self._drain(close_fills=False)
-            except Exception:
-                logger.exception("error while cleaning up at shutdown")
+            if not self._journal_failed():
+                try:
+                    await self._drain()
+                    if self.config.cancel_take_profits_on_exit:
+                        for engine in self.engines:
+                            exits = [r.client_order_id for r in engine.active_orders(OrderRole.EXIT)]
+                            if exits:
+                                await engine.cancel_batch(exits, "shutdown")
+                        await self._drain(close_fills=False)
+                except JournalWriteError as exc:
+                    logger.error("%s: shutdown stops here, leaving the venue as it is", exc)
+                except Exception:
+                    logger.exception("error while cleaning up at shutdown")
             facts = [await self._venue_facts(index) for index in range(len(self.venues))]
         for venue in self.venues:
             try:
@@ -765,11 +776,16 @@ class TradingBot:
             except Exception as exc:
                 logger.warning("disconnect failed: %s", exc)
         summary = self._summary(reason, facts, strategy_ready)
+        journal_failed = self._journal_failed()
         for engine in self.engines:
-            engine.journal.note(self.clock.now(), "stopped", reason)
+            if not journal_failed:
+                engine.journal.note(self.clock.now(), "stopped", reason)
             if engine.journal.path is not None:
                 engine.journal.close()  # an in-memory journal stays readable for the caller's report
         return summary
+
+    def _journal_failed(self) -> bool:
+        return any(engine.journal.write_error is not None for engine in self.engines)
 
     def _summary(self, reason: str, facts: list[_VenueFacts], strategy_ready: bool) -> BotSummary:
         """Totals over every venue (one for most strategies), and a line per venue when several."""

@@ -249,6 +249,7 @@ class _Transaction:
         "_mark",
         "pending",
         "pending_fills",
+        "write_error",
     )
 
     def __init__(self, db: sqlite3.Connection, durable: bool) -> None:
@@ -263,6 +264,8 @@ class _Transaction:
         #: Fill ids among the queued writes (a duplicate must be known before the flush); a
         #: handful at most, so a list, which a failed block can cut back like the queue.
         self.pending_fills: list[str] = []
+        #: The last flush's failure, None once one succeeds (the bot stops on it).
+        self.write_error: JournalWriteError | None = None
 
     @property
     def queueing(self) -> bool:
@@ -323,7 +326,9 @@ class _Transaction:
                 db.execute("ROLLBACK")
             self.pending[:0] = pending
             self.pending_fills[:0] = fills
-            raise JournalWriteError(f"the journal could not write: {exc}") from exc
+            self.write_error = JournalWriteError(f"the journal could not write: {exc}")
+            raise self.write_error from exc
+        self.write_error = None
 
 
 class _Deferred:
@@ -429,8 +434,23 @@ class ExecutionJournal:
             self._transaction.flush()
         return self._db.execute(sql, args)
 
+    @property
+    def write_error(self) -> JournalWriteError | None:
+        """Why the last write failed, if it did (None once one succeeds)."""
+        return self._transaction.write_error
+
     def close(self) -> None:
-        self.flush()
+        """Write what is queued and close. A journal that cannot write loses what is queued:
+        said once, loudly; the venue has the truth, and the next start reconciles with it."""
+        try:
+            self.flush()
+        except JournalWriteError as exc:
+            logger.error(
+                "%s: %d queued journal writes are lost; the next start reconciles with the venue",
+                exc,
+                len(self._transaction.pending),
+            )
+            self._transaction.pending.clear()  # a flush still scheduled finds nothing to write
         if self.csv is not None:
             self.csv.close()
         self._db.close()

@@ -42,6 +42,9 @@ class FlakyConnection:
             raise sqlite3.OperationalError("database or disk is full")
         return self._db.execute(sql, args)
 
+    def close(self) -> None:
+        self._db.close()
+
 
 def order(cid: str = "c1") -> OrderRecord:
     return OrderRecord(
