@@ -374,9 +374,9 @@ class TradingBot:
 
     async def _run_iteration(self) -> None:
         self._wake.clear()
-        for engine in self.engines:
-            if engine.journal.write_error is not None:
-                raise engine.journal.write_error  # a write queued for the loop's next step failed
+        error = self._journal_error()
+        if error is not None:
+            raise error  # a write queued for the loop's next step failed
         if self._duration_elapsed():
             self.request_shutdown(f"duration of {self.config.duration:g} s reached")
             return
@@ -756,7 +756,7 @@ class TradingBot:
         facts = [_VenueFacts() for _ in self.venues]
         if strategy_ready:
             self.strategy.block_entries("shutting down")
-            if not self._journal_failed():
+            if self._journal_error() is None:
                 try:
                     await self._drain()
                     if self.config.cancel_take_profits_on_exit:
@@ -776,7 +776,7 @@ class TradingBot:
             except Exception as exc:
                 logger.warning("disconnect failed: %s", exc)
         summary = self._summary(reason, facts, strategy_ready)
-        journal_failed = self._journal_failed()
+        journal_failed = self._journal_error() is not None
         for engine in self.engines:
             if not journal_failed:
                 engine.journal.note(self.clock.now(), "stopped", reason)
@@ -784,8 +784,9 @@ class TradingBot:
                 engine.journal.close()  # an in-memory journal stays readable for the caller's report
         return summary
 
-    def _journal_failed(self) -> bool:
-        return any(engine.journal.write_error is not None for engine in self.engines)
+    def _journal_error(self) -> JournalWriteError | None:
+        """The failure of a journal that can no longer write, if one cannot."""
+        return next((e.journal.write_error for e in self.engines if e.journal.write_error), None)
 
     def _summary(self, reason: str, facts: list[_VenueFacts], strategy_ready: bool) -> BotSummary:
         """Totals over every venue (one for most strategies), and a line per venue when several."""

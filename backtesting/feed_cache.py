@@ -324,12 +324,7 @@ def columns_from_events(
 ) -> CachedFeed:
     """Turn events into an in-memory :class:`CachedFeed` (interning each distinct value once)."""
     builder = _ColumnBuilder()
-    bbo, trade, quote = builder.bbo, builder.trade, MarketEventKind.BBO
-    for event in events:
-        if event.kind is quote:
-            bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
-        else:
-            trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
+    collections.deque(_events_into(builder, events), maxlen=0)  # run the steps, keep nothing
     return builder.feed(stats, source)
 
 
