@@ -60,7 +60,6 @@ API-key lookup, so ``check_api_key`` can stay on; a mock without it needs ``chec
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -131,6 +130,7 @@ from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
 from helpers.reconnecting_websocket import ReconnectingWebSocket
 from helpers.trading_config import TradingConfig
 from helpers.venue_validation import InvalidVenueData, MalformedCounter, rest_body
+from helpers.worker_thread import WorkerThread
 
 # lighter-sdk imports py_ecc, which raises the recursion limit to 100,000 for its own pairing
 # code (never used here); that disables the interpreter's guard for every C recursion, so the
@@ -824,7 +824,7 @@ class LighterClient(BaseExchangeClient):
         self._signer: Any = None
         #: One long-lived thread signs every transaction (see the module docstring for why not the
         #: loop's thread); the default executor stays free for the SDK's blocking HTTP call.
-        self._sign_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._signing_thread = WorkerThread("lighter-signer")
         self._ws: ReconnectingWebSocket | None = None
         self._markets: dict[str, LighterMarket] = {}
         self._symbols: dict[str, str] = {}
@@ -862,8 +862,7 @@ class LighterClient(BaseExchangeClient):
         await self._rest.open()
         try:
             self._signer = self._make_signer()
-            # Start the signing thread now, so the first order does not pay for creating it.
-            await asyncio.get_running_loop().run_in_executor(self._signing_thread(), int)
+            self._signing_thread.start()
             if self.params["check_api_key"]:
                 await self._check_api_key()
             await self._load_markets()
@@ -948,20 +947,9 @@ class LighterClient(BaseExchangeClient):
             except Exception as exc:
                 logger.warning("lighter: closing the SDK client failed: %s", self._scrub(str(exc)))
             self._signer = None
-        if self._sign_executor is not None:
-            # Nothing waits on it any more; a signature still running finishes in its thread.
-            self._sign_executor.shutdown(wait=False)
-            self._sign_executor = None
+        # Nothing waits on it any more; a signature still running finishes in its thread.
+        self._signing_thread.stop()
         await self._rest.close()
-
-    def _signing_thread(self) -> concurrent.futures.ThreadPoolExecutor:
-        """The one worker thread that signs (created on first use, shut down by disconnect)."""
-        executor = self._sign_executor
-        if executor is None:
-            executor = self._sign_executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="lighter-signer"
-            )
-        return executor
 
     def _scrub(self, text: str) -> str:
         """Remove the private key and the auth token from any text that might be logged or raised."""
@@ -2113,7 +2101,7 @@ class LighterClient(BaseExchangeClient):
         manager = self._signer.nonce_manager
         key = self.settings.api_key_index
         started = self.clock.now()
-        signing = asyncio.get_running_loop().run_in_executor(self._signing_thread(), sign)
+        signing = self._signing_thread.submit(sign)
         self._signing += 1
         self._signing_done.clear()
         try:

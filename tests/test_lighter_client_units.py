@@ -789,12 +789,11 @@ async def test_transactions_are_signed_in_one_dedicated_thread_closed_on_disconn
         await client._send_signed(sign, "order")
     assert len({id(t) for t in threads}) == 1
     assert threads[0] is not threading.main_thread() and threads[0].name.startswith("lighter-signer")
-    executor = client._sign_executor
-    assert executor is not None
+    assert client._signing_thread.running
     await client.disconnect()
-    assert client._sign_executor is None
-    with pytest.raises(RuntimeError):
-        executor.submit(int)  # shut down: the thread ends once idle
+    assert not client._signing_thread.running
+    threads[0].join(5)
+    assert not threads[0].is_alive()  # stopped: the thread ends once idle
 
 
 def test_token_ttl_is_capped_below_the_venue_maximum() -> None:
