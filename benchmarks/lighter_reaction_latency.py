@@ -29,9 +29,10 @@ instrumentation of the bot side (``--no-breakdown`` measures without it):
 
 Logging is configured exactly as runbot.py does (activity log file + console), with the console
 stream sent to /dev/null so thousands of lines do not flood the terminal (its rendering cost is
-still paid); ``--logging plain`` swaps rich's console handler for a plain one, ``--logging off``
-measures without any handler. The client's REST budget is raised (``--rest-rpm``): at Lighter's
-standard 60 requests a minute the shared limiter would pace sendTx to one a second.
+still paid); ``--logging off`` measures without any handler. (Until 2026-12-01 the default run
+had no handlers either: every figure before then was measured without logging.) The client's
+REST budget is raised (``--rest-rpm``): at Lighter's standard 60 requests a minute the shared
+limiter would pace sendTx to one a second.
 
 The numbers are wall-clock on whatever else the machine is doing: on a shared 2-core box, run
 variants interleaved and compare medians of several runs, not single runs.
@@ -407,29 +408,6 @@ async def run(args: argparse.Namespace, venue: ThreadVenue | ProcessVenue, log_d
     }
 
 
-def plain_console() -> None:
-    """Prototype: swap runbot's rich console handler for a plain StreamHandler (same columns).
-
-    rich renders a record in ~0.65 ms of Python holding the GIL; a plain formatter takes ~0.01 ms.
-    """
-    from rich.logging import RichHandler
-
-    from helpers import log_setup
-
-    listener = log_setup._listener
-    assert listener is not None
-    handlers = []
-    for handler in listener.handlers:
-        if isinstance(handler, RichHandler):
-            plain = logging.StreamHandler(sys.stdout)
-            plain.setLevel(handler.level)
-            plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(message)s", "%H:%M:%S"))
-            handlers.append(plain)
-        else:
-            handlers.append(handler)
-    listener.handlers = tuple(handlers)
-
-
 def exchange_param(text: str) -> tuple[str, Any]:
     key, _, raw = text.partition("=")
     try:
@@ -459,10 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--logging",
-        choices=["full", "plain", "off"],
+        choices=["full", "off"],
         default="full",
-        help="full: as runbot.py; plain: the same with a plain-text console handler instead of "
-        "rich's (prototype of results/log_setup_plain_console.patch); off: no log handlers",
+        help="full: as runbot.py; off: no log handlers",
     )
     parser.add_argument("--no-breakdown", action="store_true", help="no bot-side instrumentation")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "lighter_latency.json")
@@ -483,11 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="lighter-latency-") as tmp:
             log_dir = Path(tmp)
-            if args.logging in ("full", "plain"):
+            if args.logging == "full":
                 sys.stdout = io.TextIOWrapper(open(os.devnull, "wb"), write_through=True)
                 configure_logging(log_dir, "lighter_ETH_grid", "INFO")
-            if args.logging == "plain":
-                plain_console()
             else:
                 logging.getLogger().handlers.clear()
                 logging.getLogger().setLevel(logging.CRITICAL)

@@ -9,7 +9,12 @@ That thread still needs the GIL, so the console handler is a plain, cheap format
 record): rich's RichHandler took ~0.65 ms of Python per record, and ~20 records per grid cycle
 made the listener compete with the loop right while a fill was turned into a take-profit
 (benchmarks/lighter_reaction_latency.py: p50 8.3 ms with rich vs 3.7 ms plain, 2.4 ms with no
-logging).
+logging). For the same reason, records below WARNING made on a thread running an event loop are
+held and handed to the listener in one batch ``LOG_HANDOVER_SECONDS`` after the first of them
+(as the orders CSV is): the listener wakes once per batch, after the reaction, instead of once
+per record inside it. A warning or an error goes at once, after what was held before it, and
+:func:`stop_logging` hands over whatever is still held. A process killed outright loses at most
+that last fraction of a second of INFO lines (the journal, not the log, is the record of orders).
 
 Long runs: the activity log rotates by size (``max_bytes``, ``backups`` old files kept as
 ``.1`` ... ``.N``; the rollover runs in the listener thread like every other write) and has its
@@ -21,6 +26,7 @@ fail either, and notes it once in the activity log; the bot keeps trading and lo
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import copy
 import enum
@@ -31,6 +37,7 @@ import os
 import queue
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -41,6 +48,8 @@ from typing import IO, ClassVar
 DEFAULT_LOG_MAX_MB = 20.0
 DEFAULT_LOG_BACKUPS = 5
 DEFAULT_FILE_LOG_LEVEL = "INFO"
+#: How long an event-loop thread holds its INFO/DEBUG records before the listener gets them.
+LOG_HANDOVER_SECONDS = 0.05
 
 _SECRET_NAME = re.compile(r"(KEY|SECRET|PRIVATE|PASSWORD|TOKEN|MNEMONIC|SEED_PHRASE)", re.IGNORECASE)
 _MIN_SECRET_LENGTH = 8
@@ -100,6 +109,36 @@ class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
     The stock handler folds the traceback into the message, which would put it on the console;
     here the file formatter appends it and the console formatter leaves it out.
     """
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord]) -> None:
+        super().__init__(records)
+        #: Records held by each event-loop thread, in order; a hand-over takes the whole list.
+        self._held: dict[int, list[logging.LogRecord]] = {}
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        ident = threading.get_ident()
+        if record.levelno < logging.WARNING:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                held = self._held.setdefault(ident, [])
+                held.append(record)
+                if len(held) == 1:
+                    loop.call_later(LOG_HANDOVER_SECONDS, self._hand_over, ident)
+                return
+        self._hand_over(ident)
+        self.queue.put_nowait(record)
+
+    def _hand_over(self, ident: int) -> None:
+        for record in self._held.pop(ident, ()):
+            self.queue.put_nowait(record)
+
+    def flush(self) -> None:
+        """Hand over every thread's held records (at shutdown: a loop that ended cannot)."""
+        for ident in list(self._held):
+            self._hand_over(ident)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         prepared = copy.copy(record)
@@ -190,11 +229,15 @@ class _QuietConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 _listener: logging.handlers.QueueListener | None = None
+_queue_handler: _DetachedRecordQueueHandler | None = None
 
 
 def stop_logging() -> None:
     """Flush and stop the listener thread (idempotent; also runs at interpreter exit)."""
-    global _listener
+    global _listener, _queue_handler
+    if _queue_handler is not None:
+        _queue_handler.flush()
+        _queue_handler = None
     if _listener is not None:
         _listener.stop()
         for handler in _listener.handlers:
@@ -216,7 +259,7 @@ def configure_logging(
     Raises OSError (with the path in it) when ``log_dir`` cannot be created or the log file
     cannot be opened for appending; nothing is changed in that case.
     """
-    global _listener
+    global _listener, _queue_handler
     if backups < 1 or max_bytes < 1:
         raise ValueError("log rotation needs max_bytes >= 1 and backups >= 1")
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -253,7 +296,7 @@ def configure_logging(
         handlers.append(console_handler)
 
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    queue_handler = _DetachedRecordQueueHandler(records)
+    queue_handler = _queue_handler = _DetachedRecordQueueHandler(records)
     for handler in handlers:
         # In the listener thread, where the message is rendered (see the queue handler).
         handler.addFilter(redactor)
