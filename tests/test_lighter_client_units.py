@@ -773,6 +773,51 @@ async def test_auth_token_is_renewed_at_half_life_on_the_clock() -> None:
     assert second != first and second.startswith(str(1_800_003_600 + 7200))
 
 
+async def test_a_known_keys_nonce_is_counted_by_the_sdk_manager_without_an_sdk_await() -> None:
+    """The SDK's optimistic manager: the first nonce is fetched (through our REST limiter),
+    later ones are counted locally by its synchronous ``next_nonce``; the sent nonces are
+    consecutive either way, and a refused signature hands its nonce back."""
+    from lighter.nonce_manager import OptimisticNonceManager
+
+    client, _, sent = fake_client()
+    manager = OptimisticNonceManager(client.settings.account_index, None, [client.settings.api_key_index])
+    fetches: list[int] = []
+
+    async def fetch(key: int) -> int:
+        fetches.append(key)
+        return 41
+
+    manager._fetch_nonce = fetch  # type: ignore[method-assign]
+    awaited: list[int] = []
+    real_async_next = manager.async_next_nonce
+
+    async def counted_async_next(key: int | None = None) -> tuple[int, int]:
+        awaited.append(key or 0)
+        return await real_async_next(key)
+
+    manager.async_next_nonce = counted_async_next  # type: ignore[method-assign]
+    client._signer.nonce_manager = manager
+    client._nonce_dirty = False
+
+    async def send_tx(tx_type: int, tx_info: str, priority: Priority = Priority.NORMAL) -> Any:
+        return {"code": 200}
+
+    client._rest.send_tx = send_tx  # type: ignore[method-assign]
+    for _ in range(3):
+        await client._send_signed(signer_for(sent), "order")
+    assert sent == [41, 42, 43]
+    assert fetches == [client.settings.api_key_index]  # fetched once, on first use
+    assert len(awaited) == 1  # only that first fetch went through the SDK's coroutine
+
+    def refused(nonce: int, key: int) -> tuple[None, None, None, str]:
+        return None, None, None, "bad order"
+
+    with pytest.raises(InvalidOrder):
+        await client._send_signed(refused, "order")
+    await client._send_signed(signer_for(sent), "order")
+    assert sent[-1] == 44  # the refused signature's nonce was handed back
+
+
 async def test_transactions_are_signed_in_one_dedicated_thread_closed_on_disconnect() -> None:
     client, _, _ = fake_client()
     threads: list[threading.Thread] = []
