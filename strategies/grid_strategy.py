@@ -266,7 +266,7 @@ class GridStrategy(BaseStrategy):
         self._hold_text = ""
         self._take_profit_factor = self._factor(self.take_profit_pct)
         # should_execute's decision, reused by execute_strategy when nothing changed in between.
-        self._prepared: tuple[MarketData, float, int, _Decision] | None = None
+        self._prepared: tuple[MarketData, tuple[int, str | None], _Decision] | None = None
         #: The last decision, what it was made on and the state it was made in (see _current).
         self._last: tuple[MarketData, tuple[int, str | None], _Decision] | None = None
 
@@ -587,23 +587,22 @@ class GridStrategy(BaseStrategy):
     # -- decisions ---------------------------------------------------------------------------
 
     async def should_execute(self, market_data: MarketData) -> bool:
-        now = self.clock.now()
         decision = self._decide(market_data)
-        # Kept for execute_strategy: the same market data at the same time with no execution
-        # event in between gives the same decision, so it is not worked out twice.
-        self._prepared = (market_data, now, self.execution.version, decision)
+        # Kept for execute_strategy: the same market data in the same state, before the time
+        # its band ends, gives the same decision, so it is not worked out twice. (Comparing
+        # clock readings instead never matched on a live clock: a fill's reaction decided twice.)
+        self._prepared = (market_data, self._state_key(), decision)
         return decision.result.action is not StrategyAction.NONE
 
     async def execute_strategy(self, market_data: MarketData) -> StrategyResult:
-        now = self.clock.now()
         prepared, self._prepared = self._prepared, None
         if (
             prepared is not None
             and prepared[0] is market_data
-            and prepared[1] == now
-            and prepared[2] == self.execution.version
+            and prepared[1] == self._state_key()
+            and self.clock.now() < prepared[2].band.until
         ):
-            decision = prepared[3]
+            decision = prepared[2]
         else:
             decision = self._decide(market_data)
         self._commit(decision, market_data)

@@ -399,6 +399,53 @@ async def test_fresh_start_enters_at_once_then_cools_down_by_the_lowest_band():
     assert driver.strategy.seconds_until_next_decision() == 25.0  # n=1 of 12: below 1/6 -> wait/4
 
 
+async def test_execute_reuses_should_executes_decision_while_the_clock_moves_inside_its_band(monkeypatch):
+    """A live clock reads later in execute_strategy than in should_execute: the decision made in
+    should_execute still stands (same market data, same state, before its band's end) and is
+    not worked out again; once the clock passes the band's end it is."""
+    driver = make_session(max_orders="12")
+    await driver.start()
+    await driver.step()
+    driver.exchange.fill(entry_order(driver).order_id)
+    await driver.deliver_updates()
+    strategy = driver.strategy
+    decisions = []
+    decide = strategy._decide
+
+    def counted(market):
+        decision = decide(market)
+        decisions.append(decision)
+        return decision
+
+    monkeypatch.setattr(strategy, "_decide", counted)
+    market = await strategy.get_market_data()
+    assert await strategy.should_execute(market)
+    strategy.entries_blocked = "risk pause"  # the state moved in between: decided again
+    await strategy.execute_strategy(market)
+    assert len(decisions) == 2
+    strategy.entries_blocked = None
+    decisions.clear()
+    assert await strategy.should_execute(market)  # the take-profit is due
+    driver.clock.advance_to(driver.clock.now() + 0.001)
+    result = await strategy.execute_strategy(market)
+    assert len(decisions) == 1 and result is decisions[0].result
+    (take_profit,) = result.orders
+    assert take_profit.role is OrderRole.EXIT
+    await driver.carry_out(result)
+
+    # Cooling down after the fill: "no entry yet" stands until the cool-down's end, not after.
+    market = await strategy.get_market_data()
+    decisions.clear()
+    assert not await strategy.should_execute(market)
+    until = decisions[0].band.until
+    assert until < float("inf")
+    driver.clock.advance_to(until)
+    result = await strategy.execute_strategy(market)
+    assert len(decisions) == 2  # past the band's end: decided again, and now it enters
+    (entry,) = result.orders
+    assert entry.role is OrderRole.ENTRY
+
+
 async def test_take_profit_fill_resets_the_cooldown():
     driver = await started()
     driver.exchange.fill(entry_order(driver).order_id)
