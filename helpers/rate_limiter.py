@@ -131,10 +131,10 @@ class RateLimiter:
             self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
             self._updated = now
 
-    def _needed(self, waiter: _Waiter) -> float:
-        if waiter.priority is Priority.LOW:
-            return waiter.cost + min(self.high_reserve, self.capacity - waiter.cost)
-        return waiter.cost
+    def _needed(self, priority: Priority, cost: float) -> float:
+        if priority is Priority.LOW:
+            return cost + min(self.high_reserve, self.capacity - cost)
+        return cost
 
     def _wake_head(self) -> None:
         if self._queue:
@@ -145,7 +145,16 @@ class RateLimiter:
         priority (or of the same priority, arrived earlier) is waiting, then take them."""
         if cost > self.capacity:
             raise ValueError(f"cost {cost} exceeds bucket capacity {self.capacity}")
-        waiter = _Waiter(Priority(priority), cost)
+        priority = Priority(priority)
+        if not self._queue and self.clock.now() >= self._paused_until:
+            # Nobody waits: take the tokens at once if there are enough (no waiter, no queue
+            # entry: a take-profit's send goes through here right after its signature).
+            self._refill()
+            if self._tokens >= self._needed(priority, cost):
+                self._tokens -= cost
+                self.acquired += 1
+                return
+        waiter = _Waiter(priority, cost)
         entry = (int(waiter.priority), next(self._arrivals), waiter)
         heapq.heappush(self._queue, entry)
         self._wake_head()  # a new head must take over; an old head re-checks and yields
@@ -158,7 +167,7 @@ class RateLimiter:
                         delay = self._paused_until - now
                     else:
                         self._refill()
-                        needed = self._needed(waiter)
+                        needed = self._needed(waiter.priority, waiter.cost)
                         if self._tokens >= needed:
                             self._tokens -= cost
                             self.acquired += 1

@@ -79,6 +79,32 @@ async def test_penalize_pauses_everyone_for_retry_after() -> None:
     assert limiter.throttled == 1
 
 
+async def test_no_request_goes_during_a_pause_even_once_the_bucket_has_refilled() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=10, window=1.0)
+    limiter.penalize(retry_after=30.0)
+    clock.advance_to(20.0)  # the bucket refills in 1 s; the pause lasts 30
+    await drive(clock, limiter.acquire())
+    assert clock.now() >= 30.0
+
+
+async def test_a_newcomer_does_not_take_the_token_a_waiter_is_about_to_get() -> None:
+    clock = SimulatedClock()
+    limiter = RateLimiter(clock, max_requests=1, window=1.0, burst=1)
+    await limiter.acquire()  # the bucket is empty now
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0)  # it is queued, waiting for the next token
+    clock.advance_to(1.0)  # one token back; the waiter has not run yet
+    newcomer = limiter.acquire()
+    try:
+        newcomer.send(None)  # run the newcomer up to its first wait, before the waiter runs
+    except StopIteration:
+        pytest.fail("the newcomer took the token the queued waiter was due")
+    newcomer.close()  # it leaves the queue
+    await drive(clock, waiting)
+    assert limiter.acquired == 2 and clock.now() == pytest.approx(1.0)
+
+
 async def test_consecutive_penalties_escalate_to_the_cap_and_success_resets() -> None:
     clock = SimulatedClock()
     limiter = RateLimiter(clock, max_requests=10, window=1.0, penalty_base=1.0, penalty_cap=5.0)
