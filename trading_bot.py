@@ -40,11 +40,11 @@ from exchanges.factory import ExchangeFactory
 from execution.engine import ExecutionEngine
 from execution.journal import ExecutionJournal, JournalWriteError, journal_path, orders_csv_path
 from execution.records import OrderRecord
-from helpers import collector_hold
+from helpers import reaction_hold
 from helpers.clock import Clock, LiveClock, Signal
-from helpers.collector_hold import CollectorHold
 from helpers.combined_account import CombinedAccount
 from helpers.log_setup import activity_log_path
+from helpers.reaction_hold import ReactionHold
 from helpers.risk_manager import RiskAction, RiskDecision, RiskManager, inverse_multiplier_of
 from helpers.status_line import StatusLine
 from helpers.trading_config import RiskLimits, TradingConfig
@@ -208,8 +208,9 @@ class TradingBot:
         self.activity_log = activity_log_path(config.log_dir, config.bot_name)
 
         self._wake = Signal()
-        #: Live runs keep the garbage collector out of a reaction (see helpers.collector_hold).
-        self._collector_hold = CollectorHold() if isinstance(self.clock, LiveClock) else None
+        #: Live runs keep the garbage collector and the log thread out of a reaction to an event
+        #: (see helpers.reaction_hold).
+        self._reaction_hold = ReactionHold() if isinstance(self.clock, LiveClock) else None
         self._idle = asyncio.Event()
         self._stop_reason: str | None = None
         self._exit_code = EXIT_OK
@@ -278,8 +279,8 @@ class TradingBot:
 
     def expect_activity(self) -> None:
         """Wake the loop: something it may act on happened (an event, or a simulated timer)."""
-        if self._collector_hold is not None:
-            self._collector_hold.hold()
+        if self._reaction_hold is not None:
+            self._reaction_hold.hold()
         self.wakes += 1
         self._idle.clear()
         self._wake.set()
@@ -343,8 +344,8 @@ class TradingBot:
                 self.config.client_id_prefix,
                 extra={"notify": "start"},
             )
-            if self._collector_hold is not None:
-                collector_hold.freeze_startup_objects()
+            if self._reaction_hold is not None:
+                reaction_hold.freeze_startup_objects()
             while not self.stopping:
                 await self._run_iteration()
         except (ConfigurationError, AuthenticationError) as exc:
@@ -364,9 +365,9 @@ class TradingBot:
             )
         finally:
             summary = await self._shutdown()
-            if self._collector_hold is not None:
-                self._collector_hold.release()
-                collector_hold.unfreeze()
+            if self._reaction_hold is not None:
+                self._reaction_hold.release()
+                reaction_hold.unfreeze()
             self._done.set()
             self._idle.set()
         return summary
@@ -522,8 +523,8 @@ class TradingBot:
             timeout = min(timeout, max(0.0, remaining))
         if self._events_waiting() or self.stopping or self._wake.is_set():
             return
-        if self._collector_hold is not None:
-            self._collector_hold.release()
+        if self._reaction_hold is not None:
+            self._reaction_hold.release()
         self._idle.set()
         try:
             await self.clock.wait_for_event(self._wake, timeout)

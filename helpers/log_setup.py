@@ -38,6 +38,7 @@ import queue
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -229,6 +230,48 @@ class _QuietConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         )
 
 
+class _OutputGate:
+    """Closed while the bot reacts to a fill (``helpers.reaction_hold``): the log thread waits
+    between records until it opens again, or until the deadline given when it was closed."""
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+        self._deadline = 0.0
+
+    def close(self, longest_seconds: float) -> None:
+        self._deadline = time.monotonic() + longest_seconds
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def wait(self) -> None:
+        if not self._open.is_set():
+            self._open.wait(max(0.0, self._deadline - time.monotonic()))
+
+
+_output_gate = _OutputGate()
+
+
+def pause_output(longest_seconds: float) -> None:
+    """Keep the log thread from writing for at most ``longest_seconds`` (a reaction starts)."""
+    _output_gate.close(longest_seconds)
+
+
+def resume_output() -> None:
+    """Let the log thread write again (the reaction is over)."""
+    _output_gate.open()
+
+
+class _GatedQueueListener(logging.handlers.QueueListener):
+    """A queue listener that writes nothing while the output gate is closed."""
+
+    def handle(self, record: logging.LogRecord) -> None:
+        _output_gate.wait()
+        super().handle(record)
+
+
 _listener: logging.handlers.QueueListener | None = None
 _queue_handler: _DetachedRecordQueueHandler | None = None
 
@@ -236,6 +279,7 @@ _queue_handler: _DetachedRecordQueueHandler | None = None
 def stop_logging() -> None:
     """Flush and stop the listener thread (idempotent; also runs at interpreter exit)."""
     global _listener, _queue_handler
+    resume_output()
     if _queue_handler is not None:
         _queue_handler.flush()
         _queue_handler = None
@@ -308,7 +352,7 @@ def configure_logging(
         # In the listener thread, where the message is rendered (see the queue handler).
         handler.addFilter(redactor)
     root.addHandler(queue_handler)
-    _listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    _listener = _GatedQueueListener(records, *handlers, respect_handler_level=True)
     _listener.start()
     atexit.register(stop_logging)
     for noisy in ("websockets", "aiohttp", "asyncio", "urllib3"):
