@@ -22,7 +22,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -260,7 +260,7 @@ class _Transaction:
         self._deferring = 0
         self._mark = 0
         self._fills_mark = 0
-        self.pending: list[tuple[str, tuple[object, ...]]] = []
+        self.pending: list[tuple[str, tuple[object, ...] | Callable[[], tuple[object, ...]]]] = []
         #: Fill ids among the queued writes (a duplicate must be known before the flush); a
         #: handful at most, so a list, which a failed block can cut back like the queue.
         self.pending_fills: list[str] = []
@@ -291,11 +291,15 @@ class _Transaction:
             elif self._durable:
                 self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
-    def write(self, sql: str, args: tuple[object, ...]) -> None:
+    def write(self, sql: str, args: tuple[object, ...] | Callable[[], tuple[object, ...]]) -> None:
+        """Run (or queue) one statement. ``args`` may be a function that builds them: only for
+        rows of immutable values or of an object's current state (an upsert), where building
+        them at the flush writes the same or a later state. A queued write then costs the
+        reaction nothing: the flush runs while the order is signed."""
         if self._deferring:
             self.pending.append((sql, args))
         else:
-            self._db.execute(sql, args)
+            self._db.execute(sql, args() if callable(args) else args)
 
     def defer(self, on: bool) -> None:
         self._deferring += 1 if on else -1
@@ -319,7 +323,7 @@ class _Transaction:
         try:
             db.execute("BEGIN")
             for sql, args in pending:
-                db.execute(sql, args)
+                db.execute(sql, args() if callable(args) else args)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
@@ -461,12 +465,13 @@ class ExecutionJournal:
         row = self._read("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str | Callable[[], str]) -> None:
+        """Set one meta value; ``value`` may be a function giving the current state (see write)."""
         with self.atomic():
             self._transaction.write(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
+                (key, value) if isinstance(value, str) else lambda: (key, value()),
             )
 
     # -- orders ------------------------------------------------------------------------------
@@ -483,7 +488,7 @@ class ExecutionJournal:
                 "filled_quote = excluded.filled_quote, fees = excluded.fees, "
                 "updated_at = excluded.updated_at, covers = excluded.covers, error = excluded.error, "
                 "cancel_reason = excluded.cancel_reason",
-                (
+                lambda: (
                     order.client_order_id,
                     order.role.value,
                     order.side.value,
@@ -599,7 +604,7 @@ class ExecutionJournal:
                 self._transaction.pending_fills.append(fill.fill_id)
             self._transaction.write(
                 "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
+                lambda: (
                     fill.fill_id,
                     fill.client_order_id,
                     fill.role.value,
@@ -673,8 +678,8 @@ class ExecutionJournal:
         """The ledger as one row (``size entry_price realized fees volume fill_count``), and its
         position alone under ``ledger.size`` for readers such as the status command."""
         with self.atomic():
-            self.set_meta("ledger", " ".join(str(getattr(ledger, name)) for name in LEDGER_FIELDS))
-            self.set_meta("ledger.size", str(ledger.size))
+            self.set_meta("ledger", lambda: " ".join(str(getattr(ledger, name)) for name in LEDGER_FIELDS))
+            self.set_meta("ledger.size", lambda: str(ledger.size))
 
     def load_ledger(self) -> PositionLedger:
         ledger = PositionLedger()
@@ -690,7 +695,7 @@ class ExecutionJournal:
                 "INSERT INTO lots VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(lot_id) DO UPDATE SET "
                 "covered_by = excluded.covered_by, refused_price = excluded.refused_price, "
                 "closed = excluded.closed",
-                (
+                lambda: (
                     lot.lot_id,
                     lot.group,
                     lot.side.value,
