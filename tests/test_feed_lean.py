@@ -218,29 +218,48 @@ def test_the_hostile_lines_are_read_alike_by_every_path_that_reads_them(
         assert scanned([line], monkeypatch, "all") == scanned([line], monkeypatch, "general"), line
 
 
+_familiar = st.sampled_from(["0", "-0", "0.0", "-1", "100.0", "100.00", "1E+2", "100.1", "99.9", "0.5"])
 _number_texts = st.one_of(
+    _familiar,
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
-    st.sampled_from(["NaN", "-0", "0", "0.0", "0.00", "1e999999", "-1", "1E-50", "sNaN", " 1", "1_0", "+5"]),
-    st.sampled_from(["100.0", "100.00", "100.1", "100.10", "1E+2", "0.5", "2.0", "100"]),
+    st.sampled_from(["NaN", "1e999999", "1E-50", "sNaN", " 1", "1_0", "+5", "100"]),
     st.text(alphabet="0123456789.-+eE", min_size=1, max_size=45),
 )
 _timestamps = st.one_of(
     st.integers(min_value=0, max_value=10**19 - 1),
-    st.integers(min_value=1_000_000_000, max_value=1_000_000_100),
     st.text(alphabet="0123456789-_+", min_size=1, max_size=21),
 )
 
 
 @st.composite
-def _well_formed_lines(draw: st.DrawFn) -> str:
-    ns = draw(_timestamps)
-    if draw(st.booleans()):
-        return book(ns, *(draw(_number_texts) for _ in range(4)))
-    return trade(ns, draw(_number_texts), draw(_number_texts), draw(st.booleans()))
+def _well_formed_feeds(draw: st.DrawFn) -> list[str]:
+    """Up to 40 lines, most with a valid time a little after the last and numbers from a palette
+    of a few familiar spellings, so most lines reuse numbers the lean path has seen (its checks
+    then run on the table's values); the rest anything."""
+    palette = st.sampled_from(draw(st.lists(_familiar, min_size=1, max_size=5)))
+    clock = 1_000_000_000
+
+    def number() -> str:
+        return draw(palette if draw(st.integers(0, 9)) else _number_texts)
+
+    def time() -> int | str:
+        nonlocal clock
+        if draw(st.integers(0, 9)):
+            clock += draw(st.integers(-3, 10))
+            return clock
+        return draw(_timestamps)
+
+    lines = []
+    for _ in range(draw(st.integers(0, 40))):
+        if draw(st.booleans()):
+            lines.append(book(time(), number(), number(), number(), number()))
+        else:
+            lines.append(trade(time(), number(), number(), draw(st.booleans())))
+    return lines
 
 
 @FUZZ
-@given(st.lists(_well_formed_lines(), max_size=40))
+@given(_well_formed_feeds())
 def test_fuzz_every_path_reads_well_formed_lines_alike(lines: list[str]) -> None:
     """Lines in Binance's layout whose JSON is valid: the lean path (text to index, a Decimal
     only for a new text, checks on known values), the general path and the JSON path (every
