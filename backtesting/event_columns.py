@@ -40,10 +40,11 @@ class ColumnBuilder:
 
     The recorded-feed reader instead looks the number's text up in :attr:`known` (text -> index)
     and appends to the columns itself; only a text it has not seen goes through
-    :meth:`intern_text` (a Decimal made and interned as above, so ``100.0`` read from text and
-    ``Decimal("100.0")`` from the JSON path share an entry, and ``1e2`` and ``100`` do not). A
-    table entry is therefore one distinct ``str(value)``, whichever way it came in. The values
-    must be hashable (the sources' values are finite).
+    :meth:`intern_text`, which looks the value's own text (``str``) up there too, so ``+100.0``
+    and ``100.0`` share an entry and ``1e2`` and ``100`` do not. A table entry is therefore one
+    distinct ``str(value)``, whichever way it came in: each way also consults the other's
+    look-up when that holds anything (a recording's JSON lines come in as Decimals), so a value
+    is never entered twice. The values must be hashable (the sources' values are finite).
     """
 
     def __init__(self) -> None:
@@ -68,6 +69,8 @@ class ColumnBuilder:
                 values[index] = value
                 return index
             found = by_text.get(text)
+            if found is None and known:  # the text look-up holds values too: the same entry
+                found = known.get(text)
             if found is not None:
                 return found
             found = len(values)
@@ -79,9 +82,17 @@ class ColumnBuilder:
             return found
 
         def intern_text(text: str, value: Decimal) -> int:
-            index = find(value)
-            if index is None or values[index] is not value:
-                index = intern(value, index)
+            canonical = str(value)
+            index = known.get(canonical)
+            if index is None:
+                if by_value:  # Decimals came in too: an equal value may be there already
+                    index = find(value)
+                    if index is None or values[index] is not value:
+                        index = intern(value, index)
+                else:  # one entry per canonical text, without hashing the Decimal
+                    index = len(values)
+                    values.append(value)
+                known[canonical] = index
             known[text] = index
             return index
 

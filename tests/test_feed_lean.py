@@ -125,6 +125,8 @@ def hostile_lines() -> list[str]:
         "",
         "-1000000000 {}",
         trade(ns + 40, "100.1", "0.5"),
+        book(ns + 41, "99.9", "99.95", "0.001", "3"),  # numbers the JSON path met first
+        loose_book(ns + 42, "100.000", "100.2", "3.0", "0.0010"),
     ]
 
 
@@ -196,7 +198,7 @@ def test_the_cold_cache_file_is_the_event_paths_byte_for_byte(tmp_path: Path, ho
 #: ``content_digest`` of the caches the reader wrote at e39f68f, before the lean path.
 BEFORE_LEAN_PATH = {
     "recorded": "b9ee549491f51d7cd25751be081a70dae285193afe6a0391146474874f00c2c5",
-    "hostile": "d5789dc11d28770d81860ebdd6fa42368d5040e6f076bae96a40e7300cdafabf",
+    "hostile": "950549c355af6ad18ea70ee31ed93215e2e618451f03659be4f9c9de66ba6828",
 }
 
 
