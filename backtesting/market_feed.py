@@ -458,8 +458,9 @@ def read_recorded_feed(
 ) -> Iterator[MarketEvent]:
     """Yield the BBO and TRADE events of a recording (the paper venue's replay): the rows
     :func:`read_recorded_columns` reads, a block at a time, as MarketEvents, with the same
-    counts, errors and warnings. The value table is started again once it holds
-    ``_DECIMAL_CACHE_LIMIT`` values, so an endless replay holds a bounded one."""
+    counts, errors and warnings (closed part-way, the counts cover the whole block of lines it
+    had read). The value table is started again once it holds ``_DECIMAL_CACHE_LIMIT`` values,
+    so an endless replay holds a bounded one."""
     builder = ColumnBuilder()
     with contextlib.closing(read_recorded_columns(path, stats, allow_truncated, builder)) as steps:
         for _ in steps:
