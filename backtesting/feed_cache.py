@@ -1,12 +1,13 @@
 """Compact, pre-decoded market data, so replays skip gzip, text parsing and random draws.
 
-Reading the gzip text feed costs about 5 µs an event (decompression, line classification,
-regular expressions, Decimal construction) and the synthetic market about 3 µs (random draws,
-Decimal arithmetic); a backtest wants the events themselves. The first run over a source writes
-a cache file holding every event as fixed-width binary columns plus one table of the distinct
-decimal values. Later runs read the columns in chunks (memory stays flat however long the
-feed) and hand the venue the very Decimal objects of the table, or rebuild the same
-:class:`~backtesting.market_feed.MarketEvent` objects from them.
+Reading the gzip text feed costs about 3.5 µs a line (decompression, one regular expression,
+a dict look-up per number; a Decimal only for a number not seen before) and the synthetic
+market about 3 µs an event (random draws, Decimal arithmetic); a backtest wants the events
+themselves. The first run over a source writes a cache file holding every event as
+fixed-width binary columns plus one table of the distinct decimal values. Later runs read the
+columns in chunks (memory stays flat however long the feed) and hand the venue the very Decimal
+objects of the table, or rebuild the same :class:`~backtesting.market_feed.MarketEvent` objects
+from them.
 
 File layout (little-endian), written atomically and front to back, so the first run streams the
 source into it a block at a time (memory stays flat however long the feed, writing included):
@@ -48,8 +49,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from backtesting.market_feed import FeedStats, MarketEvent, MarketEventKind, TruncatedFeed, read_recorded_feed
-from exchanges.base import OrderSide
+# The row kinds and the columns' type are the cache's as much as the reader's: re-exported.
+from backtesting.event_columns import BBO as BBO
+from backtesting.event_columns import BOUGHT as BOUGHT
+from backtesting.event_columns import SOLD as SOLD
+from backtesting.event_columns import ColumnBuilder
+from backtesting.event_columns import Columns as Columns
+from backtesting.market_feed import (
+    FeedStats,
+    MarketEvent,
+    TruncatedFeed,
+    column_events,
+    events_into,
+    read_recorded_columns,
+)
 
 MAGIC = b"PDBFEED"
 #: 2: the reader clamps backward timestamps and FeedStats counts skipped lines by kind, so
@@ -57,15 +70,12 @@ MAGIC = b"PDBFEED"
 #: the recording's symbol (the run's ticker and instrument come from it). 4: the values' ranks.
 #: 5: events in blocks, the header and table after them (written as the source is read).
 FORMAT_VERSION = 5
-BBO, BOUGHT, SOLD = 0, 1, 2
 #: Events per block of a cache file, and per chunk when streaming it (about 1.4 MB of columns).
 CHUNK_EVENTS = 65536
 _TYPECODES = ("d", "b", "I", "I", "I", "I")
 _ITEMSIZES = tuple(array(typecode).itemsize for typecode in _TYPECODES)
 _EVENT_BYTES = sum(_ITEMSIZES)
 _LENGTH = struct.Struct("<Q")
-
-Columns = tuple[array, array, array, array, array, array]
 
 
 def default_cache_dir() -> Path:
@@ -165,15 +175,8 @@ class CachedFeed:
 
     def events(self, start: int = 0, stop: int | None = None) -> Iterator[MarketEvent]:
         """Events ``start`` to ``stop`` (indexes), identical to what the source yielded."""
-        values = self.values
-        make_bbo, make_trade = MarketEvent.bbo, MarketEvent.trade
-        buy, sell = OrderSide.BUY, OrderSide.SELL
-        for times, kinds, first, second, third, fourth in self.chunks(start, stop):
-            for kind, timestamp, a, b, c, d in zip(kinds, times, first, second, third, fourth, strict=True):
-                if kind == BBO:
-                    yield make_bbo(timestamp, values[a], values[b], values[c], values[d])
-                else:
-                    yield make_trade(timestamp, values[a], values[b], buy if kind == BOUGHT else sell)
+        for chunk in self.chunks(start, stop):
+            yield from column_events(chunk, self.values)
 
 
 def value_ranks(values: list[Decimal]) -> array:
@@ -210,122 +213,27 @@ def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     return {feed.values[index] for index in indexes}
 
 
-class _ColumnBuilder:
-    """Columns being filled, each distinct decimal value interned once.
-
-    Values are looked up by value (a Decimal caches its hash), and the entry found is the value
-    when it is the very object the table holds: sources hand out the same Decimal objects again
-    and again (the reader's and the synthetic market's memos), so most look-ups end there,
-    without formatting any text and without a table keyed by ``id`` or by text beside the
-    values (those cost about 10 MB at 77,000 distinct values). An equal value that is another
-    object is compared by text, since ``1.0`` and ``1.00`` are equal Decimals with different
-    digits: the same text takes the table's place (so the source's current object is found by
-    identity from then on), another text is a value of its own, kept in a small second table.
-    ``bbo`` and ``trade`` take an event's fields, as the feed reader's builders (see
-    :func:`~backtesting.market_feed.read_recorded_feed`), so the first read of a recording goes
-    straight into columns without building event objects. The values must be hashable (the
-    sources' values are finite).
-    """
-
-    def __init__(self) -> None:
-        self.columns: Columns = (array("d"), array("b"), array("I"), array("I"), array("I"), array("I"))
-        values: list[Decimal] = []
-        self.values = values
-        # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
-        # the columns) alive after the feed is built until the garbage collector runs.
-        by_value: dict[Decimal, int] = {}
-        #: Values equal to an earlier one but written with other digits (rare): text -> index.
-        by_text: dict[str, int] = {}
-        find = by_value.get
-
-        def intern(value: Decimal, index: int | None) -> int:
-            # ``index``: where an equal value is (None: nowhere), not this very object.
-            text = str(value)
-            if index is not None and str(values[index]) == text:
-                values[index] = value
-                return index
-            found = by_text.get(text)
-            if found is not None:
-                return found
-            found = len(values)
-            values.append(value)
-            if index is None:
-                by_value[value] = found
-            else:
-                by_text[text] = found
-            return found
-
-        times, kinds, first, second, third, fourth = self.columns
-        add_time, add_kind = times.append, kinds.append
-        add_first, add_second, add_third, add_fourth = (
-            first.append,
-            second.append,
-            third.append,
-            fourth.append,
-        )
-
-        def bbo(
-            timestamp: float, best_bid: Decimal, best_ask: Decimal, bid_size: Decimal, ask_size: Decimal
-        ) -> None:
-            add_time(timestamp)
-            add_kind(BBO)
-            index = find(best_bid)
-            add_first(index if index is not None and values[index] is best_bid else intern(best_bid, index))
-            index = find(best_ask)
-            add_second(index if index is not None and values[index] is best_ask else intern(best_ask, index))
-            index = find(bid_size)
-            add_third(index if index is not None and values[index] is bid_size else intern(bid_size, index))
-            index = find(ask_size)
-            add_fourth(index if index is not None and values[index] is ask_size else intern(ask_size, index))
-
-        def trade(timestamp: float, price: Decimal, size: Decimal, aggressor: OrderSide) -> None:
-            add_time(timestamp)
-            add_kind(BOUGHT if aggressor is OrderSide.BUY else SOLD)
-            index = find(price)
-            add_first(index if index is not None and values[index] is price else intern(price, index))
-            index = find(size)
-            add_second(index if index is not None and values[index] is size else intern(size, index))
-            add_third(0)
-            add_fourth(0)
-
-        def release() -> None:
-            # The look-up tables are only needed while events come in: emptied before the value
-            # table is written and ranked, so those steps reuse their memory.
-            by_value.clear()
-            by_text.clear()
-
-        self.bbo = bbo
-        self.trade = trade
-        self.release = release
-
-    def take(self) -> Columns:
-        """The columns filled so far, emptied for the next block (the arrays stay the same
-        objects: the builders hold their ``append`` methods)."""
-        taken: Columns = tuple(array(column.typecode, column) for column in self.columns)  # type: ignore[assignment]
-        for column in self.columns:
-            del column[:]
-        return taken
-
-    def feed(self, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
-        times = self.columns[0]
-        return CachedFeed(
-            count=len(times),
-            values=self.values,
-            stats=stats if stats is not None else FeedStats(),
-            source=source,
-            first_time=times[0] if times else None,
-            last_time=times[-1] if times else None,
-            columns=self.columns,
-        )
+def _in_memory(builder: ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
+    """The rows ``builder`` holds as an in-memory feed (its columns and table, not copies)."""
+    times = builder.columns[0]
+    return CachedFeed(
+        count=len(times),
+        values=builder.values,
+        stats=stats if stats is not None else FeedStats(),
+        source=source,
+        first_time=times[0] if times else None,
+        last_time=times[-1] if times else None,
+        columns=builder.columns,
+    )
 
 
 def columns_from_events(
     events: Iterable[MarketEvent], stats: FeedStats | None, source: dict[str, Any]
 ) -> CachedFeed:
     """Turn events into an in-memory :class:`CachedFeed` (interning each distinct value once)."""
-    builder = _ColumnBuilder()
-    collections.deque(_events_into(builder, events), maxlen=0)  # run the steps, keep nothing
-    return builder.feed(stats, source)
+    builder = ColumnBuilder()
+    collections.deque(events_into(builder, events, CHUNK_EVENTS), maxlen=0)  # run the steps, keep nothing
+    return _in_memory(builder, stats, source)
 
 
 def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> CachedFeed:
@@ -335,12 +243,10 @@ def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> Cach
     ValueError before anything is cached.
     """
     stats = FeedStats()
-    builder = _ColumnBuilder()
-    # The reader calls the builder for each event; what it yields (None) is dropped in C.
-    collections.deque(
-        read_recorded_feed(source, stats, allow_truncated, builder.bbo, builder.trade), maxlen=0
-    )
-    return builder.feed(stats, recorded_identity(source))
+    builder = ColumnBuilder()
+    # The reader fills the builder's columns; what it yields (a None a block) is dropped in C.
+    collections.deque(read_recorded_columns(source, stats, allow_truncated, builder), maxlen=0)
+    return _in_memory(builder, stats, recorded_identity(source))
 
 
 class _CacheWriter:
@@ -413,19 +319,18 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
 
 
 def _streamed(
-    path: Path, steps: Iterator[Any], builder: _ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]
+    path: Path, steps: Iterator[None], builder: ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]
 ) -> list[Decimal]:
-    """Write the cache file of a source as it is read: ``steps`` adds one event to ``builder``
-    per item, taken ``CHUNK_EVENTS`` at a time and written out as one block, so only a block of
-    columns (and the value table) is ever held, however many events."""
+    """Write the cache file of a source as it is read: each of ``steps`` adds some rows to
+    ``builder`` (a block of lines, a run of synthetic events), written out ``CHUNK_EVENTS`` at a
+    time as they fill a block, so only about a block of columns (and the value table) is ever
+    held, however many events."""
     writer = _CacheWriter(path)
     try:
-        while True:
-            collections.deque(itertools.islice(steps, CHUNK_EVENTS), maxlen=0)
-            block = builder.take()
-            writer.write_block(block)
-            if len(block[0]) < CHUNK_EVENTS:
-                break
+        for _ in steps:
+            while len(builder) >= CHUNK_EVENTS:
+                writer.write_block(builder.take(CHUNK_EVENTS))
+        writer.write_block(builder.take())
         builder.release()
         writer.finish(builder.values, stats if stats is not None else FeedStats(), source)
     except BaseException:
@@ -541,27 +446,16 @@ def _load_or_build(
     return read_cached_feed(path, values=stream(path))
 
 
-def _events_into(builder: _ColumnBuilder, events: Iterable[MarketEvent]) -> Iterator[None]:
-    """Each of ``events`` added to ``builder``, one step each (for :func:`_streamed`)."""
-    bbo, trade, quote = builder.bbo, builder.trade, MarketEventKind.BBO
-    for event in events:
-        if event.kind is quote:
-            bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
-        else:
-            trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
-        yield None
-
-
 def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> list[Decimal]:
-    builder = _ColumnBuilder()
-    return _streamed(path, _events_into(builder, events), builder, None, identity)
+    builder = ColumnBuilder()
+    return _streamed(path, events_into(builder, events, CHUNK_EVENTS), builder, None, identity)
 
 
 def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> list[Decimal]:
     stats = FeedStats()
     identity = recorded_identity(source)
-    builder = _ColumnBuilder()
-    steps = read_recorded_feed(source, stats, allow_truncated, builder.bbo, builder.trade)
+    builder = ColumnBuilder()
+    steps = read_recorded_columns(source, stats, allow_truncated, builder)
     return _streamed(path, steps, builder, stats, identity)
 
 

@@ -1,10 +1,13 @@
 """Market events for the paper venue and backtests: a recorded-feed reader and a synthetic market.
 
 Both sources yield the same small :class:`MarketEvent` objects, so the paper venue, a backtest
-engine and the tests consume real and simulated data through one path. The reader is the
-backtest hot path: it classifies lines with cheap string checks, parses the two streams it uses
-with one regular expression each (falling back to :func:`helpers.safe_json.loads` only for lines
-laid out differently), and never crashes on a bad line: it counts it by kind and moves on.
+engine and the tests consume real and simulated data through one path. The reader is the cold
+backtest's hot path, so it reads a recording into columns (:mod:`backtesting.event_columns`):
+one regular expression matches a whole line as Binance writes it, and a number text it has
+seen before is an index into the value table, without a Decimal or an event object; lines laid
+out differently take cheap string checks and :func:`helpers.safe_json.loads`. The MarketEvent
+reader is a view over those columns. It never crashes on a bad line: it counts it by kind and
+moves on.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from backtesting.event_columns import BBO, BOUGHT, SOLD, ColumnBuilder, Columns
 from exchanges.base import MalformedMessage, OrderSide
 from helpers import safe_json
 
@@ -197,20 +201,24 @@ _BOOK_TICKER_FIELDS = re.compile(
 )
 _TRADE_FIELDS = re.compile(r'"p":"([^"]{1,40})","q":"([^"]{1,40})".*?"m":(true|false)')
 _STREAM_PREFIX = '{"stream":"'
-#: Whole-line layouts of the two streams as Binance sends them: one anchored match gives the
-#: timestamp, the symbol and the fields. They accept only lines the general path reads the same
-#: way (nanosecond digits, one "@" before the channel, the fields' first occurrence before any
-#: nested object), so a line either takes one of them or the general path, with one result.
-_FAST_BOOK_TICKER = re.compile(
-    r'([0-9]{1,19}) \{"stream":"([^"@]*)@bookTicker","data":\{[^{}]*?'
+#: Whole lines of the two streams exactly as Binance sends them (field order, and the fields
+#: before the ones used), both in one anchored match: the timestamp, the symbol, then the book's
+#: bid, bid size, ask and ask size, or the trade's price, size and maker flag. Every other line
+#: (another layout, a nested object, a depth diff) takes the general path, which reads any line
+#: this matches the same way: nanosecond digits up to the first space, one "@" in the stream
+#: name, and the fields' first occurrence after it (the fields before them hold no quote, so
+#: none can start earlier; the text between the size and ``"m"`` holds no newline, which the
+#: general path's ``.*?`` would not cross). A line takes one path or the other, with one result.
+_BINANCE_LINE = re.compile(
+    r'([0-9]{1,19}) \{"stream":"([^"@]*)@(?:'
+    r'bookTicker","data":\{"e":"bookTicker","u":[0-9]+,"s":"[^"{}]*",'
     r'"b":"([^"]{1,40})","B":"([^"]{1,40})","a":"([^"]{1,40})","A":"([^"]{1,40})"'
-)
-_FAST_TRADE = re.compile(
-    r'([0-9]{1,19}) \{"stream":"([^"@]*)@trade","data":\{[^{}]*?'
-    r'"p":"([^"]{1,40})","q":"([^"]{1,40})".*?"m":(true|false)'
+    r'|trade","data":\{"e":"trade","E":[0-9]+,"T":[0-9]+,"s":"[^"{}]*","t":[0-9]+,'
+    r'"p":"([^"]{1,40})","q":"([^"]{1,40})","X":"[^"{}\n]*","m":(true|false))'
 )
 _ZERO = Decimal(0)
-#: Distinct number texts remembered (a few MB at most): 5.7 minutes of BTCUSDT hold ~16,000.
+#: Distinct number texts the MarketEvent reader remembers before it starts a new table (a few MB
+#: at most): 5.7 minutes of BTCUSDT hold ~16,000.
 _DECIMAL_CACHE_LIMIT = 32768
 _ONE_BILLION = 1_000_000_000
 #: Nanoseconds since the epoch fit in 19 digits (int64); more is corruption, and a 400-digit
@@ -386,31 +394,27 @@ def _unknown_format(path: Path, first_lines: list[str]) -> UnknownFeedFormat:
     )
 
 
-def read_recorded_feed(
+def read_recorded_columns(
     path: str | Path,
-    stats: FeedStats | None = None,
-    allow_truncated: bool = True,
-    make_bbo: Callable[[float, Decimal, Decimal, Decimal, Decimal], Any] = MarketEvent.bbo,
-    make_trade: Callable[[float, Decimal, Decimal, OrderSide], Any] = MarketEvent.trade,
-) -> Iterator[Any]:
-    """Yield BBO and TRADE events from a recording, its format detected from its first lines.
+    stats: FeedStats | None,
+    allow_truncated: bool,
+    builder: ColumnBuilder,
+) -> Iterator[None]:
+    """Read a recording into ``builder``'s columns, its format detected from its first lines;
+    one step (a None) per block of lines read, so a caller can take the rows as they come.
 
-    Binance (``<receive-time-ns> <raw JSON>``): ``bookTicker`` lines become BBO events, ``trade``
-    lines TRADE events (``m`` true means the buyer was the maker, so the aggressor sold); depth
+    Binance (``<receive-time-ns> <raw JSON>``): ``bookTicker`` lines become BBO rows, ``trade``
+    lines trade rows (``m`` true means the buyer was the maker, so the aggressor sold); depth
     diffs and the REST snapshot are counted and skipped; the receive time is the event time.
-    Hyperliquid: see :func:`_parse_hyperliquid`. Times are clamped so they never run backwards
+    Hyperliquid: see :func:`_scan_hyperliquid`. Times are clamped so they never run backwards
     (see :class:`FeedStats`). Lines that cannot be used are counted in ``stats`` by kind (with
     the first few line numbers) and skipped; one warning with the counts is logged at the end.
 
-    An unrecognised file raises :class:`UnknownFeedFormat` before any event. A compressed file
+    An unrecognised file raises :class:`UnknownFeedFormat` before any row. A compressed file
     that ends early or is corrupt sets ``stats.truncated``; with ``allow_truncated`` (the live
-    paper venue) the events before the damage stand and a warning is logged, without it
+    paper venue) the rows before the damage stand and a warning is logged, without it
     (backtests, unless ``--allow-truncated``) :class:`TruncatedFeed` is raised once the readable
     part has been read, so no cache is written and a run never silently uses part of a file.
-
-    ``make_bbo`` and ``make_trade`` build what is yielded for each event (MarketEvents by
-    default); the feed cache passes builders that append to its columns instead, so its first
-    read skips the event objects (the same loop, the same checks and counts, either way).
     """
     feed_stats = stats if stats is not None else FeedStats()
     feed_path = Path(path)
@@ -429,14 +433,8 @@ def read_recorded_feed(
                     raise failure[0]  # cut off before its first line: truncated, not unknown
                 raise _unknown_format(feed_path, first_lines[:_SNIFF_LINES])
             feed_stats.format = found
-            all_blocks = itertools.chain((first_lines,), blocks)
-            if found == BINANCE_FORMAT:
-                yield from _parse_lines(
-                    itertools.chain.from_iterable(all_blocks), feed_stats, make_bbo, make_trade
-                )
-            else:
-                for event in _parse_hyperliquid(itertools.chain.from_iterable(all_blocks), feed_stats):
-                    yield _rebuild(event, make_bbo, make_trade)
+            scan = _scan_binance if found == BINANCE_FORMAT else _scan_hyperliquid
+            yield from scan(itertools.chain((first_lines,), blocks), feed_stats, builder)
             if failure:
                 raise failure[0]
     except (EOFError, gzip.BadGzipFile, zlib.error, RuntimeError) as exc:
@@ -455,6 +453,67 @@ def read_recorded_feed(
             logger.warning("%s: %s", feed_path, feed_stats.summary())
 
 
+def read_recorded_feed(
+    path: str | Path, stats: FeedStats | None = None, allow_truncated: bool = True
+) -> Iterator[MarketEvent]:
+    """Yield the BBO and TRADE events of a recording (the paper venue's replay): the rows
+    :func:`read_recorded_columns` reads, a block at a time, as MarketEvents, with the same
+    counts, errors and warnings (closed part-way, the counts cover the whole block of lines it
+    had read). The value table is started again once it holds ``_DECIMAL_CACHE_LIMIT`` values,
+    so an endless replay holds a bounded one."""
+    builder = ColumnBuilder()
+    with contextlib.closing(read_recorded_columns(path, stats, allow_truncated, builder)) as steps:
+        for _ in steps:
+            yield from _drain(builder)
+
+
+def _drain(builder: ColumnBuilder) -> Iterator[MarketEvent]:
+    yield from column_events(builder.take(), builder.values)
+    if len(builder.values) >= _DECIMAL_CACHE_LIMIT:
+        builder.forget()
+
+
+def column_events(columns: Columns, values: list[Decimal]) -> Iterator[MarketEvent]:
+    """The rows of ``columns`` as MarketEvents, their numbers the very Decimals of ``values``."""
+    times, kinds, first, second, third, fourth = columns
+    make_bbo, make_trade = MarketEvent.bbo, MarketEvent.trade
+    buy, sell = OrderSide.BUY, OrderSide.SELL
+    for kind, timestamp, a, b, c, d in zip(kinds, times, first, second, third, fourth, strict=True):
+        if kind == BBO:
+            yield make_bbo(timestamp, values[a], values[b], values[c], values[d])
+        else:
+            yield make_trade(timestamp, values[a], values[b], buy if kind == BOUGHT else sell)
+
+
+def add_event(builder: ColumnBuilder, event: MarketEvent) -> None:
+    """One MarketEvent as a row of ``builder`` (the JSON paths' events; see also
+    :func:`events_into`)."""
+    if event.kind is _BBO:
+        builder.bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
+    else:
+        builder.trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
+
+
+def events_into(builder: ColumnBuilder, events: Iterable[MarketEvent], step: int) -> Iterator[None]:
+    """``events`` added to ``builder`` as rows, one step (a None) per ``step`` events: the
+    synthetic market's way into the columns (the same dispatch as :func:`add_event`, inlined:
+    it runs once per event of millions)."""
+    bbo, trade = builder.bbo, builder.trade
+    times = builder.columns[0]
+    iterator = iter(events)
+    while True:
+        before = len(times)
+        for event in itertools.islice(iterator, step):
+            if event.kind is _BBO:
+                bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)  # type: ignore[arg-type]
+            else:
+                trade(event.timestamp, event.price, event.size, event.aggressor_side)  # type: ignore[arg-type]
+        added = len(times) - before
+        yield None
+        if added < step:
+            return
+
+
 def _until_error(blocks: Iterable[list[str]], failure: list[BaseException]) -> Iterator[list[str]]:
     """``blocks`` up to a read error, which is put in ``failure`` instead of raised here."""
     try:
@@ -463,159 +522,194 @@ def _until_error(blocks: Iterable[list[str]], failure: list[BaseException]) -> I
         failure.append(exc)
 
 
-def _rebuild(event: MarketEvent, make_bbo: Callable[..., Any], make_trade: Callable[..., Any]) -> Any:
-    """``event`` as the caller's builders make it (the slow paths build MarketEvents)."""
-    if make_bbo is MarketEvent.bbo and make_trade is MarketEvent.trade:
-        return event
-    if event.kind is _BBO:
-        return make_bbo(event.timestamp, event.best_bid, event.best_ask, event.bid_size, event.ask_size)
-    return make_trade(event.timestamp, event.price, event.size, event.aggressor_side)
+def _parse_lines(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent]:
+    """The events of Binance ``lines`` (tests and tools): :func:`_scan_binance`'s rows."""
+    builder = ColumnBuilder()
+    with contextlib.closing(_scan_binance((list(lines),), stats, builder)) as steps:
+        for _ in steps:
+            yield from _drain(builder)
 
 
-def _parse_lines(
-    lines: Iterable[str],
-    stats: FeedStats,
-    make_bbo: Callable[[float, Decimal, Decimal, Decimal, Decimal], Any] = MarketEvent.bbo,
-    make_trade: Callable[[float, Decimal, Decimal, OrderSide], Any] = MarketEvent.trade,
-) -> Iterator[Any]:
-    """The hot loop: classify by the stream name near the line start, parse only what we use.
+def _new_indexes(texts: tuple[str, ...], check: Callable[..., None], builder: ColumnBuilder) -> list[int]:
+    """The value indexes of a line's number texts when one of them is new: each new text made a
+    Decimal and checked (:func:`_checked_decimal`), the line's numbers checked together
+    (``check``), and only then the new ones interned, in field order, so a refused line leaves
+    the table as it was. (Plain loops: about one line in six of a recording comes here.)"""
+    known, values = builder.known.get, builder.values
+    numbers = []
+    for text in texts:
+        index = known(text)
+        numbers.append(_checked_decimal(text) if index is None else values[index])
+    check(*numbers)
+    intern_text = builder.intern_text
+    indexes = []
+    for text, number in zip(texts, numbers, strict=True):
+        index = known(text)
+        indexes.append(intern_text(text, number) if index is None else index)
+    return indexes
+
+
+def _scan_binance(blocks: Iterable[list[str]], stats: FeedStats, builder: ColumnBuilder) -> Iterator[None]:
+    """The hot loop: a line's text straight into column indexes, one step per block of lines.
+
+    Each line is classified by :data:`_BINANCE_LINE` (the whole line as Binance writes it, in
+    one match) or, failing that, by the stream name near the line start, and only the fields
+    used are read. A number text is looked up in the builder's ``known`` table; only a text not
+    seen before becomes a Decimal, checked once (:func:`_checked_decimal`), and enters the value
+    table once the line's event stands (so the table holds exactly the values events use, in the
+    order they first use them). A line that fits neither layout is parsed as JSON.
 
     Counters live in locals and are written to ``stats`` when the loop ends (or is closed).
-    Decimal texts are validated once, when they enter the cache.
     """
-    decimal_cache: dict[str, Decimal] = {}
     symbols = stats.symbols
-
-    # Most texts are in the memo: looked up inline (``cached(text) or ...``), the call only on a
-    # miss (or a zero, which is falsy and simply found again by the call).
-    cached = decimal_cache.get
-
-    def to_decimal(text: str) -> Decimal:
-        value = decimal_cache.get(text)
-        if value is None:
-            if len(decimal_cache) >= _DECIMAL_CACHE_LIMIT:
-                decimal_cache.clear()
-            value = decimal_cache[text] = _checked_decimal(text)
-        return value
-
+    known = builder.known
+    values = builder.values
+    times, kinds, first, second, third, fourth = builder.columns
+    add_time, add_kind = times.append, kinds.append
+    add_first, add_second, add_third, add_fourth = first.append, second.append, third.append, fourth.append
+    match_line = _BINANCE_LINE.match
     book_search = _BOOK_TICKER_FIELDS.search
     trade_search = _TRADE_FIELDS.search
-    fast_book = _FAST_BOOK_TICKER.match
-    fast_trade = _FAST_TRADE.match
-    buy, sell = OrderSide.BUY, OrderSide.SELL
     zero = _ZERO
     prefix, prefix_length = _STREAM_PREFIX, len(_STREAM_PREFIX)
-    max_digits = _MAX_TIMESTAMP_DIGITS
+    max_digits, symbol_lines, one_billion = _MAX_TIMESTAMP_DIGITS, _SYMBOL_LINES, _ONE_BILLION
+    bbo, bought, sold = BBO, BOUGHT, SOLD
     line_number = bbo_events = trade_events = depth_lines = other_lines = clamped = 0
     last_time = -math.inf
     try:
-        for line in lines:
-            line_number += 1
-            try:
-                # The usual layouts in one anchored match each; anything else (and a line these
-                # do not match) takes the general path below, which gives the same answer.
-                match = fast_book(line)
-                if match is not None:
-                    stamp, name, bid_text, bid_size_text, ask_text, ask_size_text = match.groups()
-                    is_book = True
-                else:
-                    match = fast_trade(line)
+        for block in blocks:
+            for line in block:
+                line_number += 1
+                try:
+                    match = match_line(line)
                     if match is not None:
-                        stamp, name, price_text, size_text, buyer_is_maker = match.groups()
-                        is_book = False
-                if match is not None:
-                    timestamp = int(stamp) / _ONE_BILLION
-                    if line_number <= _SYMBOL_LINES and name:
-                        symbol = name.upper()
-                        if symbol not in symbols:
-                            symbols.append(symbol)
-                else:
-                    space = line.find(" ")
-                    if space <= 0:
-                        if line.strip():
-                            raise _MalformedLine(BAD_TIMESTAMP)
-                        other_lines += 1
-                        continue
-                    stamp = line[:space]
-                    if space <= max_digits and stamp.isascii() and stamp.isdigit():
-                        timestamp = int(stamp) / _ONE_BILLION
-                    else:
-                        timestamp = _parse_timestamp(stamp)
-                    if line.startswith(prefix, space + 1):
-                        name_start = space + 1 + prefix_length
-                        name_end = line.find('"', name_start)
-                        if name_end < 0:
-                            raise _MalformedLine(NOT_JSON)
-                        at = line.find("@", name_start, name_end)
-                        channel = line[at + 1 : name_end]
-                        if line_number <= _SYMBOL_LINES and at > name_start:
-                            symbol = line[name_start:at].upper()
+                        (
+                            stamp,
+                            name,
+                            bid_text,
+                            bid_size_text,
+                            ask_text,
+                            ask_size_text,
+                            price_text,
+                            size_text,
+                            maker,
+                        ) = match.groups()
+                        timestamp = int(stamp) / one_billion
+                        if line_number <= symbol_lines and name:
+                            symbol = name.upper()
                             if symbol not in symbols:
                                 symbols.append(symbol)
-                        if channel == "bookTicker":
-                            match = book_search(line, name_end)
-                            if match is not None:
-                                bid_text, bid_size_text, ask_text, ask_size_text = match.groups()
-                                is_book = True
-                        elif channel == "trade":
-                            match = trade_search(line, name_end)
-                            if match is not None:
-                                price_text, size_text, buyer_is_maker = match.groups()
-                                is_book = False
-                        elif channel.startswith("depth"):
-                            depth_lines += 1
-                            continue
-                        else:
+                    else:
+                        space = line.find(" ")
+                        if space <= 0:
+                            if line.strip():
+                                raise _MalformedLine(BAD_TIMESTAMP)
                             other_lines += 1
                             continue
-                if match is not None:
-                    if is_book:
-                        best_bid = cached(bid_text) or to_decimal(bid_text)
-                        best_ask = cached(ask_text) or to_decimal(ask_text)
-                        bid_size = cached(bid_size_text) or to_decimal(bid_size_text)
-                        ask_size = cached(ask_size_text) or to_decimal(ask_size_text)
-                        if not (zero < best_bid <= best_ask and zero <= bid_size and zero <= ask_size):
-                            _check_book(best_bid, best_ask, bid_size, ask_size)
+                        stamp = line[:space]
+                        if space <= max_digits and stamp.isascii() and stamp.isdigit():
+                            timestamp = int(stamp) / one_billion
+                        else:
+                            timestamp = _parse_timestamp(stamp)
+                        if line.startswith(prefix, space + 1):
+                            name_start = space + 1 + prefix_length
+                            name_end = line.find('"', name_start)
+                            if name_end < 0:
+                                raise _MalformedLine(NOT_JSON)
+                            at = line.find("@", name_start, name_end)
+                            channel = line[at + 1 : name_end]
+                            if line_number <= symbol_lines and at > name_start:
+                                symbol = line[name_start:at].upper()
+                                if symbol not in symbols:
+                                    symbols.append(symbol)
+                            if channel == "bookTicker":
+                                match = book_search(line, name_end)
+                                if match is not None:
+                                    bid_text, bid_size_text, ask_text, ask_size_text = match.groups()
+                            elif channel == "trade":
+                                match = trade_search(line, name_end)
+                                if match is not None:
+                                    price_text, size_text, maker = match.groups()
+                                    bid_text = None
+                            elif channel.startswith("depth"):
+                                depth_lines += 1
+                                continue
+                            else:
+                                other_lines += 1
+                                continue
+                        if match is None:
+                            event = _parse_json_line(line[space + 1 :], max(timestamp, last_time), stats)
+                            if event is not None:
+                                if timestamp < last_time:
+                                    clamped += 1
+                                else:
+                                    last_time = timestamp
+                                if event.kind is _BBO:
+                                    bbo_events += 1
+                                else:
+                                    trade_events += 1
+                                add_event(builder, event)
+                            continue
+                    if bid_text is not None:
+                        try:
+                            bid = known[bid_text]
+                            ask = known[ask_text]
+                            bid_size = known[bid_size_text]
+                            ask_size = known[ask_size_text]
+                        except KeyError:  # a number not seen before: checked, then interned
+                            bid, ask, bid_size, ask_size = _new_indexes(
+                                (bid_text, ask_text, bid_size_text, ask_size_text),
+                                _check_book,
+                                builder,
+                            )
+                        else:
+                            # The table holds only values of events that passed these checks,
+                            # as prices (> 0) or sizes (>= 0): no size from it is negative, so
+                            # the prices are all that is left to check.
+                            if not zero < values[bid] <= values[ask]:
+                                _check_book(values[bid], values[ask], values[bid_size], values[ask_size])
                         if timestamp < last_time:
                             timestamp = last_time
                             clamped += 1
                         else:
                             last_time = timestamp
                         bbo_events += 1
-                        yield make_bbo(timestamp, best_bid, best_ask, bid_size, ask_size)
+                        add_time(timestamp)
+                        add_kind(bbo)
+                        add_first(bid)
+                        add_second(ask)
+                        add_third(bid_size)
+                        add_fourth(ask_size)
                         continue
-                    price = cached(price_text) or to_decimal(price_text)
-                    size = cached(size_text) or to_decimal(size_text)
-                    if not (zero < price and zero < size):
-                        _check_trade(price, size)
+                    try:
+                        price = known[price_text]
+                        size = known[size_text]
+                    except KeyError:
+                        price, size = _new_indexes((price_text, size_text), _check_trade, builder)
+                    else:
+                        if not (zero < values[price] and zero < values[size]):
+                            _check_trade(values[price], values[size])
                     if timestamp < last_time:
                         timestamp = last_time
                         clamped += 1
                     else:
                         last_time = timestamp
                     trade_events += 1
-                    yield make_trade(timestamp, price, size, sell if buyer_is_maker == "true" else buy)
-                    continue
-                space = line.find(" ")
-                event = _parse_json_line(line[space + 1 :], max(timestamp, last_time), stats)
-                if event is not None:
-                    if timestamp < last_time:
-                        clamped += 1
-                    else:
-                        last_time = timestamp
-                    if event.kind is _BBO:
-                        bbo_events += 1
-                    else:
-                        trade_events += 1
-                    yield _rebuild(event, make_bbo, make_trade)
-            except _MalformedLine as exc:
-                stats._record_malformed(line_number, exc.kind)
-            except safe_json.MalformedJSON as exc:
-                stats._record_malformed(line_number, TOO_DEEP if exc.kind == "too deep" else NOT_JSON)
-            except (KeyError, TypeError, AttributeError, MalformedMessage):
-                stats._record_malformed(line_number, BAD_FIELDS)
-            except (ArithmeticError, ValueError):  # InvalidOperation, OverflowError, ...
-                stats._record_malformed(line_number, BAD_NUMBER)
+                    add_time(timestamp)
+                    add_kind(sold if maker == "true" else bought)
+                    add_first(price)
+                    add_second(size)
+                    add_third(0)
+                    add_fourth(0)
+                except _MalformedLine as exc:
+                    stats._record_malformed(line_number, exc.kind)
+                except safe_json.MalformedJSON as exc:
+                    stats._record_malformed(line_number, TOO_DEEP if exc.kind == "too deep" else NOT_JSON)
+                except (KeyError, TypeError, AttributeError, MalformedMessage):
+                    stats._record_malformed(line_number, BAD_FIELDS)
+                except (ArithmeticError, ValueError):  # InvalidOperation, OverflowError, ...
+                    stats._record_malformed(line_number, BAD_NUMBER)
+            yield None
     finally:
         stats.lines_read += line_number
         stats.bbo_events += bbo_events
@@ -660,7 +754,9 @@ def _parse_json_line(payload: str, timestamp: float, stats: FeedStats) -> Market
     return None
 
 
-def _parse_hyperliquid(lines: Iterable[str], stats: FeedStats) -> Iterator[MarketEvent]:
+def _scan_hyperliquid(
+    blocks: Iterable[list[str]], stats: FeedStats, builder: ColumnBuilder
+) -> Iterator[None]:
     """Hyperliquid recordings: one JSON message a line, bare (``{"channel": "l2Book", "data":
     {...}}``, as the websocket sends) or wrapped as in the public ``hyperliquid-archive``
     (``{"time": "<receive ISO time>", "ver_num": 1, "raw": {<that message>}}``).
@@ -669,80 +765,83 @@ def _parse_hyperliquid(lines: Iterable[str], stats: FeedStats) -> Iterator[Marke
     ``levels[1]`` asks, each ``{"px", "sz", "n"}``); ``trades`` gives one TRADE event per trade
     (``side`` "B": the buyer took liquidity, "A": the seller). The venue's ``time`` (ms) is the
     event time: the archive's receive time is kept only to the second in some files. A book with
-    an empty side, and other channels, are counted as other lines.
+    an empty side, and other channels, are counted as other lines. The events go into
+    ``builder`` as rows, one step (a None) per block of lines.
     """
     line_number = bbo_events = trade_events = other_lines = clamped = 0
     last_time = -math.inf
     symbols = stats.symbols
     try:
-        for line in lines:
-            line_number += 1
-            if not line.strip():
-                other_lines += 1
-                continue
-            try:
-                message: Any = safe_json.loads(line)
-                if not isinstance(message, dict):
-                    raise _MalformedLine(NOT_JSON)
-                if "raw" in message and isinstance(message["raw"], dict):
-                    message = message["raw"]
-                channel, data = message.get("channel"), message.get("data")
-                produced: list[MarketEvent] = []
-                if channel == "l2Book":
-                    if not isinstance(data, dict) or not isinstance(data.get("levels"), list):
-                        raise _MalformedLine(BAD_FIELDS)
-                    bids, asks = data["levels"][0], data["levels"][1]
-                    if not bids or not asks:
-                        other_lines += 1
-                        continue
-                    best_bid, bid_size = _field_decimal(bids[0]["px"]), _field_decimal(bids[0]["sz"])
-                    best_ask, ask_size = _field_decimal(asks[0]["px"]), _field_decimal(asks[0]["sz"])
-                    _check_book(best_bid, best_ask, bid_size, ask_size)
-                    timestamp = _hyperliquid_time(data.get("time"))
-                    coin = data.get("coin")
-                    produced.append(MarketEvent.bbo(timestamp, best_bid, best_ask, bid_size, ask_size))
-                elif channel == "trades":
-                    if not isinstance(data, list):
-                        raise _MalformedLine(BAD_FIELDS)
-                    coin = None
-                    for trade in data:
-                        price, size = _field_decimal(trade["px"]), _field_decimal(trade["sz"])
-                        _check_trade(price, size)
-                        if trade.get("side") not in ("A", "B"):
-                            raise _MalformedLine(BAD_FIELDS)
-                        side = OrderSide.BUY if trade["side"] == "B" else OrderSide.SELL
-                        coin = trade.get("coin", coin)
-                        produced.append(
-                            MarketEvent.trade(_hyperliquid_time(trade.get("time")), price, size, side)
-                        )
-                else:
+        for block in blocks:
+            for line in block:
+                line_number += 1
+                if not line.strip():
                     other_lines += 1
                     continue
-                if isinstance(coin, str) and line_number <= _SYMBOL_LINES and coin.upper() not in symbols:
-                    symbols.append(coin.upper())
-            except _MalformedLine as exc:
-                stats._record_malformed(line_number, exc.kind)
-                continue
-            except safe_json.MalformedJSON as exc:
-                stats._record_malformed(line_number, TOO_DEEP if exc.kind == "too deep" else NOT_JSON)
-                continue
-            except (KeyError, TypeError, AttributeError, IndexError, MalformedMessage):
-                stats._record_malformed(line_number, BAD_FIELDS)
-                continue
-            except (ArithmeticError, ValueError):
-                stats._record_malformed(line_number, BAD_NUMBER)
-                continue
-            for event in produced:
-                if event.timestamp < last_time:
-                    event = _at_time(event, last_time)
-                    clamped += 1
-                else:
-                    last_time = event.timestamp
-                if event.kind is _BBO:
-                    bbo_events += 1
-                else:
-                    trade_events += 1
-                yield event
+                try:
+                    message: Any = safe_json.loads(line)
+                    if not isinstance(message, dict):
+                        raise _MalformedLine(NOT_JSON)
+                    if "raw" in message and isinstance(message["raw"], dict):
+                        message = message["raw"]
+                    channel, data = message.get("channel"), message.get("data")
+                    produced: list[MarketEvent] = []
+                    if channel == "l2Book":
+                        if not isinstance(data, dict) or not isinstance(data.get("levels"), list):
+                            raise _MalformedLine(BAD_FIELDS)
+                        bids, asks = data["levels"][0], data["levels"][1]
+                        if not bids or not asks:
+                            other_lines += 1
+                            continue
+                        best_bid, bid_size = _field_decimal(bids[0]["px"]), _field_decimal(bids[0]["sz"])
+                        best_ask, ask_size = _field_decimal(asks[0]["px"]), _field_decimal(asks[0]["sz"])
+                        _check_book(best_bid, best_ask, bid_size, ask_size)
+                        timestamp = _hyperliquid_time(data.get("time"))
+                        coin = data.get("coin")
+                        produced.append(MarketEvent.bbo(timestamp, best_bid, best_ask, bid_size, ask_size))
+                    elif channel == "trades":
+                        if not isinstance(data, list):
+                            raise _MalformedLine(BAD_FIELDS)
+                        coin = None
+                        for trade in data:
+                            price, size = _field_decimal(trade["px"]), _field_decimal(trade["sz"])
+                            _check_trade(price, size)
+                            if trade.get("side") not in ("A", "B"):
+                                raise _MalformedLine(BAD_FIELDS)
+                            side = OrderSide.BUY if trade["side"] == "B" else OrderSide.SELL
+                            coin = trade.get("coin", coin)
+                            produced.append(
+                                MarketEvent.trade(_hyperliquid_time(trade.get("time")), price, size, side)
+                            )
+                    else:
+                        other_lines += 1
+                        continue
+                    if isinstance(coin, str) and line_number <= _SYMBOL_LINES and coin.upper() not in symbols:
+                        symbols.append(coin.upper())
+                except _MalformedLine as exc:
+                    stats._record_malformed(line_number, exc.kind)
+                    continue
+                except safe_json.MalformedJSON as exc:
+                    stats._record_malformed(line_number, TOO_DEEP if exc.kind == "too deep" else NOT_JSON)
+                    continue
+                except (KeyError, TypeError, AttributeError, IndexError, MalformedMessage):
+                    stats._record_malformed(line_number, BAD_FIELDS)
+                    continue
+                except (ArithmeticError, ValueError):
+                    stats._record_malformed(line_number, BAD_NUMBER)
+                    continue
+                for event in produced:
+                    if event.timestamp < last_time:
+                        event = _at_time(event, last_time)
+                        clamped += 1
+                    else:
+                        last_time = event.timestamp
+                    if event.kind is _BBO:
+                        bbo_events += 1
+                    else:
+                        trade_events += 1
+                    add_event(builder, event)
+            yield None
     finally:
         stats.lines_read += line_number
         stats.bbo_events += bbo_events
