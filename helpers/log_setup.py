@@ -116,7 +116,20 @@ class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
         #: Records held by each event-loop thread, in order; a hand-over takes the whole list.
         self._held: dict[int, list[logging.LogRecord]] = {}
 
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            prepared = self.prepare(record)
+            if self._held_back(prepared):
+                return
+            # Off to the log thread now, while the handlers after this one (the notifier) may
+            # still read the record: the thread redacts a copy, never what they read.
+            self.queue.put_nowait(copy.copy(prepared) if prepared is record else prepared)
+        except Exception:
+            self.handleError(record)
+
+    def _held_back(self, record: logging.LogRecord) -> bool:
+        """Hold an INFO/DEBUG record made on an event loop (True); else hand over what this
+        thread holds, so that the record going now comes after it (False)."""
         ident = threading.get_ident()
         if record.levelno < logging.WARNING:
             try:
@@ -128,9 +141,9 @@ class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
                 held.append(record)
                 if len(held) == 1:
                     loop.call_later(LOG_HANDOVER_SECONDS, self._hand_over, ident)
-                return
+                return True
         self._hand_over(ident)
-        self.queue.put_nowait(record)
+        return False
 
     def _hand_over(self, ident: int) -> None:
         for record in self._held.pop(ident, ()):
@@ -144,8 +157,8 @@ class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         if not record.exc_info and _immutable_args(record.args):
             # Rendered (and redacted) by the listener thread: a fill's log line is on the loop
-            # between the fill and its take-profit, and its formatting need not be. Nothing
-            # changes the record after this handler (the only one), so it goes as it is.
+            # between the fill and its take-profit, and its formatting need not be. A held record
+            # goes as it is: the handlers after this one are done with it by its hand-over.
             return record
         prepared = copy.copy(record)
         prepared.msg, prepared.args = record.getMessage(), None

@@ -97,3 +97,15 @@ def test_stop_logging_writes_what_an_ended_loop_still_held(tmp_path: Path) -> No
     finally:
         log_setup.stop_logging()
     assert "last fill before the loop ended" in path.read_text()
+
+
+def test_a_record_sent_at_once_is_a_copy_so_redacting_it_cannot_race_later_handlers(
+    handler_and_queue: tuple[logging.Handler, queue.SimpleQueue[logging.LogRecord]],
+) -> None:
+    handler, records = handler_and_queue
+    original = logging.LogRecord("handover-test", logging.WARNING, __file__, 1, "key %s", ("abc",), None)
+    handler.handle(original)
+    sent = records.get_nowait()
+    assert sent is not original and sent.getMessage() == "key abc"
+    sent.msg, sent.args = "key ***", None  # what the log thread's redaction does
+    assert original.getMessage() == "key abc"  # the notifier, after this handler, still reads it
