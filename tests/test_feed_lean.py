@@ -272,6 +272,16 @@ def test_fuzz_every_path_reads_well_formed_lines_alike(lines: list[str]) -> None
         assert lean == scanned(lines, monkeypatch, "json")
 
 
+def refusals(path: Path, error: type[Exception]) -> list[str]:
+    """The message each path (the lean cache build, the event reader) refuses ``path`` with."""
+    messages = []
+    for read in (lambda: build_cached_feed(path), lambda: via_events(path)):
+        with pytest.raises(error) as refused:
+            read()
+        messages.append(str(refused.value))
+    return messages
+
+
 def test_a_cut_off_gzip_reads_alike_on_both_paths(tmp_path: Path) -> None:
     whole = write_gzip(
         tmp_path / "whole.gz",
@@ -282,23 +292,15 @@ def test_a_cut_off_gzip_reads_alike_on_both_paths(tmp_path: Path) -> None:
     lean, events = build_cached_feed(cut, allow_truncated=True), via_events(cut, allow_truncated=True)
     assert lean.stats.truncated and 0 < lean.count < 4000
     assert content_digest(lean) == content_digest(events)
-    messages = []
-    for read in (lambda: build_cached_feed(cut), lambda: via_events(cut)):
-        with pytest.raises(TruncatedFeed) as refused:
-            read()
-        messages.append(str(refused.value))
-    assert messages[0] == messages[1]
+    lean_refusal, event_refusal = refusals(cut, TruncatedFeed)
+    assert lean_refusal == event_refusal
 
 
 def test_an_unknown_format_is_refused_alike_on_both_paths(tmp_path: Path) -> None:
     path = tmp_path / "prices.csv"
     path.write_text("time,bid,ask\n1,100.0,100.1\n")
-    messages = []
-    for read in (lambda: build_cached_feed(path), lambda: via_events(path)):
-        with pytest.raises(UnknownFeedFormat) as refused:
-            read()
-        messages.append(str(refused.value))
-    assert messages[0] == messages[1]
+    lean_refusal, event_refusal = refusals(path, UnknownFeedFormat)
+    assert lean_refusal == event_refusal
 
 
 def test_the_event_reader_starting_a_new_value_table_changes_no_event(
