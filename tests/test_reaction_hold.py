@@ -178,9 +178,12 @@ async def test_a_live_bot_reacts_to_a_fill_with_the_collector_held_and_gives_it_
         entry = exchange.last_placed
         assert entry.side is OrderSide.BUY
         exchange.fill(entry.order_id)
-        while len(exchange.placed) < 2:  # the take-profit
+        for _ in range(1000):  # until the take-profit is placed (bounded: a regression fails)
+            if len(exchange.placed) >= 2:
+                break
             await asyncio.wait_for(bot.wait_until_idle(), 10)
             await asyncio.sleep(0)
+        assert len(exchange.placed) == 2
         await asyncio.wait_for(bot.wait_until_idle(), 10)
         assert seen_during_reactions[-1] is False  # the take-profit left with the collector held
         assert gc.isenabled()  # parked again: given back
