@@ -1891,20 +1891,8 @@ class LighterClient(BaseExchangeClient):
         )
 
     async def _place(
-        self,
-        market: LighterMarket,
-        order: VenueOrder,
-        base: int,
-        price_units: int,
-        *,
-        order_type: int,
-        time_in_force: int,
-        reduce_only: bool,
-        expiry: int,
+        self, order: VenueOrder, sign: Callable[[int, int], tuple[Any, Any, Any, Any]], reduce_only: bool
     ) -> None:
-        sign = self._order_signer(
-            market, order, base, price_units, order_type, time_in_force, reduce_only, expiry
-        )
         try:
             # Reduce-only orders close a position (take-profits, risk closes): they go first.
             priority = Priority.HIGH if reduce_only else Priority.LOW
@@ -1970,21 +1958,11 @@ class LighterClient(BaseExchangeClient):
         """Rest a limit order (post-only by default) with the SDK's 28-day expiry."""
         market = await self._market(contract_id)
         base, units = self._check_amounts(market, quantity, price)
-        sdk = lighter.SignerClient
         order = self._track(
             client_order_id, contract_id, side, OrderType.LIMIT, quantity, price, post_only=post_only
         )
         await self._place(
-            market,
-            order,
-            base,
-            units,
-            order_type=sdk.ORDER_TYPE_LIMIT,
-            time_in_force=sdk.ORDER_TIME_IN_FORCE_POST_ONLY
-            if post_only
-            else sdk.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME,
-            reduce_only=reduce_only,
-            expiry=sdk.DEFAULT_28_DAY_ORDER_EXPIRY,
+            order, self._limit_signer(market, order, base, units, post_only, reduce_only), reduce_only
         )
         await self._await_order(order, until_final=False)
         self._raise_rejection(order)
@@ -2018,16 +1996,17 @@ class LighterClient(BaseExchangeClient):
             bound,
             ask if side is OrderSide.BUY else bid,
         )
-        await self._place(
+        sign = self._order_signer(
             market,
             order,
             base,
             units,
-            order_type=sdk.ORDER_TYPE_MARKET,
-            time_in_force=sdk.ORDER_TIME_IN_FORCE_IMMEDIATE_OR_CANCEL,
-            reduce_only=reduce_only,
-            expiry=sdk.DEFAULT_IOC_EXPIRY,
+            sdk.ORDER_TYPE_MARKET,
+            sdk.ORDER_TIME_IN_FORCE_IMMEDIATE_OR_CANCEL,
+            reduce_only,
+            sdk.DEFAULT_IOC_EXPIRY,
         )
+        await self._place(order, sign, reduce_only)
         await self._await_order(order, until_final=True)
         self._raise_rejection(order)
         if order.status.is_final and order.status is not OrderStatus.FILLED and order.filled == 0:
@@ -2235,7 +2214,7 @@ class LighterClient(BaseExchangeClient):
         for start in range(0, len(prepared), MAX_BATCH_TXS):
             chunk = prepared[start : start + MAX_BATCH_TXS]
             signs = [
-                self._create_signer(market, order, base, units, request)
+                self._limit_signer(market, order, base, units, request.post_only, request.reduce_only)
                 for _, market, order, base, units, request in chunk
             ]
             priority = Priority.HIGH if all(item[5].reduce_only for item in chunk) else Priority.LOW
@@ -2256,13 +2235,18 @@ class LighterClient(BaseExchangeClient):
                 outcomes[i] = BatchOutcome(order.client_order_id, result=self._result(order))
         return [outcomes[i] for i in range(len(requests))]
 
-    def _create_signer(
-        self, market: LighterMarket, order: VenueOrder, base: int, units: int, request: LimitOrderRequest
+    def _limit_signer(
+        self,
+        market: LighterMarket,
+        order: VenueOrder,
+        base: int,
+        units: int,
+        post_only: bool,
+        reduce_only: bool,
     ) -> Callable[[int, int], tuple[Any, Any, Any, Any]]:
+        """A limit order's signing call: post-only or good-till-time, the SDK's 28-day expiry."""
         sdk = lighter.SignerClient
-        tif = (
-            sdk.ORDER_TIME_IN_FORCE_POST_ONLY if request.post_only else sdk.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME
-        )
+        tif = sdk.ORDER_TIME_IN_FORCE_POST_ONLY if post_only else sdk.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME
         return self._order_signer(
             market,
             order,
@@ -2270,7 +2254,7 @@ class LighterClient(BaseExchangeClient):
             units,
             sdk.ORDER_TYPE_LIMIT,
             tif,
-            request.reduce_only,
+            reduce_only,
             sdk.DEFAULT_28_DAY_ORDER_EXPIRY,
         )
 
