@@ -54,6 +54,7 @@ from exchanges.base import (
 from execution.journal import ExecutionJournal, JournalWriteError
 from execution.records import ExecutionEvent, ExecutionEventKind, FillRecord, Lot, OrderRecord
 from helpers.clock import Clock
+from helpers.log_setup import log_after_reaction
 from helpers.position_ledger import PositionLedger
 from strategies.base_strategy import OrderParams, OrderRole
 
@@ -671,35 +672,20 @@ class ExecutionEngine:
             elif record.role is OrderRole.RISK_CLOSE:
                 self._absorb_risk_close(record.side, delta)
             self.journal.save_fill(booked, record, self.ledger)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "FILL %s %s %s @ %s (id %s, fee %s%s)%s | position %s, realized PnL %s, fees %s",
-                record.role.value,
-                record.side.value,
-                delta,
-                price,
-                record.venue_order_id or record.client_order_id,
-                fee,
-                " estimated" if booked.fee_estimated else "",
-                self._profit_text(record, price, delta, realized),
-                self.ledger.size,
-                f"{self.ledger.realized_pnl:.4f}",
-                f"{self.ledger.fees:.4f}",
-            )
+        # The event first: the reaction it starts (a live bot's) puts the FILL line off.
         self._emit(ExecutionEvent(ExecutionEventKind.FILL, record, fill=booked))
-
-    def _profit_text(self, record: OrderRecord, price: Decimal, size: Decimal, realized: Decimal) -> str:
-        """An exit's profit on the lots it closes, beside the ledger's average-cost figure.
-
-        The two differ when older lots were bought dearer: a take-profit can earn its lot's
-        margin while average-cost accounting books it below the average entry."""
-        lots = self.lots_of(record)
-        lot_size = sum((lot.size for lot in lots), ZERO)
-        if not lots or lot_size <= 0:
-            return f", realized {realized:+.4f}" if realized else ""
-        entry = sum((lot.notional for lot in lots), ZERO) / lot_size
-        profit = (price - entry) * size * record.side.opposite.sign
-        return f", profit on its lots {profit:+.4f} (average-cost realized {realized:+.4f})"
+        if logger.isEnabledFor(logging.INFO):
+            ledger = self.ledger
+            log_after_reaction(
+                _log_fill,
+                record,
+                record.venue_order_id or record.client_order_id,
+                booked,
+                [(lot.size, lot.price) for lot in self.lots_of(record)],
+                ledger.size,
+                ledger.realized_pnl,
+                ledger.fees,
+            )
 
     def _set_status(self, record: OrderRecord, status: OrderStatus, *, by_venue: bool = True) -> None:
         now = self.clock.now()
@@ -1071,3 +1057,45 @@ class ReconcileReport:
             f"{self.checked} journaled orders checked, {self.fills_found} filled while away, "
             f"{self.adopted} adopted, coverage mismatch {self.mismatch}"
         )
+
+
+def _log_fill(
+    record: OrderRecord,
+    order_id: str,
+    fill: FillRecord,
+    lots: list[tuple[Decimal, Decimal]],
+    position: Decimal,
+    realized_pnl: Decimal,
+    fees: Decimal,
+) -> None:
+    """The FILL line, from the values taken when the fill was booked (``lots``: size and price
+    of each lot the order closes)."""
+    logger.info(
+        "FILL %s %s %s @ %s (id %s, fee %s%s)%s | position %s, realized PnL %s, fees %s",
+        record.role.value,
+        record.side.value,
+        fill.size,
+        fill.price,
+        order_id,
+        fill.fee,
+        " estimated" if fill.fee_estimated else "",
+        _profit_text(record.side, lots, fill.price, fill.size, fill.realized_pnl),
+        position,
+        f"{realized_pnl:.4f}",
+        f"{fees:.4f}",
+    )
+
+
+def _profit_text(
+    side: OrderSide, lots: list[tuple[Decimal, Decimal]], price: Decimal, size: Decimal, realized: Decimal
+) -> str:
+    """An exit's profit on the lots it closes, beside the ledger's average-cost figure.
+
+    The two differ when older lots were bought dearer: a take-profit can earn its lot's
+    margin while average-cost accounting books it below the average entry."""
+    lot_size = sum((lot_size for lot_size, _ in lots), ZERO)
+    if not lots or lot_size <= 0:
+        return f", realized {realized:+.4f}" if realized else ""
+    entry = sum((lot_size * lot_price for lot_size, lot_price in lots), ZERO) / lot_size
+    profit = (price - entry) * size * side.opposite.sign
+    return f", profit on its lots {profit:+.4f} (average-cost realized {realized:+.4f})"

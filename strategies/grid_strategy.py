@@ -36,6 +36,7 @@ from exchanges.base import (
 )
 from execution.records import ExecutionEvent, ExecutionEventKind, Lot, OrderRecord
 from helpers.clock import Clock
+from helpers.log_setup import log_after_reaction
 from helpers.rounding import round_down, round_up
 from helpers.trading_config import TradingConfig
 from strategies.base_strategy import (
@@ -488,7 +489,8 @@ class GridStrategy(BaseStrategy):
             self._cooldown_factor = self._timing_rng.uniform(1 - spread, 1 + spread)
         if logger.isEnabledFor(logging.INFO):
             active = self.active_take_profit_count()
-            logger.info(
+            log_after_reaction(
+                logger.info,
                 "cool-down %.1f s after %s (%d of %d take-profits resting)",
                 self.cooldown_duration(active) * self._cooldown_factor,
                 why,
@@ -795,28 +797,32 @@ class GridStrategy(BaseStrategy):
             metadata={"target": target, "entry_price": entry_price, "pct": pct},
         )
 
+    def _log_exits(self, exits: list[OrderParams]) -> None:
+        """The lines of the exits a decision sends (what they are, not how they were sent)."""
+        for params in exits:
+            if params.order_type is OrderType.MARKET:
+                logger.info("closing %s %s at market (boost)", params.side.value, params.quantity)
+                continue
+            target = params.metadata["target"]
+            logger.info(
+                "take-profit %s %s for lots filled @ %s: %s%s %% -> %s%s",
+                params.side.value,
+                params.quantity,
+                _fmt(params.metadata["entry_price"]),
+                "+" if self.direction is OrderSide.BUY else "-",
+                params.metadata["pct"],
+                params.price,
+                "" if params.price == target else f" (target {target}; the market is beyond it)",
+            )
+
     def _commit(self, decision: _Decision, market: MarketData) -> None:
         """Log what the bot is about to send and note what it changes in the grid's state."""
         result = decision.result
         log = logger.isEnabledFor(logging.INFO)  # the messages' arguments cost more than a check
         if log and result.action is StrategyAction.PLACE_ORDERS:
-            for params in result.orders:
-                if params.role is not OrderRole.EXIT:
-                    continue
-                if params.order_type is OrderType.MARKET:
-                    logger.info("closing %s %s at market (boost)", params.side.value, params.quantity)
-                    continue
-                target = params.metadata["target"]
-                logger.info(
-                    "take-profit %s %s for lots filled @ %s: %s%s %% -> %s%s",
-                    params.side.value,
-                    params.quantity,
-                    _fmt(params.metadata["entry_price"]),
-                    "+" if self.direction is OrderSide.BUY else "-",
-                    params.metadata["pct"],
-                    params.price,
-                    "" if params.price == target else f" (target {target}; the market is beyond it)",
-                )
+            exits = [params for params in result.orders if params.role is OrderRole.EXIT]
+            if exits:
+                log_after_reaction(self._log_exits, exits)
         if log:
             for entry in decision.cancels:
                 if entry.previous_run:
