@@ -13,7 +13,9 @@ logging). For the same reason, records below WARNING made on a thread running an
 held and handed to the listener in one batch ``LOG_HANDOVER_SECONDS`` after the first of them
 (as the orders CSV is): the listener wakes once per batch, after the reaction, instead of once
 per record inside it. A warning or an error goes at once, after what was held before it, and
-:func:`stop_logging` hands over whatever is still held. A process killed outright loses at most
+:func:`stop_logging` hands over whatever is still held. The lines of the reaction itself (a
+fill, its take-profit) are not even made inside it: :func:`log_after_reaction` puts them off
+until the reaction's hold (``helpers.reaction_hold``) ends. A process killed outright loses at most
 that last fraction of a second of INFO lines (the journal, not the log, is the record of orders).
 
 Long runs: the activity log rotates by size (``max_bytes``, ``backups`` old files kept as

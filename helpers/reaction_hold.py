@@ -12,9 +12,10 @@ Both take the GIL from the event loop at moments of their own choosing.
   GIL from that reaction, again and again between its writes.
 
 So a live bot holds both off from the moment an execution event wakes it until it parks again:
-the collector is disabled and the log thread waits between records. The hold is bounded by
-``limit_seconds`` (a reaction that never ends cannot stop collection or logging), and the log
-thread never waits longer than that either, whatever happens to the bot.
+the collector is disabled, the log thread waits between records, and the lines the reaction
+logs through :func:`helpers.log_setup.log_after_reaction` are made only when it is over. The
+hold is bounded by ``limit_seconds`` (a reaction that never ends cannot stop collection or
+logging), and the log thread never waits longer than that either, whatever happens to the bot.
 
 At start-up the bot also moves what it loaded (modules, SDKs, markets) out of the collector's
 sight with :func:`gc.freeze`: a full collection then walks only what the run itself made.
