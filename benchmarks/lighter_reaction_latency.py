@@ -17,7 +17,7 @@ venue in a child process as a remote venue would be, compares too). Reported: p5
 over ``--cycles`` fills (after ``--warmup`` unreported ones), plus a breakdown from light
 instrumentation of the bot side (``--no-breakdown`` measures without it):
 
-* ``ws_in``: t0 -> the frame handed to our WebSocket dispatcher (wire, websockets' reader);
+* ``ws_in``: t0 -> the frame handed to our WebSocket dispatcher (wire, aiohttp's frame reader);
 * ``parse``: JSON decoding, order tracker, event queued for the bot;
 * ``decide``: the bot loop waking, risk check, strategy decision, up to ``place_limit_order``;
 * ``pre_sign``: market lookup, checks, nonce, hop into the signing thread;

@@ -77,7 +77,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-from websockets.exceptions import WebSocketException
 
 from exchanges.base import (
     AccountSnapshot,
@@ -127,7 +126,7 @@ from exchanges.venue_orders import OrderReport, OrderSearchTruncated, TradeRepor
 from helpers import safe_json, venue_validation
 from helpers.clock import Clock, Signal
 from helpers.rate_limiter import Priority, RateLimiter, RetryPolicy
-from helpers.reconnecting_websocket import ReconnectingWebSocket
+from helpers.reconnecting_websocket import SEND_ERRORS, ReconnectingWebSocket
 from helpers.trading_config import TradingConfig
 from helpers.venue_validation import InvalidVenueData, MalformedCounter, rest_body
 from helpers.worker_thread import WorkerThread
@@ -1364,7 +1363,7 @@ class LighterClient(BaseExchangeClient):
         channel = f"order_book/{market_id}"
         try:
             await self._ws.resubscribe(channel, {"type": "unsubscribe", "channel": channel})
-        except (ConnectionError, WebSocketException) as exc:
+        except SEND_ERRORS as exc:
             logger.warning("lighter-ws: could not resubscribe %s (%s); the reconnect will", channel, exc)
 
     def _on_account_orders(self, message: Mapping[str, Any]) -> bool:
@@ -1784,7 +1783,7 @@ class LighterClient(BaseExchangeClient):
             self._pending_txs[request_id] = (tx_hash, future)
             try:
                 await ws.send(frame)
-            except (ConnectionError, WebSocketException, OSError) as exc:
+            except SEND_ERRORS as exc:
                 self._pending_txs.pop(request_id, None)
                 logger.warning("lighter: sendtx over the stream failed (%s); sending over HTTP", exc)
                 try:
@@ -2061,7 +2060,7 @@ class LighterClient(BaseExchangeClient):
             self._pending_txs[request_id] = (first_hash, future)
             try:
                 await ws.send(frame)
-            except (ConnectionError, WebSocketException, OSError) as exc:
+            except SEND_ERRORS as exc:
                 self._pending_txs.pop(request_id, None)
                 logger.warning("lighter: sendtxbatch over the stream failed (%s); sending over HTTP", exc)
                 self.http_batches += 1
