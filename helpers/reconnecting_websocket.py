@@ -264,15 +264,15 @@ class ReconnectingWebSocket:
             url = self.url() if callable(self.url) else self.url
             extra = dict(self.headers()) if self.headers is not None else None
             async with aiohttp.ClientSession() as session:
-                async with asyncio.timeout(self.open_timeout):
-                    ws = await session.ws_connect(
-                        url,
-                        headers=extra,
-                        heartbeat=self.ping_interval,
-                        timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.close_timeout),
-                        max_msg_size=self.max_size or 0,
-                        compress=15 if self.compression == "deflate" else 0,
-                    )
+                handshake = session.ws_connect(
+                    url,
+                    headers=extra,
+                    heartbeat=self.ping_interval,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.close_timeout),
+                    max_msg_size=self.max_size or 0,
+                    compress=15 if self.compression == "deflate" else 0,
+                )
+                ws = await asyncio.wait_for(handshake, self.open_timeout)  # (3.10: no asyncio.timeout)
                 async with ws:
                     return await self._receive(ws)
         except asyncio.CancelledError:
