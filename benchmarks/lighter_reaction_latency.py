@@ -15,7 +15,9 @@ cycles never overlap). Each cycle:
 Both stamps are ``time.perf_counter()`` (CLOCK_MONOTONIC, so ``--venue process``, which runs the
 venue in a child process as a remote venue would be, compares too). Reported: p50/p90/p99/max of ``t1 - t0``
 over ``--cycles`` fills (after ``--warmup`` unreported ones), plus a breakdown from light
-instrumentation of the bot side (``--no-breakdown`` measures without it):
+instrumentation of the bot side (``--no-breakdown`` measures without it; the take-profit's
+signature is timed in either mode, in the signing thread, and ``total p50 / signing p50`` is
+printed):
 
 * ``ws_in``: t0 -> the frame handed to our WebSocket dispatcher (wire, aiohttp's frame reader);
 * ``parse``: JSON decoding, order tracker, event queued for the bot;
@@ -248,6 +250,20 @@ class Probe:
             self.stamps[key] = time.perf_counter() if at is None else at
 
 
+def instrument_signer(client: LighterClient, probe: Probe) -> None:
+    """Time the native signature, in the signing thread (nothing on the loop's path)."""
+    signer = client._signer
+    sign_create_order = signer.sign_create_order
+
+    def timed_sign(*args: Any, **kwargs: Any) -> Any:
+        probe.stamp("sign_start")
+        result = sign_create_order(*args, **kwargs)
+        probe.stamp("sign_end")
+        return result
+
+    signer.sign_create_order = timed_sign
+
+
 def instrument(client: LighterClient, probe: Probe) -> None:
     """Wrap a few bound methods of one client instance with timestamping (no behaviour change)."""
     ws = client._ws
@@ -282,17 +298,6 @@ def instrument(client: LighterClient, probe: Probe) -> None:
         return await place(*args, **kwargs)
 
     client.place_limit_order = timed_place  # type: ignore[method-assign]
-
-    signer = client._signer
-    sign_create_order = signer.sign_create_order
-
-    def timed_sign(*args: Any, **kwargs: Any) -> Any:
-        probe.stamp("sign_start")
-        result = sign_create_order(*args, **kwargs)
-        probe.stamp("sign_end")
-        return result
-
-    signer.sign_create_order = timed_sign
 
     send_tx = client._send_tx  # over the WebSocket when it is up, else HTTP
 
@@ -348,6 +353,7 @@ async def run(args: argparse.Namespace, venue: ThreadVenue | ProcessVenue, log_d
     spec = MarketSpec()  # the venue's default ETH market: price units -> Decimal
     probe = Probe()
     latencies: list[float] = []
+    signs: list[float] = []
     parts: list[dict[str, float]] = []
     errors: list[str] = []
 
@@ -357,8 +363,10 @@ async def run(args: argparse.Namespace, venue: ThreadVenue | ProcessVenue, log_d
             entry = await board.wait(
                 lambda m: m.kind == "order_resting" and not m.reduce_only, "resting entry"
             )
-            if cycle == 0 and not args.no_breakdown:
-                instrument(client, probe)  # connected: the bot has placed its first entry
+            if cycle == 0:  # connected: the bot has placed its first entry
+                instrument_signer(client, probe)
+                if not args.no_breakdown:
+                    instrument(client, probe)
             await bot.wait_until_idle()
             probe.arm()
             venue.trade_through(spec.price_dec(entry.price))
@@ -369,6 +377,8 @@ async def run(args: argparse.Namespace, venue: ThreadVenue | ProcessVenue, log_d
                 errors.append(f"cycle {cycle}: no fill stamp for entry {entry.client_order_index}")
             elif cycle >= args.warmup:
                 latencies.append(tx.at - t0)
+                if "sign_start" in probe.stamps and "sign_end" in probe.stamps:
+                    signs.append(probe.stamps["sign_end"] - probe.stamps["sign_start"])
                 split = breakdown(t0, tx.at, probe.stamps)
                 if split is not None:
                     parts.append(split)
@@ -398,6 +408,7 @@ async def run(args: argparse.Namespace, venue: ThreadVenue | ProcessVenue, log_d
     venue_txs, venue_rejected = venue.stats()
     return {
         "latencies": latencies,
+        "signs": signs,
         "parts": parts,
         "errors": errors,
         "stop_reason": summary.stop_reason,
@@ -441,7 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         default="full",
         help="full: as runbot.py; off: no log handlers",
     )
-    parser.add_argument("--no-breakdown", action="store_true", help="no bot-side instrumentation")
+    parser.add_argument(
+        "--no-breakdown",
+        action="store_true",
+        help="no loop-side instrumentation (the signature is still timed, in its thread)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "lighter_latency.json")
     parser.add_argument("--label", default="", help="free text stored in the JSON")
     parser.add_argument("--progress", action="store_true")
@@ -485,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
         {name: summarize([p[name] for p in result["parts"]]) for name in SEGMENTS} if result["parts"] else {}
     )
     sign = summarize(result["sign_seconds"]) if result["sign_seconds"] else {}
+    # The take-profit's own signature, timed in the signing thread in every mode: the ratio of
+    # the issue's target, with --no-breakdown also free of the loop-side stamps' own cost.
+    signing = summarize(result["signs"]) if result["signs"] else {}
+    ratio = overall["p50_ms"] / signing["p50_ms"] if signing else None
 
     print(
         "Lighter reaction latency: fill frame leaves the venue -> take-profit sendTx arrives "
@@ -492,12 +511,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'':14}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'mean ms':>9}")
     rows = [("total", overall), *segments.items()]
+    if signing and not segments:
+        rows.append(("sign", signing))
     if sign:
         rows.append(("sign (all tx)", sign))
     for name, s in rows:
         print(
             f"{name:14}{s['p50_ms']:9.3f}{s['p90_ms']:9.3f}{s['p99_ms']:9.3f}{s['max_ms']:9.3f}{s['mean_ms']:9.3f}"
         )
+    if ratio is not None:
+        print(f"total p50 / signing p50: {ratio:.2f}")
     if result["errors"]:
         print(f"warnings: {len(result['errors'])} (first: {result['errors'][0]})")
     tenth = max(1, len(latencies) // 10)
@@ -532,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         "n": len(latencies),
         "total": overall,
         "segments": segments,
+        "sign": signing,
+        "ratio_p50": ratio,
         "sign_all_tx": sign,
         "venue_txs": result["venue_txs"],
         "venue_rejected": result["venue_rejected"],
