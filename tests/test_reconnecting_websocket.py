@@ -259,6 +259,30 @@ async def test_failed_connects_back_off_on_the_clock() -> None:
         await client.close()
 
 
+async def test_a_handshake_that_never_answers_is_given_up_after_open_timeout() -> None:
+    """The venue accepts the TCP connection and never answers the upgrade: the attempt ends
+    after ``open_timeout`` as a failed connection, and the client keeps trying."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = make_client(f"ws://127.0.0.1:{port}", open_timeout=0.2)
+    client.start()
+    try:
+        await asyncio.wait_for(_until(lambda: client.reconnects >= 2), TIMEOUT)
+        assert client.last_error is not None and "TimeoutError" in client.last_error
+        assert client.connects == 0 and len(silent) >= 2
+    finally:
+        await client.close()
+        for writer in silent:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def _until(predicate: Any) -> None:
     for _ in range(int(TIMEOUT / 0.01)):
         if predicate():
