@@ -133,6 +133,10 @@ class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
         """Hold an INFO/DEBUG record made on an event loop (True); else hand over what this
         thread holds, so that the record going now comes after it (False)."""
         ident = threading.get_ident()
+        if _put_off.calls and _put_off.owner == ident:
+            # A line logged directly while a reaction has lines put off (the take-profit's
+            # "placed", a warning) comes after them, as it happened after them.
+            _put_off.run()
         if record.levelno < logging.WARNING:
             try:
                 loop = asyncio.get_running_loop()
@@ -144,8 +148,6 @@ class _DetachedRecordQueueHandler(logging.handlers.QueueHandler):
                 if len(held) == 1:
                     loop.call_later(LOG_HANDOVER_SECONDS, self._hand_over, ident)
                 return True
-        elif _put_off.calls and _put_off.owner == ident:
-            _put_off.run()  # the lines a reaction put off come before its warning
         self._hand_over(ident)
         return False
 
@@ -275,7 +277,8 @@ class _PutOffLines:
     """Log calls a reaction puts off until it is over (:func:`log_after_reaction`).
 
     Only the thread that paused the output puts calls off; they run there, in order, when the
-    output resumes, or before a warning made meanwhile (so the log keeps its order).
+    output resumes, or before any other line that thread logs meanwhile (so the log keeps its
+    order: the path's own lines are put off, the take-profit's "placed" comes after them).
     """
 
     def __init__(self) -> None:
@@ -301,7 +304,9 @@ def log_after_reaction(write: Callable[..., None], *args: object) -> None:
     For the lines of the path from a fill to its take-profit: making a record and the text of
     its arguments cost 10-30 µs each there, and the trader reads them after the take-profit left
     just the same. ``args`` must be values taken now (the state the line describes); the
-    record's time is when it is made, at most the hold's limit (a few ms typically) later."""
+    record's time is when it is made, at most the hold's limit (a few ms typically) later. A
+    line the same thread logs directly meanwhile makes the put-off ones first (log lines on the
+    path are put off so that none comes before the take-profit is sent)."""
     if _put_off.owner is not None and _put_off.owner == threading.get_ident():
         _put_off.calls.append((write, args))
     else:

@@ -62,6 +62,29 @@ def test_during_a_reaction_lines_wait_and_come_in_order(lines: Lines) -> None:
     assert len(lines.messages) == 3
 
 
+def test_any_line_logged_directly_during_a_reaction_comes_after_the_lines_put_off() -> None:
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = log_setup._DetachedRecordQueueHandler(records)
+    logger = logging.getLogger("put-off-order-test")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        log_setup.pause_output(1.0)
+        log_setup.log_after_reaction(logger.info, "FILL entry")
+        logger.info("placed exit")  # made directly (no event loop here: goes at once)
+        log_setup.log_after_reaction(logger.info, "cool-down")
+        log_setup.resume_output()
+        order = []
+        while not records.empty():
+            order.append(records.get_nowait().getMessage())
+        assert order == ["FILL entry", "placed exit", "cool-down"]
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        log_setup.resume_output()
+
+
 def test_a_warning_during_a_reaction_comes_after_the_lines_put_off() -> None:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = log_setup._DetachedRecordQueueHandler(records)
