@@ -62,50 +62,41 @@ def test_during_a_reaction_lines_wait_and_come_in_order(lines: Lines) -> None:
     assert len(lines.messages) == 3
 
 
-def test_any_line_logged_directly_during_a_reaction_comes_after_the_lines_put_off() -> None:
+@pytest.fixture
+def queued() -> Iterator[tuple[logging.Logger, queue.SimpleQueue[logging.LogRecord]]]:
+    """A logger whose records go through the bot's own queue handler, and that handler's queue."""
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = log_setup._DetachedRecordQueueHandler(records)
-    logger = logging.getLogger("put-off-order-test")
+    logger = logging.getLogger("put-off-queue-test")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    try:
-        log_setup.pause_output(1.0)
-        log_setup.log_after_reaction(logger.info, "FILL entry")
-        logger.info("placed exit")  # made directly (no event loop here: goes at once)
-        log_setup.log_after_reaction(logger.info, "cool-down")
-        log_setup.resume_output()
-        order = []
-        while not records.empty():
-            order.append(records.get_nowait().getMessage())
-        assert order == ["FILL entry", "placed exit", "cool-down"]
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
-        log_setup.resume_output()
+    yield logger, records
+    logger.removeHandler(handler)
+    logger.propagate = True
+    log_setup.resume_output()
 
 
-def test_a_warning_during_a_reaction_comes_after_the_lines_put_off() -> None:
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    handler = log_setup._DetachedRecordQueueHandler(records)
-    logger = logging.getLogger("put-off-warning-test")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        log_setup.pause_output(1.0)
-        log_setup.log_after_reaction(logger.info, "fill")
-        logger.warning("trouble")
-        order = []
-        while not records.empty():
-            order.append(records.get_nowait().getMessage())
-        assert order == ["fill", "trouble"]
-        log_setup.resume_output()
-        assert records.empty()  # made once, before the warning
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
-        log_setup.resume_output()
+def taken(records: queue.SimpleQueue[logging.LogRecord]) -> list[str]:
+    out = []
+    while not records.empty():
+        out.append(records.get_nowait().getMessage())
+    return out
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_a_line_logged_directly_during_a_reaction_comes_after_the_lines_put_off(
+    queued: tuple[logging.Logger, queue.SimpleQueue[logging.LogRecord]], level: int
+) -> None:
+    logger, records = queued
+    log_setup.pause_output(1.0)
+    log_setup.log_after_reaction(logger.info, "FILL entry")
+    logger.log(level, "placed exit")  # made directly (no event loop here: goes at once)
+    log_setup.log_after_reaction(logger.info, "cool-down")
+    log_setup.resume_output()
+    assert taken(records) == ["FILL entry", "placed exit", "cool-down"]
+    log_setup.resume_output()
+    assert records.empty()  # each made once
 
 
 def test_another_thread_is_not_put_off(lines: Lines) -> None:
