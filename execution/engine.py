@@ -1093,9 +1093,9 @@ def _profit_text(
 
     The two differ when older lots were bought dearer: a take-profit can earn its lot's
     margin while average-cost accounting books it below the average entry."""
-    lot_size = sum((lot_size for lot_size, _ in lots), ZERO)
-    if not lots or lot_size <= 0:
+    held = sum((lot_size for lot_size, _ in lots), ZERO)
+    if not lots or held <= 0:
         return f", realized {realized:+.4f}" if realized else ""
-    entry = sum((lot_size * lot_price for lot_size, lot_price in lots), ZERO) / lot_size
+    entry = sum((lot_size * lot_price for lot_size, lot_price in lots), ZERO) / held
     profit = (price - entry) * size * side.opposite.sign
     return f", profit on its lots {profit:+.4f} (average-cost realized {realized:+.4f})"

@@ -307,7 +307,7 @@ def log_after_reaction(write: Callable[..., None], *args: object) -> None:
     record's time is when it is made, at most the hold's limit (a few ms typically) later. A
     line the same thread logs directly meanwhile makes the put-off ones first (log lines on the
     path are put off so that none comes before the take-profit is sent)."""
-    if _put_off.owner is not None and _put_off.owner == threading.get_ident():
+    if _put_off.owner == threading.get_ident():
         _put_off.calls.append((write, args))
     else:
         write(*args)
