@@ -277,7 +277,7 @@ class ReconnectingWebSocket:
                     return await self._receive(ws)
         except asyncio.CancelledError:
             raise
-        except (OSError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (*SEND_ERRORS, asyncio.TimeoutError) as exc:  # the connection failed or was lost
             return f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             logger.warning("%s: connection setup failed: %s: %s", self.name, type(exc).__name__, exc)
