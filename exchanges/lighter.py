@@ -199,6 +199,9 @@ MAX_INACTIVE_PAGE_SIZE = 100  # accountInactiveOrders' largest page (the SDK che
 #: use 15 (NautilusTrader's LIGHTER_MAX_BATCH_TX) and 50 (a Rust SDK's example): we take the
 #: smaller (unsourced at Lighter) and split longer batches.
 MAX_BATCH_TXS = 15
+#: Longest the loop waits for the signing thread to take a signature before it commits the
+#: journal beside it (the thread's wake-up is some 50-100 µs; see helpers.worker_thread).
+SIGNER_HANDOVER_SECONDS = 0.0005
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{80}$")
 
 
@@ -2087,12 +2090,14 @@ class LighterClient(BaseExchangeClient):
     async def _sign_beside_gate(self, sign: Callable[[], T], *, nonces: int) -> T:
         """Run ``sign`` in the signing thread while the execution layer's journal commits on the
         loop (``send_gate``): the request is durable before it is sent, and the commit costs no
-        time of its own. A gate that fails hands the ``nonces`` just taken back (the signed
-        transactions are never sent) and raises."""
+        time of its own. The thread is handed the GIL before the commit starts (see
+        :mod:`helpers.worker_thread`), else the commit's Python delays the signature's start.
+        A gate that fails hands the ``nonces`` just taken back (the signed transactions are
+        never sent) and raises."""
         manager = self._signer.nonce_manager
         key = self.settings.api_key_index
         started = self.clock.now()
-        signing = self._signing_thread.submit(sign)
+        signing = self._signing_thread.submit(sign, handover=SIGNER_HANDOVER_SECONDS)
         self._signing += 1
         self._signing_done.clear()
         try:

@@ -28,6 +28,7 @@ from tests.test_journal_deferral import FlakyConnection
 
 pytest.importorskip("lighter")
 
+import exchanges.lighter as lighter_module
 from exchanges.lighter import LighterClient
 from tests.mock_venues.lighter_venue import MockLighterVenue
 
@@ -106,3 +107,24 @@ async def test_a_failed_intent_commit_never_sends_the_signed_transaction(
     assert record.acknowledged
     assert len(venue.stats().txs) == before + 1
     assert sent == [1]
+
+
+async def test_the_signing_thread_holds_the_signature_before_the_journal_commits(
+    client: LighterClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The commit's Python would otherwise keep the GIL from the thread just woken to sign, and
+    # the signature would start only after the commit (helpers.worker_thread, "hand-over").
+    monkeypatch.setattr(lighter_module, "SIGNER_HANDOVER_SECONDS", 5.0)
+    engine = ExecutionEngine(client, LiveClock(), ExecutionJournal(tmp_path / "journal.sqlite"))
+    commit = client.send_gate
+    signature_taken: list[bool] = []
+
+    def gate() -> None:
+        signature_taken.append(client._signing_thread._jobs.empty())
+        commit()
+
+    client.send_gate = gate
+    record = await engine.submit(entry(), "0")
+    assert record.acknowledged
+    assert signature_taken == [True]
+    assert client._signing_thread.late_handovers == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 
 import pytest
@@ -125,3 +126,55 @@ def test_a_result_for_a_closed_loop_is_dropped_and_the_thread_serves_the_next_ca
         assert asyncio.run(next_caller()) == 2
     finally:
         worker.stop()
+
+
+async def test_a_handover_returns_once_the_thread_has_taken_the_job() -> None:
+    worker = WorkerThread("test-worker")
+    release = threading.Event()
+    try:
+        await worker.run(lambda: None)  # the thread is up and idle, as a connected client's is
+        future = worker.submit(lambda: release.wait(5), handover=5.0)
+        # Returned without awaiting anything: the thread already holds the job (it is no longer
+        # queued), so work the caller does next runs beside it.
+        assert worker._jobs.empty()
+        assert worker.late_handovers == 0
+        release.set()
+        assert await future is True
+    finally:
+        release.set()
+        worker.stop()
+
+
+async def test_a_busy_thread_is_not_waited_for() -> None:
+    worker = WorkerThread("test-worker")
+    release = threading.Event()
+    try:
+        first = worker.submit(lambda: release.wait(5))
+        second = worker.submit(lambda: "second", handover=5.0)
+        # The thread is still on the first job and cannot take this one: no wait, none late.
+        assert not worker._jobs.empty()
+        assert worker.late_handovers == 0
+        release.set()
+        assert await first is True
+        assert await second == "second"
+        # Idle again: the next hand-over waits for the thread as usual.
+        third = worker.submit(lambda: "third", handover=5.0)
+        assert worker._jobs.empty()
+        assert await third == "third"
+    finally:
+        release.set()
+        worker.stop()
+
+
+async def test_a_handover_the_thread_never_takes_gives_up_at_its_limit() -> None:
+    worker = WorkerThread("test-worker")
+    await worker.run(lambda: None)
+    serving = worker._jobs
+    worker._jobs = unread = queue.SimpleQueue()  # the thread keeps reading the old queue
+    try:
+        future = worker.submit(lambda: "never", handover=0.01)
+        assert worker.late_handovers == 1
+        assert not future.done()
+        assert unread.qsize() == 1
+    finally:
+        serving.put(None)
