@@ -29,6 +29,7 @@ from pathlib import Path
 
 from exchanges.base import OrderSide, OrderStatus, OrderType
 from execution.records import FillRecord, Lot, OrderRecord
+from helpers.log_setup import wait_while_output_paused
 from helpers.position_ledger import PositionLedger
 from strategies.base_strategy import OrderRole
 
@@ -149,7 +150,8 @@ class OrdersCsv:
     The event loop only appends the row's raw values to a list: a fill and its take-profit are
     never held up by formatting or a disk. ``CSV_HANDOVER_SECONDS`` after the first row of a
     batch, the batch goes to a writer thread that formats and appends it (the journal commit
-    already made each event durable; the CSV is a view).
+    already made each event durable; the CSV is a view), row by row, waiting while a reaction
+    holds background output off (``helpers.reaction_hold``).
     """
 
     def __init__(self, path: Path) -> None:
@@ -200,7 +202,9 @@ class OrdersCsv:
             batch = self._batches.get()
             if batch is None:
                 return
-            self._writer.writerows(self._format(row) for row in batch)
+            for row in batch:
+                wait_while_output_paused()  # a reaction has the GIL to itself meanwhile
+                self._writer.writerow(self._format(row))
             self._file.flush()
 
     @staticmethod

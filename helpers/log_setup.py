@@ -327,11 +327,18 @@ def resume_output() -> None:
     _output_gate.open()
 
 
+def wait_while_output_paused() -> None:
+    """For background writer threads (the log listener, the orders CSV): wait while a reaction
+    has the output paused, at most until its deadline. Their formatting would otherwise take
+    the GIL from the reaction, which waits up to the interpreter's switch interval for it."""
+    _output_gate.wait()
+
+
 class _GatedQueueListener(logging.handlers.QueueListener):
     """A queue listener that writes nothing while the output gate is closed."""
 
     def handle(self, record: logging.LogRecord) -> None:
-        _output_gate.wait()
+        wait_while_output_paused()
         super().handle(record)
 
 

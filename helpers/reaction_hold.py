@@ -12,7 +12,9 @@ Both take the GIL from the event loop at moments of their own choosing.
   GIL from that reaction, again and again between its writes.
 
 So a live bot holds both off from the moment an execution event wakes it until it parks again:
-the collector is disabled, the log thread waits between records, and the lines the reaction
+the collector is disabled, the log thread waits between records (and the orders-CSV writer
+between rows: a thread that wants the GIL gets it from the loop within the interpreter's switch
+interval, 5 ms, and then keeps it for its Python), and the lines the reaction
 logs through :func:`helpers.log_setup.log_after_reaction` are made only when it is over. The
 hold is bounded by ``limit_seconds`` (a reaction that never ends cannot stop collection or
 logging), and the log thread never waits longer than that either, whatever happens to the bot.

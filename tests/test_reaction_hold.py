@@ -17,11 +17,13 @@ from decimal import Decimal
 import pytest
 
 from exchanges.base import OrderSide
+from execution.journal import OrdersCsv
 from helpers import log_setup
 from helpers.clock import LiveClock, SimulatedClock
 from helpers.reaction_hold import ReactionHold
 from helpers.trading_config import TradingConfig
 from tests.mock_exchange import MockExchangeClient
+from tests.test_journal_deferral import order as journal_order
 from trading_bot import TradingBot
 
 
@@ -213,3 +215,20 @@ def test_stopping_the_logging_opens_the_gate_so_nothing_waits_out_a_reaction(tmp
     stopping.join(60)  # a liveness bound far below the gate's 300 s
     assert not stopping.is_alive()
     assert "last words" in path.read_text()
+
+
+def test_the_orders_csv_writer_waits_at_a_closed_gate_and_writes_once_it_opens(tmp_path) -> None:
+    csv_file = OrdersCsv(tmp_path / "orders.csv")
+    thread = csv_file._thread
+    assert thread is not None
+    header = (tmp_path / "orders.csv").read_text()
+    try:
+        log_setup.pause_output(30)
+        csv_file.write(1.0, "placed", journal_order("c1"))  # no loop: handed to the thread at once
+        assert wait_until(lambda: waiting_at_the_gate(thread))
+        assert (tmp_path / "orders.csv").read_text() == header
+        log_setup.resume_output()
+        assert wait_until(lambda: "c1" in (tmp_path / "orders.csv").read_text())
+    finally:
+        log_setup.resume_output()
+        csv_file.close()
