@@ -1721,11 +1721,14 @@ class LighterClient(BaseExchangeClient):
         sign: Callable[[int, int], tuple[Any, Any, Any, Any]],
         what: str,
         priority: Priority = Priority.NORMAL,
+        beside: Callable[[], object] | None = None,
     ) -> Any:
         """Sign with an SDK-managed nonce and send; on invalid nonce resync and retry once.
 
         ``priority`` orders the send at the rate limiter: exits and cancels (HIGH) go before new
-        entries (LOW), so a fill still gets its take-profit at once while entries are paced."""
+        entries (LOW), so a fill still gets its take-profit at once while entries are paced.
+        ``beside`` runs on the loop while the first signature is made (see
+        :meth:`_sign_beside_gate`)."""
         manager = self._signer.nonce_manager
         key = self.settings.api_key_index
         for attempt in (1, 2):
@@ -1735,7 +1738,7 @@ class LighterClient(BaseExchangeClient):
                     self._nonce_dirty = False
                 nonce = await self._next_nonce(manager, key)
                 tx_type, tx_info, tx_hash, error = await self._sign_beside_gate(
-                    functools.partial(sign, nonce, key), nonces=1
+                    functools.partial(sign, nonce, key), nonces=1, beside=beside if attempt == 1 else None
                 )
                 if error:
                     manager.acknowledge_failure(key)
@@ -1893,18 +1896,30 @@ class LighterClient(BaseExchangeClient):
         )
 
     async def _place(
-        self, order: VenueOrder, sign: Callable[[int, int], tuple[Any, Any, Any, Any]], reduce_only: bool
-    ) -> None:
+        self,
+        client_order_id: str,
+        track: Callable[[], VenueOrder],
+        sign: Callable[[int, int], tuple[Any, Any, Any, Any]],
+        reduce_only: bool,
+    ) -> VenueOrder:
+        """Sign and send one order; ``track`` registers it with the tracker while it is signed
+        (before it can leave, so no report of it is missed) and gives its VenueOrder."""
+        tracked: list[VenueOrder] = []
         try:
             # Reduce-only orders close a position (take-profits, risk closes): they go first.
             priority = Priority.HIGH if reduce_only else Priority.LOW
-            await self._send_signed(sign, f"order {order.client_order_id}", priority)
+            await self._send_signed(
+                sign, f"order {client_order_id}", priority, beside=lambda: tracked.append(track())
+            )
         except (RequestTimeout, ExchangeUnavailable, NetworkError):
-            self._orders.send_failed(order, ambiguous=True)
+            for order in tracked:
+                self._orders.send_failed(order, ambiguous=True)
             raise
         except ExchangeError:
-            self._orders.send_failed(order, ambiguous=False)
+            for order in tracked:
+                self._orders.send_failed(order, ambiguous=False)
             raise
+        return tracked[0]
 
     async def _await_order(self, order: VenueOrder, *, until_final: bool) -> VenueOrder:
         """Wait for the stream to report the order (or its end), bounded; REST read-back at timeout.
@@ -1960,11 +1975,16 @@ class LighterClient(BaseExchangeClient):
         """Rest a limit order (post-only by default) with the SDK's 28-day expiry."""
         market = await self._market(contract_id)
         base, units = self._check_amounts(market, quantity, price)
-        order = self._track(
-            client_order_id, contract_id, side, OrderType.LIMIT, quantity, price, post_only=post_only
+        sign = self._limit_signer(
+            market, self._check_client_id(client_order_id), side, base, units, post_only, reduce_only
         )
-        await self._place(
-            order, self._limit_signer(market, order, base, units, post_only, reduce_only), reduce_only
+        order = await self._place(
+            client_order_id,
+            lambda: self._track(
+                client_order_id, contract_id, side, OrderType.LIMIT, quantity, price, post_only=post_only
+            ),
+            sign,
+            reduce_only,
         )
         await self._await_order(order, until_final=False)
         self._raise_rejection(order)
@@ -2000,7 +2020,8 @@ class LighterClient(BaseExchangeClient):
         )
         sign = self._order_signer(
             market,
-            order,
+            int(client_order_id),
+            side,
             base,
             units,
             sdk.ORDER_TYPE_MARKET,
@@ -2008,7 +2029,7 @@ class LighterClient(BaseExchangeClient):
             reduce_only,
             sdk.DEFAULT_IOC_EXPIRY,
         )
-        await self._place(order, sign, reduce_only)
+        await self._place(client_order_id, lambda: order, sign, reduce_only)
         await self._await_order(order, until_final=True)
         self._raise_rejection(order)
         if order.status.is_final and order.status is not OrderStatus.FILLED and order.filled == 0:
@@ -2087,13 +2108,16 @@ class LighterClient(BaseExchangeClient):
         self.http_batches += 1
         return await self._rest.send_tx_batch(types, infos, priority)
 
-    async def _sign_beside_gate(self, sign: Callable[[], T], *, nonces: int) -> T:
-        """Run ``sign`` in the signing thread while the execution layer's journal commits on the
-        loop (``send_gate``): the request is durable before it is sent, and the commit costs no
-        time of its own. The thread is handed the GIL before the commit starts (see
-        :mod:`helpers.worker_thread`), else the commit's Python delays the signature's start.
-        A gate that fails hands the ``nonces`` just taken back (the signed transactions are
-        never sent) and raises."""
+    async def _sign_beside_gate(
+        self, sign: Callable[[], T], *, nonces: int, beside: Callable[[], object] | None = None
+    ) -> T:
+        """Run ``sign`` in the signing thread while the loop does what must happen before the
+        send but not before the signature: ``beside`` (registering the order with the tracker),
+        then the execution layer's journal commit (``send_gate``), so the request is durable
+        before it is sent. Neither costs time of its own. The thread is handed the GIL before
+        they start (see :mod:`helpers.worker_thread`), else their Python delays the signature's
+        start. If either raises, the ``nonces`` just taken are handed back (the signed
+        transactions are never sent) and the error is raised."""
         manager = self._signer.nonce_manager
         key = self.settings.api_key_index
         started = self.clock.now()
@@ -2102,6 +2126,8 @@ class LighterClient(BaseExchangeClient):
         self._signing_done.clear()
         try:
             try:
+                if beside is not None:
+                    beside()
                 self.send_gate()
             except BaseException:
                 await asyncio.wait([signing])
@@ -2218,7 +2244,15 @@ class LighterClient(BaseExchangeClient):
         for start in range(0, len(prepared), MAX_BATCH_TXS):
             chunk = prepared[start : start + MAX_BATCH_TXS]
             signs = [
-                self._limit_signer(market, order, base, units, request.post_only, request.reduce_only)
+                self._limit_signer(
+                    market,
+                    int(order.client_order_id),
+                    order.side,
+                    base,
+                    units,
+                    request.post_only,
+                    request.reduce_only,
+                )
                 for _, market, order, base, units, request in chunk
             ]
             priority = Priority.HIGH if all(item[5].reduce_only for item in chunk) else Priority.LOW
@@ -2242,7 +2276,8 @@ class LighterClient(BaseExchangeClient):
     def _limit_signer(
         self,
         market: LighterMarket,
-        order: VenueOrder,
+        client_index: int,
+        side: OrderSide,
         base: int,
         units: int,
         post_only: bool,
@@ -2253,7 +2288,8 @@ class LighterClient(BaseExchangeClient):
         tif = sdk.ORDER_TIME_IN_FORCE_POST_ONLY if post_only else sdk.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME
         return self._order_signer(
             market,
-            order,
+            client_index,
+            side,
             base,
             units,
             sdk.ORDER_TYPE_LIMIT,
@@ -2265,7 +2301,8 @@ class LighterClient(BaseExchangeClient):
     def _order_signer(
         self,
         market: LighterMarket,
-        order: VenueOrder,
+        client_index: int,
+        side: OrderSide,
         base: int,
         price_units: int,
         order_type: int,
@@ -2275,8 +2312,7 @@ class LighterClient(BaseExchangeClient):
     ) -> Callable[[int, int], tuple[Any, Any, Any, Any]]:
         """The signing call of one order, for a nonce and key chosen when it is sent."""
         market_index = int(market.market_id)
-        client_index = int(order.client_order_id)
-        is_ask = int(order.side is OrderSide.SELL)
+        is_ask = int(side is OrderSide.SELL)
 
         def sign(nonce: int, key: int) -> tuple[Any, Any, Any, Any]:
             return self._signer.sign_create_order(

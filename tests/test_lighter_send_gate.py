@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from exchanges.base import OrderSide
+from exchanges.base import InvalidOrder, OrderSide
 from execution.engine import ExecutionEngine
 from execution.journal import ExecutionJournal, JournalWriteError
 from helpers.clock import LiveClock
@@ -128,3 +128,36 @@ async def test_the_signing_thread_holds_the_signature_before_the_journal_commits
     assert record.acknowledged
     assert signature_taken == [True]
     assert client._signing_thread.late_handovers == 0
+
+
+async def test_the_order_is_tracked_while_it_is_signed_and_before_it_leaves(
+    client: LighterClient, venue: MockLighterVenue
+) -> None:
+    cid = client.client_ids.next_id(0.0)
+    tracked_at_send: list[bool] = []
+    send_tx = client._send_tx
+
+    async def checking_send(*args: Any, **kwargs: Any) -> Any:
+        tracked_at_send.append(client._orders.get(cid) is not None)
+        return await send_tx(*args, **kwargs)
+
+    client._send_tx = checking_send  # type: ignore[method-assign]
+    result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.01"), Decimal("2900"), cid)
+    assert result.order_id
+    assert tracked_at_send == [True]
+
+
+async def test_a_reused_client_id_is_refused_and_its_nonce_handed_back(
+    client: LighterClient, venue: MockLighterVenue
+) -> None:
+    cid = client.client_ids.next_id(0.0)
+    await client.place_limit_order("0", OrderSide.BUY, Decimal("0.01"), Decimal("2900"), cid)
+    before = len(venue.stats().txs)
+    with pytest.raises(InvalidOrder, match="already used"):
+        await client.place_limit_order("0", OrderSide.BUY, Decimal("0.01"), Decimal("2890"), cid)
+    assert len(venue.stats().txs) == before  # signed beside the check, never sent
+    # The nonce that signature took is handed back: the next order is accepted.
+    other = client.client_ids.next_id(0.0)
+    result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.01"), Decimal("2880"), other)
+    assert result.order_id
+    assert len(venue.stats().txs) == before + 1
