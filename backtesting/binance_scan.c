@@ -209,7 +209,7 @@ static int number_text(const unsigned char *buf, int64_t *at, int64_t end, int64
     return 1;
 }
 
-/* Correctly rounded nanoseconds / 10**9 (ties to even), as Python's int / int. */
+/* Correctly rounded nanoseconds / 10**9, as Python's int / int. */
 static double seconds(uint64_t ns) {
     if (ns < (1ULL << 53)) return (double)ns / 1e9; /* both exact: one rounding */
     uint64_t whole = ns / 1000000000ULL, part = ns % 1000000000ULL;
@@ -217,7 +217,9 @@ static double seconds(uint64_t ns) {
     int shift = 52 - exponent;                  /* 19..29 */
     uint64_t scaled = part << shift;            /* < 2**59 */
     uint64_t steps = scaled / 1000000000ULL, rest = scaled % 1000000000ULL;
-    if (rest * 2 > 1000000000ULL || (rest * 2 == 1000000000ULL && (steps & 1))) steps++;
+    /* Never a tie: scaled is a multiple of 2**19 and a tie would need it to be 2**8 * 5**9
+     * modulo 2**9 * 5**9. */
+    if (rest * 2 > 1000000000ULL) steps++;
     return ldexp((double)((whole << shift) + steps), -shift); /* <= 2**53: exact */
 }
 
