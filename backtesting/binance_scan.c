@@ -44,6 +44,7 @@ typedef struct {
     int64_t pool_used, pool_cap;
     Line *lines;
     int64_t line_cap;
+    int32_t recent[6]; /* the text ids last read in each field (BBO: 4, trade: 2), or -1 */
     int32_t *queue; /* text ids to resolve, in the order the Python reader would intern them */
     int64_t queue_count, queue_cap;
 } Scanner;
@@ -79,12 +80,14 @@ Scanner *bs_new(void) {
         bs_free(s);
         return NULL;
     }
+    for (int i = 0; i < 6; i++) s->recent[i] = -1;
     return s;
 }
 
 /* Forget every text (a new value table on the Python side, or too many texts). */
 void bs_forget(Scanner *s) {
     memset(s->slots, 0, ((size_t)s->slot_mask + 1) * sizeof *s->slots);
+    for (int i = 0; i < 6; i++) s->recent[i] = -1;
     s->texts = 0;
     s->pool_used = 0;
 }
@@ -119,6 +122,13 @@ static int grow_texts(Scanner *s) {
     return 1;
 }
 
+/* a[0:length] == b[0:length], for the short texts here (a library call costs more). */
+static inline int same(const unsigned char *a, const unsigned char *b, int64_t length) {
+    for (int64_t i = 0; i < length; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 /* The text id of buf[start:start+length], interned if new; -1 when out of memory. */
 static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int length) {
     uint64_t hash = 1469598103934665603ULL;
@@ -130,7 +140,7 @@ static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int l
         if (!found) break;
         found -= 1;
         if (s->hashes[found] == hash && s->lengths[found] == length &&
-            memcmp(s->pool + s->starts[found], buf + start, (size_t)length) == 0)
+            same(s->pool + s->starts[found], buf + start, length))
             return found;
         slot = (slot + 1) & s->slot_mask;
     }
@@ -158,9 +168,16 @@ static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int l
     return id;
 }
 
+/* intern(), first trying the text last read in the same field (prices and sizes repeat). */
+static int32_t field_text(Scanner *s, int field, const unsigned char *buf, int64_t start, int length) {
+    int32_t id = s->recent[field];
+    if (id >= 0 && s->lengths[id] == length && same(s->pool + s->starts[id], buf + start, length)) return id;
+    return s->recent[field] = intern(s, buf, start, length);
+}
+
 /* buf[*at:] starts with the literal: step over it. */
 static int literal(const unsigned char *buf, int64_t *at, int64_t end, const char *text, int64_t length) {
-    if (end - *at < length || memcmp(buf + *at, text, (size_t)length) != 0) return 0;
+    if (end - *at < length || !same(buf + *at, (const unsigned char *)text, length)) return 0;
     *at += length;
     return 1;
 }
@@ -298,7 +315,7 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
         else
             line->verdict = VERDICT_OK;
         for (int i = 0; i < 4; i++)
-            if ((line->text[i] = intern(s, buf, text_start[i], text_length[i])) < 0) return 0;
+            if ((line->text[i] = field_text(s, i, buf, text_start[i], text_length[i])) < 0) return 0;
         line->code = LINE_BBO;
     } else if (channel == 5 && memcmp(buf + at, "trade", 5) == 0) {
         at = quote;
@@ -323,7 +340,7 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
         else
             line->verdict = VERDICT_OK;
         for (int i = 0; i < 2; i++)
-            if ((line->text[i] = intern(s, buf, text_start[i], text_length[i])) < 0) return 0;
+            if ((line->text[i] = field_text(s, 4 + i, buf, text_start[i], text_length[i])) < 0) return 0;
         line->text[2] = line->text[3] = -1;
         line->code = sold ? LINE_SOLD : LINE_BOUGHT;
     } else {
@@ -334,22 +351,26 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
     return 1;
 }
 
-/* How many '\n' in buf[0:length] (a loop the compiler vectorises). */
+/* How many '\n' in buf[0:length] (memchr: the C library's vectorised search). */
 int64_t bs_count_lines(const unsigned char *buf, int64_t length) {
     int64_t count = 0;
-    for (int64_t i = 0; i < length; i++) count += buf[i] == '\n';
+    const unsigned char *at = buf, *end = buf + length;
+    while (at < end && (at = memchr(at, '\n', (size_t)(end - at))) != NULL) {
+        count++;
+        at++;
+    }
     return count;
 }
 
-/* Scan buf[0:length]: whole lines, the last one perhaps without its '\n'. first_line is the
+/* Scan buf[0:length]: whole lines, the last one perhaps without its '\n', at most line_cap of
+ * them (bs_count_lines + 1). first_line is the
  * number of lines before the block. Out: per Python-read line its index and byte span (the '\n'
  * included); per line within the first SYMBOL_LINES that names a stream, its index and the name's
  * span; the queue of texts to resolve (their line index, and the texts joined by '\n' into
  * text_out). Returns 0, or -1 when out of memory. */
-int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t first_line, int64_t *counts,
-            int64_t *python_lines, int64_t *names, int64_t *queue_lines, unsigned char *text_out) {
+int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t line_cap, int64_t first_line,
+            int64_t *counts, int64_t *python_lines, int64_t *names, int64_t *queue_lines, unsigned char *text_out) {
     int64_t lines = 0, python = 0, name_count = 0, depth = 0, other = 0, text_bytes = 0;
-    int64_t line_cap = bs_count_lines(buf, length) + 1;
     if (line_cap > s->line_cap) {
         Line *grown = realloc(s->lines, (size_t)line_cap * sizeof *grown);
         if (!grown) return -1;

@@ -125,7 +125,7 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_texts.restype = ctypes.c_int32
     library.bs_texts.argtypes = [pointer]
     library.bs_scan.restype = ctypes.c_int
-    library.bs_scan.argtypes = [pointer, ctypes.c_char_p, size, size] + [pointer] * 5
+    library.bs_scan.argtypes = [pointer, ctypes.c_char_p, size, size, size] + [pointer] * 5
     library.bs_resolve.argtypes = [pointer, size, size, pointer]
     library.bs_commit.argtypes = [pointer, size, size, pointer] + [pointer] * 9
     library.bs_count_lines.restype = size
@@ -152,7 +152,7 @@ class _Outputs:
 
     def fit(self, lines: int, length: int) -> None:
         if lines > self.lines:
-            self.lines = lines
+            lines = self.lines = max(lines, self.lines * 3 // 2)
             self.python_lines = array("q", bytes(8 * 3 * lines))
             self.queue_lines = array("q", bytes(8 * 4 * lines))
             self.times = array("d", bytes(8 * lines))
@@ -162,7 +162,7 @@ class _Outputs:
             self.bad_lines = array("q", bytes(8 * lines))
             self.bad_kinds = array("b", bytes(lines))
         if length > len(self.text):
-            self.text = array("B", bytes(length))
+            self.text = array("B", bytes(max(length, len(self.text) * 3 // 2)))
 
 
 def scan_binance(
@@ -213,12 +213,14 @@ def _scan_block(
     """One block: scanned in C, then taken in order, a run of scanned lines at a time (their new
     texts interned, their rows committed) up to each line the Python reader reads. Returns the
     number of lines."""
-    out.fit(library.bs_count_lines(block, len(block)) + 1, len(block))
+    line_cap = library.bs_count_lines(block, len(block)) + 1
+    out.fit(line_cap, len(block))
     counts = out.counts
     if library.bs_scan(
         scanner,
         block,
         len(block),
+        line_cap,
         first_line,
         _address(counts),
         _address(out.python_lines),

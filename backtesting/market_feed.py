@@ -19,8 +19,10 @@ import io
 import itertools
 import logging
 import math
+import queue
 import random
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -385,6 +387,58 @@ def _line_blocks(handle: Any, delivered: list[int] | None = None) -> Iterator[by
             yield carry.replace(b"\r", b"\n")
 
 
+_DONE = object()
+
+
+@contextlib.contextmanager
+def _read_ahead(blocks: Iterator[Any], ahead: bool) -> Iterator[Iterator[Any]]:
+    """``blocks``, produced by a thread up to two blocks ahead when ``ahead``: decompressing the
+    next block then overlaps the compiled scanner's work on this one (it runs without the GIL).
+    A read error reaches the consumer in its place; leaving the context stops the thread (and
+    waits for it) before ``blocks`` is closed."""
+    if not ahead:
+        yield blocks
+        return
+    handed: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand(item: Any, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                handed.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                if not hand(block):
+                    return
+        except BaseException as exc:  # handed over, raised in the reading thread
+            hand(_DONE, exc)
+            return
+        hand(_DONE)
+
+    def consume() -> Iterator[Any]:
+        while True:
+            item, error = handed.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+
+    thread = threading.Thread(target=produce, name="feed-read-ahead", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _text_lines(block: bytes | list[str]) -> list[str]:
     """A block of :func:`_line_blocks` as the text reader's lines (a list of lines as it is)."""
     if isinstance(block, list):
@@ -510,11 +564,14 @@ def read_recorded_columns(
 
         library = binance_scan.load()
     try:
-        with _open_blocks(feed_path, raw=library is not None) as opened:
+        with (
+            _open_blocks(feed_path, raw=library is not None) as opened,
+            _read_ahead(opened, library is not None) as read,
+        ):
             # A read error (a cut-off file) is held until the lines before it are used: a
             # recording killed after a few lines still has its format found and its events read.
             failure: list[BaseException] = []
-            blocks = _until_error(opened, failure)
+            blocks = _until_error(read, failure)
             head: list[Any] = []
             first_lines: list[str] = []
             while len(first_lines) < _SNIFF_LINES and (block := next(blocks, None)) is not None:
