@@ -362,6 +362,13 @@ int64_t bs_count_lines(const unsigned char *buf, int64_t length) {
     return count;
 }
 
+/* Where the line after the first `lines` lines of buf[0:length] starts. */
+int64_t bs_skip_lines(const unsigned char *buf, int64_t length, int64_t lines) {
+    const unsigned char *at = buf, *end = buf + length;
+    while (lines-- > 0 && at < end && (at = memchr(at, '\n', (size_t)(end - at))) != NULL) at++;
+    return at ? at - buf : length;
+}
+
 /* Scan buf[0:length]: whole lines, the last one perhaps without its '\n', at most line_cap of
  * them (bs_count_lines + 1). first_line is the
  * number of lines before the block. Out: per Python-read line its index and byte span (the '\n'

@@ -47,6 +47,8 @@ _FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC")
 #: holds some 10**5, the shared feed 16,000).
 _TEXT_LIMIT = 1 << 17
 _VERDICTS = {1: BAD_PRICE, 2: BAD_SIZE}
+#: Lines scanned at a time: a block of a million blank lines takes a few MB of output, not 100.
+_MAX_LINES = 1 << 15
 #: bs_scan's counts, in order.
 _COUNTS = 7
 _SYMBOL_LINES = 1000
@@ -130,6 +132,8 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_commit.argtypes = [pointer, size, size, pointer] + [pointer] * 9
     library.bs_count_lines.restype = size
     library.bs_count_lines.argtypes = [ctypes.c_char_p, size]
+    library.bs_skip_lines.restype = size
+    library.bs_skip_lines.argtypes = [ctypes.c_char_p, size, size]
     library.bs_seconds.restype = ctypes.c_double
     library.bs_seconds.argtypes = [ctypes.c_uint64]
     return library
@@ -186,7 +190,16 @@ def scan_binance(
             else:
                 if len(builder.known) < known_size or library.bs_texts(scanner) > _TEXT_LIMIT:
                     library.bs_forget(scanner)  # the value table was started again, or is large
-                line_number += _scan_block(block, stats, builder, library, scanner, out, line_number, clock)
+                while (lines := library.bs_count_lines(block, len(block)) + 1) > _MAX_LINES:
+                    cut = library.bs_skip_lines(block, len(block), _MAX_LINES)
+                    _scan_block(
+                        block[:cut], _MAX_LINES, stats, builder, library, scanner, out, line_number, clock
+                    )
+                    line_number += _MAX_LINES
+                    block = block[cut:]
+                line_number += _scan_block(
+                    block, lines, stats, builder, library, scanner, out, line_number, clock
+                )
                 known_size = len(builder.known)
             yield None
     finally:
@@ -202,6 +215,7 @@ def _python_lines(
 
 def _scan_block(
     block: bytes,
+    line_cap: int,
     stats: FeedStats,
     builder: ColumnBuilder,
     library: ctypes.CDLL,
@@ -212,8 +226,7 @@ def _scan_block(
 ) -> int:
     """One block: scanned in C, then taken in order, a run of scanned lines at a time (their new
     texts interned, their rows committed) up to each line the Python reader reads. Returns the
-    number of lines."""
-    line_cap = library.bs_count_lines(block, len(block)) + 1
+    number of lines (``line_cap``: at most that many, one more than its newlines)."""
     out.fit(line_cap, len(block))
     counts = out.counts
     if library.bs_scan(

@@ -365,13 +365,19 @@ def _line_blocks(handle: Any, delivered: list[int] | None = None) -> Iterator[by
     the next byte shows which it is). Every block but the last ends with ``\n``; the file's last
     line, unterminated, comes only once the file has ended cleanly. ``delivered[0]``: the file's
     bytes up to the end of the last line yielded (what is held back has no newline but that
-    ``\r``, so it is as long in the file as here)."""
+    ``\r``, so it is as long in the file as here). Reads in the middle of a long line are kept
+    apart and joined once, when its end comes."""
     with handle:
         carry = b""
+        pending: list[bytes] = []
         read = 0
         while chunk := handle.read(_BLOCK_BYTES):
             read += len(chunk)
-            data = carry + chunk if carry else chunk
+            if b"\n" not in chunk and b"\r" not in chunk:
+                pending.append(chunk)
+                continue
+            data = b"".join((carry, *pending, chunk)) if carry or pending else chunk
+            pending = []
             held = b""
             if b"\r" in data:
                 if data.endswith(b"\r"):
@@ -383,8 +389,8 @@ def _line_blocks(handle: Any, delivered: list[int] | None = None) -> Iterator[by
                 if delivered is not None:
                     delivered[0] = read - len(carry)
                 yield data[:end]
-        if carry:
-            yield carry.replace(b"\r", b"\n")
+        if carry or pending:
+            yield b"".join((carry, *pending)).replace(b"\r", b"\n")
 
 
 _DONE = object()

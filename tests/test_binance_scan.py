@@ -183,10 +183,21 @@ def files(draw: st.DrawFn) -> bytes:
     return b"".join(parts)
 
 
-@given(files(), st.integers(1, 400), st.sampled_from(["text", "gzip", "cut", "corrupt"]), st.randoms())
+@given(
+    files(),
+    st.integers(1, 400),
+    st.integers(1, 50),
+    st.sampled_from(["text", "gzip", "cut", "corrupt"]),
+    st.randoms(),
+)
 @FUZZ
 def test_fuzz_generated_recordings_read_alike(
-    tmp_path_factory: pytest.TempPathFactory, data: bytes, block: int, form: str, generator: random.Random
+    tmp_path_factory: pytest.TempPathFactory,
+    data: bytes,
+    block: int,
+    scanned_lines: int,
+    form: str,
+    generator: random.Random,
 ) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "feed"
     if form == "text":
@@ -201,6 +212,7 @@ def test_fuzz_generated_recordings_read_alike(
         path.write_bytes(packed)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(market_feed, "_BLOCK_BYTES", block)  # lines, and \r\n, cut by the blocks
+        patch.setattr(binance_scan, "_MAX_LINES", scanned_lines)  # blocks cut into scans
         assert_alike(path)
 
 
