@@ -15,6 +15,7 @@ import random
 from dataclasses import asdict
 from pathlib import Path
 
+import lz4.frame
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from backtesting import binance_scan, market_feed
 from backtesting.event_columns import ColumnBuilder
 from backtesting.market_feed import FeedStats, read_recorded_columns, read_recorded_feed
 from tests.shared_paths import RECORDED_FEED
+from tests.test_feed_formats import HYPERLIQUID_LINES
 from tests.test_feed_lean import book, hostile_lines, trade
 
 pytestmark = pytest.mark.skipif(
@@ -214,6 +216,23 @@ def test_fuzz_generated_recordings_read_alike(
         patch.setattr(market_feed, "_BLOCK_BYTES", block)  # lines, and \r\n, cut by the blocks
         patch.setattr(binance_scan, "_MAX_LINES", scanned_lines)  # blocks cut into scans
         assert_alike(path)
+
+
+@pytest.mark.parametrize("packing", ["text", "gzip", "lz4"])
+@pytest.mark.parametrize("recording", ["binance", "hyperliquid", "unknown"])
+def test_every_format_and_packing_reads_alike(tmp_path: Path, packing: str, recording: str) -> None:
+    """Hyperliquid and unknown files take the scanner's byte reader too (as text lines), and an
+    lz4 file stays text throughout."""
+    lines = {
+        "binance": hostile_lines(),
+        "hyperliquid": [*HYPERLIQUID_LINES, "{oops", "  "],
+        "unknown": ["hello world", "1 2 3"],
+    }[recording]
+    data = "\r\n".join(lines).encode() + b"\n"
+    pack = {"text": bytes, "gzip": gzip.compress, "lz4": lz4.frame.compress}[packing]
+    path = tmp_path / "feed"
+    path.write_bytes(pack(data))
+    assert_alike(path)
 
 
 @pytest.mark.parametrize("cut", [0.1, 0.5, 0.97])
