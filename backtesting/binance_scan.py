@@ -43,8 +43,8 @@ SOURCE = Path(__file__).with_name("binance_scan.c")
 #: Set to ``python`` to read every line with the Python reader.
 SCANNER_VARIABLE = "PERP_DEX_BOT_FEED_SCANNER"
 _FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC")
-#: Distinct texts the C table holds before it starts again (a few MB at most; a day of BTCUSDT
-#: holds some 10**5, the shared feed 16,000).
+#: Distinct texts the C table holds before it starts again (about 10 MB at most; the shared feed
+#: holds 16,000).
 _TEXT_LIMIT = 1 << 17
 _VERDICTS = {1: BAD_PRICE, 2: BAD_SIZE}
 #: Lines scanned at a time: a block of a million blank lines takes a few MB of output, not 100.
