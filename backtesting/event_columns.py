@@ -45,6 +45,8 @@ class ColumnBuilder:
     distinct ``str(value)``, whichever way it came in: each way also consults the other's
     look-up when that holds anything (a recording's JSON lines come in as Decimals), so a value
     is never entered twice. The values must be hashable (the sources' values are finite).
+    :meth:`intern_texts` is the same look-up for a batch of valid number texts, in order (the
+    compiled scanner's new texts).
     """
 
     def __init__(self) -> None:
@@ -96,6 +98,25 @@ class ColumnBuilder:
             known[text] = index
             return index
 
+        def intern_texts(texts: list[str]) -> list[int]:
+            # Each text's index: the reader's ``known.get(text)``, else ``intern_text`` of its
+            # Decimal, in order. The compiled scanner's new texts (plain decimals, one entry each)
+            # usually are all new canonical texts with no Decimal table beside: then that loop's
+            # effect is appending their values in order, done in C-speed steps.
+            if not by_value and not any(map(known.__contains__, texts)):
+                numbers = list(map(Decimal, texts))
+                if list(map(str, numbers)) == texts and len(set(texts)) == len(texts):
+                    start = len(values)
+                    values.extend(numbers)
+                    indexes = range(start, start + len(texts))
+                    known.update(zip(texts, indexes, strict=True))
+                    return list(indexes)
+            result = []
+            for text in texts:
+                index = known.get(text)
+                result.append(intern_text(text, Decimal(text)) if index is None else index)
+            return result
+
         times, kinds, first, second, third, fourth = self.columns
         add_time, add_kind = times.append, kinds.append
         add_first, add_second, add_third, add_fourth = (
@@ -145,6 +166,7 @@ class ColumnBuilder:
         self.bbo = bbo
         self.trade = trade
         self.intern_text = intern_text
+        self.intern_texts = intern_texts
         self.release = release
         self.forget = forget
 

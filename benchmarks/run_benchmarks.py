@@ -96,10 +96,13 @@ def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: boo
 def _breakdown(source: str, cache_dir: str, root: Path) -> None:
     """Runs inside the child process: the cold run of the recorded feed taken apart, one JSON
     line. A cold run streams the source into the cache (decode, parse and write interleaved),
-    so the parts are timed apart: ``decode`` reads every line (decompression and text
-    decoding), ``parse`` is reading the feed into in-memory columns less ``decode``, ``write``
-    writes those columns as a cache file, ``run`` is a warm run on that cache, and ``cold`` the
-    whole cold ``run_backtest`` (on an empty cache directory) for comparison."""
+    so the parts are timed apart: ``read`` is reading the feed into in-memory columns, ``decode``
+    reads every block alone (the compiled scanner's reader: decompression to bytes; the Python
+    reader's: decompression and text decoding), ``parse`` is ``read`` less ``decode`` (with the
+    compiled scanner decoding overlaps scanning in two threads, so ``parse`` is what the scan
+    adds, not what it costs), ``write`` writes the columns as a cache file, ``run`` is a warm run
+    on that cache, and ``cold`` the whole cold ``run_backtest`` (on an empty cache directory) for
+    comparison. The scanner is built (or its build loaded) with the imports, before any timing."""
     sys.path.insert(0, str(root))
     os.chdir(root)
     from decimal import Decimal
@@ -108,6 +111,13 @@ def _breakdown(source: str, cache_dir: str, root: Path) -> None:
     from backtesting import feed_cache, market_feed
     from backtesting.engine import BacktestSpec, run_backtest
 
+    compiled = False
+    try:
+        from backtesting import binance_scan
+
+        compiled = binance_scan.load() is not None
+    except ImportError:  # a checkout before the compiled scanner
+        pass
     params: dict[str, Any] = {
         "take_profit": Decimal(PARAMS["take_profit"]),
         "wait_time": float(PARAMS["wait_time"]),
@@ -117,19 +127,19 @@ def _breakdown(source: str, cache_dir: str, root: Path) -> None:
     started = time.perf_counter()
     # The baseline's reader (before blocks) opens its lines with _open_text.
     opener = getattr(market_feed, "_open_blocks", None) or market_feed._open_text
-    with opener(Path(source)) as blocks:
+    with opener(Path(source), raw=True) if compiled else opener(Path(source)) as blocks:
         for _ in blocks:
             pass
     decode = time.perf_counter() - started
     started = time.perf_counter()
     feed = feed_cache.build_cached_feed(source)
-    parse = time.perf_counter() - started - decode
+    read = time.perf_counter() - started
     started = time.perf_counter()
     feed_cache.write_cached_feed(feed, Path(cache_dir) / "breakdown.pdbfeed")
     write = time.perf_counter() - started
     run = min(run_backtest(spec).wall_seconds for _ in range(2))
-    parts = {"decode": decode, "parse": parse, "write": write, "run": run, "cold": cold}
-    print(json.dumps({**parts, "events": feed.count}))
+    parts = {"decode": decode, "parse": read - decode, "read": read, "write": write, "run": run, "cold": cold}
+    print(json.dumps({**parts, "events": feed.count, "compiled": compiled}))
 
 
 def run_child(
@@ -371,11 +381,13 @@ def breakdown(args: argparse.Namespace) -> int:
         if completed.returncode != 0:
             raise RuntimeError(f"breakdown child failed: {completed.stderr.strip()[-2000:]}")
         parts = json.loads(completed.stdout.strip().splitlines()[-1])
+        reader = "compiled scanner, decode overlapped" if parts.get("compiled") else "Python reader"
         print(
-            f"{label}: cold {parts['cold'] * 1000:.0f} ms = decode {parts['decode'] * 1000:.0f} + parse "
-            f"{parts['parse'] * 1000:.0f} + cache write {parts['write'] * 1000:.0f} + run "
-            f"{parts['run'] * 1000:.0f} ms (+ opening the cache); {parts['events']:,} events, "
-            f"cold {parts['events'] / parts['cold']:,.0f} events/s"
+            f"{label}: cold {parts['cold'] * 1000:.0f} ms = read {parts['read'] * 1000:.0f} (decode "
+            f"{parts['decode'] * 1000:.0f} + parse {parts['parse'] * 1000:.0f}; {reader}) + cache write "
+            f"{parts['write'] * 1000:.0f} + run {parts['run'] * 1000:.0f} ms (+ opening the cache); "
+            f"{parts['events']:,} events, read {parts['events'] / parts['read']:,.0f} events/s, cold "
+            f"{parts['events'] / parts['cold']:,.0f} events/s"
         )
     return 0
 

@@ -1,0 +1,492 @@
+/* The compiled half of backtesting/binance_scan.py: a block of a Binance recording's bytes
+ * (whole lines, '\n'-terminated after the reader's newline translation) read into rows.
+ *
+ * Only lines in Binance's exact bookTicker/trade layout (what market_feed._BINANCE_LINE matches)
+ * whose number texts are plain decimals ([0-9]+ or [0-9]+.[0-9]+, at most 40 characters), and
+ * depth or other-stream lines whose timestamp is 1-19 ASCII digits, are read here; every other
+ * line is marked for the Python reader, which reads it as before. Plain texts are always valid
+ * numbers, so a line's verdict (an event, a crossed or zero price, a zero trade size) needs only
+ * exact comparisons of digit strings. Texts are interned in a table of their own (a text id per
+ * distinct text); which value index a text has is Python's decision (the ColumnBuilder's table),
+ * handed back through bs_resolve before bs_commit writes the rows. Times are the correctly
+ * rounded quotient of the nanoseconds by 10**9, bit for bit what Python's int / int gives.
+ *
+ * No Python API is used: the module is loaded with ctypes, which releases the GIL during calls.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+enum { LINE_BBO = 0, LINE_BOUGHT = 1, LINE_SOLD = 2, LINE_DEPTH = 3, LINE_OTHER = 4, LINE_PYTHON = 5 };
+enum { VERDICT_OK = 0, VERDICT_BAD_PRICE = 1, VERDICT_BAD_SIZE = 2 };
+enum { MAX_TEXT = 40, MAX_DIGITS = 19, SYMBOL_LINES = 1000 };
+enum { UNKNOWN = -1, PENDING = -2 };
+/* counts[] written by bs_scan */
+enum { C_LINES, C_PYTHON, C_NAMES, C_QUEUE, C_DEPTH, C_OTHER, C_TEXT_BYTES, C_SIZE };
+
+typedef struct {
+    double time;
+    int32_t text[4]; /* BBO: bid, ask, bid size, ask size; trade: price, size */
+    int8_t code;
+    int8_t verdict;
+} Line;
+
+typedef struct {
+    int32_t *slots; /* text id + 1, 0 when empty */
+    uint32_t slot_mask;
+    uint64_t *hashes;
+    int64_t *starts;
+    uint8_t *lengths;
+    int64_t *values; /* value index, UNKNOWN or PENDING */
+    int32_t texts, text_cap;
+    unsigned char *pool;
+    int64_t pool_used, pool_cap;
+    Line *lines;
+    int64_t line_cap;
+    int32_t recent[6]; /* the text ids last read in each field (BBO: 4, trade: 2), or -1 */
+    int32_t *queue; /* text ids to resolve, in the order the Python reader would intern them */
+    int64_t queue_count, queue_cap;
+} Scanner;
+
+void bs_free(Scanner *s) {
+    if (!s) return;
+    free(s->slots);
+    free(s->hashes);
+    free(s->starts);
+    free(s->lengths);
+    free(s->values);
+    free(s->pool);
+    free(s->lines);
+    free(s->queue);
+    free(s);
+}
+
+static int alloc_texts(Scanner *s, int32_t text_cap, uint32_t slots) {
+    s->slots = calloc(slots, sizeof *s->slots);
+    s->hashes = malloc((size_t)text_cap * sizeof *s->hashes);
+    s->starts = malloc((size_t)text_cap * sizeof *s->starts);
+    s->lengths = malloc((size_t)text_cap * sizeof *s->lengths);
+    s->values = malloc((size_t)text_cap * sizeof *s->values);
+    s->slot_mask = slots - 1;
+    s->text_cap = text_cap;
+    return s->slots && s->hashes && s->starts && s->lengths && s->values;
+}
+
+Scanner *bs_new(void) {
+    Scanner *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (!alloc_texts(s, 4096, 8192)) {
+        bs_free(s);
+        return NULL;
+    }
+    for (int i = 0; i < 6; i++) s->recent[i] = -1;
+    return s;
+}
+
+/* Forget every text (a new value table on the Python side, or too many texts). */
+void bs_forget(Scanner *s) {
+    memset(s->slots, 0, ((size_t)s->slot_mask + 1) * sizeof *s->slots);
+    for (int i = 0; i < 6; i++) s->recent[i] = -1;
+    s->texts = 0;
+    s->pool_used = 0;
+}
+
+int32_t bs_texts(const Scanner *s) { return s->texts; }
+
+static int grow_texts(Scanner *s) {
+    int32_t cap = s->text_cap * 2;
+    uint32_t slots = (uint32_t)cap * 2;
+    int32_t *new_slots = calloc(slots, sizeof *new_slots);
+    uint64_t *hashes = realloc(s->hashes, (size_t)cap * sizeof *hashes);
+    if (hashes) s->hashes = hashes;
+    int64_t *starts = realloc(s->starts, (size_t)cap * sizeof *starts);
+    if (starts) s->starts = starts;
+    uint8_t *lengths = realloc(s->lengths, (size_t)cap * sizeof *lengths);
+    if (lengths) s->lengths = lengths;
+    int64_t *values = realloc(s->values, (size_t)cap * sizeof *values);
+    if (values) s->values = values;
+    if (!new_slots || !hashes || !starts || !lengths || !values) {
+        free(new_slots);
+        return 0;
+    }
+    for (int32_t id = 0; id < s->texts; id++) {
+        uint32_t slot = (uint32_t)s->hashes[id] & (slots - 1);
+        while (new_slots[slot]) slot = (slot + 1) & (slots - 1);
+        new_slots[slot] = id + 1;
+    }
+    free(s->slots);
+    s->slots = new_slots;
+    s->slot_mask = slots - 1;
+    s->text_cap = cap;
+    return 1;
+}
+
+/* a[0:length] == b[0:length], for the short texts here (a library call costs more). */
+static inline int same(const unsigned char *a, const unsigned char *b, int64_t length) {
+    for (int64_t i = 0; i < length; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* The text id of buf[start:start+length], interned if new; -1 when out of memory. */
+static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int length) {
+    uint64_t hash = 1469598103934665603ULL;
+    for (int i = 0; i < length; i++) hash = (hash ^ buf[start + i]) * 1099511628211ULL;
+    hash ^= hash >> 29;
+    uint32_t slot = (uint32_t)hash & s->slot_mask;
+    for (;;) {
+        int32_t found = s->slots[slot];
+        if (!found) break;
+        found -= 1;
+        if (s->hashes[found] == hash && s->lengths[found] == length &&
+            same(s->pool + s->starts[found], buf + start, length))
+            return found;
+        slot = (slot + 1) & s->slot_mask;
+    }
+    if (s->texts >= s->text_cap) { /* the slots stay at most half full */
+        if (!grow_texts(s)) return -1;
+        slot = (uint32_t)hash & s->slot_mask;
+        while (s->slots[slot]) slot = (slot + 1) & s->slot_mask;
+    }
+    if (s->pool_used + length > s->pool_cap) {
+        int64_t cap = s->pool_cap ? s->pool_cap * 2 : 65536;
+        while (cap < s->pool_used + length) cap *= 2;
+        unsigned char *pool = realloc(s->pool, (size_t)cap);
+        if (!pool) return -1;
+        s->pool = pool;
+        s->pool_cap = cap;
+    }
+    int32_t id = s->texts++;
+    memcpy(s->pool + s->pool_used, buf + start, (size_t)length);
+    s->starts[id] = s->pool_used;
+    s->pool_used += length;
+    s->lengths[id] = (uint8_t)length;
+    s->hashes[id] = hash;
+    s->values[id] = UNKNOWN;
+    s->slots[slot] = id + 1;
+    return id;
+}
+
+/* intern(), first trying the text last read in the same field (prices and sizes repeat). */
+static int32_t field_text(Scanner *s, int field, const unsigned char *buf, int64_t start, int length) {
+    int32_t id = s->recent[field];
+    if (id >= 0 && s->lengths[id] == length && same(s->pool + s->starts[id], buf + start, length)) return id;
+    return s->recent[field] = intern(s, buf, start, length);
+}
+
+/* buf[*at:] starts with the literal: step over it. */
+static int literal(const unsigned char *buf, int64_t *at, int64_t end, const char *text, int64_t length) {
+    if (end - *at < length || !same(buf + *at, (const unsigned char *)text, length)) return 0;
+    *at += length;
+    return 1;
+}
+#define LITERAL(text) literal(buf, &at, end, text, (int64_t)sizeof(text) - 1)
+
+/* [0-9]+ */
+static int some_digits(const unsigned char *buf, int64_t *at, int64_t end) {
+    int64_t start = *at;
+    while (*at < end && buf[*at] >= '0' && buf[*at] <= '9') ++*at;
+    return *at > start;
+}
+
+/* [^"{}]* then '"' (not consumed) */
+static int plain_string(const unsigned char *buf, int64_t *at, int64_t end) {
+    while (*at < end) {
+        unsigned char c = buf[*at];
+        if (c == '"') return 1;
+        if (c == '{' || c == '}') return 0;
+        ++*at;
+    }
+    return 0;
+}
+
+/* A number text [^"]{1,40} followed by '"' that is a plain decimal: its start and length, the
+ * closing quote consumed. 0: not this layout or not plain (the Python reader decides). */
+static int number_text(const unsigned char *buf, int64_t *at, int64_t end, int64_t *start, int *length) {
+    int64_t i = *at;
+    int digits = 0, dot = 0, after_dot = 0;
+    while (i < end && buf[i] != '"') {
+        unsigned char c = buf[i];
+        if (i - *at >= MAX_TEXT) return 0;
+        if (c >= '0' && c <= '9') {
+            if (dot) after_dot++;
+            else digits++;
+        } else if (c == '.' && !dot && digits) {
+            dot = 1;
+        } else {
+            return 0;
+        }
+        i++;
+    }
+    if (i >= end || !digits || (dot && !after_dot)) return 0;
+    *start = *at;
+    *length = (int)(i - *at);
+    *at = i + 1;
+    return 1;
+}
+
+/* Correctly rounded nanoseconds / 10**9, as Python's int / int. */
+static double seconds(uint64_t ns) {
+    if (ns < (1ULL << 53)) return (double)ns / 1e9; /* both exact: one rounding */
+    uint64_t whole = ns / 1000000000ULL, part = ns % 1000000000ULL;
+    int exponent = 63 - __builtin_clzll(whole); /* >= 23: whole >= 2**53 / 10**9 */
+    int shift = 52 - exponent;                  /* 19..29 */
+    uint64_t scaled = part << shift;            /* < 2**59 */
+    uint64_t steps = scaled / 1000000000ULL, rest = scaled % 1000000000ULL;
+    /* Never a tie: scaled is a multiple of 2**19 and a tie would need it to be 2**8 * 5**9
+     * modulo 2**9 * 5**9. */
+    if (rest * 2 > 1000000000ULL) steps++;
+    return ldexp((double)((whole << shift) + steps), -shift); /* <= 2**53: exact */
+}
+
+/* Is the plain decimal a zero? */
+static int is_zero(const unsigned char *text, int length) {
+    for (int i = 0; i < length; i++)
+        if (text[i] != '0' && text[i] != '.') return 0;
+    return 1;
+}
+
+/* Compare two plain decimals by value: <0, 0, >0. */
+static int compare(const unsigned char *a, int a_length, const unsigned char *b, int b_length) {
+    int a_int = 0, b_int = 0;
+    while (a_int < a_length && a[a_int] != '.') a_int++;
+    while (b_int < b_length && b[b_int] != '.') b_int++;
+    int a_lead = 0, b_lead = 0;
+    while (a_lead < a_int && a[a_lead] == '0') a_lead++;
+    while (b_lead < b_int && b[b_lead] == '0') b_lead++;
+    if (a_int - a_lead != b_int - b_lead) return (a_int - a_lead) - (b_int - b_lead);
+    int order = memcmp(a + a_lead, b + b_lead, (size_t)(a_int - a_lead));
+    if (order) return order;
+    const unsigned char *a_frac = a + a_int + (a_int < a_length), *b_frac = b + b_int + (b_int < b_length);
+    int a_frac_length = a_length - a_int - (a_int < a_length), b_frac_length = b_length - b_int - (b_int < b_length);
+    int longest = a_frac_length > b_frac_length ? a_frac_length : b_frac_length;
+    for (int i = 0; i < longest; i++) {
+        unsigned char x = i < a_frac_length ? a_frac[i] : '0', y = i < b_frac_length ? b_frac[i] : '0';
+        if (x != y) return x - y;
+    }
+    return 0;
+}
+
+/* One line buf[start:end] (end excludes the '\n'): its code, time and texts. */
+static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_t end, Line *line,
+                     int64_t *name_start, int64_t *name_end) {
+    int64_t at = start;
+    uint64_t ns = 0;
+    while (at < end && buf[at] >= '0' && buf[at] <= '9' && at - start < MAX_DIGITS + 1) {
+        ns = ns * 10 + (uint64_t)(buf[at] - '0');
+        at++;
+    }
+    line->code = LINE_PYTHON;
+    if (at == start || at - start > MAX_DIGITS || at >= end || buf[at] != ' ') return 1;
+    at++;
+    if (!LITERAL("{\"stream\":\"")) return 1;
+    int64_t name = at, quote = -1, sign = -1;
+    for (int64_t i = at; i < end; i++) {
+        if (buf[i] == '"') {
+            quote = i;
+            break;
+        }
+        if (buf[i] == '@' && sign < 0) sign = i;
+    }
+    if (quote < 0) return 1; /* no closing quote: the Python reader's NOT_JSON */
+    if (sign < 0) {
+        line->code = LINE_OTHER;
+        return 1;
+    }
+    *name_start = name;
+    *name_end = sign;
+    at = sign + 1;
+    int64_t channel = quote - at;
+    int64_t text_start[4];
+    int text_length[4];
+    if (channel == 10 && memcmp(buf + at, "bookTicker", 10) == 0) {
+        at = quote;
+        if (!LITERAL("\",\"data\":{\"e\":\"bookTicker\",\"u\":") || !some_digits(buf, &at, end) ||
+            !LITERAL(",\"s\":\"") || !plain_string(buf, &at, end) || !LITERAL("\",\"b\":\"") ||
+            !number_text(buf, &at, end, &text_start[0], &text_length[0]) || !LITERAL(",\"B\":\"") ||
+            !number_text(buf, &at, end, &text_start[2], &text_length[2]) || !LITERAL(",\"a\":\"") ||
+            !number_text(buf, &at, end, &text_start[1], &text_length[1]) || !LITERAL(",\"A\":\"") ||
+            !number_text(buf, &at, end, &text_start[3], &text_length[3]))
+            return 1;
+        const unsigned char *bid = buf + text_start[0], *ask = buf + text_start[1];
+        if (is_zero(bid, text_length[0]) || compare(bid, text_length[0], ask, text_length[1]) > 0)
+            line->verdict = VERDICT_BAD_PRICE;
+        else
+            line->verdict = VERDICT_OK;
+        for (int i = 0; i < 4; i++)
+            if ((line->text[i] = field_text(s, i, buf, text_start[i], text_length[i])) < 0) return 0;
+        line->code = LINE_BBO;
+    } else if (channel == 5 && memcmp(buf + at, "trade", 5) == 0) {
+        at = quote;
+        int sold;
+        if (!LITERAL("\",\"data\":{\"e\":\"trade\",\"E\":") || !some_digits(buf, &at, end) ||
+            !LITERAL(",\"T\":") || !some_digits(buf, &at, end) || !LITERAL(",\"s\":\"") ||
+            !plain_string(buf, &at, end) || !LITERAL("\",\"t\":") || !some_digits(buf, &at, end) ||
+            !LITERAL(",\"p\":\"") || !number_text(buf, &at, end, &text_start[0], &text_length[0]) ||
+            !LITERAL(",\"q\":\"") || !number_text(buf, &at, end, &text_start[1], &text_length[1]) ||
+            !LITERAL(",\"X\":\"") || !plain_string(buf, &at, end) || !LITERAL("\",\"m\":"))
+            return 1;
+        if (LITERAL("true"))
+            sold = 1;
+        else if (LITERAL("false"))
+            sold = 0;
+        else
+            return 1;
+        if (is_zero(buf + text_start[0], text_length[0]))
+            line->verdict = VERDICT_BAD_PRICE;
+        else if (is_zero(buf + text_start[1], text_length[1]))
+            line->verdict = VERDICT_BAD_SIZE;
+        else
+            line->verdict = VERDICT_OK;
+        for (int i = 0; i < 2; i++)
+            if ((line->text[i] = field_text(s, 4 + i, buf, text_start[i], text_length[i])) < 0) return 0;
+        line->text[2] = line->text[3] = -1;
+        line->code = sold ? LINE_SOLD : LINE_BOUGHT;
+    } else {
+        line->code = channel >= 5 && memcmp(buf + at, "depth", 5) == 0 ? LINE_DEPTH : LINE_OTHER;
+        return 1;
+    }
+    line->time = seconds(ns);
+    return 1;
+}
+
+/* How many '\n' in buf[0:length] (memchr: the C library's vectorised search). */
+int64_t bs_count_lines(const unsigned char *buf, int64_t length) {
+    int64_t count = 0;
+    const unsigned char *at = buf, *end = buf + length;
+    while (at < end && (at = memchr(at, '\n', (size_t)(end - at))) != NULL) {
+        count++;
+        at++;
+    }
+    return count;
+}
+
+/* Where the line after the first `lines` lines of buf[0:length] starts. */
+int64_t bs_skip_lines(const unsigned char *buf, int64_t length, int64_t lines) {
+    const unsigned char *at = buf, *end = buf + length;
+    while (lines-- > 0 && at < end && (at = memchr(at, '\n', (size_t)(end - at))) != NULL) at++;
+    return at ? at - buf : length;
+}
+
+/* Scan buf[0:length]: whole lines, the last one perhaps without its '\n', at most line_cap of
+ * them (bs_count_lines + 1). first_line is the
+ * number of lines before the block. Out: per Python-read line its index and byte span (the '\n'
+ * included); per line within the first SYMBOL_LINES that names a stream, its index and the name's
+ * span; the queue of texts to resolve (their line index, and the texts joined by '\n' into
+ * text_out). Returns 0, or -1 when out of memory. */
+int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t line_cap, int64_t first_line,
+            int64_t *counts, int64_t *python_lines, int64_t *names, int64_t *queue_lines, unsigned char *text_out) {
+    int64_t lines = 0, python = 0, name_count = 0, depth = 0, other = 0, text_bytes = 0;
+    if (line_cap > s->line_cap) {
+        Line *grown = realloc(s->lines, (size_t)line_cap * sizeof *grown);
+        if (!grown) return -1;
+        s->lines = grown;
+        s->line_cap = line_cap;
+    }
+    s->queue_count = 0;
+    int64_t start = 0;
+    while (start < length) {
+        const unsigned char *newline = memchr(buf + start, '\n', (size_t)(length - start));
+        int64_t end = newline ? newline - buf : length, next = newline ? end + 1 : length;
+        Line *line = &s->lines[lines];
+        int64_t name_start = -1, name_end = -1;
+        if (!scan_line(s, buf, start, end, line, &name_start, &name_end)) return -1;
+        if (line->code == LINE_PYTHON) {
+            python_lines[3 * python] = lines;
+            python_lines[3 * python + 1] = start;
+            python_lines[3 * python + 2] = next;
+            python++;
+        } else {
+            if (line->code == LINE_DEPTH) depth++;
+            if (line->code == LINE_OTHER) other++;
+            if (first_line + lines < SYMBOL_LINES && name_end > name_start) {
+                names[3 * name_count] = lines;
+                names[3 * name_count + 1] = name_start;
+                names[3 * name_count + 2] = name_end;
+                name_count++;
+            }
+            if (line->code <= LINE_SOLD && line->verdict == VERDICT_OK) {
+                int fields = line->code == LINE_BBO ? 4 : 2;
+                for (int i = 0; i < fields; i++) {
+                    int32_t id = line->text[i];
+                    if (s->values[id] != UNKNOWN) continue;
+                    if (s->queue_count == s->queue_cap) {
+                        int64_t cap = s->queue_cap ? s->queue_cap * 2 : 4096;
+                        int32_t *queue = realloc(s->queue, (size_t)cap * sizeof *queue);
+                        if (!queue) return -1;
+                        s->queue = queue;
+                        s->queue_cap = cap;
+                    }
+                    s->values[id] = PENDING;
+                    queue_lines[s->queue_count] = lines;
+                    s->queue[s->queue_count++] = id;
+                    if (text_bytes) text_out[text_bytes++] = '\n';
+                    memcpy(text_out + text_bytes, s->pool + s->starts[id], s->lengths[id]);
+                    text_bytes += s->lengths[id];
+                }
+            }
+        }
+        lines++;
+        start = next;
+    }
+    counts[C_LINES] = lines;
+    counts[C_PYTHON] = python;
+    counts[C_NAMES] = name_count;
+    counts[C_QUEUE] = s->queue_count;
+    counts[C_DEPTH] = depth;
+    counts[C_OTHER] = other;
+    counts[C_TEXT_BYTES] = text_bytes;
+    return 0;
+}
+
+/* The value indexes of queue entries first..first+count-1, as the Python reader interned them. */
+void bs_resolve(Scanner *s, int64_t first, int64_t count, const int64_t *indexes) {
+    for (int64_t i = 0; i < count; i++) s->values[s->queue[first + i]] = indexes[i];
+}
+
+/* The rows of lines first..stop-1 (none of them a Python-read line), appended to the columns;
+ * times clamped to *clock (updated); each refused line's index and verdict in bad_lines and
+ * bad_kinds. counts: rows, refused lines, clamped times, BBO rows. */
+void bs_commit(Scanner *s, int64_t first, int64_t stop, double *clock, double *times, int8_t *kinds,
+               uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d, int64_t *bad_lines, int8_t *bad_kinds,
+               int64_t *counts) {
+    int64_t rows = 0, bad = 0, clamped = 0, quotes = 0;
+    double last = *clock;
+    for (int64_t index = first; index < stop; index++) {
+        const Line *line = &s->lines[index];
+        if (line->code > LINE_SOLD) continue;
+        if (line->verdict != VERDICT_OK) {
+            bad_lines[bad] = index;
+            bad_kinds[bad++] = line->verdict;
+            continue;
+        }
+        double time = line->time;
+        if (time < last) {
+            time = last;
+            clamped++;
+        } else {
+            last = time;
+        }
+        times[rows] = time;
+        kinds[rows] = line->code;
+        a[rows] = (uint32_t)s->values[line->text[0]];
+        b[rows] = (uint32_t)s->values[line->text[1]];
+        if (line->code == LINE_BBO) {
+            c[rows] = (uint32_t)s->values[line->text[2]];
+            d[rows] = (uint32_t)s->values[line->text[3]];
+            quotes++;
+        } else {
+            c[rows] = d[rows] = 0;
+        }
+        rows++;
+    }
+    *clock = last;
+    counts[0] = rows;
+    counts[1] = bad;
+    counts[2] = clamped;
+    counts[3] = quotes;
+}
+
+/* For the tests: the time of a nanosecond count, as the scanner reads it. */
+double bs_seconds(uint64_t ns) { return seconds(ns); }
