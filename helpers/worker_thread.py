@@ -20,9 +20,10 @@ gives it up to the holder for as long as 5 ms (``sys.getswitchinterval``) while 
 running Python; the holder's short releases (a SQLite step, say) rarely last long enough for a
 thread that is only just waking. So work the loop does right after a submit (the journal commit
 beside a signature) can delay the job's start by the whole of that work: measured on the Lighter
-reaction, the signature started after the ~270 µs commit in 83 % of reactions instead of beside
-it. ``submit(..., handover=seconds)`` therefore waits, with the GIL released and at most that
-long, until the thread has taken the job; an idle thread takes it within its wake-up time (some
+reaction, the signature started after the ~270 µs commit in 80 % of reactions instead of beside
+it while another process kept a core busy (in 2 % on a quiet machine).
+``submit(..., handover=seconds)`` therefore waits, with the GIL released and at most that long,
+until the thread has taken the job; an idle thread takes it within its wake-up time (some
 50-100 µs here), after which the job's native call runs beside whatever the loop does next. It
 is the one bounded wait on the loop's thread, for a hand-over of the GIL, and it is skipped when
 the thread is still busy with an earlier job (it could not take the new one at once anyway).
