@@ -35,9 +35,8 @@ NS = 1_723_161_254_000_000_000
 
 
 def read(path: Path, compiled: bool, allow_truncated: bool = True) -> tuple[object, ...]:
-    """Everything a read gives: columns, value texts, counts, and the error it raised. (ISA-L's
-    IsalError on some corrupt deflate data escapes both readers, as it did before the scanner: then
-    only the error is compared, as nothing is cached from such a read.)"""
+    """Everything a read gives: columns, value texts, counts, and the error it raised (an error
+    that is not a ValueError is compared alone: nothing is cached from such a read)."""
     stats = FeedStats()
     builder = ColumnBuilder()
     error = None

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import lz4.frame
 import pytest
+from isal import igzip, isal_zlib
 
 import backtest
+from backtesting.event_columns import ColumnBuilder
 from backtesting.feed_cache import load_feed
 from backtesting.market_feed import (
     BINANCE_FORMAT,
@@ -21,6 +23,7 @@ from backtesting.market_feed import (
     MarketEventKind,
     TruncatedFeed,
     UnknownFeedFormat,
+    read_recorded_columns,
     read_recorded_feed,
 )
 from exchanges.base import OrderSide
@@ -158,3 +161,39 @@ def test_an_unknown_short_cut_off_file_is_still_unknown_or_truncated(tmp_path: P
     )
     with pytest.raises(UnknownFeedFormat):
         list(read_recorded_feed(cut, allow_truncated=True))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_gzip_damaged_inside_is_refused_as_truncated_not_a_decoder_crash(
+    tmp_path: Path, compiled: bool
+) -> None:
+    # ISA-L's decoder raises its own IsalError ("Invalid deflate block found") on some damaged
+    # deflate data; the reader hands over to the standard decoder, which names the damage.
+    payload = '{"stream":"btcusdt@bookTicker","data":{"b":"100.0","B":"1","a":"100.1","A":"1"}}'
+    lines = [f"{1_000_000_000 + step} {payload.replace('100.0', f'{100 + step}.0')}" for step in range(20000)]
+    whole = write(tmp_path / "whole.gz", lines, gzip.open).read_bytes()
+    path = tmp_path / "damaged.gz"
+    path.write_bytes(damaged_where_isal_fails(whole))
+    with pytest.raises(TruncatedFeed, match="--allow-truncated"):
+        for _ in read_recorded_columns(path, FeedStats(), False, ColumnBuilder(), compiled=compiled):
+            pass
+    stats = FeedStats()
+    builder = ColumnBuilder()
+    for _ in read_recorded_columns(path, stats, True, builder, compiled=compiled):
+        pass
+    assert stats.truncated and 0 < len(builder) < 20000
+
+
+def damaged_where_isal_fails(whole: bytes) -> bytes:
+    """``whole`` with one byte in the middle of its deflate data flipped, at the first place
+    where ISA-L's decoder then fails with its own IsalError (not zlib's error)."""
+    for offset in range(len(whole) // 2, len(whole) - 16):
+        damaged = bytearray(whole)
+        damaged[offset] ^= 0xFF
+        try:
+            igzip.decompress(bytes(damaged))
+        except isal_zlib.IsalError:
+            return bytes(damaged)
+        except Exception:  # another kind of failure: try the next byte
+            continue
+    raise AssertionError("no single flipped byte makes ISA-L fail with IsalError")
