@@ -316,12 +316,21 @@ _CAREFUL_BLOCK_LINES = 4096
 _READ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, RuntimeError)
 
 
+def _fast_decoder_errors() -> tuple[type[BaseException], ...]:
+    """What ISA-L's gzip decoder raises on a cut-off or damaged file (its own IsalError on some
+    damaged deflate data, besides zlib's kinds): the standard decoder then reads on from there
+    and names the damage as zlib does."""
+    from isal import isal_zlib
+
+    return (EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.IsalError)
+
+
 def _gzip_blocks(path: Path) -> Iterator[list[str]]:
     """The lines of a gzip file in blocks: ISA-L's decoder reads them about twice as fast as the
     standard library's, but on a cut-off file (a recording killed mid-write) it stops at its last
     whole block; the standard decoder then yields every line that was flushed before the cut,
     and raises the same EOFError at the end."""
-    from isal import igzip, isal_zlib  # only a recording's first read decodes gzip (lean imports)
+    from isal import igzip  # only a recording's first read decodes gzip (a backtest's import stays lean)
 
     delivered = 0
     try:
@@ -330,8 +339,8 @@ def _gzip_blocks(path: Path) -> Iterator[list[str]]:
                 delivered += len(block)
                 yield block
         return
-    except (EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.IsalError):
-        pass  # the standard decoder reads on from there and names the damage as zlib does
+    except _fast_decoder_errors():
+        pass
     with gzip.open(path, "rt", encoding="utf-8", errors="replace") as careful:
         yield from _blocks_until_error(itertools.islice(careful, delivered, None))
 
@@ -342,15 +351,15 @@ def _gzip_byte_blocks(path: Path) -> Iterator[bytes | list[str]]:
     standard decoder takes over as there, from the end of the last line delivered (blocks hold
     whole lines, so its text reader starts on a line as the reader that read it all would), and
     its blocks are lists of text lines."""
-    from isal import igzip, isal_zlib  # only a recording's first read decodes gzip (lean imports)
+    from isal import igzip  # only a recording's first read decodes gzip (a backtest's import stays lean)
 
     delivered = [0]
     try:
         with igzip.open(path, "rb") as fast:
             yield from _line_blocks(fast, delivered)
         return
-    except (EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.IsalError):
-        pass  # the standard decoder reads on from there and names the damage as zlib does
+    except _fast_decoder_errors():
+        pass
     with gzip.open(path, "rb") as careful:
         careful.seek(delivered[0])  # reads up to there, and fails where a text reader would
         text = io.TextIOWrapper(careful, encoding="utf-8", errors="replace")
