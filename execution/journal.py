@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import logging
 import queue
 import sqlite3
@@ -169,7 +170,17 @@ class OrdersCsv:
         )
         self._thread.start()
 
-    def write(self, timestamp: float, event: str, order: OrderRecord, **fields: object) -> None:
+    def write(
+        self,
+        timestamp: float,
+        event: str,
+        order: OrderRecord,
+        status: OrderStatus,
+        venue_order_id: str | None,
+        fields: dict[str, object],
+    ) -> None:
+        """One row; ``status`` and ``venue_order_id`` as they were at the event (a queued
+        journal call writes its row later, when the order may have moved on)."""
         self._pending.append(
             (
                 timestamp,
@@ -179,9 +190,9 @@ class OrdersCsv:
                 order.order_type.value,
                 order.quantity,
                 order.price,
-                order.venue_order_id,
+                venue_order_id,
                 order.client_order_id,
-                order.status.value,
+                status.value,
                 fields,
             )
         )
@@ -238,7 +249,9 @@ class _Transaction:
     one transaction at the next :meth:`flush`: the execution layer defers a fill's and its
     take-profit's writes and the venue client flushes them while the order is being signed,
     right before it sends (see :meth:`ExecutionJournal.deferred`). A block that raises drops
-    what it queued, as a rollback would.
+    what it queued, as a rollback would. Whole journal calls are queued too (:meth:`later`):
+    the flush makes them, with nothing deferred, inside its transaction, and the orders-CSV
+    rows they make are written once it has committed.
 
     A plain class rather than a generator-based context manager: the journal opens one for
     every write, and this costs a third as much.
@@ -251,6 +264,8 @@ class _Transaction:
         "_durable",
         "_fills_mark",
         "_mark",
+        "after_commit",
+        "flushing",
         "pending",
         "pending_fills",
         "write_error",
@@ -264,12 +279,17 @@ class _Transaction:
         self._deferring = 0
         self._mark = 0
         self._fills_mark = 0
-        self.pending: list[tuple[str, tuple[object, ...] | Callable[[], tuple[object, ...]]]] = []
+        #: Statements with their arguments, and whole calls (``None`` in place of the SQL).
+        self.pending: list[tuple[str | None, tuple[object, ...] | Callable[[], object]]] = []
         #: Fill ids among the queued writes (a duplicate must be known before the flush); a
         #: handful at most, so a list, which a failed block can cut back like the queue.
         self.pending_fills: list[str] = []
         #: The last flush's failure, None once one succeeds (the bot stops on it).
         self.write_error: JournalWriteError | None = None
+        #: True while a flush makes queued calls; what they must do only once the flush has
+        #: committed (append CSV rows) waits in ``after_commit``.
+        self.flushing = False
+        self.after_commit: list[Callable[[], None]] = []
 
     @property
     def queueing(self) -> bool:
@@ -305,6 +325,11 @@ class _Transaction:
         else:
             self._db.execute(sql, args() if callable(args) else args)
 
+    def later(self, call: Callable[[], object]) -> None:
+        """Queue a whole journal call (only while queueing): its statements, and the work of
+        building them, move into the flush, which runs beside the signature."""
+        self.pending.append((None, call))
+
     def defer(self, on: bool) -> None:
         self._deferring += 1 if on else -1
 
@@ -324,19 +349,36 @@ class _Transaction:
         if not pending:
             return
         db = self._db
+        # Queued calls run as plain writes of this transaction: not queued again, and their
+        # own atomic() blocks join it.
+        deferring, self._deferring = self._deferring, 0
+        self._depth += 1
+        self.flushing = True
         try:
             db.execute("BEGIN")
             for sql, args in pending:
-                db.execute(sql, args() if callable(args) else args)
+                if sql is None:
+                    args()
+                else:
+                    db.execute(sql, args() if callable(args) else args)  # type: ignore[arg-type]
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self.pending[:0] = pending
             self.pending_fills[:0] = fills
+            if not isinstance(exc, Exception):
+                raise
             self.write_error = JournalWriteError(f"the journal could not write: {exc}")
             raise self.write_error from exc
+        finally:
+            self._deferring = deferring
+            self._depth -= 1
+            self.flushing = False
+            committed, self.after_commit = self.after_commit, []
         self.write_error = None
+        for call in committed:
+            call()
 
 
 class _Deferred:
@@ -484,6 +526,45 @@ class ExecutionJournal:
         self, order: OrderRecord, event: str, timestamp: float, detail: str = "", **csv_fields: object
     ) -> None:
         """Upsert the order's current state and append the event that changed it (and its CSV row)."""
+        transaction = self._transaction
+        if transaction.queueing:
+            transaction.later(
+                functools.partial(
+                    self._save_order,
+                    order,
+                    event,
+                    timestamp,
+                    detail,
+                    order.status,
+                    order.venue_order_id,
+                    detail or order.error or order.cancel_reason,
+                    csv_fields,
+                )
+            )
+            return
+        self._save_order(
+            order,
+            event,
+            timestamp,
+            detail,
+            order.status,
+            order.venue_order_id,
+            detail or order.error or order.cancel_reason,
+            csv_fields,
+        )
+
+    def _save_order(
+        self,
+        order: OrderRecord,
+        event: str,
+        timestamp: float,
+        detail: str,
+        status: OrderStatus,
+        venue_order_id: str | None,
+        csv_detail: str,
+        csv_fields: dict[str, object],
+    ) -> None:
+        """:meth:`save_order`, with what the CSV row shows as it was when the event happened."""
         with self.atomic():
             self._transaction.write(
                 "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -517,9 +598,19 @@ class ExecutionJournal:
             )
             self._event(timestamp, event, order.client_order_id, detail)
         if self.csv is not None and event != "intent":
-            self.csv.write(
-                timestamp, event, order, detail=detail or order.error or order.cancel_reason, **csv_fields
+            row = functools.partial(
+                self.csv.write,
+                timestamp,
+                event,
+                order,
+                status,
+                venue_order_id,
+                {"detail": csv_detail, **csv_fields},
             )
+            if self._transaction.flushing:
+                self._transaction.after_commit.append(row)
+            else:
+                row()
 
     def _event(self, timestamp: float, kind: str, client_order_id: str | None, detail: str) -> None:
         self._transaction.write(
@@ -603,9 +694,37 @@ class ExecutionJournal:
 
     def save_fill(self, fill: FillRecord, order: OrderRecord, ledger: PositionLedger) -> None:
         """The fill, the order's new cumulative state and the ledger, in one commit."""
+        transaction = self._transaction
+        if transaction.queueing:
+            transaction.pending_fills.append(fill.fill_id)  # has_fill must see it before the flush
+            transaction.later(
+                functools.partial(
+                    self._save_fill,
+                    fill,
+                    order,
+                    ledger,
+                    order.status,
+                    order.venue_order_id,
+                    order.error or order.cancel_reason,
+                )
+            )
+            return
+        self._save_fill(
+            fill, order, ledger, order.status, order.venue_order_id, order.error or order.cancel_reason
+        )
+
+    def _save_fill(
+        self,
+        fill: FillRecord,
+        order: OrderRecord,
+        ledger: PositionLedger,
+        status: OrderStatus,
+        venue_order_id: str | None,
+        reason: str,
+    ) -> None:
+        """:meth:`save_fill`, with the order's status, venue id and error or cancel reason as
+        they were at the fill (its CSV row shows them)."""
         with self.atomic():
-            if self._transaction.queueing:
-                self._transaction.pending_fills.append(fill.fill_id)
             self._transaction.write(
                 "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 lambda: (
@@ -624,15 +743,23 @@ class ExecutionJournal:
                 ),
             )
             self.save_ledger(ledger)
-            self.save_order(
+            detail = "inferred from the venue's cumulative fill" if fill.inferred else ""
+            self._save_order(
                 order,
                 "fill",
                 fill.timestamp,
-                "inferred from the venue's cumulative fill" if fill.inferred else "",
-                fill_size=fill.size,
-                fill_price=fill.price,
-                fee=f"{fill.fee}{' (estimate)' if fill.fee_estimated else ''}",
-                realized_pnl=f"{fill.realized_pnl:.8f}".rstrip("0").rstrip(".") if fill.realized_pnl else "0",
+                detail,
+                status,
+                venue_order_id,
+                detail or reason,
+                {
+                    "fill_size": fill.size,
+                    "fill_price": fill.price,
+                    "fee": f"{fill.fee}{' (estimate)' if fill.fee_estimated else ''}",
+                    "realized_pnl": f"{fill.realized_pnl:.8f}".rstrip("0").rstrip(".")
+                    if fill.realized_pnl
+                    else "0",
+                },
             )
 
     def correct_fee(
@@ -694,6 +821,12 @@ class ExecutionJournal:
     # -- lots --------------------------------------------------------------------------------
 
     def save_lot(self, lot: Lot, closed: bool = False) -> None:
+        if self._transaction.queueing:
+            self._transaction.later(functools.partial(self._save_lot, lot, closed))
+            return
+        self._save_lot(lot, closed)
+
+    def _save_lot(self, lot: Lot, closed: bool) -> None:
         with self.atomic():
             self._transaction.write(
                 "INSERT INTO lots VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(lot_id) DO UPDATE SET "

@@ -203,3 +203,123 @@ def test_any_interleaving_ends_with_exactly_the_blocks_that_completed(
     journal.flush()
     assert {o.client_order_id for o in journal.orders()} == expected
     journal.close()
+
+
+# -- whole calls queued: the flush makes them, and their CSV rows follow its commit ----------
+
+
+def test_a_queued_call_waits_in_the_queue_as_one_entry(tmp_path: Path) -> None:
+    """The reaction pays for queueing a call, not for building its statements."""
+    journal = ExecutionJournal(tmp_path / "j.sqlite", tmp_path / "orders.csv")
+    assert journal.csv is not None
+    rows: list[str] = []
+    write = journal.csv.write
+    journal.csv.write = lambda *args: (rows.append(args[1]), write(*args))  # type: ignore[method-assign]
+    record = order()
+    with journal.deferred(), journal.atomic():
+        journal.save_fill(fill(record, "c1#1"), record, PositionLedger())
+    assert len(journal._transaction.pending) == 1
+    assert rows == []  # no CSV row before the commit
+    journal.flush()
+    assert committed(tmp_path / "j.sqlite", "fills") == 1
+    assert rows == ["fill"]
+    journal.close()
+
+
+class FillsFailConnection(FlakyConnection):
+    """Only the fills table fails: a flush fails after its first calls went through."""
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        if self.failing and sql.startswith("INSERT INTO fills"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, args)
+
+
+def test_a_failed_flush_writes_no_csv_row_and_the_retry_writes_each_once(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = ExecutionJournal(path, tmp_path / "orders.csv")
+    flaky = FillsFailConnection(journal._transaction._db)
+    journal._transaction._db = flaky  # type: ignore[assignment]
+    record = order()
+    record.status = OrderStatus.OPEN
+    with journal.deferred(), journal.atomic():
+        journal.save_order(record, "open", 1.5)
+        journal.save_fill(fill(record, "c1#1"), record, PositionLedger())
+    flaky.failing = True
+    with pytest.raises(JournalWriteError):
+        journal.flush()
+    assert journal.csv is not None and journal.csv._pending == []
+    flaky.failing = False
+    journal.flush()
+    journal.close()
+    events = [line.split(",")[1] for line in (tmp_path / "orders.csv").read_text().splitlines()[1:]]
+    assert events == ["open", "fill"]
+
+
+def _csv_rows(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as reader:
+        return {
+            table: sorted(reader.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in ("orders", "fills", "lots", "events", "meta")
+        }
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["open", "fill", "cancel", "lot", "flush", "read"]),
+            st.integers(0, 2),
+            st.booleans(),
+        ),
+        max_size=20,
+    )
+)
+def test_queued_calls_leave_the_same_rows_as_plain_ones(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int, bool]]
+) -> None:
+    """The same calls, with the orders' states moving between them, made once in queueing
+    blocks (flushed and read at random points) and once plainly: the journals end with the
+    same rows and the CSVs with the same lines, each showing the state at its event."""
+    from execution.records import Lot
+
+    folders = [tmp_path_factory.mktemp("queued"), tmp_path_factory.mktemp("plain")]
+    results = []
+    for queued, folder in zip((True, False), folders, strict=True):
+        journal = ExecutionJournal(folder / "j.sqlite", folder / "orders.csv")
+        records = {key: order(f"c{key}") for key in range(3)}
+        ledger = PositionLedger()
+        for number, (kind, key, in_block) in enumerate(steps):
+            record = records[key]
+            block = journal.deferred() if queued and in_block else None
+            if kind in ("flush", "read"):
+                if queued:
+                    journal.flush() if kind == "flush" else journal.orders()
+                continue
+            with block if block is not None else journal.atomic(), journal.atomic():
+                timestamp = 10.0 + number
+                if kind == "open":
+                    record.status = OrderStatus.OPEN
+                    record.venue_order_id = f"v{number}"
+                    journal.save_order(record, "open", timestamp)
+                elif kind == "fill":
+                    record.filled_size += 1
+                    record.status = OrderStatus.PARTIALLY_FILLED
+                    ledger.size += 1  # booked before the fill is saved, as the engine does
+                    journal.save_fill(fill(record, f"{record.client_order_id}#{number}"), record, ledger)
+                elif kind == "cancel":
+                    record.status = OrderStatus.CANCELLED
+                    record.cancel_reason = f"reason {number}"
+                    journal.save_order(record, "cancelled", timestamp)
+                else:
+                    lot = Lot(f"lot{number}", record.group, record.side, Decimal(1), Decimal(100), timestamp)
+                    journal.save_lot(lot)
+                    lot.covered_by = f"exit{number}"  # a later state: the upsert writes the newest
+                    journal.save_lot(lot)
+        journal.close()
+        results.append((_tables(folder / "j.sqlite"), _csv_rows(folder / "orders.csv")))
+    assert results[0] == results[1]

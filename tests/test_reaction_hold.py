@@ -224,7 +224,9 @@ def test_the_orders_csv_writer_waits_at_a_closed_gate_and_writes_once_it_opens(t
     header = (tmp_path / "orders.csv").read_text()
     try:
         log_setup.pause_output(30)
-        csv_file.write(1.0, "placed", journal_order("c1"))  # no loop: handed to the thread at once
+        order = journal_order("c1")
+        # No loop: handed to the thread at once.
+        csv_file.write(1.0, "placed", order, order.status, order.venue_order_id, {})
         assert wait_until(lambda: waiting_at_the_gate(thread))
         assert (tmp_path / "orders.csv").read_text() == header
         log_setup.resume_output()
