@@ -161,3 +161,28 @@ async def test_a_reused_client_id_is_refused_and_its_nonce_handed_back(
     result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.01"), Decimal("2880"), other)
     assert result.order_id
     assert len(venue.stats().txs) == before + 1
+
+
+async def test_no_signature_is_made_on_the_main_thread(
+    client: LighterClient, venue: MockLighterVenue
+) -> None:
+    # lighter-sdk's signer is a Go library: each call from C into Go asks glibc for the calling
+    # thread's stack bounds, which on the process's main thread means reading /proc/self/maps
+    # (three reads a signature under strace). Signed on the main thread a signature took 2-3 ms
+    # of CPU, on another thread 0.6-0.9 ms; the bot's loop runs on the main thread.
+    import threading
+
+    signer = client._signer
+    threads: list[bool] = []
+    for name in ("sign_create_order", "sign_cancel_order"):
+        method = getattr(signer, name)
+
+        def recording(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread() is threading.main_thread())
+            return _method(*args, **kwargs)
+
+        setattr(signer, name, recording)
+    cid = client.client_ids.next_id(0.0)
+    result = await client.place_limit_order("0", OrderSide.BUY, Decimal("0.01"), Decimal("2900"), cid)
+    await client.cancel_order("0", result.order_id)
+    assert threads == [False, False]
