@@ -249,7 +249,7 @@ class _Transaction:
     one transaction at the next :meth:`flush`: the execution layer defers a fill's and its
     take-profit's writes and the venue client flushes them while the order is being signed,
     right before it sends (see :meth:`ExecutionJournal.deferred`). A block that raises drops
-    what it queued, as a rollback would. Whole journal calls are queued too (:meth:`later`):
+    what it queued, as a rollback would. Whole journal calls are queued too (:meth:`call`):
     the flush makes them, with nothing deferred, inside its transaction, and the orders-CSV
     rows they make are written once it has committed.
 
@@ -325,10 +325,13 @@ class _Transaction:
         else:
             self._db.execute(sql, args() if callable(args) else args)
 
-    def later(self, call: Callable[[], object]) -> None:
-        """Queue a whole journal call (only while queueing): its statements, and the work of
-        building them, move into the flush, which runs beside the signature."""
-        self.pending.append((None, call))
+    def call(self, call: Callable[[], object]) -> None:
+        """Make a whole journal call now, or queue it while queueing: its statements, and the
+        work of building them, then move into the flush, which runs beside the signature."""
+        if self._deferring:
+            self.pending.append((None, call))
+        else:
+            call()
 
     def defer(self, on: bool) -> None:
         self._deferring += 1 if on else -1
@@ -526,31 +529,18 @@ class ExecutionJournal:
         self, order: OrderRecord, event: str, timestamp: float, detail: str = "", **csv_fields: object
     ) -> None:
         """Upsert the order's current state and append the event that changed it (and its CSV row)."""
-        transaction = self._transaction
-        if transaction.queueing:
-            transaction.later(
-                functools.partial(
-                    self._save_order,
-                    order,
-                    event,
-                    timestamp,
-                    detail,
-                    order.status,
-                    order.venue_order_id,
-                    detail or order.error or order.cancel_reason,
-                    csv_fields,
-                )
+        self._transaction.call(
+            functools.partial(
+                self._save_order,
+                order,
+                event,
+                timestamp,
+                detail,
+                order.status,
+                order.venue_order_id,
+                detail or order.error or order.cancel_reason,
+                csv_fields,
             )
-            return
-        self._save_order(
-            order,
-            event,
-            timestamp,
-            detail,
-            order.status,
-            order.venue_order_id,
-            detail or order.error or order.cancel_reason,
-            csv_fields,
         )
 
     def _save_order(
@@ -697,20 +687,16 @@ class ExecutionJournal:
         transaction = self._transaction
         if transaction.queueing:
             transaction.pending_fills.append(fill.fill_id)  # has_fill must see it before the flush
-            transaction.later(
-                functools.partial(
-                    self._save_fill,
-                    fill,
-                    order,
-                    ledger,
-                    order.status,
-                    order.venue_order_id,
-                    order.error or order.cancel_reason,
-                )
+        transaction.call(
+            functools.partial(
+                self._save_fill,
+                fill,
+                order,
+                ledger,
+                order.status,
+                order.venue_order_id,
+                order.error or order.cancel_reason,
             )
-            return
-        self._save_fill(
-            fill, order, ledger, order.status, order.venue_order_id, order.error or order.cancel_reason
         )
 
     def _save_fill(
@@ -821,10 +807,7 @@ class ExecutionJournal:
     # -- lots --------------------------------------------------------------------------------
 
     def save_lot(self, lot: Lot, closed: bool = False) -> None:
-        if self._transaction.queueing:
-            self._transaction.later(functools.partial(self._save_lot, lot, closed))
-            return
-        self._save_lot(lot, closed)
+        self._transaction.call(functools.partial(self._save_lot, lot, closed))
 
     def _save_lot(self, lot: Lot, closed: bool) -> None:
         with self.atomic():
