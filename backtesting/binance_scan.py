@@ -136,6 +136,10 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_skip_lines.argtypes = [ctypes.c_char_p, size, size]
     library.bs_seconds.restype = ctypes.c_double
     library.bs_seconds.argtypes = [ctypes.c_uint64]
+    library.bs_remap.restype = None
+    library.bs_remap.argtypes = [pointer] * 5 + [size, pointer]
+    library.bs_quiet_end.restype = size
+    library.bs_quiet_end.argtypes = [pointer] * 3 + [size, size, pointer, pointer, size, size]
     return library
 
 
