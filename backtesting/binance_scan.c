@@ -534,3 +534,19 @@ int64_t bs_quiet_end(const int8_t *kinds, const uint32_t *first, const uint32_t 
     }
     return stop;
 }
+
+/* The values used as prices by events 0..count-1 (a quote's bid and ask, a trade's price):
+ * marks[index] set to 1 for each (feed_cache.sample_prices, whose Python loop this is). Returns
+ * 1, marking nothing more, at an index not below values (a damaged cache), else 0. */
+int bs_mark_prices(const int8_t *kinds, const uint32_t *first, const uint32_t *second, int64_t count,
+                   uint8_t *marks, int64_t values) {
+    for (int64_t i = 0; i < count; i++) {
+        if (first[i] >= values) return 1;
+        marks[first[i]] = 1;
+        if (kinds[i] == LINE_BBO) {
+            if (second[i] >= values) return 1;
+            marks[second[i]] = 1;
+        }
+    }
+    return 0;
+}

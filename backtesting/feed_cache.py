@@ -237,9 +237,20 @@ _IS_BBO = bytes(1 if kind == BBO else 0 for kind in range(256))
 
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
-    the price granularity of the data without reading all of it."""
+    the price granularity of the data without reading all of it. The indexes used are marked
+    in C when the compiled library is at hand (a set of a chunk's indexes costs milliseconds)."""
+    chunks = feed.chunks(0, min(events, feed.count))
+    library = _native()
+    if library is not None:
+        marks = array("B", bytes(len(feed.values)))
+        for _times, kinds, first, second, _third, _fourth in chunks:
+            if library.bs_mark_prices(
+                _address(kinds), _address(first), _address(second), len(kinds), _address(marks), len(marks)
+            ):
+                raise IndexError(f"{feed.path}: a value index beyond the value table (a damaged cache)")
+        return set(itertools.compress(feed.values, marks))
     indexes: set[int] = set()
-    for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
+    for _times, kinds, first, second, _third, _fourth in chunks:
         indexes.update(first)
         indexes.update(itertools.compress(second, kinds.tobytes().translate(_IS_BBO)))
     return {feed.values[index] for index in indexes}
@@ -444,7 +455,7 @@ def read_cached_feed(
     header = json.loads(blobs[0])
     if values is None:
         text = blobs[1].decode()
-        values = [Decimal(item) for item in text.split("\n")] if text else []
+        values = list(map(Decimal, text.split("\n"))) if text else []
     count = int(header["count"])
     block_events = int(header["block_events"])
     if block_events < 1 or data_start + count * _EVENT_BYTES != header_offset:

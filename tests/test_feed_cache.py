@@ -295,3 +295,27 @@ def test_fuzz_the_compiled_renaming_is_the_python_one(
             assert compiled[part][row] == mapping[columns[part][row]]
         if kind != BBO:
             assert compiled[4][row] == compiled[5][row] == 0
+
+
+@pytest.mark.parametrize("scanner", ["compiled", "python"])
+def test_the_sampled_prices_are_the_events_prices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scanner: str
+) -> None:
+    """sample_prices: the distinct bids, asks and trade prices of the first events (sizes left
+    out), marked in C or collected in Python; a damaged index is refused either way."""
+    if scanner == "python":
+        monkeypatch.setenv("PERP_DEX_BOT_FEED_SCANNER", "python")
+    feed = load_feed(RECORDED_FEED, tmp_path)
+    for count in (1, 5000, feed_cache.CHUNK_EVENTS + 10):
+        expected = {
+            price
+            for event in feed.events(0, count)
+            for price in (event.best_bid, event.best_ask, event.price)
+            if price is not None
+        }
+        assert feed_cache.sample_prices(feed, count) == expected
+    memory = feed_cache.build_cached_feed(small_feed(tmp_path))
+    assert memory.columns is not None
+    memory.columns[2][1] = len(memory.values)
+    with pytest.raises(IndexError):
+        feed_cache.sample_prices(memory)
