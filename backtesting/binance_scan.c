@@ -490,3 +490,63 @@ void bs_commit(Scanner *s, int64_t first, int64_t stop, double *clock, double *t
 
 /* For the tests: the time of a nanosecond count, as the scanner reads it. */
 double bs_seconds(uint64_t ns) { return seconds(ns); }
+
+/* ---- For the feed cache and the backtest engine: column work too slow as a Python loop. ---- */
+
+/* Value indexes renamed after the value table was sorted: mapping[old index] is the new one.
+ * BBO rows have four indexes; a trade's third and fourth stay 0 (they name no value). */
+void bs_remap(const int8_t *kinds, uint32_t *first, uint32_t *second, uint32_t *third, uint32_t *fourth,
+              int64_t count, const uint32_t *mapping) {
+    for (int64_t i = 0; i < count; i++) {
+        first[i] = mapping[first[i]];
+        second[i] = mapping[second[i]];
+        if (kinds[i] == LINE_BBO) {
+            third[i] = mapping[third[i]];
+            fourth[i] = mapping[fourth[i]];
+        }
+    }
+}
+
+/* The end of a quiet run (backtesting.engine._QuietRuns.end, whose Python loop this is): the
+ * first index in begin..stop-1 whose event is outside the bounds, or stop. The value table is
+ * sorted, so prices compare as their indexes: bounds[] is {bid_low, bid_high, ask_low, ask_high,
+ * trade_low, trade_high}, a quote inside when bid_low <= bid < bid_high and ask_low <= ask <
+ * ask_high, a trade when trade_low <= price < trade_high. excluded[] holds [low, high) index
+ * ranges: bid_ranges of them a quote's bid must be outside, then ask_ranges for its ask. */
+int64_t bs_quiet_end(const int8_t *kinds, const uint32_t *first, const uint32_t *second, int64_t begin,
+                     int64_t stop, const uint32_t *bounds, const uint32_t *excluded, int64_t bid_ranges,
+                     int64_t ask_ranges) {
+    const uint32_t bid_low = bounds[0], bid_high = bounds[1], ask_low = bounds[2], ask_high = bounds[3];
+    const uint32_t trade_low = bounds[4], trade_high = bounds[5];
+    const uint32_t *ask_excluded = excluded + 2 * bid_ranges;
+    for (int64_t i = begin; i < stop; i++) {
+        const uint32_t a = first[i];
+        if (kinds[i] == LINE_BBO) {
+            const uint32_t b = second[i];
+            if (a < bid_low || a >= bid_high || b < ask_low || b >= ask_high) return i;
+            for (int64_t r = 0; r < bid_ranges; r++)
+                if (excluded[2 * r] <= a && a < excluded[2 * r + 1]) return i;
+            for (int64_t r = 0; r < ask_ranges; r++)
+                if (ask_excluded[2 * r] <= b && b < ask_excluded[2 * r + 1]) return i;
+        } else if (a < trade_low || a >= trade_high) {
+            return i;
+        }
+    }
+    return stop;
+}
+
+/* The values used as prices by events 0..count-1 (a quote's bid and ask, a trade's price):
+ * marks[index] set to 1 for each (feed_cache.sample_prices, whose Python loop this is). Returns
+ * 1, marking nothing more, at an index not below values (a damaged cache), else 0. */
+int bs_mark_prices(const int8_t *kinds, const uint32_t *first, const uint32_t *second, int64_t count,
+                   uint8_t *marks, int64_t values) {
+    for (int64_t i = 0; i < count; i++) {
+        if (first[i] >= values) return 1;
+        marks[first[i]] = 1;
+        if (kinds[i] == LINE_BBO) {
+            if (second[i] >= values) return 1;
+            marks[second[i]] = 1;
+        }
+    }
+    return 0;
+}

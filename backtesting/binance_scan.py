@@ -17,6 +17,12 @@ cache folder, keyed by a hash of its source and the compiler: numba was measured
 imports llvmlite's 178 MB library (150-180 MB peak RSS against a 60 MB budget); this module's
 library is about 20 KB. Without a compiler, or with ``PERP_DEX_BOT_FEED_SCANNER=python``, the
 reader is the Python one, with the same results.
+
+The library also holds the backtest's other loops over columns, each standing in for a Python
+loop kept as the fallback (the same setting selects it): renaming value indexes once a cache's
+table is sorted (``bs_remap``, :func:`backtesting.feed_cache.remap_columns`), the end of a quiet
+run (``bs_quiet_end``, ``backtesting.engine._QuietRuns``) and the prices a feed's first events
+use (``bs_mark_prices``, :func:`backtesting.feed_cache.sample_prices`).
 """
 
 from __future__ import annotations
@@ -136,6 +142,12 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_skip_lines.argtypes = [ctypes.c_char_p, size, size]
     library.bs_seconds.restype = ctypes.c_double
     library.bs_seconds.argtypes = [ctypes.c_uint64]
+    library.bs_remap.restype = None
+    library.bs_remap.argtypes = [pointer] * 5 + [size, pointer]
+    library.bs_quiet_end.restype = size
+    library.bs_quiet_end.argtypes = [pointer] * 3 + [size, size, pointer, pointer, size, size]
+    library.bs_mark_prices.restype = ctypes.c_int
+    library.bs_mark_prices.argtypes = [pointer] * 3 + [size, pointer, size]
     return library
 
 

@@ -33,7 +33,6 @@ from backtesting.feed_cache import (
     SOLD,
     CachedFeed,
     Columns,
-    feed_ranks,
     load_feed,
     load_synthetic,
     sample_prices,
@@ -507,7 +506,7 @@ class BacktestEngine:
         bbo, sold = BBO, SOLD
         buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
-        runs = _QuietRuns(values, feed_ranks(feed))
+        runs = _QuietRuns(values, _native())
         sample_now = self._sample_now
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
@@ -738,35 +737,36 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
     return results[0]
 
 
-def _mapped(function: Any, column: array, piece: int = 4096) -> array:
-    """``function`` of each item of ``column``, as a uint32 array: a piece at a time through a
-    short list (array's fromlist is C; appending from an iterator is not), so only a piece's
-    int objects exist at once."""
-    out = array("I")
-    for start in range(0, len(column), piece):
-        out.fromlist(list(map(function, column[start : start + piece])))
-    return out
+def _native() -> Any:
+    """The compiled library of :mod:`backtesting.binance_scan` (its quiet-run search), or None
+    (no compiler, or ``PERP_DEX_BOT_FEED_SCANNER=python``: the Python search)."""
+    from backtesting import binance_scan
+
+    return binance_scan.load()
+
+
+#: bytes.translate table: a kind byte becomes 1 for a quote, 0 for a trade.
+_IS_QUOTE = bytes(1 if kind == BBO else 0 for kind in range(256))
+_QUOTE_BYTE = bytes([BBO])
+_TRADE_FLAG = bytes([0])
 
 
 class _QuietRuns:
     """Finds runs of events inside a venue's :class:`~exchanges.paper.QuietLimits`.
 
-    Prices are compared as ranks: the cache stores each value's place among the distinct values
-    sorted by size, so a Decimal bound becomes a rank bound by one bisection (exact, no floats)
-    and the search compares small integers. The search is a plain loop over the chunk's lists:
-    a few comparisons an event, against a few microseconds for applying the event, and no
-    array library to load (numpy alone would add 16 MB to a backtest's memory).
+    The feed's value table is sorted by size (see :class:`~backtesting.feed_cache.CachedFeed`),
+    so a value index orders as the price it names: a Decimal bound becomes an index bound by one
+    bisection of the table (exact, no floats) and the search compares the columns' small
+    integers as they are. The search is ``bs_quiet_end`` of the compiled scanner's library
+    (``library``) when it is at hand, else a plain loop over the chunk's arrays, with the same
+    answers (no array library either way: numpy alone would add 16 MB to a backtest's memory).
     """
 
     _MAX_BACKOFF = 256
 
-    def __init__(self, values: list[Decimal], ranks: array) -> None:
+    def __init__(self, values: list[Decimal], library: Any = None) -> None:
         self._values = values
-        self._rank = ranks
-        distinct = max(ranks) + 1 if ranks else 0
-        self._sorted: list[Decimal] = [values[0]] * distinct if distinct else []
-        for index, rank in enumerate(ranks):
-            self._sorted[rank] = values[index]
+        self._library = library
         self._backoff = 1
 
     def load(self, columns: Columns) -> None:
@@ -774,11 +774,13 @@ class _QuietRuns:
         self._columns = columns
         self._times = columns[0]
         self._kinds = columns[1]
-        rank = self._rank.__getitem__
-        # Ranks, not value indexes, kept as uint32 arrays like the columns: lists would hold an
-        # int object per event (megabytes a chunk) or a list of the whole rank table's ints.
-        self._first = _mapped(rank, columns[2])
-        self._second = _mapped(rank, columns[3])
+        self._first = columns[2]
+        self._second = columns[3]
+        # The kinds as bytes, and as 1 for a quote and 0 for a trade: the last quote or trade of
+        # a range is then one bytes.rfind (C), not a loop.
+        kinds = columns[1].tobytes()
+        self._kind_bytes = kinds
+        self._quote_flags = kinds.translate(_IS_QUOTE)
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -792,18 +794,24 @@ class _QuietRuns:
         """The first index in ``begin .. end-1`` whose time is >= ``moment`` (``end`` if none)."""
         return bisect.bisect_left(self._times, moment, begin, end)
 
-    def _rank_of(self, price: Decimal | None) -> int:
-        """The rank of a price of this feed (-1 for None or a price the feed never shows)."""
-        if price is None:
-            return -1
-        rank = bisect.bisect_left(self._sorted, price)
-        return rank if rank < len(self._sorted) and self._sorted[rank] == price else -1
+    def _indexes_of(self, prices: tuple[Decimal, ...]) -> list[tuple[int, int]]:
+        """The index ranges ``[low, high)`` of the values equal to each of ``prices`` (equal
+        values with other digits, ``1.0`` and ``1.00``, sit together); prices the feed never
+        shows are left out."""
+        values = self._values
+        ranges = []
+        for price in prices:
+            low = bisect.bisect_left(values, price)
+            high = bisect.bisect_right(values, price, low)
+            if high > low:
+                ranges.append((low, high))
+        return ranges
 
     def end(self, begin: int, count: int, limits: QuietLimits, deadline: float | None) -> int:
         """The index of the first event at or after ``begin`` outside ``limits`` or at or after
         ``deadline`` (the next timer), or ``count``."""
-        ordered = self._sorted
-        # x > bound  <=>  rank(x) >= bisect_right(bound);  x < bound  <=>  rank(x) < bisect_left(bound)
+        ordered = self._values
+        # x > bound  <=>  index(x) >= bisect_right(bound);  x < bound  <=>  index(x) < bisect_left(bound)
         bid_low, bid_high = (
             bisect.bisect_right(ordered, limits.bid_low),
             bisect.bisect_left(ordered, limits.bid_high),
@@ -814,8 +822,8 @@ class _QuietRuns:
         )
         trade_low = bisect.bisect_right(ordered, limits.trade_low)
         trade_high = bisect.bisect_left(ordered, limits.trade_high)
-        bid_excluded = {rank for rank in map(self._rank_of, limits.bid_excluded) if rank >= 0}
-        ask_excluded = {rank for rank in map(self._rank_of, limits.ask_excluded) if rank >= 0}
+        bid_ranges = self._indexes_of(limits.bid_excluded)
+        ask_ranges = self._indexes_of(limits.ask_excluded)
         time_limit = limits.before if deadline is None else min(limits.before, deadline)
         times = self._times
         # Times never run backwards: the time bounds are two bisections, not a test per event.
@@ -823,6 +831,25 @@ class _QuietRuns:
             bisect.bisect_left(times, time_limit, begin, count),
             bisect.bisect_right(times, limits.until, begin, count),
         )
+        if stop <= begin:
+            return stop
+        library = self._library
+        if library is not None:
+            bounds = array("I", (bid_low, bid_high, ask_low, ask_high, trade_low, trade_high))
+            excluded = array("I", [edge for pair in bid_ranges + ask_ranges for edge in pair])
+            return library.bs_quiet_end(
+                self._kinds.buffer_info()[0],
+                self._first.buffer_info()[0],
+                self._second.buffer_info()[0],
+                begin,
+                stop,
+                bounds.buffer_info()[0],
+                excluded.buffer_info()[0],
+                len(bid_ranges),
+                len(ask_ranges),
+            )
+        bid_excluded = {index for low, high in bid_ranges for index in range(low, high)}
+        ask_excluded = {index for low, high in ask_ranges for index in range(low, high)}
         # The columns are walked by iterators started at ``begin`` (zip, no indexing per event).
         kinds, first, second = iter(self._kinds), iter(self._first), iter(self._second)
         kinds.__setstate__(begin)
@@ -841,19 +868,13 @@ class _QuietRuns:
 
     def _last_quote(self, low: int, high: int) -> int:
         """The index of the last quote in ``low .. high-1`` (``low - 1`` if none)."""
-        kinds, quote = self._kinds, BBO
-        index = high - 1
-        while index >= low and kinds[index] != quote:
-            index -= 1
-        return index
+        found = self._kind_bytes.rfind(_QUOTE_BYTE, low, high) if high > low else -1
+        return found if found >= 0 else low - 1
 
     def _last_trade(self, low: int, high: int) -> int:
         """The index of the last trade in ``low .. high-1`` (``low - 1`` if none)."""
-        kinds, quote = self._kinds, BBO
-        index = high - 1
-        while index >= low and kinds[index] == quote:
-            index -= 1
-        return index
+        found = self._quote_flags.rfind(_TRADE_FLAG, low, high) if high > low else -1
+        return found if found >= 0 else low - 1
 
     def apply(
         self,
@@ -877,7 +898,7 @@ class _QuietRuns:
             return
         self._backoff = 1
         times, _kinds, first, second, third, fourth = self._columns
-        values, first_rank, second_rank = self._values, self._first, self._second
+        values = self._values
         last_quote = self._last_quote(begin, end)
         last_trade = self._last_trade(begin, end)
         skipped_at = None
@@ -886,12 +907,15 @@ class _QuietRuns:
             at = last_quote if last_quote >= begin else self._last_quote(note_from, begin)
             while at > noted:  # the last quote that changed, if it comes after the last trade
                 before = self._last_quote(note_from, at)
-                if before >= note_from:
-                    previous = (first_rank[before], second_rank[before])
-                else:
-                    bid, ask = opening if opening is not None else (venue._best_bid, venue._best_ask)
-                    previous = (self._rank_of(bid), self._rank_of(ask))
-                if (first_rank[at], second_rank[at]) != previous:
+                # Compared as values: equal prices with other digits are the same quote.
+                previous: tuple[Decimal | None, Decimal | None] = (
+                    (values[first[before]], values[second[before]])
+                    if before >= note_from
+                    else opening
+                    if opening is not None
+                    else (venue._best_bid, venue._best_ask)
+                )
+                if (values[first[at]], values[second[at]]) != previous:
                     noted = at
                     break
                 at = before

@@ -21,10 +21,10 @@ source into it a block at a time (memory stays flat however long the feed, writi
 * a JSON header (length-prefixed): the source's identity, the reader's
   :class:`~backtesting.market_feed.FeedStats`, the event count, ``block_events`` and the
   first/last times;
-* the value table: distinct decimal strings joined by newlines (length-prefixed);
-* the values' ranks (length-prefixed uint32s): each value's place among the distinct values
-  sorted by size, equal values (``1.0`` and ``1.00``) sharing one, so a backtest can compare
-  prices as integers without sorting the table again;
+* the value table: distinct decimal strings joined by newlines (length-prefixed), sorted by
+  size (equal values such as ``1.0`` and ``1.00``, distinct texts, next to each other in the
+  order the source first showed them), so a backtest compares prices as their indexes (exactly,
+  as small integers) and finds a price's index by bisection;
 * the offset of the header (uint64), last, since it is known only once every event is written.
 
 A recorded feed's cache is keyed by the file's resolved path, size and modification time (a
@@ -70,7 +70,8 @@ MAGIC = b"PDBFEED"
 #: caches written by the version-1 reader are rebuilt rather than trusted. 3: FeedStats names
 #: the recording's symbol (the run's ticker and instrument come from it). 4: the values' ranks.
 #: 5: events in blocks, the header and table after them (written as the source is read).
-FORMAT_VERSION = 5
+#: 6: the value table sorted by size (an index orders as its value does), no ranks.
+FORMAT_VERSION = 6
 #: Events per block of a cache file, and per chunk when streaming it (about 1.4 MB of columns).
 CHUNK_EVENTS = 65536
 _TYPECODES = ("d", "b", "I", "I", "I", "I")
@@ -109,6 +110,8 @@ class CachedFeed:
     """A source's events as columns, in memory (``columns``) or streamed from ``path`` in chunks.
 
     Iterate it (any number of times) for MarketEvents, or use :meth:`chunks` for the columns.
+    ``values`` is sorted by size in every feed this module makes (read from a cache, or built in
+    memory): event indexes compare as the values they name.
     """
 
     count: int
@@ -119,8 +122,6 @@ class CachedFeed:
     last_time: float | None
     columns: Columns | None = None
     path: Path | None = None
-    #: Each value's rank by size (see :func:`value_ranks`); None until worked out.
-    ranks: array | None = None
     #: Where the first block starts in ``path``, and the events a block holds.
     data_start: int = 0
     block_events: int = CHUNK_EVENTS
@@ -180,24 +181,54 @@ class CachedFeed:
             yield from column_events(chunk, self.values)
 
 
-def value_ranks(values: list[Decimal]) -> array:
-    """Each value's place among the distinct values sorted by size (equal values share one)."""
-    ranks = array("I", bytes(4 * len(values)))
-    rank, previous = -1, None
-    for index in sorted(range(len(values)), key=values.__getitem__):
-        value = values[index]
-        if previous is None or value != previous:
-            rank += 1
-            previous = value
-        ranks[index] = rank
-    return ranks
+def sorted_table(values: list[Decimal]) -> tuple[list[Decimal], array | None]:
+    """``values`` sorted by size (stable: equal values keep their order), and each old index's
+    new index as a uint32 array; None instead of that when the table was sorted already."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    if order == list(range(len(values))):
+        return values, None
+    mapping = array("I", bytes(4 * len(values)))
+    for new, old in enumerate(order):
+        mapping[old] = new
+    return [values[old] for old in order], mapping
 
 
-def feed_ranks(feed: CachedFeed) -> array:
-    """The feed's value ranks, worked out once."""
-    if feed.ranks is None:
-        feed.ranks = value_ranks(feed.values)
-    return feed.ranks
+def remap_columns(columns: Columns, mapping: array) -> None:
+    """Rename the value indexes of ``columns`` in place: ``mapping[old]`` is the new index. A
+    trade's third and fourth indexes stay 0 (they name no value). In C when the compiled
+    scanner's library is at hand (:mod:`backtesting.binance_scan`), else a Python loop."""
+    _times, kinds, first, second, third, fourth = columns
+    count = len(kinds)
+    library = _native()
+    if library is not None:
+        address = _address
+        library.bs_remap(
+            address(kinds),
+            address(first),
+            address(second),
+            address(third),
+            address(fourth),
+            count,
+            address(mapping),
+        )
+        return
+    new = mapping.__getitem__
+    quotes = kinds.tobytes().translate(_IS_BBO)
+    first[:] = array("I", map(new, first))
+    second[:] = array("I", map(new, second))
+    third[:] = array("I", (new(index) if quote else 0 for index, quote in zip(third, quotes, strict=True)))
+    fourth[:] = array("I", (new(index) if quote else 0 for index, quote in zip(fourth, quotes, strict=True)))
+
+
+def _native() -> Any:
+    """The compiled library (None without a compiler or when the Python reader is asked for)."""
+    from backtesting import binance_scan  # ctypes and the build only when needed
+
+    return binance_scan.load()
+
+
+def _address(column: array) -> int:
+    return column.buffer_info()[0]
 
 
 #: bytes.translate table: a kind byte becomes 1 for a quote, 0 for a trade (a C-speed selector).
@@ -206,20 +237,35 @@ _IS_BBO = bytes(1 if kind == BBO else 0 for kind in range(256))
 
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     """The distinct prices (quotes and trades) among the first ``events`` events: enough to see
-    the price granularity of the data without reading all of it."""
+    the price granularity of the data without reading all of it. The indexes used are marked
+    in C when the compiled library is at hand (a set of a chunk's indexes costs milliseconds)."""
+    chunks = feed.chunks(0, min(events, feed.count))
+    library = _native()
+    if library is not None:
+        marks = array("B", bytes(len(feed.values)))
+        for _times, kinds, first, second, _third, _fourth in chunks:
+            if library.bs_mark_prices(
+                _address(kinds), _address(first), _address(second), len(kinds), _address(marks), len(marks)
+            ):
+                raise IndexError(f"{feed.path}: a value index beyond the value table (a damaged cache)")
+        return set(itertools.compress(feed.values, marks))
     indexes: set[int] = set()
-    for _times, kinds, first, second, _third, _fourth in feed.chunks(0, min(events, feed.count)):
+    for _times, kinds, first, second, _third, _fourth in chunks:
         indexes.update(first)
         indexes.update(itertools.compress(second, kinds.tobytes().translate(_IS_BBO)))
     return {feed.values[index] for index in indexes}
 
 
 def _in_memory(builder: ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]) -> CachedFeed:
-    """The rows ``builder`` holds as an in-memory feed (its columns and table, not copies)."""
+    """The rows ``builder`` holds as an in-memory feed (its columns, renamed in place for the
+    table sorted by size)."""
     times = builder.columns[0]
+    values, mapping = sorted_table(builder.values)
+    if mapping is not None:
+        remap_columns(builder.columns, mapping)
     return CachedFeed(
         count=len(times),
-        values=builder.values,
+        values=values,
         stats=stats if stats is not None else FeedStats(),
         source=source,
         first_time=times[0] if times else None,
@@ -252,15 +298,19 @@ def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> Cach
 
 class _CacheWriter:
     """A cache file written front to back: blocks of events as they come, then the header and
-    the value table. Atomic: a temporary file renamed into place by :meth:`finish`, removed by
+    the value table. The blocks name values by the caller's table; :meth:`finish` sorts it and,
+    unless it was sorted already, renames the indexes of the blocks written (read back a block
+    at a time). Atomic: a temporary file renamed into place by :meth:`finish`, removed by
     :meth:`discard` (an error, a refused truncated feed: no cache is left behind)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, self.temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        self.out = os.fdopen(handle, "wb")
+        self.out = os.fdopen(handle, "w+b")
         self.out.write(MAGIC + bytes([FORMAT_VERSION]))
+        #: Each block's offset in the file and its number of events.
+        self.blocks: list[tuple[int, int]] = []
         self.count = 0
         self.first_time: float | None = None
         self.last_time: float | None = None
@@ -273,11 +323,17 @@ class _CacheWriter:
         if self.first_time is None:
             self.first_time = times[0]
         self.last_time = times[-1]
+        self.blocks.append((self.out.tell(), len(times)))
         self.count += len(times)
         for column in columns:
             _little_endian(column).tofile(self.out)
 
-    def finish(self, values: list[Decimal], stats: FeedStats, source: dict[str, Any]) -> None:
+    def finish(self, values: list[Decimal], stats: FeedStats, source: dict[str, Any]) -> list[Decimal]:
+        """Write the header and the table sorted by size (the blocks renamed to match), close
+        and rename the file into place; returns the sorted table."""
+        values, mapping = sorted_table(values)
+        if mapping is not None:
+            self._remap_blocks(mapping)
         header = json.dumps(
             {
                 "source": source,
@@ -292,14 +348,35 @@ class _CacheWriter:
         table = "\n".join(
             "\n".join(map(str, values[start : start + 4096])) for start in range(0, len(values), 4096)
         ).encode()
-        ranks = _little_endian(value_ranks(values)).tobytes()
         header_offset = self.out.tell()
-        for blob in (header, table, ranks):
+        for blob in (header, table):
             self.out.write(_LENGTH.pack(len(blob)))
             self.out.write(blob)
         self.out.write(_LENGTH.pack(header_offset))
         self.out.close()
         os.replace(self.temporary, self.path)
+        return values
+
+    def _remap_blocks(self, mapping: array) -> None:
+        """Rename the value indexes of every block written (see :func:`remap_columns`)."""
+        out = self.out
+        end = out.tell()
+        times = array("d")  # not read: remap_columns takes a block's six columns
+        for offset, events in self.blocks:
+            kinds = array("b")
+            out.seek(offset + events * times.itemsize)
+            kinds.frombytes(out.read(events))
+            indexes = out.tell()
+            # The four index columns follow one another: read at once, renamed, written back.
+            block = array("I")
+            block.frombytes(out.read(4 * events * block.itemsize))
+            block = _little_endian(block)
+            columns = [array("I", block[part * events : (part + 1) * events]) for part in range(4)]
+            remap_columns((times, kinds, *columns), mapping)  # type: ignore[arg-type]
+            out.seek(indexes)
+            for column in columns:
+                _little_endian(column).tofile(out)
+        out.seek(end)
 
     def discard(self) -> None:
         self.out.close()
@@ -333,11 +410,10 @@ def _streamed(
                 writer.write_block(builder.take(CHUNK_EVENTS))
         writer.write_block(builder.take())
         builder.release()
-        writer.finish(builder.values, stats if stats is not None else FeedStats(), source)
+        return writer.finish(builder.values, stats if stats is not None else FeedStats(), source)
     except BaseException:
         writer.discard()
         raise
-    return builder.values
 
 
 def read_cached_feed(
@@ -345,8 +421,8 @@ def read_cached_feed(
 ) -> CachedFeed:
     """Open a cache file (its columns streamed in blocks unless ``in_memory``).
 
-    ``values``: the file's value table as its writer held it (the file's table is then not
-    parsed again).
+    ``values``: the file's value table as its writer returned it (sorted; the file's table is
+    then not parsed again).
 
     ValueError when it is not a cache of this format version or is truncated.
     """
@@ -365,7 +441,7 @@ def read_cached_feed(
             raise ValueError(f"{path}: truncated or corrupt feed cache")
         handle.seek(header_offset)
         blobs = []
-        for _ in range(3):
+        for _ in range(2):
             raw = handle.read(_LENGTH.size)
             if len(raw) != _LENGTH.size:
                 raise ValueError(f"{path}: truncated feed cache")
@@ -379,11 +455,7 @@ def read_cached_feed(
     header = json.loads(blobs[0])
     if values is None:
         text = blobs[1].decode()
-        values = [Decimal(item) for item in text.split("\n")] if text else []
-    ranks = array("I")
-    ranks.frombytes(blobs[2])
-    if len(ranks) != len(values):
-        raise ValueError(f"{path}: truncated or corrupt feed cache")
+        values = list(map(Decimal, text.split("\n"))) if text else []
     count = int(header["count"])
     block_events = int(header["block_events"])
     if block_events < 1 or data_start + count * _EVENT_BYTES != header_offset:
@@ -391,7 +463,6 @@ def read_cached_feed(
     feed = CachedFeed(
         count=count,
         values=values,
-        ranks=_little_endian(ranks),
         stats=FeedStats(**header["stats"]),
         source=header["source"],
         first_time=header["first_time"],

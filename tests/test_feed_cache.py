@@ -6,12 +6,16 @@ import gzip
 import itertools
 import math
 import random
+from array import array
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from backtesting import feed_cache
+from backtesting import binance_scan, feed_cache
+from backtesting.event_columns import BBO
 from backtesting.feed_cache import cache_path_for, load_feed, load_synthetic, read_cached_feed
 from backtesting.market_feed import FeedStats, MarketEvent, SyntheticMarket, read_recorded_feed
 from exchanges.base import OrderSide
@@ -207,3 +211,111 @@ def test_a_synthetic_cache_is_streamed_too(tmp_path: Path, monkeypatch: pytest.M
         direct = list(itertools.islice(iter(SyntheticMarket(seed=5)), count))
         assert cached.path is not None and same_events(list(cached), direct)
         assert same_events(list(cached.events(499, 1001)), direct[499:1001])
+
+
+def is_sorted(values: list[Decimal]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(values))
+
+
+@pytest.mark.parametrize("scanner", ["compiled", "python"])
+def test_every_feed_holds_its_values_sorted_with_its_events_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scanner: str
+) -> None:
+    """The value table of every feed this module makes is sorted by size (a backtest compares
+    indexes as prices): written and streamed from a cache (blocks renamed after they were
+    written), read back, built in memory, synthetic. Equal values spelled apart (``100.0``,
+    ``100.00``, ``100``) stay apart, and every event keeps its digits. ``python``: without the
+    compiled library (the renaming's Python loop, the Python reader)."""
+    if scanner == "python":
+        monkeypatch.setenv("PERP_DEX_BOT_FEED_SCANNER", "python")
+    monkeypatch.setattr(feed_cache, "CHUNK_EVENTS", 7)  # many blocks to rename
+    prices = ["100.0", "100.00", "100", "99.5", "101.25", "100.5", "98", "100.50"]
+    lines = []
+    for step in range(60):
+        bid = prices[step * 5 % len(prices)]
+        ask = f"{Decimal(bid) + Decimal('0.5') + step % 3}"
+        lines.append(BOOK.format(ns=1_000_000_000 + step, bid=bid, ask=ask))
+        if step % 4 == 0:
+            lines.append(
+                TRADE.format(ns=1_000_000_000 + step, price=prices[step % len(prices)], maker="true")
+            )
+    source = write_feed(tmp_path / "ties.gz", lines)
+    direct = list(read_recorded_feed(source))
+    market = SyntheticMarket(seed=5, start_time=1_000.0)
+    synthetic = list(itertools.islice(iter(market), 500))
+    params = {"seed": 5, "start_time": 1_000.0}
+    feeds = {
+        "streamed": (load_feed(source, tmp_path / "cache"), direct),
+        "read back": (load_feed(source, tmp_path / "cache"), direct),
+        "in memory": (load_feed(source, use_cache=False), direct),
+        "whole file": (read_cached_feed(cache_path_for(source, tmp_path / "cache"), in_memory=True), direct),
+        "synthetic": (load_synthetic(params, iter(market), 500, tmp_path / "cache"), synthetic),
+        "synthetic read back": (load_synthetic(params, iter(()), 500, tmp_path / "cache"), synthetic),
+        "synthetic in memory": (load_synthetic(params, iter(market), 500, use_cache=False), synthetic),
+    }
+    for name, (feed, expected) in feeds.items():
+        assert is_sorted(feed.values), name
+        assert same_events(list(feed), expected), name
+    texts = [str(value) for value in feeds["read back"][0].values]
+    assert {"100.0", "100.00", "100"} <= set(texts) and len(texts) == len(set(texts))
+    # The synthetic market's table was not sorted as it came: something was renamed.
+    assert not is_sorted(
+        list(dict.fromkeys(v for e in synthetic for v in (e.best_bid, e.price) if v is not None))
+    )
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    kinds=st.lists(st.sampled_from([0, 1, 2]), max_size=50),
+    table=st.integers(1, 30),
+    data=st.data(),
+)
+def test_fuzz_the_compiled_renaming_is_the_python_one(
+    kinds: list[int], table: int, data: st.DataObject
+) -> None:
+    if binance_scan.load() is None:
+        pytest.skip("no C compiler")
+    mapping = array("I", data.draw(st.permutations(range(table))))
+    index = st.integers(0, table - 1)
+    columns = [array("d", [0.0] * len(kinds)), array("b", kinds)]
+    for _ in range(4):
+        columns.append(array("I", [data.draw(index) for _ in kinds]))
+    for row, kind in enumerate(kinds):
+        if kind != BBO:
+            columns[4][row] = columns[5][row] = 0
+    compiled = [array(column.typecode, column) for column in columns]
+    python = [array(column.typecode, column) for column in columns]
+    feed_cache.remap_columns(tuple(compiled), mapping)  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERP_DEX_BOT_FEED_SCANNER", "python")
+        feed_cache.remap_columns(tuple(python), mapping)  # type: ignore[arg-type]
+    assert compiled == python
+    for row, kind in enumerate(kinds):
+        for part in (2, 3) if kind != BBO else (2, 3, 4, 5):
+            assert compiled[part][row] == mapping[columns[part][row]]
+        if kind != BBO:
+            assert compiled[4][row] == compiled[5][row] == 0
+
+
+@pytest.mark.parametrize("scanner", ["compiled", "python"])
+def test_the_sampled_prices_are_the_events_prices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scanner: str
+) -> None:
+    """sample_prices: the distinct bids, asks and trade prices of the first events (sizes left
+    out), marked in C or collected in Python; a damaged index is refused either way."""
+    if scanner == "python":
+        monkeypatch.setenv("PERP_DEX_BOT_FEED_SCANNER", "python")
+    feed = load_feed(RECORDED_FEED, tmp_path)
+    for count in (1, 5000, feed_cache.CHUNK_EVENTS + 10):
+        expected = {
+            price
+            for event in feed.events(0, count)
+            for price in (event.best_bid, event.best_ask, event.price)
+            if price is not None
+        }
+        assert feed_cache.sample_prices(feed, count) == expected
+    memory = feed_cache.build_cached_feed(small_feed(tmp_path))
+    assert memory.columns is not None
+    memory.columns[2][1] = len(memory.values)
+    with pytest.raises(IndexError):
+        feed_cache.sample_prices(memory)

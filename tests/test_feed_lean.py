@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import re
+from array import array
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from hypothesis import strategies as st
 from backtesting import market_feed
 from backtesting.event_columns import ColumnBuilder
 from backtesting.feed_cache import (
+    BBO,
+    CHUNK_EVENTS,
     CachedFeed,
     build_cached_feed,
     columns_from_events,
@@ -137,12 +140,31 @@ def write_gzip(path: Path, lines: list[str]) -> Path:
 
 
 def content_digest(feed: CachedFeed) -> str:
-    """What a cache holds apart from its source's identity: columns, value table, counts."""
-    digest = hashlib.sha256()
+    """What a cache holds apart from its source's identity: columns, value table, counts.
+
+    The table in the order the events first use its values (a quote's bid, ask, bid size, ask
+    size; a trade's price, size), as caches before format 6 held it (format 6 stores it sorted
+    by size): the digests taken before stay comparable."""
+    renamed: dict[int, int] = {}
+    columns: list[array] = [array(typecode) for typecode in ("d", "b", "I", "I", "I", "I")]
     for chunk in feed.chunks():
-        for column in chunk:
-            digest.update(column.tobytes())
-    digest.update("\n".join(map(str, feed.values)).encode())
+        times, kinds, first, second, third, fourth = chunk
+        columns[0].extend(times)
+        columns[1].extend(kinds)
+        for row, kind in enumerate(kinds):
+            used = (first[row], second[row]) + ((third[row], fourth[row]) if kind == BBO else ())
+            for part, index in enumerate(used):
+                columns[2 + part].append(renamed.setdefault(index, len(renamed)))
+            if kind != BBO:
+                columns[4].append(0)
+                columns[5].append(0)
+    assert len(renamed) == len(feed.values)  # every value is some event's
+    order = sorted(renamed, key=renamed.__getitem__)
+    digest = hashlib.sha256()
+    for start in range(0, len(columns[0]), CHUNK_EVENTS):
+        for column in columns:
+            digest.update(column[start : start + CHUNK_EVENTS].tobytes())
+    digest.update("\n".join(str(feed.values[index]) for index in order).encode())
     digest.update(json.dumps(asdict(feed.stats), sort_keys=True).encode())
     return digest.hexdigest()
 
