@@ -40,7 +40,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from backtesting.event_columns import ColumnBuilder
+from backtesting.event_columns import ColumnBuilder, column_address
 from backtesting.market_feed import BAD_PRICE, BAD_SIZE, FeedStats, _scan_binance
 
 logger = logging.getLogger(__name__)
@@ -151,10 +151,6 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     return library
 
 
-def _address(column: array) -> int:
-    return column.buffer_info()[0]
-
-
 class _Outputs:
     """The arrays the C side writes a block's results into, grown as blocks need."""
 
@@ -247,11 +243,11 @@ def _scan_block(
         len(block),
         line_cap,
         first_line,
-        _address(counts),
-        _address(out.python_lines),
-        _address(out.names),
-        _address(out.queue_lines),
-        _address(out.text),
+        column_address(counts),
+        column_address(out.python_lines),
+        column_address(out.names),
+        column_address(out.queue_lines),
+        column_address(out.text),
     ):
         raise MemoryError("binance scanner")
     lines, python, names, queued, depth, other, text_bytes = counts
@@ -263,12 +259,12 @@ def _scan_block(
     moment = ctypes.c_double(clock[0])
     commit_pointers = [
         ctypes.byref(moment),
-        _address(out.times),
-        _address(out.kinds),
-        *map(_address, out.indexes),
-        _address(bad_lines),
-        _address(bad_kinds),
-        _address(commit_counts),
+        column_address(out.times),
+        column_address(out.kinds),
+        *map(column_address, out.indexes),
+        column_address(bad_lines),
+        column_address(bad_kinds),
+        column_address(commit_counts),
     ]
     position = python_at = queue_at = name_at = 0
     events = quotes = clamped = 0
@@ -278,7 +274,7 @@ def _scan_block(
             queue_end = bisect_left(queue_lines, stop, queue_at, queued)
             if queue_end > queue_at:
                 resolved = array("q", builder.intern_texts(texts[queue_at:queue_end]))
-                library.bs_resolve(scanner, queue_at, queue_end - queue_at, _address(resolved))
+                library.bs_resolve(scanner, queue_at, queue_end - queue_at, column_address(resolved))
                 queue_at = queue_end
             library.bs_commit(scanner, position, stop, *commit_pointers)
             rows, bad, clamped_here, quotes_here = commit_counts

@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from backtesting.event_columns import QUOTE_FLAGS, column_address
 from backtesting.feed_cache import (
     BBO,
     SOLD,
@@ -35,6 +36,7 @@ from backtesting.feed_cache import (
     Columns,
     load_feed,
     load_synthetic,
+    native_library,
     sample_prices,
 )
 from backtesting.market_feed import MarketEventKind
@@ -506,7 +508,7 @@ class BacktestEngine:
         bbo, sold = BBO, SOLD
         buyer, seller = OrderSide.BUY, OrderSide.SELL
         value = values.__getitem__
-        runs = _QuietRuns(values, _native())
+        runs = _QuietRuns(values, native_library())
         sample_now = self._sample_now
         for columns in feed.chunks(start, stop):
             times, kinds, first, second, third, fourth = columns
@@ -737,16 +739,6 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
     return results[0]
 
 
-def _native() -> Any:
-    """The compiled library of :mod:`backtesting.binance_scan` (its quiet-run search), or None
-    (no compiler, or ``PERP_DEX_BOT_FEED_SCANNER=python``: the Python search)."""
-    from backtesting import binance_scan
-
-    return binance_scan.load()
-
-
-#: bytes.translate table: a kind byte becomes 1 for a quote, 0 for a trade.
-_IS_QUOTE = bytes(1 if kind == BBO else 0 for kind in range(256))
 _QUOTE_BYTE = bytes([BBO])
 _TRADE_FLAG = bytes([0])
 
@@ -780,7 +772,7 @@ class _QuietRuns:
         # a range is then one bytes.rfind (C), not a loop.
         kinds = columns[1].tobytes()
         self._kind_bytes = kinds
-        self._quote_flags = kinds.translate(_IS_QUOTE)
+        self._quote_flags = kinds.translate(QUOTE_FLAGS)
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -838,13 +830,13 @@ class _QuietRuns:
             bounds = array("I", (bid_low, bid_high, ask_low, ask_high, trade_low, trade_high))
             excluded = array("I", [edge for pair in bid_ranges + ask_ranges for edge in pair])
             return library.bs_quiet_end(
-                self._kinds.buffer_info()[0],
-                self._first.buffer_info()[0],
-                self._second.buffer_info()[0],
+                column_address(self._kinds),
+                column_address(self._first),
+                column_address(self._second),
                 begin,
                 stop,
-                bounds.buffer_info()[0],
-                excluded.buffer_info()[0],
+                column_address(bounds),
+                column_address(excluded),
                 len(bid_ranges),
                 len(ask_ranges),
             )

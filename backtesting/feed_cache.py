@@ -53,8 +53,8 @@ from typing import Any
 # The row kinds and the columns' type are the cache's as much as the reader's: re-exported.
 from backtesting.event_columns import BBO as BBO
 from backtesting.event_columns import BOUGHT as BOUGHT
+from backtesting.event_columns import QUOTE_FLAGS, ColumnBuilder, column_address
 from backtesting.event_columns import SOLD as SOLD
-from backtesting.event_columns import ColumnBuilder
 from backtesting.event_columns import Columns as Columns
 from backtesting.market_feed import (
     FeedStats,
@@ -199,9 +199,9 @@ def remap_columns(columns: Columns, mapping: array) -> None:
     scanner's library is at hand (:mod:`backtesting.binance_scan`), else a Python loop."""
     _times, kinds, first, second, third, fourth = columns
     count = len(kinds)
-    library = _native()
+    library = native_library()
     if library is not None:
-        address = _address
+        address = column_address
         library.bs_remap(
             address(kinds),
             address(first),
@@ -213,26 +213,19 @@ def remap_columns(columns: Columns, mapping: array) -> None:
         )
         return
     new = mapping.__getitem__
-    quotes = kinds.tobytes().translate(_IS_BBO)
+    quotes = kinds.tobytes().translate(QUOTE_FLAGS)
     first[:] = array("I", map(new, first))
     second[:] = array("I", map(new, second))
     third[:] = array("I", (new(index) if quote else 0 for index, quote in zip(third, quotes, strict=True)))
     fourth[:] = array("I", (new(index) if quote else 0 for index, quote in zip(fourth, quotes, strict=True)))
 
 
-def _native() -> Any:
-    """The compiled library (None without a compiler or when the Python reader is asked for)."""
+def native_library() -> Any:
+    """The compiled library of :mod:`backtesting.binance_scan` for the column loops (None
+    without a compiler, or with ``PERP_DEX_BOT_FEED_SCANNER=python``: the Python loops)."""
     from backtesting import binance_scan  # ctypes and the build only when needed
 
     return binance_scan.load()
-
-
-def _address(column: array) -> int:
-    return column.buffer_info()[0]
-
-
-#: bytes.translate table: a kind byte becomes 1 for a quote, 0 for a trade (a C-speed selector).
-_IS_BBO = bytes(1 if kind == BBO else 0 for kind in range(256))
 
 
 def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
@@ -240,19 +233,24 @@ def sample_prices(feed: CachedFeed, events: int = CHUNK_EVENTS) -> set[Decimal]:
     the price granularity of the data without reading all of it. The indexes used are marked
     in C when the compiled library is at hand (a set of a chunk's indexes costs milliseconds)."""
     chunks = feed.chunks(0, min(events, feed.count))
-    library = _native()
+    library = native_library()
     if library is not None:
         marks = array("B", bytes(len(feed.values)))
         for _times, kinds, first, second, _third, _fourth in chunks:
             if library.bs_mark_prices(
-                _address(kinds), _address(first), _address(second), len(kinds), _address(marks), len(marks)
+                column_address(kinds),
+                column_address(first),
+                column_address(second),
+                len(kinds),
+                column_address(marks),
+                len(marks),
             ):
                 raise IndexError(f"{feed.path}: a value index beyond the value table (a damaged cache)")
         return set(itertools.compress(feed.values, marks))
     indexes: set[int] = set()
     for _times, kinds, first, second, _third, _fourth in chunks:
         indexes.update(first)
-        indexes.update(itertools.compress(second, kinds.tobytes().translate(_IS_BBO)))
+        indexes.update(itertools.compress(second, kinds.tobytes().translate(QUOTE_FLAGS)))
     return {feed.values[index] for index in indexes}
 
 
