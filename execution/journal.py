@@ -8,7 +8,8 @@ an exit. The orders CSV is derived from the same writes (one row per event). The
 
 Durability: WAL mode with ``synchronous=NORMAL``. A commit is in the WAL file (the OS page cache)
 before ``commit()`` returns, so it survives the process being killed (SIGKILL, a crash, the OOM
-killer); only a power loss can take the last few commits. A commit costs tens of microseconds,
+killer); only a power loss can take the last few commits. The WAL is checkpointed by a thread of
+its own (:mod:`execution.wal_checkpointer`), never inside a commit. A commit costs tens of microseconds,
 and it must finish before the order it records is sent, so it runs on the event loop's thread:
 handing it to another thread would add a hop to the reaction path without freeing the loop.
 Backtests use SQLite's private temporary database (no sync, deleted on close, memory bounded).
@@ -23,6 +24,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from exchanges.base import OrderSide, OrderStatus, OrderType
 from execution.records import FillRecord, Lot, OrderRecord
+from execution.wal_checkpointer import WalCheckpointer
 from helpers.log_setup import wait_while_output_paused
 from helpers.position_ledger import PositionLedger
 from strategies.base_strategy import OrderRole
@@ -428,6 +431,8 @@ class ExecutionJournal:
             self._db = sqlite3.connect(str(path), isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints are the checkpointer thread's, never a commit's (see its module).
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
         self._transaction = _Transaction(self._db, durable=path is not None)
         self._flush_scheduled = False
@@ -437,6 +442,10 @@ class ExecutionJournal:
         elif version != SCHEMA_VERSION:
             raise ValueError(f"journal {path} has schema version {version}, expected {SCHEMA_VERSION}")
         self.csv = OrdersCsv(csv_path) if csv_path is not None else None
+        self.checkpointer: WalCheckpointer | None = None
+        if path is not None:
+            self.checkpointer = WalCheckpointer(path)
+            weakref.finalize(self, self.checkpointer.stop, False)
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -506,6 +515,8 @@ class ExecutionJournal:
             self._transaction.pending.clear()  # a flush still scheduled finds nothing to write
         if self.csv is not None:
             self.csv.close()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self._db.close()
 
     # -- meta --------------------------------------------------------------------------------
