@@ -523,6 +523,8 @@ class MockLighterVenue(MockVenueBase):
         self._accounts[account_index].next_nonce[api_key_index] = initial_nonce
 
         self._orders: dict[int, VenueOrder] = {}
+        #: The orders that may still be open (see :meth:`_open_orders`), in arrival order.
+        self._maybe_open: dict[int, VenueOrder] = {}
         self._books: dict[int, BookState] = {}
         self._ask_ids = itertools.count(ASK_ORDER_INDEX_BASE)
         self._bid_ids = itertools.count(BID_ORDER_INDEX_BASE)
@@ -756,7 +758,7 @@ class MockLighterVenue(MockVenueBase):
         budget = spec.size_int(size) if size is not None else None
         crossed = [
             o
-            for o in self._orders.values()
+            for o in self._open_orders()
             if o.active
             and o.market_id == market_id
             and ((not o.is_ask and o.price >= p) or (o.is_ask and o.price <= p))
@@ -855,7 +857,7 @@ class MockLighterVenue(MockVenueBase):
 
         def do() -> list[int]:
             cutoff = now_ms() if at_ms is None else at_ms
-            expired = [o for o in self._orders.values() if o.active and 0 < o.order_expiry < cutoff]
+            expired = [o for o in self._open_orders() if o.active and 0 < o.order_expiry < cutoff]
             for o in expired:
                 self._cancel_order_now(o, STATUS_CANCELED_EXPIRED)
                 self._push_account_state(o.account_index)
@@ -1066,6 +1068,20 @@ class MockLighterVenue(MockVenueBase):
 
     # -- book helpers ------------------------------------------------------------------------
 
+    def _open_orders(self) -> list[VenueOrder]:
+        """The open orders, in arrival order, without walking every order ever placed.
+
+        An order leaves "open" once (filled, cancelled, expired) and never comes back, so those
+        that left are dropped from the index the next time it is read. Every scan of open
+        orders runs on each fill and each transaction: over all orders they made a long run's
+        venue slower with every cycle (5 ms of work per cycle at 300 cycles, 33 ms at 3,000).
+        """
+        maybe_open = self._maybe_open
+        open_now = [o for o in maybe_open.values() if o.status == STATUS_OPEN]
+        if len(open_now) != len(maybe_open):
+            self._maybe_open = {o.order_index: o for o in open_now}
+        return open_now
+
     def _seed_book_now(self, market_id: int, mid: Decimal) -> None:
         book = self._books[market_id]
         spec = book.spec
@@ -1083,7 +1099,7 @@ class MockLighterVenue(MockVenueBase):
         """Drop synthetic levels that would cross our resting orders (which a partial trade
         left standing): the generated market sits behind them instead of trading into them."""
         book = self._books[market_id]
-        ours = [o for o in self._orders.values() if o.active and o.market_id == market_id]
+        ours = [o for o in self._open_orders() if o.active and o.market_id == market_id]
         top_bid = max((o.price for o in ours if not o.is_ask), default=None)
         low_ask = min((o.price for o in ours if o.is_ask), default=None)
         if top_bid is not None:
@@ -1104,7 +1120,7 @@ class MockLighterVenue(MockVenueBase):
         book = self._books[market_id]
         bids = dict(book.bids)
         asks = dict(book.asks)
-        for o in self._orders.values():
+        for o in self._open_orders():
             if o.active and o.market_id == market_id and o.order_type == ORDER_TYPE_LIMIT:
                 side = asks if o.is_ask else bids
                 side[o.price] = side.get(o.price, 0) + o.remaining
@@ -1254,7 +1270,7 @@ class MockLighterVenue(MockVenueBase):
         order = self._orders.get(index)
         if order and order.account_index == account_index and order.market_id == market_id and order.active:
             return order
-        for o in self._orders.values():  # Lighter also accepts the client order index here
+        for o in self._open_orders():  # Lighter also accepts the client order index here
             if (
                 o.account_index == account_index
                 and o.market_id == market_id
@@ -1499,7 +1515,7 @@ class MockLighterVenue(MockVenueBase):
         resting = sorted(
             (
                 o
-                for o in self._orders.values()
+                for o in self._open_orders()
                 if o.active and o.market_id == market_id and o.order_type == ORDER_TYPE_LIMIT
             ),
             key=lambda o: o.order_index,
@@ -1635,7 +1651,7 @@ class MockLighterVenue(MockVenueBase):
             raise TxRejected(*ERR_INVALID_CLIENT_INDEX)
         if cid and any(
             o.active and o.account_index == acct.index and o.client_order_index == cid
-            for o in self._orders.values()
+            for o in self._open_orders()
         ):
             raise TxRejected(*ERR_CLIENT_INDEX_EXISTS)
         if not isinstance(price, int) or price <= 0:
@@ -1669,6 +1685,7 @@ class MockLighterVenue(MockVenueBase):
 
         def run() -> None:
             self._orders[order.order_index] = order
+            self._maybe_open[order.order_index] = order
             self._touch(order)
             self._run_order(order)
 
@@ -1698,7 +1715,7 @@ class MockLighterVenue(MockVenueBase):
 
         def run() -> None:
             touched = set()
-            for o in list(self._orders.values()):
+            for o in self._open_orders():
                 if o.active and o.account_index == acct.index:
                     self._cancel_order_now(o)
                     touched.add(o.market_id)
@@ -1765,7 +1782,7 @@ class MockLighterVenue(MockVenueBase):
             liq = max(Decimal(0), mark - (equity - maint) / size)
         open_orders = sum(
             1
-            for o in self._orders.values()
+            for o in self._open_orders()
             if o.active and o.account_index == acct.index and o.market_id == market_id
         )
         tmpl = fixture("http_account.json")["accounts"][0]["positions"][0]
@@ -1808,7 +1825,7 @@ class MockLighterVenue(MockVenueBase):
         upnl = self._total_upnl(acct)
         equity = acct.collateral + upnl
         used = self._margin_used(acct)
-        orders = [o for o in self._orders.values() if o.account_index == acct.index]
+        open_orders = [o for o in self._open_orders() if o.account_index == acct.index]
         tmpl = fixture("http_account.json")["accounts"][0]
         asset = tmpl["assets"][0]
         _fill(asset, balance=_q6(acct.collateral), margin_balance=_q6(equity))
@@ -1817,7 +1834,7 @@ class MockLighterVenue(MockVenueBase):
             index=acct.index,
             account_index=acct.index,
             l1_address=acct.l1_address,
-            total_order_count=sum(1 for o in orders if o.active),
+            total_order_count=len(open_orders),
             available_balance=_q6(max(Decimal(0), equity - used)),
             collateral=_q6(acct.collateral),
             created_at=acct.created_ms // 1000,
@@ -2493,7 +2510,7 @@ class MockLighterVenue(MockVenueBase):
                         {"oid": oid, "owner": MAKER_ACCOUNT_INDEX, "init": sz, "rem": sz, "exp": expiry},
                     )
                 )
-            for o in self._orders.values():
+            for o in self._open_orders():
                 if (
                     o.active
                     and o.market_id == market_id
@@ -2797,7 +2814,7 @@ class MockLighterVenue(MockVenueBase):
             market_id, account = nums
             orders = [
                 self._order_json(o)
-                for o in self._orders.values()
+                for o in self._open_orders()
                 if o.active and o.account_index == account and o.market_id == market_id
             ]
             snapshot = fixture("ws_account_orders_update_partial_fill.json")
@@ -2852,7 +2869,7 @@ class MockLighterVenue(MockVenueBase):
         acct = self._accounts[account]
         if name == "account_all_orders":
             by_market: dict[str, list[Any]] = {}
-            for o in self._orders.values():
+            for o in self._open_orders():
                 if o.active and o.account_index == account:
                     by_market.setdefault(str(o.market_id), []).append(self._order_json(o))
             return {
