@@ -69,6 +69,52 @@ def test_the_thread_checkpoints_the_log_after_the_gate(tmp_path: Path) -> None:
     journal.close()
 
 
+class _CommitDuringFirstPass:
+    """The checkpointer's connection, with a commit of the bot's landing while its first pass
+    runs (its frames come after what that pass copies, as a commit made meanwhile would)."""
+
+    def __init__(self, db: sqlite3.Connection, commit) -> None:
+        self.db, self.commit, self.passes = db, commit, 0
+
+    def execute(self, sql: str) -> list[tuple[int, int, int]]:
+        row = self.db.execute(sql).fetchone()
+        self.passes += 1
+        if self.passes == 1:
+            self.commit()
+        return _Rows(row)
+
+
+class _Rows:
+    def __init__(self, row: tuple[int, int, int]) -> None:
+        self.row = row
+
+    def fetchone(self) -> tuple[int, int, int]:
+        return self.row
+
+
+def test_a_commit_during_a_pass_does_not_keep_the_log_from_starting_over(tmp_path: Path) -> None:
+    """The writer starts the log over only when it begins with every frame copied: a pass that
+    a commit outran is followed by another, so the next commit starts the log over."""
+    path = tmp_path / "journal.sqlite"
+    journal = ExecutionJournal(path)
+    assert journal.checkpointer is not None
+    journal.checkpointer.stop()
+    for index in range(300):
+        journal.set_meta(f"key-{index}", "x" * 500)
+    db = sqlite3.connect(str(path), isolation_level=None)
+    log_before = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]  # copies nothing new
+    for index in range(300):
+        journal.set_meta(f"key-{index}", "y" * 500)
+    connection = _CommitDuringFirstPass(db, lambda: journal.set_meta("during", "the first pass"))
+    journal.checkpointer.checkpoint(connection)  # type: ignore[arg-type]
+    assert connection.passes >= 2
+    journal.set_meta("after", "the checkpoint")  # begins with every frame copied: starts over
+    log_after = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    assert 0 < log_after < 10 < log_before
+    db.close()
+    journal.close()
+
+
 def test_a_failed_checkpoint_is_counted_and_the_thread_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite"
     journal = ExecutionJournal(path)
