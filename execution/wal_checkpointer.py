@@ -65,8 +65,8 @@ class WalCheckpointer:
 
     def stop(self, wait: bool = True) -> None:
         """End the thread after the checkpoint it may be making; ``wait``: until it has ended
-        (the journal's close: its own connection, then the last one, checkpoints what is left
-        and removes the log)."""
+        and closed its connection (the journal's close, so that no checkpoint is under way when
+        the journal's own connection closes and SQLite copies what is left and removes the log)."""
         self._stop.set()
         if wait and self._thread is not threading.current_thread():
             self._thread.join()
