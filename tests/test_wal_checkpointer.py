@@ -4,10 +4,13 @@ execution/wal_checkpointer.py): a commit beside an order's signature must not co
 from __future__ import annotations
 
 import gc
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from execution.journal import ExecutionJournal
 from execution.wal_checkpointer import WalCheckpointer
@@ -125,6 +128,19 @@ def test_a_failed_checkpoint_is_counted_and_the_thread_goes_on(tmp_path: Path) -
     assert journal.checkpointer.failures == 1
     assert journal.checkpointer.running
     journal.close()
+
+
+def test_a_journal_that_cannot_be_opened_is_said_once_and_the_thread_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="execution.wal_checkpointer")
+    checkpointer = WalCheckpointer(tmp_path / "no such folder" / "journal.sqlite", interval=0.001)
+    checkpointer._thread.join(DEADLINE_SECONDS)
+    assert not checkpointer.running and checkpointer.checkpoints == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"journal checkpoints off: cannot open {tmp_path / 'no such folder' / 'journal.sqlite'} "
+        "(unable to open database file)"
+    ]
 
 
 def test_close_stops_the_thread_and_leaves_no_log(tmp_path: Path) -> None:
