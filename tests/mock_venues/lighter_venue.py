@@ -759,9 +759,7 @@ class MockLighterVenue(MockVenueBase):
         crossed = [
             o
             for o in self._open_orders()
-            if o.active
-            and o.market_id == market_id
-            and ((not o.is_ask and o.price >= p) or (o.is_ask and o.price <= p))
+            if o.market_id == market_id and ((not o.is_ask and o.price >= p) or (o.is_ask and o.price <= p))
         ]
         crossed.sort(key=lambda o: (-o.price if not o.is_ask else o.price, o.order_index))
         trades: list[dict[str, Any]] = []
@@ -857,7 +855,7 @@ class MockLighterVenue(MockVenueBase):
 
         def do() -> list[int]:
             cutoff = now_ms() if at_ms is None else at_ms
-            expired = [o for o in self._open_orders() if o.active and 0 < o.order_expiry < cutoff]
+            expired = [o for o in self._open_orders() if 0 < o.order_expiry < cutoff]
             for o in expired:
                 self._cancel_order_now(o, STATUS_CANCELED_EXPIRED)
                 self._push_account_state(o.account_index)
@@ -1077,7 +1075,7 @@ class MockLighterVenue(MockVenueBase):
         venue slower with every cycle (5 ms of work per cycle at 300 cycles, 33 ms at 3,000).
         """
         maybe_open = self._maybe_open
-        open_now = [o for o in maybe_open.values() if o.status == STATUS_OPEN]
+        open_now = [o for o in maybe_open.values() if o.active]
         if len(open_now) != len(maybe_open):
             self._maybe_open = {o.order_index: o for o in open_now}
         return open_now
@@ -1099,7 +1097,7 @@ class MockLighterVenue(MockVenueBase):
         """Drop synthetic levels that would cross our resting orders (which a partial trade
         left standing): the generated market sits behind them instead of trading into them."""
         book = self._books[market_id]
-        ours = [o for o in self._open_orders() if o.active and o.market_id == market_id]
+        ours = [o for o in self._open_orders() if o.market_id == market_id]
         top_bid = max((o.price for o in ours if not o.is_ask), default=None)
         low_ask = min((o.price for o in ours if o.is_ask), default=None)
         if top_bid is not None:
@@ -1121,7 +1119,7 @@ class MockLighterVenue(MockVenueBase):
         bids = dict(book.bids)
         asks = dict(book.asks)
         for o in self._open_orders():
-            if o.active and o.market_id == market_id and o.order_type == ORDER_TYPE_LIMIT:
+            if o.market_id == market_id and o.order_type == ORDER_TYPE_LIMIT:
                 side = asks if o.is_ask else bids
                 side[o.price] = side.get(o.price, 0) + o.remaining
         return bids, asks
@@ -1275,7 +1273,6 @@ class MockLighterVenue(MockVenueBase):
                 o.account_index == account_index
                 and o.market_id == market_id
                 and o.client_order_index == index
-                and o.active
             ):
                 return o
         return None
@@ -1513,11 +1510,7 @@ class MockLighterVenue(MockVenueBase):
         book = self._books[market_id]
         trades: list[dict[str, Any]] = []
         resting = sorted(
-            (
-                o
-                for o in self._open_orders()
-                if o.active and o.market_id == market_id and o.order_type == ORDER_TYPE_LIMIT
-            ),
+            (o for o in self._open_orders() if o.market_id == market_id and o.order_type == ORDER_TYPE_LIMIT),
             key=lambda o: o.order_index,
         )
         for order in resting:
@@ -1650,8 +1643,7 @@ class MockLighterVenue(MockVenueBase):
         if not isinstance(cid, int) or cid < 0 or cid > MAX_CLIENT_ORDER_INDEX:
             raise TxRejected(*ERR_INVALID_CLIENT_INDEX)
         if cid and any(
-            o.active and o.account_index == acct.index and o.client_order_index == cid
-            for o in self._open_orders()
+            o.account_index == acct.index and o.client_order_index == cid for o in self._open_orders()
         ):
             raise TxRejected(*ERR_CLIENT_INDEX_EXISTS)
         if not isinstance(price, int) or price <= 0:
@@ -1716,7 +1708,7 @@ class MockLighterVenue(MockVenueBase):
         def run() -> None:
             touched = set()
             for o in self._open_orders():
-                if o.active and o.account_index == acct.index:
+                if o.account_index == acct.index:
                     self._cancel_order_now(o)
                     touched.add(o.market_id)
             for mid in touched:
@@ -1781,9 +1773,7 @@ class MockLighterVenue(MockVenueBase):
             maint = value * Decimal(spec.default_imf) / Decimal(10000) * Decimal("0.6")
             liq = max(Decimal(0), mark - (equity - maint) / size)
         open_orders = sum(
-            1
-            for o in self._open_orders()
-            if o.active and o.account_index == acct.index and o.market_id == market_id
+            1 for o in self._open_orders() if o.account_index == acct.index and o.market_id == market_id
         )
         tmpl = fixture("http_account.json")["accounts"][0]["positions"][0]
         return _fill(
@@ -2511,12 +2501,7 @@ class MockLighterVenue(MockVenueBase):
                     )
                 )
             for o in self._open_orders():
-                if (
-                    o.active
-                    and o.market_id == market_id
-                    and o.is_ask == is_ask
-                    and o.order_type == ORDER_TYPE_LIMIT
-                ):
+                if o.market_id == market_id and o.is_ask == is_ask and o.order_type == ORDER_TYPE_LIMIT:
                     rows.append(
                         (
                             o.price,
@@ -2815,7 +2800,7 @@ class MockLighterVenue(MockVenueBase):
             orders = [
                 self._order_json(o)
                 for o in self._open_orders()
-                if o.active and o.account_index == account and o.market_id == market_id
+                if o.account_index == account and o.market_id == market_id
             ]
             snapshot = fixture("ws_account_orders_update_partial_fill.json")
             _fill(
@@ -2870,7 +2855,7 @@ class MockLighterVenue(MockVenueBase):
         if name == "account_all_orders":
             by_market: dict[str, list[Any]] = {}
             for o in self._open_orders():
-                if o.active and o.account_index == account:
+                if o.account_index == account:
                     by_market.setdefault(str(o.market_id), []).append(self._order_json(o))
             return {
                 "channel": f"account_all_orders:{account}",
