@@ -9,9 +9,10 @@ an exit. The orders CSV is derived from the same writes (one row per event). The
 Durability: WAL mode with ``synchronous=NORMAL``. A commit is in the WAL file (the OS page cache)
 before ``commit()`` returns, so it survives the process being killed (SIGKILL, a crash, the OOM
 killer); only a power loss can take the last few commits. The WAL is checkpointed by a thread of
-its own (:mod:`execution.wal_checkpointer`), never inside a commit. A commit costs tens of microseconds,
-and it must finish before the order it records is sent, so it runs on the event loop's thread:
-handing it to another thread would add a hop to the reaction path without freeing the loop.
+its own (:mod:`execution.wal_checkpointer`), never inside a commit. A commit costs tens of
+microseconds, and it must finish before the order it records is sent, so it runs on the event
+loop's thread: handing it to another thread would add a hop to the reaction path without freeing
+the loop.
 Backtests use SQLite's private temporary database (no sync, deleted on close, memory bounded).
 """
 
