@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from exchanges.base import OrderSide, OrderStatus, OrderType
 from execution.records import FillRecord, Lot, OrderRecord
@@ -257,11 +258,19 @@ class _Transaction:
     the flush makes them, with nothing deferred, inside its transaction, and the orders-CSV
     rows they make are written once it has committed.
 
+    An in-memory journal (backtests) writes behind: every statement is queued, and the queue
+    runs as one transaction when something reads, when it holds :data:`WRITE_BEHIND_LIMIT`
+    statements, or at close. Its upserts that build their row from an object's current state
+    name the row (``key``), and the flush runs one of those per row, where the first stood, with
+    the last one's arguments: the others would write the same row again. Nothing but the
+    journal's own reads sees its tables, and they flush first.
+
     A plain class rather than a generator-based context manager: the journal opens one for
     every write, and this costs a third as much.
     """
 
     __slots__ = (
+        "_behind",
         "_db",
         "_deferring",
         "_depth",
@@ -280,11 +289,14 @@ class _Transaction:
         self._depth = 0
         #: An in-memory journal (backtests) dies with the process anyway: no transactions.
         self._durable = durable
+        #: It writes behind instead (see the class doc).
+        self._behind = not durable
         self._deferring = 0
         self._mark = 0
         self._fills_mark = 0
-        #: Statements with their arguments, and whole calls (``None`` in place of the SQL).
-        self.pending: list[tuple[str | None, tuple[object, ...] | Callable[[], object]]] = []
+        #: Statements with their arguments and the row they upsert (or None), and whole calls
+        #: (``None`` in place of the SQL).
+        self.pending: list[tuple[str | None, tuple[object, ...] | Callable[[], object], object]] = []
         #: Fill ids among the queued writes (a duplicate must be known before the flush); a
         #: handful at most, so a list, which a failed block can cut back like the queue.
         self.pending_fills: list[str] = []
@@ -297,7 +309,7 @@ class _Transaction:
 
     @property
     def queueing(self) -> bool:
-        return self._deferring > 0
+        return self._deferring > 0 or self._behind
 
     def __enter__(self) -> None:
         if self._depth == 0:
@@ -319,13 +331,23 @@ class _Transaction:
             elif self._durable:
                 self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
-    def write(self, sql: str, args: tuple[object, ...] | Callable[[], tuple[object, ...]]) -> None:
+    def write(
+        self,
+        sql: str,
+        args: tuple[object, ...] | Callable[[], tuple[object, ...]],
+        key: object = None,
+    ) -> None:
         """Run (or queue) one statement. ``args`` may be a function that builds them: only for
         rows of immutable values or of an object's current state (an upsert), where building
         them at the flush writes the same or a later state. A queued write then costs the
-        reaction nothing: the flush runs while the order is signed."""
+        reaction nothing: the flush runs while the order is signed. ``key``: the row such an
+        upsert writes (its primary key), so a writing-behind flush runs it once (see the class)."""
         if self._deferring:
-            self.pending.append((sql, args))
+            self.pending.append((sql, args, None))
+        elif self._behind and not self.flushing:
+            self.pending.append((sql, args, key))
+            if len(self.pending) >= WRITE_BEHIND_LIMIT:
+                self.flush()  # inside a block too: writing behind, blocks are not transactions
         else:
             self._db.execute(sql, args() if callable(args) else args)
 
@@ -333,7 +355,7 @@ class _Transaction:
         """Make a whole journal call now, or queue it while queueing: its statements, and the
         work of building them, then move into the flush, which runs beside the signature."""
         if self._deferring:
-            self.pending.append((None, call))
+            self.pending.append((None, call, None))
         else:
             call()
 
@@ -362,8 +384,10 @@ class _Transaction:
         self._depth += 1
         self.flushing = True
         try:
+            if self._behind:
+                pending = _coalesced(pending)
             db.execute("BEGIN")
-            for sql, args in pending:
+            for sql, args, _key in pending:
                 if sql is None:
                     args()
                 else:
@@ -386,6 +410,28 @@ class _Transaction:
         self.write_error = None
         for call in committed:
             call()
+
+
+#: Statements an in-memory journal queues before it writes them (memory stays flat in a long
+#: backtest: each holds the objects its row is built from).
+WRITE_BEHIND_LIMIT = 1024
+
+
+def _coalesced(pending: list[tuple[str | None, Any, object]]) -> list[tuple[str | None, Any, object]]:
+    """``pending`` with one upsert per keyed row: where the row's first upsert stood (so rows
+    are inserted in the order the writes came), with its last upsert's arguments."""
+    kept: list[tuple[str | None, Any, object]] = []
+    where: dict[tuple[str, object], int] = {}
+    for entry in pending:
+        sql, _args, key = entry
+        if key is not None and sql is not None:
+            index = where.get((sql, key))
+            if index is not None:
+                kept[index] = entry
+                continue
+            where[(sql, key)] = len(kept)
+        kept.append(entry)
+    return kept
 
 
 class _Deferred:
@@ -467,12 +513,15 @@ class ExecutionJournal:
         return _Deferred(self._transaction) if self.path is not None else _NOT_DEFERRED
 
     def flush(self) -> None:
-        """Write what :meth:`deferred` queued, as one transaction (raises if it cannot)."""
-        self._transaction.flush()
+        """Write what :meth:`deferred` queued, as one transaction (raises if it cannot). An
+        in-memory journal has no durability to wait for: it writes when read, when its queue is
+        full, or at close (see :class:`_Transaction`)."""
+        if self.path is not None:
+            self._transaction.flush()
 
     def flush_soon(self) -> None:
-        """Flush at the loop's next step (at once without a running loop)."""
-        if not self._transaction.pending or self._flush_scheduled:
+        """Flush at the loop's next step (at once without a running loop); see :meth:`flush`."""
+        if not self._transaction.pending or self._flush_scheduled or self.path is None:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -506,7 +555,7 @@ class ExecutionJournal:
         """Write what is queued and close. A journal that cannot write loses what is queued:
         said once, loudly; the venue has the truth, and the next start reconciles with it."""
         try:
-            self.flush()
+            self._transaction.flush()
         except JournalWriteError as exc:
             logger.error(
                 "%s: %d queued journal writes are lost; the next start reconciles with the venue",
@@ -533,6 +582,7 @@ class ExecutionJournal:
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value) if isinstance(value, str) else lambda: (key, value()),
+                key,
             )
 
     # -- orders ------------------------------------------------------------------------------
@@ -597,6 +647,7 @@ class ExecutionJournal:
                     order.error,
                     order.cancel_reason,
                 ),
+                order.client_order_id,
             )
             self._event(timestamp, event, order.client_order_id, detail)
         if self.csv is not None and event != "intent":
@@ -838,6 +889,7 @@ class ExecutionJournal:
                     None if lot.refused_price is None else str(lot.refused_price),
                     int(closed),
                 ),
+                lot.lot_id,
             )
 
     def open_lots(self) -> list[Lot]:

@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchanges.base import OrderSide, OrderStatus, OrderType
-from execution.journal import ExecutionJournal, JournalWriteError
-from execution.records import FillRecord, OrderRecord
+from execution.journal import WRITE_BEHIND_LIMIT, ExecutionJournal, JournalWriteError
+from execution.records import FillRecord, Lot, OrderRecord
 from helpers.position_ledger import PositionLedger
 from strategies.base_strategy import OrderRole
 
@@ -156,12 +156,106 @@ async def test_a_queue_nobody_flushes_is_written_at_the_loops_next_step(tmp_path
     assert committed(path, "orders") == 1
 
 
-def test_an_in_memory_journal_does_not_queue() -> None:
+# -- an in-memory journal (backtests) writes behind -------------------------------------------
+
+
+def traced(journal: ExecutionJournal) -> list[str]:
+    """The statements SQLite runs for ``journal`` from now on."""
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    return statements
+
+
+def test_an_in_memory_journal_writes_when_read_and_an_order_row_once() -> None:
     journal = ExecutionJournal(None)
-    with journal.deferred(), journal.atomic():
-        journal.save_order(order(), "intent", 1.0)
-    assert journal._transaction.pending == []
-    assert journal.order("c1") is not None
+    statements = traced(journal)
+    record = order()
+    for status in (OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.FILLED):
+        record.status = status
+        journal.save_order(record, status.value, 1.0)
+    journal.flush()  # the intent's flush: nothing to wait for in memory
+    journal.flush_soon()
+    assert statements == []
+    assert journal.order("c1") is not None  # a read writes the queue first
+    assert journal.order("c1").status is OrderStatus.FILLED  # type: ignore[union-attr]
+    assert sum(s.startswith("INSERT INTO orders") for s in statements) == 1
+    assert sum(s.startswith("INSERT INTO events") for s in statements) == 3
+    journal.close()
+
+
+def test_an_in_memory_journal_knows_a_fill_it_has_not_written() -> None:
+    journal = ExecutionJournal(None)
+    record = order()
+    journal.save_fill(fill(record, "c1#1"), record, PositionLedger())
+    assert journal._transaction.pending
+    assert journal.has_fill("c1#1")
+    assert not journal.has_fill("c1#2")
+
+
+def test_an_in_memory_journals_queue_stays_short() -> None:
+    """A long backtest's writes do not pile up (each holds the objects its row is built from)."""
+    journal = ExecutionJournal(None)
+    statements = traced(journal)
+    for number in range(WRITE_BEHIND_LIMIT + 10):
+        journal.save_order(order(f"c{number}"), "intent", 1.0)
+    assert len(journal._transaction.pending) < WRITE_BEHIND_LIMIT
+    assert statements  # written on the way, not at the end
+    journal.close()
+
+
+def table_rows(journal: ExecutionJournal) -> dict[str, list[tuple[Any, ...]]]:
+    journal._transaction.flush()
+    return {
+        table: journal._db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+        for table in ("meta", "orders", "fills", "lots", "events")
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["order", "lot", "meta", "read", "flush"]),
+            st.integers(0, 3),
+            st.sampled_from(list(OrderStatus)),
+        ),
+        max_size=40,
+    )
+)
+def test_writing_behind_leaves_the_tables_that_writing_at_once_leaves(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int, OrderStatus]]
+) -> None:
+    """Random upserts of a few orders, lots and meta keys (their objects changing between
+    writes), with reads and flushes between: the in-memory journal, which queues and runs
+    only the last upsert of each row, ends with the rows of a journal on disk that wrote
+    every statement as it came."""
+    behind = ExecutionJournal(None)
+    at_once = ExecutionJournal(tmp_path_factory.mktemp("j") / "j.sqlite")
+    records = [order(f"c{number}") for number in range(4)]
+    saved: set[str] = set()
+    lots = [
+        Lot(f"l{number}", "g", OrderSide.BUY, Decimal(1), Decimal(100), created_at=1.0) for number in range(4)
+    ]
+    for number, (kind, which, status) in enumerate(steps):
+        for journal in (behind, at_once):
+            if kind == "order":
+                saved.add(records[which].client_order_id)
+                records[which].status = status
+                records[which].updated_at = float(number)
+                journal.save_order(records[which], status.value, float(number))
+            elif kind == "lot":
+                lots[which].covered_by = f"x{number}"
+                journal.save_lot(lots[which], closed=status.is_final)
+            elif kind == "meta":
+                journal.set_meta(f"k{which}", str(number))
+            elif kind == "read":  # a read sees every order saved so far, as it stands now
+                seen = {o.client_order_id: o.status for o in journal.orders()}
+                assert seen == {r.client_order_id: r.status for r in records if r.client_order_id in saved}
+            else:
+                journal.flush()
+    assert table_rows(behind) == table_rows(at_once)
+    behind.close()
+    at_once.close()
 
 
 @settings(max_examples=60, deadline=None)
