@@ -177,7 +177,7 @@ def _resolve_instrument(spec: BacktestSpec, feed: CachedFeed | None) -> tuple[Ba
     elif ticker is None:
         ticker = SYNTHETIC_DEFAULT_TICKER
         warnings.append(f"the data does not name its instrument: assuming {ticker}")
-    granularity = price_granularity(sample_prices(feed))
+    granularity = feed.derived("price_granularity", lambda data: price_granularity(sample_prices(data)))
     recorded = _recording_instrument(spec.feed_path, ticker)
     instrument = recorded or load_instruments().find(ticker)
     source = "recording header" if recorded is not None else "data/instruments.toml"

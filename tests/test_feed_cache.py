@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import math
+import os
 import random
 from array import array
 from decimal import Decimal
@@ -92,6 +93,48 @@ def test_a_changed_or_corrupt_source_is_rebuilt(tmp_path: Path) -> None:
     write_feed(source, [BOOK.format(ns=2_000_000_000_000_000_000, bid="1.0", ask="1.1")])
     after = load_feed(source, cache_dir)
     assert len(after) == 1 and after.path != before.path
+
+
+def test_a_cache_files_table_and_facts_are_made_once_in_a_process(tmp_path: Path) -> None:
+    """A sweep's runs on one feed share its value table and what was derived from the data."""
+    source = small_feed(tmp_path)
+    first = load_feed(source, tmp_path / "cache")  # written, then read
+    assert first.path is not None
+    second = load_feed(source, tmp_path / "cache")
+    third = read_cached_feed(first.path)
+    assert second.values is first.values and third.values is first.values
+    calls: list[int] = []
+
+    def count_events(feed: feed_cache.CachedFeed) -> int:
+        calls.append(len(feed))
+        return len(feed)
+
+    assert second.derived("events", count_events) == 4
+    assert third.derived("events", count_events) == 4
+    assert calls == [4]
+
+
+def test_another_or_a_rewritten_cache_file_is_read_afresh(tmp_path: Path) -> None:
+    def source(folder: str, bid: str) -> Path:
+        (tmp_path / folder).mkdir()
+        line = BOOK.format(ns=2_000_000_000_000_000_000, bid=bid, ask="5.5")
+        return write_feed(tmp_path / folder / "feed.gz", [line, line])
+
+    feed = load_feed(source("a", "5.0"), tmp_path / "cache")
+    other = load_feed(source("b", "4.0"), tmp_path / "cache")
+    assert feed.path is not None and other.path is not None
+    assert other.values != feed.values
+    again = read_cached_feed(feed.path)
+    assert again.values == feed.values and again.values is not feed.values
+    assert again.derived("first bid", lambda data: next(iter(data)).best_bid) == Decimal("5.0")
+    # A cache as long as the one read last, renamed into place over it (as the writer does).
+    assert other.path.stat().st_size == feed.path.stat().st_size
+    replacement = feed.path.with_name("replacement")
+    replacement.write_bytes(other.path.read_bytes())
+    os.replace(replacement, feed.path)
+    replaced = read_cached_feed(feed.path)
+    assert replaced.values == other.values
+    assert replaced.derived("first bid", lambda data: next(iter(data)).best_bid) == Decimal("4.0")
 
 
 def test_synthetic_cache_replays_the_market(tmp_path: Path) -> None:
