@@ -51,7 +51,7 @@ from backtesting.report import (
     summarize,
 )
 from exchanges.base import ExchangeUnavailable, OrderSide, OrderStatus, OrderType, OrderUpdate
-from exchanges.paper import PaperExchangeClient, PaperOptions, QuietLimits
+from exchanges.paper import PaperExchangeClient, PaperOptions, QuietLimits, SameQuoteLimits
 from helpers.clock import SimulatedClock
 from helpers.instruments import (
     Instrument,
@@ -544,15 +544,27 @@ class BacktestEngine:
                     limits = venue.quiet_limits()
                     begin = position - 1
                     end = begin if limits is None else runs.end(begin, count, limits, deadline)
+                    same_quotes = False
+                    if end == begin and kind == bbo and a is venue._best_bid and b is venue._best_ask:
+                        # Else a run of quotes at the book's very prices (usually at a level of
+                        # ours): they change sizes, and what is known of our queue, only.
+                        same_limits = venue.same_quote_limits()
+                        if same_limits is not None:
+                            end = runs.same_quote_end(begin, count, same_limits, deadline)
+                            same_quotes = True
                     if end > begin:
-                        # Events begin .. end-1 change nothing but the book's last state: applied
-                        # as one run, cut where a sample falls due (taken as the loop would).
+                        # Events begin .. end-1 change nothing but the book's last state (and
+                        # our queues): applied as one run, cut where a sample falls due (taken
+                        # as the loop would).
                         run_begin, opening = begin, (venue._best_bid, venue._best_ask)
                         while True:
                             split = runs.first_at_or_after(next_sample, begin, end)
                             if split == end:
                                 break
-                            runs.apply(venue, begin, split, None)
+                            if same_quotes:
+                                runs.apply_same_quotes(venue, begin, split)
+                            else:
+                                runs.apply(venue, begin, split, None)
                             moment = times[split]
                             sampled = sample_now(venue, samples, moment, next_sample, interval)
                             next_sample = (
@@ -561,7 +573,10 @@ class BacktestEngine:
                                 else await self._sample(venue, samples, moment, next_sample, interval)
                             )
                             begin = split
-                        runs.apply(venue, begin, end, run_begin, opening)
+                        if same_quotes:
+                            runs.apply_same_quotes(venue, begin, end)
+                        else:
+                            runs.apply(venue, begin, end, run_begin, opening)
                         last = times[end - 1]
                         if last > clock._now:
                             clock._now = last
@@ -740,6 +755,9 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
 
 
 _QUOTE_BYTE = bytes([BBO])
+#: Events of a run of same quotes looked at in Python before the compiled search takes the rest
+#: (most runs are a few events: a search costs more than looking).
+_SAME_QUOTES_LOOKED_AT = 4
 _TRADE_FLAG = bytes([0])
 
 
@@ -802,32 +820,66 @@ class _QuietRuns:
     def end(self, begin: int, count: int, limits: QuietLimits, deadline: float | None) -> int:
         """The index of the first event at or after ``begin`` outside ``limits`` or at or after
         ``deadline`` (the next timer), or ``count``."""
-        ordered = self._values
-        # x > bound  <=>  index(x) >= bisect_right(bound);  x < bound  <=>  index(x) < bisect_left(bound)
-        bid_low, bid_high = (
-            bisect.bisect_right(ordered, limits.bid_low),
-            bisect.bisect_left(ordered, limits.bid_high),
-        )
-        ask_low, ask_high = (
-            bisect.bisect_right(ordered, limits.ask_low),
-            bisect.bisect_left(ordered, limits.ask_high),
-        )
-        trade_low = bisect.bisect_right(ordered, limits.trade_low)
-        trade_high = bisect.bisect_left(ordered, limits.trade_high)
-        bid_ranges = self._indexes_of(limits.bid_excluded)
-        ask_ranges = self._indexes_of(limits.ask_excluded)
-        time_limit = limits.before if deadline is None else min(limits.before, deadline)
-        times = self._times
-        # Times never run backwards: the time bounds are two bisections, not a test per event.
-        stop = min(
-            bisect.bisect_left(times, time_limit, begin, count),
-            bisect.bisect_right(times, limits.until, begin, count),
-        )
+        stop = self._time_stop(begin, count, limits.before, limits.until, deadline)
         if stop <= begin:
             return stop
+        ordered = self._values
+        # x > bound  <=>  index(x) >= bisect_right(bound);  x < bound  <=>  index(x) < bisect_left(bound)
+        bounds = (
+            bisect.bisect_right(ordered, limits.bid_low),
+            bisect.bisect_left(ordered, limits.bid_high),
+            bisect.bisect_right(ordered, limits.ask_low),
+            bisect.bisect_left(ordered, limits.ask_high),
+            bisect.bisect_right(ordered, limits.trade_low),
+            bisect.bisect_left(ordered, limits.trade_high),
+        )
+        return self._search(
+            begin, stop, bounds, self._indexes_of(limits.bid_excluded), self._indexes_of(limits.ask_excluded)
+        )
+
+    def same_quote_end(self, begin: int, count: int, limits: SameQuoteLimits, deadline: float | None) -> int:
+        """The index of the first event after ``begin`` (a quote) that is not a quote with its
+        very bid and ask (the same value indexes: the same digits), or at or after ``deadline``
+        or outside the limits' times; or ``count``."""
+        stop = self._time_stop(begin, count, limits.before, limits.until, deadline)
+        if stop <= begin:
+            return stop
+        bid, ask = self._first[begin], self._second[begin]
+        # Most runs are short: their first events are looked at here, the rest in one search.
+        kinds, first, second, quote = self._kinds, self._first, self._second, BBO
+        look = min(begin + _SAME_QUOTES_LOOKED_AT, stop)
+        for index in range(begin + 1, look):
+            if kinds[index] != quote or first[index] != bid or second[index] != ask:
+                return index
+        if look == stop:
+            return stop
+        # No trade is inside (trade bounds 0 .. 0): any ends the run.
+        return self._search(look, stop, (bid, bid + 1, ask, ask + 1, 0, 0), [], [])
+
+    def _time_stop(self, begin: int, count: int, before: float, until: float, deadline: float | None) -> int:
+        """The first index at or after ``begin`` at or after ``before`` or ``deadline``, or
+        after ``until``; or ``count``. Times never run backwards: two bisections."""
+        times = self._times
+        time_limit = before if deadline is None else min(before, deadline)
+        return min(
+            bisect.bisect_left(times, time_limit, begin, count),
+            bisect.bisect_right(times, until, begin, count),
+        )
+
+    def _search(
+        self,
+        begin: int,
+        stop: int,
+        bounds: tuple[int, int, int, int, int, int],
+        bid_ranges: list[tuple[int, int]],
+        ask_ranges: list[tuple[int, int]],
+    ) -> int:
+        """The first index in ``begin .. stop-1`` whose event is outside index ``bounds`` (see
+        ``bs_quiet_end``) or at a price in the excluded ranges, or ``stop``."""
         library = self._library
         if library is not None:
-            bounds = array("I", (bid_low, bid_high, ask_low, ask_high, trade_low, trade_high))
+            # Both arrays are held here while the C code reads them (an address keeps nothing).
+            index_bounds = array("I", bounds)
             excluded = array("I", [edge for pair in bid_ranges + ask_ranges for edge in pair])
             return library.bs_quiet_end(
                 column_address(self._kinds),
@@ -835,11 +887,12 @@ class _QuietRuns:
                 column_address(self._second),
                 begin,
                 stop,
-                column_address(bounds),
+                column_address(index_bounds),
                 column_address(excluded),
                 len(bid_ranges),
                 len(ask_ranges),
             )
+        bid_low, bid_high, ask_low, ask_high, trade_low, trade_high = bounds
         bid_excluded = {index for low, high in bid_ranges for index in range(low, high)}
         ask_excluded = {index for low, high in ask_ranges for index in range(low, high)}
         # The columns are walked by iterators started at ``begin`` (zip, no indexing per event).
@@ -867,6 +920,23 @@ class _QuietRuns:
         """The index of the last trade in ``low .. high-1`` (``low - 1`` if none)."""
         found = self._quote_flags.rfind(_TRADE_FLAG, low, high) if high > low else -1
         return found if found >= 0 else low - 1
+
+    def apply_same_quotes(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
+        """Hand quotes ``begin`` .. ``end - 1``, found by :meth:`same_quote_end`, to the venue
+        (a run, or a piece of one cut where a sample falls due: nothing in a piece depends on
+        where the run began)."""
+        if end <= begin:
+            return
+        self._backoff = 1
+        _times, _kinds, first, second, third, fourth = self._columns
+        value = self._values.__getitem__
+        last = end - 1
+        venue.apply_same_quotes(
+            end - begin,
+            map(value, third[begin:end]),
+            map(value, fourth[begin:end]),
+            (value(first[last]), value(second[last]), value(third[last]), value(fourth[last])),
+        )
 
     def apply(
         self,

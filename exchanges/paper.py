@@ -500,6 +500,15 @@ class QuietLimits:
     notes_skips: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SameQuoteLimits:
+    """See :meth:`PaperExchangeClient.same_quote_limits`: the times (as :class:`QuietLimits`'
+    ``before`` and ``until``) a run of quotes at the book's prices must keep within."""
+
+    before: float
+    until: float
+
+
 class PaperExchangeClient(BaseExchangeClient):
     """A simulated venue with one market (every contract id refers to it); see the module doc.
 
@@ -952,6 +961,58 @@ class PaperExchangeClient(BaseExchangeClient):
         quiet = self._market_quiet
         if skipped_at is not None and quiet is not None:
             quiet.skipped_at = skipped_at
+
+    def same_quote_limits(self) -> SameQuoteLimits | None:
+        """When quotes at the book's present prices may be applied as one run.
+
+        Such a quote fills nothing under the queue model (a quote never fills there), changes
+        no price a subscriber sees, and empties no level our orders passed beyond what the
+        quote before it did: it changes the book's sizes and, at a level of ours at the touch,
+        what is known of the queue ahead (:meth:`apply_same_quotes`). Before ``before`` and not
+        after ``until``, as :meth:`quiet_limits`. None under the touch model (a reduce-only
+        order it could not fill completely is tried again at every quote) or with no book.
+        """
+        if not self._queue_model or self._best_bid is None or self._best_ask is None:
+            return None
+        return SameQuoteLimits(self._next_funding_time, self._next_arrival)
+
+    def apply_same_quotes(
+        self,
+        count: int,
+        bid_sizes: Iterator[Decimal],
+        ask_sizes: Iterator[Decimal],
+        last_quote: tuple[Decimal, Decimal, Decimal, Decimal],
+    ) -> None:
+        """``count`` quotes at the book's prices, within :meth:`same_quote_limits`, their sizes
+        in order: what :meth:`apply_bbo` leaves applying them one by one. The first goes through
+        the quote rules whole (after a trade it may empty levels our orders passed); after it
+        those rules change nothing but the level at the touch, which observes each size. A
+        side's sizes are not read when it has no level of ours."""
+        self.events_applied += count
+        bid, ask = self._best_bid, self._best_ask
+        assert bid is not None and ask is not None  # same_quote_limits said so
+        if self._buy_levels:
+            self._queue_quotes(self._buy_levels, _BUY, bid, bid_sizes, ask, count)
+        if self._sell_levels:
+            self._queue_quotes(self._sell_levels, _SELL, ask, ask_sizes, bid, count)
+        self._best_bid, self._best_ask, self._bid_size, self._ask_size = last_quote
+
+    def _queue_quotes(
+        self,
+        levels: dict[Decimal, PriceLevel],
+        side: OrderSide,
+        touch: Decimal,
+        sizes: Iterator[Decimal],
+        opposite: Decimal,
+        count: int,
+    ) -> None:
+        """:meth:`apply_same_quotes` on one side of the book."""
+        self._queue_quote(levels, side, touch, touch, next(sizes), opposite)
+        level = levels.get(touch)
+        if level is not None:
+            observe = level.observe
+            for size in itertools.islice(sizes, count - 1):
+                observe(size)
 
     # -- queue fill model (see exchanges/paper_queue.py) -----------------------------------------
 
