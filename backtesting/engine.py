@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import logging
 import time
 from array import array
@@ -403,8 +404,13 @@ class BacktestEngine:
             interval = max((feed.time_at(stop - 1) - first_time) / DEFAULT_SAMPLES, 0.001)
 
         # The book must have a quote before the strategy starts, as after the venue's connect().
+        # Read a few events at a time (there is usually a quote among the first): the drive reads
+        # the chunk they are in again.
         opening = 0
-        for event in feed.events(0, stop):
+        windows = (
+            feed.events(low, min(low + _OPENING_WINDOW, stop)) for low in range(0, stop, _OPENING_WINDOW)
+        )
+        for event in itertools.chain.from_iterable(windows):
             clock.advance_to(event.timestamp)
             venue.apply_market_event(event)
             opening += 1
@@ -706,6 +712,9 @@ async def _stop_bot(bot: Any, task: asyncio.Future[Any], clock: SimulatedClock) 
     elif not task.done():
         logger.warning("the bot did not stop after the error; abandoning it")
 
+
+#: Events read at a time while looking for the first quote.
+_OPENING_WINDOW = 64
 
 #: Event-loop passes allowed for stopping the bot after an error (each releases one timer).
 _STOP_PASSES = 10_000

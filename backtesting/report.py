@@ -57,9 +57,10 @@ class FillRecord:
     completes_take_profit: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
-    """Equity and inventory at one simulated time (the fixed-interval curve)."""
+    """Equity and inventory at one simulated time (the fixed-interval curve): a run takes about
+    2,000 (slots: made and held at less cost)."""
 
     time: float
     best_bid: Decimal
