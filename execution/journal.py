@@ -287,7 +287,7 @@ class _Transaction:
     def __init__(self, db: sqlite3.Connection, durable: bool) -> None:
         self._db = db
         self._depth = 0
-        #: An in-memory journal (backtests) dies with the process anyway: no transactions.
+        #: An in-memory journal (backtests) dies with the process anyway: no commit per block.
         self._durable = durable
         #: It writes behind instead (see the class doc).
         self._behind = not durable
@@ -508,7 +508,8 @@ class ExecutionJournal:
         (``BaseExchangeClient.send_gate``), instead of two commits ahead of the signature.
         Reads flush first, so nothing reads around the queue; :meth:`flush_soon` makes sure a
         queue nobody flushes is written within the loop's next step. An in-memory journal
-        (backtests) has no durability to buy this way: there it is the plain path.
+        (backtests) has no durability to buy this way: it writes behind anyway (see
+        :class:`_Transaction`), and this is the plain path.
         """
         return _Deferred(self._transaction) if self.path is not None else _NOT_DEFERRED
 
