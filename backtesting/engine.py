@@ -560,29 +560,15 @@ class BacktestEngine:
                             same_quotes = True
                     if end > begin:
                         # Events begin .. end-1 change nothing but the book's last state (and
-                        # our queues): applied as one run, cut where a sample falls due (taken
-                        # as the loop would).
-                        run_begin, opening = begin, (venue._best_bid, venue._best_ask)
-                        while True:
-                            split = runs.first_at_or_after(next_sample, begin, end)
-                            if split == end:
-                                break
-                            if same_quotes:
-                                runs.apply_same_quotes(venue, begin, split)
-                            else:
-                                runs.apply(venue, begin, split, None)
-                            moment = times[split]
-                            sampled = sample_now(venue, samples, moment, next_sample, interval)
-                            next_sample = (
-                                sampled
-                                if sampled is not None
-                                else await self._sample(venue, samples, moment, next_sample, interval)
-                            )
-                            begin = split
+                        # our queues): the samples due among them are read from the columns,
+                        # and the run is applied at once.
+                        opening = (venue._best_bid, venue._best_ask)
+                        if times[end - 1] >= next_sample:
+                            next_sample = runs.take_samples(venue, samples, begin, end, next_sample, interval)
                         if same_quotes:
                             runs.apply_same_quotes(venue, begin, end)
                         else:
-                            runs.apply(venue, begin, end, run_begin, opening)
+                            runs.apply(venue, begin, end, opening)
                         last = times[end - 1]
                         if last > clock._now:
                             clock._now = last
@@ -930,10 +916,38 @@ class _QuietRuns:
         found = self._quote_flags.rfind(_TRADE_FLAG, low, high) if high > low else -1
         return found if found >= 0 else low - 1
 
+    def take_samples(
+        self,
+        venue: PaperExchangeClient,
+        samples: list[Sample],
+        begin: int,
+        end: int,
+        due: float,
+        interval: float,
+    ) -> float:
+        """Take the samples due at events ``begin`` .. ``end - 1`` of a quiet or same-quote run
+        (not yet applied), as applying it one by one would: each reads the book as the events
+        before it left it. Nothing but the quote moves inside a run, so a sample is the
+        venue's state with the run's last quote before it (the book's, if none). Returns when
+        the next sample falls due."""
+        times, _kinds, first, second = self._times, self._kinds, self._first, self._second
+        values = self._values
+        opening_bid, opening_ask = venue._best_bid, venue._best_ask
+        assert opening_bid is not None and opening_ask is not None  # a run needs a book
+        while True:
+            split = bisect.bisect_left(times, due, begin, end)
+            if split == end:
+                return due
+            quote = self._last_quote(begin, split)
+            if quote >= begin:
+                opening_bid, opening_ask = values[first[quote]], values[second[quote]]
+            moment = times[split]
+            samples.append(Sample(moment, *venue.equity_sample_at(opening_bid, opening_ask)))
+            due += interval * (1 + (moment - due) // interval)
+            begin = split
+
     def apply_same_quotes(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
-        """Hand quotes ``begin`` .. ``end - 1``, found by :meth:`same_quote_end`, to the venue
-        (a run, or a piece of one cut where a sample falls due: nothing in a piece depends on
-        where the run began)."""
+        """Hand quotes ``begin`` .. ``end - 1``, found by :meth:`same_quote_end`, to the venue."""
         if end <= begin:
             return
         self._backoff = 1
@@ -952,19 +966,12 @@ class _QuietRuns:
         venue: PaperExchangeClient,
         begin: int,
         end: int,
-        note_from: int | None,
-        opening: tuple[Decimal | None, Decimal | None] | None = None,
+        opening: tuple[Decimal | None, Decimal | None],
     ) -> None:
-        """Hand events ``begin`` .. ``end - 1`` (a quiet run, or a piece of one) to the venue:
-        its last quote, its last trade and when the venue last noted a skipped update (every
-        trade, and every quote that differs from the quote before it).
-
-        A run cut where samples fall due is handed over piece by piece: only the last piece
-        notes the skipped update (``note_from``: where the run began; ``opening``: the book's
-        quote there), found once over the whole run. Nothing reads that note between pieces
-        (only samples are taken there), and the last noted update of the run is what applying
-        the events one by one would leave. ``note_from`` None: a piece that notes nothing.
-        """
+        """Hand events ``begin`` .. ``end - 1`` (a quiet run) to the venue: its last quote, its
+        last trade and when the venue last noted a skipped update (every trade, and every
+        quote that differs from the quote before it; ``opening``: the book's quote before the
+        run): what applying the events one by one would leave."""
         if end <= begin:
             return
         self._backoff = 1
@@ -972,26 +979,17 @@ class _QuietRuns:
         values = self._values
         last_quote = self._last_quote(begin, end)
         last_trade = self._last_trade(begin, end)
-        skipped_at = None
-        if note_from is not None:
-            noted = last_trade if last_trade >= begin else self._last_trade(note_from, begin)
-            at = last_quote if last_quote >= begin else self._last_quote(note_from, begin)
-            while at > noted:  # the last quote that changed, if it comes after the last trade
-                before = self._last_quote(note_from, at)
-                # Compared as values: equal prices with other digits are the same quote.
-                previous: tuple[Decimal | None, Decimal | None] = (
-                    (values[first[before]], values[second[before]])
-                    if before >= note_from
-                    else opening
-                    if opening is not None
-                    else (venue._best_bid, venue._best_ask)
-                )
-                if (values[first[at]], values[second[at]]) != previous:
-                    noted = at
-                    break
-                at = before
-            if noted >= note_from:
-                skipped_at = times[noted]
+        noted = last_trade
+        at = last_quote
+        while at > noted:  # the last quote that changed, if it comes after the last trade
+            before = self._last_quote(begin, at)
+            # Compared as values: equal prices with other digits are the same quote.
+            previous = (values[first[before]], values[second[before]]) if before >= begin else opening
+            if (values[first[at]], values[second[at]]) != previous:
+                noted = at
+                break
+            at = before
+        skipped_at = times[noted] if noted >= begin else None
         venue.apply_quiet_run(
             end - begin,
             (

@@ -798,11 +798,26 @@ class PaperExchangeClient(BaseExchangeClient):
         if self._injected_failures:
             return None
         bid, ask = self._require_book()
+        return self.equity_sample_at(bid, ask)
+
+    def equity_sample_at(
+        self, bid: Decimal, ask: Decimal
+    ) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """:meth:`equity_sample` as it would read with this quote in the book and all else as
+        it is: a backtest samples inside a quiet run (:meth:`quiet_limits`), where only the
+        quote moves, without applying the run piece by piece."""
         realized = self._realized_pnl
         fees = self._fees_paid
         balance = self.starting_balance() + realized - fees + self._funding_received
         size = self._position_size
-        return bid, ask, size if size != 0 else _ZERO, balance + self._unrealized_pnl(), realized, fees
+        return (
+            bid,
+            ask,
+            size if size != 0 else _ZERO,
+            balance + self._unrealized_pnl_at(bid, ask),
+            realized,
+            fees,
+        )
 
     def apply_market_event(self, event: MarketEvent) -> None:
         """Update the book with one event, pay funding due by the clock, match our resting
@@ -902,11 +917,13 @@ class PaperExchangeClient(BaseExchangeClient):
         the times given, no funding and no order arriving. A driver that finds a run of such
         events may hand over its last state with :meth:`apply_quiet_run` instead of applying
         them one by one. None when no event can be skipped (a subscriber that wants every
-        quote, or the book already outside the band).
+        quote, or the book already outside the band), and while failures are injected: the
+        driver reads samples inside a run with :meth:`equity_sample_at`, and those must then be
+        asked for as a live caller would.
         """
         quiet = self._market_quiet
         bid, ask = self._best_bid, self._best_ask
-        if bid is None or ask is None:
+        if bid is None or ask is None or self._injected_failures:
             return None
         if self._market_handlers:
             if quiet is None or not quiet.contains(bid, ask):
@@ -970,9 +987,15 @@ class PaperExchangeClient(BaseExchangeClient):
         quote before it did: it changes the book's sizes and, at a level of ours at the touch,
         what is known of the queue ahead (:meth:`apply_same_quotes`). Before ``before`` and not
         after ``until``, as :meth:`quiet_limits`. None under the touch model (a reduce-only
-        order it could not fill completely is tried again at every quote) or with no book.
+        order it could not fill completely is tried again at every quote), with no book, or
+        while failures are injected (as :meth:`quiet_limits`).
         """
-        if not self._queue_model or self._best_bid is None or self._best_ask is None:
+        if (
+            not self._queue_model
+            or self._best_bid is None
+            or self._best_ask is None
+            or self._injected_failures
+        ):
             return None
         return SameQuoteLimits(self._next_funding_time, self._next_arrival)
 
@@ -1623,9 +1646,14 @@ class PaperExchangeClient(BaseExchangeClient):
         return self.start_balance
 
     def _unrealized_pnl(self) -> Decimal:
-        if self._position_size == 0 or self._best_bid is None:
+        if self._best_bid is None or self._best_ask is None:
             return _ZERO
-        mid = (self._best_bid + self._best_ask) / 2  # type: ignore[operator]
+        return self._unrealized_pnl_at(self._best_bid, self._best_ask)
+
+    def _unrealized_pnl_at(self, bid: Decimal, ask: Decimal) -> Decimal:
+        if self._position_size == 0:
+            return _ZERO
+        mid = (bid + ask) / 2
         if self._inverse is not None:
             return self._inverse.unrealized_pnl(mid)
         return (mid - self._entry_price) * self._position_size

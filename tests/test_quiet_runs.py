@@ -1,9 +1,10 @@
-"""A quiet run handed to the venue at once, or in pieces cut where samples fall due, leaves the
-venue exactly as applying its events one by one does (book, last trade, the subscriber's
-skipped-update time, events counted)."""
+"""A quiet run handed to the venue at once leaves the venue exactly as applying its events one by
+one does (book, last trade, the subscriber's skipped-update time, events counted), and the
+samples due inside it, read from its columns, are the samples one by one would take."""
 
 from __future__ import annotations
 
+import asyncio
 from array import array
 from decimal import Decimal as D
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from backtesting import binance_scan
 from backtesting.engine import _QuietRuns
 from backtesting.feed_cache import BBO, SOLD, load_feed
+from backtesting.report import Sample
 from exchanges.base import OrderSide, QuietQuotes
 from exchanges.paper import PaperExchangeClient, QuietLimits
 from helpers.clock import SimulatedClock
@@ -31,7 +33,8 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _venue(feed: Any) -> tuple[PaperExchangeClient, QuietQuotes, SimulatedClock]:
     """A venue whose lone subscriber discards every quote (so every event of the feed is quiet),
-    its book set by the feed's first quote."""
+    its book set by the feed's first quote, holding a long position (its equity moves with the
+    quote)."""
     clock = SimulatedClock(0.0)
     config = TradingConfig(
         ticker="BTC", exchange="paper", strategy="grid", quantity=D("0.002"), exchange_params={}
@@ -43,6 +46,7 @@ def _venue(feed: Any) -> tuple[PaperExchangeClient, QuietQuotes, SimulatedClock]
     first = next(feed.events(0, 1))
     clock.advance_to(first.timestamp)
     venue.apply_market_event(first)
+    asyncio.run(venue.place_market_order(venue.contract_id, OrderSide.BUY, D("0.004"), "long", D("1")))
     return venue, quiet, clock
 
 
@@ -58,75 +62,87 @@ def _state(venue: PaperExchangeClient, quiet: QuietQuotes) -> tuple[Any, ...]:
     )
 
 
-def _one_by_one(feed: Any, columns: Any, begin: int, end: int) -> tuple[Any, ...]:
+def _apply(venue: PaperExchangeClient, columns: Any, values: list[D], index: int) -> None:
+    _times, kinds, first, second, third, fourth = columns
+    if kinds[index] == BBO:
+        venue.apply_bbo(
+            values[first[index]], values[second[index]], values[third[index]], values[fourth[index]]
+        )
+    else:
+        side = OrderSide.SELL if kinds[index] == SOLD else OrderSide.BUY
+        venue.apply_trade(values[first[index]], values[second[index]], side)
+
+
+def _one_by_one(
+    feed: Any, columns: Any, begin: int, end: int, due: float, interval: float
+) -> tuple[tuple[Any, ...], list[Sample]]:
+    """The venue's state after the events, and the samples due from ``begin`` on, taken as the
+    drive loop takes them one by one: before the first event at or after the time due."""
     venue, quiet, clock = _venue(feed)
-    times, kinds, first, second, third, fourth = columns
-    values = feed.values
+    times = columns[0]
+    samples: list[Sample] = []
     for index in range(1, end):
         if index == begin:
             quiet.skipped_at = None  # what the run itself notes, not what came before it
+        if index >= begin and times[index] >= due:
+            state = venue.equity_sample()
+            assert state is not None
+            samples.append(Sample(times[index], *state))
+            due += interval * (1 + (times[index] - due) // interval)
         clock.advance_to(times[index])
-        if kinds[index] == BBO:
-            venue.apply_bbo(
-                values[first[index]], values[second[index]], values[third[index]], values[fourth[index]]
-            )
-        else:
-            side = OrderSide.SELL if kinds[index] == SOLD else OrderSide.BUY
-            venue.apply_trade(values[first[index]], values[second[index]], side)
-    return _state(venue, quiet)
+        _apply(venue, columns, feed.values, index)
+    return _state(venue, quiet), samples
 
 
-def _as_run(feed: Any, columns: Any, begin: int, end: int, cuts: list[int]) -> tuple[Any, ...]:
+def _as_run(
+    feed: Any, columns: Any, begin: int, end: int, due: float, interval: float
+) -> tuple[tuple[Any, ...], list[Sample]]:
     venue, quiet, clock = _venue(feed)
-    times, kinds, first, second, third, fourth = columns
-    values = feed.values
     for index in range(1, begin):
-        clock.advance_to(times[index])
-        if kinds[index] == BBO:
-            venue.apply_bbo(
-                values[first[index]], values[second[index]], values[third[index]], values[fourth[index]]
-            )
-        else:
-            venue.apply_trade(values[first[index]], values[second[index]], OrderSide.BUY)
+        clock.advance_to(columns[0][index])
+        _apply(venue, columns, feed.values, index)
     quiet.skipped_at = None
-    runs = _QuietRuns(values)
+    runs = _QuietRuns(feed.values)
     runs.load(columns)
-    opening = (venue._best_bid, venue._best_ask)
-    piece = begin
-    for cut in cuts:
-        runs.apply(venue, piece, cut, None)
-        piece = cut
-    runs.apply(venue, piece, end, begin, opening)
-    return _state(venue, quiet)
+    samples: list[Sample] = []
+    runs.take_samples(venue, samples, begin, end, due, interval)
+    runs.apply(venue, begin, end, (venue._best_bid, venue._best_ask))
+    return _state(venue, quiet), samples
 
 
 @pytest.mark.parametrize(
-    ("begin", "end", "cuts"),
+    ("begin", "end", "samples_from", "interval"),
     [
-        (10, 500, []),
-        (10, 500, [11, 250, 499]),
-        (100, 3999, [101, 102, 103, 2000]),
-        (37, 41, [38, 39, 40]),
-        (1, EVENTS, list(range(50, EVENTS, 50))),
+        (10, 500, 0, 0.05),
+        (10, 500, 250, 1.0),
+        (100, 3999, 101, 0.001),
+        (37, 41, 38, 0.0001),
+        (1, EVENTS, 1, 0.2),
+        (1, EVENTS, 2000, 1000.0),
     ],
 )
-def test_a_run_in_pieces_leaves_what_its_events_one_by_one_leave(
-    feed: Any, begin: int, end: int, cuts: list[int]
+def test_a_run_leaves_what_its_events_one_by_one_leave(
+    feed: Any, begin: int, end: int, samples_from: int, interval: float
 ) -> None:
+    """The run is applied at once; the samples falling due inside it (from the time of event
+    ``samples_from`` on, every ``interval`` seconds) are read from its columns."""
     columns = next(feed.chunks(0, EVENTS))
-    expected = _one_by_one(feed, columns, begin, end)
+    due = columns[0][samples_from]
+    expected_state, expected_samples = _one_by_one(feed, columns, begin, end, due, interval)
     if end - begin > 100:  # long runs note a skipped update: there is something to compare
-        assert expected[5] is not None
-    assert _as_run(feed, columns, begin, end, cuts) == expected
-    # And every piece boundary alone (the last piece may hold no trade and no changed quote).
-    for cut in cuts:
-        assert _as_run(feed, columns, begin, end, [cut]) == expected
+        assert expected_state[5] is not None
+    state, samples = _as_run(feed, columns, begin, end, due, interval)
+    assert state == expected_state
+    assert samples == expected_samples
+    assert samples and expected_samples[0].position == D("0.004")
+    if len(samples) >= 10:  # the quote moved between samples, and the equity with it
+        assert len({sample.equity for sample in samples}) > 1
 
 
 async def test_an_equity_sample_reads_what_the_awaited_calls_report() -> None:
     """The backtest's samples read the venue at once (equity_sample); they must equal what
     fetch_bbo_prices and get_account_snapshot report, flat and with a position, and defer to
-    those calls while failures are injected."""
+    those calls while failures are injected (when no events are skipped as a run)."""
     from exchanges.base import ExchangeUnavailable
 
     clock = SimulatedClock(100.0)
@@ -147,8 +163,11 @@ async def test_an_equity_sample_reads_what_the_awaited_calls_report() -> None:
     sample = venue.equity_sample()
     assert sample == await awaited()
     assert sample is not None and sample[2] == D("0.004") and sample[5] > 0
+    assert venue.quiet_limits() is not None and venue.same_quote_limits() is not None
     venue.inject_failure("fetch_bbo_prices", ExchangeUnavailable("down"))
     assert venue.equity_sample() is None
+    # No runs either: a sample inside one is read without those calls.
+    assert venue.quiet_limits() is None and venue.same_quote_limits() is None
 
 
 # -- the search for a run's end: compiled and Python, against the limits read as Decimals -------
