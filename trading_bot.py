@@ -187,6 +187,7 @@ class TradingBot:
             self.venues.append(Venue(f"{venue_config.exchange}#{index}", client, engine))
         self.journal = self.venues[0].execution.journal
         self.execution = self.venues[0].execution
+        self._engines = tuple(venue.execution for venue in self.venues)
         self.strategy: BaseStrategy = StrategyFactory.create_strategy(
             config.strategy,
             config,
@@ -246,9 +247,9 @@ class TradingBot:
         return journal
 
     @property
-    def engines(self) -> list[ExecutionEngine]:
+    def engines(self) -> tuple[ExecutionEngine, ...]:
         """Every venue's execution layer (one for a single-venue strategy)."""
-        return [venue.execution for venue in self.venues]
+        return self._engines
 
     def _events_waiting(self) -> bool:
         return any(engine.events for engine in self.engines)

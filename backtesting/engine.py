@@ -934,6 +934,7 @@ class _QuietRuns:
         values = self._values
         opening_bid, opening_ask = venue._best_bid, venue._best_ask
         assert opening_bid is not None and opening_ask is not None  # a run needs a book
+        sample_at = venue.equity_sampler()
         while True:
             split = bisect.bisect_left(times, due, begin, end)
             if split == end:
@@ -942,7 +943,7 @@ class _QuietRuns:
             if quote >= begin:
                 opening_bid, opening_ask = values[first[quote]], values[second[quote]]
             moment = times[split]
-            samples.append(Sample(moment, *venue.equity_sample_at(opening_bid, opening_ask)))
+            samples.append(Sample(moment, *sample_at(opening_bid, opening_ask)))
             due += interval * (1 + (moment - due) // interval)
             begin = split
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -68,8 +69,10 @@ class OrderStatus(enum.Enum):
         """Still resting (or possibly resting) on the venue."""
         return self in (OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
-    @property
+    @functools.cached_property
     def is_final(self) -> bool:
+        """Filled, cancelled, rejected or expired (worked out once per status: it is asked on
+        every order update and loop pass)."""
         return self in (
             OrderStatus.FILLED,
             OrderStatus.CANCELLED,

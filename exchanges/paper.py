@@ -65,7 +65,7 @@ import logging
 import math
 import random
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -120,6 +120,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
+#: Best bid, best ask, position, equity, realized PnL and fees (see equity_sample).
+EquitySample = tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]
 _INFINITY = Decimal("Infinity")
 _MINUS_INFINITY = -_INFINITY
 _HUNDRED = Decimal(100)
@@ -440,7 +442,8 @@ class _PaperOrder:
             self.created_at,
         )
 
-    def result(self) -> OrderResult:
+    def result(self, status: OrderStatus | None = None) -> OrderResult:
+        """The order as an answer reports it (``status``: the one the answer gives instead)."""
         return OrderResult.quick(
             True,
             self.order_id,
@@ -448,7 +451,7 @@ class _PaperOrder:
             self.side,
             self.size,
             self.price,
-            self.status,
+            self.status if status is None else status,
             self.filled,
             self.average_fill_price,
         )
@@ -787,7 +790,7 @@ class PaperExchangeClient(BaseExchangeClient):
 
     # -- the matching engine -------------------------------------------------------------------
 
-    def equity_sample(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal] | None:
+    def equity_sample(self) -> EquitySample | None:
         """Best bid, best ask, position, equity, realized PnL and fees, as
         :meth:`fetch_bbo_prices` and :meth:`get_account_snapshot` report them, read at once.
 
@@ -800,24 +803,23 @@ class PaperExchangeClient(BaseExchangeClient):
         bid, ask = self._require_book()
         return self.equity_sample_at(bid, ask)
 
-    def equity_sample_at(
-        self, bid: Decimal, ask: Decimal
-    ) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
+    def equity_sample_at(self, bid: Decimal, ask: Decimal) -> EquitySample:
         """:meth:`equity_sample` as it would read with this quote in the book and all else as
-        it is: a backtest samples inside a quiet run (:meth:`quiet_limits`), where only the
-        quote moves, without applying the run piece by piece."""
+        it is (see :meth:`equity_sampler`)."""
+        return self.equity_sampler()(bid, ask)
+
+    def equity_sampler(self) -> Callable[[Decimal, Decimal], EquitySample]:
+        """:meth:`equity_sample_at` with what does not depend on the quote worked out once: a
+        backtest samples inside a quiet run (:meth:`quiet_limits`), where only the quote
+        moves, without applying the run piece by piece."""
         realized = self._realized_pnl
         fees = self._fees_paid
         balance = self.starting_balance() + realized - fees + self._funding_received
         size = self._position_size
-        return (
-            bid,
-            ask,
-            size if size != 0 else _ZERO,
-            balance + self._unrealized_pnl_at(bid, ask),
-            realized,
-            fees,
-        )
+        if size == 0:
+            return lambda bid, ask: (bid, ask, _ZERO, balance, realized, fees)
+        unrealized = self._unrealized_pnl_at
+        return lambda bid, ask: (bid, ask, size, balance + unrealized(bid, ask), realized, fees)
 
     def apply_market_event(self, event: MarketEvent) -> None:
         """Update the book with one event, pay funding due by the clock, match our resting
@@ -1507,7 +1509,7 @@ class PaperExchangeClient(BaseExchangeClient):
             order.status = OrderStatus.PENDING
             order.post_only = post_only
             self._send(order, cancel=False)
-            return dataclasses.replace(order.result(), status=OrderStatus.OPEN)
+            return order.result(OrderStatus.OPEN)
         crosses = price >= best_ask if side is _BUY else price <= best_bid
         if crosses and post_only:
             touch_name, touch = ("best ask", best_ask) if side is _BUY else ("best bid", best_bid)
@@ -1578,7 +1580,7 @@ class PaperExchangeClient(BaseExchangeClient):
             order.status = OrderStatus.PENDING
             order.max_slippage_pct = max_slippage_pct
             self._send(order, cancel=False)
-            return dataclasses.replace(order.result(), status=OrderStatus.OPEN)
+            return order.result(OrderStatus.OPEN)
         self._fill(order, quantity, touch, False, self.clock.now())
         return order.result()
 
