@@ -315,11 +315,16 @@ def max_drawdown(equity: Sequence[Decimal]) -> tuple[Decimal, Decimal]:
     """Largest peak-to-trough fall of ``equity``: (absolute, percent of that peak), each its own max."""
     worst = worst_pct = _ZERO
     peak: Decimal | None = None
+    deepest = _ZERO  # the largest fall from the present peak
     for value in equity:
         if peak is None or value > peak:
             peak = value
+            deepest = _ZERO
             continue
         fall = peak - value
+        if fall <= deepest:
+            continue  # under one peak the percent grows with the fall: only a deeper one counts
+        deepest = fall
         if fall > worst:
             worst = fall
         if peak > 0:

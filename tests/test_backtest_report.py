@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from backtesting.report import (
     FillRecord,
@@ -38,6 +40,24 @@ def test_drawdown_is_peak_to_trough_absolute_and_percent() -> None:
     # The percent maximum can come from a different episode than the absolute one.
     absolute, percent = max_drawdown([D(10), D(5), D(100), D(90)])
     assert (absolute, percent) == (D(10), D(50))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.decimals(min_value=-50, max_value=10_000, places=3), max_size=40))
+# A deep fall under a peak at or below zero (no percent), then a shallow one under a peak above.
+@example([D(-10), D(-40), D(5), D(4)])
+def test_drawdown_is_the_worst_fall_over_every_pair(equity: list[D]) -> None:
+    """Against the definition, value by value: the fall from the highest value before it, and
+    that fall as a percent of that peak (when above zero), each maximum over every value."""
+    worst = worst_pct = D(0)
+    for later, value in enumerate(equity):
+        if later == 0:
+            continue
+        peak = max(equity[:later])
+        worst = max(worst, peak - value)
+        if peak > 0:
+            worst_pct = max(worst_pct, (peak - value) / peak * 100)
+    assert max_drawdown(equity) == (worst, worst_pct)
 
 
 def test_pnl_fees_volume_and_cycles_by_hand() -> None:
