@@ -430,7 +430,7 @@ class TradingBot:
             result = await self.strategy.execute_strategy(market_data)
             if await self._handle_strategy_result(result):
                 return
-        if events_arrived and self.risk_manager.enabled:
+        if events_arrived and self.risk_manager.snapshot_due():
             return  # go again at once: that pass reads the account the fill skipped
         self._check_coverage()
         self._heartbeat()

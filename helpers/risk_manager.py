@@ -341,15 +341,22 @@ class RiskManager:
             return account
         return _NO_RISK
 
+    def snapshot_due(self) -> bool:
+        """Would a check that may refresh read the account now? (The bot goes round again at
+        once after a pass that could not read it only when it would.)"""
+        if not self.enabled or not self._loss_checks_enabled:
+            return False
+        last = self._last_attempt_at
+        return last is None or self._clock.now() - last >= self.snapshot_interval
+
     async def _refresh_snapshot(self) -> None:
         """Read the account at most every ``snapshot_interval`` seconds, failed attempts included.
 
         Pacing failed attempts too keeps a struggling venue from being hammered by the loop.
         """
-        now = self._clock.now()
-        if self._last_attempt_at is not None and now - self._last_attempt_at < self.snapshot_interval:
+        if not self.snapshot_due():
             return
-        self._last_attempt_at = now
+        now = self._last_attempt_at = self._clock.now()
         try:
             snapshot = await self._client.get_account_snapshot()
         except ExchangeError as exc:

@@ -506,6 +506,27 @@ async def test_custom_snapshot_interval():
     assert client.snapshot_calls == 2
 
 
+async def test_a_snapshot_is_due_exactly_when_a_check_would_read_the_account():
+    """The bot goes round again after a fill's pass only when that pass skipped a due read:
+    snapshot_due must say what check_risk_conditions then does."""
+    manager, client, clock = make(snapshot_interval=30.0)
+    await manager.initialize()
+    for at in (START + 10, START + 29.999, START + 30, START + 45, START + 60, START + 90):
+        clock.advance_to(at)
+        manager.record_market_data(at)
+        due, calls = manager.snapshot_due(), client.snapshot_calls
+        await manager.check_risk_conditions(allow_refresh=False)
+        assert client.snapshot_calls == calls  # a fill's pass never reads
+        assert manager.snapshot_due() is due
+        await manager.check_risk_conditions()
+        assert client.snapshot_calls == calls + due, at
+        assert not manager.snapshot_due()
+    assert client.snapshot_calls == 4  # at 30, 60 and 90, after the one at start-up
+    disabled, _, _ = make(RiskLimits(enabled=False))
+    await disabled.initialize()
+    assert not disabled.snapshot_due()
+
+
 # -- disabled ----------------------------------------------------------------------------------
 
 
