@@ -24,6 +24,7 @@ import itertools
 import logging
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -267,10 +268,12 @@ class _Recorder:
         self.clock = clock
         self.writer = writer
         self.orders: list[OrderRecord] = []
-        self.fills: list[tuple[FillRecord, str | None, bool]] = []
+        self.fills: list[FillRecord] = []
         #: Orders seen and not yet final (a final order sends no more updates).
         self._live: set[str] = set()
-        self.role_of: Any = None  # client order id -> OrderRole | None, once the bot exists
+        #: Client order id -> OrderRole or None (not the bot's): the bot's execution layer's
+        #: ExecutionEngine.role_of, once the bot exists.
+        self.role_of: Callable[[str], OrderRole | None] = lambda client_order_id: None
         venue.subscribe_order_updates(self.on_order_update)
 
     def _order(self, record: OrderRecord) -> None:
@@ -307,30 +310,25 @@ class _Recorder:
                 role="",
                 completes_take_profit=False,
             )
-            completed = info.status is OrderStatus.FILLED and info.order_type is OrderType.LIMIT
+            # The role as the fill happens: this runs before the execution layer takes the
+            # update, so its record of the order is still in memory (no journal read).
+            role = self.role_of(info.client_order_id or "")
+            record.role = role.value if role is not None else "external"
+            record.completes_take_profit = (
+                role is OrderRole.EXIT
+                and info.status is OrderStatus.FILLED
+                and info.order_type is OrderType.LIMIT
+            )
             if self.writer is not None:
-                role = self.role_of(info.client_order_id or "") if self.role_of is not None else None
-                record.role = role.value if role is not None else "external"
-                record.completes_take_profit = completed and role is OrderRole.EXIT
                 self.writer.fill(record)
             else:
-                self.fills.append((record, info.client_order_id, completed))
+                self.fills.append(record)
         elif info.status is OrderStatus.CANCELLED:
             self._order(
                 OrderRecord(
                     now, "cancelled", info.order_id, info.side, info.order_type.value, info.price, info.size
                 )
             )
-
-
-def _journal_role(journal: Any) -> Any:
-    """A look-up of one order's role in the bot's journal (every order of the run is there)."""
-
-    def role_of(client_order_id: str) -> OrderRole | None:
-        record = journal.order(client_order_id) if client_order_id else None
-        return record.role if record is not None else None
-
-    return role_of
 
 
 class BacktestEngine:
@@ -428,7 +426,7 @@ class BacktestEngine:
             write_files=spec.files_dir is not None,
             filter_market_wakes=spec.filter_market_wakes,
         )
-        recorder.role_of = _journal_role(bot.journal)
+        recorder.role_of = bot.execution.role_of
         task = asyncio.ensure_future(bot.run())
         try:
             await bot.wait_until_idle()
@@ -445,13 +443,6 @@ class BacktestEngine:
         summary = await task
         await self._sample(venue, samples, end_time, end_time, interval, force=True)
 
-        fills = []
-        roles = bot.journal.roles() if writer is None else {}  # the journal forgets no order
-        for record, client_order_id, completed in recorder.fills:
-            role = roles.get(client_order_id or "")
-            record.role = role.value if role is not None else "external"
-            record.completes_take_profit = completed and role is OrderRole.EXIT
-            fills.append(record)
         snapshot = await venue.get_account_snapshot()
         final_bid, final_ask = await venue.fetch_bbo_prices(venue.contract_id)
         data = dict(description)
@@ -462,7 +453,7 @@ class BacktestEngine:
             spec=spec_summary(spec),
             data=data,
             orders=recorder.orders,
-            fills=fills,
+            fills=recorder.fills,
             samples=samples,
             start_equity=venue.starting_balance(),
             funding=-snapshot.funding_paid,

@@ -167,6 +167,14 @@ class ExecutionEngine:
     def uncovered_lots(self) -> list[Lot]:
         return [lot for lot in self.lots.values() if lot.covered_by is None]
 
+    def role_of(self, client_order_id: str) -> OrderRole | None:
+        """The role of one of our orders (None: not ours). Its record in memory if it is there
+        (an order being filled is live), else the journal's, which keeps every order."""
+        record = self.orders.get(client_order_id) if client_order_id else None
+        if record is None and client_order_id:
+            record = self.journal.order(client_order_id)
+        return record.role if record is not None else None
+
     def lots_of(self, record: OrderRecord) -> list[Lot]:
         return [self.lots[lot_id] for lot_id in record.covers if lot_id in self.lots]
 

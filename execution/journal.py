@@ -694,10 +694,6 @@ class ExecutionJournal:
         rows = self._read("SELECT * FROM orders ORDER BY created_at, rowid").fetchall()
         return [self._order_from_row(row) for row in rows]
 
-    def roles(self) -> dict[str, OrderRole]:
-        """Every journaled order's role by client id (reports)."""
-        return {cid: OrderRole(role) for cid, role in self._read("SELECT client_order_id, role FROM orders")}
-
     def count_orders(self, *, role: OrderRole | None = None, status: OrderStatus | None = None) -> int:
         query = "SELECT COUNT(*) FROM orders WHERE 1=1"
         args: list[str] = []

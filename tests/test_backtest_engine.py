@@ -206,3 +206,26 @@ def test_updates_the_venue_skips_as_quiet_still_count_as_fresh_market_data(cache
     unfiltered = run_backtest(BacktestSpec(**{**base.__dict__, "filter_market_wakes": False}))
     assert len(filtered.decisions()) > 100
     assert decisions(filtered) == decisions(unfiltered)
+
+
+def test_fill_roles_hold_past_the_orders_kept_in_memory() -> None:
+    """Roles are booked as each fill happens; a run with more finished orders than the execution
+    layer keeps in memory still names every fill's role and counts the strategy's own cycles
+    (a take-profit filled in parts completes one cycle, at its last part)."""
+    from execution.engine import KEEP_FINAL_IN_MEMORY
+
+    result = run_backtest(
+        BacktestSpec(
+            synthetic_events=60_000,
+            quantity=D("0.05"),
+            use_cache=False,
+            strategy_params={"take_profit": D("0.02"), "wait_time": 10.0},
+        )
+    )
+    assert result.metrics.orders_placed > 1.5 * KEEP_FINAL_IN_MEMORY
+    roles = {fill.role for fill in result.fills}
+    assert "external" not in roles and {"entry", "exit"} <= roles
+    exits = [fill for fill in result.fills if fill.role == "exit"]
+    assert any(not fill.completes_take_profit for fill in exits)  # a part that completed nothing
+    own = int(result.strategy_status["completed cycles (this run)"])
+    assert result.metrics.completed_cycles == own > 100

@@ -420,3 +420,30 @@ async def test_a_placement_answered_pending_is_confirmed_by_look_up_without_spin
     clock.advance_to(clock.now() + 1.0)
     await engine.resolve_pending()
     assert record.acknowledged and record.status is OrderStatus.OPEN
+
+
+async def test_an_orders_role_comes_from_memory_or_else_the_journal(monkeypatch: pytest.MonkeyPatch):
+    """A backtest books each fill's role as it happens: from the record in memory, and for an
+    order retired from memory (final, beyond the ones kept) from the journal, which keeps all."""
+    monkeypatch.setattr("execution.engine.KEEP_FINAL_IN_MEMORY", 2)
+    engine, _, _ = make()
+    first = await engine.submit(entry(), CONTRACT)
+    await engine.cancel(first.client_order_id, "test")
+    for price in ("59970.0", "59960.0", "59950.0"):
+        record = await engine.submit(entry(price), CONTRACT)
+        await engine.cancel(record.client_order_id, "test")
+    assert first.is_final and first.client_order_id not in engine.orders  # retired
+    reads = 0
+    order = engine.journal.order
+
+    def counted(client_order_id: str):
+        nonlocal reads
+        reads += 1
+        return order(client_order_id)
+
+    monkeypatch.setattr(engine.journal, "order", counted)
+    assert engine.role_of(first.client_order_id) is OrderRole.ENTRY
+    assert reads == 1
+    assert engine.role_of(record.client_order_id) is OrderRole.ENTRY
+    assert reads == 1  # still in memory: no read
+    assert engine.role_of("someone-else") is None and engine.role_of("") is None
