@@ -923,18 +923,23 @@ class _QuietRuns:
         the next sample falls due."""
         times, _kinds, first, second = self._times, self._kinds, self._first, self._second
         values = self._values
-        opening_bid, opening_ask = venue._best_bid, venue._best_ask
-        assert opening_bid is not None and opening_ask is not None  # a run needs a book
+        bid, ask = venue._best_bid, venue._best_ask
+        assert bid is not None and ask is not None  # a run needs a book
         sample_at = venue.equity_sampler()
+        state = sample_at(bid, ask)
         while True:
             split = bisect.bisect_left(times, due, begin, end)
             if split == end:
                 return due
             quote = self._last_quote(begin, split)
             if quote >= begin:
-                opening_bid, opening_ask = values[first[quote]], values[second[quote]]
+                # Most samples find the quote of the one before (the same value objects).
+                quoted_bid, quoted_ask = values[first[quote]], values[second[quote]]
+                if quoted_bid is not bid or quoted_ask is not ask:
+                    bid, ask = quoted_bid, quoted_ask
+                    state = sample_at(bid, ask)
             moment = times[split]
-            samples.append(Sample(moment, *sample_at(opening_bid, opening_ask)))
+            samples.append(Sample(moment, *state))
             due += interval * (1 + (moment - due) // interval)
             begin = split
 
