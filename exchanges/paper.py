@@ -69,7 +69,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from backtesting.market_feed import (
     DEFAULT_SEED,
@@ -484,11 +484,11 @@ def _take_batch(source: Iterator[MarketEvent], count: int) -> list[MarketEvent]:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class QuietLimits:
+class QuietLimits(NamedTuple):
     """See :meth:`PaperExchangeClient.quiet_limits`: bounds are exclusive; a BBO must also not
     be at a price in ``bid_excluded``/``ask_excluded``; events must come before ``before`` and
-    not after ``until``; ``notes_skips``: a subscriber's band records the skipped updates."""
+    not after ``until``; ``notes_skips``: a subscriber's band records the skipped updates. (A
+    named tuple, as :class:`SameQuoteLimits`: a backtest asks for hundreds.)"""
 
     bid_low: Decimal
     bid_high: Decimal
@@ -503,8 +503,7 @@ class QuietLimits:
     notes_skips: bool
 
 
-@dataclass(frozen=True, slots=True)
-class SameQuoteLimits:
+class SameQuoteLimits(NamedTuple):
     """See :meth:`PaperExchangeClient.same_quote_limits`: the times (as :class:`QuietLimits`'
     ``before`` and ``until``) a run of quotes at the book's prices must keep within."""
 

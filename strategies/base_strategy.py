@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from exchanges.base import (
     BaseExchangeClient,
@@ -84,15 +84,15 @@ _MINUS_INFINITY = Decimal("-Infinity")
 _INFINITY = Decimal("Infinity")
 
 
-@dataclass(frozen=True)
-class WakeLevels:
+class WakeLevels(NamedTuple):
     """The market moves that could change a strategy's next decision.
 
     Nothing can change while the best bid stays strictly inside ``(bid_low, bid_high)`` and the
     best ask strictly inside ``(ask_low, ask_high)``; a price reaching a bound wakes the bot. An
     unused bound stays infinite. Bounds must be conservative: an extra wake costs a loop
     iteration, a missed one changes a decision. Letting the bot skip market updates that cannot
-    matter is what makes backtests fast and saves CPU when trading live.
+    matter is what makes backtests fast and saves CPU when trading live. (A named tuple: a few
+    are made before every wait, and a tuple is made at a fraction of a frozen dataclass's cost.)
     """
 
     bid_low: Decimal = _MINUS_INFINITY
