@@ -86,28 +86,6 @@ class _Decision:
     band: DecisionBand
     entry: OrderParams | None = None
     cancels: list[OrderRecord] = field(default_factory=list)
-    #: The band's levels once asked for (the band records nothing after the decision is made).
-    _levels: WakeLevels | None = field(default=None, init=False)
-    _levels_known: bool = field(default=False, init=False)
-
-    def levels(self) -> WakeLevels | None:
-        """The quotes inside which the decision stands (None: it depends on the exact quote)."""
-        if not self._levels_known:
-            self._levels = self.band.levels()
-            self._levels_known = True
-        return self._levels
-
-    def stands(self, market: MarketData, now: float) -> bool:
-        """Would deciding on ``market`` at ``now`` give this (inactive) decision again?
-
-        Only a decision to do nothing is reused: one that acts changes the state it was made
-        in. The same band lets the bot sleep through such quotes (see :meth:`levels`), so the
-        decision can be reused on exactly the grounds the bot does not wake for them.
-        """
-        if self.result.action is not StrategyAction.NONE or now >= self.band.until:
-            return False
-        levels = self.levels()
-        return levels is not None and not levels.crossed(market.best_bid, market.best_ask)
 
 
 class _FixedPrice:
@@ -667,7 +645,7 @@ class GridStrategy(BaseStrategy):
         decision = self._current()
         if decision is None or decision.result.action is not StrategyAction.NONE:
             return None
-        return decision.levels()
+        return decision.band.levels()
 
     def _decide(self, market: MarketData) -> _Decision:
         """Priority: closing filled lots, refusal or stop, cancels, then a new entry.
@@ -676,13 +654,9 @@ class GridStrategy(BaseStrategy):
         decision knows the quotes and the time in which it stays what it is.
         """
         now = self.clock.now()
-        key = self._state_key()
-        last = self._last
-        if last is not None and last[1] == key and last[2].stands(market, now):
-            decision = last[2]  # the bot's loop passes again after its events: usually this
-        else:
-            decision = self._decide_in(DecisionBand.of(market, now), now)
-        self._last = (market, key, decision)
+        band = DecisionBand.of(market, now)
+        decision = self._decide_in(band, now)
+        self._last = (market, self._state_key(), decision)
         return decision
 
     def _decide_in(self, band: DecisionBand, now: float) -> _Decision:

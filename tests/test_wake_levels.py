@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 from typing import Any
-from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtesting.engine import BacktestSpec, run_backtest
 from strategies.base_strategy import DecisionBand, WakeLevels
-from strategies.grid_strategy import GridStrategy, _Decision
-from tests.shared_paths import RECORDED_FEED
 from tests.test_grid_strategy import entry_order, make_session, started
 
 INF = D("Infinity")
@@ -135,65 +132,6 @@ def test_wake_filter_never_changes_a_decision_on_random_markets(
     assert filtered.decisions() == unfiltered.decisions()
     assert [fill.__dict__ for fill in filtered.fills] == [fill.__dict__ for fill in unfiltered.fills]
     assert filtered.metrics.stop_reason == unfiltered.metrics.stop_reason
-
-
-def _without_reuse(spec: BacktestSpec) -> Any:
-    """The run with every decision worked out afresh (none reused inside its band)."""
-    with patch.object(_Decision, "stands", lambda self, market, now: False):
-        return run_backtest(spec)
-
-
-def _decisions_worked_out(spec: BacktestSpec) -> tuple[Any, int]:
-    calls = 0
-    decide_in = GridStrategy._decide_in
-
-    def counted(self: GridStrategy, band: DecisionBand, now: float) -> Any:
-        nonlocal calls
-        calls += 1
-        return decide_in(self, band, now)
-
-    with patch.object(GridStrategy, "_decide_in", counted):
-        result = run_backtest(spec)
-    return result, calls
-
-
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(grid_runs(), st.booleans())
-def test_reusing_a_standing_decision_never_changes_a_run(
-    run: tuple[dict[str, Any], dict[str, Any]], filtered: bool
-) -> None:
-    """The grid reuses its last decision to do nothing while the quote stays inside its band
-    and the state it was made in is unchanged: on random markets, with the bot sleeping through
-    the band or woken by every quote, every order, cancel and fill is what deciding afresh gives."""
-    params, market = run
-    spec = BacktestSpec(
-        synthetic_events=3_000,
-        strategy_params=params,
-        exchange_params=market,
-        use_cache=False,
-        filter_market_wakes=filtered,
-    )
-    reused, fresh = run_backtest(spec), _without_reuse(spec)
-    assert reused.decisions() == fresh.decisions()
-    assert [fill.__dict__ for fill in reused.fills] == [fill.__dict__ for fill in fresh.fills]
-    assert reused.samples == fresh.samples
-    assert reused.metrics.stop_reason == fresh.metrics.stop_reason
-
-
-def test_the_recorded_feed_reuses_decisions_and_comes_out_the_same(tmp_path: Any) -> None:
-    """On the recorded feed the loop's passes after its own events reuse the decision (fewer are
-    worked out), and the run is the one deciding afresh gives."""
-    spec = BacktestSpec(
-        feed_path=str(RECORDED_FEED),
-        cache_dir=str(tmp_path),
-        strategy_params={"take_profit": D("0.02"), "wait_time": 30.0},
-    )
-    reused, worked_out = _decisions_worked_out(spec)
-    with patch.object(_Decision, "stands", lambda self, market, now: False):
-        fresh, worked_out_afresh = _decisions_worked_out(spec)
-    assert worked_out < worked_out_afresh * 0.9
-    assert reused.deterministic_view() == fresh.deterministic_view()
-    assert reused.metrics.fills > 10
 
 
 def test_a_derived_price_band_is_found_on_the_tick_grid() -> None:
