@@ -777,6 +777,12 @@ class _QuietRuns:
         kinds = columns[1].tobytes()
         self._kind_bytes = kinds
         self._quote_flags = kinds.translate(QUOTE_FLAGS)
+        # Where the searched columns start, for the compiled search (valid while they are held).
+        self._addresses = (
+            column_address(self._kinds),
+            column_address(self._first),
+            column_address(self._second),
+        )
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -867,10 +873,11 @@ class _QuietRuns:
             # Both arrays are held here while the C code reads them (an address keeps nothing).
             index_bounds = array("I", bounds)
             excluded = array("I", [edge for pair in bid_ranges + ask_ranges for edge in pair])
+            kinds, first, second = self._addresses
             return library.bs_quiet_end(
-                column_address(self._kinds),
-                column_address(self._first),
-                column_address(self._second),
+                kinds,
+                first,
+                second,
                 begin,
                 stop,
                 column_address(index_bounds),
