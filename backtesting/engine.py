@@ -934,12 +934,13 @@ class _QuietRuns:
         assert bid is not None and ask is not None  # a run needs a book
         sample_at = venue.equity_sampler()
         state = sample_at(bid, ask)
+        last_quote_in = self._kind_bytes.rfind  # _last_quote, inlined: a run may hold hundreds
         while True:
             split = bisect.bisect_left(times, due, begin, end)
             if split == end:
                 return due
-            quote = self._last_quote(begin, split)
-            if quote >= begin:
+            quote = last_quote_in(_QUOTE_BYTE, begin, split)
+            if quote >= 0:
                 # Most samples find the quote of the one before (the same value objects).
                 quoted_bid, quoted_ask = values[first[quote]], values[second[quote]]
                 if quoted_bid is not bid or quoted_ask is not ask:
