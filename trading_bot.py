@@ -252,7 +252,10 @@ class TradingBot:
         return self._engines
 
     def _events_waiting(self) -> bool:
-        return any(engine.events for engine in self.engines)
+        for engine in self._engines:  # asked several times a pass: a loop, not a generator
+            if engine.events:
+                return True
+        return False
 
     # -- events from the venue (called synchronously by the client) ---------------------------
 
@@ -403,9 +406,12 @@ class TradingBot:
         events_arrived = self._events_waiting()
         if events_arrived:
             await self._deliver_events()
-        for engine in self.engines:
-            await engine.resolve_pending()
-        await self._cancel_redundant_exits()
+        for engine in self._engines:
+            if engine.lookups_waiting:
+                await engine.resolve_pending()
+        for engine in self._engines:
+            if engine.cover_to_cancel:  # a risk close made exits redundant
+                await self._cancel_redundant_exits_of(engine)
 
         last_market_update_at = self._market_update_time()
         if last_market_update_at is not None:
@@ -654,10 +660,14 @@ class TradingBot:
 
     async def _cancel_redundant_exits(self) -> None:
         """Cancel the exits a risk close made redundant (only for the size it closed)."""
-        for engine in self.engines:
-            redundant = [record.client_order_id for record in engine.exits_to_cancel()]
-            if redundant:
-                await engine.cancel_batch(redundant, "position closed by the risk manager")
+        for engine in self._engines:
+            await self._cancel_redundant_exits_of(engine)
+
+    @staticmethod
+    async def _cancel_redundant_exits_of(engine: ExecutionEngine) -> None:
+        redundant = [record.client_order_id for record in engine.exits_to_cancel()]
+        if redundant:
+            await engine.cancel_batch(redundant, "position closed by the risk manager")
 
     async def _handle_risk_decision(self, decision: RiskDecision) -> None:
         """Act on a risk decision through the execution layer, and tell the strategy."""
@@ -801,7 +811,11 @@ class TradingBot:
 
     def _journal_error(self) -> JournalWriteError | None:
         """The failure of a journal that can no longer write, if one cannot."""
-        return next((e.journal.write_error for e in self.engines if e.journal.write_error), None)
+        for engine in self._engines:
+            error = engine.journal.write_error
+            if error is not None:
+                return error
+        return None
 
     def _summary(self, reason: str, facts: list[_VenueFacts], strategy_ready: bool) -> BotSummary:
         """Totals over every venue (one for most strategies), and a line per venue when several."""

@@ -829,6 +829,11 @@ class ExecutionEngine:
         else:
             self._lookups.pop(record.client_order_id, None)
 
+    @property
+    def lookups_waiting(self) -> bool:
+        """Orders wait for a look-up (due or not: :meth:`resolve_pending` knows which)."""
+        return bool(self._lookups)
+
     def seconds_until_lookup(self) -> float | None:
         if not self._lookups:
             return None
