@@ -553,13 +553,12 @@ class BacktestEngine:
                         # Events begin .. end-1 change nothing but the book's last state (and
                         # our queues): the samples due among them are read from the columns,
                         # and the run is applied at once.
-                        opening = (venue._best_bid, venue._best_ask)
                         if times[end - 1] >= next_sample:
                             next_sample = runs.take_samples(venue, samples, begin, end, next_sample, interval)
                         if same_quotes:
                             runs.apply_same_quotes(venue, begin, end)
                         else:
-                            runs.apply(venue, begin, end, opening)
+                            runs.apply(venue, begin, end, (venue._best_bid, venue._best_ask))
                         last = times[end - 1]
                         if last > clock._now:
                             clock._now = last
@@ -788,13 +787,6 @@ class _QuietRuns:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
         self._backoff = min(self._backoff * 2, self._MAX_BACKOFF)
         return self._backoff
-
-    def time_at(self, index: int) -> float:
-        return self._times[index]
-
-    def first_at_or_after(self, moment: float, begin: int, end: int) -> int:
-        """The first index in ``begin .. end-1`` whose time is >= ``moment`` (``end`` if none)."""
-        return bisect.bisect_left(self._times, moment, begin, end)
 
     def _indexes_of(self, prices: tuple[Decimal, ...]) -> list[tuple[int, int]]:
         """The index ranges ``[low, high)`` of the values equal to each of ``prices`` (equal

@@ -800,17 +800,13 @@ class PaperExchangeClient(BaseExchangeClient):
         if self._injected_failures:
             return None
         bid, ask = self._require_book()
-        return self.equity_sample_at(bid, ask)
-
-    def equity_sample_at(self, bid: Decimal, ask: Decimal) -> EquitySample:
-        """:meth:`equity_sample` as it would read with this quote in the book and all else as
-        it is (see :meth:`equity_sampler`)."""
         return self.equity_sampler()(bid, ask)
 
     def equity_sampler(self) -> Callable[[Decimal, Decimal], EquitySample]:
-        """:meth:`equity_sample_at` with what does not depend on the quote worked out once: a
-        backtest samples inside a quiet run (:meth:`quiet_limits`), where only the quote
-        moves, without applying the run piece by piece."""
+        """:meth:`equity_sample` as it would read with a given quote in the book and all else
+        as it is now (what does not depend on the quote worked out once): a backtest samples
+        inside a quiet run (:meth:`quiet_limits`), where only the quote moves, without
+        applying the run piece by piece."""
         realized = self._realized_pnl
         fees = self._fees_paid
         balance = self.starting_balance() + realized - fees + self._funding_received
@@ -919,7 +915,7 @@ class PaperExchangeClient(BaseExchangeClient):
         events may hand over its last state with :meth:`apply_quiet_run` instead of applying
         them one by one. None when no event can be skipped (a subscriber that wants every
         quote, or the book already outside the band), and while failures are injected: the
-        driver reads samples inside a run with :meth:`equity_sample_at`, and those must then be
+        driver reads samples inside a run with :meth:`equity_sampler`, and those must then be
         asked for as a live caller would.
         """
         quiet = self._market_quiet
