@@ -187,7 +187,8 @@ class TradingBot:
             self.venues.append(Venue(f"{venue_config.exchange}#{index}", client, engine))
         self.journal = self.venues[0].execution.journal
         self.execution = self.venues[0].execution
-        self._engines = tuple(venue.execution for venue in self.venues)
+        #: Every venue's execution layer (one for a single-venue strategy).
+        self.engines: tuple[ExecutionEngine, ...] = tuple(venue.execution for venue in self.venues)
         self.strategy: BaseStrategy = StrategyFactory.create_strategy(
             config.strategy,
             config,
@@ -246,13 +247,8 @@ class TradingBot:
             journal.set_meta("pid", str(os.getpid()))
         return journal
 
-    @property
-    def engines(self) -> tuple[ExecutionEngine, ...]:
-        """Every venue's execution layer (one for a single-venue strategy)."""
-        return self._engines
-
     def _events_waiting(self) -> bool:
-        for engine in self._engines:  # asked several times a pass: a loop, not a generator
+        for engine in self.engines:  # asked several times a pass: a loop, not a generator
             if engine.events:
                 return True
         return False
@@ -406,10 +402,10 @@ class TradingBot:
         events_arrived = self._events_waiting()
         if events_arrived:
             await self._deliver_events()
-        for engine in self._engines:
+        for engine in self.engines:
             if engine.lookups_waiting:
                 await engine.resolve_pending()
-        for engine in self._engines:
+        for engine in self.engines:
             if engine.cover_to_cancel:  # a risk close made exits redundant
                 await self._cancel_redundant_exits_of(engine)
 
@@ -660,7 +656,7 @@ class TradingBot:
 
     async def _cancel_redundant_exits(self) -> None:
         """Cancel the exits a risk close made redundant (only for the size it closed)."""
-        for engine in self._engines:
+        for engine in self.engines:
             await self._cancel_redundant_exits_of(engine)
 
     @staticmethod
@@ -811,7 +807,7 @@ class TradingBot:
 
     def _journal_error(self) -> JournalWriteError | None:
         """The failure of a journal that can no longer write, if one cannot."""
-        for engine in self._engines:
+        for engine in self.engines:
             error = engine.journal.write_error
             if error is not None:
                 return error
