@@ -23,7 +23,7 @@ enum { VERDICT_OK = 0, VERDICT_BAD_PRICE = 1, VERDICT_BAD_SIZE = 2 };
 enum { MAX_TEXT = 40, MAX_DIGITS = 19, SYMBOL_LINES = 1000 };
 enum { UNKNOWN = -1, PENDING = -2 };
 /* counts[] written by bs_scan */
-enum { C_LINES, C_PYTHON, C_NAMES, C_QUEUE, C_DEPTH, C_OTHER, C_TEXT_BYTES, C_SIZE };
+enum { C_LINES, C_PYTHON, C_NAMES, C_QUEUE, C_DEPTH, C_OTHER, C_TEXT_BYTES, C_END, C_SIZE };
 
 typedef struct {
     double time;
@@ -351,32 +351,15 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
     return 1;
 }
 
-/* How many '\n' in buf[0:length] (memchr: the C library's vectorised search). */
-int64_t bs_count_lines(const unsigned char *buf, int64_t length) {
-    int64_t count = 0;
-    const unsigned char *at = buf, *end = buf + length;
-    while (at < end && (at = memchr(at, '\n', (size_t)(end - at))) != NULL) {
-        count++;
-        at++;
-    }
-    return count;
-}
-
-/* Where the line after the first `lines` lines of buf[0:length] starts. */
-int64_t bs_skip_lines(const unsigned char *buf, int64_t length, int64_t lines) {
-    const unsigned char *at = buf, *end = buf + length;
-    while (lines-- > 0 && at < end && (at = memchr(at, '\n', (size_t)(end - at))) != NULL) at++;
-    return at ? at - buf : length;
-}
-
-/* Scan buf[0:length]: whole lines, the last one perhaps without its '\n', at most line_cap of
- * them (bs_count_lines + 1). first_line is the
- * number of lines before the block. Out: per Python-read line its index and byte span (the '\n'
- * included); per line within the first SYMBOL_LINES that names a stream, its index and the name's
- * span; the queue of texts to resolve (their line index, and the texts joined by '\n' into
- * text_out). Returns 0, or -1 when out of memory. */
-int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t line_cap, int64_t first_line,
-            int64_t *counts, int64_t *python_lines, int64_t *names, int64_t *queue_lines, unsigned char *text_out) {
+/* Scan the lines of buf[from:length] (whole lines, the last one perhaps without its '\n'), at
+ * most line_cap of them; counts[C_END] is where the scan stopped (length once every line is
+ * read), so a caller scans a long block in steps without counting its lines first. first_line
+ * is the number of lines before buf[from]. Out: per Python-read line its index and byte span in
+ * buf (the '\n' included); per line within the first SYMBOL_LINES that names a stream, its
+ * index and the name's span; the queue of texts to resolve (their line index, and the texts
+ * joined by '\n' into text_out). Returns 0, or -1 when out of memory. */
+int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t from, int64_t line_cap,
+            int64_t first_line, int64_t *counts, int64_t *python_lines, int64_t *names, int64_t *queue_lines, unsigned char *text_out) {
     int64_t lines = 0, python = 0, name_count = 0, depth = 0, other = 0, text_bytes = 0;
     if (line_cap > s->line_cap) {
         Line *grown = realloc(s->lines, (size_t)line_cap * sizeof *grown);
@@ -385,8 +368,8 @@ int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t line_c
         s->line_cap = line_cap;
     }
     s->queue_count = 0;
-    int64_t start = 0;
-    while (start < length) {
+    int64_t start = from;
+    while (start < length && lines < line_cap) {
         const unsigned char *newline = memchr(buf + start, '\n', (size_t)(length - start));
         int64_t end = newline ? newline - buf : length, next = newline ? end + 1 : length;
         Line *line = &s->lines[lines];
@@ -437,6 +420,7 @@ int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t line_c
     counts[C_DEPTH] = depth;
     counts[C_OTHER] = other;
     counts[C_TEXT_BYTES] = text_bytes;
+    counts[C_END] = start;
     return 0;
 }
 

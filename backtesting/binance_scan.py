@@ -55,8 +55,11 @@ _TEXT_LIMIT = 1 << 17
 _VERDICTS = {1: BAD_PRICE, 2: BAD_SIZE}
 #: Lines scanned at a time: a block of a million blank lines takes a few MB of output, not 100.
 _MAX_LINES = 1 << 15
+#: Bytes per line the first scan of a block expects (the shared feed's average is about 300):
+#: it sizes the output arrays, and a block of shorter lines takes a few more scans.
+_LINE_BYTES = 128
 #: bs_scan's counts, in order.
-_COUNTS = 7
+_COUNTS = 8
 _SYMBOL_LINES = 1000
 
 _library: ctypes.CDLL | None = None
@@ -133,13 +136,9 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_texts.restype = ctypes.c_int32
     library.bs_texts.argtypes = [pointer]
     library.bs_scan.restype = ctypes.c_int
-    library.bs_scan.argtypes = [pointer, ctypes.c_char_p, size, size, size] + [pointer] * 5
+    library.bs_scan.argtypes = [pointer, ctypes.c_char_p, size, size, size, size] + [pointer] * 5
     library.bs_resolve.argtypes = [pointer, size, size, pointer]
     library.bs_commit.argtypes = [pointer, size, size, pointer] + [pointer] * 9
-    library.bs_count_lines.restype = size
-    library.bs_count_lines.argtypes = [ctypes.c_char_p, size]
-    library.bs_skip_lines.restype = size
-    library.bs_skip_lines.argtypes = [ctypes.c_char_p, size, size]
     library.bs_seconds.restype = ctypes.c_double
     library.bs_seconds.argtypes = [ctypes.c_uint64]
     library.bs_remap.restype = None
@@ -198,16 +197,13 @@ def scan_binance(
             else:
                 if len(builder.known) < known_size or library.bs_texts(scanner) > _TEXT_LIMIT:
                     library.bs_forget(scanner)  # the value table was started again, or is large
-                while (lines := library.bs_count_lines(block, len(block)) + 1) > _MAX_LINES:
-                    cut = library.bs_skip_lines(block, len(block), _MAX_LINES)
-                    _scan_block(
-                        block[:cut], _MAX_LINES, stats, builder, library, scanner, out, line_number, clock
+                line_cap = min(_MAX_LINES, len(block) // _LINE_BYTES + 1)
+                at = 0
+                while at < len(block):
+                    lines, at = _scan_block(
+                        block, at, line_cap, stats, builder, library, scanner, out, line_number, clock
                     )
-                    line_number += _MAX_LINES
-                    block = block[cut:]
-                line_number += _scan_block(
-                    block, lines, stats, builder, library, scanner, out, line_number, clock
-                )
+                    line_number += lines
                 known_size = len(builder.known)
             yield None
     finally:
@@ -223,6 +219,7 @@ def _python_lines(
 
 def _scan_block(
     block: bytes,
+    start: int,
     line_cap: int,
     stats: FeedStats,
     builder: ColumnBuilder,
@@ -231,16 +228,17 @@ def _scan_block(
     out: _Outputs,
     first_line: int,
     clock: list[float],
-) -> int:
-    """One block: scanned in C, then taken in order, a run of scanned lines at a time (their new
-    texts interned, their rows committed) up to each line the Python reader reads. Returns the
-    number of lines (``line_cap``: at most that many, one more than its newlines)."""
+) -> tuple[int, int]:
+    """Up to ``line_cap`` lines of a block from byte ``start``: scanned in C, then taken in
+    order, a run of scanned lines at a time (their new texts interned, their rows committed) up
+    to each line the Python reader reads. Returns the number of lines and where they end."""
     out.fit(line_cap, len(block))
     counts = out.counts
     if library.bs_scan(
         scanner,
         block,
         len(block),
+        start,
         line_cap,
         first_line,
         column_address(counts),
@@ -250,7 +248,7 @@ def _scan_block(
         column_address(out.text),
     ):
         raise MemoryError("binance scanner")
-    lines, python, names, queued, depth, other, text_bytes = counts
+    lines, python, names, queued, depth, other, text_bytes, scanned_to = counts
     texts = out.text[:text_bytes].tobytes().decode("ascii").split("\n") if queued else []
     python_lines, queue_lines, name_spans = out.python_lines, out.queue_lines, out.names
     commit_counts, bad_lines, bad_kinds = out.commit_counts, out.bad_lines, out.bad_kinds
@@ -317,7 +315,7 @@ def _scan_block(
     stats.depth_lines += depth
     stats.other_lines += other
     stats.clamped_timestamps += clamped
-    return lines
+    return lines, scanned_to
 
 
 def seconds(nanoseconds: int) -> float:
