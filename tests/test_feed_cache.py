@@ -362,3 +362,36 @@ def test_the_sampled_prices_are_the_events_prices(
     memory.columns[2][1] = len(memory.values)
     with pytest.raises(IndexError):
         feed_cache.sample_prices(memory)
+
+
+#: Values whose floats collide: equal values spelled apart, and values apart only beyond a
+#: float's 17 digits.
+_CLOSE_VALUES = st.sampled_from(
+    [
+        Decimal("1"),
+        Decimal("1.0"),
+        Decimal("1.00"),
+        Decimal("1.00000000000000000001"),
+        Decimal("0.99999999999999999999"),
+        Decimal("61652.80"),
+        Decimal("61652.8"),
+        Decimal("61652.800000000000000001"),
+        Decimal("1E+400"),
+        Decimal("2E+400"),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_CLOSE_VALUES, st.decimals(allow_nan=False, allow_infinity=False)), max_size=40))
+def test_the_sorted_table_is_a_stable_sort_by_value(values: list[Decimal]) -> None:
+    """Sorted by floats first, then by value where floats tie: the same table, and the same
+    renaming of indexes, as a stable sort by value."""
+    expected = sorted(range(len(values)), key=values.__getitem__)
+    table, mapping = feed_cache.sorted_table(list(values))
+    assert [str(value) for value in table] == [str(values[old]) for old in expected]
+    if expected == list(range(len(values))):
+        assert mapping is None
+    else:
+        assert mapping is not None
+        assert [mapping[old] for old in expected] == list(range(len(values)))
