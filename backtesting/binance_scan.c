@@ -23,7 +23,7 @@ enum { VERDICT_OK = 0, VERDICT_BAD_PRICE = 1, VERDICT_BAD_SIZE = 2 };
 enum { MAX_TEXT = 40, MAX_DIGITS = 19, SYMBOL_LINES = 1000 };
 enum { UNKNOWN = -1, PENDING = -2 };
 /* counts[] written by bs_scan */
-enum { C_LINES, C_PYTHON, C_NAMES, C_QUEUE, C_DEPTH, C_OTHER, C_TEXT_BYTES, C_END, C_SIZE };
+enum { C_LINES, C_PYTHON, C_NAMES, C_QUEUE, C_DEPTH, C_OTHER, C_TEXT_BYTES, C_END, C_UNUSUAL, C_SIZE };
 
 typedef struct {
     double time;
@@ -246,6 +246,16 @@ static int is_zero(const unsigned char *text, int length) {
     return 1;
 }
 
+/* Is the plain decimal surely Python's str() of its Decimal? True when its whole part has no
+ * leading zero (or is "0") and it has at most six decimals: str() writes such a value as it is
+ * (an exponent of -6 or more). Others (00.5, 0.0000001) may be written otherwise. */
+static int usual(const unsigned char *text, int length) {
+    int whole = 0;
+    while (whole < length && text[whole] != '.') whole++;
+    if (whole > 1 && text[0] == '0') return 0;
+    return whole == length || length - whole - 1 <= 6;
+}
+
 /* Compare two plain decimals by value: <0, 0, >0. */
 static int compare(const unsigned char *a, int a_length, const unsigned char *b, int b_length) {
     int a_int = 0, b_int = 0;
@@ -356,10 +366,11 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
  * is the number of lines before buf[from]. Out: per Python-read line its index and byte span in
  * buf (the '\n' included); per line within the first SYMBOL_LINES that names a stream, its
  * index and the name's span; the queue of texts to resolve (their line index, and the texts
- * joined by '\n' into text_out). Returns 0, or -1 when out of memory. */
+ * joined by '\n' into text_out; counts[C_UNUSUAL]: how many of them are not surely written as
+ * Python writes their Decimal, see usual()). Returns 0, or -1 when out of memory. */
 int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t from, int64_t line_cap,
             int64_t first_line, int64_t *counts, int64_t *python_lines, int64_t *names, int64_t *queue_lines, unsigned char *text_out) {
-    int64_t lines = 0, python = 0, name_count = 0, depth = 0, other = 0, text_bytes = 0;
+    int64_t lines = 0, python = 0, name_count = 0, depth = 0, other = 0, text_bytes = 0, unusual = 0;
     if (line_cap > s->line_cap) {
         Line *grown = realloc(s->lines, (size_t)line_cap * sizeof *grown);
         if (!grown) return -1;
@@ -404,6 +415,7 @@ int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t from, 
                     queue_lines[s->queue_count] = lines;
                     s->queue[s->queue_count++] = id;
                     if (text_bytes) text_out[text_bytes++] = '\n';
+                    if (!usual(s->pool + s->starts[id], s->lengths[id])) unusual++;
                     memcpy(text_out + text_bytes, s->pool + s->starts[id], s->lengths[id]);
                     text_bytes += s->lengths[id];
                 }
@@ -420,6 +432,7 @@ int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t from, 
     counts[C_OTHER] = other;
     counts[C_TEXT_BYTES] = text_bytes;
     counts[C_END] = start;
+    counts[C_UNUSUAL] = unusual;
     return 0;
 }
 

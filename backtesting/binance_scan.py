@@ -59,7 +59,7 @@ _MAX_LINES = 1 << 15
 #: it sizes the output arrays, and a block of shorter lines takes a few more scans.
 _LINE_BYTES = 128
 #: bs_scan's counts, in order.
-_COUNTS = 8
+_COUNTS = 9
 _SYMBOL_LINES = 1000
 
 _library: ctypes.CDLL | None = None
@@ -248,7 +248,7 @@ def _scan_block(
         column_address(out.text),
     ):
         raise MemoryError("binance scanner")
-    lines, python, names, queued, depth, other, text_bytes, scanned_to = counts
+    lines, python, names, queued, depth, other, text_bytes, scanned_to, unusual = counts
     texts = out.text[:text_bytes].tobytes().decode("ascii").split("\n") if queued else []
     python_lines, queue_lines, name_spans = out.python_lines, out.queue_lines, out.names
     commit_counts, bad_lines, bad_kinds = out.commit_counts, out.bad_lines, out.bad_kinds
@@ -271,7 +271,7 @@ def _scan_block(
         if stop > position:
             queue_end = bisect_left(queue_lines, stop, queue_at, queued)
             if queue_end > queue_at:
-                resolved = array("q", builder.intern_texts(texts[queue_at:queue_end]))
+                resolved = array("q", builder.intern_texts(texts[queue_at:queue_end], not unusual))
                 library.bs_resolve(scanner, queue_at, queue_end - queue_at, column_address(resolved))
                 queue_at = queue_end
             library.bs_commit(scanner, position, stop, *commit_pointers)

@@ -107,14 +107,16 @@ class ColumnBuilder:
             known[text] = index
             return index
 
-        def intern_texts(texts: list[str]) -> list[int]:
+        def intern_texts(texts: list[str], canonical: bool = False) -> list[int]:
             # Each text's index: the reader's ``known.get(text)``, else ``intern_text`` of its
             # Decimal, in order. The compiled scanner's new texts (plain decimals, one entry each)
             # usually are all new canonical texts with no Decimal table beside: then that loop's
-            # effect is appending their values in order, done in C-speed steps.
+            # effect is appending their values in order, done in C-speed steps. ``canonical``:
+            # the caller vouches that the texts are distinct and each is its Decimal's str (the
+            # scanner checks that as it reads), so that is not checked again here.
             if not by_value and not any(map(known.__contains__, texts)):
                 numbers = list(map(Decimal, texts))
-                if list(map(str, numbers)) == texts and len(set(texts)) == len(texts):
+                if canonical or (list(map(str, numbers)) == texts and len(set(texts)) == len(texts)):
                     start = len(values)
                     values.extend(numbers)
                     indexes = range(start, start + len(texts))
