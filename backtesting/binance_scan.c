@@ -183,10 +183,12 @@ static inline int literal(const unsigned char *buf, int64_t *at, int64_t end, co
 #define LITERAL(text) literal(buf, &at, end, text, (int64_t)sizeof(text) - 1)
 
 /* [0-9]+ */
-static int some_digits(const unsigned char *buf, int64_t *at, int64_t end) {
-    int64_t start = *at;
-    while (*at < end && buf[*at] >= '0' && buf[*at] <= '9') ++*at;
-    return *at > start;
+static inline int some_digits(const unsigned char *buf, int64_t *at, int64_t end) {
+    int64_t i = *at;
+    while (i < end && (unsigned)(buf[i] - '0') < 10) i++;
+    if (i == *at) return 0;
+    *at = i;
+    return 1;
 }
 
 /* [^"{}]* then '"' (not consumed) */
@@ -202,26 +204,20 @@ static int plain_string(const unsigned char *buf, int64_t *at, int64_t end) {
 
 /* A number text [^"]{1,40} followed by '"' that is a plain decimal: its start and length, the
  * closing quote consumed. 0: not this layout or not plain (the Python reader decides). */
-static int number_text(const unsigned char *buf, int64_t *at, int64_t end, int64_t *start, int *length) {
-    int64_t i = *at;
-    int digits = 0, dot = 0, after_dot = 0;
-    while (i < end && buf[i] != '"') {
-        unsigned char c = buf[i];
-        if (i - *at >= MAX_TEXT) return 0;
-        if (c >= '0' && c <= '9') {
-            if (dot) after_dot++;
-            else digits++;
-        } else if (c == '.' && !dot && digits) {
-            dot = 1;
-        } else {
-            return 0;
-        }
-        i++;
+static inline int number_text(const unsigned char *buf, int64_t *at, int64_t end, int64_t *start, int *length) {
+    const unsigned char *first = buf + *at, *last = buf + end;
+    const unsigned char *stop = last - first > MAX_TEXT ? first + MAX_TEXT : last, *p = first;
+    while (p < stop && (unsigned)(*p - '0') < 10) p++;
+    if (p == first) return 0;
+    if (p < stop && *p == '.') {
+        const unsigned char *decimals = ++p;
+        while (p < stop && (unsigned)(*p - '0') < 10) p++;
+        if (p == decimals) return 0;
     }
-    if (i >= end || !digits || (dot && !after_dot)) return 0;
+    if (p >= last || *p != '"') return 0;
     *start = *at;
-    *length = (int)(i - *at);
-    *at = i + 1;
+    *length = (int)(p - first);
+    *at = p - buf + 1;
     return 1;
 }
 
@@ -282,10 +278,8 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
                      int64_t *name_start, int64_t *name_end) {
     int64_t at = start;
     uint64_t ns = 0;
-    while (at < end && buf[at] >= '0' && buf[at] <= '9' && at - start < MAX_DIGITS + 1) {
-        ns = ns * 10 + (uint64_t)(buf[at] - '0');
-        at++;
-    }
+    const int64_t digits_end = end - start > MAX_DIGITS + 1 ? start + MAX_DIGITS + 1 : end;
+    for (unsigned digit; at < digits_end && (digit = (unsigned)(buf[at] - '0')) < 10; at++) ns = ns * 10 + digit;
     line->code = LINE_PYTHON;
     if (at == start || at - start > MAX_DIGITS || at >= end || buf[at] != ' ') return 1;
     at++;
