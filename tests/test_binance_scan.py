@@ -73,7 +73,15 @@ def test_the_hostile_lines_read_alike(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("first", "again"), [("007.5", "7.5"), ("0.0000001", "1E-7"), ("0.00000000", "0E-8"), ("100.0", "+100.0")]
+    ("first", "again"),
+    [
+        ("007.5", "7.5"),
+        ("0.0000001", "1E-7"),
+        ("0.00000000", "0E-8"),
+        ("100.0", "+100.0"),
+        ("3.", "3"),
+        (".5", "0.5"),
+    ],
 )
 def test_a_value_spelled_two_ways_is_one_entry(tmp_path: Path, first: str, again: str) -> None:
     """A plain text whose value's own text differs (leading zeros, tiny values) enters the table
