@@ -196,36 +196,14 @@ class CachedFeed:
 
 def sorted_table(values: list[Decimal]) -> tuple[list[Decimal], array | None]:
     """``values`` sorted by size (stable: equal values keep their order), and each old index's
-    new index as a uint32 array; None instead of that when the table was sorted already.
-
-    Sorted by each value's float first: floats compare several times faster than Decimals and
-    conversion keeps order (a smaller value never gets a larger float), so only values whose
-    floats are equal (equal values spelled apart, or digits beyond a float's) can be out of
-    order; each such run is then sorted by value."""
-    keys = list(map(float, values))
-    order = sorted(range(len(values)), key=keys.__getitem__)
-    if len(set(keys)) < len(keys):
-        _sort_equal_key_runs(order, keys, values)
+    new index as a uint32 array; None instead of that when the table was sorted already."""
+    order = sorted(range(len(values)), key=values.__getitem__)
     if order == list(range(len(values))):
         return values, None
     mapping = array("I", bytes(4 * len(values)))
     for new, old in enumerate(order):
         mapping[old] = new
     return [values[old] for old in order], mapping
-
-
-def _sort_equal_key_runs(order: list[int], keys: list[float], values: list[Decimal]) -> None:
-    """Each run of ``order`` (indexes sorted by ``keys``) whose keys are equal, sorted by value
-    in place; a stable sort keeps the indexes of equal values in their order."""
-    start = 0
-    while start < len(order):
-        key = keys[order[start]]
-        stop = start + 1
-        while stop < len(order) and keys[order[stop]] == key:
-            stop += 1
-        if stop - start > 1:
-            order[start:stop] = sorted(order[start:stop], key=values.__getitem__)
-        start = stop
 
 
 def remap_columns(columns: Columns, mapping: array) -> None:

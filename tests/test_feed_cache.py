@@ -364,8 +364,8 @@ def test_the_sampled_prices_are_the_events_prices(
         feed_cache.sample_prices(memory)
 
 
-#: Values whose floats collide: equal values spelled apart, and values apart only beyond a
-#: float's 17 digits.
+#: Values that are easy to order wrongly: equal values spelled apart, and values apart only
+#: beyond a float's 17 digits.
 _CLOSE_VALUES = st.sampled_from(
     [
         Decimal("1"),
@@ -385,8 +385,8 @@ _CLOSE_VALUES = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(_CLOSE_VALUES, st.decimals(allow_nan=False, allow_infinity=False)), max_size=40))
 def test_the_sorted_table_is_a_stable_sort_by_value(values: list[Decimal]) -> None:
-    """Sorted by floats first, then by value where floats tie: the same table, and the same
-    renaming of indexes, as a stable sort by value."""
+    """The table, and the renaming of indexes, of a stable sort by value: equal values spelled
+    apart keep their order."""
     expected = sorted(range(len(values)), key=values.__getitem__)
     table, mapping = feed_cache.sorted_table(list(values))
     assert [str(value) for value in table] == [str(values[old]) for old in expected]
