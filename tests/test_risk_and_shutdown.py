@@ -216,6 +216,45 @@ async def test_close_worst_closes_only_this_bots_position_and_blocks_entries_unt
     assert (await session.stop()).exit_code == EXIT_OK
 
 
+async def test_a_risk_close_that_fills_after_the_close_gave_up_still_frees_its_take_profit():
+    """The close's answer is lost and it fills only later, after the close path has returned
+    (and cancelled nothing, as nothing had closed): the bot's loop then cancels the
+    take-profit the fill made redundant, or it would sell a position that is no longer held."""
+    session = Session(
+        risk=RiskLimits(
+            loss_pct=D("10"), emergency_loss_pct=D("50"), close_worst_fraction=D("1"), stall_seconds=600
+        ),
+        wait_time=100.0,  # no new entry meanwhile: the lost answer is the close's
+    )
+    session.venue = TwoContractVenue(
+        session.config, session.clock, best_bid="59990.0", best_ask="60000.0", fill_market_orders=False
+    )
+    session.bot = TradingBot(
+        session.config, clock=session.clock, exchange_client=session.venue, write_files=False
+    )
+    await session.start()
+    session.venue.fill(session.entry().order_id)
+    await session.settle()
+    (take_profit,) = session.resting(SELL)
+    session.venue.answer_unknown_next(reaches_venue=True, stream_update=False)
+    session.venue.balance = D("8900")  # -11 %: close the worst
+    await session.advance(6)
+    (close_call,) = session.venue.calls_to("place_market_order")
+    (close,) = [
+        o for o in session.venue.orders.values() if o.client_order_id == close_call.args["client_order_id"]
+    ]
+    assert close.status is OrderStatus.OPEN  # resting, its outcome unknown to the bot
+    assert [o.order_id for o in session.resting(SELL)] == [take_profit.order_id, close.order_id]
+    assert session.venue.cancelled == []  # nothing closed yet: nothing is redundant
+    session.venue.fill(close.order_id, price=D("59990.0"))
+    await session.advance(1)
+    assert session.venue.position == 0
+    assert session.venue.cancelled == [take_profit.order_id]
+    assert session.resting(SELL) == [] and session.resting(BUY) == []
+    session.assert_journal_matches_venue()
+    assert (await session.stop()).exit_code == EXIT_OK
+
+
 async def test_a_fill_during_a_risk_pause_still_gets_its_take_profit():
     session = Session(risk=RiskLimits(stall_seconds=30))
     await session.start()
