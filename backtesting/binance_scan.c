@@ -175,7 +175,8 @@ static int32_t field_text(Scanner *s, int field, const unsigned char *buf, int64
 }
 
 /* buf[*at:] starts with the literal: step over it. */
-static inline int literal(const unsigned char *buf, int64_t *at, int64_t end, const char *text, int64_t length) {
+static inline int literal(const unsigned char *buf, int64_t *at, int64_t end, const char *text,
+                          int64_t length) {
     if (end - *at < length || !same(buf + *at, (const unsigned char *)text, length)) return 0;
     *at += length;
     return 1;
@@ -204,7 +205,8 @@ static int plain_string(const unsigned char *buf, int64_t *at, int64_t end) {
 
 /* A number text [^"]{1,40} followed by '"' that is a plain decimal: its start and length, the
  * closing quote consumed. 0: not this layout or not plain (the Python reader decides). */
-static inline int number_text(const unsigned char *buf, int64_t *at, int64_t end, int64_t *start, int *length) {
+static inline int number_text(const unsigned char *buf, int64_t *at, int64_t end, int64_t *start,
+                              int *length) {
     const unsigned char *first = buf + *at, *last = buf + end;
     const unsigned char *stop = last - first > MAX_TEXT ? first + MAX_TEXT : last, *p = first;
     while (p < stop && (unsigned)(*p - '0') < 10) p++;
@@ -279,7 +281,8 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
     int64_t at = start;
     uint64_t ns = 0;
     const int64_t digits_end = end - start > MAX_DIGITS + 1 ? start + MAX_DIGITS + 1 : end;
-    for (unsigned digit; at < digits_end && (digit = (unsigned)(buf[at] - '0')) < 10; at++) ns = ns * 10 + digit;
+    for (unsigned digit; at < digits_end && (digit = (unsigned)(buf[at] - '0')) < 10; at++)
+        ns = ns * 10 + digit;
     line->code = LINE_PYTHON;
     if (at == start || at - start > MAX_DIGITS || at >= end || buf[at] != ' ') return 1;
     at++;
@@ -363,7 +366,8 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
  * joined by '\n' into text_out; counts[C_UNUSUAL]: how many of them are not surely written as
  * Python writes their Decimal, see usual()). Returns 0, or -1 when out of memory. */
 int bs_scan(Scanner *s, const unsigned char *buf, int64_t length, int64_t from, int64_t line_cap,
-            int64_t first_line, int64_t *counts, int64_t *python_lines, int64_t *names, int64_t *queue_lines, unsigned char *text_out) {
+            int64_t first_line, int64_t *counts, int64_t *python_lines, int64_t *names, int64_t *queue_lines,
+            unsigned char *text_out) {
     int64_t lines = 0, python = 0, name_count = 0, depth = 0, other = 0, text_bytes = 0, unusual = 0;
     if (line_cap > s->line_cap) {
         Line *grown = realloc(s->lines, (size_t)line_cap * sizeof *grown);
