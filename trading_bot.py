@@ -590,9 +590,10 @@ class TradingBot:
     async def _close_position(self, reason: str) -> Decimal:
         """Close this bot's own journaled position; returns what is left of it.
 
-        Market within the slippage bound, then wider bounds, then a limit at the touch; an
-        order whose outcome is unknown is never followed by another close. The exits the close
-        made redundant are cancelled afterwards, for the size it actually closed.
+        Market within the slippage bound, then wider bounds, then a limit at the touch; a close
+        that has not ended (its outcome unknown, or still open on the venue) is never followed
+        by another. The exits the close made redundant are cancelled afterwards, for the size it
+        actually closed.
         """
         try:
             for index in range(len(self.venues)):
@@ -627,9 +628,14 @@ class TradingBot:
                     venue=venue,
                 )
             )
-            if record is None or record.status is OrderStatus.UNKNOWN:
+            if record is None:
                 return
             await self._deliver_events()
+            if not record.is_final:
+                # Not over yet (an unknown answer, or a close the venue has not ended): another
+                # close could sell what this one is about to. Its fill, when it comes, frees the
+                # take-profits it made redundant (the loop's cover_to_cancel).
+                return
         position = engine.position
         if position == 0:
             return

@@ -255,6 +255,43 @@ async def test_a_risk_close_that_fills_after_the_close_gave_up_still_frees_its_t
     assert (await session.stop()).exit_code == EXIT_OK
 
 
+async def test_a_risk_close_the_venue_has_not_ended_is_not_followed_by_another():
+    """A market close answered as accepted but not yet ended (a connector's wait for its end
+    timed out) may still fill: a second, wider close for the whole position, then a limit at
+    the touch, could sell a position that is no longer held. The close path stops there; the
+    close's fill, when it comes, frees the take-profit."""
+    session = Session(
+        risk=RiskLimits(
+            loss_pct=D("10"), emergency_loss_pct=D("50"), close_worst_fraction=D("1"), stall_seconds=600
+        ),
+        wait_time=100.0,
+    )
+    session.venue = TwoContractVenue(
+        session.config, session.clock, best_bid="59990.0", best_ask="60000.0", fill_market_orders=False
+    )
+    session.bot = TradingBot(
+        session.config, clock=session.clock, exchange_client=session.venue, write_files=False
+    )
+    await session.start()
+    session.venue.fill(session.entry().order_id)
+    await session.settle()
+    (take_profit,) = session.resting(SELL)
+    session.venue.balance = D("8900")  # -11 %: close the worst
+    await session.advance(6)
+    (close_call,) = session.venue.calls_to("place_market_order")  # no wider one after it
+    closes = [p for p in session.venue.placed if p.reduce_only and not p.post_only]
+    assert [p.order_type for p in closes] == [OrderType.MARKET]  # and no limit at the touch
+    (close,) = [o for o in session.resting(SELL) if o.client_order_id == close_call.args["client_order_id"]]
+    assert session.venue.cancelled == []
+    session.venue.fill(close.order_id, price=D("59990.0"))
+    await session.advance(1)
+    assert session.venue.position == 0
+    assert session.venue.cancelled == [take_profit.order_id]
+    assert session.resting(SELL) == [] and session.resting(BUY) == []
+    session.assert_journal_matches_venue()
+    assert (await session.stop()).exit_code == EXIT_OK
+
+
 async def test_a_fill_during_a_risk_pause_still_gets_its_take_profit():
     session = Session(risk=RiskLimits(stall_seconds=30))
     await session.start()
