@@ -146,6 +146,12 @@ class BotSummary:
         return rows
 
 
+def _market_closes(engine: ExecutionEngine) -> list[OrderRecord]:
+    """Market risk closes not ended yet: they end within moments, and their fill must free the
+    take-profits it makes redundant before the bot stops."""
+    return [r for r in engine.active_orders(OrderRole.RISK_CLOSE) if r.order_type is OrderType.MARKET]
+
+
 class TradingBot:
     """Strategy-agnostic, venue-agnostic coordinator."""
 
@@ -518,13 +524,17 @@ class TradingBot:
             and self.clock.now() - self._started_at >= self.config.duration
         )
 
-    async def _wait(self, seconds: float | None) -> None:
-        """Park until an order/market event or the deadline, whichever comes first."""
+    async def _wait(self, seconds: float | None, *, while_stopping: bool = False) -> None:
+        """Park until an order/market event or the deadline, whichever comes first. Once the
+        bot is stopping it does not park, unless ``while_stopping`` (the shutdown waiting for
+        the venue): then the stop request's own wake is not news, nor is the run's duration."""
         timeout = self.config.idle_wait_seconds if seconds is None else max(0.0, seconds)
-        if self.config.duration is not None and self._started_at is not None:
+        if while_stopping:
+            self._wake.clear()
+        elif self.config.duration is not None and self._started_at is not None:
             remaining = self._started_at + self.config.duration - self.clock.now()
             timeout = min(timeout, max(0.0, remaining))
-        if self._events_waiting() or self.stopping or self._wake.is_set():
+        if self._events_waiting() or (self.stopping and not while_stopping) or self._wake.is_set():
             return
         if self._reaction_hold is not None:
             self._reaction_hold.release()
@@ -701,7 +711,14 @@ class TradingBot:
         if action is RiskAction.CLOSE_ALL_AND_STOP:
             self._block(f"risk: {decision.reason}")
             left = await self._close_position(decision.reason)
-            if left:
+            if left and any(_market_closes(engine) for engine in self.engines):
+                logger.warning(
+                    "emergency close not ended yet: %s of this bot's position still open; stopping "
+                    "once the venue ends it",
+                    left,
+                    extra={"notify": "risk"},
+                )
+            elif left:
                 logger.error(
                     "emergency close could not complete: %s of this bot's position is still open; "
                     "its take-profits stay resting",
@@ -720,13 +737,16 @@ class TradingBot:
     # -- shutdown ------------------------------------------------------------------------------
 
     async def _drain(self, *, close_fills: bool = True) -> None:
-        """Until the venue has confirmed every entry cancel: deliver events and (unless exits are
-        being cancelled on exit) let the strategy close what filled meanwhile."""
+        """Until the venue has confirmed every entry cancel and ended every market close: deliver
+        events, cancel the exits a risk close's fill made redundant, and (unless exits are being
+        cancelled on exit) let the strategy close what filled meanwhile."""
         deadline = self.clock.now() + SHUTDOWN_SECONDS
         for _ in range(SHUTDOWN_PASSES):
             await self._deliver_events()
             for engine in self.engines:
                 await engine.resolve_pending()
+                if engine.cover_to_cancel:  # a risk close filled after the close path returned
+                    await self._cancel_redundant_exits_of(engine)
                 entries = [
                     record.client_order_id
                     for record in engine.active_orders(OrderRole.ENTRY)
@@ -743,7 +763,9 @@ class TradingBot:
                         continue
             except ExchangeError as exc:
                 logger.warning("shutdown: %s", exc)
-            if not any(e.in_flight() or e.active_orders(OrderRole.ENTRY) for e in self.engines):
+            if not any(
+                e.in_flight() or e.active_orders(OrderRole.ENTRY) or _market_closes(e) for e in self.engines
+            ):
                 if not self._events_waiting():
                     return
                 continue
@@ -751,7 +773,8 @@ class TradingBot:
             if remaining <= 0:
                 return
             waits = [w for w in (e.seconds_until_lookup() for e in self.engines) if w is not None]
-            await self._wait(min(remaining, min(waits) if waits else 0.5))
+            closing = any(_market_closes(engine) for engine in self.engines)  # worth waiting for
+            await self._wait(min(remaining, min(waits) if waits else 0.5), while_stopping=closing)
 
     async def _final_mark_price(self, venue: int = 0) -> Decimal | None:
         """Mid price for the summary's unrealized PnL; None (not zero) when it cannot be read."""

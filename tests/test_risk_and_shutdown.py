@@ -292,6 +292,38 @@ async def test_a_risk_close_the_venue_has_not_ended_is_not_followed_by_another()
     assert (await session.stop()).exit_code == EXIT_OK
 
 
+async def test_an_emergency_close_that_ends_while_the_bot_stops_frees_its_take_profit():
+    """The emergency close is still open when the close path returns, and the bot stops: it
+    waits for the venue to end the close, and cancels the take-profit its fill made redundant
+    before it exits, rather than leave it resting over a closed position."""
+    session = Session(
+        risk=RiskLimits(loss_pct=D("10"), emergency_loss_pct=D("15"), stall_seconds=600), wait_time=100.0
+    )
+    session.venue = MockExchangeClient(
+        session.config, session.clock, best_bid="59990.0", best_ask="60000.0", fill_market_orders=False
+    )
+    session.bot = TradingBot(
+        session.config, clock=session.clock, exchange_client=session.venue, write_files=False
+    )
+    await session.start()
+    session.venue.fill(session.entry().order_id)
+    await session.settle()
+    (take_profit,) = session.resting(SELL)
+    session.venue.balance = D("8000")  # -20 %: emergency
+    await session.advance(6)
+    assert session.task is not None and not session.task.done()  # waiting for the close to end
+    (close_call,) = session.venue.calls_to("place_market_order")
+    (close,) = [o for o in session.resting(SELL) if o.client_order_id == close_call.args["client_order_id"]]
+    session.venue.fill(close.order_id, price=D("59990.0"))
+    summary = await session.finished()
+    assert summary.exit_code == EXIT_RISK_STOP
+    assert session.venue.position == 0
+    assert session.venue.cancelled == [take_profit.order_id]
+    assert session.resting(SELL) == [] and session.resting(BUY) == []
+    assert summary.position == 0 and summary.resting_exit_orders == 0
+    session.assert_journal_matches_venue()
+
+
 async def test_a_fill_during_a_risk_pause_still_gets_its_take_profit():
     session = Session(risk=RiskLimits(stall_seconds=30))
     await session.start()
