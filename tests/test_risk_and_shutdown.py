@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 from exchanges.base import (
     AccountSnapshot,
@@ -216,17 +217,16 @@ async def test_close_worst_closes_only_this_bots_position_and_blocks_entries_unt
     assert (await session.stop()).exit_code == EXIT_OK
 
 
-async def test_a_risk_close_that_fills_after_the_close_gave_up_still_frees_its_take_profit():
-    """The close's answer is lost and it fills only later, after the close path has returned
-    (and cancelled nothing, as nothing had closed): the bot's loop then cancels the
-    take-profit the fill made redundant, or it would sell a position that is no longer held."""
-    session = Session(
-        risk=RiskLimits(
-            loss_pct=D("10"), emergency_loss_pct=D("50"), close_worst_fraction=D("1"), stall_seconds=600
-        ),
-        wait_time=100.0,  # no new entry meanwhile: the lost answer is the close's
-    )
-    session.venue = TwoContractVenue(
+CLOSE_WORST = RiskLimits(
+    loss_pct=D("10"), emergency_loss_pct=D("50"), close_worst_fraction=D("1"), stall_seconds=600
+)
+
+
+async def slow_closes_session(venue_class: type[MockExchangeClient], risk: RiskLimits) -> tuple[Session, Any]:
+    """A bot whose venue leaves market orders open until the test fills them, with one entry
+    filled and its take-profit resting (``wait_time`` 100: no new entry meanwhile)."""
+    session = Session(risk=risk, wait_time=100.0)
+    session.venue = venue_class(
         session.config, session.clock, best_bid="59990.0", best_ask="60000.0", fill_market_orders=False
     )
     session.bot = TradingBot(
@@ -236,22 +236,38 @@ async def test_a_risk_close_that_fills_after_the_close_gave_up_still_frees_its_t
     session.venue.fill(session.entry().order_id)
     await session.settle()
     (take_profit,) = session.resting(SELL)
+    return session, take_profit
+
+
+def the_market_close(session: Session) -> Any:
+    """The one market close placed, as the venue holds it."""
+    (call,) = session.venue.calls_to("place_market_order")
+    (close,) = [o for o in session.venue.orders.values() if o.client_order_id == call.args["client_order_id"]]
+    return close
+
+
+def assert_closed_and_take_profit_freed(session: Session, take_profit: Any) -> None:
+    assert session.venue.position == 0
+    assert session.venue.cancelled == [take_profit.order_id]
+    assert session.resting(SELL) == [] and session.resting(BUY) == []
+    session.assert_journal_matches_venue()
+
+
+async def test_a_risk_close_that_fills_after_the_close_gave_up_still_frees_its_take_profit():
+    """The close's answer is lost and it fills only later, after the close path has returned
+    (and cancelled nothing, as nothing had closed): the bot's loop then cancels the
+    take-profit the fill made redundant, or it would sell a position that is no longer held."""
+    session, take_profit = await slow_closes_session(TwoContractVenue, CLOSE_WORST)
     session.venue.answer_unknown_next(reaches_venue=True, stream_update=False)
     session.venue.balance = D("8900")  # -11 %: close the worst
     await session.advance(6)
-    (close_call,) = session.venue.calls_to("place_market_order")
-    (close,) = [
-        o for o in session.venue.orders.values() if o.client_order_id == close_call.args["client_order_id"]
-    ]
+    close = the_market_close(session)
     assert close.status is OrderStatus.OPEN  # resting, its outcome unknown to the bot
     assert [o.order_id for o in session.resting(SELL)] == [take_profit.order_id, close.order_id]
     assert session.venue.cancelled == []  # nothing closed yet: nothing is redundant
     session.venue.fill(close.order_id, price=D("59990.0"))
     await session.advance(1)
-    assert session.venue.position == 0
-    assert session.venue.cancelled == [take_profit.order_id]
-    assert session.resting(SELL) == [] and session.resting(BUY) == []
-    session.assert_journal_matches_venue()
+    assert_closed_and_take_profit_freed(session, take_profit)
     assert (await session.stop()).exit_code == EXIT_OK
 
 
@@ -260,35 +276,16 @@ async def test_a_risk_close_the_venue_has_not_ended_is_not_followed_by_another()
     timed out) may still fill: a second, wider close for the whole position, then a limit at
     the touch, could sell a position that is no longer held. The close path stops there; the
     close's fill, when it comes, frees the take-profit."""
-    session = Session(
-        risk=RiskLimits(
-            loss_pct=D("10"), emergency_loss_pct=D("50"), close_worst_fraction=D("1"), stall_seconds=600
-        ),
-        wait_time=100.0,
-    )
-    session.venue = TwoContractVenue(
-        session.config, session.clock, best_bid="59990.0", best_ask="60000.0", fill_market_orders=False
-    )
-    session.bot = TradingBot(
-        session.config, clock=session.clock, exchange_client=session.venue, write_files=False
-    )
-    await session.start()
-    session.venue.fill(session.entry().order_id)
-    await session.settle()
-    (take_profit,) = session.resting(SELL)
+    session, take_profit = await slow_closes_session(TwoContractVenue, CLOSE_WORST)
     session.venue.balance = D("8900")  # -11 %: close the worst
     await session.advance(6)
-    (close_call,) = session.venue.calls_to("place_market_order")  # no wider one after it
+    close = the_market_close(session)  # one: no wider one after it
     closes = [p for p in session.venue.placed if p.reduce_only and not p.post_only]
     assert [p.order_type for p in closes] == [OrderType.MARKET]  # and no limit at the touch
-    (close,) = [o for o in session.resting(SELL) if o.client_order_id == close_call.args["client_order_id"]]
     assert session.venue.cancelled == []
     session.venue.fill(close.order_id, price=D("59990.0"))
     await session.advance(1)
-    assert session.venue.position == 0
-    assert session.venue.cancelled == [take_profit.order_id]
-    assert session.resting(SELL) == [] and session.resting(BUY) == []
-    session.assert_journal_matches_venue()
+    assert_closed_and_take_profit_freed(session, take_profit)
     assert (await session.stop()).exit_code == EXIT_OK
 
 
@@ -296,32 +293,16 @@ async def test_an_emergency_close_that_ends_while_the_bot_stops_frees_its_take_p
     """The emergency close is still open when the close path returns, and the bot stops: it
     waits for the venue to end the close, and cancels the take-profit its fill made redundant
     before it exits, rather than leave it resting over a closed position."""
-    session = Session(
-        risk=RiskLimits(loss_pct=D("10"), emergency_loss_pct=D("15"), stall_seconds=600), wait_time=100.0
-    )
-    session.venue = MockExchangeClient(
-        session.config, session.clock, best_bid="59990.0", best_ask="60000.0", fill_market_orders=False
-    )
-    session.bot = TradingBot(
-        session.config, clock=session.clock, exchange_client=session.venue, write_files=False
-    )
-    await session.start()
-    session.venue.fill(session.entry().order_id)
-    await session.settle()
-    (take_profit,) = session.resting(SELL)
+    risk = RiskLimits(loss_pct=D("10"), emergency_loss_pct=D("15"), stall_seconds=600)
+    session, take_profit = await slow_closes_session(MockExchangeClient, risk)
     session.venue.balance = D("8000")  # -20 %: emergency
     await session.advance(6)
     assert session.task is not None and not session.task.done()  # waiting for the close to end
-    (close_call,) = session.venue.calls_to("place_market_order")
-    (close,) = [o for o in session.resting(SELL) if o.client_order_id == close_call.args["client_order_id"]]
-    session.venue.fill(close.order_id, price=D("59990.0"))
+    session.venue.fill(the_market_close(session).order_id, price=D("59990.0"))
     summary = await session.finished()
     assert summary.exit_code == EXIT_RISK_STOP
-    assert session.venue.position == 0
-    assert session.venue.cancelled == [take_profit.order_id]
-    assert session.resting(SELL) == [] and session.resting(BUY) == []
+    assert_closed_and_take_profit_freed(session, take_profit)
     assert summary.position == 0 and summary.resting_exit_orders == 0
-    session.assert_journal_matches_venue()
 
 
 async def test_a_fill_during_a_risk_pause_still_gets_its_take_profit():
