@@ -146,12 +146,6 @@ class BotSummary:
         return rows
 
 
-def _market_closes(engine: ExecutionEngine) -> list[OrderRecord]:
-    """Market risk closes not ended yet: they end within moments, and their fill must free the
-    take-profits it makes redundant before the bot stops."""
-    return [r for r in engine.active_orders(OrderRole.RISK_CLOSE) if r.order_type is OrderType.MARKET]
-
-
 class TradingBot:
     """Strategy-agnostic, venue-agnostic coordinator."""
 
@@ -675,6 +669,15 @@ class TradingBot:
         for engine in self.engines:
             await self._cancel_redundant_exits_of(engine)
 
+    def _market_close_pending(self) -> bool:
+        """A market risk close has not ended yet: it ends within moments, and its fill must
+        free the take-profits it makes redundant before the bot stops."""
+        return any(
+            record.order_type is OrderType.MARKET
+            for engine in self.engines
+            for record in engine.active_orders(OrderRole.RISK_CLOSE)
+        )
+
     @staticmethod
     async def _cancel_redundant_exits_of(engine: ExecutionEngine) -> None:
         redundant = [record.client_order_id for record in engine.exits_to_cancel()]
@@ -711,7 +714,7 @@ class TradingBot:
         if action is RiskAction.CLOSE_ALL_AND_STOP:
             self._block(f"risk: {decision.reason}")
             left = await self._close_position(decision.reason)
-            if left and any(_market_closes(engine) for engine in self.engines):
+            if left and self._market_close_pending():
                 logger.warning(
                     "emergency close not ended yet: %s of this bot's position still open; stopping "
                     "once the venue ends it",
@@ -745,8 +748,6 @@ class TradingBot:
             await self._deliver_events()
             for engine in self.engines:
                 await engine.resolve_pending()
-                if engine.cover_to_cancel:  # a risk close filled after the close path returned
-                    await self._cancel_redundant_exits_of(engine)
                 entries = [
                     record.client_order_id
                     for record in engine.active_orders(OrderRole.ENTRY)
@@ -754,6 +755,7 @@ class TradingBot:
                 ]
                 if entries:
                     await engine.cancel_batch(entries, "shutdown")
+            await self._cancel_redundant_exits()  # a risk close filled after the close path returned
             try:
                 market_data = await self.strategy.get_market_data()
                 if close_fills and await self.strategy.should_execute(market_data):
@@ -763,9 +765,9 @@ class TradingBot:
                         continue
             except ExchangeError as exc:
                 logger.warning("shutdown: %s", exc)
-            if not any(
-                e.in_flight() or e.active_orders(OrderRole.ENTRY) or _market_closes(e) for e in self.engines
-            ):
+            closing = self._market_close_pending()  # worth waiting for, even while stopping
+            settling = any(e.in_flight() or e.active_orders(OrderRole.ENTRY) for e in self.engines)
+            if not closing and not settling:
                 if not self._events_waiting():
                     return
                 continue
@@ -773,7 +775,6 @@ class TradingBot:
             if remaining <= 0:
                 return
             waits = [w for w in (e.seconds_until_lookup() for e in self.engines) if w is not None]
-            closing = any(_market_closes(engine) for engine in self.engines)  # worth waiting for
             await self._wait(min(remaining, min(waits) if waits else 0.5), while_stopping=closing)
 
     async def _final_mark_price(self, venue: int = 0) -> Decimal | None:
