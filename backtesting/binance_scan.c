@@ -544,3 +544,111 @@ int bs_mark_prices(const int8_t *kinds, const uint32_t *first, const uint32_t *s
     }
     return 0;
 }
+
+/* ---- The value table sorted by size (feed_cache.sorted_table, whose Python sort this is). ---- */
+
+typedef struct {
+    uint64_t key; /* the value in units of the table's finest decimal */
+    uint32_t index;
+} TableKey;
+
+enum { KEY_DIGITS = 18 };
+
+/* A plain decimal ([0-9]+, [0-9]+.[0-9]*, .[0-9]+) with at most 18 whole digits after leading
+ * zeros and at most 18 decimals: its whole part, its decimals as an 18-digit integer and how many
+ * it has. 0 for any other text (the caller sorts in Python). */
+static int table_value(const unsigned char *text, int64_t length, uint64_t *whole, uint64_t *fraction,
+                       int *decimals) {
+    uint64_t integer = 0, part = 0;
+    int64_t at = 0;
+    int significant = 0, places = 0, digits = 0;
+    for (; at < length && text[at] >= '0' && text[at] <= '9'; at++, digits++) {
+        if (integer == 0 && text[at] == '0') continue;
+        if (++significant > KEY_DIGITS) return 0;
+        integer = integer * 10 + (uint64_t)(text[at] - '0');
+    }
+    if (at < length && text[at] == '.') {
+        for (at++; at < length && text[at] >= '0' && text[at] <= '9'; at++, digits++) {
+            if (++places > KEY_DIGITS) return 0;
+            part = part * 10 + (uint64_t)(text[at] - '0');
+        }
+    }
+    if (at != length || digits == 0) return 0;
+    *decimals = places;
+    for (; places < KEY_DIGITS; places++) part *= 10;
+    *whole = integer;
+    *fraction = part;
+    return 1;
+}
+
+/* Sort a value table given as its texts joined by '\n' (count of them, length bytes): order[new]
+ * is the old index, mapping[old] the new one, and sorted_text the texts joined again in the new
+ * order (length bytes). Each value becomes an integer in units of the table's finest decimal,
+ * sorted by a stable radix sort (equal values spelled apart keep their order). Returns 1 when the
+ * table was sorted already (the outputs are then not written), 0 when sorted, -1 when a text is
+ * not one this sort reads, the values do not fit 64 bits in those units, or memory ran out: the
+ * caller sorts in Python. */
+int bs_sort_table(const unsigned char *text, int64_t length, int64_t count, uint32_t *order, uint32_t *mapping,
+                  unsigned char *sorted_text) {
+    if (count <= 0) return 1;
+    TableKey *keys = malloc((size_t)(2 * count) * sizeof *keys);
+    uint64_t *fractions = malloc((size_t)count * sizeof *fractions);
+    int64_t *starts = malloc((size_t)(count + 1) * sizeof *starts);
+    int result = keys != NULL && fractions != NULL && starts != NULL ? 1 : -1;
+    int64_t start = 0, found = 0;
+    int finest = 0;
+    for (int64_t at = 0; at <= length && result >= 0; at++) {
+        if (at < length && text[at] != '\n') continue;
+        int decimals;
+        if (found == count || !table_value(text + start, at - start, &keys[found].key, &fractions[found], &decimals)) {
+            result = -1;
+            break;
+        }
+        if (decimals > finest) finest = decimals;
+        keys[found].index = (uint32_t)found;
+        starts[found++] = start;
+        start = at + 1;
+    }
+    if (found != count) result = -1;
+    uint64_t unit = 1, scale = 1; /* 10**finest, 10**(18 - finest) */
+    for (int i = 0; i < finest; i++) unit *= 10;
+    for (int i = finest; i < KEY_DIGITS; i++) scale *= 10;
+    uint64_t highest = 0;
+    for (int64_t i = 0; result >= 0 && i < count; i++) {
+        const uint64_t part = fractions[i] / scale;
+        if (keys[i].key > (UINT64_MAX - part) / unit) {
+            result = -1;
+            break;
+        }
+        keys[i].key = keys[i].key * unit + part;
+        if (keys[i].key > highest) highest = keys[i].key;
+        if (i > 0 && keys[i].key < keys[i - 1].key) result = 0;
+    }
+    if (result == 0) {
+        TableKey *from = keys, *to = keys + count;
+        for (int shift = 0; shift < 64 && (highest >> shift) != 0; shift += 8) {
+            int64_t place[257] = {0};
+            for (int64_t i = 0; i < count; i++) place[((from[i].key >> shift) & 255) + 1]++;
+            for (int digit = 0; digit < 256; digit++) place[digit + 1] += place[digit];
+            for (int64_t i = 0; i < count; i++) to[place[(from[i].key >> shift) & 255]++] = from[i];
+            TableKey *swap = from;
+            from = to;
+            to = swap;
+        }
+        starts[count] = length + 1;
+        int64_t written = 0;
+        for (int64_t i = 0; i < count; i++) {
+            const uint32_t old = from[i].index;
+            order[i] = old;
+            mapping[old] = (uint32_t)i;
+            const int64_t size = starts[old + 1] - 1 - starts[old];
+            if (i > 0) sorted_text[written++] = '\n';
+            memcpy(sorted_text + written, text + starts[old], (size_t)size);
+            written += size;
+        }
+    }
+    free(keys);
+    free(fractions);
+    free(starts);
+    return result;
+}

@@ -21,8 +21,9 @@ reader is the Python one, with the same results.
 The library also holds the backtest's other loops over columns, each standing in for a Python
 loop kept as the fallback (the same setting selects it): renaming value indexes once a cache's
 table is sorted (``bs_remap``, :func:`backtesting.feed_cache.remap_columns`), the end of a quiet
-run (``bs_quiet_end``, ``backtesting.engine._QuietRuns``) and the prices a feed's first events
-use (``bs_mark_prices``, :func:`backtesting.feed_cache.sample_prices`).
+run (``bs_quiet_end``, ``backtesting.engine._QuietRuns``), the prices a feed's first events
+use (``bs_mark_prices``, :func:`backtesting.feed_cache.sample_prices`) and the value table's
+sort by size (``bs_sort_table``, :func:`backtesting.feed_cache.sorted_table`).
 """
 
 from __future__ import annotations
@@ -147,6 +148,8 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_quiet_end.argtypes = [pointer] * 3 + [size, size, pointer, pointer, size, size]
     library.bs_mark_prices.restype = ctypes.c_int
     library.bs_mark_prices.argtypes = [pointer] * 3 + [size, pointer, size]
+    library.bs_sort_table.restype = ctypes.c_int
+    library.bs_sort_table.argtypes = [ctypes.c_char_p, size, size, pointer, pointer, pointer]
     return library
 
 

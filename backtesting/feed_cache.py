@@ -194,16 +194,60 @@ class CachedFeed:
             yield from column_events(chunk, self.values)
 
 
-def sorted_table(values: list[Decimal]) -> tuple[list[Decimal], array | None]:
-    """``values`` sorted by size (stable: equal values keep their order), and each old index's
-    new index as a uint32 array; None instead of that when the table was sorted already."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    if order == list(range(len(values))):
-        return values, None
+@dataclass
+class SortedTable:
+    """A value table sorted by size (stable: equal values keep their order)."""
+
+    values: list[Decimal]
+    #: Each old index's new index (uint32); None when the table was sorted already.
+    mapping: array | None
+    #: The sorted values' texts joined by newlines, as the cache file stores them, when the
+    #: sort had them at hand (the compiled sort); None: not made.
+    text: bytes | None = None
+
+
+def sorted_table(values: list[Decimal]) -> SortedTable:
+    """``values`` sorted by size, and how their indexes are renamed.
+
+    Sorting 16,000 Decimals in Python costs about 6 ms (the comparisons); the compiled library
+    (``bs_sort_table``) sorts their texts as integer keys in well under one and writes the
+    sorted table's text on the way, which the cache file needs anyway. A text it does not read
+    (an exponent, a sign, more than 18 digits either side of the point) leaves the sort to
+    Python, with the same result.
+    """
+    library = native_library()
+    if library is not None and values:
+        text = _table_text(values)
+        count = len(values)
+        order, mapping = array("I", bytes(4 * count)), array("I", bytes(4 * count))
+        sorted_text = array("B", bytes(len(text)))
+        verdict = library.bs_sort_table(
+            text,
+            len(text),
+            count,
+            column_address(order),
+            column_address(mapping),
+            column_address(sorted_text),
+        )
+        if verdict == 1:
+            return SortedTable(values, None, text)
+        if verdict == 0:
+            return SortedTable(list(map(values.__getitem__, order)), mapping, sorted_text.tobytes())
+    order_list = sorted(range(len(values)), key=values.__getitem__)
+    if order_list == list(range(len(values))):
+        return SortedTable(values, None)
     mapping = array("I", bytes(4 * len(values)))
-    for new, old in enumerate(order):
+    for new, old in enumerate(order_list):
         mapping[old] = new
-    return [values[old] for old in order], mapping
+    return SortedTable([values[old] for old in order_list], mapping)
+
+
+def _table_text(values: list[Decimal]) -> bytes:
+    """The values' texts joined by newlines (the cache file's table): a slice at a time, never
+    a string object per value of the whole table at once."""
+    return "\n".join(
+        "\n".join(map(str, values[start : start + 4096])) for start in range(0, len(values), 4096)
+    ).encode()
 
 
 def remap_columns(columns: Columns, mapping: array) -> None:
@@ -271,12 +315,12 @@ def _in_memory(builder: ColumnBuilder, stats: FeedStats | None, source: dict[str
     """The rows ``builder`` holds as an in-memory feed (its columns, renamed in place for the
     table sorted by size)."""
     times = builder.columns[0]
-    values, mapping = sorted_table(builder.values)
-    if mapping is not None:
-        remap_columns(builder.columns, mapping)
+    table = sorted_table(builder.values)
+    if table.mapping is not None:
+        remap_columns(builder.columns, table.mapping)
     return CachedFeed(
         count=len(times),
-        values=values,
+        values=table.values,
         stats=stats if stats is not None else FeedStats(),
         source=source,
         first_time=times[0] if times else None,
@@ -342,9 +386,9 @@ class _CacheWriter:
     def finish(self, values: list[Decimal], stats: FeedStats, source: dict[str, Any]) -> list[Decimal]:
         """Write the header and the table sorted by size (the blocks renamed to match), close
         and rename the file into place; returns the sorted table."""
-        values, mapping = sorted_table(values)
-        if mapping is not None:
-            self._remap_blocks(mapping)
+        table = sorted_table(values)
+        if table.mapping is not None:
+            self._remap_blocks(table.mapping)
         header = json.dumps(
             {
                 "source": source,
@@ -355,18 +399,15 @@ class _CacheWriter:
                 "last_time": self.last_time,
             }
         ).encode()
-        # Joined a slice at a time: never a string object per value of the whole table at once.
-        table = "\n".join(
-            "\n".join(map(str, values[start : start + 4096])) for start in range(0, len(values), 4096)
-        ).encode()
+        text = table.text if table.text is not None else _table_text(table.values)
         header_offset = self.out.tell()
-        for blob in (header, table):
+        for blob in (header, text):
             self.out.write(_LENGTH.pack(len(blob)))
             self.out.write(blob)
         self.out.write(_LENGTH.pack(header_offset))
         self.out.close()
         os.replace(self.temporary, self.path)
-        return values
+        return table.values
 
     def _remap_blocks(self, mapping: array) -> None:
         """Rename the value indexes of every block written (see :func:`remap_columns`)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -193,13 +193,23 @@ def price_granularity(prices: Iterable[Decimal]) -> Decimal | None:
     real tick: a hint, never a replacement for a known specification.
     """
     smallest: int | None = None
+    step: Decimal | None = None  # 10 ** smallest
     for price in prices:
         if not price:
             continue
+        if step is not None:
+            # A multiple of the finest step so far cannot lower it: one remainder instead of a
+            # normalized copy (which costs about seven times as much) for nearly every price.
+            try:
+                if not price % step:
+                    continue
+            except InvalidOperation:  # a quotient beyond the context's digits: look closer
+                pass
         exponent = price.normalize().as_tuple().exponent
         if isinstance(exponent, int) and (smallest is None or exponent < smallest):
             smallest = exponent
-    return None if smallest is None else Decimal(1).scaleb(smallest)
+            step = Decimal(1).scaleb(smallest)
+    return step
 
 
 def tick_warning(tick: Decimal, granularity: Decimal | None, symbol: str) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import gzip
 import itertools
 import math
 import os
 import random
+import re
 from array import array
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtesting import binance_scan, feed_cache
-from backtesting.event_columns import BBO
+from backtesting.event_columns import BBO, ColumnBuilder
 from backtesting.feed_cache import cache_path_for, load_feed, load_synthetic, read_cached_feed
-from backtesting.market_feed import FeedStats, MarketEvent, SyntheticMarket, read_recorded_feed
+from backtesting.market_feed import (
+    FeedStats,
+    MarketEvent,
+    SyntheticMarket,
+    read_recorded_columns,
+    read_recorded_feed,
+)
 from exchanges.base import OrderSide
 from tests.shared_paths import RECORDED_FEED
 
@@ -378,20 +386,99 @@ _CLOSE_VALUES = st.sampled_from(
         Decimal("61652.800000000000000001"),
         Decimal("1E+400"),
         Decimal("2E+400"),
+        # At the compiled sort's limits: 18 decimals, 18 and 20 whole digits (2**64 + 1).
+        Decimal("0.100000000000000000"),
+        Decimal("0.2"),
+        Decimal("999999999999999999"),
+        Decimal("18446744073709551617"),
+        Decimal("2"),
+    ]
+)
+
+
+#: Plain decimals as the compiled sort reads them, up to its 18 digits either side of the point
+#: and just past them (those are left to Python), leading and trailing zeros included.
+_PLAIN_VALUES = st.builds(
+    lambda whole, decimals: Decimal(f"{whole}.{decimals}" if decimals else whole),
+    st.from_regex(r"0{0,2}[0-9]{1,20}", fullmatch=True),
+    st.from_regex(r"[0-9]{0,20}", fullmatch=True),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_CLOSE_VALUES, _PLAIN_VALUES, st.decimals(allow_nan=False, allow_infinity=False)),
+        max_size=40,
+    )
+)
+def test_the_sorted_table_is_a_stable_sort_by_value(values: list[Decimal]) -> None:
+    """The table, and the renaming of indexes, of a stable sort by value: equal values spelled
+    apart keep their order; the compiled sort's and Python's alike, and the compiled sort's table
+    text is the sorted values' texts."""
+    expected = sorted(range(len(values)), key=values.__getitem__)
+    for scanner in ("compiled", "python"):
+        with pytest.MonkeyPatch.context() as patch:
+            if scanner == "python":
+                patch.setenv("PERP_DEX_BOT_FEED_SCANNER", "python")
+            table = feed_cache.sorted_table(list(values))
+        assert [str(value) for value in table.values] == [str(values[old]) for old in expected]
+        if table.text is not None:
+            assert table.text == "\n".join(map(str, table.values)).encode()
+        if expected == list(range(len(values))):
+            assert table.mapping is None
+        else:
+            assert table.mapping is not None
+            assert [table.mapping[old] for old in expected] == list(range(len(values)))
+
+
+_LIMIT_VALUES = st.sampled_from(
+    [
+        Decimal("0.1000000000000000000"),
+        Decimal("0.2"),
+        Decimal("18446744073709551617"),
+        Decimal("2"),
+        Decimal("1E+2"),
+        Decimal("2.5E-7"),
+        # Just inside and just outside 64 bits with two decimals (2**64 - 1 is the first).
+        Decimal("184467440737095516.15"),
+        Decimal("184467440737095516.16"),
+        # 2**56: only the radix sort's last byte puts it after 2.
+        Decimal("72057594037927936"),
     ]
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(_CLOSE_VALUES, st.decimals(allow_nan=False, allow_infinity=False)), max_size=40))
-def test_the_sorted_table_is_a_stable_sort_by_value(values: list[Decimal]) -> None:
-    """The table, and the renaming of indexes, of a stable sort by value: equal values spelled
-    apart keep their order."""
+@given(st.lists(st.one_of(_PLAIN_VALUES, _LIMIT_VALUES), max_size=40))
+def test_the_compiled_sort_reads_plain_decimals_or_leaves_them_to_python(values: list[Decimal]) -> None:
+    """Tables of plain decimals (and a few exponents): those it reads, and whose values fit 64
+    bits in units of the table's finest decimal, are sorted in C (a text is made), the rest in
+    Python, and both give Python's stable sort."""
     expected = sorted(range(len(values)), key=values.__getitem__)
-    table, mapping = feed_cache.sorted_table(list(values))
-    assert [str(value) for value in table] == [str(values[old]) for old in expected]
-    if expected == list(range(len(values))):
-        assert mapping is None
-    else:
-        assert mapping is not None
-        assert [mapping[old] for old in expected] == list(range(len(values)))
+    table = feed_cache.sorted_table(list(values))
+    assert [str(value) for value in table.values] == [str(values[old]) for old in expected]
+    if table.mapping is not None:
+        assert [table.mapping[old] for old in expected] == list(range(len(values)))
+    texts = [str(value) for value in values]
+    readable = all(re.fullmatch(r"0*[0-9]{0,18}(\.[0-9]{0,18})?", text) for text in texts)
+    finest = max((len(text.partition(".")[2]) for text in texts), default=0)
+    fits = readable and all(value.scaleb(finest) < 2**64 for value in values)
+    assert (table.text is not None) == (bool(values) and fits)
+
+
+def test_the_compiled_sort_takes_a_recordings_table() -> None:
+    """The shared recording's table, in the order its lines first show each value, is sorted in
+    C (its text made on the way) with Python's result."""
+    builder = ColumnBuilder()
+    collections.deque(read_recorded_columns(RECORDED_FEED, FeedStats(), False, builder), maxlen=0)
+    values = builder.values
+    compiled = feed_cache.sorted_table(list(values))
+    assert compiled.text is not None and compiled.mapping is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERP_DEX_BOT_FEED_SCANNER", "python")
+        python = feed_cache.sorted_table(list(values))
+    assert python.text is None
+    assert list(map(str, compiled.values)) == list(map(str, python.values))
+    assert compiled.mapping == python.mapping
+    assert compiled.text == "\n".join(map(str, python.values)).encode()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtesting.engine import BacktestSpec, resolve_instrument
 from backtesting.feed_cache import build_cached_feed
@@ -87,6 +89,35 @@ def test_the_paper_venue_refuses_a_synthetic_market_it_has_no_price_for() -> Non
     )
     first = next(PaperExchangeClient(given, SimulatedClock(0.0)).market_source(0.0))
     assert abs(first.best_bid - D("12.5")) < 1  # type: ignore[operator]
+
+
+def _finest_exponent(prices: list[Decimal]) -> Decimal | None:
+    """price_granularity's definition, checked price by price."""
+    exponents = [
+        exponent
+        for price in prices
+        if price
+        for exponent in [price.normalize().as_tuple().exponent]
+        if isinstance(exponent, int)
+    ]
+    return Decimal(1).scaleb(min(exponents)) if exponents else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.decimals(allow_nan=False),
+            st.decimals(min_value=0, max_value=100000, places=3),
+            st.sampled_from([D("1E+40"), D("1E-40"), D("61800.30"), D("0")]),
+        ),
+        max_size=30,
+    )
+)
+def test_price_granularity_is_the_finest_normalized_exponent(prices: list[Decimal]) -> None:
+    """The skip of prices that are multiples of the finest step so far changes nothing: huge
+    quotients (1E+40 by 1E-40), infinities and zeros included."""
+    assert price_granularity(prices) == _finest_exponent(prices)
 
 
 def test_price_granularity_reads_through_padded_decimals() -> None:
