@@ -145,7 +145,7 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_remap.restype = None
     library.bs_remap.argtypes = [pointer] * 5 + [size, pointer]
     library.bs_quiet_end.restype = size
-    library.bs_quiet_end.argtypes = [pointer] * 3 + [size, size, pointer, pointer, size, size]
+    library.bs_quiet_end.argtypes = [pointer]
     library.bs_mark_prices.restype = ctypes.c_int
     library.bs_mark_prices.argtypes = [pointer] * 3 + [size, pointer, size]
     library.bs_sort_table.restype = ctypes.c_int

@@ -1030,9 +1030,7 @@ class PaperExchangeClient(BaseExchangeClient):
         self._queue_quote(levels, side, touch, touch, next(sizes), opposite)
         level = levels.get(touch)
         if level is not None:
-            observe = level.observe
-            for size in itertools.islice(sizes, count - 1):
-                observe(size)
+            level.observe_run(itertools.islice(sizes, count - 1))
 
     # -- queue fill model (see exchanges/paper_queue.py) -----------------------------------------
 

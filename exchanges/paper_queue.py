@@ -34,6 +34,7 @@ price; a quote alone never fills.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
@@ -81,21 +82,29 @@ class PriceLevel:
 
     def observe(self, displayed: Decimal) -> None:
         """A quote shows this level at the touch with ``displayed`` size."""
-        seen = self.seen
-        self.crossed = False
-        if seen is not None and seen > 0:
-            cancelled = seen - displayed - self.traded
-            if cancelled > 0:
-                for order in self.orders:
-                    ahead = order.queue_ahead
-                    if ahead:
-                        order.queue_ahead = ahead - cancelled * ahead / seen
-        for order in self.orders:
-            ahead = order.queue_ahead
-            if ahead is None or ahead > displayed:
-                order.queue_ahead = displayed
-        self.seen = displayed
-        self.traded = _ZERO
+        self.observe_run((displayed,))
+
+    def observe_run(self, sizes: Iterable[Decimal]) -> None:
+        """Quotes that show this level at the touch, one after another with no trade between
+        them, with these displayed sizes: :meth:`observe` of each in turn, in one call (a
+        backtest hands over runs of such quotes; their sizes are most of what it reads)."""
+        orders = self.orders
+        seen, traded = self.seen, self.traded
+        for displayed in sizes:
+            if seen is not None and seen > 0:
+                cancelled = seen - displayed - traded
+                if cancelled > 0:
+                    for order in orders:
+                        ahead = order.queue_ahead
+                        if ahead:
+                            order.queue_ahead = ahead - cancelled * ahead / seen
+            for order in orders:
+                ahead = order.queue_ahead
+                if ahead is None or ahead > displayed:
+                    order.queue_ahead = displayed
+            seen, traded = displayed, _ZERO
+            self.crossed = False
+        self.seen, self.traded = seen, traded
 
     def hide(self) -> None:
         """A better price took the touch: this level's size is no longer visible."""

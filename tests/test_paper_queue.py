@@ -14,6 +14,7 @@ import pytest
 from backtesting.market_feed import MarketEvent, MarketEventKind, read_recorded_feed
 from exchanges.base import OrderNotFound, OrderSide, OrderStatus, OrderUpdate
 from exchanges.paper import PaperExchangeClient
+from exchanges.paper_queue import PriceLevel
 from helpers.clock import SimulatedClock
 from helpers.trading_config import TradingConfig
 from tests.shared_paths import RECORDED_FEED
@@ -298,3 +299,29 @@ async def test_the_live_paper_venue_refuses_a_recording_of_another_market() -> N
         else:
             await venue.connect()
             await venue.disconnect()
+
+
+def test_a_trade_counts_once_against_the_quotes_after_it() -> None:
+    """The volume traded since the last quote explains that quote's drop only: the quote after
+    it reads a drop as cancellations again. Ahead 10 of 10; a 6 sell prints: ahead 4. The level
+    shows 10 again (others joined behind: no cancel), then 5: 5 of 10 cancelled pro rata, ahead
+    4 - 5 * 4 / 10 = 2. One quote at a time and as a run of quotes (a backtest's same-quote run)
+    alike."""
+
+    class Order:
+        queue_ahead: Decimal | None = None
+        price = D("100.0")
+        remaining = D("1")
+
+    for as_run in (False, True):
+        level, order = PriceLevel(), Order()
+        level.join(order, D("10"), at_touch=True)
+        assert level.trade(D("6"), D("0.001")) == []
+        assert order.queue_ahead == D("4")
+        if as_run:
+            level.observe_run([D("10"), D("5")])
+        else:
+            level.observe(D("10"))
+            level.observe(D("5"))
+        assert order.queue_ahead == D("2")
+        assert level.seen == D("5") and level.traded == 0
