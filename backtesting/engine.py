@@ -48,7 +48,7 @@ from backtesting.report import (
     FillRecord,
     OrderRecord,
     RecordWriter,
-    Sample,
+    SampleLog,
     Tally,
     summarize,
 )
@@ -395,7 +395,7 @@ class BacktestEngine:
         from trading_bot import TradingBot
 
         recorder = _Recorder(venue, clock, writer)
-        samples: list[Sample] = []
+        samples = SampleLog()
         first_time = feed.time_at(0)
         interval = spec.sample_seconds
         if interval is None:
@@ -478,7 +478,7 @@ class BacktestEngine:
         venue: PaperExchangeClient,
         bot: Any,
         task: asyncio.Future[Any],
-        samples: list[Sample],
+        samples: SampleLog,
         next_sample: float,
         interval: float,
     ) -> int:
@@ -616,7 +616,7 @@ class BacktestEngine:
 
     @staticmethod
     def _sample_now(
-        venue: PaperExchangeClient, samples: list[Sample], now: float, due: float, interval: float
+        venue: PaperExchangeClient, samples: SampleLog, now: float, due: float, interval: float
     ) -> float | None:
         """:meth:`_sample` without awaiting (the venue's state read at once); None when the
         venue must be asked as a live caller would (failures injected): call :meth:`_sample`."""
@@ -625,14 +625,13 @@ class BacktestEngine:
         state = venue.equity_sample()
         if state is None:
             return None
-        bid, ask, position, equity, realized, fees = state
-        samples.append(Sample(now, bid, ask, position, equity, realized, fees))
+        samples.add(now, state)
         return due + interval * (1 + (now - due) // interval)
 
     @staticmethod
     async def _sample(
         venue: PaperExchangeClient,
-        samples: list[Sample],
+        samples: SampleLog,
         now: float,
         due: float,
         interval: float,
@@ -644,17 +643,7 @@ class BacktestEngine:
         bid, ask = await venue.fetch_bbo_prices(venue.contract_id)
         account = await venue.get_account_snapshot()
         position = account.positions[0].size if account.positions else Decimal(0)
-        samples.append(
-            Sample(
-                time=now,
-                best_bid=bid,
-                best_ask=ask,
-                position=position,
-                equity=account.equity,
-                realized_pnl=account.realized_pnl,
-                fees=account.fees_paid,
-            )
-        )
+        samples.add(now, (bid, ask, position, account.equity, account.realized_pnl, account.fees_paid))
         if now < due:
             return due
         return due + interval * (1 + (now - due) // interval)
@@ -909,7 +898,7 @@ class _QuietRuns:
     def take_samples(
         self,
         venue: PaperExchangeClient,
-        samples: list[Sample],
+        samples: SampleLog,
         begin: int,
         end: int,
         due: float,
@@ -939,7 +928,7 @@ class _QuietRuns:
                     bid, ask = quoted_bid, quoted_ask
                     state = sample_at(bid, ask)
             moment = times[split]
-            samples.append(Sample(moment, *state))
+            samples.add(moment, state)
             due += interval * (1 + (moment - due) // interval)
             begin = split
 

@@ -708,9 +708,10 @@ class ExecutionEngine:
             if record.role is OrderRole.EXIT:
                 self._end_exit(record, refused_by_venue=by_venue and status is OrderStatus.REJECTED)
             self.journal.save_order(record, status.value, now)
-        if status is not OrderStatus.FILLED or logger.isEnabledFor(logging.DEBUG):
+        level = logging.DEBUG if status is OrderStatus.FILLED else logging.INFO
+        if logger.isEnabledFor(level):  # describe() is not free: a backtest ends hundreds
             logger.log(
-                logging.DEBUG if status is OrderStatus.FILLED else logging.INFO,
+                level,
                 "%s ended %s (%s filled)%s",
                 record.describe(),
                 status.value,

@@ -12,6 +12,7 @@ from backtesting.report import (
     FillRecord,
     OrderRecord,
     Sample,
+    SampleLog,
     build_figure,
     max_drawdown,
     metrics_rows,
@@ -32,6 +33,36 @@ def sample(time: float, equity: str, position: str = "0") -> Sample:
     return Sample(time, D("99"), D("101"), D(position), D(equity), D(0), D(0))
 
 
+def test_a_sample_log_reads_as_the_samples_it_was_given() -> None:
+    """Samples as a run records them (a time and a shared state each) read back as Sample
+    objects: by index, slice and iteration, equal to the list, and the equity curve summarize
+    takes its drawdown from."""
+    samples = [sample(1.0, "100"), sample(2.0, "80", "0.5"), sample(3.0, "90"), sample(4.0, "70")]
+    log = SampleLog(samples)
+    assert len(log) == 4 and log[1] == samples[1] and log[-1] == samples[-1]
+    assert log[1:3] == samples[1:3] and list(log) == samples and log == samples
+    assert log == SampleLog(samples) and log != SampleLog(samples[:3])
+    assert log != SampleLog([*samples[:3], sample(4.0, "71")])
+    assert list(log.equities()) == [D(100), D(80), D(90), D(70)]
+    shared = (D("99"), D("101"), D(0), D(95), D(0), D(0))
+    log.add(5.0, shared)
+    log.add(6.0, shared)
+    assert [(item.time, item.equity) for item in log[4:]] == [(5.0, D(95)), (6.0, D(95))]
+    result = summarize(
+        spec={},
+        data={},
+        orders=[],
+        fills=[],
+        samples=log,
+        start_equity=D(100),
+        funding=D(0),
+        final_bid=D(99),
+        final_ask=D(101),
+    )
+    assert result.samples is log
+    assert (result.metrics.max_drawdown, result.metrics.max_drawdown_pct) == (D(30), D(30))
+
+
 def test_drawdown_is_peak_to_trough_absolute_and_percent() -> None:
     # 120 -> 90 is the deepest fall (30, 25 %); 130 -> 110 later is 20 (15.4 %).
     assert max_drawdown([D(100), D(120), D(90), D(130), D(110)]) == (D(30), D(25))
@@ -46,6 +77,8 @@ def test_drawdown_is_peak_to_trough_absolute_and_percent() -> None:
 @given(st.lists(st.decimals(min_value=-50, max_value=10_000, places=3), max_size=40))
 # A deep fall under a peak at or below zero (no percent), then a shallow one under a peak above.
 @example([D(-10), D(-40), D(5), D(4)])
+# Samples share their state: one value object many times in a row.
+@example([D(100)] + [D(80)] * 3 + [D(70)])
 def test_drawdown_is_the_worst_fall_over_every_pair(equity: list[D]) -> None:
     """Against the definition, value by value: the fall from the highest value before it, and
     that fall as a percent of that peak (when above zero), each maximum over every value."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from backtesting import binance_scan
 from backtesting.engine import _QuietRuns
 from backtesting.feed_cache import BBO, SOLD, load_feed
-from backtesting.report import Sample
+from backtesting.report import Sample, SampleLog
 from exchanges.base import OrderSide, QuietQuotes
 from exchanges.paper import PaperExchangeClient, QuietLimits
 from helpers.clock import SimulatedClock
@@ -104,10 +104,10 @@ def _as_run(
     quiet.skipped_at = None
     runs = _QuietRuns(feed.values)
     runs.load(columns)
-    samples: list[Sample] = []
+    samples = SampleLog()
     runs.take_samples(venue, samples, begin, end, due, interval)
     runs.apply(venue, begin, end, (venue._best_bid, venue._best_ask))
-    return _state(venue, quiet), samples
+    return _state(venue, quiet), list(samples)
 
 
 @pytest.mark.parametrize(
