@@ -91,9 +91,9 @@ class PriceLevel:
         orders = self.orders
         seen, traded = self.seen, self.traded
         for displayed in sizes:
-            if seen is not None and seen > 0:
+            if seen is not None and seen > _ZERO:
                 cancelled = seen - displayed - traded
-                if cancelled > 0:
+                if cancelled > _ZERO:
                     for order in orders:
                         ahead = order.queue_ahead
                         if ahead:
@@ -137,13 +137,13 @@ class PriceLevel:
             if ahead is None:
                 continue  # not yet seen at the touch: where we stand is unknown
             left = ahead - size
-            if left >= 0:
+            if left >= _ZERO:
                 order.queue_ahead = left
                 continue
             order.queue_ahead = _ZERO
             quantity = min(-left, budget, order.remaining)
             quantity = (quantity / size_step).to_integral_value(ROUND_DOWN) * size_step
-            if quantity > 0:
+            if quantity > _ZERO:
                 fills.append((order, quantity))
                 budget -= quantity
         return fills
