@@ -729,6 +729,8 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
 
 
 _QUOTE_BYTE = bytes([BBO])
+#: Prices whose places in the value table a run's search remembers (see _QuietRuns._edges).
+_EDGES_KEPT = 512
 #: Events of a run of same quotes looked at in Python before the compiled search takes the rest
 #: (most runs are a few events: a search costs more than looking).
 _SAME_QUOTES_LOOKED_AT = 4
@@ -754,7 +756,8 @@ class _QuietRuns:
         self._backoff = 1
         #: A price -> where values equal to it start and end in the table: the limits' prices
         #: come back run after run (bands move by ticks), and a bisection of a table of 16,000
-        #: Decimals costs about 15 comparisons.
+        #: Decimals costs about 15 comparisons. Emptied at _EDGES_KEPT prices: a band's edges
+        #: are worked out prices, new ones all along a long run (6 MB at 5,000,000 events).
         self._edges: dict[Decimal, tuple[int, int]] = {}
 
     def load(self, columns: Columns) -> None:
@@ -784,11 +787,14 @@ class _QuietRuns:
     def _edges_of(self, price: Decimal) -> tuple[int, int]:
         """``bisect_left`` and ``bisect_right`` of ``price`` in the table: the values equal to it
         (equal values with other digits, ``1.0`` and ``1.00``, sit together) are ``[low, high)``."""
-        edges = self._edges.get(price)
+        known = self._edges
+        edges = known.get(price)
         if edges is None:
+            if len(known) >= _EDGES_KEPT:
+                known.clear()
             values = self._values
             low = bisect.bisect_left(values, price)
-            edges = self._edges[price] = (low, bisect.bisect_right(values, price, low))
+            edges = known[price] = (low, bisect.bisect_right(values, price, low))
         return edges
 
     def _indexes_of(self, prices: tuple[Decimal, ...]) -> list[tuple[int, int]]:

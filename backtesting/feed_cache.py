@@ -11,7 +11,8 @@ objects of the table, or rebuild the same :class:`~backtesting.market_feed.Marke
 from them.
 
 File layout (little-endian), written atomically and front to back, so the first run streams the
-source into it a block at a time (memory stays flat however long the feed, writing included):
+source into it a block at a time (memory stays flat however long the feed, writing included; a
+source of a couple of blocks is held, written at its end and replayed from memory):
 
 * ``PDBFEED`` magic and a format version byte;
 * the events in blocks of ``block_events`` (the last one shorter), each block six columns of its
@@ -353,10 +354,11 @@ def build_cached_feed(source: str | Path, allow_truncated: bool = False) -> Cach
 
 class _CacheWriter:
     """A cache file written front to back: blocks of events as they come, then the header and
-    the value table. The blocks name values by the caller's table; :meth:`finish` sorts it and,
-    unless it was sorted already, renames the indexes of the blocks written (read back a block
-    at a time). Atomic: a temporary file renamed into place by :meth:`finish`, removed by
-    :meth:`discard` (an error, a refused truncated feed: no cache is left behind)."""
+    the value table. The blocks name values by the caller's table; :meth:`finish` takes it
+    sorted and, unless the blocks already name the sorted table, renames the indexes of the
+    blocks written (read back a block at a time). Atomic: a temporary file renamed into place
+    by :meth:`finish`, removed by :meth:`discard` (an error, a refused truncated feed: no cache
+    is left behind)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -383,10 +385,9 @@ class _CacheWriter:
         for column in columns:
             _little_endian(column).tofile(self.out)
 
-    def finish(self, values: list[Decimal], stats: FeedStats, source: dict[str, Any]) -> list[Decimal]:
-        """Write the header and the table sorted by size (the blocks renamed to match), close
-        and rename the file into place; returns the sorted table."""
-        table = sorted_table(values)
+    def finish(self, table: SortedTable, stats: FeedStats, source: dict[str, Any]) -> None:
+        """Write the header and the sorted ``table`` (the blocks written renamed to match by its
+        ``mapping``), close and rename the file into place."""
         if table.mapping is not None:
             self._remap_blocks(table.mapping)
         header = json.dumps(
@@ -407,7 +408,6 @@ class _CacheWriter:
         self.out.write(_LENGTH.pack(header_offset))
         self.out.close()
         os.replace(self.temporary, self.path)
-        return table.values
 
     def _remap_blocks(self, mapping: array) -> None:
         """Rename the value indexes of every block written (see :func:`remap_columns`)."""
@@ -442,7 +442,7 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
     try:
         for start in range(0, feed.count, CHUNK_EVENTS):
             writer.write_block(tuple(column[start : start + CHUNK_EVENTS] for column in feed.columns))  # type: ignore[arg-type]
-        writer.finish(feed.values, feed.stats, feed.source)
+        writer.finish(SortedTable(feed.values, None), feed.stats, feed.source)  # sorted already
     except BaseException:
         writer.discard()
         raise
@@ -450,22 +450,53 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
 
 def _streamed(
     path: Path, steps: Iterator[None], builder: ColumnBuilder, stats: FeedStats | None, source: dict[str, Any]
-) -> list[Decimal]:
-    """Write the cache file of a source as it is read: each of ``steps`` adds some rows to
-    ``builder`` (a block of lines, a run of synthetic events), written out ``CHUNK_EVENTS`` at a
-    time as they fill a block, so only about a block of columns (and the value table) is ever
-    held, however many events."""
+) -> CachedFeed:
+    """Write the cache file of a source as it is read, and open it: each of ``steps`` adds some
+    rows to ``builder`` (a block of lines, a run of synthetic events).
+
+    A source of up to ``_HELD_BLOCKS`` blocks is held whole: its table sorted and its rows
+    renamed in memory, written once, and handed back in memory, so the first run reads nothing
+    back from the file (renaming the blocks written costs a read and a rewrite of each, and the
+    run would read them again). A longer one is written ``CHUNK_EVENTS`` rows at a time as they
+    fill a block, so only about a block of columns (and the value table) is ever held, however
+    many events.
+    """
     writer = _CacheWriter(path)
+    stats = stats if stats is not None else FeedStats()
     try:
+        held = True
         for _ in steps:
-            while len(builder) >= CHUNK_EVENTS:
-                writer.write_block(builder.take(CHUNK_EVENTS))
-        writer.write_block(builder.take())
+            if held and len(builder) > _HELD_BLOCKS * CHUNK_EVENTS:
+                held = False
+            if not held:
+                while len(builder) >= CHUNK_EVENTS:
+                    writer.write_block(builder.take(CHUNK_EVENTS))
         builder.release()
-        return writer.finish(builder.values, stats if stats is not None else FeedStats(), source)
+        if not held:
+            writer.write_block(builder.take())
+            table = sorted_table(builder.values)
+            writer.finish(table, stats, source)
+            # The values just written are handed over rather than parsed back from the file: the
+            # same digits, without a second table of Decimals made while the first is freed.
+            return read_cached_feed(path, values=table.values)
+        table = sorted_table(builder.values)
+        columns = builder.columns
+        if table.mapping is not None:
+            remap_columns(columns, table.mapping)
+        for start in range(0, len(columns[0]), CHUNK_EVENTS):
+            writer.write_block(tuple(column[start : start + CHUNK_EVENTS] for column in columns))  # type: ignore[arg-type]
+        writer.finish(SortedTable(table.values, None, table.text), stats, source)  # written renamed
     except BaseException:
         writer.discard()
         raise
+    feed = read_cached_feed(path, values=table.values)
+    feed.columns = columns  # the rows just written: this run reads none of them back
+    return feed
+
+
+#: Blocks of a source the first read holds in memory whole (see :func:`_streamed`): 131,072
+#: events, about 4 MB of columns.
+_HELD_BLOCKS = 2
 
 
 @dataclass
@@ -596,17 +627,15 @@ def _load_or_build(
             feed = None
         if feed is not None and feed.source == identity:
             return feed
-    # The values just written are handed over rather than parsed back from the file: the same
-    # digits, without a second table of Decimals (and their texts) made while the first is freed.
-    return read_cached_feed(path, values=stream(path))
+    return stream(path)  # type: ignore[no-any-return]
 
 
-def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> list[Decimal]:
+def _stream_events(events: Iterable[MarketEvent], identity: dict[str, Any], path: Path) -> CachedFeed:
     builder = ColumnBuilder()
     return _streamed(path, events_into(builder, events, CHUNK_EVENTS), builder, None, identity)
 
 
-def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> list[Decimal]:
+def _stream_recorded(source: str | Path, allow_truncated: bool, path: Path) -> CachedFeed:
     stats = FeedStats()
     identity = recorded_identity(source)
     builder = ColumnBuilder()
@@ -651,14 +680,14 @@ def load_synthetic(
 
     identity = {"synthetic": {key: str(value) for key, value in sorted(parameters.items())}, "count": count}
 
-    def stream(path: Path) -> list[Decimal]:
-        values = _stream_events(itertools.islice(events, count), identity, path)
-        # A generator's memos (the synthetic market's prices) go now, before the cache is read
-        # back, rather than when the caller drops it: ``events`` is not read again.
+    def stream(path: Path) -> CachedFeed:
+        feed = _stream_events(itertools.islice(events, count), identity, path)
+        # A generator's memos (the synthetic market's prices) go now rather than when the caller
+        # drops it: ``events`` is not read again.
         close = getattr(events, "close", None)
         if close is not None:
             close()
-        return values
+        return feed
 
     return _load_or_build(
         identity,

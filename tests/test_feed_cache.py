@@ -206,15 +206,18 @@ def columns_of(feed: feed_cache.CachedFeed) -> tuple[list[list[object]], list[st
     return merged, [str(value) for value in feed.values]
 
 
-@pytest.mark.parametrize("block", [997, 4096])
+@pytest.mark.parametrize(("block", "held_blocks"), [(997, 0), (4096, 0), (997, 1000)])
 def test_the_cache_is_written_a_block_at_a_time_with_the_columns_built_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int, held_blocks: int
 ) -> None:
-    """The first run streams the source into the file (memory stays flat at any length): no
-    block written holds more than CHUNK_EVENTS events, and the file holds exactly the columns
-    and value table that reading the source into memory gives, for the shared feed and for a
-    hostile one, with the same counts."""
+    """The first run streams the source into the file (memory stays flat at any length) or,
+    when the source fits in ``_HELD_BLOCKS`` blocks, holds it and writes it at the end: either
+    way no block written holds more than CHUNK_EVENTS events, and the file holds exactly the
+    columns and value table that reading the source into memory gives, for the shared feed and
+    for a hostile one, with the same counts. A held source is handed back in memory, the same
+    rows as the file."""
     monkeypatch.setattr(feed_cache, "CHUNK_EVENTS", block)
+    monkeypatch.setattr(feed_cache, "_HELD_BLOCKS", held_blocks)
     written: list[int] = []
     original = feed_cache._CacheWriter.write_block
 
@@ -242,10 +245,11 @@ def test_the_cache_is_written_a_block_at_a_time_with_the_columns_built_in_memory
         written.clear()
         in_memory = feed_cache.build_cached_feed(source)
         cached = load_feed(source, tmp_path / "cache")
-        assert cached.path is not None and cached.columns is None
+        assert cached.path is not None and (cached.columns is None) == (held_blocks == 0)
         assert written and max(written) <= block and sum(written) == cached.count == in_memory.count
         assert all(size == block for size in written[:-1])
         assert columns_of(cached) == columns_of(in_memory)
+        assert columns_of(read_cached_feed(cached.path)) == columns_of(in_memory)
         assert cached.stats == in_memory.stats
         assert list(cached.events(block - 3, block + 5)) == list(in_memory.events(block - 3, block + 5))
         last = min(block + 1, cached.count - 1)

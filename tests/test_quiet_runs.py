@@ -5,6 +5,7 @@ samples due inside it, read from its columns, are the samples one by one would t
 from __future__ import annotations
 
 import asyncio
+import bisect
 from array import array
 from decimal import Decimal as D
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtesting import binance_scan
+from backtesting import engine as engine_module
 from backtesting.engine import _QuietRuns
 from backtesting.feed_cache import BBO, SOLD, load_feed
 from backtesting.report import Sample, SampleLog
@@ -421,3 +423,16 @@ def test_fuzz_the_last_quote_and_trade_of_a_range(kinds: list[int], low: int, hi
     trades = [index for index in range(low, high) if kinds[index] != BBO]
     assert runs._last_quote(low, high) == (quotes[-1] if quotes else low - 1)
     assert runs._last_trade(low, high) == (trades[-1] if trades else low - 1)
+
+
+def test_the_remembered_table_places_stay_few_and_right() -> None:
+    """A run's search remembers where prices fall in the value table, but a long run's bands
+    are new worked-out prices all along: what it keeps stays bounded, and every answer is the
+    table's bisection."""
+    values = [D(price) / 10 for price in range(600_000, 600_400)]
+    runs = _QuietRuns(values)
+    for step in range(3 * engine_module._EDGES_KEPT):
+        price = D(599_900 + step) / 10 + D("0.05") * (step % 3 == 0)  # in, between and beyond
+        expected = (bisect.bisect_left(values, price), bisect.bisect_right(values, price))
+        assert runs._edges_of(price) == expected
+        assert len(runs._edges) <= engine_module._EDGES_KEPT
