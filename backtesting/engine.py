@@ -757,7 +757,7 @@ class _QuietRuns:
         #: A price -> where values equal to it start and end in the table: the limits' prices
         #: come back run after run (bands move by ticks), and a bisection of a table of 16,000
         #: Decimals costs about 15 comparisons. Emptied at _EDGES_KEPT prices: a band's edges
-        #: are worked out prices, new ones all along a long run (6 MB at 5,000,000 events).
+        #: are worked-out prices, new ones all along a long run (6 MB at 5,000,000 events).
         self._edges: dict[Decimal, tuple[int, int]] = {}
 
     def load(self, columns: Columns) -> None:

@@ -47,9 +47,11 @@ def read(path: Path, compiled: bool, allow_truncated: bool = True) -> tuple[obje
         error = (type(exc).__name__, str(exc))
     except Exception as exc:
         return (type(exc).__name__, str(exc))
+    texts = [str(value) for value in builder.values]
+    assert builder.table_text == "\n".join(texts).encode()  # the table as the cache stores it
     return (
         [column.tobytes() for column in builder.columns],
-        [str(value) for value in builder.values],
+        texts,
         asdict(stats),
         error,
     )

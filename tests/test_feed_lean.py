@@ -191,9 +191,11 @@ def scanned(lines: list[str], monkeypatch: pytest.MonkeyPatch, paths: str) -> tu
         builder = ColumnBuilder()
         for _ in _scan_binance([lines], stats, builder):
             pass
+    texts = [str(value) for value in builder.values]
+    assert builder.table_text == "\n".join(texts).encode()  # the table as the cache stores it
     return (
         [column.tolist() for column in builder.columns],
-        [str(value) for value in builder.values],
+        texts,
         asdict(stats),
     )
 
