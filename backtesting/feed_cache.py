@@ -214,8 +214,9 @@ def sorted_table(values: list[Decimal], text: bytes | bytearray | None = None) -
     Sorting 16,000 Decimals in Python costs about 6 ms (the comparisons); the compiled library
     (``bs_sort_table``) sorts their texts as integer keys in well under one and writes the
     sorted table's text on the way, which the cache file needs anyway. A text it does not read
-    (an exponent, a sign, more than 18 digits either side of the point) leaves the sort to
-    Python, with the same result.
+    (an exponent, a sign, more than 18 digits either side of the point), or values too large
+    for 64 bits in units of the table's finest decimal, leave the sort to Python, with the same
+    result.
     """
     library = native_library()
     if library is not None and values:
@@ -473,14 +474,13 @@ def _streamed(
                 while len(builder) >= CHUNK_EVENTS:
                     writer.write_block(builder.take(CHUNK_EVENTS))
         builder.release()
+        table = sorted_table(builder.values, builder.table_text)
         if not held:
             writer.write_block(builder.take())
-            table = sorted_table(builder.values, builder.table_text)
             writer.finish(table, stats, source)
             # The values just written are handed over rather than parsed back from the file: the
             # same digits, without a second table of Decimals made while the first is freed.
             return read_cached_feed(path, values=table.values)
-        table = sorted_table(builder.values, builder.table_text)
         columns = builder.columns
         if table.mapping is not None:
             remap_columns(columns, table.mapping)
