@@ -843,13 +843,17 @@ class _QuietRuns:
 
     def _time_stop(self, begin: int, count: int, before: float, until: float, deadline: float | None) -> int:
         """The first index at or after ``begin`` at or after ``before`` or ``deadline``, or
-        after ``until``; or ``count``. Times never run backwards: two bisections."""
+        after ``until``; or ``count``. Times never run backwards: a bisection for each limit
+        the chunk's last event reaches (most lie beyond it: no order in flight, no funding)."""
+        if begin >= count:
+            return begin  # what the bisections give an empty range
         times = self._times
+        last = times[count - 1]
         time_limit = before if deadline is None else min(before, deadline)
-        return min(
-            bisect.bisect_left(times, time_limit, begin, count),
-            bisect.bisect_right(times, until, begin, count),
-        )
+        stop = count if last < time_limit else bisect.bisect_left(times, time_limit, begin, count)
+        if last > until:
+            stop = min(stop, bisect.bisect_right(times, until, begin, stop))
+        return stop
 
     def _search(
         self,
