@@ -542,9 +542,10 @@ class BacktestEngine:
                     begin = position - 1
                     end = begin if limits is None else runs.end(begin, count, limits, deadline)
                     same_quotes = False
-                    if end == begin and kind == bbo and a is venue._best_bid and b is venue._best_ask:
+                    if end == begin and (kind != bbo or (a is venue._best_bid and b is venue._best_ask)):
                         # Else a run of quotes at the book's very prices (usually at a level of
-                        # ours): they change sizes, and what is known of our queue, only.
+                        # ours) and trades that reach no order of ours: they change sizes, what
+                        # is known of our queue and the last trade price only.
                         same_limits = venue.same_quote_limits()
                         if same_limits is not None:
                             end = runs.same_quote_end(begin, count, same_limits, deadline)
@@ -822,24 +823,45 @@ class _QuietRuns:
             begin, stop, bounds, self._indexes_of(limits.bid_excluded), self._indexes_of(limits.ask_excluded)
         )
 
-    def same_quote_end(self, begin: int, count: int, limits: SameQuoteLimits, deadline: float | None) -> int:
-        """The index of the first event after ``begin`` (a quote) that is not a quote with its
-        very bid and ask (the same value indexes: the same digits), or at or after ``deadline``
-        or outside the limits' times; or ``count``."""
+    def same_quote_end(
+        self,
+        begin: int,
+        count: int,
+        limits: SameQuoteLimits,
+        deadline: float | None,
+    ) -> int:
+        """The index of the first event at or after ``begin`` that is neither a quote with the
+        book's very bid and ask (the limits'; the same value indexes: the same digits) nor a trade
+        strictly inside the limits' trade bounds, or at or after ``deadline`` or outside the
+        limits' times; or ``count``. ``begin`` itself when the book's prices have no one place
+        in the table to compare with (equal values with other digits)."""
         stop = self._time_stop(begin, count, limits.before, limits.until, deadline)
         if stop <= begin:
             return stop
-        bid, ask = self._first[begin], self._second[begin]
-        # Most runs are short: their first events are looked at here, the rest in one search.
         kinds, first, second, quote = self._kinds, self._first, self._second, BBO
+        if kinds[begin] == quote:
+            bid, ask = first[begin], second[begin]  # the drive saw the book's very objects there
+        else:
+            bid, ask = self._index_of(limits.bid), self._index_of(limits.ask)
+            if bid < 0 or ask < 0:
+                return begin
+        trade_low, trade_high = self._edges_of(limits.trade_low)[1], self._edges_of(limits.trade_high)[0]
+        # Most runs are short: their first events are looked at here, the rest in one search.
         look = min(begin + _SAME_QUOTES_LOOKED_AT, stop)
-        for index in range(begin + 1, look):
-            if kinds[index] != quote or first[index] != bid or second[index] != ask:
+        for index in range(begin, look):
+            if kinds[index] == quote:
+                if first[index] != bid or second[index] != ask:
+                    return index
+            elif not trade_low <= first[index] < trade_high:
                 return index
         if look == stop:
             return stop
-        # No trade is inside (trade bounds 0 .. 0): any ends the run.
-        return self._search(look, stop, (bid, bid + 1, ask, ask + 1, 0, 0), [], [])
+        return self._search(look, stop, (bid, bid + 1, ask, ask + 1, trade_low, trade_high), [], [])
+
+    def _index_of(self, price: Decimal) -> int:
+        """The table's one index holding ``price``, or -1 when it holds none or several."""
+        low, high = self._edges_of(price)
+        return low if high - low == 1 else -1
 
     def _time_stop(self, begin: int, count: int, before: float, until: float, deadline: float | None) -> int:
         """The first index at or after ``begin`` at or after ``before`` or ``deadline``, or
@@ -943,18 +965,26 @@ class _QuietRuns:
             begin = split
 
     def apply_same_quotes(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
-        """Hand quotes ``begin`` .. ``end - 1``, found by :meth:`same_quote_end`, to the venue."""
+        """Hand events ``begin`` .. ``end - 1``, found by :meth:`same_quote_end`, to the venue."""
         if end <= begin:
             return
         self._backoff = 1
-        _times, _kinds, first, second, third, fourth = self._columns
+        times, _kinds, first, second, third, fourth = self._columns
         value = self._values.__getitem__
-        last = end - 1
+        last_quote = self._last_quote(begin, end)
+        last_trade = self._last_trade(begin, end)
+        bid_sizes, ask_sizes = third[begin:end], fourth[begin:end]
+        if last_trade >= begin:  # the quotes' sizes only (a trade's third and fourth name none)
+            flags = self._quote_flags[begin:end]
+            bid_sizes, ask_sizes = itertools.compress(bid_sizes, flags), itertools.compress(ask_sizes, flags)
         venue.apply_same_quotes(
             end - begin,
-            map(value, third[begin:end]),
-            map(value, fourth[begin:end]),
-            (value(first[last]), value(second[last]), value(third[last]), value(fourth[last])),
+            map(value, bid_sizes),
+            map(value, ask_sizes),
+            tuple(map(value, (first[last_quote], second[last_quote], third[last_quote], fourth[last_quote])))
+            if last_quote >= begin
+            else None,
+            (value(first[last_trade]), times[last_trade]) if last_trade >= begin else None,
         )
 
     def apply(

@@ -504,11 +504,17 @@ class QuietLimits(NamedTuple):
 
 
 class SameQuoteLimits(NamedTuple):
-    """See :meth:`PaperExchangeClient.same_quote_limits`: the times (as :class:`QuietLimits`'
-    ``before`` and ``until``) a run of quotes at the book's prices must keep within."""
+    """See :meth:`PaperExchangeClient.same_quote_limits`: the book's prices (``bid``, ``ask``),
+    the times (as :class:`QuietLimits`' ``before`` and ``until``) a run of quotes at those
+    prices must keep within, and the exclusive bounds of the trades it may hold (``trade_low``
+    above ``trade_high``: none)."""
 
+    bid: Decimal
+    ask: Decimal
     before: float
     until: float
+    trade_low: Decimal = _INFINITY
+    trade_high: Decimal = _MINUS_INFINITY
 
 
 class PaperExchangeClient(BaseExchangeClient):
@@ -977,45 +983,67 @@ class PaperExchangeClient(BaseExchangeClient):
             quiet.skipped_at = skipped_at
 
     def same_quote_limits(self) -> SameQuoteLimits | None:
-        """When quotes at the book's present prices may be applied as one run.
+        """When quotes at the book's present prices, and the trades among them that touch no
+        order of ours, may be applied as one run.
 
         Such a quote fills nothing under the queue model (a quote never fills there), changes
         no price a subscriber sees, and empties no level our orders passed beyond what the
         quote before it did: it changes the book's sizes and, at a level of ours at the touch,
-        what is known of the queue ahead (:meth:`apply_same_quotes`). Before ``before`` and not
+        what is known of the queue ahead (:meth:`apply_same_quotes`). A trade strictly between
+        our best buy and best sell changes only the last trade price, and the time a lone
+        subscriber's band notes, when the book lies inside that band (else it is an update the
+        subscriber wants: no trade may be in the run). These are the runs while an order of
+        ours rests at the touch, when :meth:`quiet_limits` has none. Before ``before`` and not
         after ``until``, as :meth:`quiet_limits`. None under the touch model (a reduce-only
         order it could not fill completely is tried again at every quote), with no book, or
         while failures are injected (as :meth:`quiet_limits`).
         """
-        if (
-            not self._queue_model
-            or self._best_bid is None
-            or self._best_ask is None
-            or self._injected_failures
-        ):
+        bid, ask = self._best_bid, self._best_ask
+        if not self._queue_model or bid is None or ask is None or self._injected_failures:
             return None
-        return SameQuoteLimits(self._next_funding_time, self._next_arrival)
+        if self._market_handlers:
+            quiet = self._market_quiet
+            if quiet is None or not quiet.contains(bid, ask):
+                return SameQuoteLimits(bid, ask, self._next_funding_time, self._next_arrival)
+        best_buy, best_sell = self._best_buy_price, self._best_sell_price
+        return SameQuoteLimits(
+            bid,
+            ask,
+            self._next_funding_time,
+            self._next_arrival,
+            _MINUS_INFINITY if best_buy is None else best_buy,
+            _INFINITY if best_sell is None else best_sell,
+        )
 
     def apply_same_quotes(
         self,
         count: int,
         bid_sizes: Iterator[Decimal],
         ask_sizes: Iterator[Decimal],
-        last_quote: tuple[Decimal, Decimal, Decimal, Decimal],
+        last_quote: tuple[Decimal, Decimal, Decimal, Decimal] | None,
+        last_trade: tuple[Decimal, float] | None = None,
     ) -> None:
-        """``count`` quotes at the book's prices, within :meth:`same_quote_limits`, their sizes
-        in order: what :meth:`apply_bbo` leaves applying them one by one. The first goes through
-        the quote rules whole (after a trade it may empty levels our orders passed); after it
-        those rules change nothing but the level at the touch, which observes each size. A
-        side's sizes are not read when it has no level of ours."""
+        """``count`` events within :meth:`same_quote_limits`: quotes at the book's prices, their
+        sizes in order, and trades, the last of them with its time (``last_trade``): what
+        :meth:`apply_bbo` and :meth:`apply_trade` leave applying them one by one. The first
+        quote goes through the quote rules whole (after a trade at our price it may empty levels
+        our orders passed); after it those rules change nothing but the level at the touch,
+        which observes each size. A side's sizes are not read when it has no level of ours.
+        ``last_quote`` is None for a run of trades alone."""
         self.events_applied += count
         bid, ask = self._best_bid, self._best_ask
         assert bid is not None and ask is not None  # same_quote_limits said so
-        if self._buy_levels:
-            self._queue_quotes(self._buy_levels, _BUY, bid, bid_sizes, ask, count)
-        if self._sell_levels:
-            self._queue_quotes(self._sell_levels, _SELL, ask, ask_sizes, bid, count)
-        self._best_bid, self._best_ask, self._bid_size, self._ask_size = last_quote
+        if last_quote is not None:
+            if self._buy_levels:
+                self._queue_quotes(self._buy_levels, _BUY, bid, bid_sizes, ask)
+            if self._sell_levels:
+                self._queue_quotes(self._sell_levels, _SELL, ask, ask_sizes, bid)
+            self._best_bid, self._best_ask, self._bid_size, self._ask_size = last_quote
+        if last_trade is not None:
+            self._last_trade_price, traded_at = last_trade
+            quiet = self._market_quiet
+            if self._market_handlers and quiet is not None:
+                quiet.skipped_at = traded_at
 
     def _queue_quotes(
         self,
@@ -1024,13 +1052,12 @@ class PaperExchangeClient(BaseExchangeClient):
         touch: Decimal,
         sizes: Iterator[Decimal],
         opposite: Decimal,
-        count: int,
     ) -> None:
         """:meth:`apply_same_quotes` on one side of the book."""
         self._queue_quote(levels, side, touch, touch, next(sizes), opposite)
         level = levels.get(touch)
         if level is not None:
-            level.observe_run(itertools.islice(sizes, count - 1))
+            level.observe_run(sizes)
 
     # -- queue fill model (see exchanges/paper_queue.py) -----------------------------------------
 

@@ -85,8 +85,8 @@ class PriceLevel:
         self.observe_run((displayed,))
 
     def observe_run(self, sizes: Iterable[Decimal]) -> None:
-        """Quotes that show this level at the touch, one after another with no trade between
-        them, with these displayed sizes: :meth:`observe` of each in turn, in one call (a
+        """Quotes that show this level at the touch, one after another with no trade at this
+        price between them, with these displayed sizes: :meth:`observe` of each in turn, in one call (a
         backtest hands over runs of such quotes; their sizes are most of what it reads)."""
         orders = self.orders
         seen, traded = self.seen, self.traded
