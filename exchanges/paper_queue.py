@@ -90,7 +90,13 @@ class PriceLevel:
         backtest hands over runs of such quotes; their sizes are most of what it reads)."""
         orders = self.orders
         seen, traded = self.seen, self.traded
+        observed = False
         for displayed in sizes:
+            if displayed is seen and observed:
+                # The size just observed again, nothing traded since: nothing cancelled, and
+                # no order has more ahead than it (half the sizes of the shared feed's runs).
+                continue
+            observed = True
             if seen is not None and seen > _ZERO:
                 cancelled = seen - displayed - traded
                 if cancelled > _ZERO:
@@ -103,6 +109,7 @@ class PriceLevel:
                 if ahead is None or ahead > displayed:
                     order.queue_ahead = displayed
             seen, traded = displayed, _ZERO
+        if observed:
             self.crossed = False
         self.seen, self.traded = seen, traded
 

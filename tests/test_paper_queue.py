@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtesting.market_feed import MarketEvent, MarketEventKind, read_recorded_feed
 from exchanges.base import OrderNotFound, OrderSide, OrderStatus, OrderUpdate
@@ -325,3 +327,42 @@ def test_a_trade_counts_once_against_the_quotes_after_it() -> None:
             level.observe(D("5"))
         assert order.queue_ahead == D("2")
         assert level.seen == D("5") and level.traded == 0
+
+
+#: A few size objects, drawn again and again: a recorded feed's quotes repeat the very Decimal
+#: of its value table, which a run of quotes may skip by identity.
+SIZE_POOL = [D(text) for text in ("0", "0.5", "2", "3.5", "10")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    aheads=st.lists(st.one_of(st.none(), st.sampled_from(SIZE_POOL)), min_size=1, max_size=3),
+    seen=st.one_of(st.none(), st.sampled_from(SIZE_POOL)),
+    traded=st.sampled_from(SIZE_POOL),
+    crossed=st.booleans(),
+    sizes=st.lists(st.sampled_from(SIZE_POOL), max_size=10),
+)
+def test_a_run_of_quotes_leaves_the_level_as_its_quotes_one_by_one(
+    aheads: list[Decimal | None], seen: Decimal | None, traded: Decimal, crossed: bool, sizes: list[Decimal]
+) -> None:
+    class Order:
+        price = D("100.0")
+        remaining = D("1")
+
+        def __init__(self, ahead: Decimal | None) -> None:
+            self.queue_ahead = ahead
+
+    def level_state(level: PriceLevel) -> tuple[Any, ...]:
+        return (level.seen, level.traded, level.crossed, [order.queue_ahead for order in level.orders])
+
+    levels = []
+    for _ in range(2):
+        level = PriceLevel()
+        level.orders = [Order(ahead) for ahead in aheads]
+        level.seen, level.traded, level.crossed = seen, traded, crossed
+        levels.append(level)
+    one_by_one, as_run = levels
+    for size in sizes:
+        one_by_one.observe(size)
+    as_run.observe_run(iter(sizes))
+    assert level_state(as_run) == level_state(one_by_one)
