@@ -462,17 +462,36 @@ class _NoDeferral:
 _NOT_DEFERRED = _NoDeferral()
 
 
+_empty_scratch: sqlite3.Connection | None = None
+_empty_scratch_lock = threading.Lock()
+
+
+def _scratch_database() -> sqlite3.Connection:
+    """SQLite's private temporary database with the journal's tables, for a journal without a
+    file (a backtest's): pages beyond its small cache spill to a file deleted on close, so a
+    long backtest's journal does not grow the process's memory. The tables are copied page by
+    page from an empty database made once per process: creating them costs about 0.8 ms, the
+    copy about 0.2, and a backtest opens a journal per run."""
+    global _empty_scratch
+    database = sqlite3.connect("", isolation_level=None)
+    with _empty_scratch_lock:
+        if _empty_scratch is None:
+            empty = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+            empty.executescript(_SCHEMA)
+            _empty_scratch = empty
+        _empty_scratch.backup(database)
+    database.execute("PRAGMA journal_mode=OFF")
+    database.execute("PRAGMA synchronous=OFF")
+    return database
+
+
 class ExecutionJournal:
     """SQLite store of orders, fills, lots, events and a few key/value facts."""
 
     def __init__(self, path: Path | None, csv_path: Path | None = None) -> None:
         self.path = path
         if path is None:
-            # SQLite's private temporary database: pages beyond its small cache spill to a file
-            # deleted on close, so a long backtest's journal does not grow the process's memory.
-            self._db = sqlite3.connect("", isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=OFF")
-            self._db.execute("PRAGMA synchronous=OFF")
+            self._db = _scratch_database()
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), isolation_level=None)
@@ -480,7 +499,7 @@ class ExecutionJournal:
             self._db.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints are the checkpointer thread's, never a commit's (see its module).
             self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         self._transaction = _Transaction(self._db, durable=path is not None)
         self._flush_scheduled = False
         version = self.get_meta("schema_version")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchanges.base import OrderSide, OrderStatus, OrderType
+from execution import journal as journal_module
 from execution.journal import WRITE_BEHIND_LIMIT, ExecutionJournal, JournalWriteError
 from execution.records import FillRecord, Lot, OrderRecord
 from helpers.position_ledger import PositionLedger
@@ -417,3 +419,32 @@ def test_queued_calls_leave_the_same_rows_as_plain_ones(
         journal.close()
         results.append((_tables(folder / "j.sqlite"), _csv_rows(folder / "orders.csv")))
     assert results[0] == results[1]
+
+
+def test_journals_without_a_file_start_empty_and_apart_from_any_thread() -> None:
+    """Each has its own copy of the empty tables (made once per process, copied for each): what
+    one journal writes is not in the next, nor in the copy's source."""
+    first = ExecutionJournal(None)
+    first.save_order(order("c1"), "intent", 1.0)
+    first.set_meta("note", "first")
+    assert first.order("c1") is not None and first.get_meta("note") == "first"
+
+    def opened(number: int) -> tuple[Any, ...]:
+        other = ExecutionJournal(None)
+        other.save_order(order(f"t{number}"), "intent", 1.0)
+        seen = (
+            other.order("c1"),
+            other.get_meta("note"),
+            other.get_meta("schema_version"),
+            len(other.open_orders()),
+        )
+        other.close()
+        return seen
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(opened, range(8))) == [(None, None, "1", 1)] * 8
+    empty = journal_module._empty_scratch
+    assert empty is not None
+    counts = [empty.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("meta", "orders")]
+    assert counts == [0, 0]
+    first.close()
