@@ -542,10 +542,13 @@ class BacktestEngine:
                     begin = position - 1
                     end = begin if limits is None else runs.end(begin, count, limits, deadline)
                     same_quotes = False
-                    if end == begin and (kind != bbo or (a is venue._best_bid and b is venue._best_ask)):
-                        # Else a run of quotes at the book's very prices (usually at a level of
-                        # ours) and trades that reach no order of ours: they change sizes, what
-                        # is known of our queue and the last trade price only.
+                    # Else a run of quotes at the book's very prices (usually at a level of ours)
+                    # and trades that reach no order of ours: they change sizes, what is known of
+                    # our queue and the last trade price only. From a trade only when there were
+                    # no quiet limits: their trade bounds and times are the same-quote run's.
+                    if end == begin and (
+                        (a is venue._best_bid and b is venue._best_ask) if kind == bbo else limits is None
+                    ):
                         same_limits = venue.same_quote_limits()
                         if same_limits is not None:
                             end = runs.same_quote_end(begin, count, same_limits, deadline)
