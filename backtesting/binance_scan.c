@@ -183,9 +183,42 @@ static inline int literal(const unsigned char *buf, int64_t *at, int64_t end, co
 }
 #define LITERAL(text) literal(buf, &at, end, text, (int64_t)sizeof(text) - 1)
 
-/* [0-9]+ */
+/* The eight bytes at p, loaded with p[0] as the low byte (what memcpy gives on the little-endian
+ * machines this runs on; a big-endian one reads them byte by byte). */
+static inline uint64_t eight_bytes(const unsigned char *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+#else
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+#endif
+}
+
+/* Are all eight bytes ASCII digits? Each byte's high nibble is 3 (0x30-0x3f), and adding 6
+ * keeps it 3 (at most 0x39); the first test keeps the addition from carrying across bytes. */
+static inline int eight_digits(uint64_t v) {
+    return (v & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL &&
+           ((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL;
+}
+
+/* The number eight digit bytes write (the first byte the most significant), in three steps
+ * that each join neighbouring lanes: bytes into 2-digit values in 16-bit lanes, those into
+ * 4-digit values in 32-bit lanes, those into the 8-digit value. No lane overflows: 99, 9999
+ * and 99999999 fit. */
+static inline uint64_t eight_digits_value(uint64_t v) {
+    v -= 0x3030303030303030ULL;
+    v = (v * 10 + (v >> 8)) & 0x00FF00FF00FF00FFULL;
+    v = (v * 100 + (v >> 16)) & 0x0000FFFF0000FFFFULL;
+    return (v * 10000 + (v >> 32)) & 0xFFFFFFFFULL;
+}
+
+/* [0-9]+: eight digits at a time while eight more are there. */
 static inline int some_digits(const unsigned char *buf, int64_t *at, int64_t end) {
     int64_t i = *at;
+    while (end - i >= 8 && eight_digits(eight_bytes(buf + i))) i += 8;
     while (i < end && (unsigned)(buf[i] - '0') < 10) i++;
     if (i == *at) return 0;
     *at = i;
@@ -280,26 +313,34 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
                      int64_t *name_start, int64_t *name_end) {
     int64_t at = start;
     uint64_t ns = 0;
-    const int64_t digits_end = end - start > MAX_DIGITS + 1 ? start + MAX_DIGITS + 1 : end;
-    for (unsigned digit; at < digits_end && (digit = (unsigned)(buf[at] - '0')) < 10; at++)
-        ns = ns * 10 + digit;
     line->code = LINE_PYTHON;
-    if (at == start || at - start > MAX_DIGITS || at >= end || buf[at] != ' ') return 1;
+    uint64_t high, middle;
+    if (end - start > MAX_DIGITS && eight_digits(high = eight_bytes(buf + start)) &&
+        eight_digits(middle = eight_bytes(buf + start + 8)) && (unsigned)(buf[start + 16] - '0') < 10 &&
+        (unsigned)(buf[start + 17] - '0') < 10 && (unsigned)(buf[start + 18] - '0') < 10) {
+        /* The usual nanosecond time: 19 digits (below 10**19, so it fits). */
+        ns = eight_digits_value(high) * 100000000000ULL + eight_digits_value(middle) * 1000ULL +
+             (uint64_t)(buf[start + 16] - '0') * 100 + (uint64_t)(buf[start + 17] - '0') * 10 +
+             (uint64_t)(buf[start + 18] - '0');
+        at = start + MAX_DIGITS; /* a 20th digit fails the test for the space after the time */
+    } else {
+        const int64_t digits_end = end - start > MAX_DIGITS + 1 ? start + MAX_DIGITS + 1 : end;
+        for (unsigned digit; at < digits_end && (digit = (unsigned)(buf[at] - '0')) < 10; at++)
+            ns = ns * 10 + digit;
+        if (at == start || at - start > MAX_DIGITS) return 1;
+    }
+    if (at >= end || buf[at] != ' ') return 1;
     at++;
     if (!LITERAL("{\"stream\":\"")) return 1;
-    int64_t name = at, quote = -1, sign = -1;
-    for (int64_t i = at; i < end; i++) {
-        if (buf[i] == '"') {
-            quote = i;
-            break;
-        }
-        if (buf[i] == '@' && sign < 0) sign = i;
-    }
-    if (quote < 0) return 1; /* no closing quote: the Python reader's NOT_JSON */
-    if (sign < 0) {
+    const unsigned char *quoted = memchr(buf + at, '"', (size_t)(end - at));
+    if (!quoted) return 1; /* no closing quote: the Python reader's NOT_JSON */
+    int64_t name = at, quote = quoted - buf;
+    const unsigned char *signed_at = memchr(buf + at, '@', (size_t)(quote - at));
+    if (!signed_at) {
         line->code = LINE_OTHER;
         return 1;
     }
+    int64_t sign = signed_at - buf;
     *name_start = name;
     *name_end = sign;
     at = sign + 1;

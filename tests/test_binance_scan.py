@@ -98,6 +98,38 @@ def test_a_value_spelled_two_ways_is_one_entry(tmp_path: Path, first: str, again
     assert_alike(path)
 
 
+#: Bytes next to the digits that the eight-at-a-time digit test must turn away (":" to "?" share
+#: the digits' high nibble).
+STRAY = ":;<=>?/ a\x00"
+
+
+def digit_runs(lengths: range) -> list[str]:
+    """Digit runs of each length, and each with a stray byte at every place."""
+    runs = []
+    for length in lengths:
+        digits = "".join(str((7 * place + 3) % 10) for place in range(length))
+        runs.append(digits)
+        for place in range(length):
+            runs += [digits[:place] + stray + digits[place + 1 :] for stray in STRAY]
+    return runs
+
+
+def test_digit_runs_with_a_stray_byte_anywhere_read_alike(tmp_path: Path) -> None:
+    """Receive times around the usual 19 digits and the ids and times the scanner steps over,
+    each with a stray byte at every place: the scanner reads them eight bytes at a time, and
+    must stop where the Python reader's pattern stops."""
+    lines = [book(stamp, "100.0", "100.1") for stamp in digit_runs(range(15, 23))]
+    ids = digit_runs(range(0, 26, 3))
+    lines += [book(NS + n, "100.0", "100.1").replace('"u":7', f'"u":{run}') for n, run in enumerate(ids)]
+    for field in ('"E":1', '"T":1', '"t":5'):
+        lines += [trade(NS + n, "100.0", "1").replace(field, field[:4] + run) for n, run in enumerate(ids)]
+    path = tmp_path / "digits.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    assert_alike(path)
+    read_here = read(path, True)
+    assert read_here[2]["events_yielded"] > len(lines) // 20  # plain runs among them are events
+
+
 def test_times_are_pythons_division_bit_for_bit() -> None:
     """The scanner's times against ``int / 10**9`` on every receive time of the shared feed and on
     random ones over the whole 19-digit range, around 2**53 (where the scanner's method changes)
@@ -143,6 +175,15 @@ STAMP = st.one_of(
     st.sampled_from(
         ["0", "1", "0001", "9" * 19, "1" * 20, "9" * 400, "", "-1", "12a", "\u0661\u0662", "1 2"]
     ),
+    # Around the usual 19 digits, with a stray byte anywhere in them (read eight at a time).
+    st.from_regex(r"[0-9]{15,21}", fullmatch=True),
+    st.from_regex(r"[0-9]{0,18}[a:/ ][0-9]{0,6}", fullmatch=True),
+)
+#: The digits of the fields the scanner steps over (update, trade and event ids, times).
+DIGITS = st.one_of(
+    st.sampled_from(["7", "1", "5123107837557", "1723161256298"]),
+    st.from_regex(r"[0-9]{0,26}", fullmatch=True),
+    st.from_regex(r"[0-9]{0,17}[a:/.\-][0-9]{0,9}", fullmatch=True),
 )
 NAME = st.sampled_from(["btcusdt", "ethusdt", "", "b\u00e9t", "btc@usdt", "a{b", "BTC"])
 
@@ -153,12 +194,14 @@ def lines(draw: st.DrawFn) -> str:
     stamp, name = draw(STAMP), draw(NAME)
     if kind <= 3:
         text = book(stamp, draw(NUMBER), draw(NUMBER), draw(NUMBER), draw(NUMBER))
-        return text.replace("btcusdt@", f"{name}@", 1)
+        return text.replace("btcusdt@", f"{name}@", 1).replace('"u":7', f'"u":{draw(DIGITS)}', 1)
     if kind <= 5:
         maker = draw(st.sampled_from(["true", "false", "tru", "1"]))
         text = trade(
             stamp, draw(NUMBER), draw(NUMBER), kind=draw(st.sampled_from(["MARKET", "LI{MIT", 'a"b', ""]))
         )
+        for field in ('"E":1', '"T":1', '"t":5'):
+            text = text.replace(field, f"{field[:4]}{draw(DIGITS)}", 1)
         return text.replace('"m":false', f'"m":{maker}').replace("btcusdt@", f"{name}@", 1)
     if kind == 6:
         channel = draw(st.sampled_from(["depth@0ms", "depth", "dept", "markPrice", "bookTickers", "trade@x"]))
