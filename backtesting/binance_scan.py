@@ -191,23 +191,29 @@ def scan_binance(
     out = _Outputs()
     clock = [-float("inf")]
     line_number = 0
-    known_size = 0
+    table_size = 0
+    #: Whether every text the scanner hands over is new to the builder (see intern_texts): true
+    #: until the scanner's own table is started again while the builder's is kept.
+    unseen = True
     try:
         for block in blocks:
             if isinstance(block, list):
                 _python_lines(block, stats, builder, line_number, clock)
                 line_number += len(block)
             else:
-                if len(builder.known) < known_size or library.bs_texts(scanner) > _TEXT_LIMIT:
-                    library.bs_forget(scanner)  # the value table was started again, or is large
+                restarted = len(builder.values) < table_size  # the value table was started again
+                if restarted or library.bs_texts(scanner) > _TEXT_LIMIT:
+                    if not restarted:
+                        unseen = False  # the scanner will hand over texts the builder holds
+                    library.bs_forget(scanner)
                 line_cap = min(_MAX_LINES, len(block) // _LINE_BYTES + 1)
                 at = 0
                 while at < len(block):
                     lines, at = _scan_block(
-                        block, at, line_cap, stats, builder, library, scanner, out, line_number, clock
+                        block, at, line_cap, stats, builder, library, scanner, out, line_number, clock, unseen
                     )
                     line_number += lines
-                known_size = len(builder.known)
+                table_size = len(builder.values)
             yield None
     finally:
         library.bs_free(scanner)
@@ -231,6 +237,7 @@ def _scan_block(
     out: _Outputs,
     first_line: int,
     clock: list[float],
+    unseen: bool,
 ) -> tuple[int, int]:
     """Up to ``line_cap`` lines of a block from byte ``start``: scanned in C, then taken in
     order, a run of scanned lines at a time (their new texts interned, their rows committed) up
@@ -274,7 +281,7 @@ def _scan_block(
         if stop > position:
             queue_end = bisect_left(queue_lines, stop, queue_at, queued)
             if queue_end > queue_at:
-                resolved = array("q", builder.intern_texts(texts[queue_at:queue_end], not unusual))
+                resolved = array("q", builder.intern_texts(texts[queue_at:queue_end], not unusual, unseen))
                 library.bs_resolve(scanner, queue_at, queue_end - queue_at, column_address(resolved))
                 queue_at = queue_end
             library.bs_commit(scanner, position, stop, *commit_pointers)

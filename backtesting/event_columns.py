@@ -62,16 +62,27 @@ class ColumnBuilder:
         self.columns: Columns = empty_columns()
         values: list[Decimal] = []
         self.values = values
-        #: Number texts as they appeared in the source -> their value's index (the reader's
-        #: look-up; empty for sources that hand over Decimals).
-        self.known: dict[str, int] = {}
         # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
         # the columns) alive after the feed is built until the garbage collector runs.
+        known: dict[str, int] = {}
+        self._known = known
+        #: Batches of the compiled scanner's new texts (:meth:`intern_texts`' fast path) with
+        #: their first index, not yet entered in ``known``: entered only once something looks a
+        #: text up there (a line the scanner leaves to the Python reader, a restarted scanner
+        #: table), which most recordings never do (16,000 entries: about 2 ms of a first read).
+        unlisted: list[tuple[list[str], int]] = []
         by_value: dict[Decimal, int] = {}
         #: Values equal to an earlier one but written with other digits (rare): text -> index.
         by_text: dict[str, int] = {}
-        known = self.known
         find = by_value.get
+
+        def listed() -> dict[str, int]:
+            for texts, start in unlisted:
+                known.update(zip(texts, range(start, start + len(texts)), strict=True))
+            unlisted.clear()
+            return known
+
+        self._listed = listed
         #: Every value's ``str``, in table order, joined by newlines: what the cache file's table
         #: holds, kept as the values come in (their texts are at hand then), so sorting the
         #: table does not write 16,000 Decimals out again (about 8 bytes a value).
@@ -90,8 +101,8 @@ class ColumnBuilder:
                 values[index] = value
                 return index
             found = by_text.get(text)
-            if found is None and known:  # the text look-up holds values too: the same entry
-                found = known.get(text)
+            if found is None and (known or unlisted):  # the text look-up holds values too
+                found = listed().get(text)
             if found is not None:
                 return found
             found = len(values)
@@ -105,7 +116,7 @@ class ColumnBuilder:
 
         def intern_text(text: str, value: Decimal) -> int:
             canonical = str(value)
-            index = known.get(canonical)
+            index = listed().get(canonical)
             if index is None:
                 if by_value:  # Decimals came in too: an equal value may be there already
                     index = find(value)
@@ -119,23 +130,27 @@ class ColumnBuilder:
             known[text] = index
             return index
 
-        def intern_texts(texts: list[str], canonical: bool = False) -> list[int]:
+        def intern_texts(texts: list[str], canonical: bool = False, unseen: bool = False) -> list[int]:
             # Each text's index: the reader's ``known.get(text)``, else ``intern_text`` of its
             # Decimal, in order. The compiled scanner's new texts (plain decimals, one entry each)
             # usually are all new canonical texts with no Decimal table beside: then that loop's
             # effect is appending their values in order, done in C-speed steps. ``canonical``:
             # the caller vouches that the texts are distinct and each is its Decimal's str (the
-            # scanner checks that as it reads), so that is not checked again here.
-            if not by_value and not any(map(known.__contains__, texts)):
+            # scanner checks that as it reads), so that is not checked again here. ``unseen``:
+            # it vouches that no earlier batch held them (the scanner hands each text over once),
+            # so those batches need not be entered in ``known`` to be looked through.
+            if not unseen:
+                listed()
+            if not by_value and not (known and any(map(known.__contains__, texts))):
                 numbers = list(map(Decimal, texts))
                 if canonical or (list(map(str, numbers)) == texts and len(set(texts)) == len(texts)):
                     start = len(values)
                     values.extend(numbers)
                     if texts:
                         spell("\n".join(texts))
-                    indexes = range(start, start + len(texts))
-                    known.update(zip(texts, indexes, strict=True))
-                    return list(indexes)
+                        unlisted.append((texts, start))
+                    return list(range(start, start + len(texts)))
+            listed()
             result = []
             for text in texts:
                 index = known.get(text)
@@ -181,6 +196,7 @@ class ColumnBuilder:
             by_value.clear()
             by_text.clear()
             known.clear()
+            unlisted.clear()
 
         def forget() -> None:
             # A reader that has handed out every row drops the table too (bounded memory on an
@@ -195,6 +211,12 @@ class ColumnBuilder:
         self.intern_texts = intern_texts
         self.release = release
         self.forget = forget
+
+    @property
+    def known(self) -> dict[str, int]:
+        """Number texts as they appeared in the source -> their value's index (the reader's
+        look-up; empty for sources that hand over Decimals), every text interned so far in it."""
+        return self._listed()
 
     def __len__(self) -> int:
         return len(self.columns[0])

@@ -313,6 +313,22 @@ def test_a_new_value_table_on_an_endless_replay_changes_no_event(
     assert asdict(compiled_stats) == asdict(python_stats)
 
 
+def test_a_scanner_table_started_again_enters_no_value_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scanner starts its text table again every few texts while the builder keeps its
+    value table whole (a first read): texts it hands over again are found in the table, so the
+    columns and the table are the Python reader's."""
+    lines = [book(NS + n, f"{100 + n % 9}.5", f"{101 + n % 9}.5", f"{n % 4}.25", "2") for n in range(60)]
+    path = tmp_path / "repeats.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    monkeypatch.setattr(market_feed, "_BLOCK_BYTES", 700)
+    monkeypatch.setattr(binance_scan, "_TEXT_LIMIT", 5)
+    compiled = read(path, True)
+    assert compiled == read(path, False)
+    assert len(compiled[1]) == len(set(compiled[1])) == 10 + 4 + 1  # each value once
+
+
 def test_without_a_compiler_the_python_reader_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     with pytest.raises(binance_scan.ScannerUnavailable):
