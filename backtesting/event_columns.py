@@ -77,9 +77,10 @@ class ColumnBuilder:
         find = by_value.get
 
         def listed() -> dict[str, int]:
-            for texts, start in unlisted:
-                known.update(zip(texts, range(start, start + len(texts)), strict=True))
-            unlisted.clear()
+            if unlisted:
+                for texts, start in unlisted:
+                    known.update(zip(texts, range(start, start + len(texts)), strict=True))
+                unlisted.clear()
             return known
 
         self._listed = listed
@@ -116,7 +117,7 @@ class ColumnBuilder:
 
         def intern_text(text: str, value: Decimal) -> int:
             canonical = str(value)
-            index = listed().get(canonical)
+            index = (listed() if unlisted else known).get(canonical)
             if index is None:
                 if by_value:  # Decimals came in too: an equal value may be there already
                     index = find(value)

@@ -86,8 +86,8 @@ class PriceLevel:
 
     def observe_run(self, sizes: Iterable[Decimal]) -> None:
         """Quotes that show this level at the touch, one after another with no trade at this
-        price between them, with these displayed sizes: :meth:`observe` of each in turn, in one call (a
-        backtest hands over runs of such quotes; their sizes are most of what it reads)."""
+        price between them, with these displayed sizes: :meth:`observe` of each in turn, in one
+        call (a backtest hands over runs of such quotes; their sizes are most of what it reads)."""
         orders = self.orders
         seen, traded = self.seen, self.traded
         observed = False
