@@ -65,7 +65,6 @@ class ColumnBuilder:
         # The closures below hold these, never ``self``: no reference cycle keeps the tables (and
         # the columns) alive after the feed is built until the garbage collector runs.
         known: dict[str, int] = {}
-        self._known = known
         #: Batches of the compiled scanner's new texts (:meth:`intern_texts`' fast path) with
         #: their first index, not yet entered in ``known``: entered only once something looks a
         #: text up there (a line the scanner leaves to the Python reader, a restarted scanner

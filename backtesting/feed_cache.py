@@ -320,9 +320,7 @@ def _in_memory(builder: ColumnBuilder, stats: FeedStats | None, source: dict[str
     """The rows ``builder`` holds as an in-memory feed (its columns, renamed in place for the
     table sorted by size)."""
     times = builder.columns[0]
-    table = sorted_table(builder.values, builder.table_text)
-    if table.mapping is not None:
-        remap_columns(builder.columns, table.mapping)
+    table = _sorted_in_place(builder)
     return CachedFeed(
         count=len(times),
         values=table.values,
@@ -332,6 +330,14 @@ def _in_memory(builder: ColumnBuilder, stats: FeedStats | None, source: dict[str
         last_time=times[-1] if times else None,
         columns=builder.columns,
     )
+
+
+def _sorted_in_place(builder: ColumnBuilder) -> SortedTable:
+    """``builder``'s value table sorted by size, its columns renamed in place to match."""
+    table = sorted_table(builder.values, builder.table_text)
+    if table.mapping is not None:
+        remap_columns(builder.columns, table.mapping)
+    return table
 
 
 def columns_from_events(
@@ -444,12 +450,17 @@ def write_cached_feed(feed: CachedFeed, path: Path) -> None:
     assert feed.columns is not None
     writer = _CacheWriter(path)
     try:
-        for start in range(0, feed.count, CHUNK_EVENTS):
-            writer.write_block(tuple(column[start : start + CHUNK_EVENTS] for column in feed.columns))  # type: ignore[arg-type]
+        _write_blocks(writer, feed.columns)
         writer.finish(SortedTable(feed.values, None), feed.stats, feed.source)  # sorted already
     except BaseException:
         writer.discard()
         raise
+
+
+def _write_blocks(writer: _CacheWriter, columns: Columns) -> None:
+    """Write in-memory ``columns`` as the cache's blocks of ``CHUNK_EVENTS`` events."""
+    for start in range(0, len(columns[0]), CHUNK_EVENTS):
+        writer.write_block(tuple(column[start : start + CHUNK_EVENTS] for column in columns))  # type: ignore[arg-type]
 
 
 def _streamed(
@@ -476,18 +487,16 @@ def _streamed(
                 while len(builder) >= CHUNK_EVENTS:
                     writer.write_block(builder.take(CHUNK_EVENTS))
         builder.release()
-        table = sorted_table(builder.values, builder.table_text)
         if not held:
+            table = sorted_table(builder.values, builder.table_text)
             writer.write_block(builder.take())
             writer.finish(table, stats, source)
             # The values just written are handed over rather than parsed back from the file: the
             # same digits, without a second table of Decimals made while the first is freed.
             return read_cached_feed(path, values=table.values)
+        table = _sorted_in_place(builder)
         columns = builder.columns
-        if table.mapping is not None:
-            remap_columns(columns, table.mapping)
-        for start in range(0, len(columns[0]), CHUNK_EVENTS):
-            writer.write_block(tuple(column[start : start + CHUNK_EVENTS] for column in columns))  # type: ignore[arg-type]
+        _write_blocks(writer, columns)
         writer.finish(SortedTable(table.values, None, table.text), stats, source)  # written renamed
     except BaseException:
         writer.discard()

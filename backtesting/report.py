@@ -77,6 +77,9 @@ class Sample:
 
 #: What a sample reads besides its time: best bid, best ask, position, equity, realized PnL, fees.
 SampleState = tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]
+#: :class:`Sample`'s fields after its time, in the order of a :data:`SampleState`.
+_STATE_FIELDS = tuple(item.name for item in fields(Sample))[1:]
+_EQUITY = _STATE_FIELDS.index("equity")
 
 
 class SampleLog(Sequence[Sample]):
@@ -91,24 +94,14 @@ class SampleLog(Sequence[Sample]):
         self.times: list[float] = []
         self.states: list[SampleState] = []
         for sample in samples:
-            self.add(
-                sample.time,
-                (
-                    sample.best_bid,
-                    sample.best_ask,
-                    sample.position,
-                    sample.equity,
-                    sample.realized_pnl,
-                    sample.fees,
-                ),
-            )
+            self.add(sample.time, tuple(getattr(sample, name) for name in _STATE_FIELDS))  # type: ignore[arg-type]
 
     def add(self, time: float, state: SampleState) -> None:
         self.times.append(time)
         self.states.append(state)
 
     def equities(self) -> Iterator[Decimal]:
-        return (state[3] for state in self.states)
+        return (state[_EQUITY] for state in self.states)
 
     def __len__(self) -> int:
         return len(self.times)
