@@ -201,7 +201,7 @@ def scan_binance(
                 _python_lines(block, stats, builder, line_number, clock)
                 line_number += len(block)
             else:
-                restarted = len(builder.values) < table_size  # the value table was started again
+                restarted = builder.table_size < table_size  # the value table was started again
                 if restarted or library.bs_texts(scanner) > _TEXT_LIMIT:
                     if not restarted:
                         unseen = False  # the scanner will hand over texts the builder holds
@@ -213,7 +213,7 @@ def scan_binance(
                         block, at, line_cap, stats, builder, library, scanner, out, line_number, clock, unseen
                     )
                     line_number += lines
-                table_size = len(builder.values)
+                table_size = builder.table_size
             yield None
     finally:
         library.bs_free(scanner)

@@ -207,9 +207,11 @@ class SortedTable:
     text: bytes | None = None
 
 
-def sorted_table(values: list[Decimal], text: bytes | bytearray | None = None) -> SortedTable:
+def sorted_table(values: list[Decimal] | None, text: bytes | bytearray | None = None) -> SortedTable:
     """``values`` sorted by size, and how their indexes are renamed. ``text``: their texts
-    joined by newlines when the caller has them (:attr:`ColumnBuilder.table_text`).
+    joined by newlines when the caller has them (:attr:`ColumnBuilder.table_text`). ``values``
+    None: they are not made yet, and are made from ``text`` (each its value's ``str``), in the
+    sorted order.
 
     Sorting 16,000 Decimals in Python costs about 6 ms (the comparisons); the compiled library
     (``bs_sort_table``) sorts their texts as integer keys in well under one and writes the
@@ -219,9 +221,13 @@ def sorted_table(values: list[Decimal], text: bytes | bytearray | None = None) -
     result.
     """
     library = native_library()
-    if library is not None and values:
+    if values is None:
+        assert text is not None
+        if library is None or not text:
+            values = _made(text)
+    if library is not None and (values is None or values):
         text = bytes(text) if text is not None else _table_text(values)
-        count = len(values)
+        count = text.count(b"\n") + 1 if values is None else len(values)
         order, mapping = array("I", bytes(4 * count)), array("I", bytes(4 * count))
         sorted_text = array("B", bytes(len(text)))
         verdict = library.bs_sort_table(
@@ -233,9 +239,14 @@ def sorted_table(values: list[Decimal], text: bytes | bytearray | None = None) -
             column_address(sorted_text),
         )
         if verdict == 1:
-            return SortedTable(values, None, text)
+            return SortedTable(_made(text) if values is None else values, None, text)
         if verdict == 0:
+            if values is None:
+                sorted_bytes = sorted_text.tobytes()
+                return SortedTable(_made(sorted_bytes), mapping, sorted_bytes)
             return SortedTable(list(map(values.__getitem__, order)), mapping, sorted_text.tobytes())
+        if values is None:
+            values = _made(text)
     order_list = sorted(range(len(values)), key=values.__getitem__)
     if order_list == list(range(len(values))):
         return SortedTable(values, None)
@@ -243,6 +254,11 @@ def sorted_table(values: list[Decimal], text: bytes | bytearray | None = None) -
     for new, old in enumerate(order_list):
         mapping[old] = new
     return SortedTable([values[old] for old in order_list], mapping)
+
+
+def _made(text: bytes | bytearray) -> list[Decimal]:
+    """The values a table's text (texts joined by newlines) spells, in its order."""
+    return list(map(Decimal, text.decode("ascii").split("\n"))) if text else []
 
 
 def _table_text(values: list[Decimal]) -> bytes:
@@ -334,10 +350,18 @@ def _in_memory(builder: ColumnBuilder, stats: FeedStats | None, source: dict[str
 
 def _sorted_in_place(builder: ColumnBuilder) -> SortedTable:
     """``builder``'s value table sorted by size, its columns renamed in place to match."""
-    table = sorted_table(builder.values, builder.table_text)
+    table = _sorted_builder_table(builder)
     if table.mapping is not None:
         remap_columns(builder.columns, table.mapping)
     return table
+
+
+def _sorted_builder_table(builder: ColumnBuilder) -> SortedTable:
+    """``builder``'s value table sorted by size. Its Decimals are made afresh from the sorted
+    texts when most are not made yet (a first read by the compiled scanner: making the few that
+    are again costs less than shuffling thousands of objects scattered in memory)."""
+    unmade = 2 * builder.unmade_count >= builder.table_size
+    return sorted_table(None if unmade else builder.values, builder.table_text)
 
 
 def columns_from_events(
@@ -488,7 +512,7 @@ def _streamed(
                     writer.write_block(builder.take(CHUNK_EVENTS))
         builder.release()
         if not held:
-            table = sorted_table(builder.values, builder.table_text)
+            table = _sorted_builder_table(builder)
             writer.write_block(builder.take())
             writer.finish(table, stats, source)
             # The values just written are handed over rather than parsed back from the file: the

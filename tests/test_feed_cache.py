@@ -420,14 +420,17 @@ _PLAIN_VALUES = st.builds(
 def test_the_sorted_table_is_a_stable_sort_by_value(values: list[Decimal]) -> None:
     """The table, and the renaming of indexes, of a stable sort by value: equal values spelled
     apart keep their order; the compiled sort's and Python's alike, and the compiled sort's table
-    text is the sorted values' texts."""
+    text is the sorted values' texts. A table handed over as its text alone (the Decimals not
+    made yet) gives the same sort, its Decimals made from the texts in the sorted order."""
     expected = sorted(range(len(values)), key=values.__getitem__)
-    for scanner in ("compiled", "python"):
+    text = "\n".join(map(str, values)).encode()
+    for scanner, made in itertools.product(("compiled", "python"), (True, False)):
         with pytest.MonkeyPatch.context() as patch:
             if scanner == "python":
                 patch.setenv("PERP_DEX_BOT_FEED_SCANNER", "python")
-            table = feed_cache.sorted_table(list(values))
+            table = feed_cache.sorted_table(list(values) if made else None, None if made else text)
         assert [str(value) for value in table.values] == [str(values[old]) for old in expected]
+        assert all(isinstance(value, Decimal) for value in table.values)
         if table.text is not None:
             assert table.text == "\n".join(map(str, table.values)).encode()
         if expected == list(range(len(values))):
@@ -477,7 +480,12 @@ def test_the_compiled_sort_takes_a_recordings_table() -> None:
     C (its text made on the way) with Python's result."""
     builder = ColumnBuilder()
     collections.deque(read_recorded_columns(RECORDED_FEED, FeedStats(), False, builder), maxlen=0)
+    # The scanner's texts: almost no Decimal made while reading (a few lines go to the Python
+    # reader, which makes its new values as it reads them).
+    assert builder.unmade_count > 0.99 * builder.table_size
+    unmade = feed_cache.sorted_table(None, builder.table_text)
     values = builder.values
+    assert builder.unmade_count == 0
     compiled = feed_cache.sorted_table(list(values))
     assert compiled.text is not None and compiled.mapping is not None
     with pytest.MonkeyPatch.context() as patch:
@@ -487,3 +495,62 @@ def test_the_compiled_sort_takes_a_recordings_table() -> None:
     assert list(map(str, compiled.values)) == list(map(str, python.values))
     assert compiled.mapping == python.mapping
     assert compiled.text == "\n".join(map(str, python.values)).encode()
+    assert list(map(str, unmade.values)) == list(map(str, compiled.values))
+    assert unmade.mapping == compiled.mapping and unmade.text == compiled.text
+
+
+#: Texts that are their Decimal's str, equal values among them spelled apart (1.5 and 1.50).
+_TABLE_TEXTS = ["1.5", "1.50", "2", "0.1", "10.25", "7", "7.0", "0.001", "99999.9", "3.14"]
+
+_BUILDER_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("batch"), st.lists(st.sampled_from(_TABLE_TEXTS), max_size=4)),
+        st.tuples(st.just("bbo"), st.lists(st.sampled_from(_TABLE_TEXTS), min_size=4, max_size=4)),
+        st.tuples(st.just("read"), st.just([])),
+        st.tuples(st.just("sort"), st.just([])),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_BUILDER_STEPS)
+def test_a_builders_table_is_one_entry_per_text_whenever_its_decimals_are_made(
+    steps: list[tuple[str, list[str]]],
+) -> None:
+    """The scanner's batches of new texts enter the table with their Decimals not made yet; the
+    Decimal path, a read of the table and a sort may come between them in any order. At every
+    step the table is one entry per distinct text in first-use order (never a placeholder in
+    sight), the indexes handed out name those texts, and sorting the table unmade gives what
+    sorting it made gives."""
+    builder = ColumnBuilder()
+    model: list[str] = []
+    for step, texts in steps:
+        if step == "batch":
+            new = list(dict.fromkeys(text for text in texts if text not in model))
+            indexes = builder.intern_texts(new, True, True)
+            assert indexes == list(range(len(model), len(model) + len(new)))
+            model.extend(new)
+        elif step == "bbo":
+            builder.bbo(0.0, *map(Decimal, texts))
+            for text in texts:
+                if text not in model:
+                    model.append(text)
+            row = [builder.columns[column][-1] for column in range(2, 6)]
+            assert row == [model.index(text) for text in texts]
+        elif step == "read":
+            assert [str(value) for value in builder.values] == model
+            assert builder.unmade_count == 0
+        else:
+            unmade = builder.unmade_count
+            order = sorted(range(len(model)), key=lambda index: Decimal(model[index]))
+            for table in (
+                feed_cache.sorted_table(None, builder.table_text),
+                feed_cache._sorted_builder_table(builder),
+            ):
+                assert [str(value) for value in table.values] == [model[index] for index in order]
+            if 2 * unmade >= len(model):
+                assert builder.unmade_count == unmade  # the sort made none of the builder's Decimals
+        assert builder.table_size == len(model)
+        assert builder.table_text == "\n".join(model).encode()
+    assert [str(value) for value in builder.values] == model
