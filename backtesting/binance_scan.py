@@ -262,7 +262,6 @@ def _scan_block(
     texts = out.text[:text_bytes].tobytes().decode("ascii").split("\n") if queued else []
     python_lines, queue_lines, name_spans = out.python_lines, out.queue_lines, out.names
     commit_counts, bad_lines, bad_kinds = out.commit_counts, out.bad_lines, out.bad_kinds
-    times, kinds, first, second, third, fourth = builder.columns
     symbols = stats.symbols
     moment = ctypes.c_double(clock[0])
     commit_pointers = [
@@ -287,10 +286,7 @@ def _scan_block(
             library.bs_commit(scanner, position, stop, *commit_pointers)
             rows, bad, clamped_here, quotes_here = commit_counts
             if rows:
-                for column, part in zip(
-                    (times, kinds, first, second, third, fourth), out.columns, strict=True
-                ):
-                    column.frombytes(memoryview(part).cast("B")[: rows * part.itemsize])
+                builder.add_rows(out.columns, rows)
             for index in range(bad):
                 stats._record_malformed(first_line + bad_lines[index] + 1, _VERDICTS[bad_kinds[index]])
             events += rows
