@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
 
 enum { LINE_BBO = 0, LINE_BOUGHT = 1, LINE_SOLD = 2, LINE_DEPTH = 3, LINE_OTHER = 4, LINE_PYTHON = 5 };
 enum { VERDICT_OK = 0, VERDICT_BAD_PRICE = 1, VERDICT_BAD_SIZE = 2 };
@@ -128,8 +127,30 @@ static inline int same(const unsigned char *a, const unsigned char *b, int64_t l
     return memcmp(a, b, (size_t)length) == 0;
 }
 
+static inline uint64_t eight_bytes(const unsigned char *p);
+
+/* same() for a number text of 1-16 bytes when SHORT_READ bytes may be read at both a and b (the
+ * text pool keeps that much room at its end; a line's text needs that much of the line after
+ * it): one or two word compares, the bytes past the length shifted out, instead of a library
+ * call (a recording's texts are 3-9 bytes, and every field of every line compares one). */
+enum { SHORT_READ = 16 };
+static inline int same_short(const unsigned char *a, const unsigned char *b, int length) {
+    const uint64_t low = eight_bytes(a) ^ eight_bytes(b);
+    if (length <= 8) return (low << (64 - 8 * length)) == 0;
+    return low == 0 && ((eight_bytes(a + 8) ^ eight_bytes(b + 8)) << (128 - 8 * length)) == 0;
+}
+
+/* A pooled text against buf[start:start+length]; ``roomy``: SHORT_READ bytes of the line follow
+ * its start. */
+static inline int same_text(const Scanner *s, int32_t id, const unsigned char *buf, int64_t start, int length,
+                            int roomy) {
+    const unsigned char *pooled = s->pool + s->starts[id];
+    return roomy && length <= SHORT_READ ? same_short(pooled, buf + start, length)
+                                         : same(pooled, buf + start, length);
+}
+
 /* The text id of buf[start:start+length], interned if new; -1 when out of memory. */
-static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int length) {
+static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int length, int roomy) {
     uint64_t hash = 1469598103934665603ULL;
     for (int i = 0; i < length; i++) hash = (hash ^ buf[start + i]) * 1099511628211ULL;
     hash ^= hash >> 29;
@@ -139,7 +160,7 @@ static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int l
         if (!found) break;
         found -= 1;
         if (s->hashes[found] == hash && s->lengths[found] == length &&
-            same(s->pool + s->starts[found], buf + start, length))
+            same_text(s, found, buf, start, length, roomy))
             return found;
         slot = (slot + 1) & s->slot_mask;
     }
@@ -148,9 +169,9 @@ static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int l
         slot = (uint32_t)hash & s->slot_mask;
         while (s->slots[slot]) slot = (slot + 1) & s->slot_mask;
     }
-    if (s->pool_used + length > s->pool_cap) {
+    if (s->pool_used + length + SHORT_READ > s->pool_cap) { /* SHORT_READ: see same_short() */
         int64_t cap = s->pool_cap ? s->pool_cap * 2 : 65536;
-        while (cap < s->pool_used + length) cap *= 2;
+        while (cap < s->pool_used + length + SHORT_READ) cap *= 2;
         unsigned char *pool = realloc(s->pool, (size_t)cap);
         if (!pool) return -1;
         s->pool = pool;
@@ -167,11 +188,14 @@ static int32_t intern(Scanner *s, const unsigned char *buf, int64_t start, int l
     return id;
 }
 
-/* intern(), first trying the text last read in the same field (prices and sizes repeat). */
-static int32_t field_text(Scanner *s, int field, const unsigned char *buf, int64_t start, int length) {
+/* intern(), first trying the text last read in the same field (prices and sizes repeat); the
+ * line ends at end. */
+static int32_t field_text(Scanner *s, int field, const unsigned char *buf, int64_t start, int length,
+                          int64_t end) {
+    const int roomy = end - start >= SHORT_READ;
     int32_t id = s->recent[field];
-    if (id >= 0 && s->lengths[id] == length && same(s->pool + s->starts[id], buf + start, length)) return id;
-    return s->recent[field] = intern(s, buf, start, length);
+    if (id >= 0 && s->lengths[id] == length && same_text(s, id, buf, start, length, roomy)) return id;
+    return s->recent[field] = intern(s, buf, start, length, roomy);
 }
 
 /* buf[*at:] starts with the literal: step over it. */
@@ -197,11 +221,36 @@ static inline uint64_t eight_bytes(const unsigned char *p) {
 #endif
 }
 
-/* Are all eight bytes ASCII digits? Each byte's high nibble is 3 (0x30-0x3f), and adding 6
- * keeps it 3 (at most 0x39); the first test keeps the addition from carrying across bytes. */
-static inline int eight_digits(uint64_t v) {
-    return (v & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL &&
-           ((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL;
+/* Flags (bits of a byte's high nibble) on each byte of v that is not an ASCII digit: a digit's
+ * high nibble is 3 (0x30-0x3f), and adding 6 keeps it 3 (at most 0x39). The addition carries
+ * into the next byte only from a byte of 0xfa or more, which the first test flags: the lowest
+ * flagged byte, the first that is not a digit, is always right (bytes above it may not be). */
+static inline uint64_t not_digits(uint64_t v) {
+    return ((v & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
+           (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
+}
+
+/* Are all eight bytes ASCII digits? */
+static inline int eight_digits(uint64_t v) { return not_digits(v) == 0; }
+
+/* Flags (bit 7 of a byte) on each zero byte of v: the lowest is always right (a borrow may flag
+ * bytes above it). */
+static inline uint64_t zero_bytes(uint64_t v) {
+    return (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL;
+}
+
+/* The byte of the lowest flag of flags (not 0). */
+static inline int first_flagged(uint64_t flags) { return __builtin_ctzll(flags) >> 3; }
+
+/* The first byte of p..stop-1 that is not an ASCII digit, or stop: eight bytes at a time while
+ * eight are left before stop. */
+static inline const unsigned char *past_digits(const unsigned char *p, const unsigned char *stop) {
+    for (; stop - p >= 8; p += 8) {
+        const uint64_t flags = not_digits(eight_bytes(p));
+        if (flags) return p + first_flagged(flags);
+    }
+    while (p < stop && (unsigned)(*p - '0') < 10) p++;
+    return p;
 }
 
 /* The number eight digit bytes write (the first byte the most significant), in three steps
@@ -215,38 +264,44 @@ static inline uint64_t eight_digits_value(uint64_t v) {
     return (v * 10000 + (v >> 32)) & 0xFFFFFFFFULL;
 }
 
-/* [0-9]+: eight digits at a time while eight more are there. */
+/* [0-9]+ */
 static inline int some_digits(const unsigned char *buf, int64_t *at, int64_t end) {
-    int64_t i = *at;
-    while (end - i >= 8 && eight_digits(eight_bytes(buf + i))) i += 8;
-    while (i < end && (unsigned)(buf[i] - '0') < 10) i++;
-    if (i == *at) return 0;
-    *at = i;
+    const unsigned char *p = past_digits(buf + *at, buf + end);
+    if (p == buf + *at) return 0;
+    *at = p - buf;
     return 1;
 }
 
-/* [^"{}]* then '"' (not consumed) */
-static int plain_string(const unsigned char *buf, int64_t *at, int64_t end) {
-    while (*at < end) {
-        unsigned char c = buf[*at];
-        if (c == '"') return 1;
-        if (c == '{' || c == '}') return 0;
-        ++*at;
+/* [^"{}]* then '"' (not consumed): eight bytes at a time while eight are left. */
+static inline int plain_string(const unsigned char *buf, int64_t *at, int64_t end) {
+    const unsigned char *p = buf + *at, *last = buf + end;
+    for (; last - p >= 8; p += 8) {
+        const uint64_t v = eight_bytes(p);
+        const uint64_t flags = zero_bytes(v ^ 0x2222222222222222ULL) | zero_bytes(v ^ 0x7B7B7B7B7B7B7B7BULL) |
+                               zero_bytes(v ^ 0x7D7D7D7D7D7D7D7DULL); /* '"', '{', '}' */
+        if (flags) {
+            p += first_flagged(flags);
+            break;
+        }
     }
-    return 0;
+    while (p < last && *p != '"' && *p != '{' && *p != '}') p++;
+    *at = p - buf;
+    return p < last && *p == '"';
 }
 
-/* A number text [^"]{1,40} followed by '"' that is a plain decimal: its start and length, the
- * closing quote consumed. 0: not this layout or not plain (the Python reader decides). */
+/* A number text [^"]{1,40} followed by '"' that is a plain decimal: its start, length and
+ * whole digits, the closing quote consumed. 0: not this layout or not plain (the Python reader
+ * decides). */
 static inline int number_text(const unsigned char *buf, int64_t *at, int64_t end, int64_t *start,
-                              int *length) {
+                              int *length, int *whole) {
     const unsigned char *first = buf + *at, *last = buf + end;
-    const unsigned char *stop = last - first > MAX_TEXT ? first + MAX_TEXT : last, *p = first;
-    while (p < stop && (unsigned)(*p - '0') < 10) p++;
+    const unsigned char *stop = last - first > MAX_TEXT ? first + MAX_TEXT : last;
+    const unsigned char *p = past_digits(first, stop);
     if (p == first) return 0;
+    *whole = (int)(p - first);
     if (p < stop && *p == '.') {
         const unsigned char *decimals = ++p;
-        while (p < stop && (unsigned)(*p - '0') < 10) p++;
+        p = past_digits(p, stop);
         if (p == decimals) return 0;
     }
     if (p >= last || *p != '"') return 0;
@@ -267,7 +322,11 @@ static double seconds(uint64_t ns) {
     /* Never a tie: scaled is a multiple of 2**19 and a tie would need it to be 2**8 * 5**9
      * modulo 2**9 * 5**9. */
     if (rest * 2 > 1000000000ULL) steps++;
-    return ldexp((double)((whole << shift) + steps), -shift); /* <= 2**53: exact */
+    /* The integer is at most 2**53, and 2**-shift a power of two: the product is exact. */
+    const uint64_t scale_bits = (uint64_t)(1023 - shift) << 52;
+    double scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return (double)((whole << shift) + steps) * scale;
 }
 
 /* Is the plain decimal a zero? */
@@ -287,11 +346,9 @@ static int usual(const unsigned char *text, int length) {
     return whole == length || length - whole - 1 <= 6;
 }
 
-/* Compare two plain decimals by value: <0, 0, >0. */
-static int compare(const unsigned char *a, int a_length, const unsigned char *b, int b_length) {
-    int a_int = 0, b_int = 0;
-    while (a_int < a_length && a[a_int] != '.') a_int++;
-    while (b_int < b_length && b[b_int] != '.') b_int++;
+/* Compare two plain decimals by value (with their whole digits: number_text's): <0, 0, >0. */
+static int compare(const unsigned char *a, int a_length, int a_int, const unsigned char *b, int b_length,
+                   int b_int) {
     int a_lead = 0, b_lead = 0;
     while (a_lead < a_int && a[a_lead] == '0') a_lead++;
     while (b_lead < b_int && b[b_lead] == '0') b_lead++;
@@ -346,23 +403,24 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
     at = sign + 1;
     int64_t channel = quote - at;
     int64_t text_start[4];
-    int text_length[4];
+    int text_length[4], whole[4];
     if (channel == 10 && memcmp(buf + at, "bookTicker", 10) == 0) {
         at = quote;
         if (!LITERAL("\",\"data\":{\"e\":\"bookTicker\",\"u\":") || !some_digits(buf, &at, end) ||
             !LITERAL(",\"s\":\"") || !plain_string(buf, &at, end) || !LITERAL("\",\"b\":\"") ||
-            !number_text(buf, &at, end, &text_start[0], &text_length[0]) || !LITERAL(",\"B\":\"") ||
-            !number_text(buf, &at, end, &text_start[2], &text_length[2]) || !LITERAL(",\"a\":\"") ||
-            !number_text(buf, &at, end, &text_start[1], &text_length[1]) || !LITERAL(",\"A\":\"") ||
-            !number_text(buf, &at, end, &text_start[3], &text_length[3]))
+            !number_text(buf, &at, end, &text_start[0], &text_length[0], &whole[0]) || !LITERAL(",\"B\":\"") ||
+            !number_text(buf, &at, end, &text_start[2], &text_length[2], &whole[2]) || !LITERAL(",\"a\":\"") ||
+            !number_text(buf, &at, end, &text_start[1], &text_length[1], &whole[1]) || !LITERAL(",\"A\":\"") ||
+            !number_text(buf, &at, end, &text_start[3], &text_length[3], &whole[3]))
             return 1;
         const unsigned char *bid = buf + text_start[0], *ask = buf + text_start[1];
-        if (is_zero(bid, text_length[0]) || compare(bid, text_length[0], ask, text_length[1]) > 0)
+        if (is_zero(bid, text_length[0]) ||
+            compare(bid, text_length[0], whole[0], ask, text_length[1], whole[1]) > 0)
             line->verdict = VERDICT_BAD_PRICE;
         else
             line->verdict = VERDICT_OK;
         for (int i = 0; i < 4; i++)
-            if ((line->text[i] = field_text(s, i, buf, text_start[i], text_length[i])) < 0) return 0;
+            if ((line->text[i] = field_text(s, i, buf, text_start[i], text_length[i], end)) < 0) return 0;
         line->code = LINE_BBO;
     } else if (channel == 5 && memcmp(buf + at, "trade", 5) == 0) {
         at = quote;
@@ -370,8 +428,8 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
         if (!LITERAL("\",\"data\":{\"e\":\"trade\",\"E\":") || !some_digits(buf, &at, end) ||
             !LITERAL(",\"T\":") || !some_digits(buf, &at, end) || !LITERAL(",\"s\":\"") ||
             !plain_string(buf, &at, end) || !LITERAL("\",\"t\":") || !some_digits(buf, &at, end) ||
-            !LITERAL(",\"p\":\"") || !number_text(buf, &at, end, &text_start[0], &text_length[0]) ||
-            !LITERAL(",\"q\":\"") || !number_text(buf, &at, end, &text_start[1], &text_length[1]) ||
+            !LITERAL(",\"p\":\"") || !number_text(buf, &at, end, &text_start[0], &text_length[0], &whole[0]) ||
+            !LITERAL(",\"q\":\"") || !number_text(buf, &at, end, &text_start[1], &text_length[1], &whole[1]) ||
             !LITERAL(",\"X\":\"") || !plain_string(buf, &at, end) || !LITERAL("\",\"m\":"))
             return 1;
         if (LITERAL("true"))
@@ -387,7 +445,7 @@ static int scan_line(Scanner *s, const unsigned char *buf, int64_t start, int64_
         else
             line->verdict = VERDICT_OK;
         for (int i = 0; i < 2; i++)
-            if ((line->text[i] = field_text(s, 4 + i, buf, text_start[i], text_length[i])) < 0) return 0;
+            if ((line->text[i] = field_text(s, 4 + i, buf, text_start[i], text_length[i], end)) < 0) return 0;
         line->text[2] = line->text[3] = -1;
         line->code = sold ? LINE_SOLD : LINE_BOUGHT;
     } else {

@@ -11,6 +11,7 @@ three newline conventions, invalid UTF-8, tiny read blocks and cut-off or corrup
 from __future__ import annotations
 
 import gzip
+import itertools
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -107,11 +108,14 @@ def digit_runs(lengths: range) -> list[str]:
     """Digit runs of each length, and each with a stray byte at every place."""
     runs = []
     for length in lengths:
-        digits = "".join(str((7 * place + 3) % 10) for place in range(length))
-        runs.append(digits)
-        for place in range(length):
-            runs += [digits[:place] + stray + digits[place + 1 :] for stray in STRAY]
+        runs += _with_a_stray("".join(str((7 * place + 3) % 10) for place in range(length)), STRAY)
     return runs
+
+
+def _with_a_stray(text: str, strays: str) -> list[str]:
+    """The text, and the text with each of ``strays`` in place of each of its characters."""
+    places = range(len(text))
+    return [text] + [text[:place] + stray + text[place + 1 :] for place in places for stray in strays]
 
 
 def test_digit_runs_with_a_stray_byte_anywhere_read_alike(tmp_path: Path) -> None:
@@ -128,6 +132,79 @@ def test_digit_runs_with_a_stray_byte_anywhere_read_alike(tmp_path: Path) -> Non
     assert_alike(path)
     read_here = read(path, True)
     assert read_here[2]["events_yielded"] > len(lines) // 20  # plain runs among them are events
+
+
+def handed_over(path: Path) -> list[str]:
+    """The lines a compiled read of ``path`` leaves to the Python reader."""
+    lines: list[str] = []
+    python_lines = binance_scan._python_lines
+
+    def record(block: list[str], *args: object) -> None:
+        lines.extend(line.rstrip("\n") for line in block)
+        python_lines(block, *args)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(binance_scan, "_python_lines", record)
+        read(path, True)
+    return lines
+
+
+def test_number_texts_and_names_with_a_stray_byte_anywhere_read_alike(tmp_path: Path) -> None:
+    """Number texts and the names between quotes are read eight bytes at a time too: texts of
+    every length around the word size and the 40-character limit, with and without decimals, in
+    every field, and symbols and trade kinds of every length, each with a stray byte at every
+    place (bytes of 0xfa and up too, whose digit test carries into the next byte); and books,
+    crossed or not, whose prices' whole parts have other lengths around 8 and 16. The scanner
+    reads every line of plain texts itself."""
+    digits = "31415926535897932384626433832795028841971"
+    lines, plain = [], []
+    for whole in (1, 2, 7, 8, 9, 15, 16, 17, 24, 39, 40, 41):
+        for decimals in (0, 1, 6, 7, 8, 9, 16):
+            number = digits[:whole] + (f".{digits[-decimals:]}" if decimals else "")
+            for variant, text in enumerate(_with_a_stray(number, STRAY + '\xfa\xff."')):
+                field = len(lines) % 6
+                if field < 4:
+                    prices = ["0.5", "99999999999999999999", "1.0", "2.0"]
+                    prices[field] = text
+                    lines.append(book(NS, *prices))
+                else:
+                    lines.append(trade(NS, text, "1") if field == 4 else trade(NS, "100.0", text))
+                if variant == 0 and len(number) <= 40:
+                    plain.append(lines[-1])
+    for length in (0, 1, 7, 8, 9, 16, 17):
+        for variant, name in enumerate(_with_a_stray(("BTCUSDTX" * 3)[:length], '{}"\xff')):
+            lines.append(book(NS, "1.0", "2.0").replace('"s":"BTCUSDT"', f'"s":"{name}"'))
+            lines.append(trade(NS, "1.0", "2.0", kind=name))
+            if variant == 0:
+                plain += lines[-2:]
+    prices = ["99999999.5", "123456789.0", "9999999999999999.9", "10000000000000000.1", "0099.5", "100"]
+    for bid, ask in itertools.permutations(prices, 2):
+        lines.append(book(NS, bid, ask))
+        plain.append(lines[-1])
+    path = tmp_path / "texts.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("latin-1")))
+    assert_alike(path)
+    assert not set(plain) & set(handed_over(path))
+
+
+def test_texts_near_the_end_of_a_line_and_alike_but_for_their_last_bytes_read_alike(tmp_path: Path) -> None:
+    """A field's text is compared with the one last read in that field a word at a time when the
+    line goes on for 16 bytes after it, and byte by byte nearer its end (a line may end right
+    after its last number): texts of 3-17 characters alike but for a late byte, one after
+    another in the same field, both ways."""
+    sizes = ["0.123456789", "0.123456788", "0.12345678", "0.1234567890123456", "0.1234567890123457", "0.12"]
+    sizes += ["12345678", "12345679", "1234567.9", "1234567.8", "100", "101", "1.23456789012345678"]
+    lines = []
+    for n, size in enumerate(sizes * 3):
+        line = book(NS + n, "100.0", "100.1", size, size)
+        lines.append(line)
+        lines.append(line[: line.index('"T":') - 1])  # the line ends after the ask size's quote
+        lines.append(trade(NS + n, "100.0", size))
+    path = tmp_path / "late.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    assert_alike(path)
+    assert set(read(path, True)[1]) >= set(sizes)
+    assert not handed_over(path)  # the scanner reads them all, the cut lines too
 
 
 def test_times_are_pythons_division_bit_for_bit() -> None:
