@@ -51,6 +51,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+# Every backtest uses the compiled library's column loops (the build itself waits for load()).
+from backtesting import binance_scan
+
 # The row kinds and the columns' type are the cache's as much as the reader's: re-exported.
 from backtesting.event_columns import BBO as BBO
 from backtesting.event_columns import BOUGHT as BOUGHT
@@ -299,8 +302,6 @@ def remap_columns(columns: Columns, mapping: array) -> None:
 def native_library() -> Any:
     """The compiled library of :mod:`backtesting.binance_scan` for the column loops (None
     without a compiler, or with ``PERP_DEX_BOT_FEED_SCANNER=python``: the Python loops)."""
-    from backtesting import binance_scan  # ctypes and the build only when needed
-
     return binance_scan.load()
 
 
