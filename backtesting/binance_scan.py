@@ -5,12 +5,13 @@ at least half a microsecond to a couple of microseconds a line, whatever parser 
 JSON parser cannot beat the reader's whole-line match either. So the lines in Binance's exact
 bookTicker/trade layout are read by ``binance_scan.c``: one pass over a block of bytes (the
 GIL released, so the next block can be decompressed meanwhile), with the number texts interned
-in C and only the texts not seen before handed to Python, which makes their Decimals and
-decides their value indexes (:meth:`ColumnBuilder.intern_texts`). Every other line (another
-layout, a number that is not a plain decimal, the REST snapshot, a bad timestamp, a blank line,
-the lines read after a cut-off gzip's hand-over) goes to the Python reader
-(:func:`backtesting.market_feed._scan_binance`), in order, with the same clock and line numbers,
-so the result is the Python reader's, row for row, value for value, count for count.
+in C and only the texts not seen before handed to Python, which decides their value indexes
+(:meth:`ColumnBuilder.intern_texts`; their Decimals are made once the table is sorted, in its
+order). Every other line (another layout, a number that is not a plain decimal, the REST
+snapshot, a bad timestamp, a blank line, the lines read after a cut-off gzip's hand-over) goes
+to the Python reader (:func:`backtesting.market_feed._scan_binance`), in order, with the same
+clock and line numbers, so the result is the Python reader's, row for row, value for value,
+count for count.
 
 The C file is compiled once with the machine's C compiler (``$CC``, else ``cc``) into the user's
 cache folder, keyed by a hash of its source and the compiler: numba was measured for this and

@@ -56,7 +56,8 @@ class ColumnBuilder:
     look-up when that holds anything (a recording's JSON lines come in as Decimals), so a value
     is never entered twice. The values must be hashable (the sources' values are finite).
     :meth:`intern_texts` is the same look-up for a batch of valid number texts, in order (the
-    compiled scanner's new texts).
+    compiled scanner's new texts, whose Decimals wait until something reads :attr:`values` or
+    the table is sorted). The scanner hands its rows over whole (:meth:`add_rows`).
     """
 
     def __init__(self) -> None:
