@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -392,6 +393,15 @@ def breakdown(args: argparse.Namespace) -> int:
     return 0
 
 
+def paired_ratio(baseline: list[float], this: list[float]) -> float:
+    """The median of the rounds' rate ratios (this / baseline, round by round): each pair ran
+    back to back, so a phase of the machine that slows both cancels out, where the ratio of the
+    best rounds follows whichever version met a fast moment."""
+    if len(baseline) != len(this) or not baseline:
+        raise ValueError("paired_ratio needs the same number of rounds, at least one, from each")
+    return statistics.median(after / before for before, after in zip(baseline, this, strict=True))
+
+
 def compare(args: argparse.Namespace) -> int:
     """This checkout against ``--baseline``, measurement by measurement, alternating which goes
     first, so load on a shared machine falls on both alike; ratios are what to read."""
@@ -404,15 +414,18 @@ def compare(args: argparse.Namespace) -> int:
     feed, synthetic = str(args.feed), str(args.synthetic_events)
     results: dict[str, dict[str, Any]] = {"baseline": {}, "this": {}}
 
+    rounds: dict[str, dict[str, list[float]]] = {"baseline": {}, "this": {}}
+
     def measure(name: str, kind: str, source: str, repeat: int, cold: bool, order: list[str]) -> None:
         # Rounds alternate the two versions (and which goes first), so a burst of load from
-        # other jobs hits both; the best of the rounds is kept for each.
+        # other jobs hits both; the best of the rounds is kept for each, and every round's rate.
         for round_number in range(args.rounds):
             for label in order if round_number % 2 == 0 else order[::-1]:
                 with tempfile.TemporaryDirectory() as cache_dir:
                     if not cold:
                         run_child(kind, source, 1, cache_dir, root=trees[label])  # writes the cache
                     result = run_child(kind, source, repeat, cache_dir, root=trees[label])
+                rounds[label].setdefault(name, []).append(result["events_per_second"])
                 best = results[label].get(name)
                 if best is None or result["events_per_second"] > best["events_per_second"]:
                     results[label][name] = result
@@ -459,6 +472,7 @@ def compare(args: argparse.Namespace) -> int:
         "baseline events/s",
         "this events/s",
         "ratio",
+        "paired ratio",
         "fills (both)",
     ):
         table.add_column(column, justify="right" if column != "measurement" else "left")
@@ -472,11 +486,16 @@ def compare(args: argparse.Namespace) -> int:
             f"{before['events_per_second']:,.0f}",
             f"{after['events_per_second']:,.0f}",
             f"{after['events_per_second'] / before['events_per_second']:.2f}x",
+            f"{paired_ratio(rounds['baseline'][name], rounds['this'][name]):.2f}x",
             f"{after['fills']} ({same})",
         )
     console.print(table)
+    console.print(
+        "ratio: of the best rounds; paired ratio: the median of each round's ratio (the two "
+        "versions ran next to each other), which a slow phase of the machine moves less"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {"baseline": str(baseline), "load_average_1m": load, "results": results}
+    report = {"baseline": str(baseline), "load_average_1m": load, "results": results, "rounds": rounds}
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     console.print(f"saved {args.json}")
     return 0
