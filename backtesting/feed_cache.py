@@ -225,12 +225,10 @@ def sorted_table(values: list[Decimal] | None, text: bytes | bytearray | None = 
     """
     library = native_library()
     if values is None:
-        assert text is not None
-        if library is None or not text:
-            values = _made(text)
-    if library is not None and (values is None or values):
+        assert text is not None, "a table whose values are not made is given by its text"
+    if library is not None and (values or (values is None and text)):
         text = bytes(text) if text is not None else _table_text(values)
-        count = text.count(b"\n") + 1 if values is None else len(values)
+        count = len(values) if values is not None else text.count(b"\n") + 1
         order, mapping = array("I", bytes(4 * count)), array("I", bytes(4 * count))
         sorted_text = array("B", bytes(len(text)))
         verdict = library.bs_sort_table(
@@ -241,15 +239,15 @@ def sorted_table(values: list[Decimal] | None, text: bytes | bytearray | None = 
             column_address(mapping),
             column_address(sorted_text),
         )
-        if verdict == 1:
-            return SortedTable(_made(text) if values is None else values, None, text)
-        if verdict == 0:
-            if values is None:
-                sorted_bytes = sorted_text.tobytes()
-                return SortedTable(_made(sorted_bytes), mapping, sorted_bytes)
-            return SortedTable(list(map(values.__getitem__, order)), mapping, sorted_text.tobytes())
-        if values is None:
-            values = _made(text)
+        if verdict >= 0:  # 1: sorted already (nothing written); 0: sorted
+            renamed = mapping if verdict == 0 else None
+            table_text = sorted_text.tobytes() if verdict == 0 else text
+            if values is None:  # made now, in the sorted order
+                return SortedTable(_made(table_text), renamed, table_text)
+            ordered = values if verdict == 1 else list(map(values.__getitem__, order))
+            return SortedTable(ordered, renamed, table_text)
+    if values is None:
+        values = _made(text)
     order_list = sorted(range(len(values)), key=values.__getitem__)
     if order_list == list(range(len(values))):
         return SortedTable(values, None)
