@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from backtesting import event_loop
 from backtesting.event_columns import QUOTE_FLAGS, column_address
 from backtesting.feed_cache import (
     BBO,
@@ -728,7 +729,7 @@ def run_backtest(spec: BacktestSpec, out_dir: str | Path | None = None) -> Backt
         # of a whole BacktestResult costs a tenth of a second or more after a long run.
         results.append(await BacktestEngine(spec, out_dir).run())
 
-    asyncio.run(main())
+    event_loop.run(main())
     return results[0]
 
 
