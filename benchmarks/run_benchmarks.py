@@ -9,11 +9,15 @@ What is measured, exactly:
 * **backtest events/s** — market events replayed divided by the wall time of ``run_backtest``
   (loading the compact cache, the bot's start-up and shutdown, every sample and the report
   included; Python start-up and imports not). The grid strategy runs with
-  ``take_profit=0.02 wait_time=30`` (an active grid: it trades every few seconds). Best of
-  ``--repeat`` runs in one child process, with the cache already written ("warm"); the "cold"
-  row is the first run on an empty cache directory, which decodes the gzip text (or draws the
-  synthetic market) and writes the cache.
-* **backtest peak RSS** — ``ru_maxrss`` of that child process (everything it ever held).
+  ``take_profit=0.02 wait_time=30`` (an active grid: it trades every few seconds). The
+  recorded feed's "warm" row is the best of ``--repeat`` child processes of ``--repeat`` runs
+  each, with the cache already written; its "cold" row the best of ``--repeat`` first runs,
+  each in a new child process on an empty cache directory (it decodes the gzip text and writes
+  the cache). The synthetic rows: ``--repeat`` warm runs in one process, and one first run
+  (it draws the market). Each row also gives its runs' median: on a shared machine the best is
+  what the code can do, the median what the machine's phases let it (its speed moves by up to
+  1.7x within seconds; runs of one process mostly share a phase, hence several processes).
+* **backtest peak RSS** — ``ru_maxrss`` of the child processes (the most any one held).
 * **paper bot peak RSS** — ``ru_maxrss`` (from ``os.wait4``) of ``runbot.py --exchange paper
   ... --duration 5`` on the synthetic market.
 * **start to first order** — from just before the ``runbot.py`` process is spawned to the
@@ -46,6 +50,9 @@ DEFAULT_FEED = ROOT.parent / "shared" / "data" / "binance-usdm-btcusdt-20240808.
 PARAMS = {"take_profit": "0.02", "wait_time": "30"}
 TARGETS = {
     "events_per_second": 250_000,
+    # The backtest issue's targets for the recorded feed (87,402 events): 35 ms warm, 87 ms cold.
+    "recorded_warm_events_per_second": 2_500_000,
+    "recorded_cold_events_per_second": 1_000_000,
     "backtest_rss_mb": 60,
     "paper_bot_rss_mb": 60,
     "first_order_seconds": 1.0,
@@ -184,6 +191,31 @@ def run_child(
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def best_of_processes(
+    kind: str, source: str, processes: int, runs: int, cache_dir: str | None = None
+) -> dict[str, Any]:
+    """The best run of ``processes`` child processes of ``runs`` runs each, every run listed.
+
+    Runs are spread over processes because a shared machine's speed moves in phases of a second
+    or so: the runs of one process mostly share its phase. With no ``cache_dir`` each process
+    gets an empty one of its own (``runs`` 1: first runs, the decode or draw and the cache write
+    included); else they all read that one (warm).
+    """
+    results = []
+    for _ in range(processes):
+        if cache_dir is None:
+            with tempfile.TemporaryDirectory() as empty:
+                results.append(run_child(kind, source, runs, empty))
+        else:
+            results.append(run_child(kind, source, runs, cache_dir))
+    best = max(results, key=lambda result: result["events_per_second"])
+    return {
+        **best,
+        "runs": [run for result in results for run in result["runs"]],
+        "peak_rss_mb": max(result["peak_rss_mb"] for result in results),
+    }
+
+
 def paper_bot(duration: float) -> dict[str, Any]:
     """Run a paper bot as a process; its peak RSS and the time to its first order."""
     with tempfile.TemporaryDirectory() as log_dir:
@@ -250,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=3,
-        help="runs per backtest measurement (best is kept)",
+        default=5,
+        help="runs per backtest measurement (best is kept, the median shown beside it)",
     )
     parser.add_argument("--paper-seconds", type=float, default=5.0, help="how long the paper bot runs")
     parser.add_argument(
@@ -299,10 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": PARAMS,
     }
     with tempfile.TemporaryDirectory() as cache_dir:
-        with console.status("recorded feed, cold (decodes the gzip and writes the cache)..."):
-            cold = run_child("recorded", str(args.feed), 1, cache_dir)
-        with console.status(f"recorded feed, warm, best of {args.repeat}..."):
-            recorded = run_child("recorded", str(args.feed), args.repeat, cache_dir)
+        with console.status(
+            f"recorded feed, cold (decodes the gzip, writes the cache), best of {args.repeat}..."
+        ):
+            cold = best_of_processes("recorded", str(args.feed), args.repeat, 1)
+        with console.status(f"recorded feed, warm, {args.repeat} processes of {args.repeat} runs..."):
+            recorded = best_of_processes("recorded", str(args.feed), args.repeat, args.repeat, cache_dir)
         with console.status("recorded feed, wake filter off..."):
             unfiltered = run_child("recorded", str(args.feed), 1, cache_dir, wake_filter=False)
         with console.status(f"{args.synthetic_events:,} synthetic events, cold (draws and caches them)..."):
@@ -322,18 +356,29 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def rate(result: dict[str, Any]) -> str:
-        return (
-            f"{result['events_per_second']:,.0f} /s ({result['events']:,} events, {result['seconds']:.2f} s)"
-        )
+        milliseconds = result["seconds"] * 1000
+        text = f"{result['events_per_second']:,.0f} /s ({result['events']:,} events, {milliseconds:.1f} ms"
+        runs = result.get("runs", [])
+        if len(runs) > 1:
+            median = statistics.median(run["events_per_second"] for run in runs)
+            text += f"; median {median:,.0f} /s"
+        return text + ")"
 
-    target_rate = f">= {TARGETS['events_per_second']:,} /s"
+    def at_least(key: str) -> str:
+        return f">= {TARGETS[key]:,} /s"
+
+    target_rate = at_least("events_per_second")
     rows += [
         (
-            f"backtest, recorded feed (warm cache, best of {args.repeat})",
+            f"backtest, recorded feed (warm cache, best of {args.repeat} processes x {args.repeat} runs)",
             rate(recorded),
-            target_rate,
+            at_least("recorded_warm_events_per_second"),
         ),
-        ("backtest, recorded feed (cold: decode + cache)", rate(cold), ""),
+        (
+            f"backtest, recorded feed (cold: decode + cache, best of {args.repeat} first runs, 1 a process)",
+            rate(cold),
+            at_least("recorded_cold_events_per_second"),
+        ),
         ("backtest, recorded feed, wake filter off", rate(unfiltered), ""),
         (
             f"backtest, {args.synthetic_events:,} synthetic (warm, best of {args.repeat})",
