@@ -13,6 +13,7 @@
  *
  * No Python API is used: the module is loaded with ctypes, which releases the GIL during calls.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -631,6 +632,119 @@ int64_t bs_quiet_end(const int64_t *call) {
         }
     }
     return stop;
+}
+
+/* Python's float floor division, bit for bit (CPython's float_floor_div): the sample times
+ * below must come out as the Python loop's. */
+static double python_floor_div(double vx, double wx) {
+    double mod = fmod(vx, wx);
+    double div = (vx - mod) / wx;
+    if (mod != 0.0) {
+        if ((wx < 0) != (mod < 0)) div -= 1.0;
+    }
+    if (div != 0.0) {
+        double whole = floor(div);
+        if (div - whole > 0.5) whole += 1.0;
+        return whole;
+    }
+    return copysign(0.0, vx / wx);
+}
+
+/* The samples due among events begin..end-1 of a quiet run (backtesting.engine._QuietRuns.
+ * take_samples, whose Python loop this is). A sample falls at the first event at or after its
+ * due time; the next is due interval * (1 + (moment - due) // interval) later. For each, splits[]
+ * gets that event's index and quotes[] the index of the last quote before it (since the sample
+ * before) when its bid or ask index differs from the last one reported, else -1: a quote with
+ * the same indexes holds the same value objects. Packed as bs_quiet_end's: call = {times, kinds,
+ * first, second (addresses), begin, end, bid, ask (the indexes last reported, -1 at first),
+ * splits, quotes (addresses), room}; numbers = {due, interval}. Stops after room samples;
+ * returns how many it wrote, leaving begin, bid, ask and due where the next call goes on. */
+int64_t bs_sample_points(int64_t *call, double *numbers) {
+    const double *times = (const double *)(intptr_t)call[0];
+    const int8_t *kinds = (const int8_t *)(intptr_t)call[1];
+    const uint32_t *first = (const uint32_t *)(intptr_t)call[2], *second = (const uint32_t *)(intptr_t)call[3];
+    int64_t begin = call[4], bid = call[6], ask = call[7];
+    const int64_t end = call[5], room = call[10];
+    int64_t *splits = (int64_t *)(intptr_t)call[8], *quotes = (int64_t *)(intptr_t)call[9];
+    double due = numbers[0];
+    const double interval = numbers[1];
+    int64_t written = 0;
+    while (written < room) {
+        int64_t low = begin, high = end; /* bisect_left(times, due, begin, end) */
+        while (low < high) {
+            const int64_t middle = low + (high - low) / 2;
+            if (times[middle] < due) low = middle + 1;
+            else high = middle;
+        }
+        if (low == end) break;
+        int64_t quote = -1;
+        for (int64_t i = low - 1; i >= begin; i--) {
+            if (kinds[i] == LINE_BBO) {
+                if ((int64_t)first[i] != bid || (int64_t)second[i] != ask) {
+                    quote = i;
+                    bid = first[i];
+                    ask = second[i];
+                }
+                break;
+            }
+        }
+        splits[written] = low;
+        quotes[written] = quote;
+        written++;
+        const double moment = times[low];
+        due += interval * (1.0 + python_floor_div(moment - due, interval));
+        begin = low;
+    }
+    call[4] = begin;
+    call[6] = bid;
+    call[7] = ask;
+    numbers[0] = due;
+    return written;
+}
+
+/* Where a quiet run's last change of quote may be (backtesting.engine._QuietRuns.apply): going
+ * back from the quote at index at while at > floor, the first quote whose bid or ask index
+ * differs from the quote before it in begin..at-1, or that has no quote before it there; or
+ * floor when none does above it. Equal indexes are equal values; differing ones may still be
+ * (equal values with other digits), which the caller checks. Packed: call = {kinds, first,
+ * second (addresses), begin, at, floor}. */
+int64_t bs_quote_change(const int64_t *call) {
+    const int8_t *kinds = (const int8_t *)(intptr_t)call[0];
+    const uint32_t *first = (const uint32_t *)(intptr_t)call[1], *second = (const uint32_t *)(intptr_t)call[2];
+    const int64_t begin = call[3], floor_index = call[5];
+    int64_t at = call[4];
+    while (at > floor_index) {
+        int64_t before = at - 1;
+        while (before >= begin && kinds[before] != LINE_BBO) before--;
+        if (before < begin || first[before] != first[at] || second[before] != second[at]) return at;
+        at = before;
+    }
+    return floor_index;
+}
+
+/* One side's sizes at the quotes among events begin..end-1: its column's index at each quote,
+ * leaving out one that repeats the index just before it, the first always kept. */
+static int64_t quote_sizes(const int8_t *kinds, const uint32_t *column, int64_t begin, int64_t end,
+                           uint32_t *sizes) {
+    int64_t written = 0;
+    for (int64_t i = begin; i < end; i++) {
+        if (kinds[i] != LINE_BBO) continue;
+        if (written == 0 || sizes[written - 1] != column[i]) sizes[written++] = column[i];
+    }
+    return written;
+}
+
+/* The sizes the quotes of a same-quote run show, bid and ask (backtesting.engine._QuietRuns.
+ * apply_same_quotes): a size that repeats the one before it on its side is the same value
+ * object again, which the venue's queue skips, so it is left out here. Packed: call = {kinds,
+ * bid sizes column, ask sizes column (addresses), begin, end, bid out, ask out (addresses, room
+ * for end - begin each), then the ask count written back}. Returns the bid count. */
+int64_t bs_quote_sizes(int64_t *call) {
+    const int8_t *kinds = (const int8_t *)(intptr_t)call[0];
+    const uint32_t *bids = (const uint32_t *)(intptr_t)call[1], *asks = (const uint32_t *)(intptr_t)call[2];
+    const int64_t begin = call[3], end = call[4];
+    call[7] = quote_sizes(kinds, asks, begin, end, (uint32_t *)(intptr_t)call[6]);
+    return quote_sizes(kinds, bids, begin, end, (uint32_t *)(intptr_t)call[5]);
 }
 
 /* The values used as prices by events 0..count-1 (a quote's bid and ask, a trade's price):

@@ -49,7 +49,10 @@ logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("binance_scan.c")
 #: Set to ``python`` to read every line with the Python reader.
 SCANNER_VARIABLE = "PERP_DEX_BOT_FEED_SCANNER"
-_FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC")
+#: No contraction into fused multiply-adds: sample times must round as Python's floats do.
+_FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-shared", "-fPIC")
+#: After the source (a linker that drops unused libraries reads them in order).
+_LIBRARIES = ("-lm",)
 #: Distinct texts the C table holds before it starts again (about 10 MB at most; the shared feed
 #: holds 16,000).
 _TEXT_LIMIT = 1 << 17
@@ -99,7 +102,7 @@ def build(folder: Path | None = None) -> Path:
         raise ScannerUnavailable("no C compiler (cc) found")
     source = SOURCE.read_bytes()
     key = hashlib.sha256(
-        b"\0".join([source, compiler.encode(), " ".join(_FLAGS).encode(), _machine().encode()])
+        b"\0".join([source, compiler.encode(), " ".join(_FLAGS + _LIBRARIES).encode(), _machine().encode()])
     ).hexdigest()[:16]
     target = (folder or _cache_folder()) / f"binance_scan-{key}.so"
     if target.is_file():
@@ -112,7 +115,7 @@ def build(folder: Path | None = None) -> Path:
         raise ScannerUnavailable(f"cannot write {target.parent}: {exc}") from None
     try:
         completed = subprocess.run(
-            [compiler, *_FLAGS, "-o", temporary, str(SOURCE)],
+            [compiler, *_FLAGS, "-o", temporary, str(SOURCE), *_LIBRARIES],
             capture_output=True,
             text=True,
             timeout=120,
@@ -155,6 +158,11 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     library.bs_remap.argtypes = [pointer] * 5 + [size, pointer]
     library.bs_quiet_end.restype = size
     library.bs_quiet_end.argtypes = [pointer]
+    for packed in ("bs_sample_points", "bs_quote_change", "bs_quote_sizes"):
+        getattr(library, packed).restype = size
+    library.bs_sample_points.argtypes = [pointer, pointer]
+    library.bs_quote_change.argtypes = [pointer]
+    library.bs_quote_sizes.argtypes = [pointer]
     library.bs_mark_prices.restype = ctypes.c_int
     library.bs_mark_prices.argtypes = [pointer] * 3 + [size, pointer, size]
     library.bs_sort_table.restype = ctypes.c_int

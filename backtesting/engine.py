@@ -24,7 +24,7 @@ import itertools
 import logging
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +50,7 @@ from backtesting.report import (
     OrderRecord,
     RecordWriter,
     SampleLog,
+    SampleState,
     Tally,
     summarize,
 )
@@ -740,6 +741,8 @@ _EDGES_KEPT = 512
 #: (most runs are a few events: a search costs more than looking).
 _SAME_QUOTES_LOOKED_AT = 4
 _TRADE_FLAG = bytes([0])
+#: Samples the compiled sample search finds a call (a run of the shared feed holds up to ~100).
+_SAMPLES_A_CALL = 512
 
 
 class _QuietRuns:
@@ -764,6 +767,18 @@ class _QuietRuns:
         #: Decimals costs about 15 comparisons. Emptied at _EDGES_KEPT prices: a band's edges
         #: are worked-out prices, new ones all along a long run (6 MB at 5,000,000 events).
         self._edges: dict[Decimal, tuple[int, int]] = {}
+        # The compiled functions' packed arguments and outputs (see binance_scan.c), made once.
+        self._change_call = array("q", bytes(6 * 8))
+        self._size_call = array("q", bytes(8 * 8))
+        self._bid_sizes = array("I")
+        self._ask_sizes = array("I")
+        self._sample_call = array("q", bytes(11 * 8))
+        self._sample_numbers = array("d", (0.0, 0.0))
+        self._splits = array("q", bytes(_SAMPLES_A_CALL * 8))
+        self._quotes = array("q", bytes(_SAMPLES_A_CALL * 8))
+        self._sample_call[8:] = array(
+            "q", (column_address(self._splits), column_address(self._quotes), _SAMPLES_A_CALL)
+        )
 
     def load(self, columns: Columns) -> None:
         """Take a chunk's columns."""
@@ -783,6 +798,10 @@ class _QuietRuns:
             column_address(self._first),
             column_address(self._second),
         )
+        sizes = (column_address(columns[4]), column_address(columns[5]))
+        self._size_call[:3] = array("q", (self._addresses[0], *sizes))
+        self._change_call[:3] = array("q", self._addresses)
+        self._sample_call[:4] = array("q", (column_address(self._times), *self._addresses))
 
     def backoff(self) -> int:
         """Events to go before trying again after a run was not found (doubles, up to a limit)."""
@@ -951,6 +970,8 @@ class _QuietRuns:
         assert bid is not None and ask is not None  # a run needs a book
         sample_at = venue.equity_sampler()
         state = sample_at(bid, ask)
+        if self._library is not None:
+            return self._take_samples_compiled(samples, begin, end, due, interval, bid, ask, sample_at, state)
         last_quote_in = self._kind_bytes.rfind  # _last_quote, inlined: a run may hold hundreds
         while True:
             split = bisect.bisect_left(times, due, begin, end)
@@ -968,6 +989,42 @@ class _QuietRuns:
             due += interval * (1 + (moment - due) // interval)
             begin = split
 
+    def _take_samples_compiled(
+        self,
+        samples: SampleLog,
+        begin: int,
+        end: int,
+        due: float,
+        interval: float,
+        bid: Decimal,
+        ask: Decimal,
+        sample_at: Callable[[Decimal, Decimal], SampleState],
+        state: SampleState,
+    ) -> float:
+        """:meth:`take_samples`' loop, the search in ``bs_sample_points``: it gives each
+        sample's event and, where the quote before it has other value indexes than the last one
+        it gave, that quote; the value objects are compared here as the Python loop does."""
+        times, first, second, values = self._times, self._first, self._second, self._values
+        call, numbers = self._sample_call, self._sample_numbers
+        call[4], call[5], call[6], call[7] = begin, end, -1, -1
+        numbers[0], numbers[1] = due, interval
+        splits, quotes = self._splits, self._quotes
+        search = self._library.bs_sample_points
+        call_address, numbers_address = column_address(call), column_address(numbers)
+        add = samples.add
+        while True:
+            found = search(call_address, numbers_address)
+            for index in range(found):
+                quote = quotes[index]
+                if quote >= 0:
+                    quoted_bid, quoted_ask = values[first[quote]], values[second[quote]]
+                    if quoted_bid is not bid or quoted_ask is not ask:
+                        bid, ask = quoted_bid, quoted_ask
+                        state = sample_at(bid, ask)
+                add(times[splits[index]], state)
+            if found < _SAMPLES_A_CALL:
+                return numbers[0]
+
     def apply_same_quotes(self, venue: PaperExchangeClient, begin: int, end: int) -> None:
         """Hand events ``begin`` .. ``end - 1``, found by :meth:`same_quote_end`, to the venue."""
         if end <= begin:
@@ -977,10 +1034,28 @@ class _QuietRuns:
         value = self._values.__getitem__
         last_quote = self._last_quote(begin, end)
         last_trade = self._last_trade(begin, end)
-        bid_sizes, ask_sizes = third[begin:end], fourth[begin:end]
-        if last_trade >= begin:  # the quotes' sizes only (a trade's third and fourth name none)
+        bid_sizes: Iterable[int]
+        ask_sizes: Iterable[int]
+        if self._library is not None:
+            # The quotes' sizes, each side's repeats of the size before left out (the venue's
+            # queue skips the same size object again; most runs repeat half their sizes).
+            if len(self._bid_sizes) < end - begin:
+                room = bytes(4 * max(end - begin, 2 * len(self._bid_sizes)))
+                self._bid_sizes, self._ask_sizes = array("I", room), array("I", room)
+                self._size_call[5:7] = array(
+                    "q", (column_address(self._bid_sizes), column_address(self._ask_sizes))
+                )
+            call = self._size_call
+            call[3], call[4] = begin, end
+            bids = self._library.bs_quote_sizes(column_address(call))
+            bid_sizes = itertools.islice(self._bid_sizes, bids)
+            ask_sizes = itertools.islice(self._ask_sizes, call[7])
+        elif last_trade >= begin:  # the quotes' sizes only (a trade's third and fourth name none)
             flags = self._quote_flags[begin:end]
-            bid_sizes, ask_sizes = itertools.compress(bid_sizes, flags), itertools.compress(ask_sizes, flags)
+            bid_sizes = itertools.compress(third[begin:end], flags)
+            ask_sizes = itertools.compress(fourth[begin:end], flags)
+        else:
+            bid_sizes, ask_sizes = third[begin:end], fourth[begin:end]
         venue.apply_same_quotes(
             end - begin,
             map(value, bid_sizes),
@@ -1011,7 +1086,15 @@ class _QuietRuns:
         last_trade = self._last_trade(begin, end)
         noted = last_trade
         at = last_quote
+        change = self._change_call
+        change[3] = begin
         while at > noted:  # the last quote that changed, if it comes after the last trade
+            if self._library is not None:
+                # Skips back over quotes with the same value indexes as the one before them.
+                change[4], change[5] = at, noted
+                at = self._library.bs_quote_change(column_address(change))
+                if at <= noted:
+                    break
             before = self._last_quote(begin, at)
             # Compared as values: equal prices with other digits are the same quote.
             previous = (values[first[before]], values[second[before]]) if before >= begin else opening

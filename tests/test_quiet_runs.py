@@ -97,14 +97,14 @@ def _one_by_one(
 
 
 def _as_run(
-    feed: Any, columns: Any, begin: int, end: int, due: float, interval: float
+    feed: Any, columns: Any, begin: int, end: int, due: float, interval: float, library: Any
 ) -> tuple[tuple[Any, ...], list[Sample]]:
     venue, quiet, clock = _venue(feed)
     for index in range(1, begin):
         clock.advance_to(columns[0][index])
         _apply(venue, columns, feed.values, index)
     quiet.skipped_at = None
-    runs = _QuietRuns(feed.values)
+    runs = _QuietRuns(feed.values, library)
     runs.load(columns)
     samples = SampleLog()
     runs.take_samples(venue, samples, begin, end, due, interval)
@@ -112,6 +112,7 @@ def _as_run(
     return _state(venue, quiet), list(samples)
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
 @pytest.mark.parametrize(
     ("begin", "end", "samples_from", "interval"),
     [
@@ -124,7 +125,7 @@ def _as_run(
     ],
 )
 def test_a_run_leaves_what_its_events_one_by_one_leave(
-    feed: Any, begin: int, end: int, samples_from: int, interval: float
+    feed: Any, begin: int, end: int, samples_from: int, interval: float, compiled: bool
 ) -> None:
     """The run is applied at once; the samples falling due inside it (from the time of event
     ``samples_from`` on, every ``interval`` seconds) are read from its columns."""
@@ -133,7 +134,9 @@ def test_a_run_leaves_what_its_events_one_by_one_leave(
     expected_state, expected_samples = _one_by_one(feed, columns, begin, end, due, interval)
     if end - begin > 100:  # long runs note a skipped update: there is something to compare
         assert expected_state[5] is not None
-    state, samples = _as_run(feed, columns, begin, end, due, interval)
+    if compiled and LIBRARY is None:
+        pytest.skip("no C compiler: only the Python loops run")
+    state, samples = _as_run(feed, columns, begin, end, due, interval, LIBRARY if compiled else None)
     assert state == expected_state
     assert samples == expected_samples
     assert samples and expected_samples[0].position == D("0.004")
