@@ -72,7 +72,7 @@ def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: boo
     import trading_bot  # noqa: F401  (imports are not part of a run: the engine imports it lazily)
     from backtesting.engine import BacktestSpec, run_backtest
 
-    _compile_scanner()
+    _compiled_scanner()
 
     params: dict[str, Any] = {
         "take_profit": Decimal(PARAMS["take_profit"]),
@@ -103,18 +103,20 @@ def _child(kind: str, source: str, repeat: int, cache_dir: str, wake_filter: boo
     print(json.dumps({**best, "runs": runs, "peak_rss_mb": peak_kb / 1024}))
 
 
-def _compile_scanner() -> None:
-    """Compile the C scanner into the user's cache before anything is timed: a machine does it
-    once, on its first cold read, so a fresh machine's cold row would otherwise time gcc. Loading
-    the library stays inside the run, as it is in every new process."""
+def _compiled_scanner() -> Any:
+    """The measured checkout's scanner module, its C library compiled into the user's cache
+    before anything is timed: a machine does that once, on its first cold read, so a fresh
+    machine's cold row would otherwise time gcc. Loading the library stays inside the run, as it
+    is in every new process. None for a ``--baseline`` checkout from before the scanner."""
     try:
         from backtesting import binance_scan
-    except ImportError:  # a --baseline checkout from before the compiled scanner
-        return
+    except ImportError:
+        return None
     try:
         binance_scan.build()
     except binance_scan.ScannerUnavailable:
         pass  # the run reads with Python, and says so in its log
+    return binance_scan
 
 
 def _breakdown(source: str, cache_dir: str, root: Path) -> None:
@@ -135,13 +137,8 @@ def _breakdown(source: str, cache_dir: str, root: Path) -> None:
     from backtesting import feed_cache, market_feed
     from backtesting.engine import BacktestSpec, run_backtest
 
-    compiled = False
-    try:
-        from backtesting import binance_scan
-
-        compiled = binance_scan.load() is not None
-    except ImportError:  # a checkout before the compiled scanner
-        pass
+    scanner = _compiled_scanner()
+    compiled = scanner is not None and scanner.load() is not None
     params: dict[str, Any] = {
         "take_profit": Decimal(PARAMS["take_profit"]),
         "wait_time": float(PARAMS["wait_time"]),

@@ -1,4 +1,5 @@
-"""The side-by-side benchmark's paired ratio (benchmarks/run_benchmarks.py)."""
+"""The benchmark harness's figures (benchmarks/run_benchmarks.py): the side-by-side paired ratio,
+and the best of several processes, cold runs each on an empty cache."""
 
 from __future__ import annotations
 
